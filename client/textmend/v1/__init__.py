@@ -1,0 +1,1 @@
+"""Generated from proto/textmend/v1/textmend.proto."""

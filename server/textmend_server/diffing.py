@@ -1,0 +1,103 @@
+"""A unified diff of the original against the cleaned text, built from the edits.
+
+Built from the edits rather than by comparing the texts: the work grows with the number of
+edits and the lines they touch, not with the document, and the diff shows exactly the changes
+the edits describe.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+
+from textmend_server.edits import Edit
+
+_NO_NEWLINE = "\\ No newline at end of file\n"
+
+
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    find = text.find
+    pos = find("\n")
+    while pos != -1:
+        starts.append(pos + 1)
+        pos = find("\n", pos + 1)
+    if starts[-1] == len(text) and len(starts) > 1:
+        starts.pop()
+    return starts
+
+
+def _line_of(starts: Sequence[int], pos: int) -> int:
+    return bisect_right(starts, pos) - 1
+
+
+def _lines(text: str, starts: Sequence[int], first: int, last: int) -> list[str]:
+    """Lines first..last-1 of text, each with its newline (if any)."""
+    ends = [*starts[1:], len(text)]
+    return [text[starts[k] : ends[k]] for k in range(first, min(last, len(starts)))]
+
+
+def unified_diff(
+    original: str, cleaned: str, edits: Sequence[Edit], label: str = "document", context: int = 3
+) -> str:
+    """Unified diff (as `diff -u` prints it) of original against cleaned, hunks from edits.
+
+    >>> from textmend_server.policy import Category
+    >>> e = Edit(Category.MOJIBAKE, 9, 11, 9, 10, "Ã©", "é", "utf-8 read as latin-1", 0.9)
+    >>> print(unified_diff("line one\\ncafÃ©\\n", "line one\\ncafé\\n", [e]), end="")
+    --- a/document
+    +++ b/document
+    @@ -1,2 +1,2 @@
+     line one
+    -cafÃ©
+    +café
+    """
+    if not edits:
+        return ""
+    o_starts, c_starts = _line_starts(original), _line_starts(cleaned)
+    # Each edit covers original lines [a1, a2) and cleaned lines [b1, b2); merge overlaps.
+    blocks: list[list[int]] = []
+    for e in edits:
+        a1 = _line_of(o_starts, e.original_start)
+        a2 = _line_of(o_starts, max(e.original_end - 1, e.original_start)) + 1
+        b1 = _line_of(c_starts, e.cleaned_start)
+        b2 = _line_of(c_starts, max(e.cleaned_end - 1, e.cleaned_start)) + 1
+        if e.cleaned_end == e.cleaned_start and e.cleaned_start == len(cleaned) and cleaned:
+            b1 = b2 = len(c_starts) if cleaned.endswith("\n") else b1
+        if blocks and a1 <= blocks[-1][1]:
+            blocks[-1][1] = max(blocks[-1][1], a2)
+            blocks[-1][3] = max(blocks[-1][3], b2)
+        else:
+            blocks.append([a1, a2, b1, b2])
+    # Group blocks whose context would touch into hunks.
+    hunks: list[list[list[int]]] = []
+    for block in blocks:
+        if hunks and block[0] - hunks[-1][-1][1] <= 2 * context:
+            hunks[-1].append(block)
+        else:
+            hunks.append([block])
+    out = [f"--- a/{label}\n", f"+++ b/{label}\n"]
+    n_orig = len(o_starts) if original else 0
+    for hunk in hunks:
+        a_lo = max(0, hunk[0][0] - context)
+        offset = hunk[0][2] - hunk[0][0]  # cleaned line = original line + offset before a block
+        a_hi = min(n_orig, hunk[-1][1] + context)
+        b_lo = a_lo + offset
+        b_hi = a_hi + (hunk[-1][3] - hunk[-1][1])
+        body: list[str] = []
+        pos = a_lo
+        for a1, a2, b1, b2 in hunk:
+            body += [" " + line for line in _lines(original, o_starts, pos, a1)]
+            body += ["-" + line for line in _lines(original, o_starts, a1, a2)]
+            body += ["+" + line for line in _lines(cleaned, c_starts, b1, b2)]
+            pos = a2
+        body += [" " + line for line in _lines(original, o_starts, pos, a_hi)]
+        out.append(f"@@ -{_range(a_lo, a_hi - a_lo)} +{_range(b_lo, b_hi - b_lo)} @@\n")
+        out += [line if line.endswith("\n") else line + "\n" + _NO_NEWLINE for line in body]
+    return "".join(out)
+
+
+def _range(start: int, length: int) -> str:
+    """Hunk range as diff prints it: 1-based start, length omitted when 1."""
+    first = start + 1 if length else start
+    return f"{first}" if length == 1 else f"{first},{length}"

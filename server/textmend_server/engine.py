@@ -1,0 +1,218 @@
+"""The pipeline: decode bytes, detect damage, repair it, and describe every change.
+
+    repair_bytes(content) = decode -> repair_text -> diff
+
+Each stage is a named function from `textmend_server.fixes` (and `textmend_server.cjk`) that
+returns `Proposal`s; `EditLog` turns them into edits against the decoded original.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from textmend_server import cjk
+from textmend_server.decoding import DecodedText, EncodingSource, decode
+from textmend_server.diffing import unified_diff
+from textmend_server.edits import Edit, EditLog, Proposal
+from textmend_server.errors import TooLargeError
+from textmend_server.fixes import FINDERS, Finder
+from textmend_server.policy import INFORMATIONAL, Action, Category, RepairPolicy
+
+
+class Verdict(StrEnum):
+    """One word to route a document on (see `Verdict` in the proto)."""
+
+    CLEAN = "clean"
+    REPAIRED = "repaired"
+    SUSPECT = "suspect"
+    UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True)
+class Repaired:
+    """Everything the engine knows about one document after repair.
+
+    `apply_edits(original, edits) == text` always holds; `findings` were reported, not
+    changed, and carry their suggested repair in `replacement`.
+    """
+
+    original: str
+    text: str
+    verdict: Verdict
+    edits: list[Edit]
+    findings: list[Edit]
+    decoded: DecodedText | None
+    diff: str
+    # Seconds per stage: decode, detect, repair, diff, total.
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _cjk_phase_slips(text: str) -> list[Proposal]:
+    return cjk.find_phase_slips(text)
+
+
+def _cjk_wrong_codec(text: str) -> list[Proposal]:
+    return cjk.find_wrong_codec_runs(text)
+
+
+def _cjk_ruby_leaks(text: str) -> list[Proposal]:
+    return cjk.find_ruby_leaks(text)
+
+
+# The pipeline's repair stages, in order: (name, categories it reports, finder).
+STAGES: tuple[tuple[str, frozenset[Category], Finder], ...] = (
+    ("mojibake", *FINDERS["mojibake"]),
+    ("cjk_phase_slip", frozenset({Category.CJK_PHASE_SLIP}), _cjk_phase_slips),
+    ("cjk_wrong_codec", frozenset({Category.CJK_WRONG_CODEC}), _cjk_wrong_codec),
+    ("ruby_leak", frozenset({Category.RUBY_LEAK}), _cjk_ruby_leaks),
+    ("markup", *FINDERS["markup"]),
+    ("stray", *FINDERS["stray"]),
+    ("repeated", *FINDERS["repeated"]),
+)
+
+# A document with more than this share of undecodable bytes is not text we can vouch for.
+UNREADABLE_SHARE = 0.1
+
+
+def repair_bytes(
+    content: bytes,
+    *,
+    declared_encoding: str | None = None,
+    content_type: str = "text/plain",
+    policy: RepairPolicy | None = None,
+    include_diff: bool = True,
+    label: str = "document",
+    max_bytes: int | None = None,
+) -> Repaired:
+    """Decode content and repair it; see `Repaired` for what comes back.
+
+    Raises an `InputError` (empty, binary, unknown charset, unknown policy) or
+    `TooLargeError`, each with a message saying what to send instead.
+
+    >>> r = repair_bytes("naÃ¯ve cafÃ©".encode("utf-8"))
+    >>> r.text, [(e.original, e.replacement) for e in r.edits]
+    ('naïve café', [('Ã¯', 'ï'), ('Ã©', 'é')])
+    """
+    if not isinstance(content, bytes | bytearray | memoryview):
+        raise TypeError(
+            f"repair_bytes takes the document's bytes, not {type(content).__name__}; "
+            "for text already decoded use repair_text"
+        )
+    if max_bytes is not None and len(content) > max_bytes:
+        raise TooLargeError(len(content), max_bytes)
+    started = time.perf_counter()
+    html = content_type.split(";")[0].strip().lower() == "text/html"
+    if policy is None:
+        policy = RepairPolicy(html=html)
+    elif html and not policy.html:
+        policy = RepairPolicy(overrides=policy.overrides, html=True)
+    decoded = decode(bytes(content), declared_encoding or None)
+    decoded_at = time.perf_counter()
+    seeded = _decoding_findings(decoded)
+    result = repair_text(
+        decoded.text, policy=policy, include_diff=include_diff, label=label, seeded=seeded
+    )
+    share = sum(e - s for _, s, e in decoded.undecodable) / max(1, decoded.content_bytes)
+    verdict = Verdict.UNREADABLE if share > UNREADABLE_SHARE else result.verdict
+    timings = {"decode": decoded_at - started, **result.timings}
+    timings["total"] = time.perf_counter() - started
+    return Repaired(result.original, result.text, verdict, result.edits, result.findings,
+                    decoded, result.diff, timings)
+
+
+def _decoding_findings(decoded: DecodedText) -> list[Proposal]:
+    """Findings the decoder leaves: undecodable bytes, an overruled declared charset."""
+    found = [
+        Proposal(pos, pos + 1, "\ufffd", Category.UNDECODABLE,
+                 f"bytes {start}-{end - 1} are not valid {decoded.encoding}", 1.0,
+                 byte_span=(start, end), flag_only=True)
+        for pos, start, end in decoded.undecodable
+    ]
+    if decoded.overruled:
+        found.insert(0, Proposal(0, 0, "", Category.ENCODING,
+                                 f"declared {decoded.declared!r} overruled, used "
+                                 f"{decoded.encoding}: {decoded.overruled}",
+                                 decoded.confidence, flag_only=True))
+    return found
+
+
+def repair_text(
+    text: str,
+    *,
+    policy: RepairPolicy | None = None,
+    include_diff: bool = True,
+    label: str = "document",
+    seeded: list[Proposal] | None = None,
+) -> Repaired:
+    """Repair text that is already decoded; `seeded` findings are reported as they are.
+
+    >>> repair_text("It’s “fine” — café…").verdict.value
+    'clean'
+    """
+    if not isinstance(text, str):
+        raise TypeError(
+            f"repair_text takes str, not {type(text).__name__}; for bytes use repair_bytes, "
+            "which detects the encoding"
+        )
+    policy = policy or RepairPolicy()
+    started = time.perf_counter()
+    log = EditLog(text)
+    found: list[tuple[int, int, Proposal]] = [(p.start, p.end, p) for p in seeded or []]
+    for _name, categories, finder in STAGES:
+        if not any(policy.wants(c) for c in categories):
+            continue
+        to_apply: list[Proposal] = []
+        for proposal in finder(log.text):
+            action = policy.action(proposal.category)
+            if action is Action.OFF:
+                continue
+            if action is Action.FIX and not proposal.flag_only:
+                to_apply.append(proposal)
+            else:
+                found.append((*log.to_original(proposal.start, proposal.end), proposal))
+        log.apply(to_apply)
+    repaired_at = time.perf_counter()
+    edits = log.edits()
+    findings = sorted(
+        (_finding(log, start, end, p) for start, end, p in found),
+        key=lambda e: (e.original_start, e.original_end),
+    )
+    diff = unified_diff(text, log.text, edits, label) if include_diff else ""
+    done = time.perf_counter()
+    return Repaired(
+        original=text,
+        text=log.text,
+        verdict=_verdict(edits, findings),
+        edits=edits,
+        findings=findings,
+        decoded=None,
+        diff=diff,
+        timings={"detect": 0.0, "repair": repaired_at - started, "diff": done - repaired_at},
+    )
+
+
+def _finding(log: EditLog, start: int, end: int, proposal: Proposal) -> Edit:
+    c_start, c_end = log.original_to_cleaned(start, end)
+    return Edit(
+        category=proposal.category,
+        original_start=start,
+        original_end=end,
+        cleaned_start=c_start,
+        cleaned_end=c_end,
+        original=log.original[start:end],
+        replacement=proposal.replacement,
+        reason=proposal.reason,
+        confidence=proposal.confidence,
+        byte_span=proposal.byte_span,
+    )
+
+
+def _verdict(edits: list[Edit], findings: list[Edit]) -> Verdict:
+    if any(f.category not in INFORMATIONAL for f in findings):
+        return Verdict.SUSPECT
+    return Verdict.REPAIRED if edits else Verdict.CLEAN
+
+
+__all__ = ["EncodingSource", "Repaired", "RepairPolicy", "Verdict", "repair_bytes", "repair_text"]

@@ -1,0 +1,57 @@
+"""Errors the engine raises for input it cannot treat as text.
+
+Each carries a message a person can act on; the service maps `InputError` to
+INVALID_ARGUMENT and `TooLargeError` to RESOURCE_EXHAUSTED. Ordinary outcomes (clean text,
+nothing detected) are never errors.
+"""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """The request cannot be processed as given; the message says what to send instead."""
+
+
+class EmptyContentError(InputError):
+    """The content is empty: there is nothing to repair."""
+
+    def __init__(self) -> None:
+        super().__init__("content is empty: send the document's bytes in `content`")
+
+
+class BinaryContentError(InputError):
+    """The content is a binary file (an image, an archive, a PDF, an executable), not text."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        super().__init__(
+            f"content looks like a binary file ({kind}), not text: extract the text first "
+            "(for example with a PDF or archive tool) and send that"
+        )
+
+
+class UnknownEncodingError(InputError):
+    """The declared charset names no codec Python or WHATWG knows."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(
+            f"unknown declared_encoding {name!r}: use a charset name such as 'utf-8', "
+            "'windows-1252', 'gb18030', 'big5' or 'shift_jis', or leave it empty to detect"
+        )
+
+
+class UnknownPolicyError(InputError):
+    """The policy names a category or an action that does not exist."""
+
+
+class TooLargeError(InputError):
+    """The content is larger than the configured limit."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"content is {size} bytes, over the limit of {limit} bytes: split the document "
+            "or raise the server's --max-message-mb"
+        )

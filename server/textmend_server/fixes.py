@@ -1,0 +1,396 @@
+"""One function per repair. Each finder returns `Proposal`s; each `fix_`/`remove_` applies them.
+
+Finders look at text and say what they would change and why; they never decide policy (the
+engine does) and never see bytes (decoding comes first). Every finder leaves valid text alone:
+curly quotes, dashes, ellipses, full-width CJK punctuation, the ideographic space, ligatures,
+accents in either normal form, emoji sequences and right-to-left marks are all content.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from difflib import SequenceMatcher
+from html.entities import html5
+
+import ftfy
+from ftfy.badness import badness
+
+from textmend_server.edits import Proposal
+from textmend_server.policy import Category
+
+Finder = Callable[[str], list[Proposal]]
+
+# ftfy, told to fix encodings only. Its defaults also straighten curly quotes, fold full-width
+# characters, split ligatures, normalise to NFC and rewrite line breaks: all valid text.
+FTFY_CONFIG = ftfy.TextFixerConfig(
+    unescape_html=False,
+    remove_terminal_escapes=False,
+    fix_encoding=True,
+    restore_byte_a0=True,
+    replace_lossy_sequences=True,
+    decode_inconsistent_utf8=True,
+    fix_c1_controls=True,
+    fix_latin_ligatures=False,
+    fix_character_width=False,
+    uncurl_quotes=False,
+    fix_line_breaks=False,
+    fix_surrogates=False,
+    remove_control_chars=False,
+    normalization=None,
+    explain=True,
+)
+
+# Lines holding none of these cannot be UTF-8 mojibake: every mojibake of a UTF-8 multi-byte
+# sequence in a single-byte codec contains a Latin-1 supplement, Latin Extended, Greek,
+# Cyrillic or Windows-1252 punctuation character, or a C1 control.
+_MOJIBAKE_HINT = re.compile(
+    "[\u0080-\u024f\u02c6-\u02dc\u0370-\u04ff\u2013-\u2122\u0590-\u06ff\u0e00-\u0e7f\uff61-\uff9f]"
+)
+
+_LINES = re.compile(r"[^\n]*\n|[^\n]+")
+
+
+def _line_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _LINES.finditer(text)]
+
+
+def _diff_proposals(
+    old: str, new: str, offset: int, category: Category, reason: str, confidence: float
+) -> list[Proposal]:
+    """The smallest edits turning old into new, as proposals at offset (code points)."""
+    prefix = 0
+    limit = min(len(old), len(new))
+    while prefix < limit and old[prefix] == new[prefix]:
+        prefix += 1
+    suffix = 0
+    while suffix < limit - prefix and old[-1 - suffix] == new[-1 - suffix]:
+        suffix += 1
+    a, b = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
+    base = offset + prefix
+    if len(a) + len(b) > 4000:
+        return [Proposal(base, base + len(a), b, category, reason, confidence)]
+    spans: list[list[int]] = []
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        if spans and i1 == spans[-1][1] and j1 == spans[-1][3]:
+            spans[-1][1], spans[-1][3] = i2, j2
+        else:
+            spans.append([i1, i2, j1, j2])
+    return [
+        Proposal(base + i1, base + i2, b[j1:j2], category, reason, confidence)
+        for i1, i2, j1, j2 in spans
+    ]
+
+
+def _explain(steps: list[tuple[str, str]] | None) -> str:
+    """ftfy's plan as an English reason: 'UTF-8 read as windows-1252'."""
+    if not steps:
+        return "mojibake"
+    encodes = [p for action, p in steps if action == "encode"]
+    decodes = [p for action, p in steps if action == "decode"]
+    if encodes and decodes:
+        read_as = encodes[0].replace("sloppy-", "")
+        times = " twice" if len(decodes) > 1 else ""
+        return f"{decodes[-1].upper()} text read as {read_as}{times}"
+    return "mojibake: " + ", ".join(f"{a} {p}" for a, p in steps)
+
+
+def find_mojibake(text: str) -> list[Proposal]:
+    """UTF-8 read as a single-byte codec (also twice), repaired line by line with ftfy.
+
+    Safe because ftfy changes a line only when the re-decoded line is less "bad" than the
+    original, and its text-changing extras are switched off (see FTFY_CONFIG).
+
+    >>> [(p.start, p.end, p.replacement) for p in find_mojibake("cafÃ© â€œokâ€\\u009d")]
+    [(3, 5, 'é'), (6, 9, '“'), (11, 14, '”')]
+    """
+    proposals: list[Proposal] = []
+    for start, end in _line_spans(text):
+        line = text[start:end]
+        if line.isascii() or not _MOJIBAKE_HINT.search(line):
+            continue
+        fixed, steps = ftfy.fix_and_explain(line, config=FTFY_CONFIG)
+        if fixed == line:
+            continue
+        drop = badness(line) - badness(fixed)
+        confidence = 0.95 if drop >= 2 else 0.85 if drop >= 1 else 0.7
+        proposals += _diff_proposals(
+            line, fixed, start, Category.MOJIBAKE, _explain(steps), confidence
+        )
+    return proposals
+
+
+def fix_mojibake(text: str) -> str:
+    """Repair UTF-8 mojibake, leaving valid typography alone.
+
+    >>> fix_mojibake("The Mona Lisa doesnâ€™t have eyebrows.")
+    'The Mona Lisa doesn’t have eyebrows.'
+    >>> fix_mojibake("“Curly” quotes — and … stay")
+    '“Curly” quotes — and … stay'
+    """
+    return apply_proposals(text, find_mojibake(text))
+
+
+_TAG_NAMES = (
+    "a|abbr|address|article|aside|b|blockquote|body|br|caption|center|cite|code|dd|div|dl|dt|"
+    "em|figcaption|figure|font|footer|h[1-6]|head|header|hr|html|i|img|li|link|meta|nav|ol|p|"
+    "pre|q|s|script|section|small|span|strong|style|sub|sup|table|tbody|td|tfoot|th|thead|title|"
+    "tr|tt|u|ul"
+)
+
+
+def _build_markup_regex() -> re.Pattern[str]:
+    """Whole tags of HTML's common elements, closing-tag fragments that lost their `<`, and
+    entities (also escaped more than once). Only names HTML defines, so `a < b > c` and
+    `x <= y` never match."""
+    tag = rf"<(?P<tag>/?(?:{_TAG_NAMES}))(?:\s[^<>]{{0,300}}?)?/?>"
+    fragment = rf"(?<![<\w/])(?P<frag>/(?:{_TAG_NAMES}))>"
+    entity = r"&(?:amp;){0,4}(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
+    return re.compile(rf"{tag}|{fragment}|(?P<entity>{entity})", re.IGNORECASE)
+
+
+MARKUP_RE = _build_markup_regex()
+_BLOCK_TAGS = re.compile(r"/?(?:br|p|div|li|tr|h[1-6]|hr)$", re.IGNORECASE)
+
+
+_WHOLE_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+
+
+def _unescape_entity(entity: str) -> tuple[str, int] | None:
+    """The text an entity stands for and how many times it was escaped, or None if unknown.
+
+    >>> _unescape_entity("&amp;amp;lt;"), _unescape_entity("&bogus;")
+    (('<', 3), None)
+    """
+    current, layers = entity, 1
+    while current.startswith("&amp;") and len(current) > 5:
+        current, layers = "&" + current[5:], layers + 1
+    if not _WHOLE_ENTITY.fullmatch(current):
+        return None
+    if not current.startswith("&#") and current[1:] not in html5:
+        return None
+    value = html.unescape(current)
+    if value == current or not (value.isprintable() or value in "\n\t"):
+        return None
+    return value, layers
+
+
+def find_markup_leaks(text: str) -> list[Proposal]:
+    """HTML tags, tag fragments and entities left in plain text.
+
+    Only for text/plain: in HTML they are the document's own. `<br>` becomes a line break;
+    other tags and fragments go; entities become the character they stand for.
+
+    >>> fix_markup_leaks("Fish &amp;amp; chips&#8217; price</p>")
+    'Fish & chips’ price'
+    >>> fix_markup_leaks("if a < b and c > d: x &= 1")
+    'if a < b and c > d: x &= 1'
+    """
+    proposals: list[Proposal] = []
+    for m in MARKUP_RE.finditer(text):
+        if m.group("entity"):
+            unescaped = _unescape_entity(m.group("entity"))
+            if unescaped is None:
+                continue
+            value, layers = unescaped
+            reason = "HTML entity left as text" + (
+                f", escaped {layers} times" if layers > 1 else ""
+            )
+            proposals.append(
+                Proposal(
+                    m.start(),
+                    m.end(),
+                    value,
+                    Category.MARKUP_LEAK,
+                    reason,
+                    0.9 if layers > 1 or "#" in m.group() else 0.85,
+                )
+            )
+        elif m.group("tag"):
+            name = m.group("tag")
+            replacement = "\n" if name.lower() in ("br", "/br") else ""
+            proposals.append(
+                Proposal(
+                    m.start(),
+                    m.end(),
+                    replacement,
+                    Category.MARKUP_LEAK,
+                    f"HTML <{name}> tag left in plain text",
+                    0.9 if _BLOCK_TAGS.match(name) else 0.8,
+                )
+            )
+        else:
+            proposals.append(
+                Proposal(
+                    m.start(),
+                    m.end(),
+                    "",
+                    Category.MARKUP_LEAK,
+                    f"fragment of an HTML <{m.group('frag')}> tag that lost its <",
+                    0.8,
+                )
+            )
+    return proposals
+
+
+def fix_markup_leaks(text: str) -> str:
+    """Remove leaked tags and unescape leaked entities in plain text (see find_markup_leaks)."""
+    return apply_proposals(text, find_markup_leaks(text))
+
+
+def _noncharacters() -> str:
+    planes = "".join(
+        f"\\U{(plane << 16) | 0xFFFE:08x}\\U{(plane << 16) | 0xFFFF:08x}" for plane in range(17)
+    )
+    return "\ufdd0-\ufdef" + planes
+
+
+_SPACED_LETTER = "A-Za-z\u00c0-\u024f\u0370-\u03ff\u0400-\u052f\u1e00-\u1eff"
+
+
+def _build_stray_regex() -> re.Pattern[str]:
+    """One pass finds every stray character; the group name is its category."""
+    return re.compile(
+        "|".join(
+            [
+                r"(?P<control_char>\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f])",
+                r"(?P<replacement_char>\ufffd)",
+                r"(?P<private_use>[\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd])",
+                f"(?P<noncharacter>[{_noncharacters()}])",
+                r"(?P<stray_bom>\ufeff)",
+                rf"(?<=[{_SPACED_LETTER}])(?P<zero_width>[\u200b\u2060\u180e]+)(?=[{_SPACED_LETTER}])",
+                r"(?P<bidi_control>[\u202a-\u202e\u2066-\u2069])",
+            ]
+        )
+    )
+
+
+STRAY_RE = _build_stray_regex()
+
+_STRAY_REASONS = {
+    Category.CONTROL_CHAR: ("control character or terminal escape in text", 0.95),
+    Category.REPLACEMENT_CHAR: ("U+FFFD: a character was lost before this text arrived", 0.9),
+    Category.PRIVATE_USE: ("private-use character: meaningful only to one font or vendor", 0.6),
+    Category.NONCHARACTER: ("Unicode noncharacter: never valid in interchanged text", 0.95),
+    Category.STRAY_BOM: ("byte order mark inside the text", 0.95),
+    Category.ZERO_WIDTH: ("zero-width space inside a word", 0.85),
+    Category.BIDI_CONTROL: ("bidirectional override or isolate: can hide or reorder text", 0.9),
+}
+
+
+def find_stray_characters(text: str) -> list[Proposal]:
+    """Control characters, U+FFFD, private-use, noncharacters, stray BOMs, zero-width spaces
+    inside words and bidi controls, each proposed for removal under its own category.
+
+    Tab, line feed, carriage return and form feed are layout, not strays. Zero-width joiners
+    and non-joiners are never touched (emoji sequences, Persian, Indic scripts), nor are
+    zero-width spaces in scripts that use them to mark word breaks (Thai, Khmer, Japanese).
+
+    >>> [(p.category.value, p.start) for p in find_stray_characters("a\\x00b\\u200bc\\u202e")]
+    [('control_char', 1), ('zero_width', 3), ('bidi_control', 5)]
+    """
+    proposals = []
+    for m in STRAY_RE.finditer(text):
+        category = Category(m.lastgroup)
+        reason, confidence = _STRAY_REASONS[category]
+        proposals.append(Proposal(m.start(), m.end(), "", category, reason, confidence))
+    return proposals
+
+
+def remove_stray_characters(text: str) -> str:
+    """Remove every stray character find_stray_characters reports.
+
+    >>> remove_stray_characters("zero\\u200bwidth\\x07 bell\\ufeff")
+    'zerowidth bell'
+    """
+    return apply_proposals(text, find_stray_characters(text))
+
+
+_PARAGRAPH_MIN = 40
+
+
+def find_repeated_blocks(text: str) -> list[Proposal]:
+    """Runs of lines (each at least 40 characters) that repeat earlier lines verbatim.
+
+    Reported only: repetition may be deliberate (a quoted passage, a refrain), so the
+    suggestion is the text itself.
+
+    >>> para = "A paragraph long enough to count as a block of text.\\n"
+    >>> [(p.start, p.end) for p in find_repeated_blocks(para + "x\\n" + para)]
+    [(55, 107)]
+    """
+    seen: dict[str, int] = {}
+    proposals: list[Proposal] = []
+    run: list[int] = []  # [start, end, first line number of the earlier copy]
+    for number, (start, end) in enumerate(_line_spans(text)):
+        key = text[start:end].strip()
+        if len(key) < _PARAGRAPH_MIN:
+            continue
+        if key in seen:
+            if run and text[run[1] : start].strip() == "":
+                run[1] = end
+            else:
+                if run:
+                    proposals.append(_repeat(text, run))
+                run = [start, end, seen[key]]
+        else:
+            seen[key] = number + 1
+            if run:
+                proposals.append(_repeat(text, run))
+                run = []
+    if run:
+        proposals.append(_repeat(text, run))
+    return proposals
+
+
+def _repeat(text: str, run: list[int]) -> Proposal:
+    start, end, first_line = run
+    while end > start and text[end - 1] in "\r\n":
+        end -= 1
+    return Proposal(
+        start,
+        end,
+        text[start:end],
+        Category.REPEATED_BLOCK,
+        f"repeats text first seen at line {first_line}",
+        0.9,
+        flag_only=True,
+    )
+
+
+def apply_proposals(text: str, proposals: list[Proposal]) -> str:
+    """Apply non-overlapping proposals (any order) to text."""
+    out: list[str] = []
+    pos = 0
+    for p in sorted(proposals, key=lambda p: p.start):
+        out += [text[pos : p.start], p.replacement]
+        pos = p.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+# The registry: stage name -> (categories it can report, finder). The engine runs them in
+# this order; the CJK stages come before markup so a slip that swallowed the `<` of `</p>`
+# can take its `/p>` with it.
+FINDERS: dict[str, tuple[frozenset[Category], Finder]] = {
+    "mojibake": (frozenset({Category.MOJIBAKE}), find_mojibake),
+    "markup": (frozenset({Category.MARKUP_LEAK}), find_markup_leaks),
+    "stray": (
+        frozenset(
+            {
+                Category.CONTROL_CHAR,
+                Category.REPLACEMENT_CHAR,
+                Category.PRIVATE_USE,
+                Category.NONCHARACTER,
+                Category.STRAY_BOM,
+                Category.ZERO_WIDTH,
+                Category.BIDI_CONTROL,
+            }
+        ),
+        find_stray_characters,
+    ),
+    "repeated": (frozenset({Category.REPEATED_BLOCK}), find_repeated_blocks),
+}

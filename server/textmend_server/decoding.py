@@ -240,6 +240,56 @@ _LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _GREEK = re.compile(r"[\u0370-\u03ff]")
 _ODD = re.compile(r"[\x80-\x9f\ue000-\uf8ff\ufffd]")
+# A non-ASCII symbol, digit or mark wedged between two letters: `Za¿ó³æ`, `ÕfËû`.
+_WEDGED = re.compile(
+    r"(?<=[^\W\d_])[\u00a1-\u00bf\u00d7\u00f7\u2010-\u2122\u2500-\u25ff](?=[^\W\d_])"
+)
+# Three or more accented Latin letters in a row, which no Latin-script language writes much.
+_ACCENT_RUN = re.compile(r"[\u00c0-\u024f]{3,}")
+
+# How common each codec is on the web, most common first; breaks ties between decodings
+# that read equally well (short texts, where the detector's confidence means little).
+_POPULARITY = {
+    name: rank
+    for rank, name in enumerate(
+        [
+            "utf-8",
+            "cp1252",
+            "iso8859-1",
+            "gb18030",
+            "gbk",
+            "gb2312",
+            "shift_jis",
+            "cp932",
+            "euc_kr",
+            "cp949",
+            "big5",
+            "big5hkscs",
+            "euc_jp",
+            "cp1251",
+            "iso8859-15",
+            "cp1250",
+            "iso8859-2",
+            "koi8-r",
+            "cp1256",
+            "cp1253",
+            "iso8859-7",
+            "cp1254",
+            "iso8859-9",
+            "cp1255",
+            "iso8859-8",
+            "cp874",
+            "tis-620",
+            "iso8859-5",
+            "cp1257",
+            "koi8-u",
+            "iso2022_jp",
+            "utf-16",
+            "utf-16-le",
+            "utf-16-be",
+        ]
+    )
+}
 
 
 def implausibility(text: str) -> float:
@@ -260,7 +310,8 @@ def implausibility(text: str) -> float:
             bool(_LATIN.search(word)) + bool(_CYRILLIC.search(word)) + bool(_GREEK.search(word))
         )
         mixed += scripts > 1
-    odd = len(_ODD.findall(sample))
+    odd = len(_ODD.findall(sample)) + len(_WEDGED.findall(sample))
+    odd += len(_ACCENT_RUN.findall(sample))
     return 100.0 * (2 * mixed + odd + badness(sample)) / len(sample)
 
 
@@ -313,6 +364,14 @@ def decode(content: bytes, declared: str | None = None) -> DecodedText:
                 len(content),
             )
         overruled = verdict
+    if not any(n == "utf-8" for n, _ in candidates[:1]) or _strict(content, "utf-8") is None:
+        damaged = _mostly_utf8(content, declared)
+        if damaged is not None:
+            return (
+                damaged
+                if not overruled
+                else DecodedText(**{**damaged.__dict__, "overruled": overruled})
+            )
     best = _choose(content, candidates)
     if best is not None:
         text, codec, confidence = best
@@ -337,6 +396,21 @@ def decode(content: bytes, declared: str | None = None) -> DecodedText:
     if overruled:
         chosen = DecodedText(**{**chosen.__dict__, "overruled": overruled})
     return chosen
+
+
+def _mostly_utf8(content: bytes, declared: str | None) -> DecodedText | None:
+    """UTF-8 with a few damaged bytes, decoded as such (a single-byte codec would turn every
+    other non-ASCII character into mojibake to avoid one U+FFFD)."""
+    if _strict(content, "utf-8") is not None:
+        return None
+    decoded = _decode_lossless(
+        content, "utf-8", EncodingSource.DETECTED, 0.0, declared, len(content)
+    )
+    bad = sum(end - start for _, start, end in decoded.undecodable)
+    wide = sum(1 for ch in decoded.text if ch > "\x7f") - len(decoded.undecodable)
+    if wide < 4 or wide < 3 * bad:
+        return None
+    return DecodedText(**{**decoded.__dict__, "confidence": round(wide / (wide + bad), 3)})
 
 
 def _detect(content: bytes) -> list[tuple[str, float]]:
@@ -369,7 +443,7 @@ def _check_declared(
     best = _choose(content, [c for c in candidates if c[0] != used])
     if best is not None and used not in _MULTIBYTE:
         theirs, mine = implausibility(best[0]), implausibility(text)
-        if best[1] in _MULTIBYTE and best[2] >= 0.3 and mine > 2 * theirs + 1.0:
+        if best[1] in _MULTIBYTE and best[2] >= 0.1 and mine > 2 * theirs + 1.0:
             return (
                 f"decoded as {used} the text reads as mojibake "
                 f"({mine:.1f} vs {theirs:.1f} implausible per 100 characters as {best[1]})"
@@ -385,7 +459,10 @@ def _choose(content: bytes, candidates: list[tuple[str, float]]) -> tuple[str, s
         if decoded is None:
             continue
         text, used = decoded
-        scored.append((round(implausibility(text), 1), rank, text, used, confidence))
+        # Among equally readable decodings, the detector's rank and confidence, then how
+        # common the codec is, decide.
+        prior = rank + _POPULARITY.get(used, 50) / 8 - 10 * confidence
+        scored.append((round(implausibility(text), 1), prior, text, used, confidence))
     if not scored:
         text = _strict(content, "utf-8")
         return (text, "utf-8", 0.5) if text is not None else None

@@ -22,9 +22,11 @@ def _line_starts(text: str) -> list[int]:
     while pos != -1:
         starts.append(pos + 1)
         pos = find("\n", pos + 1)
-    if starts[-1] == len(text) and len(starts) > 1:
-        starts.pop()
     return starts
+
+
+def _count_lines(text: str) -> int:
+    return text.count("\n") + (1 if text and not text.endswith("\n") else 0)
 
 
 def _line_of(starts: Sequence[int], pos: int) -> int:
@@ -55,16 +57,16 @@ def unified_diff(
     if not edits:
         return ""
     o_starts, c_starts = _line_starts(original), _line_starts(cleaned)
-    # Each edit covers original lines [a1, a2) and cleaned lines [b1, b2); merge overlaps.
+    n_orig, n_clean = _count_lines(original), _count_lines(cleaned)
+    # Each edit rewrites whole original lines [a1, a2) into cleaned lines [b1, b2): from the
+    # line its start is on through the line its end is on. Overlapping rewrites merge.
     blocks: list[list[int]] = []
     for e in edits:
-        a1 = _line_of(o_starts, e.original_start)
-        a2 = _line_of(o_starts, max(e.original_end - 1, e.original_start)) + 1
-        b1 = _line_of(c_starts, e.cleaned_start)
-        b2 = _line_of(c_starts, max(e.cleaned_end - 1, e.cleaned_start)) + 1
-        if e.cleaned_end == e.cleaned_start and e.cleaned_start == len(cleaned) and cleaned:
-            b1 = b2 = len(c_starts) if cleaned.endswith("\n") else b1
-        if blocks and a1 <= blocks[-1][1]:
+        a1 = min(_line_of(o_starts, e.original_start), n_orig)
+        a2 = min(_line_of(o_starts, e.original_end) + 1, n_orig)
+        b1 = min(_line_of(c_starts, e.cleaned_start), n_clean)
+        b2 = min(_line_of(c_starts, e.cleaned_end) + 1, n_clean)
+        if blocks and (a1 < blocks[-1][1] or b1 < blocks[-1][3]):
             blocks[-1][1] = max(blocks[-1][1], a2)
             blocks[-1][3] = max(blocks[-1][3], b2)
         else:
@@ -77,7 +79,6 @@ def unified_diff(
         else:
             hunks.append([block])
     out = [f"--- a/{label}\n", f"+++ b/{label}\n"]
-    n_orig = len(o_starts) if original else 0
     for hunk in hunks:
         a_lo = max(0, hunk[0][0] - context)
         offset = hunk[0][2] - hunk[0][0]  # cleaned line = original line + offset before a block

@@ -141,7 +141,9 @@ class EditLog:
                 j += 1
         out.extend(old[j:])
         merged = [
-            item if isinstance(item, _Pending) else item.pending(current, old, c_starts, c_ends, shifts)
+            item
+            if isinstance(item, _Pending)
+            else item.pending(current, old, c_starts, c_ends, shifts)
             for item in out
         ]
         self._edits = [e for e in merged if self.original[e.start : e.end] != e.replacement]

@@ -118,23 +118,47 @@ def repair_bytes(
     verdict = Verdict.UNREADABLE if share > UNREADABLE_SHARE else result.verdict
     timings = {"decode": decoded_at - started, **result.timings}
     timings["total"] = time.perf_counter() - started
-    return Repaired(result.original, result.text, verdict, result.edits, result.findings,
-                    decoded, result.diff, timings)
+    return Repaired(
+        result.original,
+        result.text,
+        verdict,
+        result.edits,
+        result.findings,
+        decoded,
+        result.diff,
+        timings,
+    )
 
 
 def _decoding_findings(decoded: DecodedText) -> list[Proposal]:
     """Findings the decoder leaves: undecodable bytes, an overruled declared charset."""
     found = [
-        Proposal(pos, pos + 1, "\ufffd", Category.UNDECODABLE,
-                 f"bytes {start}-{end - 1} are not valid {decoded.encoding}", 1.0,
-                 byte_span=(start, end), flag_only=True)
+        Proposal(
+            pos,
+            pos + 1,
+            "\ufffd",
+            Category.UNDECODABLE,
+            f"bytes {start}-{end - 1} are not valid {decoded.encoding}",
+            1.0,
+            byte_span=(start, end),
+            flag_only=True,
+        )
         for pos, start, end in decoded.undecodable
     ]
     if decoded.overruled:
-        found.insert(0, Proposal(0, 0, "", Category.ENCODING,
-                                 f"declared {decoded.declared!r} overruled, used "
-                                 f"{decoded.encoding}: {decoded.overruled}",
-                                 decoded.confidence, flag_only=True))
+        found.insert(
+            0,
+            Proposal(
+                0,
+                0,
+                "",
+                Category.ENCODING,
+                f"declared {decoded.declared!r} overruled, used "
+                f"{decoded.encoding}: {decoded.overruled}",
+                decoded.confidence,
+                flag_only=True,
+            ),
+        )
     return found
 
 

@@ -1,0 +1,454 @@
+"""`textmend-server`: serve the repair engine over gRPC from one or more worker processes.
+
+Repair is CPU-bound Python, so one process cannot use two cores. Following gRPC's
+multiprocessing example, the parent reserves the port with an SO_REUSEPORT socket (which is how
+`--port 0` picks one free port for every worker), forks the workers before any gRPC object
+exists in it, and each worker runs its own server on that port; the kernel spreads incoming
+connections over them. The parent then only supervises: a worker that dies is restarted, and
+SIGTERM or SIGINT is passed on as SIGTERM so that every worker stops gracefully (new calls are
+refused, calls in flight get `--grace` seconds to finish) before the parent exits 0.
+
+Every flag has an environment variable twin (`--port` / `TEXTMEND_PORT`, ...); flags win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from types import FrameType
+
+from textmend_server import __version__
+
+_LOGGER = logging.getLogger(__name__)
+
+_LOG_FORMAT = "%(asctime)s %(levelname)s [pid %(process)d] %(name)s: %(message)s"
+
+# Seconds a worker must live to count as started properly; one that dies sooner is restarted
+# after a growing delay, so a worker that cannot start does not spin the machine.
+_STABLE_AFTER = 10.0
+_MAX_RESTART_DELAY = 30.0
+# Extra seconds, beyond --grace, that stopping workers get before they are killed.
+_STOP_SLACK = 10.0
+_POLL = 0.5
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0..65535, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
+    return value
+
+
+def _log_level(text: str) -> str:
+    name = text.upper()
+    if name not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise argparse.ArgumentTypeError(f"unknown log level {text!r}")
+    return name
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `textmend-server` argument parser; defaults come from the environment."""
+    env = os.environ.get
+    parser = argparse.ArgumentParser(
+        prog="textmend-server",
+        description="Serve textmend (repair corrupted text) over gRPC, with health checking "
+        "and reflection.",
+        epilog="Each option can also be set by the environment variable shown; options win.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--host",
+        default=env("TEXTMEND_HOST", "[::]"),
+        help="address to listen on (TEXTMEND_HOST; default: [::], every interface)",
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=env("TEXTMEND_PORT", "50051"),
+        help="port to listen on, 0 to pick a free one (TEXTMEND_PORT; default: 50051)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=env("TEXTMEND_WORKERS", str(os.cpu_count() or 1)),
+        help="worker processes (TEXTMEND_WORKERS; default: the number of CPUs)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=env("TEXTMEND_THREADS", "8"),
+        help="threads per worker; they overlap streams and health checks, not CPU work "
+        "(TEXTMEND_THREADS; default: 8)",
+    )
+    parser.add_argument(
+        "--max-message-mb",
+        type=_positive_int,
+        default=env("TEXTMEND_MAX_MESSAGE_MB", "64"),
+        help="largest document accepted, in MiB; larger ones get RESOURCE_EXHAUSTED "
+        "(TEXTMEND_MAX_MESSAGE_MB; default: 64)",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=_log_level,
+        default=env("TEXTMEND_LOG_LEVEL", "INFO"),
+        help="DEBUG logs one line per document, without its text (TEXTMEND_LOG_LEVEL; "
+        "default: INFO)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=_seconds,
+        default=env("TEXTMEND_GRACE", "10"),
+        metavar="SECONDS",
+        help="on SIGTERM, how long calls in flight may take to finish (TEXTMEND_GRACE; "
+        "default: 10)",
+    )
+    parser.add_argument(
+        "--port-file",
+        type=Path,
+        metavar="PATH",
+        help="write the bound port to PATH once every worker is serving",
+    )
+    return parser
+
+
+# --- one server ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What a worker needs to start its server (picklable; forked, in practice)."""
+
+    address: str
+    max_message_mb: int
+    threads: int
+    grace: float
+    reuse_port: bool
+
+
+def _serve(settings: _Settings, stop: threading.Event, ready: Connection | None) -> int:
+    """Run one gRPC server until stop is set, then stop it gracefully; returns an exit code.
+
+    Sends the bound port through ready once the server reports SERVING. Imports gRPC here,
+    so that a parent which forks workers never creates a gRPC object itself.
+    """
+    from grpc_health.v1 import health
+
+    from textmend_server.service import ServerConfig, create_server
+
+    config = ServerConfig(
+        max_message_mb=settings.max_message_mb,
+        threads=settings.threads,
+        grace=settings.grace,
+        reuse_port=settings.reuse_port,
+    )
+    health_servicer = health.HealthServicer()
+    server, port = create_server(settings.address, config, health_servicer)
+    _LOGGER.info("worker serving on port %d", port)
+    if ready is not None:
+        ready.send(port)
+        ready.close()
+    while not stop.wait(_POLL):
+        pass
+    _LOGGER.info("worker stopping: refusing new calls, %.0f s for calls in flight", config.grace)
+    health_servicer.enter_graceful_shutdown()
+    server.stop(config.grace).wait()
+    _LOGGER.info("worker stopped")
+    return 0
+
+
+def _worker_main(settings: _Settings, ready: Connection) -> None:
+    """Entry point of a forked worker: SIGTERM stops it; SIGINT is the parent's to handle."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(_serve(settings, stop, ready))
+
+
+# --- the parent ------------------------------------------------------------------------------
+
+
+def _bare_host(host: str) -> str:
+    """`[::]` -> `::`; an empty host or `*` means every interface."""
+    bare = host.strip()
+    if bare.startswith("[") and bare.endswith("]"):
+        bare = bare[1:-1]
+    return "::" if bare in {"", "*"} else bare
+
+
+def _address(host: str, port: int) -> str:
+    """The gRPC address for host and port, bracketing IPv6 literals.
+
+    >>> _address("[::]", 5), _address("::1", 5), _address("127.0.0.1", 5)
+    ('[::]:5', '[::1]:5', '127.0.0.1:5')
+    """
+    bare = _bare_host(host)
+    return f"[{bare}]:{port}" if ":" in bare else f"{bare}:{port}"
+
+
+@contextlib.contextmanager
+def _reserve_port(host: str, port: int) -> Iterator[int]:
+    """Bind (without listening) an SO_REUSEPORT socket on host:port and yield its port.
+
+    While it stays open the port belongs to this process tree: workers bind it too (with
+    SO_REUSEPORT), and a restarted worker finds it still free for it.
+    """
+    infos = socket.getaddrinfo(
+        _bare_host(host), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    family, _, _, _, sockaddr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 0:
+            raise OSError("SO_REUSEPORT is not available; run with --workers 1")
+        sock.bind(sockaddr)
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+def _write_port_file(path: Path, port: int) -> None:
+    """Write the port atomically, so that a reader never sees a half-written file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{port}\n")
+    os.replace(tmp, path)
+
+
+@dataclass
+class _Worker:
+    """One supervised worker slot."""
+
+    slot: int
+    process: multiprocessing.process.BaseProcess
+    ready: Connection | None
+    started: float
+    quick_failures: int = 0
+    serving: bool = False
+
+
+@dataclass
+class _Supervisor:
+    """Starts workers, restarts the ones that die, and stops them all on request."""
+
+    settings: _Settings
+    count: int
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+    workers: dict[int, _Worker] = field(default_factory=dict)
+    # slot -> (monotonic time to restart at, quick failures so far)
+    pending: dict[int, tuple[float, int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._context = multiprocessing.get_context("fork")
+
+    def start(self, slot: int, quick_failures: int = 0) -> None:
+        """Fork the worker for slot."""
+        reader, writer = self._context.Pipe(duplex=False)
+        process = self._context.Process(
+            target=_worker_main,
+            args=(self.settings, writer),
+            name=f"textmend-worker-{slot}",
+            daemon=False,
+        )
+        process.start()
+        writer.close()
+        self.workers[slot] = _Worker(slot, process, reader, time.monotonic(), quick_failures)
+        _LOGGER.info("started worker %d (pid %d)", slot, process.pid)
+
+    def _objects(self) -> list[object]:
+        objects: list[object] = [w.process.sentinel for w in self.workers.values()]
+        objects += [w.ready for w in self.workers.values() if w.ready is not None]
+        return objects
+
+    def poll(self) -> None:
+        """Wait briefly; note workers that became ready; restart the ones that died."""
+        multiprocessing.connection.wait(self._objects(), timeout=_POLL)
+        for worker in list(self.workers.values()):
+            if worker.ready is not None and worker.ready.poll():
+                with contextlib.suppress(EOFError, OSError):
+                    worker.ready.recv()
+                    worker.serving = True
+                    _LOGGER.debug("worker %d (pid %d) is serving", worker.slot, worker.process.pid)
+                worker.ready.close()
+                worker.ready = None
+            if worker.process.is_alive():
+                continue
+            worker.process.join()
+            del self.workers[worker.slot]
+            if self.stop_requested.is_set():
+                continue
+            quick = time.monotonic() - worker.started < _STABLE_AFTER
+            failures = worker.quick_failures + 1 if quick else 0
+            delay = min(_MAX_RESTART_DELAY, 2.0 ** (failures - 1)) if failures else 0.0
+            _LOGGER.error(
+                "worker %d (pid %d) died unexpectedly with exit code %s; restarting it%s",
+                worker.slot,
+                worker.process.pid,
+                worker.process.exitcode,
+                f" in {delay:.0f} s" if delay else "",
+            )
+            self.pending[worker.slot] = (time.monotonic() + delay, failures)
+        for slot, (when, failures) in list(self.pending.items()):
+            if time.monotonic() >= when and not self.stop_requested.is_set():
+                del self.pending[slot]
+                self.start(slot, failures)
+
+    def all_serving(self) -> bool:
+        """Whether every slot has a worker that reported SERVING."""
+        return len(self.workers) == self.count and all(w.serving for w in self.workers.values())
+
+    def stop(self, grace: float) -> int:
+        """SIGTERM every worker, wait for them, kill stragglers; 0 when all stopped cleanly."""
+        self.pending.clear()
+        for worker in self.workers.values():
+            if worker.process.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace + _STOP_SLACK
+        status = 0
+        for worker in self.workers.values():
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                _LOGGER.error("worker %d did not stop in time; killing it", worker.slot)
+                worker.process.kill()
+                worker.process.join()
+                status = 1
+            elif worker.process.exitcode != 0:
+                _LOGGER.error("worker %d exited with code %s", worker.slot, worker.process.exitcode)
+                status = 1
+            if worker.ready is not None:
+                worker.ready.close()
+        self.workers.clear()
+        return status
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """Reserve the port, fork the workers, supervise them until SIGTERM/SIGINT."""
+    with _reserve_port(args.host, args.port) as port:
+        settings = _Settings(
+            address=_address(args.host, port),
+            max_message_mb=args.max_message_mb,
+            threads=args.threads,
+            grace=args.grace,
+            reuse_port=True,
+        )
+        supervisor = _Supervisor(settings, args.workers)
+
+        def request_stop(signum: int, _frame: FrameType | None) -> None:
+            _LOGGER.info("received %s; stopping workers", signal.Signals(signum).name)
+            supervisor.stop_requested.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        for slot in range(args.workers):
+            # Fork before any gRPC object exists in this process (grpc/grpc#16001).
+            supervisor.start(slot)
+        while not supervisor.all_serving() and not supervisor.stop_requested.is_set():
+            supervisor.poll()
+            failed = [slot for slot, (_, n) in supervisor.pending.items() if n >= 3]
+            if failed:
+                _LOGGER.error("workers cannot start (see the errors above); giving up")
+                supervisor.stop_requested.set()
+                supervisor.stop(args.grace)
+                return 1
+        if not supervisor.stop_requested.is_set():
+            if args.port_file is not None:
+                _write_port_file(args.port_file, port)
+            _LOGGER.info(
+                "textmend %s serving on %s with %d workers",
+                __version__,
+                settings.address,
+                args.workers,
+            )
+        while not supervisor.stop_requested.is_set():
+            supervisor.poll()
+        status = supervisor.stop(args.grace)
+    _LOGGER.info("stopped")
+    return status
+
+
+def _serve_in_process(args: argparse.Namespace) -> int:
+    """Run a single server in this process (`--workers 1`): no fork, no supervisor."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        _LOGGER.info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    settings = _Settings(
+        address=_address(args.host, args.port),
+        max_message_mb=args.max_message_mb,
+        threads=args.threads,
+        grace=args.grace,
+        reuse_port=False,
+    )
+    server_thread_result: list[int] = []
+
+    def run() -> None:
+        try:
+            server_thread_result.append(_serve(settings, stop, writer))
+        except Exception:
+            _LOGGER.exception("the server failed")
+
+    # The server runs on a thread so that this (main) thread stays free to receive signals.
+    thread = threading.Thread(target=run, name="textmend-server")
+    thread.start()
+    while thread.is_alive() and not reader.poll(_POLL):
+        pass
+    if reader.poll():
+        port = reader.recv()
+        if args.port_file is not None:
+            _write_port_file(args.port_file, port)
+        _LOGGER.info("textmend %s serving on %s", __version__, _address(args.host, port))
+    while thread.is_alive():
+        thread.join(_POLL)
+    return server_thread_result[0] if server_thread_result else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `textmend-server`; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format=_LOG_FORMAT, stream=sys.stderr)
+    try:
+        if args.workers == 1:
+            return _serve_in_process(args)
+        return _supervise(args)
+    except OSError as exc:
+        _LOGGER.error("cannot serve on %s: %s", _address(args.host, args.port), exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

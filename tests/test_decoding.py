@@ -1,0 +1,109 @@
+"""Decoding: BOM, then the declared charset if the bytes agree, then detection; no byte lost."""
+
+from __future__ import annotations
+
+import codecs
+
+import pytest
+
+from textmend_server.decoding import EncodingSource, codec_name, decode, sniff_binary
+from textmend_server.errors import BinaryContentError, EmptyContentError, UnknownEncodingError
+
+GERMAN = "Größere Straßen führen über die Brücke, sagte der Bürgermeister."
+CHINESE = "公司的人都說他們很好。這是一個測試，看看編碼能不能被正確識別出來。" * 2
+
+
+@pytest.mark.parametrize(
+    ("codec", "bom"),
+    [
+        ("utf-8", codecs.BOM_UTF8),
+        ("utf-16-le", codecs.BOM_UTF16_LE),
+        ("utf-16-be", codecs.BOM_UTF16_BE),
+        ("utf-32-le", codecs.BOM_UTF32_LE),
+        ("utf-32-be", codecs.BOM_UTF32_BE),
+    ],
+)
+def test_bom_decides_and_is_not_part_of_the_text(codec: str, bom: bytes) -> None:
+    decoded = decode(bom + GERMAN.encode(codec), declared="iso-8859-1")
+    assert decoded.text == GERMAN
+    assert decoded.encoding == codec
+    assert decoded.source is EncodingSource.BOM
+
+
+def test_utf16_without_bom_is_recognised() -> None:
+    decoded = decode("plain ASCII text in UTF-16".encode("utf-16-le"))
+    assert decoded.text == "plain ASCII text in UTF-16"
+    assert decoded.encoding == "utf-16-le"
+
+
+def test_declared_charset_is_kept_when_the_bytes_agree() -> None:
+    # Short single-byte text: detection alone cannot know it is windows-1252.
+    decoded = decode("Café crème, déjà vu.".encode("cp1252"), declared="windows-1252")
+    assert decoded.text == "Café crème, déjà vu."
+    assert decoded.source is EncodingSource.DECLARED
+    assert decoded.overruled is None
+
+
+def test_latin1_declared_on_utf8_is_overruled() -> None:
+    decoded = decode(GERMAN.encode("utf-8"), declared="ISO-8859-1")
+    assert decoded.text == GERMAN
+    assert decoded.encoding == "utf-8"
+    assert decoded.source is EncodingSource.DETECTED
+    assert decoded.overruled and "UTF-8" in decoded.overruled
+
+
+def test_latin1_declared_on_gbk_is_overruled() -> None:
+    decoded = decode(CHINESE.encode("gbk"), declared="latin-1")
+    assert decoded.text == CHINESE
+    assert decoded.encoding in ("gb18030", "gbk", "gb2312")
+    assert decoded.overruled
+
+
+def test_utf8_declared_on_cp1252_is_overruled() -> None:
+    decoded = decode("“Smart” quotes – and more…".encode("cp1252"), declared="utf-8")
+    assert decoded.text == "“Smart” quotes – and more…"
+    assert decoded.encoding == "cp1252"
+    assert decoded.overruled == "the bytes are not valid utf-8"
+
+
+def test_latin1_with_windows_1252_bytes_reports_the_superset() -> None:
+    decoded = decode("It’s “quoted”".encode("cp1252"), declared="iso-8859-1")
+    assert decoded.text == "It’s “quoted”"
+    assert decoded.encoding == "cp1252"
+
+
+def test_damaged_utf8_keeps_every_other_character_and_reports_the_bad_byte() -> None:
+    content = "Grüße aus Köln".encode() + b"\xff" + " und schöne Größe".encode()
+    decoded = decode(content)
+    assert decoded.text == "Grüße aus Köln\ufffd und schöne Größe"
+    assert decoded.encoding == "utf-8"
+    bad = content.index(b"\xff")
+    assert decoded.undecodable == [(14, bad, bad + 1)]
+
+
+def test_labels_browsers_know_are_accepted() -> None:
+    assert codec_name("x-sjis") == "shift_jis"
+    assert codec_name(" 'UTF8' ") == "utf-8"
+    with pytest.raises(UnknownEncodingError, match="x-klingon"):
+        codec_name("x-klingon")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x89PNG\r\n\x1a\n" + bytes(range(256)),
+        b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj",
+        b"PK\x03\x04\x14\x00\x00\x00\x08\x00",
+        b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 40,
+        bytes(range(32)) * 20,
+    ],
+)
+def test_binary_content_is_refused_with_its_kind(content: bytes) -> None:
+    assert sniff_binary(content) is not None
+    with pytest.raises(BinaryContentError, match="binary file"):
+        decode(content)
+
+
+def test_empty_content_is_refused() -> None:
+    with pytest.raises(EmptyContentError, match="empty"):
+        decode(b"")

@@ -1,0 +1,89 @@
+"""The unified diff built from edits is a correct patch from the original to the cleaned text."""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from textmend_server.diffing import unified_diff
+from textmend_server.edits import EditLog, Proposal
+from textmend_server.policy import Category
+
+_HUNK = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
+
+def patch(original: str, diff: str) -> str:
+    """Apply a unified diff to original (a small, strict patch(1))."""
+    if not diff:
+        return original
+    source = original.splitlines(keepends=True)
+    lines = diff.splitlines(keepends=True)
+    assert lines[0].startswith("--- ") and lines[1].startswith("+++ ")
+    out: list[str] = []
+    pos = 0
+    k = 2
+    while k < len(lines):
+        m = _HUNK.match(lines[k])
+        assert m, lines[k]
+        start = int(m.group(1)) - (1 if m.group(2) != "0" else 0)
+        old_len = int(m.group(2) or 1)
+        new_len = int(m.group(4) or 1)
+        out += source[pos:start]
+        pos = start
+        k += 1
+        seen_old = seen_new = 0
+        while k < len(lines) and not lines[k].startswith("@@"):
+            tag, body = lines[k][0], lines[k][1:]
+            if k + 1 < len(lines) and lines[k + 1].startswith("\\ No newline"):
+                body = body[:-1]
+                k += 1
+            if tag in " -":
+                assert source[pos] == body, (source[pos], body)
+                pos += 1
+                seen_old += 1
+            if tag in " +":
+                out.append(body)
+                seen_new += 1
+            k += 1
+        assert (seen_old, seen_new) == (old_len, new_len)
+    out += source[pos:]
+    return "".join(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab\n", max_size=40), st.data())
+def test_diff_is_a_patch_from_original_to_cleaned(original: str, data: st.DataObject) -> None:
+    log = EditLog(original)
+    proposals = []
+    pos = 0
+    while pos <= len(original) and data.draw(st.booleans()):
+        start = data.draw(st.integers(pos, len(original)))
+        end = data.draw(st.integers(start, min(len(original), start + 5)))
+        text = data.draw(st.text(alphabet="XY\n", max_size=3))
+        proposals.append(Proposal(start, end, text, Category.MOJIBAKE, "r", 0.5))
+        pos = end + 1 if end == start else end
+    log.apply(proposals)
+    diff = unified_diff(original, log.text, log.edits())
+    assert patch(original, diff) == log.text
+    assert (diff == "") == (original == log.text)
+
+
+def test_matches_difflib_on_a_simple_change() -> None:
+    original = "".join(f"line {n}\n" for n in range(12))
+    cleaned = original.replace("line 5", "LINE 5")
+    log = EditLog(original)
+    at = original.index("line 5")
+    log.apply([Proposal(at, at + 4, "LINE", Category.MOJIBAKE, "r", 0.9)])
+    ours = unified_diff(original, cleaned, log.edits(), label="doc")
+    theirs = "".join(
+        difflib.unified_diff(
+            original.splitlines(keepends=True),
+            cleaned.splitlines(keepends=True),
+            "a/doc",
+            "b/doc",
+        )
+    )
+    assert ours == theirs

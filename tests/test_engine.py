@@ -1,0 +1,159 @@
+"""The engine end to end, on the sample article and on classic mojibake."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import ftfy
+import pytest
+
+from textmend_server import (
+    BinaryContentError,
+    EmptyContentError,
+    RepairPolicy,
+    TooLargeError,
+    UnknownEncodingError,
+    UnknownPolicyError,
+    repair_bytes,
+    repair_text,
+)
+from textmend_server.edits import apply_edits
+from textmend_server.engine import Verdict
+from textmend_server.policy import Category
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ARTICLE = (FIXTURES / "fortune-openai-departures.txt").read_bytes()
+ARTICLE_LINES = ARTICLE.decode("utf-8").split("\n")
+ENGLISH = "\n".join(ARTICLE_LINES[52:])
+CHINESE = "\n".join(ARTICLE_LINES[:52])
+
+
+@pytest.fixture(scope="module")
+def article() -> object:
+    return repair_bytes(ARTICLE, label="fortune-openai-departures.txt")
+
+
+def test_english_half_comes_back_with_zero_edits() -> None:
+    result = repair_bytes(ENGLISH.encode("utf-8"))
+    assert result.text == ENGLISH
+    assert result.edits == []
+    assert result.verdict is Verdict.CLEAN
+    # The same text is not safe under ftfy's defaults: it straightens the curly quotes.
+    assert ftfy.fix_text(ENGLISH) != ENGLISH
+
+
+def test_every_corrupted_span_of_the_chinese_half_is_reported(article: object) -> None:
+    spans = json.loads((FIXTURES / "fortune-openai-departures.spans.json").read_text("utf-8"))
+    starts = [0]
+    for line in ARTICLE_LINES:
+        starts.append(starts[-1] + len(line) + 1)
+    touched = article.edits + article.findings
+    missed = []
+    for span in spans:
+        lo = starts[span["line"] - 1] + span["start_col"]
+        hi = starts[span["line"] - 1] + span["end_col"]
+        if not any(e.original_start < hi and e.original_end > lo for e in touched):
+            missed.append(span["corrupted"])
+    assert len(spans) == 250
+    assert missed == []
+
+
+def test_article_edits_replay_and_repair_is_idempotent(article: object) -> None:
+    assert apply_edits(article.original, article.edits) == article.text
+    for edit in article.edits:
+        assert article.text[edit.cleaned_start : edit.cleaned_end] == edit.replacement
+        assert 0 < edit.confidence <= 1 and edit.reason
+    again = repair_text(article.text)
+    assert again.edits == []
+
+
+def test_article_english_half_is_untouched_inside_the_whole(article: object) -> None:
+    english_start = len("\n".join(ARTICLE_LINES[:52])) + 1
+    assert all(e.original_end <= english_start for e in article.edits)
+    assert article.text.endswith(ENGLISH)
+
+
+def test_repeated_chinese_copy_is_reported_not_deleted(article: object) -> None:
+    repeats = [f for f in article.findings if f.category is Category.REPEATED_BLOCK]
+    assert repeats
+    second_line = article.text.split("\n")[1]
+    assert len(second_line) > 40
+    assert article.text.count(second_line) == 2
+
+
+@pytest.mark.parametrize(
+    ("broken", "fixed"),
+    [
+        ("cafÃ©", "café"),
+        ("It doesnâ€™t matter", "It doesn’t matter"),
+        ("cafÃƒÂ©", "café"),  # UTF-8 encoded twice
+        ("Ã¢â‚¬Å“quotedÃ¢â‚¬Â\x9d", "“quoted”"),
+    ],
+)
+def test_classic_mojibake_is_repaired_with_replayable_offsets(broken: str, fixed: str) -> None:
+    result = repair_bytes(broken.encode("utf-8"))
+    assert result.text == fixed
+    assert result.edits and all(e.category is Category.MOJIBAKE for e in result.edits)
+    assert apply_edits(result.original, result.edits) == fixed
+    assert result.verdict is Verdict.REPAIRED
+    assert result.diff.startswith("--- a/document\n+++ b/document\n")
+
+
+def test_undecodable_bytes_are_kept_as_replacement_characters_and_reported() -> None:
+    content = "Grüße aus Köln und schöne Größe".encode() + b"\xc3(" + " über".encode()
+    result = repair_bytes(content)
+    assert "\ufffd" in result.text
+    [finding] = [f for f in result.findings if f.category is Category.UNDECODABLE]
+    assert finding.byte_span == (content.index(b"\xc3("), content.index(b"\xc3(") + 1)
+    assert result.text[finding.cleaned_start : finding.cleaned_end] == "\ufffd"
+
+
+def test_policy_flag_reports_without_changing() -> None:
+    policy = RepairPolicy.from_mapping({"mojibake": "flag"})
+    result = repair_bytes("cafÃ©".encode(), policy=policy)
+    assert result.text == "cafÃ©"
+    assert result.edits == []
+    [finding] = result.findings
+    assert (finding.original, finding.replacement) == ("Ã©", "é")
+    assert result.verdict is Verdict.SUSPECT
+
+
+def test_bidi_controls_are_reported_even_when_turned_off() -> None:
+    policy = RepairPolicy.from_mapping({"bidi_control": "off"})
+    result = repair_text("invoice\u202egnp.exe", policy=policy)
+    assert result.text == "invoice\u202egnp.exe"
+    assert [f.category for f in result.findings] == [Category.BIDI_CONTROL]
+
+
+def test_html_content_keeps_its_markup() -> None:
+    page = "<p>caf\u00c3\u00a9 &amp; cr\u00c3\u00a8me</p>".encode()
+    result = repair_bytes(page, content_type="text/html; charset=utf-8")
+    assert result.text == "<p>café &amp; crème</p>"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"content": b""}, EmptyContentError),
+        ({"content": b"%PDF-1.4\n..."}, BinaryContentError),
+        ({"content": b"text", "declared_encoding": "x-klingon"}, UnknownEncodingError),
+        ({"content": b"text", "max_bytes": 3}, TooLargeError),
+    ],
+)
+def test_bad_input_raises_an_error_that_says_what_to_do(kwargs: dict, error: type) -> None:
+    with pytest.raises(error) as raised:
+        repair_bytes(**kwargs)
+    assert len(str(raised.value)) > 20
+
+
+def test_unknown_policy_names_are_refused() -> None:
+    with pytest.raises(UnknownPolicyError, match="known:"):
+        RepairPolicy.from_mapping({"mojibak": "fix"})
+
+
+def test_wrong_types_say_which_function_to_call() -> None:
+    with pytest.raises(TypeError, match="repair_text"):
+        repair_bytes("already text")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="repair_bytes"):
+        repair_text(b"bytes")  # type: ignore[arg-type]

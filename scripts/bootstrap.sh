@@ -28,8 +28,13 @@ stamp=.venv/.textmend-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "installing textmend and its development tools into .venv"
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  log=.venv/install.log
+  if ! { .venv/bin/python -m pip install --upgrade pip &&
+    .venv/bin/python -m pip install -e '.[dev]'; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "installation failed; the full log is in $log" >&2
+    exit 1
+  fi
   echo "$want" >"$stamp"
 fi
 

@@ -59,14 +59,15 @@ def unified_diff(
     o_starts, c_starts = _line_starts(original), _line_starts(cleaned)
     n_orig, n_clean = _count_lines(original), _count_lines(cleaned)
     # Each edit rewrites whole original lines [a1, a2) into cleaned lines [b1, b2): from the
-    # line its start is on through the line its end is on. Overlapping rewrites merge.
+    # line its start is on through the line its end is on. Touching rewrites merge, so a run
+    # of changed lines prints as its removed lines, then its added lines, as diff -u does.
     blocks: list[list[int]] = []
     for e in edits:
         a1 = min(_line_of(o_starts, e.original_start), n_orig)
         a2 = min(_line_of(o_starts, e.original_end) + 1, n_orig)
         b1 = min(_line_of(c_starts, e.cleaned_start), n_clean)
         b2 = min(_line_of(c_starts, e.cleaned_end) + 1, n_clean)
-        if blocks and (a1 < blocks[-1][1] or b1 < blocks[-1][3]):
+        if blocks and (a1 <= blocks[-1][1] or b1 <= blocks[-1][3]):
             blocks[-1][1] = max(blocks[-1][1], a2)
             blocks[-1][3] = max(blocks[-1][3], b2)
         else:

@@ -63,11 +63,12 @@ def _cjk_ruby_leaks(text: str) -> list[Proposal]:
 
 # The pipeline's repair stages, in order: (name, categories it reports, finder).
 STAGES: tuple[tuple[str, frozenset[Category], Finder], ...] = (
+    ("entities", *FINDERS["entities"]),
     ("mojibake", *FINDERS["mojibake"]),
     ("cjk_phase_slip", frozenset({Category.CJK_PHASE_SLIP}), _cjk_phase_slips),
     ("cjk_wrong_codec", frozenset({Category.CJK_WRONG_CODEC}), _cjk_wrong_codec),
     ("ruby_leak", frozenset({Category.RUBY_LEAK}), _cjk_ruby_leaks),
-    ("markup", *FINDERS["markup"]),
+    ("tags", *FINDERS["tags"]),
     ("stray", *FINDERS["stray"]),
     ("repeated", *FINDERS["repeated"]),
 )
@@ -239,4 +240,4 @@ def _verdict(edits: list[Edit], findings: list[Edit]) -> Verdict:
     return Verdict.REPAIRED if edits else Verdict.CLEAN
 
 
-__all__ = ["EncodingSource", "Repaired", "RepairPolicy", "Verdict", "repair_bytes", "repair_text"]
+__all__ = ["EncodingSource", "RepairPolicy", "Repaired", "Verdict", "repair_bytes", "repair_text"]

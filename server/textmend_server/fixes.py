@@ -16,6 +16,7 @@ from html.entities import html5
 
 import ftfy
 from ftfy.badness import badness
+from ftfy.chardata import CHARMAP_ENCODINGS
 
 from textmend_server.edits import Proposal
 from textmend_server.policy import Category
@@ -42,12 +43,20 @@ FTFY_CONFIG = ftfy.TextFixerConfig(
     explain=True,
 )
 
-# Lines holding none of these cannot be UTF-8 mojibake: every mojibake of a UTF-8 multi-byte
-# sequence in a single-byte codec contains a Latin-1 supplement, Latin Extended, Greek,
-# Cyrillic or Windows-1252 punctuation character, or a C1 control.
-_MOJIBAKE_HINT = re.compile(
-    "[\u0080-\u024f\u02c6-\u02dc\u0370-\u04ff\u2013-\u2122\u0590-\u06ff\u0e00-\u0e7f\uff61-\uff9f]"
-)
+
+def _build_mojibake_hint() -> re.Pattern[str]:
+    """Characters that the high half of a single-byte codec ftfy knows can produce.
+
+    UTF-8 mojibake is made of these (every byte of a multi-byte UTF-8 sequence is >= 0x80),
+    so a line holding none of them cannot be mojibake and ftfy need not see it.
+    """
+    chars = {chr(c) for c in range(0x80, 0x100)}
+    for codec in CHARMAP_ENCODINGS:
+        chars.update(bytes(range(0x80, 0x100)).decode(codec, errors="ignore"))
+    return re.compile("[" + "".join(sorted(re.escape(c) for c in chars)) + "]")
+
+
+MOJIBAKE_HINT = _build_mojibake_hint()
 
 _LINES = re.compile(r"[^\n]*\n|[^\n]+")
 
@@ -110,7 +119,7 @@ def find_mojibake(text: str) -> list[Proposal]:
     proposals: list[Proposal] = []
     for start, end in _line_spans(text):
         line = text[start:end]
-        if line.isascii() or not _MOJIBAKE_HINT.search(line):
+        if line.isascii() or not MOJIBAKE_HINT.search(line):
             continue
         fixed, steps = ftfy.fix_and_explain(line, config=FTFY_CONFIG)
         if fixed == line:
@@ -142,17 +151,21 @@ _TAG_NAMES = (
 )
 
 
-def _build_markup_regex() -> re.Pattern[str]:
-    """Whole tags of HTML's common elements, closing-tag fragments that lost their `<`, and
-    entities (also escaped more than once). Only names HTML defines, so `a < b > c` and
-    `x <= y` never match."""
+def _build_tag_regex() -> re.Pattern[str]:
+    """Whole tags of HTML's common elements, and closing-tag fragments that lost their `<`.
+
+    Only names HTML defines, so `a < b > c` and `x <= y` never match.
+    """
     tag = rf"<(?P<tag>/?(?:{_TAG_NAMES}))(?:\s[^<>]{{0,300}}?)?/?>"
     fragment = rf"(?<![<\w/])(?P<frag>/(?:{_TAG_NAMES}))>"
-    entity = r"&(?:amp;){0,4}(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
-    return re.compile(rf"{tag}|{fragment}|(?P<entity>{entity})", re.IGNORECASE)
+    return re.compile(rf"{tag}|{fragment}", re.IGNORECASE)
 
 
-MARKUP_RE = _build_markup_regex()
+TAG_RE = _build_tag_regex()
+# Entities, also escaped more than once (`&amp;amp;`); names are checked against HTML5's list.
+ENTITY_RE = re.compile(
+    r"&(?:amp;){0,4}(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
+)
 _BLOCK_TAGS = re.compile(r"/?(?:br|p|div|li|tr|h[1-6]|hr)$", re.IGNORECASE)
 
 
@@ -178,67 +191,63 @@ def _unescape_entity(entity: str) -> tuple[str, int] | None:
     return value, layers
 
 
-def find_markup_leaks(text: str) -> list[Proposal]:
-    """HTML tags, tag fragments and entities left in plain text.
+def find_entity_leaks(text: str) -> list[Proposal]:
+    """HTML entities left as text in plain text, also escaped several times.
 
-    Only for text/plain: in HTML they are the document's own. `<br>` becomes a line break;
-    other tags and fragments go; entities become the character they stand for.
+    Runs before the mojibake repair, which can then see the characters they stand for
+    (`10Î&frac14;s` is `10Î¼s`, which is `10μs`).
 
-    >>> fix_markup_leaks("Fish &amp;amp; chips&#8217; price</p>")
+    >>> fix_markup_leaks("Fish &amp;amp; chips&#8217; price")
     'Fish & chips’ price'
-    >>> fix_markup_leaks("if a < b and c > d: x &= 1")
-    'if a < b and c > d: x &= 1'
+    >>> fix_markup_leaks("AT&T, Q&A; x &= y; &madeup;")
+    'AT&T, Q&A; x &= y; &madeup;'
     """
     proposals: list[Proposal] = []
-    for m in MARKUP_RE.finditer(text):
-        if m.group("entity"):
-            unescaped = _unescape_entity(m.group("entity"))
-            if unescaped is None:
-                continue
-            value, layers = unescaped
-            reason = "HTML entity left as text" + (
-                f", escaped {layers} times" if layers > 1 else ""
-            )
-            proposals.append(
-                Proposal(
-                    m.start(),
-                    m.end(),
-                    value,
-                    Category.MARKUP_LEAK,
-                    reason,
-                    0.9 if layers > 1 or "#" in m.group() else 0.85,
-                )
-            )
-        elif m.group("tag"):
+    for m in ENTITY_RE.finditer(text):
+        unescaped = _unescape_entity(m.group())
+        if unescaped is None:
+            continue
+        value, layers = unescaped
+        reason = "HTML entity left as text" + (f", escaped {layers} times" if layers > 1 else "")
+        confidence = 0.9 if layers > 1 or "#" in m.group() else 0.85
+        proposals.append(
+            Proposal(m.start(), m.end(), value, Category.MARKUP_LEAK, reason, confidence)
+        )
+    return proposals
+
+
+def find_tag_leaks(text: str) -> list[Proposal]:
+    """HTML tags and tag fragments left in plain text.
+
+    `<br>` becomes a line break; other tags and fragments go. Runs after the CJK repairs, so
+    that a byte-phase slip that swallowed the `<` of `</p>` takes its `/p>` with it first.
+
+    >>> fix_markup_leaks("Some <b>bold</b> text.</p>")
+    'Some bold text.'
+    >>> fix_markup_leaks("if a < b and c > d, see <not a tag>")
+    'if a < b and c > d, see <not a tag>'
+    """
+    proposals: list[Proposal] = []
+    for m in TAG_RE.finditer(text):
+        if m.group("tag"):
             name = m.group("tag")
             replacement = "\n" if name.lower() in ("br", "/br") else ""
-            proposals.append(
-                Proposal(
-                    m.start(),
-                    m.end(),
-                    replacement,
-                    Category.MARKUP_LEAK,
-                    f"HTML <{name}> tag left in plain text",
-                    0.9 if _BLOCK_TAGS.match(name) else 0.8,
-                )
-            )
+            reason = f"HTML <{name}> tag left in plain text"
+            confidence = 0.9 if _BLOCK_TAGS.match(name) else 0.8
         else:
-            proposals.append(
-                Proposal(
-                    m.start(),
-                    m.end(),
-                    "",
-                    Category.MARKUP_LEAK,
-                    f"fragment of an HTML <{m.group('frag')}> tag that lost its <",
-                    0.8,
-                )
-            )
+            replacement = ""
+            reason = f"fragment of an HTML <{m.group('frag')}> tag that lost its <"
+            confidence = 0.8
+        proposals.append(
+            Proposal(m.start(), m.end(), replacement, Category.MARKUP_LEAK, reason, confidence)
+        )
     return proposals
 
 
 def fix_markup_leaks(text: str) -> str:
-    """Remove leaked tags and unescape leaked entities in plain text (see find_markup_leaks)."""
-    return apply_proposals(text, find_markup_leaks(text))
+    """Unescape leaked entities, then remove leaked tags, in plain text."""
+    text = apply_proposals(text, find_entity_leaks(text))
+    return apply_proposals(text, find_tag_leaks(text))
 
 
 def _noncharacters() -> str:
@@ -373,11 +382,11 @@ def apply_proposals(text: str, proposals: list[Proposal]) -> str:
 
 
 # The registry: stage name -> (categories it can report, finder). The engine runs them in
-# this order; the CJK stages come before markup so a slip that swallowed the `<` of `</p>`
-# can take its `/p>` with it.
+# this order, with the CJK stages between mojibake and tags.
 FINDERS: dict[str, tuple[frozenset[Category], Finder]] = {
+    "entities": (frozenset({Category.MARKUP_LEAK}), find_entity_leaks),
     "mojibake": (frozenset({Category.MOJIBAKE}), find_mojibake),
-    "markup": (frozenset({Category.MARKUP_LEAK}), find_markup_leaks),
+    "tags": (frozenset({Category.MARKUP_LEAK}), find_tag_leaks),
     "stray": (
         frozenset(
             {

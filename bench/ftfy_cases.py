@@ -46,11 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         outputs = [fix(c["original"]) for c in cases]
         seconds = time.perf_counter() - started
-        enc = sum(o == c.get("fixed-encoding", c["fixed"]) for o, c in zip(outputs, cases))
-        full = sum(o == c["fixed"] for o, c in zip(outputs, cases))
+        pairs = list(zip(outputs, cases, strict=True))
+        enc = sum(o == c.get("fixed-encoding", c["fixed"]) for o, c in pairs)
+        full = sum(o == c["fixed"] for o, c in pairs)
         print(f"{name:34} {enc:>10}/{len(cases):<6} {full:>4}/{len(cases):<4} {seconds:8.3f}")
         if args.show_misses and name == "textmend engine":
-            for o, c in zip(outputs, cases):
+            for o, c in zip(outputs, cases, strict=True):
                 if o != c.get("fixed-encoding", c["fixed"]):
                     print(f"  miss [{c['expect']}] {c['label']}: {c['original']!r} -> {o!r}")
     return 0

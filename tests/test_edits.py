@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,7 +42,7 @@ def test_composed_edits_reproduce_the_text(original: str, data: st.DataObject) -
         assert log.text == expected
         edits = log.edits()
         assert apply_edits(original, edits) == log.text
-        for previous, edit in zip(edits, edits[1:], strict=False):
+        for previous, edit in itertools.pairwise(edits):
             assert previous.original_end <= edit.original_start
         for edit in edits:
             assert original[edit.original_start : edit.original_end] == edit.original

@@ -185,11 +185,16 @@ def repair_text(
     started = time.perf_counter()
     log = EditLog(text)
     found: list[tuple[int, int, Proposal]] = [(p.start, p.end, p) for p in seeded or []]
+    # U+FFFD the decoder inserted is reported once, as undecodable, not again as a stray.
+    inserted = {p.start for p in seeded or [] if p.category is Category.UNDECODABLE}
     for _name, categories, finder in STAGES:
         if not any(policy.wants(c) for c in categories):
             continue
         to_apply: list[Proposal] = []
         for proposal in finder(log.text):
+            if proposal.category is Category.REPLACEMENT_CHAR and inserted:
+                if log.to_original(proposal.start, proposal.end)[0] in inserted:
+                    continue
             action = policy.action(proposal.category)
             if action is Action.OFF:
                 continue

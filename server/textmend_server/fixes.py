@@ -94,8 +94,22 @@ def _diff_proposals(
     ]
 
 
+_STEP_REASONS = {
+    "decode_inconsistent_utf8": "UTF-8 mojibake inside otherwise valid text",
+    "restore_byte_a0": "a non-breaking space lost from UTF-8 mojibake",
+    "replace_lossy_sequences": "UTF-8 mojibake whose lost bytes can only be marked",
+    "fix_c1_controls": "C1 control characters standing for windows-1252 punctuation",
+}
+
+
 def _explain(steps: list[tuple[str, str]] | None) -> str:
-    """ftfy's plan as an English reason: 'UTF-8 read as windows-1252'."""
+    """ftfy's plan as one English sentence: 'UTF-8 text read as windows-1252'.
+
+    >>> _explain([("encode", "sloppy-windows-1252"), ("decode", "utf-8")])
+    'UTF-8 text read as windows-1252'
+    >>> _explain([("apply", "decode_inconsistent_utf8")])
+    'UTF-8 mojibake inside otherwise valid text'
+    """
     if not steps:
         return "mojibake"
     encodes = [p for action, p in steps if action == "encode"]
@@ -104,7 +118,9 @@ def _explain(steps: list[tuple[str, str]] | None) -> str:
         read_as = encodes[0].replace("sloppy-", "")
         times = " twice" if len(decodes) > 1 else ""
         return f"{decodes[-1].upper()} text read as {read_as}{times}"
-    return "mojibake: " + ", ".join(f"{a} {p}" for a, p in steps)
+    return "; ".join(
+        dict.fromkeys(_STEP_REASONS.get(p, f"mojibake ({action} {p})") for action, p in steps)
+    )
 
 
 def find_mojibake(text: str) -> list[Proposal]:

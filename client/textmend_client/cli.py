@@ -1,0 +1,561 @@
+"""`textmend`: repair documents with a textmend server from the command line.
+
+    textmend repair article.txt                  # the cleaned text, exactly
+    textmend repair --format diff article.txt    # what changed, for a person
+    textmend repair --format json - < page.html  # the full response
+    textmend repair --jsonl < docs.jsonl > out.jsonl
+    textmend health
+
+This module only parses arguments, reads input and formats output; the calls are
+`textmend_client.TextMendClient`'s. Exit codes: 0 success, 1 usage (bad arguments, bad JSON
+Lines input), 2 I/O (a file that cannot be read or written), 3 the server refused a document,
+failed, or could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import sys
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, NoReturn
+
+import grpc
+from google.protobuf import json_format
+
+from textmend.v1 import textmend_pb2
+from textmend_client import __version__
+from textmend_client.client import (
+    DEFAULT_STREAM_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    TextMendClient,
+    TextMendError,
+    as_request,
+)
+
+EXIT_OK = 0
+EXIT_USAGE = 1
+EXIT_IO = 2
+EXIT_SERVER = 3
+
+PROG = "textmend"
+
+
+class UsageError(Exception):
+    """Bad arguments or bad input; reported as one line, exit code 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors return exit code 1 instead of exiting with 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+# --- arguments -------------------------------------------------------------------------------
+
+
+def _policy_item(text: str) -> tuple[str, str]:
+    name, sep, action = text.partition("=")
+    if not sep or not name or action.lower() not in {"fix", "flag", "off"}:
+        raise argparse.ArgumentTypeError(
+            f"expected CATEGORY=fix|flag|off (for example mojibake=flag), not {text!r}"
+        )
+    return name.strip(), action.lower()
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server",
+        default=os.environ.get("TEXTMEND_SERVER", "localhost:50051"),
+        metavar="HOST:PORT",
+        help="server address; dns:///name:port spreads calls over every address of name "
+        "(TEXTMEND_SERVER; default: localhost:50051)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help=f"deadline of the call (default: {DEFAULT_TIMEOUT:.0f}; "
+        f"{DEFAULT_STREAM_TIMEOUT:.0f} for a whole --jsonl stream)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `textmend` argument parser, with one subparser per command."""
+    parser = _Parser(
+        prog=PROG,
+        description="Detect and repair corrupted text (mojibake, wrong encodings, CJK "
+        "byte-phase slips, leaked markup) with a textmend server.",
+        epilog="Exit codes: 0 success, 1 usage, 2 I/O error, 3 server error or unreachable.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help="what to do; COMMAND --help for its options"
+    )
+
+    repair = commands.add_parser(
+        "repair",
+        help="repair a document (or JSON Lines of documents)",
+        description="Send a document's bytes to the server and print the repaired text, a "
+        "diff of what changed, or the whole response as JSON.",
+    )
+    repair.add_argument(
+        "path",
+        nargs="?",
+        metavar="PATH",
+        help="file to repair, or - for standard input (with --jsonl: the JSON Lines file; "
+        "default: standard input)",
+    )
+    _add_connection_options(repair)
+    repair.add_argument(
+        "--encoding",
+        default="",
+        metavar="NAME",
+        help="charset the document claims (an HTTP header or <meta> tag); used only if the "
+        "bytes agree",
+    )
+    repair.add_argument(
+        "--content-type",
+        default="",
+        choices=["text/plain", "text/html"],
+        help="text/html leaves the document's markup alone (default: text/plain)",
+    )
+    repair.add_argument(
+        "--policy",
+        type=_policy_item,
+        action="append",
+        default=[],
+        metavar="CATEGORY=ACTION",
+        help="override a category's policy: fix, flag or off; repeatable "
+        "(for example --policy mojibake=flag)",
+    )
+    repair.add_argument(
+        "--format",
+        choices=["text", "diff", "json"],
+        help="text: the repaired text only, exactly; diff: a unified diff and one line per "
+        "edit; json: the full response (default: text)",
+    )
+    repair.add_argument(
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="colour the diff: auto colours when writing to a terminal (default: auto)",
+    )
+    repair.add_argument(
+        "--jsonl",
+        action="store_true",
+        help='read JSON Lines ({"id": ..., "text": ...} or {"id": ..., "content_b64": ...}, '
+        'optional "declared_encoding"), repair them over one stream, and write one JSON '
+        "response per line, in input order",
+    )
+    repair.set_defaults(handler=_cmd_repair)
+
+    health = commands.add_parser(
+        "health",
+        help="check that the server is serving",
+        description="Ask the server's grpc.health.v1 service; exit 0 when it is SERVING, "
+        "3 otherwise.",
+    )
+    _add_connection_options(health)
+    health.add_argument(
+        "--service",
+        default="",
+        help='service to ask about (default: "", the whole server; or textmend.v1.TextMend)',
+    )
+    health.set_defaults(handler=_cmd_health)
+    return parser
+
+
+# --- input and output ------------------------------------------------------------------------
+
+
+def _read_input(path: str | None) -> bytes:
+    """The bytes of path, or of standard input for None or '-'."""
+    if path in (None, "-"):
+        stream = sys.stdin
+        buffer = getattr(stream, "buffer", None)
+        return buffer.read() if buffer is not None else stream.read().encode("utf-8")
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _write(text: str, stream: IO[str] | None = None) -> None:
+    """Write text as UTF-8 whatever the locale, so that repaired text is never mangled."""
+    stream = stream or sys.stdout
+    buffer = getattr(stream, "buffer", None)
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("_", "-")
+    if buffer is not None and encoding not in {"utf-8", "utf8"}:
+        stream.flush()
+        buffer.write(text.encode("utf-8"))
+        buffer.flush()
+    else:
+        stream.write(text)
+    stream.flush()
+
+
+def _use_color(choice: str) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(sys.stdout, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def to_json(response: textmend_pb2.RepairResponse, *, compact: bool = False) -> str:
+    """A response as JSON with the proto's field names (`original_start`, not camelCase)."""
+    if not compact:
+        return json_format.MessageToJson(
+            response, preserving_proto_field_name=True, ensure_ascii=False
+        )
+    return json.dumps(
+        json_format.MessageToDict(response, preserving_proto_field_name=True),
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+# --- the diff view ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Palette:
+    """ANSI escapes, or empty strings when colour is off."""
+
+    on: bool
+
+    def __call__(self, code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.on and text else text
+
+
+def _escape(ch: str) -> str:
+    """A Python-style escape for one invisible character."""
+    return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
+
+
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cn"})
+
+
+def _visible(text: str) -> str:
+    r"""Text with controls, format characters (zero-width, bidi) and unassigned code points
+    shown as escapes, so that a terminal neither hides them nor obeys them. Tabs stay.
+
+    >>> print(_visible("zero\u200bwidth, bell\x07"))
+    zero\u200bwidth, bell\u0007
+    """
+    return "".join(
+        _escape(ch) if ch != "\t" and unicodedata.category(ch) in _INVISIBLE_CATEGORIES else ch
+        for ch in text
+    )
+
+
+def _show(text: str, limit: int = 40) -> str:
+    r"""A short, quoted, visible rendering of a span: invisible characters as \u escapes.
+
+    >>> print(_show("a\u200bb"), _show("x" * 50)[-3:])
+    'a\u200bb' x…'
+    """
+    shown = "".join(ch if ch.isprintable() or ch == " " else _escape(ch) for ch in text)
+    if len(shown) > limit:
+        shown = shown[: limit - 1] + "…"
+    return f"'{shown}'"
+
+
+def _original_text(content: bytes, response: textmend_pb2.RepairResponse) -> str | None:
+    """Re-decode the content as the server did, to turn offsets into lines and columns.
+
+    Returns None when the result does not match the server's length (a fallback decode, say).
+    """
+    try:
+        text = content.decode(response.encoding.name or "utf-8", errors="replace")
+    except LookupError:
+        return None
+    if len(text) != response.original_length and text.startswith("\ufeff"):
+        text = text[1:]
+    return text if len(text) == response.original_length else None
+
+
+def _position(original: str | None, offset: int) -> str:
+    """`line:column` (1-based) of a code point offset, or the offset when unknown."""
+    if original is None:
+        return str(offset)
+    line = original.count("\n", 0, offset) + 1
+    column = offset - (original.rfind("\n", 0, offset) + 1) + 1
+    return f"{line}:{column}"
+
+
+def _highlight_pair(old: str, new: str, paint: _Palette) -> tuple[str, str]:
+    """Mark the changed characters inside a removed/added line pair (reverse video)."""
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    old_out: list[str] = []
+    new_out: list[str] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            old_out.append(paint("31", _visible(old[i1:i2])))
+            new_out.append(paint("32", _visible(new[j1:j2])))
+        else:
+            old_out.append(paint("7;31", _visible(old[i1:i2])))
+            new_out.append(paint("7;32", _visible(new[j1:j2])))
+    return "".join(old_out), "".join(new_out)
+
+
+def _color_diff(diff: str, paint: _Palette) -> list[str]:
+    """Colour a unified diff; paired -/+ lines get their changed characters highlighted.
+
+    Invisible characters are shown as escapes (see `_visible`), coloured or not.
+    """
+    lines = diff.splitlines()
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith(("---", "+++")):
+            out.append(paint("1", _visible(line)))
+        elif line.startswith("@@"):
+            out.append(paint("36", line))
+        elif line.startswith("-"):
+            removed = []
+            while i < len(lines) and lines[i].startswith("-"):
+                removed.append(lines[i][1:])
+                i += 1
+            added = []
+            while i < len(lines) and lines[i].startswith("+") and not lines[i].startswith("+++"):
+                added.append(lines[i][1:])
+                i += 1
+            if paint.on and len(removed) == len(added):
+                pairs = [_highlight_pair(a, b, paint) for a, b in zip(removed, added, strict=True)]
+                out += [paint("31", "-") + old for old, _ in pairs]
+                out += [paint("32", "+") + new for _, new in pairs]
+            else:
+                out += [paint("31", "-" + _visible(text)) for text in removed]
+                out += [paint("32", "+" + _visible(text)) for text in added]
+            continue
+        elif line.startswith("+"):
+            out.append(paint("32", _visible(line)))
+        else:
+            out.append(_visible(line))
+        i += 1
+    return out
+
+
+def _category(value: textmend_pb2.Category.ValueType) -> str:
+    name = textmend_pb2.Category.Name(value) if value in textmend_pb2.Category.values() else "?"
+    return name.removeprefix("CATEGORY_").lower()
+
+
+def render_diff(
+    response: textmend_pb2.RepairResponse, content: bytes, *, color: bool = False
+) -> str:
+    """The human view: a unified diff, a summary line, then one line per edit and finding."""
+    paint = _Palette(color)
+    original = _original_text(content, response)
+    out = _color_diff(response.diff, paint) if response.diff else []
+    if response.diff:
+        out.append("")
+    encoding = response.encoding
+    source = textmend_pb2.EncodingInfo.Source.Name(encoding.source).removeprefix("SOURCE_")
+    verdict = textmend_pb2.Verdict.Name(response.verdict).removeprefix("VERDICT_").lower()
+    edits, findings = len(response.edits), len(response.findings)
+    out.append(
+        paint("1", verdict)
+        + f" · {encoding.name or '?'} ({source.lower()}, {encoding.confidence:.2f})"
+        + f" · {edits} edit{'s' * (edits != 1)} · {findings} finding{'s' * (findings != 1)}"
+    )
+    rows = [("fixed", edit, edit.replacement) for edit in response.edits]
+    rows += [("flagged", finding, finding.suggestion) for finding in response.findings]
+    rows.sort(key=lambda row: (row[1].original_start, row[0]))
+    cells = []
+    for kind, edit, proposed in rows:
+        # Spans read as first–last character, 1-based, like an editor's cursor position.
+        span = _position(original, edit.original_start)
+        if edit.original_end > edit.original_start + 1:
+            span += "–" + _position(original, edit.original_end - 1)
+        change = _show(edit.original)
+        if kind == "fixed" or (proposed and proposed != edit.original):
+            change += " → " + _show(proposed)
+        cells.append((kind, _category(edit.category), span, change, edit))
+    span_width = max((len(cell[2]) for cell in cells), default=0)
+    change_width = min(40, max((len(cell[3]) for cell in cells), default=0))
+    for kind, category, span, change, edit in cells:
+        label = paint("32" if kind == "fixed" else "33", f"{kind:<7}")
+        out.append(
+            f"  {label} {category:<16} {span:<{span_width}}  {change:<{change_width}}  "
+            + paint("2", f"{edit.reason} ({edit.confidence:.2f})")
+        )
+    return "\n".join(out) + "\n"
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> TextMendClient:
+    options: dict[str, Any] = {}
+    if args.timeout is not None:
+        options = {"timeout": args.timeout, "stream_timeout": args.timeout}
+    return TextMendClient(args.server, **options)
+
+
+def _cmd_repair(args: argparse.Namespace) -> int:
+    if args.jsonl:
+        if args.format not in (None, "json"):
+            raise UsageError("--jsonl always writes JSON; leave out --format")
+        return _repair_jsonl(args)
+    if args.path is None:
+        raise UsageError("give a PATH to repair, or - for standard input")
+    content = _read_input(args.path)
+    with _client(args) as client:
+        response = client.repair(
+            content,
+            id=os.path.basename(args.path) if args.path != "-" else "stdin",
+            declared_encoding=args.encoding,
+            content_type=args.content_type,
+            policy=dict(args.policy),
+            omit_diff=args.format in (None, "text"),
+        )
+    output_format = args.format or "text"
+    if output_format == "text":
+        _write(response.text)
+    elif output_format == "json":
+        _write(to_json(response) + "\n")
+    else:
+        _write(render_diff(response, content, color=_use_color(args.color)))
+    return EXIT_OK
+
+
+def read_jsonl(lines: Sequence[str] | IO[str], defaults: dict[str, Any]) -> list[dict[str, Any]]:
+    """Parse and check JSON Lines input before anything is sent; blank lines are skipped.
+
+    Each object gets an `id` (its line number when it has none); ids must be unique. Raises
+    `UsageError` naming the line of the first problem.
+    """
+    items: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"line {number}: not valid JSON: {exc}") from None
+        if not isinstance(item, dict):
+            raise UsageError(f"line {number}: expected a JSON object, got {type(item).__name__}")
+        item = {**defaults, **item}
+        item["id"] = str(item.get("id", number))
+        if item["id"] in seen:
+            raise UsageError(
+                f"line {number}: duplicate id {item['id']!r} (first on line {seen[item['id']]})"
+            )
+        seen[item["id"]] = number
+        try:
+            as_request(item)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"line {number}: {exc}") from None
+        items.append(item)
+    return items
+
+
+def in_input_order(
+    ids: Sequence[str], responses: Iterable[textmend_pb2.RepairResponse]
+) -> Iterator[textmend_pb2.RepairResponse]:
+    """Yield responses in the order of ids, each as soon as every earlier one has arrived.
+
+    >>> got = [textmend_pb2.RepairResponse(id=i) for i in "bca"]
+    >>> [r.id for r in in_input_order(["a", "b", "c"], got)]
+    ['a', 'b', 'c']
+    """
+    waiting: dict[str, textmend_pb2.RepairResponse] = {}
+    position = 0
+    for response in responses:
+        waiting[response.id] = response
+        while position < len(ids) and ids[position] in waiting:
+            yield waiting.pop(ids[position])
+            position += 1
+    if position < len(ids):
+        raise TextMendError(
+            grpc.StatusCode.UNKNOWN,
+            f"the stream ended without a response for {len(ids) - position} of {len(ids)} "
+            f"documents (first missing: id {ids[position]!r})",
+        )
+
+
+def _repair_jsonl(args: argparse.Namespace) -> int:
+    defaults: dict[str, Any] = {}
+    if args.encoding:
+        defaults["declared_encoding"] = args.encoding
+    if args.content_type:
+        defaults["content_type"] = args.content_type
+    if args.policy:
+        defaults["policy"] = dict(args.policy)
+    if args.path in (None, "-"):
+        items = read_jsonl(sys.stdin, defaults)
+    else:
+        with open(args.path, encoding="utf-8") as handle:
+            items = read_jsonl(handle, defaults)
+    ids = [item["id"] for item in items]
+    failed = 0
+    with _client(args) as client:
+        for response in in_input_order(ids, client.repair_stream(items)):
+            failed += response.HasField("error")
+            _write(to_json(response, compact=True) + "\n")
+    if failed:
+        _error(f'{failed} of {len(ids)} documents failed; see their "error" field')
+        return EXIT_SERVER
+    return EXIT_OK
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        status = client.health_status(args.service)
+    _write(status + "\n")
+    return EXIT_OK if status == "SERVING" else EXIT_SERVER
+
+
+# --- entry point -----------------------------------------------------------------------------
+
+
+def _error(message: str) -> None:
+    _write(f"{PROG}: error: {message}\n", sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the `textmend` command; returns its exit code (see the module docstring)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        return args.handler(args)
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except TextMendError as exc:
+        _error(str(exc))
+        return EXIT_SERVER
+    except BrokenPipeError:
+        return EXIT_IO
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error(f"{where}{exc.strerror or exc}")
+        return EXIT_IO
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

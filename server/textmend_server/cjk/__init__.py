@@ -1,0 +1,167 @@
+"""CJK repairs: byte-phase slips, runs decoded with the wrong CJK codec, leaked pinyin.
+
+Three detectors, each a stage the engine runs on the current text, in this order:
+
+* `find_phase_slips` — GBK, Big5 or Shift-JIS text read one byte out of step
+  (`公司?!彼Q他們` → `公司。”他稱他們`);
+* `find_wrong_codec_runs` — whole runs decoded with the wrong codec (`鏂囧瓧` → `文字`);
+* `find_ruby_leaks` — pinyin annotations left in the text (`創(chuàng)建者` → `創建者`).
+
+Each returns non-overlapping `Proposal`s sorted by start, in code points of the text given.
+Confidence comes from the evidence: how much better the repair scores than the text as it
+stands under a character model of the language (`textmend_server.cjk.lm`), and for pinyin,
+whether the syllables are a valid reading of the character before them. Clean text costs a
+compiled-regex scan and yields nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+from textmend_server.cjk.codecrun import find_wrong_codec_runs
+from textmend_server.cjk.dbcs import codec
+from textmend_server.cjk.lm import get_model, is_traditional
+from textmend_server.cjk.ruby import find_ruby_matches
+from textmend_server.cjk.scripts import char_class
+from textmend_server.cjk.slip import (
+    EDIT_MARGIN,
+    FLAG_MARGIN,
+    SlipRepair,
+    candidate_positions,
+    looks_improbable,
+    repair_at,
+)
+from textmend_server.edits import Proposal
+from textmend_server.policy import Category
+
+__all__ = ["find_phase_slips", "find_ruby_leaks", "find_wrong_codec_runs", "text_language"]
+
+_CODEC_NAMES = {"gbk": "GBK", "big5": "Big5", "shift_jis": "Shift-JIS", "euc_kr": "EUC-KR"}
+_LANG_NAMES = {"zh": "Chinese", "ja": "Japanese", "ko": "Korean"}
+_CODECS_FOR = {"zh": ("gbk", "big5"), "ja": ("shift_jis",), "ko": ("euc_kr",)}
+
+
+def text_language(text: str) -> str | None:
+    """The CJK language text is mostly written in ('zh', 'ja', 'ko'), or None if it has no
+    CJK characters.
+
+    >>> text_language("這是中文。"), text_language("これは日本語です。"), text_language("한국어")
+    ('zh', 'ja', 'ko')
+    >>> text_language("plain English") is None
+    True
+    """
+    counts = {"han": 0, "kana": 0, "hangul": 0}
+    for ch in text:
+        if ch >= "\u1100":
+            cls = char_class(ch)
+            if cls in counts:
+                counts[cls] += 1
+    total = sum(counts.values())
+    if total == 0:
+        return None
+    if counts["hangul"] > 0.2 * total:
+        return "ko"
+    if counts["kana"] > 0.05 * total:
+        return "ja"
+    if counts["han"] == 0:
+        return "ja" if counts["kana"] else "ko"
+    return "zh"
+
+
+def _confidence(margin: float, gap: float) -> float:
+    """Confidence of a re-phase from its margin over the text as it stands and its gap over
+    the next-best reconstruction, both in nats."""
+    vs_keep = 1.0 - math.exp(-max(margin, 0.0) / 8.0)
+    vs_other = 1.0 / (1.0 + math.exp(-max(gap, 0.0) + 1.0))
+    return round(max(0.0, min(0.99, vs_keep * vs_other)), 3)
+
+
+def find_phase_slips(text: str) -> list[Proposal]:
+    """Runs of double-byte text read one byte out of phase, with their re-phased repair.
+
+    >>> [(p.start, p.end, p.replacement) for p in find_phase_slips("公司?!彼Q他們的工作")]
+    [(2, 6, '。”他稱')]
+    >>> find_phase_slips("真的嗎?!我不相信。")
+    []
+    """
+    positions = candidate_positions(text)
+    if not positions:
+        return []
+    lang = text_language(text)
+    if lang is None:
+        return []
+    model = get_model(lang)
+    trad = is_traditional(text) if lang == "zh" else None
+    has_fullwidth = any("\uff01" <= ch <= "\uff5e" for ch in text)
+    out: list[Proposal] = []
+    covered = 0
+    for i in positions:
+        if i < covered or not looks_improbable(text, i, model, trad):
+            continue
+        nxt = text[i + 1 : i + 2]
+        folded = not has_fullwidth or nxt in ("!", "?")
+        best: SlipRepair | None = None
+        for name in _CODECS_FOR[lang]:
+            rep = repair_at(text, i, codec(name), model, trad, folded)
+            if rep is not None and (best is None or rep.margin > best.margin):
+                best = rep
+        if best is None or best.margin < FLAG_MARGIN:
+            continue
+        flag = best.margin < EDIT_MARGIN
+        conf = _confidence(best.margin, best.gap)
+        reason = (
+            f"{_CODEC_NAMES[best.codec]} bytes read one byte out of phase; re-phased text "
+            f"scores {best.margin:.1f} nats better under the {_LANG_NAMES[lang]} character "
+            f"model"
+        )
+        if flag:
+            reason += " (too little evidence to edit)"
+        out.append(
+            Proposal(
+                best.start,
+                best.end,
+                best.replacement,
+                Category.CJK_PHASE_SLIP,
+                reason,
+                conf,
+                flag_only=flag,
+            )
+        )
+        covered = best.end
+    return out
+
+
+def find_ruby_leaks(text: str) -> list[Proposal]:
+    """Pinyin annotations `字(zì)` whose syllables are a valid reading of the host characters.
+
+    Tone-marked (or numbered) readings are removed; toneless ones only when the same text
+    also holds tone-marked leaks (the same converter at work), and are reported otherwise.
+
+    >>> [(p.start, p.end, p.replacement) for p in find_ruby_leaks("ChatGPT創(chuàng)建者")]
+    [(7, 16, '創')]
+    >>> find_ruby_leaks("蘋果(Apple)、特斯拉(Tesla)和(第二版)")
+    []
+    """
+    if "(" not in text:
+        return []
+    matches = find_ruby_matches(text)
+    if not matches:
+        return []
+    any_toned = any(m.toned for m in matches)
+    out: list[Proposal] = []
+    for m in matches:
+        if m.toned:
+            conf = 0.97 if m.default else 0.9
+            flag = False
+            why = "pypinyin's default reading" if m.default else "a valid reading (heteronym)"
+        else:
+            conf = 0.75 if any_toned else 0.4
+            flag = not any_toned
+            why = "a toneless valid reading"
+        reason = (
+            f"'({m.syllables})' after '{m.hosts}' is {why} of it, a leaked pronunciation annotation"
+        )
+        out.append(
+            Proposal(m.start, m.end, m.hosts, Category.RUBY_LEAK, reason, conf, flag_only=flag)
+        )
+    return out

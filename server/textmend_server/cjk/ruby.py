@@ -1,0 +1,128 @@
+"""Pinyin annotations leaked into Chinese text: `創(chuàng)建者` for `創建者`.
+
+A converter that annotates characters with their reading (or a `<ruby>` element whose markup
+was stripped) leaves `字(zì)` in running text. The annotation is recognised only where the
+syllables in the parentheses are a valid reading of the Han characters right before them,
+according to pypinyin's dictionary with heteronyms allowed. `蘋果(Apple)`, `(第二版)` and
+`特斯拉(Tesla)` fail that test and are never touched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache, lru_cache
+
+from textmend_server.cjk.scripts import HAN_RANGES, PINYIN_LETTERS
+
+_TONE_MARKS = frozenset("āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜńňǹḿ")
+
+# Up to 8 Han characters, then a parenthesised run of lowercase pinyin (tone marks, ü, numbered
+# tones, apostrophes and single spaces between syllables).
+_RUBY_RE = re.compile(
+    rf"([{HAN_RANGES}]{{1,8}})\(([{PINYIN_LETTERS}v][{PINYIN_LETTERS}v1-5]*"
+    rf"(?:['\- ]?[{PINYIN_LETTERS}v][{PINYIN_LETTERS}v1-5]*){{0,7}})\)"
+)
+# Same shape, but without the parenthesis: `cái)` left behind when a slip swallowed the `(`.
+PINYIN_TAIL_RE = re.compile(
+    rf"([{PINYIN_LETTERS}v][{PINYIN_LETTERS}v1-5]*(?:['\- ]?[{PINYIN_LETTERS}v][{PINYIN_LETTERS}v1-5]*){{0,7}})\)"
+)
+
+
+@lru_cache(maxsize=8192)
+def readings(ch: str) -> frozenset[str]:
+    """Every spelling of every reading pypinyin knows for ch: tone marks, numbered, toneless.
+
+    >>> sorted(readings("為"))[:4]
+    ['wei', 'wei2', 'wei4', 'wèi']
+    """
+    from pypinyin import Style, pinyin
+
+    out: set[str] = set()
+    for style in (Style.TONE, Style.TONE3, Style.NORMAL):
+        for r in pinyin(ch, style=style, heteronym=True, errors="ignore")[0:1]:
+            for s in r:
+                out.add(s)
+                if "ü" in s:
+                    out.add(s.replace("ü", "v"))
+    out.discard(ch)
+    return frozenset(out)
+
+
+@lru_cache(maxsize=8192)
+def default_reading(ch: str) -> str:
+    """pypinyin's default (most common) tone-marked reading of ch, or '' if it has none."""
+    from pypinyin import Style, pinyin
+
+    r = pinyin(ch, style=Style.TONE, heteronym=False, errors="ignore")
+    return r[0][0] if r and r[0] else ""
+
+
+def split_reading(hosts: str, syllables: str) -> bool:
+    """Whether syllables spell a reading of each host character in turn.
+
+    Separators (space, apostrophe, hyphen) between syllables are optional.
+
+    >>> split_reading("中國", "zhōngguó"), split_reading("蘋果", "apple")
+    (True, False)
+    """
+    s = syllables
+    n = len(hosts)
+
+    @cache
+    def ok(i: int, pos: int) -> bool:
+        if i == n:
+            return pos == len(s)
+        if i > 0 and pos < len(s) and s[pos] in "'- ":
+            pos += 1
+        return any(s.startswith(r, pos) and ok(i + 1, pos + len(r)) for r in readings(hosts[i]))
+
+    return ok(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class RubyMatch:
+    """A leaked annotation: text[start:end] is `hosts(syllables)`, host kept, rest removed."""
+
+    start: int  # start of the host characters
+    host_end: int  # end of the host characters = position of "("
+    end: int  # after ")"
+    hosts: str
+    syllables: str
+    toned: bool
+    default: bool  # every syllable is pypinyin's default reading of its host
+
+
+def match_reading(hosts_run: str, syllables: str) -> tuple[str, bool] | None:
+    """The shortest tail of hosts_run whose reading syllables spell, and whether that reading
+    is pypinyin's default one; None when no tail fits.
+
+    >>> match_reading("公司的創", "chuàng")
+    ('創', True)
+    >>> match_reading("特斯拉", "tesla") is None
+    True
+    """
+    for k in range(1, len(hosts_run) + 1):
+        hosts = hosts_run[-k:]
+        if split_reading(hosts, syllables):
+            joined = "".join(default_reading(h) for h in hosts)
+            plain = syllables.replace(" ", "").replace("'", "").replace("-", "")
+            return hosts, joined == plain
+    return None
+
+
+def find_ruby_matches(text: str) -> list[RubyMatch]:
+    """All `字(pinyin)` places in text whose syllables are a valid reading of the hosts."""
+    out: list[RubyMatch] = []
+    for m in _RUBY_RE.finditer(text):
+        run, syl = m.group(1), m.group(2)
+        if syl.isdigit():
+            continue
+        fit = match_reading(run, syl)
+        if fit is None:
+            continue
+        hosts, default = fit
+        host_end = m.start(2) - 1
+        toned = any(c in _TONE_MARKS for c in syl) or any(c.isdigit() for c in syl)
+        out.append(RubyMatch(host_end - len(hosts), host_end, m.end(), hosts, syl, toned, default))
+    return out

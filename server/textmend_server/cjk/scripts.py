@@ -1,0 +1,93 @@
+"""Character classes of the CJK scripts, as compiled patterns and cheap predicates.
+
+Everything here is built once at import; the detectors use these patterns as the pre-check
+that makes clean text cost almost nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# Unified ideographs, extension A, compatibility ideographs, and the supplementary planes.
+HAN_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+KANA_RANGES = "\u3041-\u309f\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f"
+BOPOMOFO_RANGES = "\u3100-\u312f\u31a0-\u31bf"
+HANGUL_RANGES = "\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f"
+# CJK symbols and punctuation, full-width forms, and the marks CJK text uses from elsewhere.
+CJK_PUNCT_RANGES = "\u3000-\u303f\uff01-\uff65\u2018\u2019\u201c\u201d\u2026\u2014\u00b7\u30fb"
+
+HAN = f"[{HAN_RANGES}]"
+CJK_ANY = f"[{HAN_RANGES}{KANA_RANGES}{BOPOMOFO_RANGES}{HANGUL_RANGES}]"
+
+# Letters pinyin is written with: tone marks, ü, and the v and digits of the numbered style.
+PINYIN_LETTERS = "a-zāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜüêńňǹḿ"
+
+_HAN_RE = re.compile(HAN)
+_CJK_RE = re.compile(CJK_ANY)
+
+
+def is_han(ch: str) -> bool:
+    """Whether ch is a Han character (any CJK ideograph block).
+
+    >>> is_han("字"), is_han("か"), is_han("A")
+    (True, False, False)
+    """
+    return _HAN_RE.match(ch) is not None
+
+
+def is_cjk(ch: str) -> bool:
+    """Whether ch belongs to a CJK script: Han, kana, bopomofo or hangul."""
+    return _CJK_RE.match(ch) is not None
+
+
+def has_cjk(text: str) -> bool:
+    """Whether text holds any CJK script character at all (the cheapest gate)."""
+    return _CJK_RE.search(text) is not None
+
+
+def char_class(ch: str) -> str:
+    """A coarse class used by the character model: han, kana, hangul, bopomofo, punct, latin,
+    digit, space, pua, or other.
+
+    >>> [char_class(c) for c in "字か한ㄘ。AQ1 "]
+    ['han', 'kana', 'hangul', 'bopomofo', 'punct', 'latin', 'latin', 'digit', 'space']
+    """
+    o = ord(ch)
+    if o < 0x80:
+        if ch.isalpha():
+            return "latin"
+        if ch.isdigit():
+            return "digit"
+        if ch.isspace():
+            return "space"
+        return "punct"
+    if _HAN_RE.match(ch):
+        return "han"
+    if (0x3041 <= o <= 0x30FF and o != 0x30FB) or 0x31F0 <= o <= 0x31FF or 0xFF66 <= o <= 0xFF9F:
+        return "kana"
+    if 0xAC00 <= o <= 0xD7A3 or 0x1100 <= o <= 0x11FF or 0x3130 <= o <= 0x318F:
+        return "hangul"
+    if 0x3100 <= o <= 0x312F or 0x31A0 <= o <= 0x31BF:
+        return "bopomofo"
+    if 0xE000 <= o <= 0xF8FF:
+        return "pua"
+    cat = unicodedata.category(ch)
+    if cat[0] == "P" or cat in ("Sm", "Sc", "Sk", "So"):
+        return "punct"
+    if cat[0] == "Z":
+        return "space"
+    if cat[0] == "L":
+        return "latin" if o < 0x2000 else "other"
+    if cat[0] == "N":
+        return "digit"
+    return "other"
+
+
+def fold_width(text: str) -> str:
+    """Fold full-width ASCII forms (U+FF01–FF5E) to ASCII, as a later clean-up step does.
+
+    >>> fold_width("！？（），：Ａ")
+    '!?(),:A'
+    """
+    return "".join(chr(ord(c) - 0xFEE0) if 0xFF01 <= ord(c) <= 0xFF5E else c for c in text)

@@ -1,0 +1,516 @@
+"""CJK byte-phase slips: double-byte text read one byte out of step, and put back in step.
+
+What happened (the byte model): a piece of GBK (or Big5, Shift-JIS) text was cut after a lead
+byte, which the lossy decoder turned into `?`; the next piece started on a trail byte, so the
+decoder read (trail, next lead) pairs, `。”他稱` coming out as `?！彼Q`, until a byte below 0x80
+landed in lead position and put it back in step. Pairs in the user-defined areas became
+private-use characters and were dropped; a lead byte followed by a byte below 0x40 became `?`
+and swallowed that byte (the `(` of a pinyin annotation, the `<` of `</p>`); full-width ASCII
+forms may later have been folded to ASCII.
+
+How it is undone: from the `?`, each observed character is re-encoded to its two bytes
+(trail of one original character, lead of the next), and a bounded beam search walks the run,
+choosing the bytes that were lost (the orphaned lead byte, the byte a swallow took, dropped
+user-defined pairs) as the character model of the language prefers. A run ends where a byte
+below 0x80 resynchronised the decoder. The best reconstruction is kept only when it scores
+clearly better than the text as it stands; weaker evidence is reported, not edited.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from textmend_server.cjk.dbcs import Dbcs
+from textmend_server.cjk.lm import CharModel
+from textmend_server.cjk.ruby import PINYIN_TAIL_RE, readings
+from textmend_server.cjk.scripts import HAN_RANGES, PINYIN_LETTERS, char_class, fold_width
+
+BEAM = 48
+CHILDREN = 6
+MAX_RUN = 300
+P_DROP = math.log(0.13)
+P_SWALLOW = math.log(0.05)
+P_CUT = math.log(0.2)
+P_UNASSIGNED = math.log(0.05)
+# A repair must beat the text as it stands by this many nats to be applied; between the two
+# margins it is reported with the repair as a suggestion.
+EDIT_MARGIN = 8.0
+FLAG_MARGIN = 4.0
+# A search whose best reading trails the text as it stands by this much is abandoned.
+ABORT_MARGIN = 25.0
+
+_FULLWIDTH_MARKS = "！？"
+# Where a slip can start: `?` then a (possibly folded) full-width mark, `?` glued to a CJK
+# character, or `<Han>?pinyin)` where an annotation was inserted inside a character's bytes.
+_TRIGGER_RE = re.compile(
+    rf"\?(?=[!?{_FULLWIDTH_MARKS}])"
+    rf"|(?<=[{HAN_RANGES}])\?(?=[{PINYIN_LETTERS}]+\))"
+    rf"|\?(?=[^\x00-\x7f])"
+    rf"|(?<=[^\x00-\x7f])\?(?=[\x21-\x7e])"
+)
+_TAG_TAIL_RE = re.compile(r"/?[A-Za-z][A-Za-z0-9]{0,9}(?:\s[^<>\n]{0,200})?/?>")
+
+
+@dataclass(slots=True)
+class _State:
+    score: float  # character-model log-probability of out, plus channel costs
+    pos: int  # index into the text of the next observed character
+    pending: tuple[int, ...]  # the possible lead bytes of the next original character
+    out: str  # reconstructed text so far
+    drops: int  # dropped pairs in a row just before pos
+    channel: float
+
+
+@dataclass(frozen=True, slots=True)
+class SlipRepair:
+    """One reconstructed run: text[start:end] should read `replacement`."""
+
+    start: int
+    end: int
+    replacement: str
+    margin: float  # nats the repair scores better than the text as it stands
+    gap: float  # nats between the best and the next-best distinct reconstruction
+    codec: str
+    dropped: int  # user-defined pairs put back
+
+
+def _lead_bytes(c: Dbcs) -> tuple[int, ...]:
+    return tuple(b for b in range(0x81, 0x100) if c.is_lead(b))
+
+
+def _uda_seconds(c: Dbcs) -> dict[int, tuple[int, ...]]:
+    """For each byte that can open a user-defined pair, the bytes that can close it."""
+    out: dict[int, tuple[int, ...]] = {}
+    for t in range(0x81, 0x100):
+        seconds = tuple(b for b in range(0x40, 0x100) if c.in_uda(t, b) and c.is_trail(b))
+        if seconds:
+            out[t] = seconds
+    return out
+
+
+def _unassigned_seconds(c: Dbcs) -> dict[int, tuple[int, ...]]:
+    """For each lead byte, the trail bytes it forms no character with (read as `?`)."""
+    out: dict[int, tuple[int, ...]] = {}
+    for t in range(0x81, 0x100):
+        if not c.is_lead(t):
+            continue
+        seconds = tuple(
+            b
+            for b in range(0x40, 0x100)
+            if c.is_trail(b) and not c.in_uda(t, b) and (t << 8 | b) not in c.pairs
+        )
+        if seconds:
+            out[t] = seconds
+    return out
+
+
+_Tables = tuple[tuple[int, ...], dict[int, tuple[int, ...]], dict[int, tuple[int, ...]]]
+_TABLES: dict[str, _Tables] = {}
+
+
+def _tables(c: Dbcs) -> _Tables:
+    hit = _TABLES.get(c.name)
+    if hit is None:
+        hit = _TABLES[c.name] = (_lead_bytes(c), _uda_seconds(c), _unassigned_seconds(c))
+    return hit
+
+
+_LIKELY: dict[tuple[str, tuple[int, ...], int], tuple[str, ...]] = {}
+PREFILTER = 24
+
+
+def _likely_chars(
+    c: Dbcs, model: CharModel, pending: tuple[int, ...], trail: int
+) -> tuple[str, ...]:
+    """The characters (lead in pending, trail) can be, the most frequent first, at most
+    PREFILTER of them: the context model then only scores these."""
+    key = (c.name, pending, trail)
+    hit = _LIKELY.get(key)
+    if hit is None:
+        pairs = c.pairs
+        found = [ch for lead in pending if (ch := pairs.get(lead << 8 | trail)) is not None]
+        found.sort(key=lambda ch: _prior(model, ch), reverse=True)
+        hit = _LIKELY[key] = tuple(found[:PREFILTER])
+    return hit
+
+
+def _prior(model: CharModel, ch: str) -> float:
+    cls = char_class(ch)
+    if cls in ("han", "kana", "hangul"):
+        return model.unigram(ch) if model.known(ch) else 0.0
+    if cls == "punct":
+        return 0.01
+    return 1e-7
+
+
+_SWALLOWERS: dict[str, dict[int, tuple[int, ...]]] = {}
+
+
+def _swallowers(c: Dbcs, leads: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
+    """Bytes that, in lead position, swallow a following byte below 0x40."""
+    hit = _SWALLOWERS.get(c.name)
+    if hit is None:
+        hit = _SWALLOWERS[c.name] = {t: () for t in leads if c.is_trail(t)}
+    return hit
+
+
+_DROPS: dict[tuple[str, int, tuple[int, ...]], tuple[tuple[str, int], ...]] = {}
+DROP_FROM = 12
+
+
+def _drop_chars(
+    c: Dbcs, model: CharModel, pending: tuple[int, ...], uda: dict[int, tuple[int, ...]]
+) -> tuple[tuple[str, int], ...]:
+    """Characters (lead in pending, t) where t opens a user-defined pair that was dropped,
+    with t; the most frequent PREFILTER of them."""
+    key = (c.name, id(uda), pending)
+    hit = _DROPS.get(key)
+    if hit is None:
+        pairs = c.pairs
+        found = [
+            (ch, t)
+            for t in uda
+            if c.is_trail(t)
+            for lead in pending
+            if (ch := pairs.get(lead << 8 | t)) is not None
+        ]
+        found.sort(key=lambda x: _prior(model, x[0]), reverse=True)
+        hit = _DROPS[key] = tuple(found[:PREFILTER])
+    return hit
+
+
+class _Search:
+    """The beam search for one trigger, in one codec, over one text."""
+
+    def __init__(
+        self, text: str, c: Dbcs, model: CharModel, traditional: bool | None, folded: bool
+    ) -> None:
+        self.text = text
+        self.c = c
+        self.model = model
+        self.trad = traditional
+        self.folded = folded
+        self.leads, self.uda, self.unassigned = _tables(c)
+        self.swallowers = _swallowers(c, self.leads)
+
+    def lp(self, prev: str, ch: str) -> float:
+        return self.model.logp(prev, ch, self.trad)
+
+    def chars(self, pending: tuple[int, ...], trail: int, prev: str) -> list[tuple[float, str]]:
+        """Original characters (pending lead, trail) could have been, best first, pruned."""
+        if len(pending) == 1:
+            ch = self.c.pairs.get(pending[0] << 8 | trail)
+            return [(self.lp(prev, ch), ch)] if ch is not None else []
+        got = [(self.lp(prev, ch), ch) for ch in _likely_chars(self.c, self.model, pending, trail)]
+        if len(got) > CHILDREN:
+            got.sort(reverse=True)
+            got = got[:CHILDREN]
+        return got
+
+    def token(self, ch: str) -> tuple[int, ...] | None:
+        """The bytes the misaligned decoder read to produce ch (two, one, or None)."""
+        if ch < "\x80":
+            return (ord(ch),)
+        raw = self.c.encode(ch)
+        if raw is None:
+            return None
+        return tuple(raw)
+
+    def run(self, start: int, pos: int, pending: tuple[int, ...], out: str, channel: float):
+        """Search from pos; yields finished (end, out, score, channel, dropped) hypotheses."""
+        text = self.text
+        base = (
+            self.model.score(out, text[start - 1] if start > 0 else "", self.trad) if out else 0.0
+        )
+        beam = [_State(base + channel, pos, pending, out, 0, channel)]
+        done: list[tuple[int, str, float, float, int]] = []
+        limit = min(len(text), pos + MAX_RUN)
+        left = text[start - 1] if start > 0 else ""
+        while beam:
+            # Dropped user-defined pairs before the observed character at this position: from
+            # the best states only, at most two in a row.
+            grown = list(beam)
+            frontier = sorted(beam, key=lambda s: s.score, reverse=True)[:DROP_FROM]
+            for _ in range(2):
+                nxt = []
+                for st in frontier:
+                    last = st.out[-1] if st.out else (text[start - 1] if start > 0 else "")
+                    options = _drop_chars(self.c, self.model, st.pending, self.uda)
+                    scored = sorted(
+                        ((self.lp(last, ch), ch, t) for ch, t in options), reverse=True
+                    )[:CHILDREN]
+                    for lp, ch, t in scored:
+                        nxt.append(
+                            _State(
+                                st.score + lp + P_DROP,
+                                st.pos,
+                                self.uda[t],
+                                st.out + ch,
+                                st.drops + 1,
+                                st.channel + P_DROP,
+                            )
+                        )
+                nxt.sort(key=lambda s: s.score, reverse=True)
+                nxt = nxt[: DROP_FROM // 2]
+                grown.extend(nxt)
+                frontier = nxt
+            grown.sort(key=lambda s: s.score, reverse=True)
+            beam = []
+            for st in grown[:BEAM]:
+                if st.pos >= limit:
+                    continue
+                obs = text[st.pos]
+                last = st.out[-1] if st.out else (text[start - 1] if start > 0 else "")
+                if obs == "(" and st.pos > start:
+                    # An annotation inserted after a key the decoder read as one pair: it
+                    # stands in the misaligned run, which goes on after it.
+                    m = PINYIN_TAIL_RE.match(text, st.pos + 1)
+                    if m and m.group(1) in readings(text[st.pos - 1]):
+                        beam.append(_State(st.score, m.end(), st.pending, st.out, 0, st.channel))
+                tok = self.token(obs)
+                if tok is None:
+                    continue
+                if len(tok) == 2:
+                    for lp, ch in self.chars(st.pending, tok[0], last):
+                        beam.append(
+                            _State(st.score + lp, st.pos + 1, (tok[1],), st.out + ch, 0, st.channel)
+                        )
+                else:
+                    b = tok[0]
+                    if self.c.is_single(b) and self.c.is_trail(b):
+                        # Resynchronisation: this byte was the trail of an original character.
+                        for lp, ch in self.chars(st.pending, b, last):
+                            done.append((st.pos + 1, st.out + ch, st.score + lp, st.channel, 0))
+                    if obs == "?":
+                        # A pair that is no character, read as `?`; the run goes on.
+                        options = _drop_chars(self.c, self.model, st.pending, self.unassigned)
+                        scored = sorted(
+                            ((self.lp(last, ch), ch, t) for ch, t in options), reverse=True
+                        )[:CHILDREN]
+                        for lp, ch, t in scored:
+                            beam.append(
+                                _State(
+                                    st.score + lp + P_UNASSIGNED,
+                                    st.pos + 1,
+                                    self.unassigned[t],
+                                    st.out + ch,
+                                    0,
+                                    st.channel + P_UNASSIGNED,
+                                )
+                            )
+                        # A swallow: (trail, byte below 0x40) read as `?`; the run ends.
+                        options = _drop_chars(self.c, self.model, st.pending, self.swallowers)
+                        scored = sorted(
+                            ((self.lp(last, ch), ch) for ch, _ in options), reverse=True
+                        )[:CHILDREN]
+                        for lp, ch in scored:
+                            done.append(
+                                (
+                                    st.pos + 1,
+                                    st.out + ch + "\x00",
+                                    st.score + lp + P_SWALLOW,
+                                    st.channel + P_SWALLOW,
+                                    0,
+                                )
+                            )
+                    if self.folded and 0x21 <= b <= 0x7E:
+                        fw = self.c.encode(chr(b + 0xFEE0))
+                        if fw is not None and len(fw) == 2:
+                            for lp, ch in self.chars(st.pending, fw[0], last):
+                                beam.append(
+                                    _State(
+                                        st.score + lp,
+                                        st.pos + 1,
+                                        (fw[1],),
+                                        st.out + ch,
+                                        0,
+                                        st.channel,
+                                    )
+                                )
+                    elif 0xA1 <= b <= 0xDF and self.c.name == "shift_jis":
+                        pass
+            if len(beam) > BEAM:
+                beam.sort(key=lambda s: s.score, reverse=True)
+                beam = beam[:BEAM]
+            if beam:
+                # Give up early when re-phasing reads far worse than the text as it stands:
+                # what genuine text looks like, and most of the cost on clean documents.
+                best = max(beam, key=lambda s: s.score)
+                if best.pos - start >= 4:
+                    kept = self.model.score(text[start : best.pos], left, self.trad)
+                    if best.score - kept < -ABORT_MARGIN:
+                        break
+            if len(done) > 4 * BEAM:
+                done.sort(key=lambda d: d[2], reverse=True)
+                done = done[: 2 * BEAM]
+        return done
+
+
+def _after_swallow(text: str, end: int, out: str) -> tuple[int, str, float] | None:
+    """Decide what a swallowed byte was from what follows it; returns the new end, the output
+    and the score bonus. A pinyin reading of the last character after it means `(`, and the
+    annotation goes; a tag's remainder means `<`, and the tag goes."""
+    host = out[-1] if out else ""
+    m = PINYIN_TAIL_RE.match(text, end)
+    if m and host:
+        syl = m.group(1)
+        if syl in readings(host):
+            return m.end(), out, 0.0
+    m = _TAG_TAIL_RE.match(text, end)
+    if m:
+        return m.end(), out, 0.0
+    return None
+
+
+_OPEN_CLOSE = {"“": "”", "「": "」", "『": "』", "《": "》"}
+_CLOSERS = {v: k for k, v in _OPEN_CLOSE.items()}
+# Marks a paragraph usually ends on (before any closing quote).
+_SENTENCE_END = frozenset("。！？!?…．.")
+
+
+def _open_quotes(text: str, start: int) -> list[str]:
+    """The paired marks still open on the line of text before start (outermost first)."""
+    line_start = text.rfind("\n", 0, start) + 1
+    stack: list[str] = []
+    for ch in text[line_start:start]:
+        if ch in _OPEN_CLOSE:
+            stack.append(ch)
+        elif ch in _CLOSERS and stack and stack[-1] == _CLOSERS[ch]:
+            stack.pop()
+    return stack
+
+
+def pairing_cost(stack: list[str], piece: str, line_ends: bool) -> float:
+    """Log-cost of piece's paired marks given the marks open before it: a closing mark with
+    nothing open, or a line ending with a mark still open, is unusual in running text.
+
+    >>> pairing_cost(["“"], "。”", True) > pairing_cost(["“"], "海。", True)
+    True
+    """
+    stack = list(stack)
+    cost = 0.0
+    for ch in piece:
+        if ch in _OPEN_CLOSE:
+            stack.append(ch)
+        elif ch in _CLOSERS:
+            if stack and stack[-1] == _CLOSERS[ch]:
+                stack.pop()
+            else:
+                cost += math.log(0.1)
+    if line_ends:
+        if stack:
+            cost += math.log(0.1)
+        body = piece.rstrip("".join(_CLOSERS))
+        if body and body[-1] not in _SENTENCE_END:
+            cost += math.log(0.2)
+    return cost
+
+
+def _swallowed_guess(model: CharModel, out: str, nxt: str, trad: bool | None) -> tuple[str, float]:
+    best = ("", -1e9)
+    last = out[-1] if out else ""
+    for x in " ,.:;!\"'-()0123456789<":
+        s = (
+            model.logp(last, x, trad) + model.logp(x, nxt, trad)
+            if nxt
+            else model.logp(last, x, trad)
+        )
+        if s > best[1]:
+            best = (x, s)
+    return best
+
+
+def repair_at(
+    text: str,
+    i: int,
+    c: Dbcs,
+    model: CharModel,
+    traditional: bool | None,
+    folded: bool,
+) -> SlipRepair | None:
+    """The best re-phased reading of the run that starts at the `?` text[i], or None."""
+    search = _Search(text, c, model, traditional, folded)
+    starts: list[tuple[int, tuple[int, ...], float]] = []
+    m = PINYIN_TAIL_RE.match(text, i + 1)
+    if m and i > 0:
+        # `<Han>?pinyin)`: the annotation was inserted inside a character's bytes; the `?` is
+        # the lead it cut off, whose pair with the host's trail byte has that reading.
+        raw = c.encode(text[i - 1])
+        if raw is not None and len(raw) == 2:
+            leads = tuple(
+                b
+                for b in search.leads
+                if (ch := c.pairs.get(raw[1] << 8 | b)) and m.group(1) in readings(ch)
+            )
+            if leads:
+                starts.append((m.end(), leads, P_SWALLOW))
+    starts.append((i + 1, search.leads, P_CUT))
+    finished: list[tuple[float, int, str, float, int]] = []
+    for pos, pending, channel in starts:
+        for end, out, score, chan, _ in search.run(i, pos, pending, "", channel):
+            finished.append((score, end, out, chan, pos))
+    if not finished:
+        return None
+    results: list[tuple[float, int, str, float]] = []
+    left = text[i - 1] if i > 0 else ""
+    stack = _open_quotes(text, i)
+    for score, end, out, _chan, _pos in finished:
+        new_end = end
+        if out.endswith("\x00"):
+            out = out[:-1]
+            fit = _after_swallow(text, end, out)
+            if fit is None:
+                nxt = text[end] if end < len(text) else ""
+                x, _ = _swallowed_guess(model, out, nxt, traditional)
+                out = out + x
+            else:
+                new_end, out, _ = fit
+        tail = text[new_end : new_end + 2]
+        line_ends = new_end >= len(text) or text[new_end] == "\n"
+        repaired = (
+            score
+            + model.score(tail, out[-1] if out else left, traditional)
+            + pairing_cost(stack, out, line_ends)
+        )
+        kept = model.score(text[i:new_end] + tail, left, traditional) + pairing_cost(
+            stack, text[i:new_end], line_ends
+        )
+        results.append((repaired - kept, new_end, out, score))
+    results.sort(key=lambda r: r[0], reverse=True)
+    margin, end, out, _ = results[0]
+    gap = 20.0
+    for other in results[1:]:
+        if other[2] != out or other[1] != end:
+            gap = margin - other[0]
+            break
+    replacement = fold_width(out) if folded else out
+    dropped = 0
+    return SlipRepair(i, end, replacement, margin, gap, c.name, dropped)
+
+
+def candidate_positions(text: str) -> list[int]:
+    """Positions of `?` that could open a slip (the cheap pre-check)."""
+    if "?" not in text:
+        return []
+    return [m.start() for m in _TRIGGER_RE.finditer(text)]
+
+
+def looks_improbable(text: str, i: int, model: CharModel, traditional: bool | None) -> bool:
+    """Whether the few characters after text[i] hold something improbable for the language:
+    a rare character, kana or bopomofo among Han, or a lone Latin letter."""
+    window = text[i + 1 : i + 9]
+    prev = text[i - 1] if i > 0 else ""
+    if text[i + 1 : i + 2] in ("!", "?", "！", "？"):
+        return True
+    for ch in window:
+        cls = char_class(ch)
+        if cls in ("bopomofo", "pua") or (cls == "kana" and model.lang != "ja"):
+            return True
+        if cls == "latin" and ch.isascii():
+            return True
+        if model.logp(prev, ch, traditional) < -11.5:
+            return True
+        prev = ch
+    return False

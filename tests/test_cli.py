@@ -1,0 +1,310 @@
+"""The `textmend` command, run in-process with `main([...])` against the real server."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import random
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from textmend.v1 import textmend_pb2
+from textmend_client import __version__
+from textmend_client.cli import build_parser, in_input_order, main
+
+MOJIBAKE = "café — it’s".encode().decode("cp1252").encode()
+CLEAN = "café — it’s"
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(commands.choices)
+
+
+def _stdin(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+
+
+@pytest.fixture
+def mojibake_file(tmp_path):
+    path = tmp_path / "article.txt"
+    path.write_bytes(MOJIBAKE)
+    return path
+
+
+# --- help and usage --------------------------------------------------------------------------
+
+
+def test_subcommands_exist() -> None:
+    assert set(_subcommands()) == {"repair", "health"}
+
+
+@pytest.mark.parametrize("command", sorted(_subcommands()))
+def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: textmend {command}")
+    for action in _subcommands()[command]._actions:
+        assert action.help, (
+            f"textmend {command}: {action.option_strings or action.dest} has no help"
+        )
+    for action in build_parser()._actions:
+        assert action.help
+
+
+def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in _subcommands():
+        assert command in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"textmend {__version__}"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["frobnicate"],
+        ["repair"],
+        ["repair", "x.txt", "--format", "yaml"],
+        ["repair", "x.txt", "--policy", "mojibake"],
+        ["repair", "--jsonl", "--format", "diff"],
+    ],
+)
+def test_usage_errors_exit_1(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+
+
+# --- repair ----------------------------------------------------------------------------------
+
+
+def test_repair_prints_exactly_the_text(
+    target: str, mojibake_file, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["repair", str(mojibake_file), "--server", target]) == 0
+    assert capsys.readouterr().out == CLEAN
+
+
+def test_repair_reads_stdin(
+    target: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _stdin(monkeypatch, "Привет, мир. Всё хорошо.".encode("cp1251"))
+    assert main(["repair", "-", "--server", target, "--encoding", "windows-1251"]) == 0
+    assert capsys.readouterr().out == "Привет, мир. Всё хорошо."
+
+
+def test_server_from_environment(
+    target: str, mojibake_file, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setenv("TEXTMEND_SERVER", target)
+    assert main(["repair", str(mojibake_file)]) == 0
+    assert capsys.readouterr().out == CLEAN
+
+
+def test_format_json_has_proto_field_names(
+    target: str, mojibake_file, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["repair", str(mojibake_file), "--server", target, "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["text"] == CLEAN
+    assert data["id"] == "article.txt"
+    assert data["verdict"] == "VERDICT_REPAIRED"
+    assert data["content_bytes"] == str(len(MOJIBAKE))
+    assert "original_length" in data
+    edit = data["edits"][0]
+    assert edit["category"] == "CATEGORY_MOJIBAKE"
+    assert {"original_start", "original_end", "cleaned_start", "cleaned_end"} <= set(edit)
+    assert "originalStart" not in json.dumps(data)
+    assert data["diff"].startswith("--- a/article.txt")
+
+
+def test_format_diff_plain(target: str, mojibake_file, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["repair", str(mojibake_file), "--server", target, "--format", "diff"]
+    assert main([*argv, "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b[" not in out
+    assert "--- a/article.txt" in out
+    assert f"+{CLEAN}" in out
+    assert "repaired ·" in out
+    fixed = [line for line in out.splitlines() if line.lstrip().startswith("fixed")]
+    assert fixed and all("mojibake" in line for line in fixed)
+    assert any("1:4" in line and "'é'" in line for line in fixed)
+
+
+def test_format_diff_color(target: str, mojibake_file, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["repair", str(mojibake_file), "--server", target, "--format", "diff"]
+    assert main([*argv, "--color", "always"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b[32m" in out and "\x1b[31m" in out
+    # auto: capsys is not a terminal, so no colour
+    assert main(argv) == 0
+    assert "\x1b[" not in capsys.readouterr().out
+
+
+def test_format_diff_of_clean_text(target: str, tmp_path, capsys) -> None:
+    path = tmp_path / "clean.txt"
+    path.write_text("Nothing to see here.\n", encoding="utf-8")
+    assert main(["repair", str(path), "--server", target, "--format", "diff"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("clean ·")
+    assert "0 edits" in out
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def test_server_error_is_one_line(target: str, tmp_path, capsys) -> None:
+    path = tmp_path / "empty.txt"
+    path.write_bytes(b"")
+    assert main(["repair", str(path), "--server", target]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("textmend: error: INVALID_ARGUMENT: content is empty")
+    assert captured.err.count("\n") == 1
+
+
+def test_unknown_charset_error(target: str, mojibake_file, capsys) -> None:
+    assert main(["repair", str(mojibake_file), "--server", target, "--encoding", "x-klingon"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("textmend: error: INVALID_ARGUMENT: ")
+    assert "x-klingon" in err
+
+
+def test_missing_file_is_io_error(target: str, tmp_path, capsys) -> None:
+    assert main(["repair", str(tmp_path / "nope.txt"), "--server", target]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("textmend: error: ")
+    assert "nope.txt" in err
+    assert "Traceback" not in err
+
+
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_server(mojibake_file, capsys) -> None:
+    server = f"127.0.0.1:{_unused_port()}"
+    assert main(["repair", str(mojibake_file), "--server", server, "--timeout", "5"]) == 3
+    assert capsys.readouterr().err.startswith("textmend: error: UNAVAILABLE: ")
+    assert main(["health", "--server", server, "--timeout", "5"]) == 3
+    assert "UNAVAILABLE" in capsys.readouterr().err
+
+
+# --- health ----------------------------------------------------------------------------------
+
+
+def test_health(target: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["health", "--server", target]) == 0
+    assert capsys.readouterr().out == "SERVING\n"
+    assert main(["health", "--server", target, "--service", "textmend.v1.TextMend"]) == 0
+    capsys.readouterr()
+    assert main(["health", "--server", target, "--service", "no.such.Service"]) == 3
+
+
+# --- JSON Lines ------------------------------------------------------------------------------
+
+
+def _jsonl(items: list[dict]) -> bytes:
+    return "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items).encode()
+
+
+def test_jsonl_keeps_input_order(
+    target: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items = [{"id": f"doc-{i}", "text": f"Dokument Nummer {i}: schön."} for i in range(20)]
+    items[3] = {"id": "doc-3", "text": "cafÃ©"}
+    items[7] = {
+        "id": "doc-7",
+        "content_b64": base64.b64encode("Ελληνικά κείμενα".encode("iso-8859-7")).decode(),
+        "declared_encoding": "iso-8859-7",
+    }
+    _stdin(monkeypatch, _jsonl(items))
+    assert main(["repair", "--jsonl", "--server", target]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    responses = [json.loads(line) for line in lines]
+    assert [r["id"] for r in responses] == [item["id"] for item in items]
+    assert responses[3]["text"] == "café"
+    assert responses[7]["text"] == "Ελληνικά κείμενα"
+    assert responses[7]["encoding"]["declared"] == "iso-8859-7"
+    assert responses[0]["text"] == "Dokument Nummer 0: schön."
+    assert all("\n" not in line for line in lines)
+
+
+def test_jsonl_document_errors(target: str, monkeypatch, capsys) -> None:
+    items = [{"id": "a", "text": "fine"}, {"id": "b", "text": ""}, {"id": "c", "text": "also"}]
+    _stdin(monkeypatch, _jsonl(items))
+    assert main(["repair", "--jsonl", "--server", target]) == 3
+    captured = capsys.readouterr()
+    responses = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["id"] for r in responses] == ["a", "b", "c"]
+    assert responses[1]["error"]["code"] == "INVALID_ARGUMENT"
+    assert "error" not in responses[0] and "error" not in responses[2]
+    assert captured.err.startswith("textmend: error: 1 of 3 documents failed")
+
+
+def test_jsonl_ids_default_to_line_numbers(target: str, monkeypatch, capsys) -> None:
+    _stdin(monkeypatch, b'{"text": "one"}\n\n{"text": "three"}\n')
+    assert main(["repair", "--jsonl", "--server", target]) == 0
+    responses = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["id"], r["text"]) for r in responses] == [("1", "one"), ("3", "three")]
+
+
+@pytest.mark.parametrize(
+    ("data", "complaint"),
+    [
+        (b'{"id": "a", "text": "ok"}\n{"id": "b", "text": \n', "line 2: not valid JSON"),
+        (b'{"id": "a", "text": "ok"}\n["a list"]\n', "line 2: expected a JSON object"),
+        (b'{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n', "line 2: duplicate id 'a'"),
+        (b'{"id": "a"}\n', "line 1: give exactly one of"),
+        (b'{"id": "a", "content_b64": "%%%"}\n', 'line 1: "content_b64" is not valid base64'),
+    ],
+)
+def test_jsonl_bad_lines(target: str, monkeypatch, capsys, data: bytes, complaint: str) -> None:
+    _stdin(monkeypatch, data)
+    assert main(["repair", "--jsonl", "--server", target]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"textmend: error: {complaint}")
+
+
+def test_in_input_order_reorders() -> None:
+    ids = [str(i) for i in range(50)]
+    shuffled = ids[:]
+    random.Random(4).shuffle(shuffled)
+    responses = [textmend_pb2.RepairResponse(id=i) for i in shuffled]
+    assert [r.id for r in in_input_order(ids, responses)] == ids
+
+
+def test_format_diff_shows_invisible_characters(target: str, tmp_path, capsys) -> None:
+    path = tmp_path / "zw.txt"
+    path.write_text("The zero\u200bwidth space and a bell\x07 hide here.\n", encoding="utf-8")
+    for color in ("never", "always"):
+        argv = ["repair", str(path), "--server", target, "--format", "diff", "--color", color]
+        assert main(argv) == 0
+        out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
+        assert "\u200b" not in out and "\x07" not in out
+        assert "zero\\u200b" in out
+        assert "'\\u0007' → ''" in out
+
+
+def test_client_does_not_import_the_engine() -> None:
+    code = (
+        "import sys, textmend_client, textmend_client.cli; "
+        "sys.exit(1 if any(m.startswith('textmend_server') for m in sys.modules) else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

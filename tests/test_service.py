@@ -1,0 +1,385 @@
+"""The gRPC service, end to end through the real `textmend-server` on a loopback port.
+
+Clean text in ten encodings comes back unchanged and correctly identified; bad input is
+refused with the documented status code and a message a person can act on, without taking
+the server down; streams report failures per document; mojibake is repaired with edits that
+reproduce the result.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import signal
+import socket
+import time
+from typing import Any
+
+import grpc
+import pytest
+from conftest import STARTUP_LIMIT, ServerProcess, run_server
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+
+from textmend.v1 import textmend_pb2
+from textmend_client import DeadlineExceeded, InvalidInput, TextMendClient, TooLarge
+
+MIB = 1024 * 1024
+
+# A real paragraph per encoding, in a language that encoding is used for.
+SAMPLES: dict[str, tuple[str, str]] = {
+    "utf-8-en": (
+        "utf-8",
+        "The conference in Zürich drew researchers from São Paulo, Kraków and Reykjavík. "
+        "Speakers discussed how text moves between systems — and how easily it gets damaged on "
+        "the way. One talk showed a menu where “crème brûlée” had turned into nonsense after a "
+        "careless export. By the end of the day, everyone agreed that encodings deserve more "
+        "attention than they usually get.",
+    ),
+    "utf-16-hi": (
+        "utf-16",
+        "भारत एक विशाल देश है जहाँ सैकड़ों भाषाएँ बोली जाती हैं। हर राज्य की अपनी परंपराएँ, "
+        "त्योहार और व्यंजन हैं। दिल्ली की गलियों में घूमते हुए इतिहास हर कदम पर दिखाई देता है। "
+        "शाम होते ही बाज़ार रोशनी और चहल-पहल से भर जाते हैं।",
+    ),
+    "gb18030-zh-hans": (
+        "gb18030",
+        "北京是中国的首都，也是一座拥有三千多年历史的古城。每年春天，来自世界各地的游客都会到"
+        "故宫和长城参观。城市里的地铁四通八达，出行非常方便。近年来，越来越多的年轻人选择在这里"
+        "创业，寻找属于自己的机会。",
+    ),
+    "big5-zh-hant": (
+        "big5",
+        "台北是臺灣最大的都市，也是政治與經濟的中心。每到週末，夜市裡總是擠滿了品嚐小吃的人潮。"
+        "許多旅客喜歡搭乘捷運前往故宮博物院，欣賞珍貴的文物。這座城市融合了傳統與現代，讓人流連"
+        "忘返。",
+    ),
+    "shift_jis-ja": (
+        "shift_jis",
+        "東京は日本の首都であり、世界でも有数の大都市です。春になると、上野公園や隅田川沿いの桜"
+        "を見に多くの人が訪れます。電車の路線は複雑ですが、時間どおりに運行されるので便利です。"
+        "夜になっても街は明るく、さまざまな料理を楽しむことができます。",
+    ),
+    "euc-kr-ko": (
+        "euc-kr",
+        "서울은 대한민국의 수도이며 천만 명에 가까운 사람들이 살고 있습니다. 한강을 따라 넓은 "
+        "공원이 이어져 있어 주말마다 많은 시민들이 산책을 즐깁니다. 지하철은 도시 구석구석을 "
+        "연결하여 어디든 쉽게 갈 수 있습니다. 최근에는 전통 시장과 현대적인 카페가 함께 어우러진 "
+        "거리가 인기를 끌고 있습니다.",
+    ),
+    "cp1251-uk": (
+        "cp1251",
+        "Київ — столиця України та одне з найстаріших міст Східної Європи. Навесні вулиці міста "
+        "вкриваються квітучими каштанами, і місто стає особливо гарним. Уздовж Дніпра тягнуться "
+        "зелені пагорби, з яких відкривається чудовий краєвид. Щороку сюди приїжджають тисячі "
+        "туристів, щоб побачити давні собори та скуштувати місцеву кухню.",
+    ),
+    "cp1252-fr": (
+        "cp1252",
+        "L’été dernier, nous avons passé trois semaines en Provence, près d’Aix. Chaque matin, "
+        "nous achetions du pain frais et des œufs au marché du village. Les champs de lavande "
+        "s’étendaient à perte de vue, et l’air sentait le thym. « C’est le plus beau voyage de "
+        "notre vie », a déclaré ma sœur en rentrant à Paris.",
+    ),
+    "cp1252-de": (
+        "cp1252",
+        "Im vergangenen Sommer sind wir mit dem Fahrrad am Bodensee entlang gefahren. Überall gab "
+        "es kleine Cafés, in denen man Kuchen und Kaffee genießen konnte. Die Straßen waren ruhig, "
+        "und die Aussicht auf die Alpen war großartig. „Das müssen wir unbedingt wiederholen“, "
+        "sagte mein Bruder am letzten Abend.",
+    ),
+    "iso-8859-7-el": (
+        "iso-8859-7",
+        "Η Αθήνα είναι η πρωτεύουσα της Ελλάδας και μία από τις αρχαιότερες πόλεις του κόσμου. "
+        "Κάθε χρόνο εκατομμύρια επισκέπτες ανεβαίνουν στην Ακρόπολη για να θαυμάσουν τον "
+        "Παρθενώνα. Άνοιξη και φθινόπωρο είναι οι καλύτερες εποχές για περιπάτους στα στενά "
+        "δρομάκια της Πλάκας. Το βράδυ, οι ταβέρνες γεμίζουν με μουσική, γέλια και μυρωδιές από "
+        "φρέσκα ψάρια.",
+    ),
+    "koi8-r-ru": (
+        "koi8-r",
+        "Москва является столицей России и крупнейшим городом страны. Зимой здесь выпадает "
+        "много снега, и жители катаются на коньках в парках. Летом набережные Москвы-реки "
+        "заполняются гуляющими людьми. В городе множество музеев, театров и старинных церквей, "
+        "которые стоит посетить.",
+    ),
+}
+
+# Names the server may report for each encoding: the encoding itself or a documented superset
+# that decodes these bytes identically (the text check below catches any that does not).
+ACCEPTED: dict[str, set[str]] = {
+    "utf-8": {"utf-8"},
+    "utf-16": {"utf-16", "utf-16-le"},
+    "gb18030": {"gb18030", "gbk", "gb2312"},
+    "big5": {"big5", "cp950", "big5hkscs"},
+    "shift_jis": {"shift_jis", "cp932"},
+    "euc-kr": {"euc-kr", "cp949"},
+    "cp1251": {"cp1251"},
+    "cp1252": {"cp1252"},
+    "iso-8859-7": {"iso-8859-7"},
+    "koi8-r": {"koi8-r", "koi8-u"},
+}
+
+
+def codec_name(name: str) -> str:
+    """Python's canonical name for a codec, so that `Shift_JIS` and `shift-jis` compare equal."""
+    return codecs.lookup(name).name
+
+
+# Known failures of the engine, run as strict xfails so that a fix is noticed.
+KNOWN_UNDECLARED_FAILURES = {
+    "cp1252-fr": "the apostrophe ’ between letters counts as implausible, so mac-roman wins",
+}
+
+
+def assert_clean_round_trip(response: textmend_pb2.RepairResponse, label: str) -> None:
+    encoding, text = SAMPLES[label]
+    assert response.text == text
+    assert list(response.edits) == []
+    assert response.verdict == textmend_pb2.VERDICT_CLEAN
+    assert response.original_length == len(text)
+    assert codec_name(response.encoding.name) in {codec_name(n) for n in ACCEPTED[encoding]}
+    assert response.diff == ""
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        pytest.param(
+            label,
+            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_UNDECLARED_FAILURES[label])]
+            if label in KNOWN_UNDECLARED_FAILURES
+            else [],
+        )
+        for label in SAMPLES
+    ],
+)
+def test_clean_text_round_trips_undeclared(client: TextMendClient, label: str) -> None:
+    encoding, text = SAMPLES[label]
+    content = text.encode(encoding)
+    response = client.repair(content, id=f"clean-{label}")
+    assert response.id == f"clean-{label}"
+    assert response.content_bytes == len(content)
+    assert_clean_round_trip(response, label)
+    expected_source = "SOURCE_BOM" if encoding == "utf-16" else "SOURCE_DETECTED"
+    assert textmend_pb2.EncodingInfo.Source.Name(response.encoding.source) == expected_source
+
+
+@pytest.mark.parametrize("label", [label for label in SAMPLES if not label.startswith("utf-16")])
+def test_clean_text_round_trips_declared(client: TextMendClient, label: str) -> None:
+    encoding, text = SAMPLES[label]
+    response = client.repair(text.encode(encoding), declared_encoding=encoding)
+    assert_clean_round_trip(response, label)
+    assert response.encoding.source == textmend_pb2.EncodingInfo.SOURCE_DECLARED
+    assert response.encoding.declared == encoding
+
+
+def test_mojibake_is_repaired_and_edits_reproduce_the_text(client: TextMendClient) -> None:
+    content = "café — it’s".encode().decode("cp1252").encode()
+    response = client.repair(content, id="mojibake")
+    assert response.text == "café — it’s"
+    assert response.verdict == textmend_pb2.VERDICT_REPAIRED
+    assert response.edits
+    assert {edit.category for edit in response.edits} == {textmend_pb2.CATEGORY_MOJIBAKE}
+    assert response.diff.startswith("--- a/mojibake\n+++ b/mojibake\n")
+
+    original = content.decode(response.encoding.name)
+    assert len(original) == response.original_length
+    rebuilt, position = [], 0
+    for edit in response.edits:
+        assert original[edit.original_start : edit.original_end] == edit.original
+        assert response.text[edit.cleaned_start : edit.cleaned_end] == edit.replacement
+        rebuilt += [original[position : edit.original_start], edit.replacement]
+        position = edit.original_end
+    rebuilt.append(original[position:])
+    assert "".join(rebuilt) == response.text
+
+
+def test_repaired_text_is_not_changed_again(client: TextMendClient) -> None:
+    first = client.repair("cafÃ© â€” itâ€™s")
+    second = client.repair(first.text)
+    assert second.text == first.text
+    assert list(second.edits) == []
+
+
+def test_policy_flag_reports_without_changing(client: TextMendClient) -> None:
+    content = "cafÃ© au lait"
+    response = client.repair(content, policy={"mojibake": "flag"})
+    assert response.text == content
+    assert list(response.edits) == []
+    (finding,) = [f for f in response.findings if f.category == textmend_pb2.CATEGORY_MOJIBAKE]
+    assert finding.replacement == finding.original
+    assert finding.suggestion == "é"
+
+
+def test_omit_diff(client: TextMendClient) -> None:
+    response = client.repair("cafÃ©", omit_diff=True)
+    assert response.text == "café"
+    assert response.diff == ""
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+JUNK = bytes(range(256)) * 8
+
+BAD_INPUTS = {
+    "empty": (b"", "", "empty"),
+    "png": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + JUNK, "", "binary"),
+    "pdf": (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\n" + JUNK, "", "binary"),
+    "zip": (b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + JUNK, "", "binary"),
+    "elf": (b"\x7fELF\x02\x01\x01\x00" + JUNK, "", "binary"),
+    "unknown charset": (b"plain words", "x-klingon", "x-klingon"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_is_invalid_argument(client: TextMendClient, name: str) -> None:
+    content, declared, mentioned = BAD_INPUTS[name]
+    with pytest.raises(InvalidInput) as caught:
+        client.repair(content, declared_encoding=declared)
+    assert caught.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert mentioned in caught.value.details
+    assert "Traceback" not in caught.value.details
+
+
+def test_unknown_policy_category_is_invalid_argument(client: TextMendClient) -> None:
+    with pytest.raises(InvalidInput, match="mojibak"):
+        client.repair("text", policy={"mojibak": "fix"})
+
+
+def test_server_survives_bad_input(client: TextMendClient) -> None:
+    for content, declared, _ in BAD_INPUTS.values():
+        with pytest.raises(InvalidInput):
+            client.repair(content, declared_encoding=declared)
+    assert client.health()
+    assert client.health("textmend.v1.TextMend")
+    assert client.repair("cafÃ©").text == "café"
+
+
+def test_oversized_content_is_resource_exhausted(small_server: ServerProcess) -> None:
+    with TextMendClient(small_server.target, timeout=60) as small:
+        # Over the 1 MiB limit: the engine refuses it and says which flag to raise.
+        with pytest.raises(TooLarge) as caught:
+            small.repair(b"a" * (MIB + MIB // 2))
+        assert caught.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "--max-message-mb" in caught.value.details
+        # Far over it: gRPC itself refuses the message.
+        with pytest.raises(TooLarge):
+            small.repair(b"a" * (3 * MIB))
+        assert small.health()
+        assert small.repair(b"small and fine").text == "small and fine"
+
+
+def test_deadline_applies_to_a_server_that_never_answers() -> None:
+    # A socket that accepts connections but never speaks HTTP/2: only the deadline ends the call.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        target = f"127.0.0.1:{silent.getsockname()[1]}"
+        with TextMendClient(target, timeout=0.5) as client:
+            with pytest.raises(DeadlineExceeded) as caught:
+                client.repair("text")
+            assert caught.value.code is grpc.StatusCode.DEADLINE_EXCEEDED
+            assert not client.health()
+
+
+# --- RepairStream ----------------------------------------------------------------------------
+
+
+def test_stream_reports_failures_per_document(client: TextMendClient) -> None:
+    requests: list[dict[str, Any]] = [
+        {"id": "de", "content": SAMPLES["cp1252-de"][1].encode("cp1252")},
+        {"id": "empty", "content": b""},
+        {"id": "mojibake", "text": "cafÃ©"},
+        {"id": "png", "content": BAD_INPUTS["png"][0]},
+        {"id": "klingon", "text": "words", "declared_encoding": "x-klingon"},
+        {"id": "ja", "content": SAMPLES["shift_jis-ja"][1].encode("shift_jis")},
+    ]
+    responses = {r.id: r for r in client.repair_stream(requests)}
+    assert sorted(responses) == sorted(r["id"] for r in requests)
+    for bad in ("empty", "png", "klingon"):
+        assert responses[bad].error.code == "INVALID_ARGUMENT"
+        assert responses[bad].error.message
+        assert responses[bad].text == ""
+    assert "empty" in responses["empty"].error.message
+    for good in ("de", "mojibake", "ja"):
+        assert not responses[good].HasField("error")
+    assert responses["de"].text == SAMPLES["cp1252-de"][1]
+    assert responses["mojibake"].text == "café"
+    assert responses["ja"].text == SAMPLES["shift_jis-ja"][1]
+
+
+def test_stream_reports_too_large_per_document(small_server: ServerProcess) -> None:
+    with TextMendClient(small_server.target, timeout=60) as small:
+        requests: list[dict[str, Any]] = [
+            {"id": "big", "content": b"a" * (MIB + MIB // 2)},
+            {"id": "ok", "text": "fine"},
+        ]
+        responses = {r.id: r for r in small.repair_stream(requests)}
+    assert responses["big"].error.code == "RESOURCE_EXHAUSTED"
+    assert responses["ok"].text == "fine"
+
+
+def test_empty_stream(client: TextMendClient) -> None:
+    assert list(client.repair_stream([])) == []
+
+
+# --- operations ------------------------------------------------------------------------------
+
+
+def test_reflection_lists_services(target: str) -> None:
+    with grpc.insecure_channel(target) as channel:
+        services = ProtoReflectionDescriptorDatabase(channel).get_services()
+    assert "textmend.v1.TextMend" in services
+    assert "grpc.health.v1.Health" in services
+
+
+def test_debug_log_names_documents_but_never_their_text(small_server: ServerProcess) -> None:
+    secret = "Ünïqüe-sëcret-wörds"
+    with TextMendClient(small_server.target, timeout=60) as small:
+        small.repair(secret, id="log-check-1")
+        with pytest.raises(InvalidInput):
+            small.repair(secret.encode(), id="log-check-2", declared_encoding="x-klingon")
+    log = small_server.log_text()
+    assert "log-check-1" in log
+    assert "log-check-2" in log
+    assert secret not in log
+    assert secret.encode("utf-8").decode("latin-1") not in log
+
+
+def test_dead_worker_is_replaced(tmp_path_factory: pytest.TempPathFactory) -> None:
+    with run_server(tmp_path_factory.mktemp("restart"), "--workers", "2") as running:
+        before = running.worker_pids()
+        assert len(before) == 2
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + STARTUP_LIMIT
+        after = running.worker_pids()
+        while (len(after) != 2 or victim in after) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            after = running.worker_pids()
+        assert victim not in after
+        assert len(after) == 2
+        with TextMendClient(running.target, timeout=60) as client:
+            assert client.repair("cafÃ©").text == "café"
+        assert "died unexpectedly" in running.log_text()
+
+
+def test_dns_target_with_round_robin(server: ServerProcess) -> None:
+    port = server.target.rsplit(":", 1)[1]
+    with TextMendClient(f"dns:///127.0.0.1:{port}", timeout=60) as client:
+        assert client.health()
+        assert [client.repair("cafÃ©").text for _ in range(4)] == ["café"] * 4
+
+
+def test_undecodable_bytes_are_reported_with_byte_offsets(client: TextMendClient) -> None:
+    content = "Grüße aus München, schöne Grüße! ".encode() * 3 + b"\xff tail " + "über".encode()
+    response = client.repair(content)
+    undecodable = [f for f in response.findings if f.category == textmend_pb2.CATEGORY_UNDECODABLE]
+    assert undecodable
+    for finding in undecodable:
+        assert content[finding.original_start_byte : finding.original_end_byte] == b"\xff"
+        assert response.text[finding.cleaned_start : finding.cleaned_end] == "\ufffd"
+        assert finding.replacement == finding.original
+    assert response.verdict == textmend_pb2.VERDICT_SUSPECT

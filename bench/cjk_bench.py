@@ -169,8 +169,12 @@ def bench_slips(args, simp: list[str], trad: list[str], ja: list[str]) -> None:
         ("gbk/traditional", trad, "gbk", dict(pinyin=True, trigger_p=0.85, random_rate=0.0)),
         ("gbk/simplified", simp, "gbk", dict(pinyin=True, trigger_p=0.85, random_rate=0.0)),
         ("big5/traditional", trad, "big5", dict(pinyin=False, trigger_p=0.0, random_rate=0.004)),
-        ("shift_jis/japanese", ja, "shift_jis",
-         dict(pinyin=False, trigger_p=0.0, random_rate=0.004)),
+        (
+            "shift_jis/japanese",
+            ja,
+            "shift_jis",
+            dict(pinyin=False, trigger_p=0.0, random_rate=0.004),
+        ),
     ]
     for label, paras, codec, opts in setups:
         paras = [p for p in paras if _encodable(p, codec)]
@@ -182,8 +186,12 @@ def bench_slips(args, simp: list[str], trad: list[str], ja: list[str]) -> None:
             chars = sorted({c for p in doc for c in p if "\u4e00" <= c <= "\u9fff"})
             pinyin_chars = rng.sample(chars, min(len(chars), 40)) if opts["pinyin"] else None
             c = corrupt_document(
-                doc, codec=codec, seed=args.seed * 7919 + k, pinyin_chars=pinyin_chars,
-                trigger_p=opts["trigger_p"], random_rate=opts["random_rate"],
+                doc,
+                codec=codec,
+                seed=args.seed * 7919 + k,
+                pinyin_chars=pinyin_chars,
+                trigger_p=opts["trigger_p"],
+                random_rate=opts["random_rate"],
                 fold=codec != "shift_jis",
             )
             out = repair(c.text)
@@ -198,8 +206,10 @@ def bench_slips(args, simp: list[str], trad: list[str], ja: list[str]) -> None:
             f"{cls}: {restored[cls]}/{total[cls]} ({100 * restored[cls] / total[cls]:.1f}%)"
             for cls in sorted(total)
         )
-        print(f"{label:20s} docs {docs}, exact {exact}/{docs}; spans {per}; "
-              f"false edits {false_edits}; {secs:.1f} s")
+        print(
+            f"{label:20s} docs {docs}, exact {exact}/{docs}; spans {per}; "
+            f"false edits {false_edits}; {secs:.1f} s"
+        )
 
 
 def bench_wrong_codec(args, simp: list[str], trad: list[str], ja: list[str], ko: list[str]) -> None:
@@ -264,12 +274,16 @@ def bench_clean(args, corpora: dict[str, list[str]]) -> None:
         ftfy_s = time.perf_counter() - t0
         grand_stage += stage_s
         grand_ftfy += ftfy_s
-        print(f"{label:16s} {size / 1024:7.0f} KB, {len(docs)} docs: edits {edits}, flags {flags}; "
-              f"cjk {stage_s:.2f} s, ftfy {ftfy_s:.2f} s ({stage_s / ftfy_s:.2f}x)")
+        print(
+            f"{label:16s} {size / 1024:7.0f} KB, {len(docs)} docs: edits {edits}, flags {flags}; "
+            f"cjk {stage_s:.2f} s, ftfy {ftfy_s:.2f} s ({stage_s / ftfy_s:.2f}x)"
+        )
         for ex in examples:
             print("    e.g.", ex)
-    print(f"{'total':16s} cjk {grand_stage:.2f} s, ftfy {grand_ftfy:.2f} s "
-          f"({grand_stage / grand_ftfy:.2f}x)")
+    print(
+        f"{'total':16s} cjk {grand_stage:.2f} s, ftfy {grand_ftfy:.2f} s "
+        f"({grand_stage / grand_ftfy:.2f}x)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -128,9 +128,7 @@ def codec_name(name: str) -> str:
 
 
 # Known failures of the engine, run as strict xfails so that a fix is noticed.
-KNOWN_UNDECLARED_FAILURES = {
-    "cp1252-fr": "the apostrophe ’ between letters counts as implausible, so mac-roman wins",
-}
+KNOWN_UNDECLARED_FAILURES: dict[str, str] = {}
 
 
 def assert_clean_round_trip(response: textmend_pb2.RepairResponse, label: str) -> None:
@@ -383,3 +381,30 @@ def test_undecodable_bytes_are_reported_with_byte_offsets(client: TextMendClient
         assert response.text[finding.cleaned_start : finding.cleaned_end] == "\ufffd"
         assert finding.replacement == finding.original
     assert response.verdict == textmend_pb2.VERDICT_SUSPECT
+
+
+def test_overruled_label_and_candidates_are_reported(client: TextMendClient) -> None:
+    text = "公司的人都說他們很好。這是一個測試，看看編碼能不能被正確識別出來。" * 3
+    response = client.repair(text.encode("gbk"), declared_encoding="iso-8859-1")
+    assert response.text == text
+    assert codec_name(response.encoding.name) in {"gbk", "gb18030", "gb2312"}
+    assert response.encoding.overruled
+    assert response.encoding.declared == "iso-8859-1"
+    chosen = [c for c in response.encoding.candidates if c.chosen]
+    assert [c.name for c in chosen] == [response.encoding.name]
+    assert any(c.source == "declared" for c in response.encoding.candidates)
+    [finding] = [f for f in response.findings if f.category == textmend_pb2.CATEGORY_ENCODING]
+    assert "iso-8859-1" in finding.reason
+
+
+def test_mixed_document_reports_its_regions(client: TextMendClient) -> None:
+    utf8 = "Grüße aus Köln, schöne Größe und viel Spaß.\n".encode()
+    legacy = "Café crème, déjà vu, à la française, naïve.\n".encode("cp1252")
+    response = client.repair(utf8 + legacy + utf8)
+    assert response.text == (utf8 + legacy.decode("cp1252").encode() + utf8).decode()
+    regions = list(response.encoding.regions)
+    assert len(regions) == 3
+    assert regions[1].byte_start == len(utf8)
+    assert regions[1].byte_end == len(utf8) + len(legacy)
+    assert codec_name(regions[1].encoding) == "cp1252"
+    assert regions[2].start == len(utf8.decode()) + len(legacy)

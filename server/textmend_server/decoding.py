@@ -1,7 +1,11 @@
 """Turn bytes into text: BOM, then the declared charset if the bytes agree, then detection.
 
-Undecodable bytes are never dropped: each undecodable run becomes one U+FFFD and is reported
-with its byte offsets. Binary files and empty input are refused with a message saying why.
+Detection decodes candidates and keeps the reading that reads best (`detection`); a declared
+charset is kept unless its reading is clearly worse than another candidate's, and then it is
+overruled with the reason. A UTF-8 document holding a paragraph in a legacy codec (a CMS
+splice) is decoded region by region. Undecodable bytes are never dropped: each undecodable
+run becomes one U+FFFD and is reported with its byte offsets. Binary files and empty input are
+refused with a message saying why.
 """
 
 from __future__ import annotations
@@ -9,12 +13,11 @@ from __future__ import annotations
 import codecs
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-import chardet
-from ftfy.badness import badness
-
+from textmend_server import detection
+from textmend_server.detection import MULTIBYTE, UNICODE, Candidate, implausibility, strict, widen
 from textmend_server.errors import BinaryContentError, EmptyContentError, UnknownEncodingError
 
 
@@ -25,6 +28,23 @@ class EncodingSource(StrEnum):
     DECLARED = "declared"
     DETECTED = "detected"
     FALLBACK = "fallback"
+    # The document's own declaration: `<?xml encoding>`, or `<meta charset>` in HTML.
+    MARKUP = "markup"
+
+
+@dataclass(frozen=True)
+class Region:
+    """A stretch of the content decoded with one codec (mixed documents only).
+
+    Byte offsets are into the content, character offsets into the decoded text; ends are
+    exclusive.
+    """
+
+    byte_start: int
+    byte_end: int
+    char_start: int
+    char_end: int
+    encoding: str
 
 
 @dataclass(frozen=True)
@@ -45,6 +65,11 @@ class DecodedText:
     undecodable: list[tuple[int, int, int]] = field(default_factory=list)
     # Why the declared charset was not used, when it was given and overruled.
     overruled: str | None = None
+    # Every encoding considered, the chosen one first, each with how its decoding read.
+    candidates: list[Candidate] = field(default_factory=list)
+    # For a document decoded in parts (UTF-8 with legacy-encoded paragraphs), each part in
+    # order; empty when one codec decoded everything.
+    regions: list[Region] = field(default_factory=list)
 
 
 # Byte order marks, longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
@@ -83,67 +108,9 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"wOF2", "WOFF2 font"),
 )
 
-# Labels browsers accept that Python's codec registry does not, mapped to Python names.
-_ALIASES = {
-    "x-sjis": "shift_jis",
-    "windows-31j": "cp932",
-    "x-gbk": "gbk",
-    "x-euc-jp": "euc_jp",
-    "x-mac-cyrillic": "mac_cyrillic",
-    "x-mac-roman": "mac_roman",
-    "windows-874": "cp874",
-    "dos-874": "cp874",
-    "unicode-1-1-utf-8": "utf-8",
-    "x-unicode20utf8": "utf-8",
-    "ks_c_5601-1987": "cp949",
-    "x-cp1250": "cp1250",
-    "x-cp1251": "cp1251",
-    "x-user-defined": "latin-1",
-    "iso-8859-8-i": "iso8859_8",
-    "csbig5": "big5",
-    "x-x-big5": "big5",
-    "big5-hkscs": "big5hkscs",
-}
-
-# Codecs whose repertoire a wider codec extends; the wider one is used when the bytes need it.
-_SUPERSETS = {
-    "ascii": "utf-8",
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "shift_jis": "cp932",
-    "euc_kr": "cp949",
-    "big5": "big5hkscs",
-    "iso8859-1": "cp1252",
-    "latin-1": "cp1252",
-    "iso8859-9": "cp1254",
-    "tis-620": "cp874",
-}
-
-_UNICODE = frozenset(
-    {"utf-8", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"}
-)
-_MULTIBYTE = frozenset(
-    {
-        "gb2312",
-        "gbk",
-        "gb18030",
-        "big5",
-        "big5hkscs",
-        "cp950",
-        "shift_jis",
-        "cp932",
-        "euc_jp",
-        "euc_kr",
-        "cp949",
-        "johab",
-        "iso2022_jp",
-        "iso2022_kr",
-        "hz",
-    }
-)
-
 # Bytes that text never holds in any quantity: C0 controls other than tab, LF, FF, CR, ESC.
 _CONTROL_BYTES = re.compile(rb"[\x01-\x08\x0e-\x1a\x1c-\x1f]")
+_ISO2022 = re.compile(rb"\x1b\$[)(]?[@ABCD]")
 _MARK = "\ud800"  # placed by the recording error handler; strict decoders never produce it
 _local = threading.local()
 
@@ -165,11 +132,10 @@ def codec_name(label: str) -> str:
     >>> codec_name(" ISO-8859-1 "), codec_name("x-sjis"), codec_name("GBK")
     ('iso8859-1', 'shift_jis', 'gbk')
     """
-    cleaned = label.strip().strip("\"'").lower()
-    try:
-        return codecs.lookup(_ALIASES.get(cleaned, cleaned)).name
-    except LookupError:
-        raise UnknownEncodingError(label) from None
+    codec = detection.codec_of(label)
+    if codec is None:
+        raise UnknownEncodingError(label)
+    return codec
 
 
 def sniff_binary(content: bytes) -> str | None:
@@ -182,6 +148,9 @@ def sniff_binary(content: bytes) -> str | None:
         if content.startswith(magic):
             return kind
     head = content[:8192]
+    if _ISO2022.search(head):
+        # 7-bit ISO-2022 text switches character sets with ESC, SO and SI.
+        head = head.replace(b"\x0e", b"").replace(b"\x0f", b"")
     if b"\x00" in head and _utf16_or_32_without_bom(head) is None:
         return "data with NUL bytes"
     if len(_CONTROL_BYTES.findall(head)) > max(8, len(head) // 10):
@@ -207,119 +176,13 @@ def _utf16_or_32_without_bom(head: bytes) -> str | None:
     return None
 
 
-def _strict(content: bytes, codec: str) -> str | None:
-    try:
-        return content.decode(codec)
-    except (UnicodeDecodeError, LookupError):
-        return None
-
-
-def _widen(content: bytes, codec: str) -> tuple[str, str] | None:
-    """Decode strictly with codec, or with its superset when the bytes need it.
-
-    ISO-8859-1 is read as windows-1252 when it holds bytes 0x80-0x9F (C1 controls are
-    almost never meant; windows-1252 punctuation almost always is), as browsers do.
-    """
-    wider = _SUPERSETS.get(codec)
-    if codec in ("iso8859-1", "latin-1") and re.search(rb"[\x80-\x9f]", content):
-        text = _strict(content, "cp1252")
-        if text is not None:
-            return text, "cp1252"
-    text = _strict(content, codec)
-    if text is not None:
-        return text, codec
-    if wider is not None:
-        text = _strict(content, wider)
-        if text is not None:
-            return text, wider
-    return None
-
-
-_WORD = re.compile(r"[^\W\d_]{2,}")
-_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
-_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
-_GREEK = re.compile(r"[\u0370-\u03ff]")
-_ODD = re.compile(r"[\x80-\x9f\ue000-\uf8ff\ufffd]")
-# A non-ASCII symbol, digit or mark wedged between two letters: `Za¿ó³æ`, `ÕfËû`.
-_WEDGED = re.compile(
-    r"(?<=[^\W\d_])[\u00a1-\u00bf\u00d7\u00f7\u2010-\u2122\u2500-\u25ff](?=[^\W\d_])"
-)
-# Three or more accented Latin letters in a row, which no Latin-script language writes much.
-_ACCENT_RUN = re.compile(r"[\u00c0-\u024f]{3,}")
-
-# How common each codec is on the web, most common first; breaks ties between decodings
-# that read equally well (short texts, where the detector's confidence means little).
-_POPULARITY = {
-    name: rank
-    for rank, name in enumerate(
-        [
-            "utf-8",
-            "cp1252",
-            "iso8859-1",
-            "gb18030",
-            "gbk",
-            "gb2312",
-            "shift_jis",
-            "cp932",
-            "euc_kr",
-            "cp949",
-            "big5",
-            "big5hkscs",
-            "euc_jp",
-            "cp1251",
-            "iso8859-15",
-            "cp1250",
-            "iso8859-2",
-            "koi8-r",
-            "cp1256",
-            "cp1253",
-            "iso8859-7",
-            "cp1254",
-            "iso8859-9",
-            "cp1255",
-            "iso8859-8",
-            "cp874",
-            "tis-620",
-            "iso8859-5",
-            "cp1257",
-            "koi8-u",
-            "iso2022_jp",
-            "utf-16",
-            "utf-16-le",
-            "utf-16-be",
-        ]
-    )
-}
-
-
-def implausibility(text: str) -> float:
-    """How unlike natural text a decoding reads, per 100 characters (0 is ordinary text).
-
-    Counts words mixing Latin, Cyrillic and Greek letters (what a wrong single-byte codec
-    makes), C1 controls and private-use characters, and ftfy's mojibake badness.
-
-    >>> implausibility("Café crème") < implausibility("Cafй crиme")
-    True
-    """
-    sample = text[:20000]
-    if not sample:
-        return 0.0
-    mixed = 0
-    for word in _WORD.findall(sample):
-        scripts = (
-            bool(_LATIN.search(word)) + bool(_CYRILLIC.search(word)) + bool(_GREEK.search(word))
-        )
-        mixed += scripts > 1
-    odd = len(_ODD.findall(sample)) + len(_WEDGED.findall(sample))
-    odd += len(_ACCENT_RUN.findall(sample))
-    return 100.0 * (2 * mixed + odd + badness(sample)) / len(sample)
-
-
-def decode(content: bytes, declared: str | None = None) -> DecodedText:
+def decode(content: bytes, declared: str | None = None, *, html: bool = False) -> DecodedText:
     """Decode content: BOM, then the declared charset if the bytes agree, then detection.
 
-    Raises EmptyContentError, BinaryContentError or UnknownEncodingError with a message a
-    caller can act on. Never drops bytes: undecodable ones become U+FFFD and are listed.
+    html says the content is HTML, so a `<meta charset>` in its first 4 KB is a candidate (an
+    XML declaration at the start always is). Raises EmptyContentError, BinaryContentError or
+    UnknownEncodingError with a message a caller can act on. Never drops bytes: undecodable
+    ones become U+FFFD and are listed.
 
     >>> d = decode("Grüße".encode("utf-8"), declared="iso-8859-1")
     >>> d.text, d.encoding, d.source.value
@@ -328,146 +191,224 @@ def decode(content: bytes, declared: str | None = None) -> DecodedText:
     if not content:
         raise EmptyContentError()
     declared_codec = codec_name(declared) if declared else None
+    total = len(content)
     for bom, codec in _BOMS:
         if content.startswith(bom):
-            return _decode_lossless(
-                content[len(bom) :],
-                codec,
-                EncodingSource.BOM,
-                1.0,
-                declared,
-                len(content),
-                offset=len(bom),
+            decoded = _decode_lossless(
+                content[len(bom) :], codec, EncodingSource.BOM, 1.0, declared, total, len(bom)
             )
+            bom_candidate = Candidate(codec, codec, "bom", 1.0, not decoded.undecodable, 0.0)
+            return replace(decoded, candidates=[replace(bom_candidate, chosen=True)])
     kind = sniff_binary(content)
     if kind is not None:
         raise BinaryContentError(kind)
     bomless = _utf16_or_32_without_bom(content[:8192]) if b"\x00" in content[:8192] else None
     if bomless is not None:
-        return _decode_lossless(
-            content, bomless, EncodingSource.DETECTED, 0.9, declared, len(content)
-        )
+        return _decode_lossless(content, bomless, EncodingSource.DETECTED, 0.9, declared, total)
 
-    candidates = _detect(content)
+    sample = detection.sample_of(content)
+    markup = _markup_codec(content, html)
+    answers = detection.detector_answers(sample)
+    choice = detection.choose(sample, declared=declared_codec, markup=markup, answers=answers)
+    runners_up = [(n, c) for n, c in answers if not choice or n != choice.name][:4]
+    found = choice.candidates if choice else []
     overruled = None
     if declared_codec is not None:
-        verdict = _check_declared(content, declared_codec, candidates)
-        if isinstance(verdict, tuple):
-            text, codec = verdict
+        kept = _arbitrate(content, declared_codec, choice)
+        if isinstance(kept, tuple):
+            text, codec = kept
+            chosen = [replace(c, chosen=c.name == codec) for c in found]
+            chosen.sort(key=lambda c: not c.chosen)
+            runners_up = [(n, c) for n, c in answers if n != codec][:4]
             return DecodedText(
-                text,
-                codec,
-                1.0,
-                EncodingSource.DECLARED,
-                [(n, c) for n, c in candidates if n != codec][:4],
-                declared,
-                len(content),
-            )
-        overruled = verdict
-    if not any(n == "utf-8" for n, _ in candidates[:1]) or _strict(content, "utf-8") is None:
-        damaged = _mostly_utf8(content, declared)
-        if damaged is not None:
-            return (
-                damaged
-                if not overruled
-                else DecodedText(**{**damaged.__dict__, "overruled": overruled})
-            )
-    best = _choose(content, candidates)
-    if best is not None:
-        text, codec, confidence = best
-        return DecodedText(
-            text,
-            codec,
-            confidence,
-            EncodingSource.DETECTED,
-            [(n, c) for n, c in candidates if n != codec][:4],
-            declared,
-            len(content),
-            overruled=overruled,
-        )
+                text, codec, 1.0, EncodingSource.DECLARED, runners_up, declared, total,
+                candidates=chosen,
+            )  # fmt: skip
+        overruled = kept
+    extra = {"overruled": overruled, "candidates": found}
+    if strict(content, "utf-8") is None:
+        mixed = _utf8_regions(content, declared)
+        if mixed is not None:
+            return replace(mixed, runners_up=runners_up, **extra)
+    if choice is not None:
+        ordered = [choice.name] + [c.name for c in choice.candidates if c.decodes]
+        for codec in dict.fromkeys(ordered):
+            text = strict(content, codec) if len(content) > len(sample) else None
+            if text is None and codec == choice.name and len(content) == len(sample):
+                text = choice.text
+            if text is not None:
+                source = (
+                    EncodingSource.MARKUP
+                    if codec == choice.name and choice.source == detection.Source.MARKUP
+                    else EncodingSource.DETECTED
+                )
+                return DecodedText(
+                    text, codec, choice.confidence, source, runners_up, declared, total, **extra
+                )  # fmt: skip
     # Nothing decodes cleanly: the candidate losing the fewest bytes, marks and all.
     lossy = [declared_codec] if declared_codec else []
-    lossy += [n for n, _ in candidates] + ["utf-8"]
+    lossy += [c.name for c in found] + ["utf-8"]
     results = [
-        _decode_lossless(content, codec, EncodingSource.FALLBACK, 0.0, declared, len(content))
+        _decode_lossless(content, codec, EncodingSource.FALLBACK, 0.0, declared, total)
         for codec in dict.fromkeys(lossy)
     ]
     chosen = min(results, key=lambda d: sum(e - s for _, s, e in d.undecodable))
-    if overruled:
-        chosen = DecodedText(**{**chosen.__dict__, "overruled": overruled})
-    return chosen
+    return replace(chosen, runners_up=runners_up, **extra)
 
 
-def _mostly_utf8(content: bytes, declared: str | None) -> DecodedText | None:
-    """UTF-8 with a few damaged bytes, decoded as such (a single-byte codec would turn every
-    other non-ASCII character into mojibake to avoid one U+FFFD)."""
-    if _strict(content, "utf-8") is not None:
-        return None
-    decoded = _decode_lossless(
-        content, "utf-8", EncodingSource.DETECTED, 0.0, declared, len(content)
-    )
-    bad = sum(end - start for _, start, end in decoded.undecodable)
-    wide = sum(1 for ch in decoded.text if ch > "\x7f") - len(decoded.undecodable)
-    if wide < 4 or wide < 3 * bad:
-        return None
-    return DecodedText(**{**decoded.__dict__, "confidence": round(wide / (wide + bad), 3)})
+def _markup_codec(content: bytes, html: bool) -> str | None:
+    """The codec the document declares for itself, if Python knows it and it can apply."""
+    label = detection.markup_charset(content, html)
+    codec = detection.codec_of(label) if label else None
+    if codec in UNICODE and codec != "utf-8":
+        return "utf-8"  # a UTF-16/32 label on 8-bit bytes means UTF-8, as browsers read it
+    return codec
 
 
-def _detect(content: bytes) -> list[tuple[str, float]]:
-    """chardet's ranked candidates as (python codec name, confidence), unknown names dropped."""
-    out: dict[str, float] = {}
-    for guess in chardet.detect_all(content):
-        name = guess.get("encoding")
-        if not name:
-            continue
-        try:
-            codec = codecs.lookup(_ALIASES.get(name.lower(), name)).name
-        except LookupError:
-            continue
-        out.setdefault(codec, float(guess.get("confidence") or 0.0))
-    return list(out.items())
-
-
-def _check_declared(
-    content: bytes, codec: str, candidates: list[tuple[str, float]]
+def _arbitrate(
+    content: bytes, codec: str, choice: detection.Choice | None
 ) -> tuple[str, str] | str:
-    """Decode with the declared codec if the bytes agree; otherwise say why not."""
-    decoded = _widen(content, codec)
+    """Decode with the declared codec if the bytes agree, as (text, codec used); otherwise
+    say why not.
+
+    Agreeing means: the bytes decode strictly (with the codec's superset where needed), they
+    are not UTF-8 that a single-byte codec would misread, and the declared reading is not
+    clearly worse than the best candidate's. A declaration is kept where detection alone
+    would be unsure (short texts), since the caller usually knows.
+    """
+    decoded = widen(content, codec)
     if decoded is None:
         return f"the bytes are not valid {codec}"
     text, used = decoded
-    if used in _UNICODE or text.isascii():
+    if used in UNICODE or text.isascii():
         return decoded
-    if used not in _MULTIBYTE and _strict(content, "utf-8") is not None:
+    if used not in MULTIBYTE and strict(content, "utf-8") is not None:
         return f"the bytes are valid UTF-8 with multi-byte sequences, which {codec} misreads"
-    best = _choose(content, [c for c in candidates if c[0] != used])
-    if best is not None and used not in _MULTIBYTE:
-        theirs, mine = implausibility(best[0]), implausibility(text)
-        if best[1] in _MULTIBYTE and best[2] >= 0.1 and mine > 2 * theirs + 1.0:
-            return (
-                f"decoded as {used} the text reads as mojibake "
-                f"({mine:.1f} vs {theirs:.1f} implausible per 100 characters as {best[1]})"
-            )
+    if choice is None or choice.name == used or _non_ascii(text) < 8:
+        return decoded  # too little text to argue with the caller
+    theirs = next((c for c in choice.candidates if c.name == choice.name), None)
+    mine = next((c for c in choice.candidates if c.name == used and c.decodes), None)
+    if theirs is None or theirs.source == detection.Source.SIBLING:
+        return decoded
+    if used in MULTIBYTE and theirs.name not in MULTIBYTE:
+        return decoded  # a CJK reading is only overruled by another CJK reading
+    mine_score = mine.implausibility if mine is not None else implausibility(text)
+    if mine_score > 2 * theirs.implausibility + 2.0:
+        return (
+            f"decoded as {used} the text reads as mojibake ({mine_score:.1f} vs "
+            f"{theirs.implausibility:.1f} anomalies per 100 non-ASCII characters "
+            f"as {theirs.name})"
+        )
     return decoded
 
 
-def _choose(content: bytes, candidates: list[tuple[str, float]]) -> tuple[str, str, float] | None:
-    """The detector's candidate that decodes strictly and reads most like natural text."""
-    scored = []
-    for rank, (codec, confidence) in enumerate(candidates[:6]):
-        decoded = _widen(content, codec)
-        if decoded is None:
+_LINE = re.compile(rb"[^\n]*\n?")
+
+
+def _non_ascii(text: str) -> int:
+    """How many characters of text are not ASCII (at C speed)."""
+    return len(text) - len(text.encode("ascii", "ignore"))
+
+
+def _utf8_regions(content: bytes, declared: str | None) -> DecodedText | None:
+    """UTF-8 with damaged bytes or legacy-encoded lines, decoded as such; None when the
+    content is not UTF-8 at heart.
+
+    Lines holding invalid UTF-8 and no valid multi-byte sequence are legacy regions: they are
+    decoded together with the codec that reads them best, when it reads them plausibly and
+    reading the UTF-8 lines with it instead would be worse. Other invalid bytes are damage
+    (U+FFFD, listed). A single-byte codec for the whole document would turn every other
+    non-ASCII character into mojibake to avoid a few U+FFFD.
+    """
+    rough = content.decode("utf-8", "replace")
+    faults = rough.count("\ufffd")
+    if _non_ascii(rough) - faults < 3 or faults > 64 * 1024:
+        return None
+    legacy: list[tuple[int, int]] = []
+    wide = bad = 0
+    utf8_foreign: list[str] = []
+    for match in _LINE.finditer(content):
+        start, end = match.span()
+        line = match.group()
+        if line.isascii():
             continue
-        text, used = decoded
-        # Among equally readable decodings, the detector's rank and confidence, then how
-        # common the codec is, decide.
-        prior = rank + _POPULARITY.get(used, 50) / 8 - 10 * confidence
-        scored.append((round(implausibility(text), 1), prior, text, used, confidence))
-    if not scored:
-        text = _strict(content, "utf-8")
-        return (text, "utf-8", 0.5) if text is not None else None
-    _, _, text, used, confidence = min(scored, key=lambda s: (s[0], s[1]))
-    return text, used, confidence
+        text = line.decode("utf-8", "replace")
+        faults = text.count("\ufffd")
+        valid = _non_ascii(text) - faults
+        if faults and not valid:
+            if legacy and legacy[-1][1] == start:
+                legacy[-1] = (legacy[-1][0], end)
+            else:
+                legacy.append((start, end))
+            continue
+        wide += valid
+        bad += faults
+        if bad >= 16 and 3 * bad > wide:
+            return None  # damage everywhere: a legacy document, not UTF-8 at heart
+        if not faults and len(utf8_foreign) < 200:
+            utf8_foreign.append(text)
+    if wide < 3 or wide < 3 * bad:
+        return None
+    codec = _legacy_codec(content, legacy, utf8_foreign) if legacy else None
+    if codec is None:
+        bad += sum(e - s for s, e in legacy)
+        if wide < 4 or wide < 3 * bad:
+            return None
+        decoded = _decode_lossless(
+            content, "utf-8", EncodingSource.DETECTED, 0.0, declared, len(content)
+        )
+        return replace(decoded, confidence=round(wide / (wide + bad), 3))
+    pieces: list[tuple[int, int, str]] = []
+    at = 0
+    for start, end in legacy:
+        if at < start:
+            pieces.append((at, start, "utf-8"))
+        pieces.append((start, end, codec))
+        at = end
+    if at < len(content):
+        pieces.append((at, len(content), "utf-8"))
+    texts: list[str] = []
+    undecodable: list[tuple[int, int, int]] = []
+    regions: list[Region] = []
+    chars = 0
+    for start, end, name in pieces:
+        part = _decode_lossless(
+            content[start:end], name, EncodingSource.DETECTED, 0.0, None, 0, offset=start
+        )
+        undecodable += [(pos + chars, s, e) for pos, s, e in part.undecodable]
+        regions.append(Region(start, end, chars, chars + len(part.text), name))
+        texts.append(part.text)
+        chars += len(part.text)
+    return DecodedText(
+        "".join(texts), "utf-8", round(wide / (wide + bad), 3), EncodingSource.DETECTED, [],
+        declared, len(content), undecodable, regions=regions,
+    )  # fmt: skip
+
+
+def _legacy_codec(
+    content: bytes, legacy: list[tuple[int, int]], utf8_lines: list[str]
+) -> str | None:
+    """The codec the legacy lines are in, if one reads them plausibly and reading the UTF-8
+    lines' bytes with it instead would be worse (so they are not one legacy document)."""
+    spliced = b"".join(content[s:e] for s, e in legacy)[: detection.SAMPLE_BYTES]
+    if sum(1 for b in spliced if b > 0x7F) < 2:
+        return None
+    choice = detection.choose(spliced)
+    if choice is None or choice.name in UNICODE:
+        return None
+    name, score = choice.name, implausibility(choice.text)
+    # A few legacy lines are too short for the detector to tell windows-1252 from its Baltic or
+    # Mac cousins; the web's most common legacy codec wins when it reads at least as well.
+    common = widen(spliced, "cp1252")
+    if common is not None and implausibility(common[0]) <= score:
+        name, score = common[1], implausibility(common[0])
+    if score > 3.0:
+        return None
+    as_utf8 = "".join(utf8_lines)
+    misread = widen(as_utf8.encode("utf-8"), name)
+    if misread is not None and implausibility(misread[0]) <= implausibility(as_utf8) + 1.0:
+        return None
+    return name
 
 
 def _decode_lossless(

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from textmend_server import cjk
+from textmend_server import cjk, detection
 from textmend_server.decoding import DecodedText, EncodingSource, decode
 from textmend_server.diffing import unified_diff
 from textmend_server.edits import Edit, EditLog, Proposal
@@ -109,7 +109,7 @@ def repair_bytes(
         policy = RepairPolicy(html=html)
     elif html and not policy.html:
         policy = RepairPolicy(overrides=policy.overrides, html=True)
-    decoded = decode(bytes(content), declared_encoding or None)
+    decoded = decode(bytes(content), declared_encoding or None, html=html)
     decoded_at = time.perf_counter()
     seeded = _decoding_findings(decoded)
     result = repair_text(
@@ -129,6 +129,12 @@ def repair_bytes(
         result.diff,
         timings,
     )
+
+
+def warm_up() -> None:
+    """Build every table and language model now, not on the first document that needs it."""
+    detection.warm_up()
+    repair_bytes("warm-up: cafÃ© — it’s 創(chuàng)建者 公司?!彼Q他們".encode())
 
 
 def _decoding_findings(decoded: DecodedText) -> list[Proposal]:

@@ -26,7 +26,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from textmend.v1 import textmend_pb2, textmend_pb2_grpc
-from textmend_server import InputError, RepairPolicy, TooLargeError, repair_bytes
+from textmend_server import InputError, RepairPolicy, TooLargeError, engine, repair_bytes
 from textmend_server.decoding import DecodedText
 from textmend_server.edits import Edit
 from textmend_server.engine import Repaired
@@ -212,6 +212,30 @@ def to_encoding_info(decoded: DecodedText | None) -> textmend_pb2.EncodingInfo:
             for name, confidence in decoded.runners_up
         ],
         declared=decoded.declared or "",
+        candidates=[
+            textmend_pb2.EncodingCandidate(
+                name=c.name,
+                confidence=c.confidence,
+                source=c.source,
+                decodes=c.decodes,
+                implausibility=c.implausibility if c.decodes else 0.0,
+                quality=c.quality,
+                same_as=c.same_as or "",
+                chosen=c.chosen,
+            )
+            for c in decoded.candidates
+        ],
+        regions=[
+            textmend_pb2.EncodingRegion(
+                byte_start=r.byte_start,
+                byte_end=r.byte_end,
+                start=r.char_start,
+                end=r.char_end,
+                encoding=r.encoding,
+            )
+            for r in decoded.regions
+        ],
+        overruled=decoded.overruled or "",
     )
 
 
@@ -387,9 +411,9 @@ def server_options(config: ServerConfig) -> list[tuple[str, int]]:
 
 
 def warm_up() -> None:
-    """Run one tiny repair so that the engine's tables are loaded before traffic arrives."""
+    """Load the engine's tables and models so that the first real request does not wait."""
     started = time.perf_counter()
-    repair_bytes(b"warm-up: caf\xc3\x83\xc2\xa9 \xe2\x80\x94 it\xe2\x80\x99s")
+    engine.warm_up()
     _LOGGER.debug("engine warmed up in %.0f ms", (time.perf_counter() - started) * 1000)
 
 

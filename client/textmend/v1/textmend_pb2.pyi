@@ -280,29 +280,102 @@ Global___RepairRequest: _TypeAlias = RepairRequest  # noqa: Y015
 
 @_typing.final
 class EncodingCandidate(_message.Message):
-    """One candidate encoding considered for the content."""
+    """One candidate encoding considered for the content, and how its decoding read."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     NAME_FIELD_NUMBER: _builtins.int
     CONFIDENCE_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    DECODES_FIELD_NUMBER: _builtins.int
+    IMPLAUSIBILITY_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
+    SAME_AS_FIELD_NUMBER: _builtins.int
+    CHOSEN_FIELD_NUMBER: _builtins.int
     name: _builtins.str
-    """Python codec name as reported (`utf-8`, `gb18030`, `windows-1252`, ...)."""
+    """Python codec name that decoded (`utf-8`, `gb18030`, `cp1252`, ...): a superset of the
+    label its source gave when the bytes needed it.
+    """
     confidence: _builtins.float
-    """How much the detector believed it, 0..1."""
+    """How much its source believed it, 0..1 (1 for a declaration)."""
+    source: _builtins.str
+    """Where the candidate came from: `bom`, `declared` (the request), `markup` (the document's
+    own `<?xml encoding>` or `<meta charset>`), `detector` (chardet), `sibling` (a codec of the
+    same family as another candidate), `utf-8 check`.
+    """
+    decodes: _builtins.bool
+    """Whether the first 64 KiB of content decoded without error in this codec."""
+    implausibility: _builtins.float
+    """How unlike natural text the decoding reads, in anomalies per 100 non-ASCII characters
+    (mixed scripts inside words, symbols wedged between letters, C1 controls, mojibake
+    patterns, improbable CJK characters). 0 reads like ordinary text. Unset when it does not
+    decode.
+    """
+    quality: _builtins.float
+    """The same judgement as a score, 0..1: 1 reads like ordinary text, 0 does not decode."""
+    same_as: _builtins.str
+    """Name of the candidate that produced the identical text and stands for this one; empty when
+    this candidate stands for itself.
+    """
+    chosen: _builtins.bool
+    """Whether this candidate was used to decode the content."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         confidence: _builtins.float = ...,
+        source: _builtins.str = ...,
+        decodes: _builtins.bool = ...,
+        implausibility: _builtins.float = ...,
+        quality: _builtins.float = ...,
+        same_as: _builtins.str = ...,
+        chosen: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["confidence", b"confidence", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chosen", b"chosen", "confidence", b"confidence", "decodes", b"decodes", "implausibility", b"implausibility", "name", b"name", "quality", b"quality", "same_as", b"same_as", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EncodingCandidate: _TypeAlias = EncodingCandidate  # noqa: Y015
+
+@_typing.final
+class EncodingRegion(_message.Message):
+    """A stretch of the content decoded with one codec. Only for documents decoded in parts, such
+    as a UTF-8 page holding a paragraph pasted in windows-1252.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BYTE_START_FIELD_NUMBER: _builtins.int
+    BYTE_END_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    ENCODING_FIELD_NUMBER: _builtins.int
+    byte_start: _builtins.int
+    """Byte span in `RepairRequest.content`, end exclusive."""
+    byte_end: _builtins.int
+    start: _builtins.int
+    """Code point span in the decoded original, end exclusive."""
+    end: _builtins.int
+    encoding: _builtins.str
+    """Codec used for this stretch."""
+    def __init__(
+        self,
+        *,
+        byte_start: _builtins.int = ...,
+        byte_end: _builtins.int = ...,
+        start: _builtins.int = ...,
+        end: _builtins.int = ...,
+        encoding: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["byte_end", b"byte_end", "byte_start", b"byte_start", "encoding", b"encoding", "end", b"end", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EncodingRegion: _TypeAlias = EncodingRegion  # noqa: Y015
 
 @_typing.final
 class EncodingInfo(_message.Message):
@@ -325,6 +398,10 @@ class EncodingInfo(_message.Message):
         """Detection from the bytes (chardet)."""
         SOURCE_FALLBACK: EncodingInfo._Source.ValueType  # 4
         """Nothing fit; UTF-8 with undecodable bytes replaced (see CATEGORY_UNDECODABLE findings)."""
+        SOURCE_MARKUP: EncodingInfo._Source.ValueType  # 5
+        """The document's own declaration (`<?xml encoding>`, or `<meta charset>` in text/html),
+        which the bytes agreed with.
+        """
 
     class Source(_Source, metaclass=_SourceEnumTypeWrapper):
         """Where the choice came from."""
@@ -338,12 +415,19 @@ class EncodingInfo(_message.Message):
     """Detection from the bytes (chardet)."""
     SOURCE_FALLBACK: EncodingInfo.Source.ValueType  # 4
     """Nothing fit; UTF-8 with undecodable bytes replaced (see CATEGORY_UNDECODABLE findings)."""
+    SOURCE_MARKUP: EncodingInfo.Source.ValueType  # 5
+    """The document's own declaration (`<?xml encoding>`, or `<meta charset>` in text/html),
+    which the bytes agreed with.
+    """
 
     NAME_FIELD_NUMBER: _builtins.int
     CONFIDENCE_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     RUNNERS_UP_FIELD_NUMBER: _builtins.int
     DECLARED_FIELD_NUMBER: _builtins.int
+    CANDIDATES_FIELD_NUMBER: _builtins.int
+    REGIONS_FIELD_NUMBER: _builtins.int
+    OVERRULED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Codec used to decode, a name Python's `codecs` accepts. A superset of the declared or
     detected encoding is reported when the bytes need it (`gb18030` for GB2312, `cp932` for
@@ -354,9 +438,25 @@ class EncodingInfo(_message.Message):
     source: Global___EncodingInfo.Source.ValueType
     declared: _builtins.str
     """The caller's `declared_encoding`, as sent, or empty."""
+    overruled: _builtins.str
+    """Why `declared` was not used, when it was given and overruled; empty otherwise. The same
+    reason is reported as a CATEGORY_ENCODING finding.
+    """
     @_builtins.property
     def runners_up(self) -> _containers.RepeatedCompositeFieldContainer[Global___EncodingCandidate]:
-        """Other encodings the detector considered, best first. Empty when a BOM decided."""
+        """Other encodings the detector proposed, best first, with its confidence only. Empty when
+        a BOM decided. `candidates` has the full picture.
+        """
+
+    @_builtins.property
+    def candidates(self) -> _containers.RepeatedCompositeFieldContainer[Global___EncodingCandidate]:
+        """Every encoding considered, the chosen one first, with how its decoding read."""
+
+    @_builtins.property
+    def regions(self) -> _containers.RepeatedCompositeFieldContainer[Global___EncodingRegion]:
+        """The parts of a document decoded with different codecs, in order; empty when one codec
+        decoded everything (the usual case).
+        """
 
     def __init__(
         self,
@@ -366,10 +466,13 @@ class EncodingInfo(_message.Message):
         source: Global___EncodingInfo.Source.ValueType = ...,
         runners_up: _abc.Iterable[Global___EncodingCandidate] | None = ...,
         declared: _builtins.str = ...,
+        candidates: _abc.Iterable[Global___EncodingCandidate] | None = ...,
+        regions: _abc.Iterable[Global___EncodingRegion] | None = ...,
+        overruled: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["confidence", b"confidence", "declared", b"declared", "name", b"name", "runners_up", b"runners_up", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "confidence", b"confidence", "declared", b"declared", "name", b"name", "overruled", b"overruled", "regions", b"regions", "runners_up", b"runners_up", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

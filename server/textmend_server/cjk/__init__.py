@@ -61,7 +61,7 @@ def text_language(text: str) -> str | None:
         return None
     if counts["hangul"] > 0.2 * total:
         return "ko"
-    if counts["kana"] > 0.05 * total:
+    if counts["kana"] > 0.2 * total and counts["kana"] >= 2:
         return "ja"
     if counts["han"] == 0:
         return "ja" if counts["kana"] else "ko"
@@ -105,9 +105,9 @@ def find_phase_slips(text: str) -> list[Proposal]:
             rep = repair_at(text, i, codec(name), model, trad, folded)
             if rep is not None and (best is None or rep.margin > best.margin):
                 best = rep
-        if best is None or best.margin < FLAG_MARGIN:
+        if best is None or best.margin < (EDIT_MARGIN if best.guessed else FLAG_MARGIN):
             continue
-        flag = best.margin < EDIT_MARGIN
+        flag = best.margin < EDIT_MARGIN or best.guessed
         conf = _confidence(best.margin, best.gap)
         reason = (
             f"{_CODEC_NAMES[best.codec]} bytes read one byte out of phase; re-phased text "
@@ -159,7 +159,7 @@ def find_ruby_leaks(text: str) -> list[Proposal]:
             flag = not any_toned
             why = "a toneless valid reading"
         reason = (
-            f"'({m.syllables})' after '{m.hosts}' is {why} of it, a leaked pronunciation annotation"
+            f"Leaked pronunciation annotation: '({m.syllables})' after '{m.hosts}' is {why} of it"
         )
         out.append(
             Proposal(m.start, m.end, m.hosts, Category.RUBY_LEAK, reason, conf, flag_only=flag)

@@ -26,6 +26,7 @@ import math
 import os
 from collections import defaultdict
 from functools import lru_cache
+from itertools import pairwise
 
 from textmend_server.cjk.scripts import char_class
 
@@ -324,7 +325,7 @@ class CharModel:
             w = word.translate(self._simplify) if self._simplify else word
             for c in w:
                 uni[c] += f
-            for a, b in zip(w, w[1:], strict=False):
+            for a, b in pairwise(w):
                 pair[a, b] += f
             initial[w[0]] += f
             final[w[-1]] += f

@@ -24,9 +24,8 @@ _RUBY_RE = re.compile(
     rf"(?:['\- ]?[{PINYIN_LETTERS}v][{PINYIN_LETTERS}v1-5]*){{0,7}})\)"
 )
 # Same shape, but without the parenthesis: `cái)` left behind when a slip swallowed the `(`.
-PINYIN_TAIL_RE = re.compile(
-    rf"([{PINYIN_LETTERS}v][{PINYIN_LETTERS}v1-5]*(?:['\- ]?[{PINYIN_LETTERS}v][{PINYIN_LETTERS}v1-5]*){{0,7}})\)"
-)
+_SYLLABLE = rf"[{PINYIN_LETTERS}v][{PINYIN_LETTERS}v1-5]*"
+PINYIN_TAIL_RE = re.compile(rf"({_SYLLABLE}(?:['\- ]?{_SYLLABLE}){{0,7}})\)")
 
 
 @lru_cache(maxsize=8192)

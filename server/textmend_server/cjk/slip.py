@@ -74,6 +74,7 @@ class SlipRepair:
     gap: float  # nats between the best and the next-best distinct reconstruction
     codec: str
     dropped: int  # user-defined pairs put back
+    guessed: bool = False  # a swallowed byte had to be guessed from context alone
 
 
 def _lead_bytes(c: Dbcs) -> tuple[int, ...]:
@@ -453,18 +454,23 @@ def repair_at(
             finished.append((score, end, out, chan, pos))
     if not finished:
         return None
-    results: list[tuple[float, int, str, float]] = []
+    results: list[tuple[float, int, str, float, bool]] = []
     left = text[i - 1] if i > 0 else ""
     stack = _open_quotes(text, i)
     for score, end, out, _chan, _pos in finished:
         new_end = end
+        guessed = False
         if out.endswith("\x00"):
             out = out[:-1]
             fit = _after_swallow(text, end, out)
             if fit is None:
                 nxt = text[end] if end < len(text) else ""
+                if nxt in ("", "\n"):
+                    # Nothing after the `?` could have followed the swallowed byte.
+                    continue
                 x, _ = _swallowed_guess(model, out, nxt, traditional)
                 out = out + x
+                guessed = True
             else:
                 new_end, out, _ = fit
         tail = text[new_end : new_end + 2]
@@ -477,9 +483,11 @@ def repair_at(
         kept = model.score(text[i:new_end] + tail, left, traditional) + pairing_cost(
             stack, text[i:new_end], line_ends
         )
-        results.append((repaired - kept, new_end, out, score))
+        results.append((repaired - kept, new_end, out, score, guessed))
     results.sort(key=lambda r: r[0], reverse=True)
-    margin, end, out, _ = results[0]
+    if not results:
+        return None
+    margin, end, out, _, guessed = results[0]
     gap = 20.0
     for other in results[1:]:
         if other[2] != out or other[1] != end:
@@ -487,7 +495,7 @@ def repair_at(
             break
     replacement = fold_width(out) if folded else out
     dropped = 0
-    return SlipRepair(i, end, replacement, margin, gap, c.name, dropped)
+    return SlipRepair(i, end, replacement, margin, gap, c.name, dropped, guessed)
 
 
 def candidate_positions(text: str) -> list[int]:

@@ -1,0 +1,227 @@
+"""Tests of the CJK repairs: phase slips, wrong-codec runs, leaked pinyin.
+
+The corrupted documents come from `tests/corruptors.py`, which reproduces each mechanism at the
+byte level independently of the repair code.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from corruptors import corrupt_document, diff_spans, lossy_decode, wrong_codec
+
+from textmend_server.cjk import (
+    find_phase_slips,
+    find_ruby_leaks,
+    find_wrong_codec_runs,
+    text_language,
+)
+from textmend_server.policy import Category
+
+FIXTURES = Path(__file__).parent / "fixtures"
+_TAG_RE = re.compile(r"</?[A-Za-z][^<>\n]*>")
+
+# Clean prose written for these tests (traditional, simplified, Japanese, Korean).
+TRADITIONAL = [
+    "研究團隊在報告中指出,這項技術的發展速度遠超預期。",
+    "他說:“我們會繼續投資新的項目,總裁也同意這個計劃。”",
+    "這家公司上個月宣布,將在台北設立新的研發中心。",
+    "記者問他為什麼離開,他只是笑著說:“時間到了。”",
+    "市場分析師認為,明年的經濟成長仍然面臨許多挑戰。",
+    "總統在記者會上表示,政府會全力支持教育改革。",
+    "我們的根本競爭力取決於比其他公司都更快。“只有這樣才能迎頭趕上。”",
+    "學校圖書館收藏了很多關於歷史和文化的書籍。",
+]
+SIMPLIFIED = [
+    "研究团队在报告中指出,这项技术的发展速度远超预期。",
+    "他说:“我们会继续投资新的项目,总裁也同意这个计划。”",
+    "记者问他为什么离开,他只是笑着说:“时间到了。”",
+    "市场分析师认为,明年的经济增长仍然面临许多挑战。",
+]
+CLEAN = {
+    "zh-Hant": "".join(TRADITIONAL),
+    "zh-Hans": "".join(SIMPLIFIED),
+    "ja": "東京の天気は晴れです。明日は雨が降るかもしれません。本当?!すごいですね。",
+    "ko": "오늘 날씨가 정말 좋네요. 내일은 비가 올 수도 있습니다. 정말?! 놀랍네요.",
+    "en": "Plain English text, with a question?! And a gloss (like this one).",
+    "ru": "Обычный русский текст?! Без всяких проблем (совсем).",
+}
+GENUINE = [
+    "真的嗎?!我不相信。",
+    "為什麼??",
+    "為什麼??我不知道。",
+    "什么?!你说什么??他不来了?",
+    "蘋果(Apple)發布了新手機。",
+    "這是第一版(第二版)的說明。",
+    "特斯拉(Tesla)的股價上漲。",
+    "北京(Beijing)是中國的首都。",
+]
+
+
+def _apply(text, proposals):
+    for p in sorted(proposals, key=lambda p: -p.start):
+        if not p.flag_only:
+            text = text[: p.start] + p.replacement + text[p.end :]
+    return text
+
+
+def _repair(text: str) -> str:
+    """The three stages in engine order, then removal of leftover tags (the markup stage)."""
+    text = _apply(text, find_phase_slips(text))
+    text = _apply(text, find_wrong_codec_runs(text))
+    text = _apply(text, find_ruby_leaks(text))
+    return _TAG_RE.sub("", text)
+
+
+def _well_formed(text, proposals):
+    last = 0
+    for p in proposals:
+        assert last <= p.start < p.end <= len(text)
+        assert 0.0 <= p.confidence <= 1.0
+        assert p.reason and p.reason[0].isupper()
+        last = p.end
+
+
+# --- the sample article -----------------------------------------------------------------
+
+
+def test_sample_article_chinese_lines_restored():
+    src = (FIXTURES / "fortune-openai-departures.txt").read_text("utf-8").split("\n")
+    exp = (FIXTURES / "fortune-openai-departures.expected.txt").read_text("utf-8").split("\n")
+    got = [_repair(line) for line in src]
+    assert got[:52] == exp[:52]
+    assert got[52:] == src[52:]  # the English part is untouched
+
+
+def test_sample_article_whole_document_and_idempotent():
+    src = (FIXTURES / "fortune-openai-departures.txt").read_text("utf-8")
+    exp = (FIXTURES / "fortune-openai-departures.expected.txt").read_text("utf-8")
+    slips = find_phase_slips(src)
+    _well_formed(src, slips)
+    assert all(p.category is Category.CJK_PHASE_SLIP for p in slips)
+    assert len(slips) == 12
+    out = _repair(src)
+    assert out == exp
+    for stage in (find_phase_slips, find_wrong_codec_runs, find_ruby_leaks):
+        assert stage(out) == []
+
+
+def test_phase_slip_swallowing_a_tag_consumes_its_remainder():
+    text = "他們需要迎頭趕上?!?/p>\n下一段"
+    (p,) = find_phase_slips("“只有這樣才能" + text)
+    assert p.replacement == "。”"
+    assert ("“只有這樣才能" + text)[p.start : p.end] == "?!?/p>"
+
+
+# --- pinyin leaks -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ChatGPT創(chuàng)建者", "ChatGPT創建者"),
+        ("一個(gè)解釋", "一個解釋"),
+        ("中國(zhōngguó)人", "中國人"),
+        ("為(wéi)了", "為了"),  # a heteronym's other reading
+        ("綠(lv4)色", "綠色"),  # numbered tones
+    ],
+)
+def test_ruby_leaks_removed(text, expected):
+    proposals = find_ruby_leaks(text)
+    _well_formed(text, proposals)
+    assert _apply(text, proposals) == expected
+    assert all(not p.flag_only and p.confidence >= 0.9 for p in proposals)
+
+
+def test_toneless_reading_alone_is_only_flagged():
+    (p,) = find_ruby_leaks("公司(gongsi)的人")
+    assert p.flag_only
+    both = find_ruby_leaks("發(fā)展的公司(gongsi)")
+    assert [q.flag_only for q in both] == [False, False]
+
+
+@pytest.mark.parametrize("text", GENUINE)
+def test_genuine_text_gets_no_proposal(text):
+    for stage in (find_phase_slips, find_wrong_codec_runs, find_ruby_leaks):
+        assert stage(text) == []
+
+
+@pytest.mark.parametrize("lang", sorted(CLEAN))
+def test_clean_text_in_any_language_gets_no_proposal(lang):
+    text = CLEAN[lang]
+    for stage in (find_phase_slips, find_wrong_codec_runs, find_ruby_leaks):
+        assert stage(text) == []
+
+
+def test_text_language():
+    assert text_language(CLEAN["zh-Hant"]) == "zh"
+    assert text_language(CLEAN["ja"]) == "ja"
+    assert text_language(CLEAN["ko"]) == "ko"
+    assert text_language(CLEAN["en"]) is None
+
+
+# --- the byte model, and repairs of generated damage ------------------------------------
+
+
+def test_generator_reproduces_the_observed_strings():
+    assert corrupt_document(["公司。”他稱他們"], trigger_p=1.0).text == "公司?!彼Q他們"
+    assert corrupt_document(["說。“投資者"], trigger_p=1.0).text == "說?!巴顿Y者"
+    # Full width kept, two private-use pairs dropped, as seen on another site.
+    c = corrupt_document(["消費經濟學的熱點。“十三五”期間"], trigger_p=1.0, fold=False)
+    assert c.text == "消費經濟學的熱點?！笆濉逼陂g"
+    # The byte-level annotation converter hitting a key across two characters.
+    c = corrupt_document(["因為這是"], pinyin_chars=["驗"], trigger_p=0.0)
+    assert c.text == "因?yàn)檫@是"
+    assert lossy_decode(bytes.fromhex("a3a1b13c2f703e"), "gbk") == "！?/p>"
+
+
+def test_generated_slips_and_leaks_repaired():
+    """Documents built from the paragraphs above, cut at every trigger, with annotations."""
+    docs = [TRADITIONAL[i : i + 4] for i in range(0, len(TRADITIONAL), 2)]
+    total = restored = 0
+    for seed, doc in enumerate(docs):
+        chars = sorted({c for p in doc for c in p if "\u4e00" <= c <= "\u9fff"})[::3]
+        c = corrupt_document(doc, seed=100 + seed, pinyin_chars=chars, trigger_p=1.0)
+        assert c.text != c.expected
+        out = _repair(c.text)
+        spans = diff_spans(c.text, c.expected)
+        bad = diff_spans(out, c.expected)
+        total += len(spans)
+        restored += sum(
+            1 for _, _, j1, j2 in spans if not any(b1 <= j2 and b2 >= j1 for _, _, b1, b2 in bad)
+        )
+        # Nothing outside a corrupted span was changed.
+        for _, _, b1, b2 in bad:
+            assert any(b1 <= j2 and b2 >= j1 for _, _, j1, j2 in spans)
+    assert total > 40
+    assert restored / total >= 0.9
+
+
+def test_repaired_slip_reports_evidence():
+    (p,) = find_phase_slips("3人??偛酶窭赘瘛げ剂_克曼")
+    assert p.replacement == "。總裁格雷格·布羅"
+    assert "GBK" in p.reason and "nats" in p.reason
+    assert p.confidence > 0.8 and not p.flag_only
+
+
+# --- wrong-codec runs -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("clean", "written", "read_as"),
+    [
+        ("文字编码", "utf-8", "gbk"),
+        ("这是简体中文的句子", "gbk", "big5"),
+        ("日本語のテキスト", "shift_jis", "cp1252"),
+        ("한국어 텍스트입니다", "euc_kr", "latin-1"),
+    ],
+)
+def test_wrong_codec_runs_redecoded(clean, written, read_as):
+    bad = wrong_codec(clean, written, read_as)
+    text = "標題:" + bad
+    proposals = find_wrong_codec_runs(text)
+    _well_formed(text, proposals)
+    assert all(p.category is Category.CJK_WRONG_CODEC for p in proposals)
+    assert _apply(text, proposals) == "標題:" + clean

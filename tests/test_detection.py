@@ -1,0 +1,152 @@
+"""Encoding detection: candidates, declared-vs-detected arbitration, decode-quality scoring."""
+
+from __future__ import annotations
+
+import pytest
+
+from textmend_server.decoding import EncodingSource, decode
+from textmend_server.detection import (
+    choose,
+    foreign_words,
+    implausibility,
+    markup_charset,
+    sample_of,
+    widen,
+)
+
+SIMPLIFIED = "我们公司的人都说他们很好。这是一个测试，看看编码能不能被正确识别出来。" * 3
+FRENCH = "Le cœur déçu mais l'âme plutôt naïve, Louÿs rêva d'un été à Noël."
+
+
+def test_big5_declared_on_gbk_is_overruled() -> None:
+    decoded = decode(SIMPLIFIED.encode("gbk"), declared="big5")
+    assert decoded.text == SIMPLIFIED
+    assert decoded.encoding in ("gbk", "gb18030", "gb2312")
+    assert decoded.overruled
+
+
+def test_gbk_declared_on_gbk_is_kept() -> None:
+    decoded = decode(SIMPLIFIED.encode("gbk"), declared="gbk")
+    assert decoded.text == SIMPLIFIED
+    assert decoded.source is EncodingSource.DECLARED
+    assert decoded.overruled is None
+
+
+def test_declared_cp1252_is_kept_where_detection_alone_guesses_wrong() -> None:
+    content = "Café déjà vu".encode("cp1252")
+    alone = decode(content)
+    assert alone.encoding != "cp1252"  # too short for the detector: the premise of this test
+    decoded = decode(content, declared="windows-1252")
+    assert decoded.text == "Café déjà vu"
+    assert decoded.source is EncodingSource.DECLARED
+
+
+def test_declared_koi8r_is_kept_on_short_russian() -> None:
+    text = "Привет, мир"
+    decoded = decode(text.encode("koi8-r"), declared="koi8-r")
+    assert decoded.text == text
+    assert decoded.overruled is None
+
+
+def test_every_candidate_is_reported_with_a_score_and_the_chosen_one_first() -> None:
+    decoded = decode(SIMPLIFIED.encode("gbk"), declared="latin-1")
+    names = [c.name for c in decoded.candidates]
+    assert decoded.candidates[0].chosen and decoded.candidates[0].name == decoded.encoding
+    assert sum(c.chosen for c in decoded.candidates) == 1
+    assert "cp1252" in names or "iso8859-1" in names
+    for c in decoded.candidates:
+        assert 0.0 <= c.quality <= 1.0
+        assert c.decodes or c.quality == 0.0
+    latin = next(c for c in decoded.candidates if c.name in ("cp1252", "iso8859-1"))
+    assert latin.implausibility > decoded.candidates[0].implausibility
+
+
+@pytest.mark.parametrize(
+    ("text", "label", "superset"),
+    [
+        ("第①号", "shift_jis", "cp932"),
+        ("가나다 똠방각하", "euc-kr", "cp949"),
+        ("It’s “quoted”", "iso-8859-1", "cp1252"),
+        ("中文 䶮", "gb2312", "gb18030"),
+    ],
+)
+def test_a_superset_is_reported_when_the_bytes_need_it(
+    text: str, label: str, superset: str
+) -> None:
+    decoded = decode(text.encode(superset), declared=label)
+    assert decoded.text == text
+    assert decoded.encoding == superset
+
+
+def test_xml_declaration_is_a_candidate_and_wins_when_the_bytes_agree() -> None:
+    body = "<?xml version='1.0' encoding='koi8-r'?><t>Съешь ещё этих булок</t>"
+    decoded = decode(body.encode("koi8-r"))
+    assert decoded.text == body
+    assert decoded.encoding == "koi8-r"
+    assert decoded.source is EncodingSource.MARKUP
+
+
+def test_a_wrong_xml_declaration_is_not_believed() -> None:
+    body = "<?xml version='1.0' encoding='iso-8859-1'?><t>" + SIMPLIFIED + "</t>"
+    decoded = decode(body.encode("gbk"))
+    assert decoded.text == body
+
+
+def test_meta_charset_counts_only_for_html() -> None:
+    page = b'<html><head><meta charset="gb2312"></head><body>plain</body></html>'
+    assert markup_charset(page, html=True) == "gb2312"
+    assert markup_charset(page) is None
+    assert decode(page, html=True).encoding == "gb2312"
+    assert decode(page).encoding in ("ascii", "utf-8")
+
+
+def test_utf8_document_with_a_legacy_paragraph_is_decoded_per_region() -> None:
+    head = "Intro – “quoted” in UTF-8, naïve café.\n"
+    tail = "Outro: Grüße aus Köln.\n"
+    content = head.encode() + (FRENCH + "\n").encode("cp1252") + tail.encode()
+    decoded = decode(content)
+    assert decoded.text == head + FRENCH + "\n" + tail
+    assert decoded.encoding == "utf-8"
+    assert [r.encoding for r in decoded.regions] == ["utf-8", "cp1252", "utf-8"]
+    middle = decoded.regions[1]
+    assert decoded.text[middle.char_start : middle.char_end] == FRENCH + "\n"
+    assert content[middle.byte_start : middle.byte_end] == (FRENCH + "\n").encode("cp1252")
+    assert decoded.undecodable == []
+
+
+def test_a_single_bad_byte_in_utf8_is_damage_not_a_region() -> None:
+    content = "Grüße aus Köln".encode() + b"\xff" + " und schöne Größe".encode()
+    decoded = decode(content)
+    assert decoded.regions == []
+    assert "\ufffd" in decoded.text
+
+
+def test_iso2022_kr_is_text_not_binary() -> None:
+    text = "한국어 텍스트입니다"
+    decoded = decode(text.encode("iso2022_kr"))
+    assert decoded.text == text
+
+
+def test_scoring_prefers_the_reading_that_reads_like_text() -> None:
+    assert implausibility("Daniel Blanchard’s") < implausibility("Daniel BlanchardÕs")
+    assert implausibility("naïve café") < implausibility("naÃ¯ve cafÃ©")
+    assert implausibility("Привет мир") < implausibility("ðÒÉ×ÅÔ ÍÉÒ")
+    assert foreign_words("plain ascii only") == ""
+
+
+def test_choose_keeps_the_detector_favourite_unless_another_reads_clearly_better() -> None:
+    content = "Съешь же ещё этих мягких французских булок, да выпей чаю. " * 4
+    choice = choose(content.encode("cp1251"))
+    assert choice is not None
+    assert choice.name == "cp1251"
+    assert choice.text == content
+
+
+def test_sample_never_splits_a_multibyte_character() -> None:
+    content = ("中文" * 40000).encode("gbk") + b"\n" + ("中文" * 10).encode("gbk")
+    assert widen(sample_of(content), "gbk") is not None
+
+
+def test_widen_falls_back_to_the_superset_only_when_needed() -> None:
+    assert widen(b"abc", "iso8859-1") == ("abc", "iso8859-1")
+    assert widen(b"\x93x\x94", "iso8859-1") == ("“x”", "cp1252")

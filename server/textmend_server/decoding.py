@@ -206,8 +206,13 @@ def decode(content: bytes, declared: str | None = None, *, html: bool = False) -
     if bomless is not None:
         return _decode_lossless(content, bomless, EncodingSource.DETECTED, 0.9, declared, total)
 
-    sample = detection.sample_of(content)
     markup = _markup_codec(content, html)
+    if declared_codec in (None, "utf-8", "ascii") and markup in (None, "utf-8", "ascii"):
+        plain = _plain_utf8(content, declared, declared_codec, total, markup)
+        if plain is not None:
+            return plain
+
+    sample = detection.sample_of(content)
     answers = detection.detector_answers(sample)
     choice = detection.choose(sample, declared=declared_codec, markup=markup, answers=answers)
     runners_up = [(n, c) for n, c in answers if not choice or n != choice.name][:4]
@@ -254,6 +259,35 @@ def decode(content: bytes, declared: str | None = None, *, html: bool = False) -
     ]
     chosen = min(results, key=lambda d: sum(e - s for _, s, e in d.undecodable))
     return replace(chosen, runners_up=runners_up, **extra)
+
+
+def _plain_utf8(
+    content: bytes, declared: str | None, declared_codec: str | None, total: int, markup: str | None
+) -> DecodedText | None:
+    """The common case, decided without a detector: ASCII, or valid UTF-8 with multi-byte
+    sequences, which no legacy text is by accident beyond a few bytes. ASCII that declares
+    itself UTF-8 in its markup is reported as such.
+
+    Not for 7-bit encodings that look like ASCII (ISO-2022 escapes, HZ's `~{`).
+    """
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    source, origin = EncodingSource.DETECTED, detection.Source.UTF8
+    if text.isascii():
+        if b"\x1b" in content or b"~{" in content:
+            return None
+        codec, confidence = "ascii", 1.0
+        if markup is not None:
+            codec, source, origin = markup, EncodingSource.MARKUP, detection.Source.MARKUP
+    else:
+        codec, confidence = "utf-8", 0.99
+    if declared_codec is not None and (declared_codec == "utf-8" or codec == "ascii"):
+        codec, confidence = declared_codec, 1.0
+        source, origin = EncodingSource.DECLARED, detection.Source.DECLARED
+    candidate = Candidate(codec, codec, origin, confidence, True, 0.0, chosen=True)
+    return DecodedText(text, codec, confidence, source, [], declared, total, candidates=[candidate])
 
 
 def _markup_codec(content: bytes, html: bool) -> str | None:

@@ -45,18 +45,51 @@ FTFY_CONFIG = ftfy.TextFixerConfig(
 
 
 def _build_mojibake_hint() -> re.Pattern[str]:
-    """Characters that the high half of a single-byte codec ftfy knows can produce.
+    """What UTF-8 read as a single-byte codec always contains somewhere.
 
-    UTF-8 mojibake is made of these (every byte of a multi-byte UTF-8 sequence is >= 0x80),
-    so a line holding none of them cannot be mojibake and ftfy need not see it.
+    A UTF-8 multi-byte sequence is a lead byte 0xC2-0xF4 followed by a byte 0x80-0xBF; read
+    with any codec ftfy knows, it becomes a lead character followed by a continuation
+    character (or a space or U+FFFD where a byte was lost). C1 controls are ftfy's business
+    too. A line with none of these cannot be mojibake, so ftfy need not see it: most valid
+    curly quotes and accents do not match (an accent right before a curly quote does, and
+    ftfy then decides).
+
+    >>> bool(MOJIBAKE_HINT.search("cafÃ©")), bool(MOJIBAKE_HINT.search("“Cafe” — déjà vu"))
+    (True, False)
     """
-    chars = {chr(c) for c in range(0x80, 0x100)}
-    for codec in CHARMAP_ENCODINGS:
-        chars.update(bytes(range(0x80, 0x100)).decode(codec, errors="ignore"))
-    return re.compile("[" + "".join(sorted(re.escape(c) for c in chars)) + "]")
+    leads: set[str] = set()
+    continuations: set[str] = {"\ufffd"}
+    nbsp_leads: set[str] = set()  # `Â ` and `Ã `: a lead whose 0xA0 continuation became a space
+    for codec in ("latin-1", *CHARMAP_ENCODINGS):
+        leads.update(bytes(range(0xC2, 0xF5)).decode(codec, errors="ignore"))
+        continuations.update(bytes(range(0x80, 0xC0)).decode(codec, errors="ignore"))
+        nbsp_leads.update(b"\xc2\xc3".decode(codec, errors="ignore"))
+
+    def char_class(chars: set[str]) -> str:
+        return "[" + "".join(re.escape(c) for c in sorted(chars)) + "]"
+
+    return re.compile(
+        f"{char_class(leads)}{char_class(continuations)}|{char_class(nbsp_leads)} |[\x80-\x9f]"
+    )
 
 
 MOJIBAKE_HINT = _build_mojibake_hint()
+# The first character of any MOJIBAKE_HINT match, as one class: a fast scan to skip clean text.
+MOJIBAKE_LEAD = re.compile(
+    "["
+    + "".join(
+        re.escape(c)
+        for c in sorted(
+            {
+                ch
+                for codec in ("latin-1", *CHARMAP_ENCODINGS)
+                for ch in bytes(range(0xC2, 0xF5)).decode(codec, errors="ignore")
+            }
+            | {chr(c) for c in range(0x80, 0xA0)}
+        )
+    )
+    + "]"
+)
 
 _LINES = re.compile(r"[^\n]*\n|[^\n]+")
 
@@ -132,11 +165,20 @@ def find_mojibake(text: str) -> list[Proposal]:
     >>> [(p.start, p.end, p.replacement) for p in find_mojibake("cafÃ© â€œokâ€\\u009d")]
     [(3, 5, 'é'), (6, 9, '“'), (11, 14, '”')]
     """
+    if text.isascii():
+        return []
+    lead = MOJIBAKE_LEAD.search(text)
+    if lead is None:
+        return []
     proposals: list[Proposal] = []
-    for start, end in _line_spans(text):
+    pos = lead.start()
+    while (hint := MOJIBAKE_HINT.search(text, pos)) is not None:
+        # ftfy sees the whole line around each hint, once.
+        start = text.rfind("\n", 0, hint.start()) + 1
+        end = text.find("\n", hint.end())
+        end = len(text) if end == -1 else end + 1
+        pos = end
         line = text[start:end]
-        if line.isascii() or not MOJIBAKE_HINT.search(line):
-            continue
         fixed, steps = ftfy.fix_and_explain(line, config=FTFY_CONFIG)
         if fixed == line:
             continue
@@ -243,6 +285,8 @@ def find_tag_leaks(text: str) -> list[Proposal]:
     >>> fix_markup_leaks("if a < b and c > d, see <not a tag>")
     'if a < b and c > d, see <not a tag>'
     """
+    if ">" not in text:  # every tag and fragment ends with one
+        return []
     proposals: list[Proposal] = []
     for m in TAG_RE.finditer(text):
         if m.group("tag"):
@@ -294,6 +338,14 @@ def _build_stray_regex() -> re.Pattern[str]:
 
 
 STRAY_RE = _build_stray_regex()
+# Any character a stray can start with, as one character class: a single fast scan tells
+# whether the full pattern (with its look-arounds) needs to run at all.
+# (Astral noncharacters and private use are covered by one block from U+1FFFE up: listing them
+# one by one would make the scan ten times slower.)
+STRAY_HINT = re.compile(
+    "[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd\ue000-\uf8ff\ufdd0-\ufdef\ufffe\uffff"
+    "\ufeff\u200b\u2060\u180e\u202a-\u202e\u2066-\u2069\U0001fffe-\U0010ffff]"
+)
 
 _STRAY_REASONS = {
     Category.CONTROL_CHAR: ("control character or terminal escape in text", 0.95),
@@ -317,8 +369,11 @@ def find_stray_characters(text: str) -> list[Proposal]:
     >>> [(p.category.value, p.start) for p in find_stray_characters("a\\x00b\\u200bc\\u202e")]
     [('control_char', 1), ('zero_width', 3), ('bidi_control', 5)]
     """
+    first = STRAY_HINT.search(text)
+    if first is None:
+        return []
     proposals = []
-    for m in STRAY_RE.finditer(text):
+    for m in STRAY_RE.finditer(text, first.start()):
         category = Category(m.lastgroup)
         reason, confidence = _STRAY_REASONS[category]
         proposals.append(Proposal(m.start(), m.end(), "", category, reason, confidence))

@@ -8,7 +8,9 @@ returns `Proposal`s; `EditLog` turns them into edits against the decoded origina
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -61,16 +63,44 @@ def _cjk_ruby_leaks(text: str) -> list[Proposal]:
     return cjk.find_ruby_leaks(text)
 
 
-# The pipeline's repair stages, in order: (name, categories it reports, finder).
-STAGES: tuple[tuple[str, frozenset[Category], Finder], ...] = (
-    ("entities", *FINDERS["entities"]),
-    ("mojibake", *FINDERS["mojibake"]),
-    ("cjk_phase_slip", frozenset({Category.CJK_PHASE_SLIP}), _cjk_phase_slips),
-    ("cjk_wrong_codec", frozenset({Category.CJK_WRONG_CODEC}), _cjk_wrong_codec),
-    ("ruby_leak", frozenset({Category.RUBY_LEAK}), _cjk_ruby_leaks),
-    ("tags", *FINDERS["tags"]),
-    ("stray", *FINDERS["stray"]),
-    ("repeated", *FINDERS["repeated"]),
+# Any Han, kana, bopomofo or Hangul character, or a full-width form: without one, no CJK
+# byte-phase slip or pronunciation leak can be present.
+_CJK_CHAR = re.compile(
+    "[\u1100-\u11ff\u2e80-\u2fdf\u3000-\u30ff\u3100-\u31ff\u3200-\u9fff\ua960-\ua97f"
+    "\uac00-\ud7ff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003134f]"
+)
+
+
+def _has_cjk(text: str) -> bool:
+    return _CJK_CHAR.search(text) is not None
+
+
+def _always(text: str) -> bool:
+    return True
+
+
+# The pipeline's repair stages, in order: (name, categories it reports, finder, and a cheap
+# test of whether the finder can find anything at all in a text). Clean text passes through
+# on these tests alone, so the work grows with what looks suspicious, not with size.
+STAGES: tuple[tuple[str, frozenset[Category], Finder, Callable[[str], bool]], ...] = (
+    ("entities", *FINDERS["entities"], lambda text: "&" in text),
+    ("mojibake", *FINDERS["mojibake"], lambda text: not text.isascii()),
+    ("cjk_phase_slip", frozenset({Category.CJK_PHASE_SLIP}), _cjk_phase_slips, _has_cjk),
+    (
+        "cjk_wrong_codec",
+        frozenset({Category.CJK_WRONG_CODEC}),
+        _cjk_wrong_codec,
+        lambda text: not text.isascii(),
+    ),
+    (
+        "ruby_leak",
+        frozenset({Category.RUBY_LEAK}),
+        _cjk_ruby_leaks,
+        lambda text: "(" in text and _has_cjk(text),
+    ),
+    ("tags", *FINDERS["tags"], lambda text: ">" in text),
+    ("stray", *FINDERS["stray"], _always),
+    ("repeated", *FINDERS["repeated"], _always),
 )
 
 # A document with more than this share of undecodable bytes is not text we can vouch for.
@@ -193,8 +223,8 @@ def repair_text(
     found: list[tuple[int, int, Proposal]] = [(p.start, p.end, p) for p in seeded or []]
     # U+FFFD the decoder inserted is reported once, as undecodable, not again as a stray.
     inserted = {p.start for p in seeded or [] if p.category is Category.UNDECODABLE}
-    for _name, categories, finder in STAGES:
-        if not any(policy.wants(c) for c in categories):
+    for _name, categories, finder, applies in STAGES:
+        if not any(policy.wants(c) for c in categories) or not applies(log.text):
             continue
         to_apply: list[Proposal] = []
         for proposal in finder(log.text):

@@ -44,52 +44,52 @@ FTFY_CONFIG = ftfy.TextFixerConfig(
 )
 
 
-def _build_mojibake_hint() -> re.Pattern[str]:
-    """What UTF-8 read as a single-byte codec always contains somewhere.
+def _char_class(chars: set[str]) -> str:
+    return "[" + "".join(re.escape(c) for c in sorted(chars)) + "]"
 
-    A UTF-8 multi-byte sequence is a lead byte 0xC2-0xF4 followed by a byte 0x80-0xBF; read
-    with any codec ftfy knows, it becomes a lead character followed by a continuation
-    character (or a space or U+FFFD where a byte was lost). C1 controls are ftfy's business
-    too. A line with none of these cannot be mojibake, so ftfy need not see it: most valid
-    curly quotes and accents do not match (an accent right before a curly quote does, and
-    ftfy then decides).
 
-    >>> bool(MOJIBAKE_HINT.search("cafÃ©")), bool(MOJIBAKE_HINT.search("“Cafe” — déjà vu"))
-    (True, False)
-    """
-    leads: set[str] = set()
-    continuations: set[str] = {"\ufffd"}
-    nbsp_leads: set[str] = set()  # `Â ` and `Ã `: a lead whose 0xA0 continuation became a space
+def _build_mojibake_pairs() -> dict[str, frozenset[str]]:
+    """For each character a UTF-8 lead byte (0xC2-0xF4) becomes in a codec ftfy knows, the
+    characters that a continuation byte (0x80-0xBF) becomes in the same codec, plus a space
+    (a 0xA0 byte that became one) after 0xC2/0xC3, plus U+FFFD (a lost byte)."""
+    pairs: dict[str, set[str]] = {}
     for codec in ("latin-1", *CHARMAP_ENCODINGS):
-        leads.update(bytes(range(0xC2, 0xF5)).decode(codec, errors="ignore"))
-        continuations.update(bytes(range(0x80, 0xC0)).decode(codec, errors="ignore"))
-        nbsp_leads.update(b"\xc2\xc3".decode(codec, errors="ignore"))
+        continuations = set(bytes(range(0x80, 0xC0)).decode(codec, errors="ignore"))
+        continuations.add("\ufffd")
+        for byte in range(0xC2, 0xF5):
+            lead = bytes([byte]).decode(codec, errors="ignore")
+            if lead:
+                pairs.setdefault(lead, set()).update(continuations)
+                if byte in (0xC2, 0xC3):
+                    pairs[lead].add(" ")
+    for c1 in range(0x80, 0xA0):  # a C1 control is a hint on its own
+        pairs[chr(c1)] = set()
+    return {lead: frozenset(chars) for lead, chars in pairs.items()}
 
-    def char_class(chars: set[str]) -> str:
-        return "[" + "".join(re.escape(c) for c in sorted(chars)) + "]"
 
-    return re.compile(
-        f"{char_class(leads)}{char_class(continuations)}|{char_class(nbsp_leads)} |[\x80-\x9f]"
-    )
+MOJIBAKE_PAIRS = _build_mojibake_pairs()
+MOJIBAKE_LEAD = re.compile(_char_class(set(MOJIBAKE_PAIRS)))
 
 
-MOJIBAKE_HINT = _build_mojibake_hint()
-# The first character of any MOJIBAKE_HINT match, as one class: a fast scan to skip clean text.
-MOJIBAKE_LEAD = re.compile(
-    "["
-    + "".join(
-        re.escape(c)
-        for c in sorted(
-            {
-                ch
-                for codec in ("latin-1", *CHARMAP_ENCODINGS)
-                for ch in bytes(range(0xC2, 0xF5)).decode(codec, errors="ignore")
-            }
-            | {chr(c) for c in range(0x80, 0xA0)}
-        )
-    )
-    + "]"
-)
+def mojibake_hint(text: str, pos: int = 0) -> int | None:
+    """Where the first sign of UTF-8 mojibake at or after pos is, or None.
+
+    UTF-8 read with a single-byte codec always leaves that codec's lead character followed by
+    its continuation character (or a C1 control). A line with no such pair cannot be mojibake,
+    so ftfy need not see it: valid curly quotes and accents, and CJK text's `——` and `……`
+    (a Mac Roman lead followed by a windows-1252 continuation), are not hints.
+
+    >>> mojibake_hint("cafÃ©"), mojibake_hint("“Cafe” — déjà vu"), mojibake_hint("他說——這樣……")
+    (3, None, None)
+    >>> mojibake_hint("piÃ¹ and Ã more"), mojibake_hint("it\x92s")
+    (2, 2)
+    """
+    for match in MOJIBAKE_LEAD.finditer(text, pos):
+        lead, after = match.group(), match.end()
+        if lead < "\xa0" or (after < len(text) and text[after] in MOJIBAKE_PAIRS[lead]):
+            return match.start()
+    return None
+
 
 _LINES = re.compile(r"[^\n]*\n|[^\n]+")
 
@@ -167,15 +167,12 @@ def find_mojibake(text: str) -> list[Proposal]:
     """
     if text.isascii():
         return []
-    lead = MOJIBAKE_LEAD.search(text)
-    if lead is None:
-        return []
     proposals: list[Proposal] = []
-    pos = lead.start()
-    while (hint := MOJIBAKE_HINT.search(text, pos)) is not None:
+    pos = 0
+    while (hint := mojibake_hint(text, pos)) is not None:
         # ftfy sees the whole line around each hint, once.
-        start = text.rfind("\n", 0, hint.start()) + 1
-        end = text.find("\n", hint.end())
+        start = text.rfind("\n", 0, hint) + 1
+        end = text.find("\n", hint)
         end = len(text) if end == -1 else end + 1
         pos = end
         line = text[start:end]

@@ -35,8 +35,11 @@ def _line_of(starts: Sequence[int], pos: int) -> int:
 
 def _lines(text: str, starts: Sequence[int], first: int, last: int) -> list[str]:
     """Lines first..last-1 of text, each with its newline (if any)."""
-    ends = [*starts[1:], len(text)]
-    return [text[starts[k] : ends[k]] for k in range(first, min(last, len(starts)))]
+    last = min(last, len(starts))
+    return [
+        text[starts[k] : starts[k + 1] if k + 1 < len(starts) else len(text)]
+        for k in range(first, last)
+    ]
 
 
 def unified_diff(

@@ -104,6 +104,10 @@ class EditLog:
         self.original = original
         self.text = original
         self._edits: list[_Pending] = []
+        # Offsets derived from _edits, built on first use after each apply(): mapping many
+        # spans costs one walk over the edits, not one per span.
+        self._layout: tuple[list[int], list[int], list[int]] | None = None
+        self._mirror: tuple[list[int], list[int], list[int], list[_Pending]] | None = None
 
     def apply(self, proposals: Sequence[Proposal]) -> None:
         """Fold one stage's changes, given in current-text coordinates, into the log.
@@ -148,6 +152,7 @@ class EditLog:
         ]
         self._edits = [e for e in merged if self.original[e.start : e.end] != e.replacement]
         self.text = _render(self.original, self._edits)
+        self._layout = self._mirror = None
 
     def to_original(self, start: int, end: int) -> tuple[int, int]:
         """Map a span of the current text to the original, widening to whole edits it touches."""
@@ -158,12 +163,16 @@ class EditLog:
 
     def original_to_cleaned(self, start: int, end: int) -> tuple[int, int]:
         """Map a span of the original to the current text, widening to edits it touches."""
-        o_starts = [e.start for e in self._edits]
-        o_ends = [e.end for e in self._edits]
-        c_starts, c_ends, shifts = self._current_layout()
-        # Same walk as _map_point, with the roles of the two texts swapped.
-        mirrored = [_Pending(c_starts[k], c_ends[k], "", []) for k in range(len(self._edits))]
-        neg = [-s for s in shifts]
+        if self._mirror is None:
+            # Same walk as _map_point, with the roles of the two texts swapped.
+            c_starts, c_ends, shifts = self._current_layout()
+            self._mirror = (
+                [e.start for e in self._edits],
+                [e.end for e in self._edits],
+                [-s for s in shifts],
+                [_Pending(c_starts[k], c_ends[k], "", []) for k in range(len(self._edits))],
+            )
+        o_starts, o_ends, neg, mirrored = self._mirror
         lo = _map_point(start, o_starts, o_ends, neg, mirrored, left=True)
         hi = _map_point(end, o_starts, o_ends, neg, mirrored, left=False)
         return lo, max(lo, hi)
@@ -192,6 +201,8 @@ class EditLog:
         shifts[k] is how much longer the current text is than the original before edit k;
         shifts[len(edits)] covers them all.
         """
+        if self._layout is not None:
+            return self._layout
         c_starts: list[int] = []
         c_ends: list[int] = []
         shifts = [0]
@@ -199,7 +210,8 @@ class EditLog:
             c_starts.append(e.start + shifts[-1])
             c_ends.append(c_starts[-1] + len(e.replacement))
             shifts.append(shifts[-1] + len(e.replacement) - (e.end - e.start))
-        return c_starts, c_ends, shifts
+        self._layout = (c_starts, c_ends, shifts)
+        return self._layout
 
 
 @dataclass(slots=True)

@@ -157,3 +157,28 @@ def test_wrong_types_say_which_function_to_call() -> None:
         repair_bytes("already text")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="repair_bytes"):
         repair_text(b"bytes")  # type: ignore[arg-type]
+
+
+def test_long_text_is_searched_in_blocks_with_the_same_result() -> None:
+    line = "An ordinary line of English text, repeated to make a long document.\n"
+    filler = line * (600_000 // len(line))
+    text = "cafÃ© first\n" + filler + "middle doesnâ€™t\n" + filler + "last Ã©tÃ©\x07"
+    result = repair_text(text)
+    assert result.text == "café first\n" + filler + "middle doesn’t\n" + filler + "last été"
+    assert apply_edits(text, result.edits) == result.text
+    assert len(result.edits) == 5
+
+
+def test_cancelled_work_stops_between_blocks() -> None:
+    from textmend_server import Cancelled
+
+    text = ("cafÃ© " * 20 + "\n") * 20_000
+    calls = []
+
+    def cancelled() -> bool:
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(Cancelled):
+        repair_text(text, cancelled=cancelled)
+    assert len(calls) == 3

@@ -14,6 +14,7 @@ The engine is a plain library with no gRPC in it::
 from textmend_server.engine import Repaired, repair_bytes, repair_text
 from textmend_server.errors import (
     BinaryContentError,
+    Cancelled,
     EmptyContentError,
     InputError,
     TooLargeError,
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Action",
     "BinaryContentError",
+    "Cancelled",
     "Category",
     "EmptyContentError",
     "InputError",

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from textmend_server import cjk, detection
 from textmend_server.decoding import DecodedText, EncodingSource, decode
 from textmend_server.diffing import unified_diff
 from textmend_server.edits import Edit, EditLog, Proposal
-from textmend_server.errors import TooLargeError
+from textmend_server.errors import Cancelled, TooLargeError
 from textmend_server.fixes import FINDERS, Finder
 from textmend_server.policy import INFORMATIONAL, Action, Category, RepairPolicy
 
@@ -103,6 +103,39 @@ STAGES: tuple[tuple[str, frozenset[Category], Finder, Callable[[str], bool]], ..
     ("repeated", *FINDERS["repeated"], _always),
 )
 
+# Stages that look at the whole text at once; every other stage finds damage within a line,
+# so long texts are searched a block of lines at a time, checking between blocks whether the
+# caller is still waiting.
+GLOBAL_STAGES = frozenset({"repeated"})
+BLOCK = 1 << 18  # code points per block of lines
+
+
+def _blocks(text: str) -> Iterator[tuple[int, int]]:
+    """Spans of about BLOCK code points, ending after a line break where there is one."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + BLOCK)
+        end = len(text) if end == -1 else end + 1
+        yield start, end
+        start = end
+
+
+def _find(
+    finder: Finder, text: str, whole: bool, cancelled: Callable[[], bool] | None
+) -> list[Proposal]:
+    """Run finder over text, block by block unless it must see the whole text."""
+    if whole or len(text) <= BLOCK:
+        return finder(text)
+    found: list[Proposal] = []
+    for start, end in _blocks(text):
+        if cancelled is not None and cancelled():
+            raise Cancelled()
+        found += [
+            replace(p, start=p.start + start, end=p.end + start) for p in finder(text[start:end])
+        ]
+    return found
+
+
 # A document with more than this share of undecodable bytes is not text we can vouch for.
 UNREADABLE_SHARE = 0.1
 
@@ -116,11 +149,14 @@ def repair_bytes(
     include_diff: bool = True,
     label: str = "document",
     max_bytes: int | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> Repaired:
     """Decode content and repair it; see `Repaired` for what comes back.
 
     Raises an `InputError` (empty, binary, unknown charset, unknown policy) or
-    `TooLargeError`, each with a message saying what to send instead.
+    `TooLargeError`, each with a message saying what to send instead. `cancelled`, when
+    given, is asked between blocks of work; once it answers True the work stops with
+    `Cancelled` (a server passes "the caller's deadline passed or it hung up").
 
     >>> r = repair_bytes("naÃ¯ve cafÃ©".encode("utf-8"))
     >>> r.text, [(e.original, e.replacement) for e in r.edits]
@@ -143,7 +179,12 @@ def repair_bytes(
     decoded_at = time.perf_counter()
     seeded = _decoding_findings(decoded)
     result = repair_text(
-        decoded.text, policy=policy, include_diff=include_diff, label=label, seeded=seeded
+        decoded.text,
+        policy=policy,
+        include_diff=include_diff,
+        label=label,
+        seeded=seeded,
+        cancelled=cancelled,
     )
     share = sum(e - s for _, s, e in decoded.undecodable) / max(1, decoded.content_bytes)
     verdict = Verdict.UNREADABLE if share > UNREADABLE_SHARE else result.verdict
@@ -206,8 +247,11 @@ def repair_text(
     include_diff: bool = True,
     label: str = "document",
     seeded: list[Proposal] | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> Repaired:
     """Repair text that is already decoded; `seeded` findings are reported as they are.
+
+    `cancelled` works as in `repair_bytes`.
 
     >>> repair_text("It’s “fine” — café…").verdict.value
     'clean'
@@ -223,11 +267,13 @@ def repair_text(
     found: list[tuple[int, int, Proposal]] = [(p.start, p.end, p) for p in seeded or []]
     # U+FFFD the decoder inserted is reported once, as undecodable, not again as a stray.
     inserted = {p.start for p in seeded or [] if p.category is Category.UNDECODABLE}
-    for _name, categories, finder, applies in STAGES:
+    for name, categories, finder, applies in STAGES:
+        if cancelled is not None and cancelled():
+            raise Cancelled()
         if not any(policy.wants(c) for c in categories) or not applies(log.text):
             continue
         to_apply: list[Proposal] = []
-        for proposal in finder(log.text):
+        for proposal in _find(finder, log.text, name in GLOBAL_STAGES, cancelled):
             if proposal.category is Category.REPLACEMENT_CHAR and inserted:
                 if log.to_original(proposal.start, proposal.end)[0] in inserted:
                     continue

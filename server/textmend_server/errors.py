@@ -55,3 +55,13 @@ class TooLargeError(InputError):
             f"content is {size} bytes, over the limit of {limit} bytes: split the document "
             "or raise the server's --max-message-mb"
         )
+
+
+class Cancelled(Exception):
+    """The caller gave up (its deadline passed or it cancelled the call), so the work stopped.
+
+    Not an input error: the same document would be repaired given the time.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("repair abandoned: the caller cancelled or its deadline passed")

@@ -30,6 +30,7 @@ from google.protobuf import json_format
 from textmend.v1 import textmend_pb2
 from textmend_client import __version__
 from textmend_client.client import (
+    DEFAULT_CHANNELS,
     DEFAULT_STREAM_TIMEOUT,
     DEFAULT_TIMEOUT,
     TextMendClient,
@@ -73,6 +74,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
     return value
 
 
@@ -158,8 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--jsonl",
         action="store_true",
         help='read JSON Lines ({"id": ..., "text": ...} or {"id": ..., "content_b64": ...}, '
-        'optional "declared_encoding"), repair them over one stream, and write one JSON '
-        "response per line, in input order",
+        'optional "declared_encoding"), repair them over one stream per connection, and write '
+        "one JSON response per line, in input order",
+    )
+    repair.add_argument(
+        "--channels",
+        type=_positive_int,
+        default=os.environ.get("TEXTMEND_CHANNELS", str(DEFAULT_CHANNELS)),
+        metavar="N",
+        help="with --jsonl, connections to stream over at once; each reaches one server worker, "
+        f"so use at least twice the worker count (TEXTMEND_CHANNELS; default: {DEFAULT_CHANNELS})",
     )
     repair.set_defaults(handler=_cmd_repair)
 
@@ -402,9 +418,9 @@ def render_diff(
 
 
 def _client(args: argparse.Namespace) -> TextMendClient:
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"channels": getattr(args, "channels", 1)}
     if args.timeout is not None:
-        options = {"timeout": args.timeout, "stream_timeout": args.timeout}
+        options.update(timeout=args.timeout, stream_timeout=args.timeout)
     return TextMendClient(args.server, **options)
 
 

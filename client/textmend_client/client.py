@@ -9,19 +9,28 @@ Every call carries a deadline (`timeout`, in seconds). RPC failures surface as `
 subclasses with the status code and the server's message, never as bare `grpc.RpcError`. The
 client uses only gRPC and the generated stubs; it does not need the engine installed.
 
-Load balancing: gRPC keeps one long-lived HTTP/2 connection, so behind a plain TCP balancer
-every call of a client lands on the same replica. Give a `dns:///host:port` target whose name
-resolves to every replica (a headless Kubernetes Service, a compose service name) and the
-client spreads calls over all of them (`round_robin`, set in the channel's service config).
+Load balancing: gRPC keeps one long-lived HTTP/2 connection per channel, and a
+`textmend-server` with several workers hands each connection to one worker (SO_REUSEPORT), as
+does a plain TCP balancer in front of replicas. So the client opens `channels` connections
+(default `DEFAULT_CHANNELS`): `repair` sends each call over the channel with the fewest calls
+in flight, and `repair_stream` runs one stream per channel, each holding at most `window`
+documents in flight and taking the next document when one comes back, so a busy worker is
+simply given fewer documents. Give a `dns:///host:port` target whose name resolves to every
+replica (a headless Kubernetes Service, a compose service name) and each channel also spreads
+its calls over all of them (`round_robin`, set in the channel's service config).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import concurrent.futures
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import queue
+import threading
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -34,6 +43,13 @@ MIB = 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
 #: Default deadline of a whole `repair_stream` call, in seconds.
 DEFAULT_STREAM_TIMEOUT = 3600.0
+#: Default number of connections. The kernel spreads connections over a server's workers by a
+#: hash, so more connections than workers are needed for every worker to get one: with 2
+#: workers, 4 connections all land on the same one 1 time in 8, 8 connections 1 in 128.
+DEFAULT_CHANNELS = 8
+#: Default number of documents each stream of `repair_stream` keeps in flight: enough to hide
+#: the network round trip, few enough that a slow worker does not hoard documents.
+DEFAULT_WINDOW = 4
 
 _SERVICE = "textmend.v1.TextMend"
 # Room for the request's other fields next to its content, as the server allows.
@@ -88,9 +104,11 @@ _ERRORS: Mapping[grpc.StatusCode, type[TextMendError]] = {
 
 
 def error_from_rpc(error: grpc.RpcError, target: str = "") -> TextMendError:
-    """Translate a `grpc.RpcError` into the matching `TextMendError` subclass."""
-    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
+    """Translate a `grpc.RpcError` (threaded or asyncio) into its `TextMendError` subclass."""
+    # Threaded calls are `grpc.Call`s; asyncio calls raise `grpc.aio.AioRpcError`.
+    is_call = isinstance(error, grpc.Call | grpc.aio.AioRpcError)
+    code = error.code() if is_call else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
+    details = (error.details() if is_call else None) or str(error)  # type: ignore[attr-defined]
     if code is grpc.StatusCode.UNAVAILABLE and target:
         details = f"cannot reach the textmend server at {target}: {details}"
     return _ERRORS.get(code, TextMendError)(code, details)
@@ -191,6 +209,8 @@ def channel_options(max_message_mb: int) -> list[tuple[str, Any]]:
     """Channel arguments: message limits matching the server's, round_robin, retries.
 
     `Repair` is retried on UNAVAILABLE (a replica going away mid-rollout); it is idempotent.
+    Each channel gets its own subchannel pool: otherwise gRPC shares one connection among
+    channels with the same target and arguments, and every call would reach one worker.
     """
     send_limit = max_message_mb * MIB + _ENVELOPE_BYTES
     service_config = {
@@ -213,7 +233,128 @@ def channel_options(max_message_mb: int) -> list[tuple[str, Any]]:
         ("grpc.max_receive_message_length", send_limit * _RESPONSE_SIZE_FACTOR),
         ("grpc.service_config", json.dumps(service_config)),
         ("grpc.enable_retries", 1),
+        ("grpc.use_local_subchannel_pool", 1),
     ]
+
+
+# --- streams over several connections ------------------------------------------------------
+
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
+
+_DONE = object()
+
+
+class BackgroundLoop:
+    """An asyncio event loop on a daemon thread, where a client's streams run.
+
+    All streams of a client share this one thread: gRPC's asyncio API moves a message with
+    far fewer thread switches than its threaded API, which spends a thread per stream and per
+    direction and makes them take turns at the GIL.
+    """
+
+    def __init__(self, name: str = "textmend-io") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(
+        self, coroutine: Coroutine[Any, Any, _Response]
+    ) -> concurrent.futures.Future[_Response]:
+        """Schedule coroutine on the loop; the returned future can be waited on or cancelled."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def close(self) -> None:
+        """Stop the loop and its thread (streams still running are abandoned)."""
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+def fan_out(
+    background: BackgroundLoop,
+    openers: Sequence[Callable[[], Any]],
+    items: Iterable[Any],
+    convert: Callable[[Any], _Request],
+    *,
+    window: int = DEFAULT_WINDOW,
+) -> Iterator[_Response]:
+    """Send items over several bidirectional streams at once; yield every response.
+
+    Each opener, called on the background loop, starts one `grpc.aio` stream-stream call.
+    Items are taken from `items` one at a time (on the loop's thread, so the iterable should
+    not block for long) by whichever stream has fewer than `window` requests awaiting a
+    response, so each stream, and the worker behind its connection, gets documents as fast as
+    it answers them. `convert` turns an item into a request; an exception it raises ends the
+    whole call and is raised here. Responses come in the order they arrive. Stopping
+    iteration early, or any stream failing, cancels every stream; a stream's `grpc.RpcError`
+    is raised here.
+    """
+    if window < 1:
+        raise ValueError(f"window must be at least 1, not {window}")
+    source = iter(items)
+    arrivals: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    async def one_stream(opener: Callable[[], Any]) -> None:
+        call = opener()
+        free = asyncio.Semaphore(window)
+
+        async def send() -> None:
+            while True:
+                await free.acquire()
+                try:
+                    request = convert(next(source))
+                except StopIteration:
+                    break
+                await call.write(request)
+            await call.done_writing()
+
+        def stop_if_failed(task: asyncio.Future[None]) -> None:
+            # A request that cannot be built ends the call, which would otherwise wait for
+            # more requests forever.
+            if not task.cancelled() and task.exception() is not None:
+                call.cancel()
+
+        sender = asyncio.ensure_future(send())
+        sender.add_done_callback(stop_if_failed)
+        try:
+            async for response in call:
+                free.release()
+                arrivals.put(response)
+            await sender
+        except (asyncio.CancelledError, grpc.RpcError):
+            if sender.done() and not sender.cancelled() and sender.exception() is not None:
+                raise sender.exception() from None  # type: ignore[misc]
+            raise
+        finally:
+            sender.cancel()
+            call.cancel()
+
+    async def all_streams() -> None:
+        tasks = [asyncio.ensure_future(one_stream(opener)) for opener in openers]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException as exc:
+            for task in tasks:
+                task.cancel()
+            arrivals.put(exc)
+        finally:
+            arrivals.put(_DONE)
+
+    future = background.run(all_streams())
+    try:
+        while True:
+            arrived = arrivals.get()
+            if arrived is _DONE:
+                break
+            if isinstance(arrived, BaseException):
+                raise arrived
+            yield arrived
+    finally:
+        future.cancel()
 
 
 class TextMendClient:
@@ -221,6 +362,9 @@ class TextMendClient:
 
     Use it as a context manager, or call `close()`. `timeout` is the deadline of each unary
     call in seconds; `max_message_mb` should match the server's `--max-message-mb`.
+    `channels` is how many connections to open (lazily, on first use), at least twice the
+    server's worker count to keep every worker busy; `window` is how many documents each
+    stream of `repair_stream` keeps in flight. Safe to share between threads.
     """
 
     def __init__(
@@ -230,15 +374,30 @@ class TextMendClient:
         timeout: float = DEFAULT_TIMEOUT,
         max_message_mb: int = 64,
         stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
+        channels: int = DEFAULT_CHANNELS,
+        window: int = DEFAULT_WINDOW,
     ) -> None:
         if timeout <= 0 or stream_timeout <= 0:
             raise ValueError("timeouts must be positive numbers of seconds")
+        if channels < 1 or window < 1:
+            raise ValueError("channels and window must be at least 1")
         self.target = target
         self.timeout = timeout
         self.stream_timeout = stream_timeout
-        self._channel = grpc.insecure_channel(target, options=channel_options(max_message_mb))
-        self._stub = textmend_pb2_grpc.TextMendStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self.window = window
+        options = channel_options(max_message_mb)
+        self._channels = [grpc.insecure_channel(target, options=options) for _ in range(channels)]
+        self._stubs = [textmend_pb2_grpc.TextMendStub(channel) for channel in self._channels]
+        self._health = health_pb2_grpc.HealthStub(self._channels[0])
+        # Calls in flight per channel; `repair` picks the least busy one.
+        self._in_flight = [0] * channels
+        self._lock = threading.Lock()
+        # Streams run on their own asyncio channels, opened on first use.
+        self._options = options
+        self._channel_count = channels
+        self._background: BackgroundLoop | None = None
+        self._aio_channels: list[grpc.aio.Channel] = []
+        self._stream_stubs: list[textmend_pb2_grpc.TextMendStub] = []
 
     def __enter__(self) -> TextMendClient:
         return self
@@ -252,8 +411,51 @@ class TextMendClient:
         self.close()
 
     def close(self) -> None:
-        """Close the channel; calls in progress are cancelled."""
-        self._channel.close()
+        """Close the channels; calls in progress are cancelled."""
+        for channel in self._channels:
+            channel.close()
+        with self._lock:
+            background, self._background = self._background, None
+            channels, self._aio_channels = self._aio_channels, []
+            self._stream_stubs = []
+        if background is not None:
+
+            async def close_channels() -> None:
+                for channel in channels:
+                    await channel.close()
+
+            background.run(close_channels()).result(5)
+            background.close()
+
+    def _streams(self) -> tuple[BackgroundLoop, list[textmend_pb2_grpc.TextMendStub]]:
+        """The background loop and one asyncio stub per channel, created on first use."""
+        with self._lock:
+            if self._background is None:
+                background = BackgroundLoop()
+
+                async def open_channels() -> list[grpc.aio.Channel]:
+                    return [
+                        grpc.aio.insecure_channel(self.target, options=self._options)
+                        for _ in range(self._channel_count)
+                    ]
+
+                self._aio_channels = background.run(open_channels()).result()
+                self._stream_stubs = [
+                    textmend_pb2_grpc.TextMendStub(channel) for channel in self._aio_channels
+                ]
+                self._background = background
+            return self._background, self._stream_stubs
+
+    def _acquire_channel(self) -> int:
+        """The index of the channel with the fewest calls in flight, now counting one more."""
+        with self._lock:
+            index = min(range(len(self._in_flight)), key=self._in_flight.__getitem__)
+            self._in_flight[index] += 1
+            return index
+
+    def _release_channel(self, index: int) -> None:
+        with self._lock:
+            self._in_flight[index] -= 1
 
     def repair(
         self,
@@ -279,10 +481,13 @@ class TextMendClient:
             policy=policy,
             omit_diff=omit_diff,
         )
+        index = self._acquire_channel()
         try:
-            return self._stub.Repair(request, timeout=timeout or self.timeout)
+            return self._stubs[index].Repair(request, timeout=timeout or self.timeout)
         except grpc.RpcError as err:
             raise error_from_rpc(err, self.target) from err
+        finally:
+            self._release_channel(index)
 
     def repair_stream(
         self,
@@ -290,22 +495,21 @@ class TextMendClient:
         *,
         timeout: float | None = None,
     ) -> Iterator[textmend_pb2.RepairResponse]:
-        """Repair many documents over one stream; yields one response per request.
+        """Repair many documents over one stream per channel; yields one response per request.
 
-        Responses may come in a different order from the requests: match them by `id`. A
-        document that fails has `response.error` set; the stream goes on. The deadline
-        (`timeout`, default `stream_timeout`) covers the whole stream. Stopping iteration
-        early cancels the call.
+        Requests are taken from `requests` lazily, as streams have room (see `fan_out`), so
+        a generator of any length works. Responses may come in a different order from the
+        requests: match them by `id`. A document that fails has `response.error` set; the
+        stream goes on. The deadline (`timeout`, default `stream_timeout`) covers the whole
+        call. Stopping iteration early cancels it.
         """
-        call = self._stub.RepairStream(
-            (as_request(item) for item in requests), timeout=timeout or self.stream_timeout
-        )
+        deadline = timeout or self.stream_timeout
+        background, stubs = self._streams()
+        openers = [lambda stub=stub: stub.RepairStream(timeout=deadline) for stub in stubs]
         try:
-            yield from call
+            yield from fan_out(background, openers, requests, as_request, window=self.window)
         except grpc.RpcError as err:
             raise error_from_rpc(err, self.target) from err
-        finally:
-            call.cancel()
 
     def health_status(self, service: str = "", *, timeout: float | None = None) -> str:
         """The `grpc.health.v1` status name of service ("" = the whole server).

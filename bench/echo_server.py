@@ -1,0 +1,114 @@
+"""A bare gRPC bytes echo, served like `textmend-server`: the transport's ceiling.
+
+`bench.Echo/Echo` (unary) and `bench.Echo/EchoStream` (bidirectional) return each message's
+bytes unchanged. They are registered with `grpc.method_handlers_generic_handler` and no
+serializers, so no protobuf code runs on either side: what remains is exactly the cost of
+moving bytes through Python gRPC. The server forks worker processes on one SO_REUSEPORT port,
+as `textmend-server` does, with the same thread count and message limits, so the two differ
+only in the work done per message.
+
+    .venv/bin/python bench/echo_server.py --workers 2 --port-file /tmp/echo.port
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+SERVICE = "bench.Echo"
+UNARY_METHOD = f"/{SERVICE}/Echo"
+STREAM_METHOD = f"/{SERVICE}/EchoStream"
+
+_MIB = 1024 * 1024
+
+
+def _serve(port: int, threads: int, max_message_mb: int, stop: threading.Event) -> None:
+    """Run one echo server on port (SO_REUSEPORT) until stop is set."""
+    from concurrent import futures
+
+    import grpc
+
+    def echo(request: bytes, _context: grpc.ServicerContext) -> bytes:
+        return request
+
+    def echo_stream(requests: Iterator[bytes], _context: grpc.ServicerContext) -> Iterator[bytes]:
+        yield from requests
+
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Echo": grpc.unary_unary_rpc_method_handler(echo),
+            "EchoStream": grpc.stream_stream_rpc_method_handler(echo_stream),
+        },
+    )
+    limit = (max_message_mb + 1) * _MIB
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=threads),
+        handlers=[handler],
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+            ("grpc.so_reuseport", 1),
+        ],
+    )
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    stop.wait()
+    server.stop(1).wait()
+
+
+def _worker(port: int, threads: int, max_message_mb: int) -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _serve(port, threads, max_message_mb, stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Reserve a port, fork the echo workers, write the port file, wait for SIGTERM."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--max-message-mb", type=int, default=64)
+    parser.add_argument("--port-file", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    reserve = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    reserve.bind(("127.0.0.1", 0))
+    port = reserve.getsockname()[1]
+    context = multiprocessing.get_context("fork")
+    # Forked before this process creates any gRPC object.
+    workers = [
+        context.Process(target=_worker, args=(port, args.threads, args.max_message_mb))
+        for _ in range(args.workers)
+    ]
+    for worker in workers:
+        worker.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
+    signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
+    tmp = args.port_file.with_name(args.port_file.name + ".tmp")
+    tmp.write_text(f"{port}\n")
+    os.replace(tmp, args.port_file)
+    while not stop.wait(0.5):
+        if not all(worker.is_alive() for worker in workers):
+            break
+    for worker in workers:
+        if worker.pid is not None and worker.is_alive():
+            os.kill(worker.pid, signal.SIGTERM)
+    for worker in workers:
+        worker.join(5)
+    reserve.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

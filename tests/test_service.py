@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -23,7 +24,13 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from textmend.v1 import textmend_pb2
-from textmend_client import DeadlineExceeded, InvalidInput, TextMendClient, TooLarge
+from textmend_client import (
+    DeadlineExceeded,
+    InvalidInput,
+    TextMendClient,
+    TextMendError,
+    TooLarge,
+)
 
 MIB = 1024 * 1024
 
@@ -408,3 +415,61 @@ def test_mixed_document_reports_its_regions(client: TextMendClient) -> None:
     assert regions[1].byte_end == len(utf8) + len(legacy)
     assert codec_name(regions[1].encoding) == "cp1252"
     assert regions[2].start == len(utf8.decode()) + len(legacy)
+
+
+def test_version_is_sent_as_metadata(target: str) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from textmend_server import __version__
+
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        _, call = stub.Check.with_call(health_pb2.HealthCheckRequest(), timeout=10)
+        assert ("textmend-version", __version__) in tuple(call.initial_metadata())
+
+
+def test_metrics_count_requests_edits_and_encodings(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
+    directory = tmp_path_factory.mktemp("metrics")
+    with run_server(directory, "--workers", "2", "--metrics-port", str(metrics_port)) as process:
+        with TextMendClient(process.target, channels=1) as client:
+            client.repair("cafÃ© doesnâ€™t".encode())
+            with pytest.raises(TextMendError):
+                client.repair(b"")
+        body = (
+            urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+            .read()
+            .decode()
+        )
+    assert 'textmend_requests_total{code="OK",method="Repair"} 1.0' in body
+    assert 'textmend_requests_total{code="INVALID_ARGUMENT",method="Repair"} 1.0' in body
+    assert 'textmend_edits_total{category="mojibake"} 2.0' in body
+    assert 'textmend_encodings_total{encoding="utf-8",source="detected"} 1.0' in body
+    assert "textmend_request_seconds_bucket" in body
+
+
+def test_work_stops_when_the_callers_deadline_passes(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Many pages of pinyin leaks and byte-phase slips: minutes of work for one worker.
+    article = (Path(__file__).parent / "fixtures" / "fortune-openai-departures.txt").read_bytes()
+    chinese = b"\n".join(article.split(b"\n")[:52]) + b"\n"
+    heavy = chinese * (8_000_000 // len(chinese))
+    directory = tmp_path_factory.mktemp("deadline")
+    with run_server(directory, "--workers", "1", "--log-level", "INFO") as process:
+        with TextMendClient(process.target, timeout=1.0, channels=1) as client:
+            with pytest.raises(DeadlineExceeded):
+                client.repair(heavy, id="heavy")
+        for _ in range(600):
+            if "repair id='heavy' abandoned" in process.log_text():
+                break
+            time.sleep(0.1)
+        assert "repair id='heavy' abandoned" in process.log_text()
+        with TextMendClient(process.target, timeout=30, channels=1) as client:
+            assert client.repair(b"still serving").text == "still serving"

@@ -107,7 +107,7 @@ STAGES: tuple[tuple[str, frozenset[Category], Finder, Callable[[str], bool]], ..
 # so long texts are searched a block of lines at a time, checking between blocks whether the
 # caller is still waiting.
 GLOBAL_STAGES = frozenset({"repeated"})
-BLOCK = 1 << 18  # code points per block of lines
+BLOCK = 1 << 14  # code points per block of lines
 
 
 def _blocks(text: str) -> Iterator[tuple[int, int]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -22,6 +23,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -30,7 +32,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from types import FrameType
 
-from textmend_server import __version__
+from textmend_server import __version__, metrics
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -131,6 +133,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="on SIGTERM, how long calls in flight may take to finish (TEXTMEND_GRACE; "
         "default: 10)",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        default=env("TEXTMEND_METRICS_PORT", "0"),
+        help="serve Prometheus metrics (summed over workers) at http://HOST:PORT/metrics; "
+        "0 turns them off (TEXTMEND_METRICS_PORT; default: 0)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=env("TEXTMEND_LOG_FORMAT", "text"),
+        help="json writes one JSON object per line, for log collectors (TEXTMEND_LOG_FORMAT; "
+        "default: text)",
     )
     parser.add_argument(
         "--port-file",
@@ -305,6 +321,7 @@ class _Supervisor:
             worker.process.join()
             if worker.ready is not None:
                 worker.ready.close()
+            metrics.process_exited(worker.process.pid)
             del self.workers[worker.slot]
             if self.stop_requested.is_set():
                 continue
@@ -441,11 +458,47 @@ def _serve_in_process(args: argparse.Namespace) -> int:
     return server_thread_result[0] if server_thread_result else 1
 
 
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line: time, level, process, logger, message (and traceback).
+
+    Document text never reaches the log in the first place (see `service`), so nothing here
+    needs redacting.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "pid": record.process,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _configure_logging(level: str, style: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if style == "json" else logging.Formatter(_LOG_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler])
+
+
+def _start_metrics(args: argparse.Namespace) -> None:
+    """Collect metrics from every worker into a private directory and serve their sum."""
+    if not args.metrics_port:
+        return
+    metrics.configure(tempfile.mkdtemp(prefix="textmend-metrics-"))
+    metrics.serve(args.metrics_port, _bare_host(args.host))
+    _LOGGER.info("metrics on port %d at /metrics", args.metrics_port)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run `textmend-server`; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format=_LOG_FORMAT, stream=sys.stderr)
+    _configure_logging(args.log_level, args.log_format)
     try:
+        _start_metrics(args)
         if args.workers == 1:
             return _serve_in_process(args)
         return _supervise(args)

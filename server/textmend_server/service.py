@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -26,7 +26,16 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from textmend.v1 import textmend_pb2, textmend_pb2_grpc
-from textmend_server import InputError, RepairPolicy, TooLargeError, engine, repair_bytes
+from textmend_server import (
+    Cancelled,
+    InputError,
+    RepairPolicy,
+    TooLargeError,
+    __version__,
+    engine,
+    metrics,
+    repair_bytes,
+)
 from textmend_server.decoding import DecodedText
 from textmend_server.edits import Edit
 from textmend_server.engine import Repaired
@@ -127,8 +136,12 @@ def policy_from_request(request: textmend_pb2.RepairRequest) -> RepairPolicy:
     return RepairPolicy.from_mapping(mapping, html=is_html(request.content_type))
 
 
-def repair_request(request: textmend_pb2.RepairRequest, config: ServerConfig) -> Repaired:
-    """Run the engine on one request; raises the engine's `InputError`s unchanged."""
+def repair_request(
+    request: textmend_pb2.RepairRequest,
+    config: ServerConfig,
+    cancelled: Callable[[], bool] | None = None,
+) -> Repaired:
+    """Run the engine on one request; raises the engine's `InputError`s and `Cancelled`."""
     return repair_bytes(
         request.content,
         declared_encoding=request.declared_encoding or None,
@@ -137,6 +150,7 @@ def repair_request(request: textmend_pb2.RepairRequest, config: ServerConfig) ->
         include_diff=not request.omit_diff,
         label=request.id or "document",
         max_bytes=config.max_content_bytes,
+        cancelled=cancelled,
     )
 
 
@@ -287,6 +301,8 @@ def classify_error(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """
     if isinstance(exc, TooLargeError):
         return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
+    if isinstance(exc, Cancelled):
+        return grpc.StatusCode.CANCELLED, str(exc)
     if isinstance(exc, InputError):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     return grpc.StatusCode.INTERNAL, _INTERNAL_MESSAGE
@@ -330,6 +346,28 @@ def _log_done(request: textmend_pb2.RepairRequest, outcome: str, started: float)
         )
 
 
+def _observe(
+    method: str,
+    request: textmend_pb2.RepairRequest,
+    response: textmend_pb2.RepairResponse,
+    seconds: float,
+) -> None:
+    """Count one document in the Prometheus metrics (when the server exports them)."""
+    if not metrics.enabled():
+        return
+    metrics.observe(
+        method,
+        response.error.code if response.HasField("error") else "OK",
+        seconds,
+        len(request.content),
+        edits=[textmend_pb2.Category.Name(e.category)[9:].lower() for e in response.edits],
+        findings=[textmend_pb2.Category.Name(f.category)[9:].lower() for f in response.findings],
+        encoding=response.encoding.name,
+        source=textmend_pb2.EncodingInfo.Source.Name(response.encoding.source)[7:].lower(),
+        verdict=textmend_pb2.Verdict.Name(response.verdict)[8:].lower(),
+    )
+
+
 def _outcome(response: textmend_pb2.RepairResponse) -> str:
     """A short summary of a response for the log."""
     if response.HasField("error"):
@@ -349,17 +387,39 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
     def __init__(self, config: ServerConfig) -> None:
         self._config = config
 
-    def _repair(self, request: textmend_pb2.RepairRequest) -> textmend_pb2.RepairResponse:
-        """Repair one document, or return an error response saying why it could not be."""
+    def _repair(
+        self,
+        request: textmend_pb2.RepairRequest,
+        context: grpc.ServicerContext,
+        method: str,
+    ) -> textmend_pb2.RepairResponse:
+        """Repair one document, or return an error response saying why it could not be.
+
+        The engine asks between blocks of work whether the caller is still there, so a call
+        whose deadline passed or that was cancelled stops using the CPU.
+        """
         started = time.perf_counter()
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else started + remaining
         try:
-            response = to_response(repair_request(request, self._config), request.id)
+            repaired = repair_request(request, self._config, lambda: not context.is_active())
+            response = to_response(repaired, request.id)
         except Exception as exc:
             code, message = classify_error(exc)
             if code is grpc.StatusCode.INTERNAL:
                 _log_unexpected(exc, request)
+            if code is grpc.StatusCode.CANCELLED:
+                now = time.perf_counter()
+                _LOGGER.info(
+                    "repair id=%r abandoned after %.2f s (%s): the caller cancelled or its "
+                    "deadline passed",
+                    request.id,
+                    now - started,
+                    "no deadline" if deadline is None else f"{now - deadline:.2f} s past deadline",
+                )
             response = error_response(request.id, code, message)
         _log_done(request, _outcome(response), started)
+        _observe(method, request, response, time.perf_counter() - started)
         return response
 
     def Repair(
@@ -367,7 +427,7 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
     ) -> textmend_pb2.RepairResponse:
         """Repair one document; failures leave as the status code the proto documents."""
         _abort_if_expired(context)
-        response = self._repair(request)
+        response = self._repair(request, context, "Repair")
         if response.HasField("error"):
             context.abort(grpc.StatusCode[response.error.code], response.error.message)
         if not context.is_active():
@@ -386,7 +446,10 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
                 _LOGGER.debug("stream cancelled by the caller after %d documents", count)
                 return
             _abort_if_expired(context)
-            yield self._repair(request)
+            response = self._repair(request, context, "RepairStream")
+            if response.error.code == grpc.StatusCode.CANCELLED.name:
+                return
+            yield response
             count += 1
         _LOGGER.debug("stream finished: %d documents", count)
 
@@ -399,6 +462,35 @@ def _abort_if_expired(context: grpc.ServicerContext) -> None:
 
 
 # --- the server ------------------------------------------------------------------------------
+
+VERSION_METADATA = (("textmend-version", __version__),)
+
+
+class _VersionInterceptor(grpc.ServerInterceptor):
+    """Sends `textmend-version` as initial metadata on every call, health and reflection
+    included, so a caller or a proxy can tell which release answered."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+            behaviour = getattr(handler, kind)
+            if behaviour is not None:
+                return handler._replace(**{kind: _with_version(behaviour)})
+        return handler
+
+
+def _with_version(behaviour: Callable[..., object]) -> Callable[..., object]:
+    def wrapped(request_or_iterator: object, context: grpc.ServicerContext) -> object:
+        context.send_initial_metadata(VERSION_METADATA)
+        return behaviour(request_or_iterator, context)
+
+    return wrapped
 
 
 def server_options(config: ServerConfig) -> list[tuple[str, int]]:
@@ -431,6 +523,7 @@ def create_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="textmend"),
         options=server_options(config),
+        interceptors=[_VersionInterceptor()],
     )
     textmend_pb2_grpc.add_TextMendServicer_to_server(TextMendServicer(config), server)
     health_servicer = health_servicer or health.HealthServicer()

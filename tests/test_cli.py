@@ -43,7 +43,7 @@ def mojibake_file(tmp_path):
 
 
 def test_subcommands_exist() -> None:
-    assert set(_subcommands()) == {"repair", "health"}
+    assert set(_subcommands()) == {"repair", "health", "report", "check"}
 
 
 @pytest.mark.parametrize("command", sorted(_subcommands()))
@@ -308,3 +308,25 @@ def test_client_does_not_import_the_engine() -> None:
         "sys.exit(1 if any(m.startswith('textmend_server') for m in sys.modules) else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_check_command_lints_a_directory(target: str, tmp_path, capsys) -> None:
+    (tmp_path / "clean.txt").write_text("All “fine” here.\n", encoding="utf-8")
+    (tmp_path / "broken.txt").write_text("first line\nso cafÃ© it is\n", encoding="utf-8")
+    assert main(["check", str(tmp_path), "--server", target]) == 1
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'broken.txt'}:2:7: mojibake:" in out
+    assert "clean.txt" not in out
+    assert main(["check", str(tmp_path / "clean.txt"), "--server", target]) == 0
+
+
+def test_report_command_writes_one_html_file(target: str, tmp_path, capsys) -> None:
+    (tmp_path / "broken.txt").write_text("so cafÃ© it is</p>\n", encoding="utf-8")
+    output = tmp_path / "out" / "report.html"
+    output.parent.mkdir()
+    assert (
+        main(["report", str(tmp_path / "broken.txt"), "-o", str(output), "--server", target]) == 0
+    )
+    page = output.read_text(encoding="utf-8")
+    assert page.lstrip().lower().startswith("<!doctype html>")
+    assert "Ã©" in page and "é<" in page and "mojibake" in page

@@ -4,12 +4,14 @@
     textmend repair --format diff article.txt    # what changed, for a person
     textmend repair --format json - < page.html  # the full response
     textmend repair --jsonl < docs.jsonl > out.jsonl
+    textmend check docs/                         # lint: PATH:LINE:COL: CATEGORY: MESSAGE
+    textmend report docs/ -o report.html         # side-by-side HTML with every edit
     textmend health
 
 This module only parses arguments, reads input and formats output; the calls are
 `textmend_client.TextMendClient`'s. Exit codes: 0 success, 1 usage (bad arguments, bad JSON
-Lines input), 2 I/O (a file that cannot be read or written), 3 the server refused a document,
-failed, or could not be reached.
+Lines input; for `check`: something needs repair), 2 I/O (a file that cannot be read or
+written), 3 the server refused a document, failed, or could not be reached.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from google.protobuf import json_format
 
 from textmend.v1 import textmend_pb2
 from textmend_client import __version__
+from textmend_client.check import run_check
 from textmend_client.client import (
     DEFAULT_CHANNELS,
     DEFAULT_STREAM_TIMEOUT,
@@ -37,6 +40,7 @@ from textmend_client.client import (
     TextMendError,
     as_request,
 )
+from textmend_client.report import run_report
 
 EXIT_OK = 0
 EXIT_USAGE = 1
@@ -192,6 +196,61 @@ def build_parser() -> argparse.ArgumentParser:
         help='service to ask about (default: "", the whole server; or textmend.v1.TextMend)',
     )
     health.set_defaults(handler=_cmd_health)
+
+    report = commands.add_parser(
+        "report",
+        help="write an HTML report of what repairing files would change",
+        description="Repair files (directories recursively) and write one self-contained HTML "
+        "page: a summary, then each document's original and cleaned text side by side with "
+        "every edit and finding highlighted. Binary files are skipped with a warning.",
+    )
+    report.add_argument("paths", nargs="+", metavar="PATH", help="files or directories to repair")
+    _add_connection_options(report)
+    report.add_argument(
+        "--output",
+        "-o",
+        default="textmend-report.html",
+        metavar="FILE",
+        help="where to write the report (default: textmend-report.html)",
+    )
+    report.add_argument(
+        "--title", default="textmend report", help="the page's title (default: textmend report)"
+    )
+    report.add_argument(
+        "--policy",
+        type=_policy_item,
+        action="append",
+        default=[],
+        metavar="CATEGORY=ACTION",
+        help="override a category's policy: fix, flag or off; repeatable",
+    )
+    report.set_defaults(handler=_cmd_report, channels=4)
+
+    check = commands.add_parser(
+        "check",
+        help="list what repairing files would change, like a linter (for CI and pre-commit)",
+        description="Repair files (directories recursively) without changing them and print "
+        "one PATH:LINE:COL: CATEGORY: MESSAGE line per edit and finding. Exit 0 when nothing "
+        "needs repair, 1 when something does, 2 on a file that cannot be read, 3 on a server "
+        "error. Binary files are skipped with a warning.",
+    )
+    check.add_argument("paths", nargs="+", metavar="PATH", help="files or directories to check")
+    _add_connection_options(check)
+    check.add_argument(
+        "--format",
+        choices=["text", "json"],
+        default="text",
+        help="text: one line per problem; json: one JSON object for all files (default: text)",
+    )
+    check.add_argument(
+        "--policy",
+        type=_policy_item,
+        action="append",
+        default=[],
+        metavar="CATEGORY=ACTION",
+        help="override a category's policy: fix, flag or off; repeatable",
+    )
+    check.set_defaults(handler=_cmd_check, channels=4)
     return parser
 
 
@@ -537,6 +596,18 @@ def _cmd_health(args: argparse.Namespace) -> int:
         status = client.health_status(args.service)
     _write(status + "\n")
     return EXIT_OK if status == "SERVING" else EXIT_SERVER
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return run_report(
+            args.paths, client, args.output, title=args.title, policy=dict(args.policy)
+        )
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return run_check(args.paths, client, format=args.format, policy=dict(args.policy))
 
 
 # --- entry point -----------------------------------------------------------------------------

@@ -330,3 +330,36 @@ def test_report_command_writes_one_html_file(target: str, tmp_path, capsys) -> N
     page = output.read_text(encoding="utf-8")
     assert page.lstrip().lower().startswith("<!doctype html>")
     assert "Ã©" in page and "é<" in page and "mojibake" in page
+
+
+def test_batch_repairs_a_tree_and_resumes(target: str, tmp_path, capsys) -> None:
+    source = tmp_path / "in"
+    (source / "sub").mkdir(parents=True)
+    (source / "a.txt").write_bytes("cafÃ© one\n".encode())
+    (source / "sub" / "b.txt").write_bytes("clean “two”\n".encode())
+    (source / "sub" / "c.gbk").write_bytes("公司的人都說他們很好。這是一個測試。".encode("gbk") * 3)
+    (source / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    single = tmp_path / "single.txt"
+    single.write_bytes(b"bell\x07 here\n")
+    output = tmp_path / "out"
+    argv = ["repair", str(source), str(single), "--output-dir", str(output), "--server", target]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert (output / "a.txt").read_text(encoding="utf-8") == "café one\n"
+    assert (output / "sub" / "b.txt").read_text(encoding="utf-8") == "clean “two”\n"
+    assert (output / "sub" / "c.gbk").read_text(encoding="utf-8").startswith("公司的人")
+    assert (output / "single.txt").read_text(encoding="utf-8") == "bell here\n"
+    assert not (output / "image.png").exists()
+    assert "skipped" in captured.err and "image.png" in captured.err
+    assert re.search(r"repaired\s+2\n", captured.out)
+    assert not list(output.rglob("*.textmend-partial"))
+    # A second run finds every output written and repairs nothing again.
+    (output / "a.txt").write_text("kept as it is", encoding="utf-8")
+    assert main(argv) == 0
+    assert re.search(r"already done\s+4\n", capsys.readouterr().out)
+    assert (output / "a.txt").read_text(encoding="utf-8") == "kept as it is"
+
+
+def test_batch_needs_an_output_dir_for_several_paths(tmp_path, capsys) -> None:
+    assert main(["repair", str(tmp_path), str(tmp_path)]) == 1
+    assert "--output-dir" in capsys.readouterr().err

@@ -4,6 +4,7 @@
     textmend repair --format diff article.txt    # what changed, for a person
     textmend repair --format json - < page.html  # the full response
     textmend repair --jsonl < docs.jsonl > out.jsonl
+    textmend repair corpus/ --output-dir cleaned/  # a backfill: progress, resumable, summary
     textmend check docs/                         # lint: PATH:LINE:COL: CATEGORY: MESSAGE
     textmend report docs/ -o report.html         # side-by-side HTML with every edit
     textmend health
@@ -31,6 +32,7 @@ from google.protobuf import json_format
 
 from textmend.v1 import textmend_pb2
 from textmend_client import __version__
+from textmend_client.batch import run_batch
 from textmend_client.check import run_check
 from textmend_client.client import (
     DEFAULT_CHANNELS,
@@ -120,16 +122,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     repair = commands.add_parser(
         "repair",
-        help="repair a document (or JSON Lines of documents)",
+        help="repair a document, a directory of them, or JSON Lines of documents",
         description="Send a document's bytes to the server and print the repaired text, a "
-        "diff of what changed, or the whole response as JSON.",
+        "diff of what changed, or the whole response as JSON. With --output-dir, repair every "
+        "file under the PATHs into that directory, with progress and a summary.",
     )
     repair.add_argument(
         "path",
-        nargs="?",
+        nargs="*",
         metavar="PATH",
         help="file to repair, or - for standard input (with --jsonl: the JSON Lines file; "
-        "default: standard input)",
+        "default: standard input); with --output-dir, any number of files and directories",
+    )
+    repair.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="write each repaired file under DIR, keeping relative paths; outputs that already "
+        "exist are skipped, so an interrupted run can be resumed; binary files are skipped "
+        "with a warning",
     )
     _add_connection_options(repair)
     repair.add_argument(
@@ -484,6 +494,21 @@ def _client(args: argparse.Namespace) -> TextMendClient:
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:
+    paths: list[str] = args.path
+    if args.output_dir is not None:
+        if args.jsonl or args.format is not None or not paths or "-" in paths:
+            raise UsageError("--output-dir takes files and directories, without --jsonl/--format")
+        with _client(args) as client:
+            return run_batch(
+                paths,
+                client,
+                args.output_dir,
+                policy=dict(args.policy),
+                content_type=args.content_type,
+            )
+    if len(paths) > 1:
+        raise UsageError("to repair several files, give an --output-dir to write them to")
+    args.path = paths[0] if paths else None
     if args.jsonl:
         if args.format not in (None, "json"):
             raise UsageError("--jsonl always writes JSON; leave out --format")

@@ -1,0 +1,213 @@
+"""Repair many files into an output directory, with progress and a summary: a backfill.
+
+    textmend repair corpus/ more.txt --output-dir cleaned/
+
+Relative paths are kept (`corpus/a/b.txt` -> `cleaned/a/b.txt`; a file named on the command
+line lands at the top of the output directory). The run is resumable: an output that already
+exists is skipped, and each output is written to a temporary name and renamed into place, so
+an interrupted run never leaves a half-written file that a rerun would trust. Binary files the
+server refuses are skipped with a warning; nothing is ever written over an input.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from textmend.v1 import textmend_pb2
+from textmend_client.client import TextMendClient, Unavailable
+from textmend_client.report import category_name, iter_files, repair_files, verdict_name
+
+EXIT_OK, EXIT_IO, EXIT_SERVER = 0, 2, 3
+
+
+@dataclass
+class Tally:
+    """What a batch run did, for its summary and its exit code."""
+
+    verdicts: Counter[str] = field(default_factory=Counter)
+    edits: Counter[str] = field(default_factory=Counter)
+    skipped_existing: int = 0
+    refused: int = 0
+    io_errors: int = 0
+    failed: int = 0
+    documents: int = 0
+    bytes_in: int = 0
+
+    def add(self, response: textmend_pb2.RepairResponse, size: int) -> None:
+        self.documents += 1
+        self.bytes_in += size
+        self.verdicts[verdict_name(response)] += 1
+        self.edits.update(category_name(edit.category) for edit in response.edits)
+
+
+class Progress:
+    """A one-line progress bar on a terminal (documents/s, MB/s, ETA); on anything else, a
+    plain line every few seconds, so logs of long runs show that work goes on."""
+
+    def __init__(self, total: int, stream: IO[str], *, interval: float = 5.0) -> None:
+        self.total = total
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.interval = 0.1 if self.tty else interval
+        self.started = self.last = time.monotonic()
+        self.done = 0
+        self.bytes = 0
+
+    def advance(self, size: int) -> None:
+        self.done += 1
+        self.bytes += size
+        now = time.monotonic()
+        if now - self.last >= self.interval or self.done == self.total:
+            self.last = now
+            self._draw(now)
+
+    def line(self, now: float) -> str:
+        """The progress line: count, bar, rates and time left."""
+        elapsed = max(now - self.started, 1e-9)
+        rate = self.done / elapsed
+        left = (self.total - self.done) / rate if rate else 0.0
+        width = 24
+        filled = width * self.done // max(self.total, 1)
+        bar = "#" * filled + "." * (width - filled)
+        return (
+            f"[{bar}] {self.done}/{self.total} documents  {rate:6.1f} docs/s  "
+            f"{self.bytes / elapsed / 1e6:6.2f} MB/s  ETA {_clock(left)}"
+        )
+
+    def _draw(self, now: float) -> None:
+        if self.tty:
+            self.stream.write("\r" + self.line(now))
+            if self.done == self.total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(self.line(now) + "\n")
+        self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def plan(paths: Iterable[str], output_dir: Path) -> list[tuple[str, Path]]:
+    """Every input file with the output path it maps to, in a stable order.
+
+    >>> plan([], Path("out"))
+    []
+    """
+    pairs: list[tuple[str, Path]] = []
+    for root in paths:
+        base = root if os.path.isdir(root) else os.path.dirname(root)
+        for path, _error in iter_files([root]):
+            pairs.append((path, output_dir / os.path.relpath(path, base or ".")))
+    return pairs
+
+
+def run_batch(
+    paths: Iterable[str],
+    client: TextMendClient,
+    output_dir: str | Path,
+    *,
+    policy: Mapping[str, str] | None = None,
+    content_type: str = "",
+    workers: int = 4,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+) -> int:
+    """Repair every file under paths into output_dir; returns the exit code.
+
+    0 when every file was repaired or skipped as already done (or binary), 2 when a file could
+    not be read or written, 3 when the server failed or could not be reached.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    output_dir = Path(output_dir)
+    pairs = plan(paths, output_dir)
+    inputs = {os.path.realpath(path) for path, _ in pairs}
+    tally = Tally()
+    todo: dict[str, Path] = {}
+    for path, target in pairs:
+        if os.path.realpath(target) in inputs:
+            err.write(f"textmend: error: {target} would overwrite an input; choose another "
+                      "--output-dir\n")  # fmt: skip
+            return EXIT_IO
+        if target.exists():
+            tally.skipped_existing += 1
+        else:
+            todo[path] = target
+    progress = Progress(len(todo), err)
+    for outcome in repair_files(
+        list(todo), client, policy=policy, content_type=content_type, workers=workers
+    ):
+        progress.advance(len(outcome.content))
+        if outcome.status == "ok" and outcome.response is not None:
+            try:
+                _write_atomically(todo[outcome.path], outcome.response.text)
+            except OSError as exc:
+                err.write(f"textmend: error: {todo[outcome.path]}: {exc.strerror or exc}\n")
+                tally.io_errors += 1
+                continue
+            tally.add(outcome.response, len(outcome.content))
+        elif outcome.status == "empty":
+            _write_atomically(todo[outcome.path], "")
+            tally.verdicts["clean"] += 1
+        elif outcome.status == "refused":
+            err.write(f"textmend: warning: skipped {outcome.path}: {outcome.error}\n")
+            tally.refused += 1
+        elif outcome.status == "io":
+            err.write(f"textmend: error: {outcome.path}: {outcome.error}\n")
+            tally.io_errors += 1
+        else:
+            err.write(f"textmend: error: {outcome.path}: {outcome.error}\n")
+            tally.failed += 1
+            if isinstance(outcome.error, Unavailable):
+                break
+    out.write(summary(tally))
+    if tally.failed:
+        return EXIT_SERVER
+    return EXIT_IO if tally.io_errors else EXIT_OK
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".textmend-partial")
+    partial.write_text(text, encoding="utf-8", newline="")
+    partial.replace(target)
+
+
+def summary(tally: Tally) -> str:
+    """The end-of-run table: documents by verdict, what was skipped, edits by category.
+
+    >>> t = Tally()
+    >>> t.verdicts.update({"clean": 2, "repaired": 1}); t.edits.update({"mojibake": 3})
+    >>> print(summary(t), end="")
+    documents            3
+      clean              2
+      repaired           1
+      suspect            0
+      unreadable         0
+    already done         0
+    skipped (binary)     0
+    unreadable files     0
+    server failures      0
+    edits                3
+      mojibake           3
+    """
+    rows = [("documents", sum(tally.verdicts.values()))]
+    rows += [(f"  {v}", tally.verdicts[v]) for v in ("clean", "repaired", "suspect", "unreadable")]
+    rows += [
+        ("already done", tally.skipped_existing),
+        ("skipped (binary)", tally.refused),
+        ("unreadable files", tally.io_errors),
+        ("server failures", tally.failed),
+        ("edits", sum(tally.edits.values())),
+    ]
+    rows += [(f"  {name}", count) for name, count in tally.edits.most_common()]
+    return "".join(f"{label:<18} {count:>4}\n" for label, count in rows)

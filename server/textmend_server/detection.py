@@ -206,17 +206,31 @@ class Reading:
     cjk: float = 0.0  # mean surprise per CJK character under the character model, in nats
 
 
-def codec_of(label: str) -> str | None:
-    """The Python codec name for a charset label, or None when Python has no such codec.
+# Python codecs that turn bytes into str but are not character sets a document can be in:
+# transfer and escape encodings, and a codec that always fails. A label naming one is as
+# unknown as a label naming nothing (`rot13`, `base64` and the like are not text encodings
+# at all and are refused by the check below).
+NOT_CHARSETS = frozenset(
+    {"undefined", "punycode", "idna", "unicode-escape", "raw-unicode-escape", "utf-7"}
+)
 
-    >>> codec_of(" ISO-8859-1 "), codec_of("x-sjis"), codec_of("EUC-TW")
-    ('iso8859-1', 'shift_jis', None)
+
+def codec_of(label: str) -> str | None:
+    """The Python codec name for a charset label, or None when no charset has that name.
+
+    >>> codec_of(" ISO-8859-1 "), codec_of("x-sjis"), codec_of("EUC-TW"), codec_of("rot13")
+    ('iso8859-1', 'shift_jis', None, None)
+    >>> codec_of("unicode_escape"), codec_of("punycode")
+    (None, None)
     """
     cleaned = label.strip().strip("\"'").lower()
     try:
-        return codecs.lookup(ALIASES.get(cleaned, cleaned)).name
+        info = codecs.lookup(ALIASES.get(cleaned, cleaned))
     except LookupError:
         return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in NOT_CHARSETS:
+        return None
+    return info.name
 
 
 def strict(content: bytes, codec: str) -> str | None:

@@ -136,6 +136,10 @@ def _find(
     return found
 
 
+# Passes over a text at most: the second exists for damage a repair exposed; a third is a
+# safeguard, never seen needed.
+MAX_PASSES = 3
+
 # A document with more than this share of undecodable bytes is not text we can vouch for.
 UNREADABLE_SHARE = 0.1
 
@@ -264,27 +268,18 @@ def repair_text(
     policy = policy or RepairPolicy()
     started = time.perf_counter()
     log = EditLog(text)
-    found: list[tuple[int, int, Proposal]] = [(p.start, p.end, p) for p in seeded or []]
+    seeds: list[tuple[int, int, Proposal]] = [(p.start, p.end, p) for p in seeded or []]
     # U+FFFD the decoder inserted is reported once, as undecodable, not again as a stray.
     inserted = {p.start for p in seeded or [] if p.category is Category.UNDECODABLE}
-    for name, categories, finder, applies in STAGES:
-        if cancelled is not None and cancelled():
-            raise Cancelled()
-        if not any(policy.wants(c) for c in categories) or not applies(log.text):
-            continue
-        to_apply: list[Proposal] = []
-        for proposal in _find(finder, log.text, name in GLOBAL_STAGES, cancelled):
-            if proposal.category is Category.REPLACEMENT_CHAR and inserted:
-                if log.to_original(proposal.start, proposal.end)[0] in inserted:
-                    continue
-            action = policy.action(proposal.category)
-            if action is Action.OFF:
-                continue
-            if action is Action.FIX and not proposal.flag_only:
-                to_apply.append(proposal)
-            else:
-                found.append((*log.to_original(proposal.start, proposal.end), proposal))
-        log.apply(to_apply)
+    # A repair can expose damage a stage before it has already looked for (`Ã\x07©` is
+    # mojibake only once the control character is gone), so passes repeat until one changes
+    # nothing: repairing the result again then finds nothing to do.
+    for _ in range(MAX_PASSES):
+        before = log.text
+        found = _one_pass(log, policy, inserted, cancelled)
+        if log.text == before:
+            break
+    found = seeds + found
     repaired_at = time.perf_counter()
     edits = log.edits()
     findings = sorted(
@@ -303,6 +298,36 @@ def repair_text(
         diff=diff,
         timings={"detect": 0.0, "repair": repaired_at - started, "diff": done - repaired_at},
     )
+
+
+def _one_pass(
+    log: EditLog,
+    policy: RepairPolicy,
+    inserted: set[int],
+    cancelled: Callable[[], bool] | None,
+) -> list[tuple[int, int, Proposal]]:
+    """Run every stage once over the log's text; apply fixes, return findings (original
+    coordinates)."""
+    found: list[tuple[int, int, Proposal]] = []
+    for name, categories, finder, applies in STAGES:
+        if cancelled is not None and cancelled():
+            raise Cancelled()
+        if not any(policy.wants(c) for c in categories) or not applies(log.text):
+            continue
+        to_apply: list[Proposal] = []
+        for proposal in _find(finder, log.text, name in GLOBAL_STAGES, cancelled):
+            if proposal.category is Category.REPLACEMENT_CHAR and inserted:
+                if log.to_original(proposal.start, proposal.end)[0] in inserted:
+                    continue
+            action = policy.action(proposal.category)
+            if action is Action.OFF:
+                continue
+            if action is Action.FIX and not proposal.flag_only:
+                to_apply.append(proposal)
+            else:
+                found.append((*log.to_original(proposal.start, proposal.end), proposal))
+        log.apply(to_apply)
+    return found
 
 
 def _finding(log: EditLog, start: int, end: int, proposal: Proposal) -> Edit:

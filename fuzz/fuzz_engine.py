@@ -1,0 +1,618 @@
+"""Coverage-guided fuzz target for the repair engine, and the invariants every result obeys.
+
+`TestOneInput(data)` turns fuzzer bytes into one `repair_bytes` call (a declared charset, a
+content type, a policy and the content) and raises `InvariantViolation` when the result
+breaks the engine's contract. Only the documented `InputError`s may escape `repair_bytes`;
+any other exception is a failure too. The content is built one of three ways, so that the
+fuzzer reaches the repair stages and not only the decoder's refusals: raw bytes; text
+assembled from fragments that trigger the detectors (mojibake, entities, tags, controls,
+zero-width and bidi characters, pinyin after Han, `?!` among Han), encoded with a real
+codec; or CJK text in a double-byte codec with bytes deleted (byte-phase slips).
+
+Run it under atheris (libFuzzer's engine for Python), bounded and with results recorded::
+
+    scripts/fuzz.sh 600
+
+or directly, with any libFuzzer flags::
+
+    .venv/bin/python fuzz/fuzz_engine.py -max_total_time=60 -max_len=4096
+
+Without atheris, the same target runs under a seeded random-bytes driver (no coverage
+feedback)::
+
+    .venv/bin/python fuzz/fuzz_engine.py --random 100000 --seed 1
+
+`check_result` holds the invariants; `tests/test_properties.py` uses it too, so the property
+tests and the fuzzer check the same contract.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+# Under the fuzzer, only the engine's own modules are instrumented for coverage: tracing
+# the libraries it calls (ftfy, chardet, regex tables) would slow it tenfold for little gain.
+try:
+    import atheris
+except ImportError:  # the plain driver and the tests run without atheris
+    atheris = None
+_instrument = (
+    atheris.instrument_imports(include=["textmend_server"])
+    if atheris is not None and __name__ == "__main__"
+    else contextlib.nullcontext()
+)
+with _instrument:
+    from textmend_server import (
+        Action,
+        BinaryContentError,
+        Category,
+        EmptyContentError,
+        RepairPolicy,
+        TooLargeError,
+        UnknownEncodingError,
+        repair_bytes,
+        repair_text,
+    )
+    from textmend_server.edits import Edit, apply_edits
+    from textmend_server.engine import Repaired, Verdict, warm_up
+    from textmend_server.policy import INFORMATIONAL
+
+# Errors repair_bytes documents for input it refuses; anything else escaping is a bug.
+ALLOWED_ERRORS: tuple[type[Exception], ...] = (
+    EmptyContentError,
+    BinaryContentError,
+    UnknownEncodingError,
+    TooLargeError,
+)
+
+# Declared charsets: real labels as they arrive in headers, the empty choice, an unknown
+# label, and names of Python codecs that are not charsets (a caller can send any string).
+CHARSETS: tuple[str | None, ...] = (
+    None,
+    "utf-8",
+    "UTF-8",
+    "latin-1",
+    "iso-8859-1",
+    "cp1252",
+    "windows-1252",
+    "gbk",
+    "gb2312",
+    "gb18030",
+    "big5",
+    "shift_jis",
+    "euc-jp",
+    "euc-kr",
+    "koi8-r",
+    "utf-16",
+    "utf-16-le",
+    "utf-32",
+    "iso-2022-jp",
+    "hz",
+    "ascii",
+    "x-no-such-charset",
+)
+# Codec names Python knows that are not text charsets; kept apart so the property tests can
+# report them as their own known failure (see tests/test_properties.py).
+NON_CHARSET_CODECS: tuple[str, ...] = (
+    "undefined",
+    "punycode",
+    "unicode_escape",
+    "raw_unicode_escape",
+    "utf-7",
+    "idna",
+    "base64",
+    "rot13",
+)
+CONTENT_TYPES: tuple[str, ...] = ("text/plain", "text/html", "text/html; charset=utf-8")
+
+
+# Policies the target picks from. "fix" leaves replacement_char flagged: removing U+FFFD the
+# decoder inserted is skipped on the first pass only (the engine knows it inserted them), so
+# a second pass would remove them and idempotence could not hold by design.
+POLICIES: tuple[tuple[str, dict[Category, Action]], ...] = (
+    ("default", {}),
+    (
+        "fix",
+        {c: Action.FIX for c in Category if c is not Category.REPLACEMENT_CHAR},
+    ),
+    ("flag", {c: Action.FLAG for c in Category}),
+    ("off", {c: Action.OFF for c in Category}),
+)
+
+# Fragments that reach the detectors; text content is assembled from these.
+_HAN = "中文字符我们公司创建者彼他們的是不了在人有這說國語學生時間問題"
+_MOJIBAKE_SOURCES = "éüñßø—’“”…€™中文Ωж한"
+FRAGMENTS: tuple[str, ...] = (
+    "the ",
+    "cafe ",
+    "naïve ",
+    "Grüße ",
+    " ",
+    "\n",
+    "\r\n",
+    "\t",
+    "&",
+    "<",
+    ">",
+    ";",
+    "(",
+    ")",
+    "?",
+    "!",
+    "?!",
+    "。",
+    "”",
+    "“",
+    "<b>",
+    "</b>",
+    "<br>",
+    "</p>",
+    "/p>",
+    '<a href="x">',
+    "<p class='q'>",
+    "&amp;",
+    "&amp;amp;",
+    "&lt;",
+    "&#8217;",
+    "&#x1F600;",
+    "&#0;",
+    "&#xD800;",
+    "&nbsp;",
+    "&frac14;",
+    "&bogus;",
+    "\x00",
+    "\x07",
+    "\x1b[31m",
+    "\x85",
+    "\x92",
+    "\u200b",
+    "\u2060",
+    "\u200d",
+    "\ufeff",
+    "\ufffd",
+    "\ue000",
+    "\ufdd0",
+    "\uffff",
+    "\U0010fffd",
+    "\u202e",
+    "\u2066",
+    "(chuàng)",
+    "(zhōng)",
+    "(wén)",
+    "(zi4)",
+    "(ni hao)",
+    "中",
+    "文",
+    "創",
+    "公司?!彼Q他們",
+    "鏂囧瓧",
+    "これは",
+    "한국어",
+    "ｆｕｌｌ",
+    "A paragraph long enough to count as a block of repeated text.\n",
+    *_HAN[::3],
+    *(c.encode("utf-8").decode("latin-1") for c in _MOJIBAKE_SOURCES),
+    *(c.encode("utf-8").decode("cp1252", "replace") for c in _MOJIBAKE_SOURCES),
+    "Ã",
+    "Â",
+    "â€",
+    "Ã\xa0",
+)
+# Encodings text content is written in before it reaches the engine.
+TEXT_ENCODINGS: tuple[str, ...] = (
+    "utf-8",
+    "utf-8",
+    "utf-8",
+    "cp1252",
+    "latin-1",
+    "gbk",
+    "gb18030",
+    "big5",
+    "shift_jis",
+    "euc-kr",
+    "koi8-r",
+    "utf-16",
+    "utf-8-sig",
+)
+DBCS_ENCODINGS: tuple[str, ...] = ("gbk", "big5", "shift_jis", "euc-kr", "gb18030")
+_CJK_TEXT = (
+    "中文字符我们公司创建者。他说：“这是一个问题。”彼他們的是不了在人有這說國語學生時間問題"
+    "これは日本語の文章です。한국어 문장입니다。"
+)
+
+
+class InvariantViolation(AssertionError):
+    """A result that breaks the engine's contract; the message names the invariant.
+
+    For a failed idempotence check, `first` and `second` hold the edits of the two passes,
+    so that `known_issue` can tell a known cascade from a new failure.
+    """
+
+    def __init__(
+        self, message: str, first: Sequence[Edit] = (), second: Sequence[Edit] = ()
+    ) -> None:
+        super().__init__(message)
+        self.first = list(first)
+        self.second = list(second)
+
+
+def _fail(what: str, **context: object) -> InvariantViolation:
+    details = ", ".join(f"{k}={v!r}" for k, v in context.items())
+    return InvariantViolation(f"{what}: {details}" if details else what)
+
+
+# How much longer than the original a repaired text may be, per edit. No stage lengthens
+# text beyond this: entities and tags shrink, mojibake repair shrinks, a `<br>` becomes one
+# newline, and a CJK re-decode keeps the byte count (so at most one character per byte of a
+# double-byte pair it re-reads, plus a restored character where a byte was lost).
+GROWTH_PER_EDIT = 4
+
+
+def check_result(
+    result: Repaired,
+    policy: RepairPolicy,
+    *,
+    content: bytes | None = None,
+    idempotent: bool = True,
+) -> None:
+    """Raise InvariantViolation unless result honours the engine's contract.
+
+    Checks: edits sorted, disjoint and in bounds; applying them to the original gives the
+    text; text between edits unchanged; each edit's spans hold its original and its
+    replacement; findings in bounds; text and original encode as UTF-8; bounded growth; a
+    consistent verdict; decoder bookkeeping (when content is given); and, when idempotent is
+    set, that repairing the repaired text with the same policy changes nothing.
+    """
+    original, text = result.original, result.text
+    _check_unicode(original, "original")
+    _check_unicode(text, "text")
+    if apply_edits(original, result.edits) != text:
+        raise _fail("applying edits to original does not give text", original=original)
+    _check_edits(original, text, result.edits)
+    _check_findings(original, text, result.findings)
+    growth = len(text) - len(original)
+    if growth > GROWTH_PER_EDIT * len(result.edits):
+        raise _fail(
+            "text grew more than the bound",
+            growth=growth,
+            edits=len(result.edits),
+            original=original,
+        )
+    _check_verdict(result)
+    if content is not None:
+        _check_decoded(result, content)
+    if idempotent:
+        again = repair_text(text, policy=policy, include_diff=False)
+        if again.edits:
+            first = again.edits[0]
+            raise InvariantViolation(
+                f"repair is not idempotent: original={original!r}, text={text!r}, second pass "
+                f"{first.category.value} {first.original!r} -> {first.replacement!r}",
+                result.edits,
+                again.edits,
+            )
+
+
+def _check_unicode(value: str, name: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise _fail(f"{name} does not encode as UTF-8 ({error.reason})", **{name: value}) from None
+
+
+def _check_edits(original: str, text: str, edits: Sequence[Edit]) -> None:
+    prev_end = prev_cleaned_end = 0
+    for edit in edits:
+        start, end = edit.original_start, edit.original_end
+        c_start, c_end = edit.cleaned_start, edit.cleaned_end
+        if not (prev_end <= start <= end <= len(original)):
+            raise _fail("edit out of order or out of bounds", edit=edit, original=original)
+        if not (prev_cleaned_end <= c_start <= c_end <= len(text)):
+            raise _fail("edit's cleaned span out of order or bounds", edit=edit, text=text)
+        if original[prev_end:start] != text[prev_cleaned_end:c_start]:
+            raise _fail("text outside the edits changed", edit=edit, original=original, text=text)
+        if original[start:end] != edit.original:
+            raise _fail("edit.original is not the original span", edit=edit, original=original)
+        if text[c_start:c_end] != edit.replacement:
+            raise _fail("cleaned span does not hold the replacement", edit=edit, text=text)
+        if edit.original == edit.replacement:
+            raise _fail("edit changes nothing", edit=edit)
+        if not 0.0 <= edit.confidence <= 1.0:
+            raise _fail("confidence out of range", edit=edit)
+        prev_end, prev_cleaned_end = end, c_end
+    if original[prev_end:] != text[prev_cleaned_end:]:
+        raise _fail("text after the last edit changed", original=original, text=text)
+
+
+def _check_findings(original: str, text: str, findings: Sequence[Edit]) -> None:
+    for finding in findings:
+        start, end = finding.original_start, finding.original_end
+        if not (0 <= start <= end <= len(original)):
+            raise _fail("finding out of bounds", finding=finding, original=original)
+        if not (0 <= finding.cleaned_start <= finding.cleaned_end <= len(text)):
+            raise _fail("finding's cleaned span out of bounds", finding=finding, text=text)
+        if original[start:end] != finding.original:
+            raise _fail("finding.original is not the original span", finding=finding)
+        if not 0.0 <= finding.confidence <= 1.0:
+            raise _fail("confidence out of range", finding=finding)
+        _check_unicode(finding.replacement, "finding.replacement")
+
+
+def _check_verdict(result: Repaired) -> None:
+    if result.verdict is Verdict.UNREADABLE:
+        if result.decoded is None:
+            raise _fail("unreadable verdict for text that was never decoded")
+        return
+    suspect = any(f.category not in INFORMATIONAL for f in result.findings)
+    expected = Verdict.SUSPECT if suspect else Verdict.REPAIRED if result.edits else Verdict.CLEAN
+    if result.verdict is not expected:
+        raise _fail("verdict disagrees with edits and findings", verdict=result.verdict)
+
+
+def _check_decoded(result: Repaired, content: bytes) -> None:
+    decoded = result.decoded
+    if decoded is None:
+        raise _fail("repair_bytes returned no decoding")
+    if decoded.text != result.original:
+        raise _fail("original is not the decoded text", original=result.original)
+    if decoded.content_bytes != len(content):
+        raise _fail("content_bytes is not the content's length", decoded=decoded.content_bytes)
+    for pos, start, end in decoded.undecodable:
+        if not (0 <= pos < len(decoded.text)) or decoded.text[pos] != "\ufffd":
+            raise _fail("undecodable offset does not hold U+FFFD", pos=pos, text=decoded.text)
+        if not (0 <= start < end <= len(content)):
+            raise _fail("undecodable byte span out of bounds", span=(start, end), n=len(content))
+
+
+# Known engine failures, by name, each with a minimal example in tests/test_properties.py.
+# The fuzzer tallies them instead of stopping on them (see `TestOneInput`), so a long run
+# looks for new failures.
+CJK_RECHECK = "cjk-recheck"
+KNOWN_ISSUES = {
+    CJK_RECHECK: (
+        "not idempotent: the CJK phase-slip stage, run again on its own output, finds a new "
+        "'slip' in the context its first repair changed (and rewrites ASCII such as '??<b' "
+        "into Han)"
+    ),
+}
+_CJK_CATEGORIES = frozenset({Category.CJK_PHASE_SLIP, Category.CJK_WRONG_CODEC})
+
+
+def known_issue(error: BaseException, declared: str | None) -> str | None:
+    """The name of the known issue error is an instance of, or None for a new failure.
+
+    A cascade is a second-pass edit that touches an edit of the first pass: the first pass
+    made the damage the second repairs. A second-pass edit away from every first-pass edit
+    is not a cascade and stays a failure.
+    """
+    if isinstance(error, InvariantViolation) and error.second:
+        if all(e.category in _CJK_CATEGORIES for e in error.second):
+            return CJK_RECHECK
+    return None
+
+
+class Provider(Protocol):
+    """The part of atheris.FuzzedDataProvider the target uses."""
+
+    def ConsumeIntInRange(self, lo: int, hi: int) -> int: ...
+
+    def ConsumeBytes(self, count: int) -> bytes: ...
+
+    def remaining_bytes(self) -> int: ...
+
+
+class PlainProvider:
+    """A stand-in for atheris.FuzzedDataProvider, for running without atheris.
+
+    It consumes the same kinds of values, though not bit for bit as atheris does: a corpus
+    decodes to different requests under the two providers, which is fine for a smoke run.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+
+    def ConsumeIntInRange(self, lo: int, hi: int) -> int:
+        """An integer in [lo, hi] from the next byte (lo when the data is used up)."""
+        if self._pos >= len(self._data) or hi <= lo:
+            return lo
+        value = self._data[self._pos]
+        self._pos += 1
+        return lo + value % (hi - lo + 1)
+
+    def ConsumeBytes(self, count: int) -> bytes:
+        """Up to count bytes, fewer when the data runs out."""
+        chunk = self._data[self._pos : self._pos + count]
+        self._pos += len(chunk)
+        return chunk
+
+    def remaining_bytes(self) -> int:
+        """How many bytes are left."""
+        return len(self._data) - self._pos
+
+
+def _provider(data: bytes) -> Provider:
+    if atheris is None:
+        return PlainProvider(data)
+    provided: Provider = atheris.FuzzedDataProvider(data)
+    return provided
+
+
+def _pick(fdp: Provider, options: Sequence[Any]) -> Any:
+    return options[fdp.ConsumeIntInRange(0, len(options) - 1)]
+
+
+def _fragment_text(fdp: Provider, limit: int) -> str:
+    pieces: list[str] = []
+    for _ in range(limit):
+        if fdp.remaining_bytes() == 0:
+            break
+        choice = fdp.ConsumeIntInRange(0, len(FRAGMENTS) + 15)
+        if choice < len(FRAGMENTS):
+            pieces.append(FRAGMENTS[choice])
+        else:  # any code point, weighted towards the BMP
+            high = 0x10FFFF if fdp.ConsumeIntInRange(0, 3) == 0 else 0xFFFF
+            pieces.append(chr(fdp.ConsumeIntInRange(0, high)))
+    return "".join(pieces)
+
+
+def build_request(data: bytes) -> tuple[bytes, str | None, str, RepairPolicy]:
+    """The (content, declared charset, content type, policy) fuzzer bytes stand for."""
+    fdp = _provider(data)
+    declared = _pick(fdp, CHARSETS + NON_CHARSET_CODECS)
+    content_type = _pick(fdp, CONTENT_TYPES)
+    _, actions = _pick(fdp, POLICIES)
+    mode = fdp.ConsumeIntInRange(0, 3)
+    if mode == 0:
+        content = fdp.ConsumeBytes(fdp.remaining_bytes())
+    elif mode in (1, 2):
+        encoding = _pick(fdp, TEXT_ENCODINGS)
+        text = _fragment_text(fdp, 512)
+        content = text.encode(encoding, "replace" if mode == 1 else "ignore")
+    else:
+        encoding = _pick(fdp, DBCS_ENCODINGS)
+        start = fdp.ConsumeIntInRange(0, len(_CJK_TEXT) - 1)
+        length = fdp.ConsumeIntInRange(1, len(_CJK_TEXT))
+        raw = bytearray((_CJK_TEXT * 2)[start : start + length].encode(encoding, "ignore"))
+        for _ in range(fdp.ConsumeIntInRange(0, 4)):
+            if len(raw) > 1:
+                del raw[fdp.ConsumeIntInRange(0, len(raw) - 1)]
+        content = bytes(raw)
+    policy = RepairPolicy(overrides=actions)
+    return content, declared, content_type, policy
+
+
+def run_request(
+    content: bytes,
+    declared: str | None,
+    content_type: str,
+    policy: RepairPolicy,
+    *,
+    idempotent: bool = True,
+) -> Repaired | None:
+    """Repair one request and check its result; None when the engine refused the input."""
+    try:
+        result = repair_bytes(
+            content,
+            declared_encoding=declared,
+            content_type=content_type,
+            policy=policy,
+            include_diff=False,
+        )
+    except ALLOWED_ERRORS:
+        return None
+    html = content_type.split(";")[0].strip().lower() == "text/html"
+    effective = RepairPolicy(overrides=policy.overrides, html=html or policy.html)
+    check_result(result, effective, content=content, idempotent=idempotent)
+    return result
+
+
+# Set by scripts/fuzz.sh: where to record the first example of each known issue, and
+# whether known issues are tallied (the default) or raised like new failures.
+RESULTS_ENV = "TEXTMEND_FUZZ_RESULTS"
+STRICT_ENV = "TEXTMEND_FUZZ_STRICT"
+known_hits: dict[str, int] = {}
+
+
+# The name and signature are the ones libFuzzer and atheris expect.
+def TestOneInput(data: bytes) -> None:
+    """One fuzz iteration: build a request from data, repair it, check the invariants.
+
+    A failure that is a known issue is tallied in `known_hits` (and its first example
+    written to $TEXTMEND_FUZZ_RESULTS) instead of raised, unless $TEXTMEND_FUZZ_STRICT is 1.
+    """
+    content, declared, content_type, policy = build_request(data)
+    try:
+        run_request(content, declared, content_type, policy)
+    except Exception as error:
+        issue = known_issue(error, declared)
+        if issue is None or os.environ.get(STRICT_ENV) == "1":
+            raise
+        known_hits[issue] = known_hits.get(issue, 0) + 1
+        _record_known(issue, data, error)
+
+
+def _record_known(issue: str, data: bytes, error: Exception) -> None:
+    directory = os.environ.get(RESULTS_ENV)
+    if not directory or known_hits[issue] > 1:
+        return
+    path = Path(directory) / f"known-{issue}-{os.getpid()}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"input (hex): {data.hex()}\n{type(error).__name__}: {error}\n", "utf-8")
+
+
+# Inputs the fuzzer starts from (also used by the smoke test): each reaches a different stage.
+SEED_TEXTS: tuple[tuple[str, str, str | None], ...] = (
+    ("naÃ¯ve cafÃ© â€œokâ€\x9d", "utf-8", None),
+    ("Fish &amp;amp; chips&#8217; <b>price</b></p>", "utf-8", None),
+    ("ChatGPT創(chuàng)建者 公司?!彼Q他們", "utf-8", None),
+    ("zero\u200bwidth\x07 bell\ufeff \u202eevil", "utf-8", None),
+    ("中文字符我们公司创建者。他说：“这是一个问题。”", "gbk", "gbk"),
+    ("這是中文。國語學生時間問題", "big5", None),
+    ("これは日本語の文章です。", "shift_jis", "shift_jis"),
+    ("Grüße aus Köln", "latin-1", "utf-8"),
+    ("Привет, мир", "koi8-r", None),
+)
+
+
+def seed_corpus() -> list[bytes]:
+    """Seed requests as raw content, for a corpus directory or a smoke run."""
+    return [text.encode(encoding) for text, encoding, _ in SEED_TEXTS]
+
+
+def run_seeds(check: Callable[[bytes, str | None], object]) -> None:
+    """Call check(content, declared) for every seed."""
+    for text, encoding, declared in SEED_TEXTS:
+        check(text.encode(encoding), declared)
+
+
+def random_inputs(count: int, seed: int, max_len: int = 512) -> list[bytes]:
+    """count fuzzer inputs from a seeded generator: biased lengths, uniform bytes."""
+    rng = random.Random(seed)
+    return [rng.randbytes(rng.choice((2, 8, 32, 128, max_len))) for _ in range(count)]
+
+
+def _random_driver(count: int, seed: int) -> int:
+    """Run TestOneInput on count random inputs; the exit status libFuzzer would give."""
+    started = time.monotonic()
+    rng = random.Random(seed)
+    for done in range(count):
+        data = rng.randbytes(rng.choice((2, 8, 32, 128, 512)))
+        try:
+            TestOneInput(data)
+        except Exception:
+            print(f"failing input (hex): {data.hex()}", file=sys.stderr)
+            raise
+        if done and done % 10000 == 0:
+            print(f"#{done} random inputs, {time.monotonic() - started:.0f}s", file=sys.stderr)
+    known = " ".join(f"known[{name}]={n}" for name, n in sorted(known_hits.items()))
+    print(f"executions={count} failures=0 seconds={time.monotonic() - started:.0f} {known}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Fuzz under atheris, or with --random N, under the seeded random-bytes driver."""
+    argv = sys.argv if argv is None else argv
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--random", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    known, rest = parser.parse_known_args(argv[1:])
+    if known.random is not None:
+        sys.exit(_random_driver(known.random, known.seed))
+    if atheris is None:
+        sys.exit("atheris is not installed: pip install atheris, or use --random N")
+    warm_up()  # load the language models now, not inside the first timed inputs
+    atheris.Setup([argv[0], *rest], TestOneInput)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Fuzz the repair engine for a bounded time: scripts/fuzz.sh [SECONDS] (default 60).
+#
+# Runs fuzz/fuzz_engine.py under atheris at low priority on one core, with a corpus kept in
+# fuzz/results/corpus across runs. A failure (an exception other than the documented input
+# errors, or a broken invariant) is saved under fuzz/results/<run>/crashes/ and fuzzing
+# restarts until the time is up or MAX_FAILURES (default 10) failures were found. Known
+# issues (see KNOWN_ISSUES in fuzz/fuzz_engine.py) are tallied, not counted as failures; the
+# first example of each is written to the run's directory. Prints one summary line:
+#
+#     executions=N failures=M seconds=S
+#
+# Set TEXTMEND_FUZZ_STRICT=1 to stop on known issues too. Extra arguments after SECONDS go
+# to libFuzzer (for example -max_len=256).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=${1:-60}
+shift || true
+max_failures=${MAX_FAILURES:-10}
+python=.venv/bin/python
+results=fuzz/results
+run="$results/$(date -u +%Y%m%dT%H%M%SZ)"
+corpus="$results/corpus"
+mkdir -p "$run/crashes" "$corpus"
+
+if [ -z "$(ls -A "$corpus")" ]; then
+  "$python" - "$corpus" <<'PY'
+import sys
+from pathlib import Path
+
+sys.path.insert(0, "fuzz")
+from fuzz_engine import seed_corpus
+
+for k, content in enumerate(seed_corpus()):
+    # Mode 0 (raw bytes) under the default charset, content type and policy, then content.
+    Path(sys.argv[1], f"seed-{k}").write_bytes(b"\x00\x00\x00\x00" + content)
+PY
+fi
+
+export TEXTMEND_FUZZ_RESULTS="$run"
+executions=0
+failures=0
+started=$(date +%s)
+attempt=0
+while :; do
+  elapsed=$(( $(date +%s) - started ))
+  remaining=$(( seconds - elapsed ))
+  if [ "$remaining" -le 0 ] || [ "$failures" -ge "$max_failures" ]; then
+    break
+  fi
+  attempt=$((attempt + 1))
+  log="$run/fuzz-$attempt.log"
+  status=0
+  nice -n 10 "$python" fuzz/fuzz_engine.py "$corpus" \
+    -max_total_time="$remaining" -max_len=1024 -timeout=300 -rss_limit_mb=4096 \
+    -artifact_prefix="$run/crashes/" -print_final_stats=1 "$@" >"$log" 2>&1 || status=$?
+  # libFuzzer's progress lines start with #N; "Done N runs" closes a clean run.
+  ran=$(grep -aoE '^#[0-9]+|Done [0-9]+ runs' "$log" | grep -oE '[0-9]+' | sort -n | tail -1)
+  executions=$((executions + ${ran:-0}))
+  if [ "$status" -ne 0 ]; then
+    failures=$((failures + 1))
+    echo "failure $failures (exit $status), see $log" >&2
+  fi
+done
+
+elapsed=$(( $(date +%s) - started ))
+known=$(cat "$run"/known-*.txt 2>/dev/null | grep -c '^input' || true)
+summary="executions=$executions failures=$failures seconds=$elapsed"
+echo "$summary known_issue_kinds_seen=$known run=$run" >"$run/summary.txt"
+printf '%s\t%s\n' "$(date -u +%FT%TZ)" "$summary" >>"$results/history.tsv"
+echo "$summary"

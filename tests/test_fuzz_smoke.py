@@ -1,0 +1,76 @@
+"""A short, deterministic run of the fuzz target, so that the default test run covers it.
+
+500 inputs from a seeded generator go through `TestOneInput` (which raises on a broken
+invariant or an undocumented exception), and each seed of the fuzzer's corpus goes through
+`run_request` under every content type. atheris is not needed: without it the target reads
+its input with a plain provider. Long, coverage-guided runs are `scripts/fuzz.sh`'s job.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from textmend_server import RepairPolicy
+
+
+def _load_fuzz_engine() -> ModuleType:
+    """Import fuzz/fuzz_engine.py by path: fuzz/ is a directory of scripts, not a package."""
+    if "fuzz_engine" in sys.modules:
+        return sys.modules["fuzz_engine"]
+    path = Path(__file__).resolve().parents[1] / "fuzz" / "fuzz_engine.py"
+    spec = importlib.util.spec_from_file_location("fuzz_engine", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fuzz_engine"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+fe = _load_fuzz_engine()
+
+SMOKE_INPUTS = 500
+
+
+def test_random_inputs_through_the_fuzz_target() -> None:
+    """500 seeded random inputs of at most 10 bytes keep every invariant (longer ones are
+    slow: the CJK phase-slip search grows faster than linearly with runs of "?")."""
+    for data in fe.random_inputs(SMOKE_INPUTS, seed=20240611, max_len=10):
+        try:
+            fe.TestOneInput(data)
+        except Exception as error:
+            raise AssertionError(f"fuzz input {data.hex()} failed: {error}") from error
+
+
+@pytest.mark.parametrize("content_type", fe.CONTENT_TYPES)
+def test_corpus_seeds_keep_every_invariant(content_type: str) -> None:
+    """Each seed (mojibake, entities, pinyin, slips, CJK codecs) is repaired within contract."""
+    results = []
+
+    def check(content: bytes, declared: str | None) -> None:
+        results.append(fe.run_request(content, declared, content_type, RepairPolicy()))
+
+    fe.run_seeds(check)
+    assert all(result is not None for result in results)
+    assert any(result.edits for result in results), "no seed reached a repair"
+
+
+def test_the_target_reports_a_broken_invariant() -> None:
+    """check_result is not vacuous: a result whose text disagrees with its edits fails."""
+    result = fe.run_request("cafÃ© ok".encode(), None, "text/plain", RepairPolicy())
+    assert result is not None and result.edits
+    broken = type(result)(
+        result.original,
+        result.text + "!",
+        result.verdict,
+        result.edits,
+        result.findings,
+        result.decoded,
+        result.diff,
+    )
+    with pytest.raises(fe.InvariantViolation):
+        fe.check_result(broken, RepairPolicy())

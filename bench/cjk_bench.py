@@ -128,6 +128,19 @@ def classify(corrupted: str, expected: str) -> list[tuple[int, int, str]]:
     return out
 
 
+def span_lengths(corrupted: str, expected: str) -> list[int]:
+    """Lengths, in characters of the clean text, of the B (phase-slip) spans of a document."""
+    return [j2 - j1 for j1, j2, cls in classify(corrupted, expected) if cls == "B"]
+
+
+def _length_summary(lengths: list[int]) -> str:
+    if not lengths:
+        return "no B spans"
+    lengths = sorted(lengths)
+    mid, p90, top = lengths[len(lengths) // 2], lengths[int(len(lengths) * 0.9)], lengths[-1]
+    return f"B span length median {mid}, p90 {p90}, max {top} chars"
+
+
 def score_document(corrupted: str, expected: str, repaired: str) -> tuple[Counter, Counter, int]:
     """Spans per class, spans restored per class, and false edits (repair diffs that touch no
     corrupted span)."""
@@ -180,6 +193,7 @@ def bench_slips(args, simp: list[str], trad: list[str], ja: list[str]) -> None:
         paras = [p for p in paras if _encodable(p, codec)]
         total, restored = Counter(), Counter()
         exact = docs = false_edits = 0
+        lengths: list[int] = []
         t0 = time.perf_counter()
         n = args.docs if codec == "gbk" else max(20, args.docs // 3)
         for k, doc in enumerate(make_documents(paras, n, rng)):
@@ -195,7 +209,14 @@ def bench_slips(args, simp: list[str], trad: list[str], ja: list[str]) -> None:
                 fold=codec != "shift_jis",
             )
             out = repair(c.text)
+            lengths += span_lengths(c.text, c.expected)
             t, r, f = score_document(c.text, c.expected, out)
+            if f and args.show_false:
+                for i1, i2, j1, j2 in diff_spans(out, c.expected):
+                    k = c.text.find(out[max(0, i1 - 8) : i1])
+                    print(f"    was {c.text[k : k + i2 - i1 + 24]!r}")
+                    print(f"    got {out[max(0, i1 - 8) : i2 + 8]!r}")
+                    print(f"    exp {c.expected[max(0, j1 - 8) : j2 + 8]!r}")
             total += t
             restored += r
             false_edits += f
@@ -210,6 +231,7 @@ def bench_slips(args, simp: list[str], trad: list[str], ja: list[str]) -> None:
             f"{label:20s} docs {docs}, exact {exact}/{docs}; spans {per}; "
             f"false edits {false_edits}; {secs:.1f} s"
         )
+        print(f"{'':20s} {_length_summary(lengths)}")
 
 
 def bench_wrong_codec(args, simp: list[str], trad: list[str], ja: list[str], ko: list[str]) -> None:
@@ -257,7 +279,7 @@ def bench_clean(args, corpora: dict[str, list[str]]) -> None:
             size += len(doc.encode("utf-8"))
         edits = flags = 0
         examples = []
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for doc in docs:
             for stage in (find_phase_slips, find_wrong_codec_runs, find_ruby_leaks):
                 for p in stage(doc):
@@ -267,11 +289,11 @@ def bench_clean(args, corpora: dict[str, list[str]]) -> None:
                         edits += 1
                         if len(examples) < 3:
                             examples.append((doc[max(0, p.start - 8) : p.end + 8], p.replacement))
-        stage_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        stage_s = time.process_time() - t0
+        t0 = time.process_time()
         for doc in docs:
             ftfy.fix_text(doc)
-        ftfy_s = time.perf_counter() - t0
+        ftfy_s = time.process_time() - t0
         grand_stage += stage_s
         grand_ftfy += ftfy_s
         print(
@@ -293,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--clean-kb", type=int, default=1100, help="clean prose to scan, in KB")
     ap.add_argument("--only", choices=["slips", "codec", "clean"], default=None)
+    ap.add_argument(
+        "--show-false", action="store_true", help="print the diffs of documents with false edits"
+    )
     args = ap.parse_args(argv)
     daily = people_daily()
     half = len(daily) // 2

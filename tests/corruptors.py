@@ -126,7 +126,10 @@ def pinyin_table(chars: list[str], codec: str = "gbk") -> dict[bytes, bytes]:
     py = CODECS[codec]["py"]
     table: dict[bytes, bytes] = {}
     for ch in chars:
-        reading = pinyin(ch, style=Style.TONE, heteronym=False)[0][0]
+        got = pinyin(ch, style=Style.TONE, heteronym=False, errors="ignore")
+        if not got or not got[0]:
+            continue
+        reading = got[0][0]
         try:
             key = ch.encode(py)
             table[key] = key + b"(" + reading.encode(py) + b")"

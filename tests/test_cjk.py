@@ -225,3 +225,54 @@ def test_wrong_codec_runs_redecoded(clean, written, read_as):
     _well_formed(text, proposals)
     assert all(p.category is Category.CJK_WRONG_CODEC for p in proposals)
     assert _apply(text, proposals) == "標題:" + clean
+
+
+@pytest.mark.parametrize(
+    ("clean", "written", "read_as"),
+    [
+        # Python's decoders replace one byte per U+FFFD; the bytes behind them are searched.
+        ("四年多來，他們不但演出了各地方的民間舞蹈，還創作了一批新節目。", "big5", "gbk"),
+        ("保护消费者的价格权益，是价格法的主要立法宗旨之一。", "utf-8", "gbk"),
+        ("2005年11月に神奈川県で開かれる「全国豊かな海づくり大会」", "shift_jis", "cp1252"),
+        # ASCII (digits, spaces) between the runs passes through both codecs unchanged.
+        ("남녀고용평등과 일 ·가정 양립 지원에 관한 법률", "euc_kr", "latin-1"),
+        ("これまで事実上固定されていた通貨レートを見直し、21日19時付で", "shift_jis", "latin-1"),
+    ],
+)
+def test_wrong_codec_runs_with_replaced_bytes_and_ascii_between(clean, written, read_as):
+    text = "標題:\n" + wrong_codec(clean, written, read_as)
+    assert _repair(text) == "標題:\n" + clean
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Le café était très agréable à Paris, où l'été dure.",
+        "Müller über Straße: Größe, Übung, ÄÖÜ äöü ß — naïve façade",
+        "Señor Ibáñez comió jamón y piñata en Cádiz ¿qué? ¡sí!",
+        "Prix: 12,50 € — 3×4 = 12 ± 0,5 °C, ½ ¼ ¾ © ® ™",
+        "東京の天気は晴れです。«ÉCOLE» française",
+        "서울특별시 종로구 世宗路 1번지 (光化門)",
+        "漢字テスト：龍馬、鬱、薔薇、檸檬、蝙蝠、麒麟、髑髏",
+    ],
+)
+def test_genuine_latin1_and_rare_han_get_no_codec_proposal(text):
+    assert find_wrong_codec_runs(text) == []
+
+
+def test_slip_after_a_folded_fullwidth_digit_with_annotation():
+    """`１５` holds B1 A3, the bytes of 保: the annotation lands inside the number."""
+    c = corrupt_document(
+        ["在淮河流域１５６２家污染企业中，已有１１３９家完成治理任务。"],
+        pinyin_chars=["保"],
+        trigger_p=0.0,
+    )
+    assert c.text.startswith("在淮河流域1?bǎo)")
+    assert _repair(c.text) == c.expected
+
+
+def test_word_lattice_prefers_whole_words():
+    from textmend_server.cjk.lm import Scorer, get_model
+
+    s = Scorer(get_model("zh"), False)
+    assert s.score("狐狸尾巴", "。") > s.score("宏尾巴", "。")

@@ -20,7 +20,7 @@ import math
 
 from textmend_server.cjk.codecrun import find_wrong_codec_runs
 from textmend_server.cjk.dbcs import codec
-from textmend_server.cjk.lm import get_model, is_traditional
+from textmend_server.cjk.lm import Scorer, get_model, is_traditional
 from textmend_server.cjk.ruby import find_ruby_matches
 from textmend_server.cjk.scripts import char_class
 from textmend_server.cjk.slip import (
@@ -36,6 +36,9 @@ from textmend_server.policy import Category
 
 __all__ = ["find_phase_slips", "find_ruby_leaks", "find_wrong_codec_runs", "text_language"]
 
+# The bigram-only first look must come within this many nats of the text as it stands (or
+# better) for the full search to run.
+QUICK_MARGIN = 4.0
 _CODEC_NAMES = {"gbk": "GBK", "big5": "Big5", "shift_jis": "Shift-JIS", "euc_kr": "EUC-KR"}
 _LANG_NAMES = {"zh": "Chinese", "ja": "Japanese", "ko": "Korean"}
 _CODECS_FOR = {"zh": ("gbk", "big5"), "ja": ("shift_jis",), "ko": ("euc_kr",)}
@@ -76,6 +79,16 @@ def _confidence(margin: float, gap: float) -> float:
     return round(max(0.0, min(0.99, vs_keep * vs_other)), 3)
 
 
+def _suspect_spans(text: str, positions: list[int]) -> list[tuple[int, int]]:
+    """Where runs may lie: from each trigger to the end of its line (at most 120 characters);
+    the document cache of the character model learns only from the rest."""
+    out = []
+    for i in positions:
+        nl = text.find("\n", i)
+        out.append((max(0, i - 1), min(nl if nl >= 0 else len(text), i + 120)))
+    return out
+
+
 def find_phase_slips(text: str) -> list[Proposal]:
     """Runs of double-byte text read one byte out of phase, with their re-phased repair.
 
@@ -95,14 +108,33 @@ def find_phase_slips(text: str) -> list[Proposal]:
     has_fullwidth = any("\uff01" <= ch <= "\uff5e" for ch in text)
     out: list[Proposal] = []
     covered = 0
+    scorer: Scorer | None = None
+    quick: Scorer | None = None
     for i in positions:
         if i < covered or not looks_improbable(text, i, model, trad):
             continue
+        if quick is None:
+            quick = Scorer(model, trad, plain=True)
         nxt = text[i + 1 : i + 2]
         folded = not has_fullwidth or nxt in ("!", "?")
         best: SlipRepair | None = None
         for name in _CODECS_FOR[lang]:
-            rep = repair_at(text, i, codec(name), model, trad, folded)
+            if name == "big5" and trad is False:
+                continue  # Big5 has no simplified characters: simplified text was not in it
+            # A first look with character bigrams alone: genuine text reads far worse re-phased
+            # and is let go cheaply; a promising run is searched again with the full model.
+            rep = repair_at(text, i, codec(name), model, trad, folded, quick)
+            if rep is None or rep.margin < QUICK_MARGIN:
+                continue
+            if rep.guessed:
+                # A swallowed byte guessed from context: only ever reported, never edited; the
+                # first look's reading will do.
+                if best is None or rep.margin > best.margin:
+                    best = rep
+                continue
+            if scorer is None:
+                scorer = Scorer(model, trad, text, _suspect_spans(text, positions))
+            rep = repair_at(text, i, codec(name), model, trad, folded, scorer)
             if rep is not None and (best is None or rep.margin > best.margin):
                 best = rep
         if best is None or best.margin < (EDIT_MARGIN if best.guessed else FLAG_MARGIN):

@@ -2,29 +2,40 @@
 GBK read as Big5 and the reverse, Shift-JIS or EUC-KR read as cp1252 or Latin-1.
 
 Each candidate run is re-encoded with the codec it was wrongly read with and decoded with the
-one it was written in. The result is kept only when it decodes strictly (nothing invented) and
-the character model of its language scores it clearly better than the run as it stands (for
-Han-to-Han pairs), or scores it as ordinary text of its language (for Latin-1-looking runs,
-which a CJK model cannot score). The pre-check is a compiled regex plus one `str.translate`, so
-clean text costs a scan.
+one it was written in. Where the wrong decoder replaced bytes with U+FFFD, Python's decoders
+(gbk, big5/cp950, cp932, cp949, cp1252 with errors='replace') always replace exactly one byte:
+an undefined single byte (cp1252's 0x81, 0x8D, 0x8F, 0x90, 0x9D) or a lead byte the next byte
+does not complete, decoding going on from that next byte. So each U+FFFD is one unknown byte,
+limited to those the wrong decoder would have replaced before the byte that follows it, and a
+beam search fills them in, decoding the right codec as it goes and scoring the text with the
+character and word model (`lm.Scorer`). Latin-1 replaces nothing: that direction is lossless.
+
+The result is kept only when it decodes strictly and the model of its language scores it
+clearly better than the run as it stands (Han-to-Han pairs), or scores its non-ASCII
+characters as ordinary text of its language (Latin-1-looking runs, which a CJK model cannot
+score as they stand; the ASCII between them, spaces and digits, passes through both codecs
+unchanged, so a whole region is re-decoded at once). The pre-check is a compiled regex plus
+one `str.translate`, so clean text costs a scan.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from itertools import pairwise
 
-from textmend_server.cjk.lm import CharModel, get_model
+from textmend_server.cjk.lm import CharModel, Scorer, WordModel, get_model, is_traditional
 from textmend_server.cjk.scripts import HAN_RANGES, char_class
 from textmend_server.edits import Proposal
 from textmend_server.policy import Category
 
-# Runs of Han characters (with CJK punctuation inside), and a trailing U+FFFD where the
-# wrong decoder gave up on an odd last byte.
-# (a wrong decoder's output holds any character of the codec it used: kana, box drawing,
-# Cyrillic, circled numbers), so a run goes on through every non-ASCII, non-space character.
-_HAN_RUN_RE = re.compile(rf"[{HAN_RANGES}](?:[^\x00-\x7f\s]|[\x21-\x7e](?=[^\x00-\x7f\s]))*")
+# Runs of non-ASCII characters with single ASCII characters inside (trail bytes in the ASCII
+# range): a wrong decoder's output holds any character of the codec it used (kana, box
+# drawing, Cyrillic, circled numbers, U+FFFD), so a run goes on through every non-ASCII,
+# non-space character; only runs with rare Han characters or U+FFFD are looked at.
+_HAN_RUN_RE = re.compile(r"[^\x00-\x7f\s](?:[^\x00-\x7f\s]|[\x21-\x7e](?=[^\x00-\x7f\s]))*")
+_HAN_CHECK_RE = re.compile(rf"[{HAN_RANGES}]")
 # Latin-1/cp1252-looking runs: high characters, possibly with single ASCII bytes between them
 # (the second byte of a Shift-JIS pair can be ASCII).
 _CP1252_EXTRA = (
@@ -32,6 +43,9 @@ _CP1252_EXTRA = (
 )
 _HIGH = f"\u0080-\u00ff{_CP1252_EXTRA}\ufffd"
 _LATIN_RUN_RE = re.compile(rf"[{_HIGH}](?:[\x21-\x7e]?[{_HIGH}]){{2,}}")
+# A region of such runs with short stretches of ASCII between them (spaces, digits): a
+# document in a CJK codec read as Latin-1 keeps its ASCII as it was.
+_LATIN_REGION_RE = re.compile(rf"[{_HIGH}](?:[\x20-\x7e]{{0,12}}[{_HIGH}])*")
 
 # (read as, written in, language of the result)
 _HAN_PAIRS = (("gbk", "utf-8", "zh"), ("big5", "gbk", "zh"), ("gbk", "big5", "zh"))
@@ -92,41 +106,107 @@ def _redecode(run: str, read_as: str, written: str) -> str | None:
         return None
 
 
-FILL_BEAM = 16
-MAX_UNKNOWN = 6
+FILL_BEAM = 48
+MAX_UNKNOWN = 120
 
 
-def _fill_unknown(run: str, read_as: str, written: str, model: CharModel) -> str | None:
+def _feed(pending: bytes, chunk: bytes, written: str) -> tuple[str, bytes] | None:
+    """Decode pending + chunk strictly as far as it goes; an incomplete character at the end
+    is carried over. None when the bytes are not valid in the written codec."""
+    data = pending + chunk
+    try:
+        return data.decode(written), b""
+    except UnicodeDecodeError as e:
+        if e.end < len(data) or not ("incomplete" in e.reason or "unexpected end" in e.reason):
+            return None
+        return data[: e.start].decode(written), data[e.start :]
+
+
+@lru_cache(maxsize=4096)
+def _unknown_bytes(read_as: str, nxt: int) -> tuple[int, ...]:
+    """The bytes the wrong decoder (read_as, errors='replace') turns into one U+FFFD when the
+    byte after them is nxt (-1: unknown too). Python's CJK decoders and cp1252 replace one byte
+    per U+FFFD: an undefined single byte, or a lead byte the next one does not complete."""
+    out = []
+    for b in range(0x80, 0x100):
+        probe = bytes((b,)) if nxt < 0 else bytes((b, nxt))
+        if probe.decode(read_as, errors="replace")[:1] == "\ufffd":
+            out.append(b)
+    return tuple(out)
+
+
+_BEST_AFTER: dict[tuple[str, str, bytes], float] = {}
+
+
+def _best_after(pending: bytes, written: str, model: CharModel) -> float:
+    """An optimistic score for an incomplete character: the log-probability of the most
+    frequent character its bytes can begin (ranks states that decoded nothing new yet)."""
+    if not pending:
+        return 0.0
+    key = (model.lang, written, pending)
+    hit = _BEST_AFTER.get(key)
+    if hit is None:
+        best = 1e-12
+        tails = [bytes((b,)) for b in range(0x40, 0x100)]
+        if written == "utf-8" and len(pending) == 1 and pending[0] >= 0xE0:
+            tails = [bytes((a, b)) for a in range(0x80, 0xC0) for b in range(0x80, 0xC0)]
+        for t in tails:
+            try:
+                ch = (pending + t).decode(written)
+            except UnicodeDecodeError:
+                continue
+            if len(ch) == 1:
+                best = max(best, model.unigram(ch) if model.known(ch) else 1e-9)
+        hit = _BEST_AFTER[key] = math.log(best)
+    return hit
+
+
+def _fill_unknown(
+    run: str, read_as: str, written: str, model: CharModel, trad: bool | None = None
+) -> str | None:
     """Re-decode a run in which the wrong decoder replaced bytes it could not read with
-    U+FFFD (one byte each): a small beam fills each with the byte the model prefers, keeping
-    only fillings that decode strictly."""
+    U+FFFD, one byte each: a beam search over the bytes it could have been (only those the
+    wrong decoder would have replaced there), decoding the written codec as it goes and
+    scoring the text with the character model."""
     pieces = run.split("\ufffd")
     if len(pieces) - 1 > MAX_UNKNOWN:
         return None
+    rpy, wpy = _py(read_as), _py(written)
     try:
-        raw = [p.encode(_py(read_as)) for p in pieces]
+        raw = [p.encode(rpy) for p in pieces]
     except UnicodeEncodeError:
         return None
-    beam: list[tuple[float, bytes]] = [(0.0, raw[0])]
+    first = _feed(b"", raw[0], wpy)
+    if first is None:
+        return None
+    text, pending = first
+    scorer = Scorer(model, trad)
+    beam: list[tuple[float, str, bytes]] = [(scorer.score(text), text, pending)]
     for piece in raw[1:]:
-        grown: list[tuple[float, bytes]] = []
-        for _, prefix in beam:
-            for b in range(0x80, 0x100):
-                data = prefix + bytes((b,)) + piece
-                try:
-                    decoded = data.decode(_py(written), errors="strict")
-                except UnicodeDecodeError as e:
-                    if e.start < len(data) - 4:
-                        continue
-                    decoded = data[: e.start].decode(_py(written))
-                grown.append((model.score(decoded), data))
-        grown.sort(key=lambda x: x[0], reverse=True)
-        beam = grown[:FILL_BEAM]
-    for _, data in beam:
-        try:
-            return data.decode(_py(written))
-        except UnicodeDecodeError:
-            continue
+        options = _unknown_bytes(rpy, piece[0] if piece else -1)
+        grown: dict[tuple[str, bytes], float] = {}
+        for score, out, pend in beam:
+            prev = out[-WordModel.HIST :]
+            for b in options:
+                fed = _feed(pend, bytes((b,)) + piece, wpy)
+                if fed is None:
+                    continue
+                new, rest = fed
+                key = (out + new, rest)
+                value = score + scorer.score(new, prev)
+                if value > grown.get(key, -1e18):
+                    grown[key] = value
+        if not grown:
+            return None
+        ranked = sorted(
+            grown.items(),
+            key=lambda kv: kv[1] + _best_after(kv[0][1], wpy, model),
+            reverse=True,
+        )[:FILL_BEAM]
+        beam = [(v, out, rest) for (out, rest), v in ranked]
+    for _, out, rest in beam:
+        if not rest:
+            return out
     return None
 
 
@@ -145,9 +225,9 @@ def find_wrong_codec_runs(text: str) -> list[Proposal]:
     []
     """
     out: list[Proposal] = []
-    if _HAN_RUN_RE.search(text):
+    if _HAN_CHECK_RE.search(text):
         out += _han_runs(text)
-    if _LATIN_RUN_RE.search(text):
+    if _LATIN_REGION_RE.search(text):
         out += _latin_runs(text)
     out.sort(key=lambda p: p.start)
     kept: list[Proposal] = []
@@ -175,10 +255,27 @@ def _pieces(run: str) -> list[tuple[int, int]]:
 def _han_runs(text: str) -> list[Proposal]:
     out = []
     model, ja = get_model("zh"), get_model("ja")
-    for m in _HAN_RUN_RE.finditer(text):
+    runs = [
+        m
+        for m in _HAN_RUN_RE.finditer(text)
+        if len(m.group()) >= 2 and _rare_count(m.group()) + m.group().count("\ufffd") >= 2
+    ]
+    if not runs:
+        return out
+    # Which Chinese script the document is in, from the text outside the suspect runs (their
+    # mojibake is full of traditional-looking characters).
+    rest, last = [], 0
+    for m in runs:
+        rest.append(text[last : m.start()])
+        last = m.end()
+    rest.append(text[last:])
+    trad = is_traditional("".join(rest))
+    for m in runs:
         whole = m.group()
-        if len(whole) < 2 or _rare_count(whole) < 2:
-            continue
+        stop = m.end()
+        if whole.endswith("\ufffd") and stop < len(text) and "\x40" <= text[stop] <= "\x7e":
+            # The byte after a replaced lead byte may be an ASCII-range trail byte.
+            whole += text[stop]
         best: tuple[float, str, str, str, int, int] | None = None
         for a, b in _pieces(whole)[:12]:
             run = whole[a:b]
@@ -186,15 +283,15 @@ def _han_runs(text: str) -> list[Proposal]:
                 continue
             # The run as it stands, under whichever language reads it best (Japanese text
             # must not look like damaged Chinese for its kana).
-            kept_score = max(model.score(run), ja.score(run))
+            kept_score = max(model.score(run, "", trad), ja.score(run))
             for read_as, written, _lang in _HAN_PAIRS:
                 if "\ufffd" in run:
-                    cand = _fill_unknown(run, read_as, written, model)
+                    cand = _fill_unknown(run, read_as, written, model, trad)
                 else:
                     cand = _redecode(run, read_as, written)
                 if not cand or cand == run or not _mostly_cjk(cand, "zh"):
                     continue
-                gain = model.score(cand) - kept_score
+                gain = model.score(cand, "", trad) - kept_score
                 if gain / max(len(cand), 1) < PER_CHAR_GAIN:
                     continue
                 if best is None or gain > best[0]:
@@ -213,34 +310,81 @@ def _han_runs(text: str) -> list[Proposal]:
     return out
 
 
+def _cjk_mean(cand: str, lang: str) -> float | None:
+    """Mean log-probability of cand's non-ASCII characters under the lang model, or None when
+    they are not mostly that language's scripts (ASCII passes through both codecs as is)."""
+    want = {"ja": ("han", "kana", "punct"), "ko": ("hangul", "han", "punct")}[lang]
+    wide = [i for i, ch in enumerate(cand) if ch >= "\x80"]
+    if len(wide) < 2:
+        return None
+    cjk = sum(1 for i in wide if char_class(cand[i]) in want)
+    if cjk < 0.9 * len(wide) or cjk - sum(1 for i in wide if char_class(cand[i]) == "punct") < 2:
+        return None
+    model = get_model(lang)
+    total = sum(model.logp(cand[i - 1] if i else "", cand[i]) for i in wide)
+    return total / len(wide)
+
+
+def _latin_candidates(run: str) -> list[tuple[str, str, str, str]]:
+    """(candidate, read_as, written, lang) for each pair the run re-decodes strictly under."""
+    out = []
+    for read_as, written, lang in _LATIN_PAIRS:
+        if "\ufffd" in run:
+            if read_as == "latin-1":
+                continue  # Latin-1 decodes every byte: it never replaces
+            cand = _fill_unknown(run, read_as, written, get_model(lang))
+        else:
+            cand = _redecode(run, read_as, written)
+        if cand and cand != run:
+            out.append((cand, read_as, written, lang))
+    return out
+
+
 def _latin_runs(text: str) -> list[Proposal]:
     out = []
-    for m in _LATIN_RUN_RE.finditer(text):
+    for m in _LATIN_REGION_RE.finditer(text):
         start, end = m.start(), m.end()
-        best: tuple[float, str, str, str, str, int] | None = None
-        ends = [end]
-        if end < len(text) and "\x21" <= text[end] <= "\x7e":
-            ends.append(end + 1)
-        for (read_as, written, lang), stop in ((pair, e) for pair in _LATIN_PAIRS for e in ends):
-            run = text[start:stop]
-            if "\ufffd" in run:
-                cand = _fill_unknown(run, read_as, written, get_model(lang))
-            else:
-                cand = _redecode(run, read_as, written)
-            if not cand or not _mostly_cjk(cand, lang):
-                continue
-            model = get_model(lang)
-            mean = model.score(cand) / len(cand)
-            if best is None or mean > best[0]:
-                best = (mean, cand, read_as, written, lang, stop)
-        if best is None or best[0] < MIN_MEAN_LOGP:
+        region = m.group()
+        if sum(1 for ch in region if ch >= "\x80") < 3:
             continue
-        mean, cand, read_as, written, lang, end = best
-        conf = round(max(0.5, min(0.98, 1 + (mean - MIN_MEAN_LOGP) / 10 - 0.3)), 3)
-        language = {"ja": "Japanese", "ko": "Korean"}[lang]
-        reason = (
-            f"{_NAMES[written]} bytes read as {_NAMES[read_as]}; re-decoded text averages "
-            f"{mean:.1f} nats a character under the {language} character model"
-        )
-        out.append(Proposal(start, end, cand, Category.CJK_WRONG_CODEC, reason, conf))
+        best: tuple[float, str, str, str, str, int, int] | None = None
+        # The whole region (ASCII between the runs passes through both codecs unchanged),
+        # with the ASCII-range byte after it that may be the trail of its last pair; failing
+        # that, its runs one by one.
+        spans = [(start, end)]
+        if end < len(text) and "\x40" <= text[end] <= "\x7e":
+            spans.append((start, end + 1))
+        found = False
+        for a, b in spans:
+            for cand, read_as, written, lang in _latin_candidates(text[a:b]):
+                mean = _cjk_mean(cand, lang)
+                if mean is not None and (best is None or mean > best[0]):
+                    best = (mean, cand, read_as, written, lang, a, b)
+                    found = True
+        if found and best is not None and best[0] >= MIN_MEAN_LOGP:
+            out.append(_latin_proposal(best))
+            continue
+        for sub in _LATIN_RUN_RE.finditer(text, start, end):
+            best = None
+            stops = [sub.end()]
+            if sub.end() < len(text) and "\x21" <= text[sub.end()] <= "\x7e":
+                stops.append(sub.end() + 1)
+            for stop in stops:
+                for cand, read_as, written, lang in _latin_candidates(text[sub.start() : stop]):
+                    mean = _cjk_mean(cand, lang)
+                    if mean is not None and (best is None or mean > best[0]):
+                        best = (mean, cand, read_as, written, lang, sub.start(), stop)
+            if best is not None and best[0] >= MIN_MEAN_LOGP:
+                out.append(_latin_proposal(best))
     return out
+
+
+def _latin_proposal(best: tuple[float, str, str, str, str, int, int]) -> Proposal:
+    mean, cand, read_as, written, lang, start, end = best
+    conf = round(max(0.5, min(0.98, 1 + (mean - MIN_MEAN_LOGP) / 10 - 0.3)), 3)
+    language = {"ja": "Japanese", "ko": "Korean"}[lang]
+    reason = (
+        f"{_NAMES[written]} bytes read as {_NAMES[read_as]}; re-decoded text averages "
+        f"{mean:.1f} nats a character under the {language} character model"
+    )
+    return Proposal(start, end, cand, Category.CJK_WRONG_CODEC, reason, conf)

@@ -17,6 +17,12 @@ simplified mapping, and cost extra in simplified text (and simplified-only ones 
 text). Characters outside the Han, kana and hangul the lists know are scored by class: a table
 of class-to-class transitions (how often punctuation, Latin letters, digits, kana or bopomofo
 follow Han characters) that encodes what the scripts look like, not any one text.
+
+On top of it, for the repairs that compare candidates, `WordModel` scores characters through a
+word lattice over the same list (P(c | the last few characters) as a ratio of prefix
+probabilities summed over every cut into listed words, so 狐狸尾巴 beats 宏尾巴), and `Scorer`
+mixes the two with a cache of the character pairs the document itself uses outside the spans
+under repair (names and terms repeat within a text).
 """
 
 from __future__ import annotations
@@ -28,7 +34,10 @@ from collections import defaultdict
 from functools import lru_cache
 from itertools import pairwise
 
-from textmend_server.cjk.scripts import char_class
+from textmend_server.cjk.scripts import char_class as _char_class
+
+# Character classes are asked for millions of times in a search: cached.
+char_class = lru_cache(maxsize=1 << 16)(_char_class)
 
 # P(class of next | class of previous), per language. Rows need not sum exactly to 1: they are
 # normalised at build time. Kana inside Chinese, bopomofo inside running text, private-use
@@ -284,8 +293,30 @@ _PUNCT_SHARE: dict[str, float] = {
     "%": 0.004,
     "‘": 0.004,
     "’": 0.004,
+    "＝": 0.001,
+    "％": 0.002,
+    "～": 0.001,
+    "－": 0.001,
+    "／": 0.001,
+    "＋": 0.0005,
+    "＆": 0.0003,
+    "※": 0.0005,
+    "〜": 0.001,
+    "=": 0.001,
+    "+": 0.0005,
+    "&": 0.0003,
 }
 _OTHER_PUNCT = 2e-7
+# Clause and sentence marks: two in a row (`。、`, `，，`) hardly occur in running text.
+_CLAUSE_MARKS = frozenset("，。、；：,;:")
+# What follows a number in CJK text: units, dates, counters (script knowledge, not any text).
+_AFTER_DIGIT = frozenset(
+    "年月日号時时分秒点點万萬亿億元个個人名位次岁歲天倍件项項家条條多余餘届屆周週期度米克里"
+    "台臺輛辆枚部張张本篇所座户戶株頁页章节節級级つ回円歳万"
+)
+
+# How many within-word successors of a character the repair search considers.
+SUCCESSORS = 40
 
 _LANG_LIST = {"zh": "large", "ja": "large", "ko": "small"}
 
@@ -346,6 +377,9 @@ class CharModel:
 
             self._s2t = opencc.OpenCC("s2t")
         self._cache: dict[tuple[str, str], float] = {}
+        self._words: WordModel | None = None
+        self._succ: dict[str, tuple[str, ...]] | None = None
+        self._shared: dict[tuple[str, str, bool | None], tuple[float, float | None]] = {}
         # Simplified forms that are not also traditional characters.
         self._simp_only = frozenset(c for c in self._simplify.values() if len(c) == 1) - {
             chr(k) for k in self._simplify
@@ -377,26 +411,17 @@ class CharModel:
         row = self._classes.get(pc) or self._classes["punct"]
         p_class = row.get(cc, 1e-4)
         if cc in self._main:
-            c = ch.translate(self._simplify) if self._simplify else ch
-            uni = self._uni.get(c)
-            if uni is None:
-                p = self._floor
-            elif pc in self._main:
-                a = prev.translate(self._simplify) if self._simplify else prev
-                ca = self._count.get(a)
-                if ca:
-                    cont = self._pair.get((a, c), 0.0)
-                    cross = self._final.get(a, 0.0) * self._initial.get(c, 0.0)
-                    p = 0.85 * (cont + cross) / ca + 0.15 * uni
-                else:
-                    p = uni
-            else:
-                p = 0.5 * self._initial.get(c, 0.0) + 0.5 * uni
+            p = self._main_p(prev, pc, ch)
+            if pc == "digit" and ch in _AFTER_DIGIT:
+                p = 0.5 * p + 0.5 / len(_AFTER_DIGIT)
             if self.lang == "zh" and traditional is not None:
                 p *= self._script_factor(ch, traditional)
             return math.log(p_class) + math.log(max(p, 1e-12))
         if cc == "punct":
-            return math.log(p_class) + math.log(self._punct.get(ch, _OTHER_PUNCT))
+            share = self._punct.get(ch, _OTHER_PUNCT)
+            if prev in _CLAUSE_MARKS and ch in _CLAUSE_MARKS:
+                share *= 0.01
+            return math.log(p_class) + math.log(share)
         if cc == "latin":
             return math.log(p_class) + math.log(1 / 40)
         if cc == "digit":
@@ -406,6 +431,44 @@ class CharModel:
         if cc == "kana" and self.lang == "zh":
             return math.log(p_class) + math.log(1 / 150)
         return math.log(p_class) + math.log(1 / 200)
+
+    def _main_p(self, prev: str, pc: str, ch: str) -> float:
+        """P(ch | prev) within the language's own scripts (the class transition aside)."""
+        c = ch.translate(self._simplify) if self._simplify else ch
+        uni = self._uni.get(c)
+        if uni is None:
+            return self._floor
+        if pc in self._main:
+            a = prev.translate(self._simplify) if self._simplify else prev
+            ca = self._count.get(a)
+            if ca:
+                cont = self._pair.get((a, c), 0.0)
+                cross = self._final.get(a, 0.0) * self._initial.get(c, 0.0)
+                return 0.85 * (cont + cross) / ca + 0.15 * uni
+            return uni
+        return 0.5 * self._initial.get(c, 0.0) + 0.5 * uni
+
+    def successors(self, prev: str) -> tuple[str, ...]:
+        """The characters the word list has right after prev inside a word, most frequent
+        first (simplified forms for Chinese); built on first use."""
+        succ = self._succ
+        if succ is None:
+            grouped: dict[str, list[tuple[float, str]]] = defaultdict(list)
+            for (a, b), f in self._pair.items():
+                grouped[a].append((f, b))
+            succ = self._succ = {
+                a: tuple(b for _, b in sorted(v, reverse=True)[:SUCCESSORS])
+                for a, v in grouped.items()
+            }
+        a = prev.translate(self._simplify) if self._simplify else prev
+        return succ.get(a, ())
+
+    def words(self) -> WordModel:
+        """The word-lattice model over the same word list, built on first use."""
+        wm = self._words
+        if wm is None:
+            wm = self._words = WordModel(self)
+        return wm
 
     @lru_cache(maxsize=65536)  # noqa: B019 - models are module singletons
     def _script_factor(self, ch: str, traditional: bool) -> float:
@@ -471,3 +534,198 @@ def is_traditional(text: str) -> bool | None:
     if trad + simp < 2:
         return None
     return trad > simp
+
+
+class WordModel:
+    """A word-lattice model over the same word list: the probability of a string is summed over
+    every way of cutting it into listed words (a unigram word model), and the probability of a
+    character given the few before it is the ratio of prefix probabilities,
+
+        P(c | h) = Prefix(h + c) / Prefix(h),
+
+    where Prefix(s) sums, over the cuts of s, the complete words and the mass of the listed
+    words the last piece begins. It knows that 狐狸 is a word and 宏 alone is not as likely
+    after 。, which character bigrams cannot see. Histories are the last `HIST` characters of
+    the language's own scripts, so conditionals are cached by (history, character).
+    """
+
+    MAXLEN = 5
+    HIST = 4
+
+    def __init__(self, cm: CharModel) -> None:
+        import wordfreq
+
+        freqs = wordfreq.get_frequency_dict(cm.lang, wordlist=_LANG_LIST[cm.lang])
+        words: dict[str, float] = defaultdict(float)
+        for word, f in freqs.items():
+            if len(word) > self.MAXLEN or not all(char_class(c) in cm._main for c in word):
+                continue
+            words[word.translate(cm._simplify) if cm._simplify else word] += f
+        # Every known character may stand alone as a word, a little.
+        for c, u in cm._uni.items():
+            words[c] += 0.1 * u
+        total = sum(words.values())
+        mass: dict[str, float] = defaultdict(float)
+        for w, f in words.items():
+            for k in range(1, len(w) + 1):
+                mass[w[:k]] += f / total
+        self._word = {w: f / total for w, f in words.items()}
+        self._mass = dict(mass)
+        self._floor = cm._floor
+        self._pre: dict[str, tuple[float, float]] = {}
+        self._cond: dict[tuple[str, str], float] = {}
+
+    def _prefix(self, s: str) -> tuple[float, float]:
+        """(Prefix(s), the probability of s cut into complete words)."""
+        hit = self._pre.get(s)
+        if hit is not None:
+            return hit
+        word, mass, floor, maxlen = self._word, self._mass, self._floor, self.MAXLEN
+        n = len(s)
+        fwd = [1.0] + [0.0] * n
+        for e in range(1, n + 1):
+            tot = 0.0
+            for j in range(max(0, e - maxlen), e):
+                if fwd[j]:
+                    pw = word.get(s[j:e])
+                    if pw is None and e - j == 1:
+                        pw = floor
+                    if pw:
+                        tot += fwd[j] * pw
+            fwd[e] = tot
+        pre = 0.0
+        for j in range(max(0, n - maxlen), n):
+            if fwd[j]:
+                m = mass.get(s[j:])
+                if m is None and n - j == 1:
+                    m = floor
+                if m:
+                    pre += fwd[j] * m
+        out = (pre, fwd[n])
+        if len(self._pre) < 500_000:
+            self._pre[s] = out
+        return out
+
+    def cond(self, hist: str, c: str) -> float:
+        """P(c | hist) under the word lattice; hist and c already simplified."""
+        key = (hist, c)
+        hit = self._cond.get(key)
+        if hit is not None:
+            return hit
+        below = self._prefix(hist)[0] if hist else 1.0
+        value = self._prefix(hist + c)[0] / below if below > 0 else self._floor
+        if len(self._cond) < 500_000:
+            self._cond[key] = value
+        return value
+
+
+# Weight of the word lattice against the character bigrams, and of the document's own
+# character pairs (names and terms repeat within a text).
+WORD_WEIGHT = 0.6
+CACHE_WEIGHT = 0.3
+
+
+class Scorer:
+    """Scores characters in context for one text: the character model, the word lattice and a
+    cache of the character pairs the text itself uses outside the spans under repair. A plain
+    scorer uses the character bigrams alone (the cheap first look).
+
+    >>> s = Scorer(get_model("zh"), False)
+    >>> s.score("狐狸尾巴", "。") > s.score("宏尾巴", "。")
+    True
+    """
+
+    def __init__(
+        self,
+        model: CharModel,
+        traditional: bool | None,
+        doc: str = "",
+        exclude: list[tuple[int, int]] | None = None,
+        plain: bool = False,
+    ) -> None:
+        self.model = model
+        self.trad = traditional
+        self.plain = plain
+        self.words = model.words() if not plain else None
+        self._memo: dict[tuple[str, str], float] = {}
+        pairs: dict[tuple[str, str], int] = defaultdict(int)
+        firsts: dict[str, int] = defaultdict(int)
+        if doc:
+            keep = []
+            last = 0
+            for a, b in sorted(exclude or []):
+                if a > last:
+                    keep.append(doc[last:a])
+                last = max(last, b)
+            keep.append(doc[last:])
+            for piece in keep:
+                for a, b in pairwise(piece):
+                    if a >= "\u3400" and b >= "\u3400":
+                        pairs[a, b] += 1
+                        firsts[a] += 1
+        self._pairs = dict(pairs)
+        self._firsts = dict(firsts)
+
+    def lp(self, hist: str, ch: str) -> float:
+        """log P(ch | the characters before it), in nats."""
+        key = (hist, ch)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        if self.plain:
+            return self.model.logp(hist[-1:], ch, self.trad)
+        rest, p = self._shared(hist, ch)
+        if p is not None:
+            prev = hist[-1:]
+            seen = self._firsts.get(prev)
+            if seen:
+                mu = CACHE_WEIGHT * seen / (seen + 1)
+                p = (1 - mu) * p + mu * self._pairs.get((prev, ch), 0) / seen
+            rest += math.log(max(p, 1e-12))
+        if len(self._memo) < 1_000_000:
+            self._memo[key] = rest
+        return rest
+
+    def _shared(self, hist: str, ch: str) -> tuple[float, float | None]:
+        """The part of lp that does not depend on the document, cached across documents: the
+        log-probability without the in-script term, and that term's probability (None when ch
+        is outside the language's scripts)."""
+        m = self.model
+        key = (hist, ch, self.trad)
+        cache = m._shared
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+        prev = hist[-1:]
+        base = m.logp(prev, ch, self.trad)
+        main = m._main
+        out: tuple[float, float | None]
+        if char_class(ch) in main:
+            pc = char_class(prev) if prev else "punct"
+            k = len(hist)
+            while k > 0 and char_class(hist[k - 1]) in main:
+                k -= 1
+            h = hist[k:]
+            simp = m._simplify
+            if simp:
+                h, c = h.translate(simp), ch.translate(simp)
+            else:
+                c = ch
+            p_bi = m._main_p(prev, pc, ch)
+            p = WORD_WEIGHT * self.words.cond(h, c) + (1 - WORD_WEIGHT) * p_bi
+            out = (base - math.log(max(p_bi, 1e-12)), p)
+        else:
+            out = (base, None)
+        if len(cache) > 1_500_000:
+            cache.clear()
+        cache[key] = out
+        return out
+
+    def score(self, text: str, left: str = "") -> float:
+        """Sum of log P over text, left being the text before it."""
+        total = 0.0
+        hist = left[-WordModel.HIST :]
+        for ch in text:
+            total += self.lp(hist, ch)
+            hist = (hist + ch)[-WordModel.HIST :]
+        return total

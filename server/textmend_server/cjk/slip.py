@@ -11,9 +11,15 @@ forms may later have been folded to ASCII.
 How it is undone: from the `?`, each observed character is re-encoded to its two bytes
 (trail of one original character, lead of the next), and a bounded beam search walks the run,
 choosing the bytes that were lost (the orphaned lead byte, the byte a swallow took, dropped
-user-defined pairs) as the character model of the language prefers. A run ends where a byte
-below 0x80 resynchronised the decoder. The best reconstruction is kept only when it scores
-clearly better than the text as it stands; weaker evidence is reported, not edited.
+user-defined pairs) as the language model prefers (`lm.Scorer`: character bigrams, a word
+lattice and the document's own character pairs). A dropped pair costs nothing by itself: which
+pairs drop is fixed by the characters chosen, so the model alone weighs a reading with more
+characters against one with fewer. Where the lead byte is wide open (after a dropped or
+unreadable pair) the candidates are the most frequent characters plus those that continue a
+word after the character before; a swallowed byte followed by `pinyin)` is a character with
+that reading. A run ends where a byte below 0x80 resynchronised the decoder. The best
+reconstruction is kept only when it scores clearly better than the text as it stands; weaker
+evidence is reported, not edited.
 """
 
 from __future__ import annotations
@@ -23,14 +29,16 @@ import re
 from dataclasses import dataclass
 
 from textmend_server.cjk.dbcs import Dbcs
-from textmend_server.cjk.lm import CharModel
+from textmend_server.cjk.lm import CharModel, Scorer, WordModel
 from textmend_server.cjk.ruby import PINYIN_TAIL_RE, readings
-from textmend_server.cjk.scripts import HAN_RANGES, PINYIN_LETTERS, char_class, fold_width
+from textmend_server.cjk.scripts import PINYIN_LETTERS, char_class, fold_width
 
 BEAM = 48
 CHILDREN = 6
 MAX_RUN = 300
-P_DROP = math.log(0.13)
+# Channel costs, in nats. A dropped user-defined pair has none: whether a pair drops follows
+# from the characters chosen (see the module docstring).
+P_DROP = 0.0
 P_SWALLOW = math.log(0.05)
 P_CUT = math.log(0.2)
 P_UNASSIGNED = math.log(0.05)
@@ -46,7 +54,7 @@ _FULLWIDTH_MARKS = "！？"
 # character, or `<Han>?pinyin)` where an annotation was inserted inside a character's bytes.
 _TRIGGER_RE = re.compile(
     rf"\?(?=[!?{_FULLWIDTH_MARKS}])"
-    rf"|(?<=[{HAN_RANGES}])\?(?=[{PINYIN_LETTERS}]+\))"
+    rf"|(?<=[^\s?])\?(?=[{PINYIN_LETTERS}]+\))"
     rf"|\?(?=[^\x00-\x7f])"
     rf"|(?<=[^\x00-\x7f])\?(?=[\x21-\x7e])"
 )
@@ -120,6 +128,8 @@ def _tables(c: Dbcs) -> _Tables:
 
 _LIKELY: dict[tuple[str, tuple[int, ...], int], tuple[str, ...]] = {}
 PREFILTER = 24
+# A swallowed trail byte is unconstrained: more of its characters are scored.
+SWALLOW_LIMIT = 400
 
 
 def _likely_chars(
@@ -162,11 +172,16 @@ DROP_FROM = 12
 
 
 def _drop_chars(
-    c: Dbcs, model: CharModel, pending: tuple[int, ...], uda: dict[int, tuple[int, ...]]
+    c: Dbcs,
+    model: CharModel,
+    pending: tuple[int, ...],
+    uda: dict[int, tuple[int, ...]],
+    limit: int = 0,
 ) -> tuple[tuple[str, int], ...]:
     """Characters (lead in pending, t) where t opens a user-defined pair that was dropped,
-    with t; the most frequent PREFILTER of them."""
-    key = (c.name, id(uda), pending)
+    with t; the most frequent `limit` (default PREFILTER) of them."""
+    limit = limit or PREFILTER
+    key = (c.name, id(uda), pending, limit)
     hit = _DROPS.get(key)
     if hit is None:
         pairs = c.pairs
@@ -178,37 +193,124 @@ def _drop_chars(
             if (ch := pairs.get(lead << 8 | t)) is not None
         ]
         found.sort(key=lambda x: _prior(model, x[0]), reverse=True)
-        hit = _DROPS[key] = tuple(found[:PREFILTER])
+        hit = _DROPS[key] = tuple(found[:limit])
+    return hit
+
+
+_INDEX: dict[tuple, dict[str, list[tuple[str, int]]]] = {}
+
+
+def _index(
+    c: Dbcs, model: CharModel, pending: tuple[int, ...], seconds: tuple[int, ...] | None, table
+) -> dict[str, list[tuple[str, int]]]:
+    """Every character (lead in pending, t), keyed by the form the model knows it by; t is a
+    given trail byte (seconds) or any key of table (a dropped or unreadable pair)."""
+    key = (c.name, pending, seconds, id(table))
+    hit = _INDEX.get(key)
+    if hit is None:
+        hit = {}
+        simp = model._simplify
+        ts = seconds if seconds is not None else tuple(t for t in table if c.is_trail(t))
+        for t in ts:
+            for lead in pending:
+                ch = c.pairs.get(lead << 8 | t)
+                if ch is not None:
+                    hit.setdefault(ch.translate(simp) if simp else ch, []).append((ch, t))
+        if len(_INDEX) > 4096:
+            _INDEX.clear()
+        _INDEX[key] = hit
+    return hit
+
+
+def _with_successors(
+    c: Dbcs,
+    model: CharModel,
+    pending: tuple[int, ...],
+    seconds: tuple[int, ...] | None,
+    table,
+    hist: str,
+    base,
+):
+    """base (the most frequent candidates) plus those that continue a word after the last
+    character of hist: a wide set of possible lead bytes (after a dropped pair) holds far
+    more characters than the frequency prefilter keeps."""
+    if len(pending) <= 4 or not hist:
+        return base
+    succ = model.successors(hist[-1])
+    if not succ:
+        return base
+    idx = _index(c, model, pending, seconds, table)
+    extra = [x for s in succ if (hit := idx.get(s)) for x in hit]
+    if not extra:
+        return base
+    return tuple(dict.fromkeys((*base, *extra)))
+
+
+_READINGS: dict[str, dict[str, list[tuple[int, str]]]] = {}
+
+
+def _by_reading(c: Dbcs) -> dict[str, list[tuple[int, str]]]:
+    """For each pinyin spelling (tone-marked and toneless), the (lead byte, character) of the
+    codec's characters with that reading (pypinyin's table)."""
+    hit = _READINGS.get(c.name)
+    if hit is None:
+        import unicodedata
+
+        from pypinyin.pinyin_dict import pinyin_dict
+
+        hit = {}
+        for code, ch in c.pairs.items():
+            spell = pinyin_dict.get(ord(ch))
+            if not spell:
+                continue
+            for r in set(spell.split(",")):
+                bare = "".join(
+                    x for x in unicodedata.normalize("NFD", r) if not unicodedata.combining(x)
+                )
+                for key in {r, bare}:
+                    hit.setdefault(key, []).append((code >> 8, ch))
+        _READINGS[c.name] = hit
     return hit
 
 
 class _Search:
     """The beam search for one trigger, in one codec, over one text."""
 
-    def __init__(
-        self, text: str, c: Dbcs, model: CharModel, traditional: bool | None, folded: bool
-    ) -> None:
+    def __init__(self, text: str, c: Dbcs, scorer: Scorer, folded: bool) -> None:
         self.text = text
         self.c = c
-        self.model = model
-        self.trad = traditional
+        self.scorer = scorer
+        self.model = scorer.model
+        self.trad = scorer.trad
         self.folded = folded
         self.leads, self.uda, self.unassigned = _tables(c)
         self.swallowers = _swallowers(c, self.leads)
-
-    def lp(self, prev: str, ch: str) -> float:
-        return self.model.logp(prev, ch, self.trad)
+        self.lp = scorer.lp
 
     def chars(self, pending: tuple[int, ...], trail: int, prev: str) -> list[tuple[float, str]]:
         """Original characters (pending lead, trail) could have been, best first, pruned."""
         if len(pending) == 1:
             ch = self.c.pairs.get(pending[0] << 8 | trail)
             return [(self.lp(prev, ch), ch)] if ch is not None else []
-        got = [(self.lp(prev, ch), ch) for ch in _likely_chars(self.c, self.model, pending, trail)]
-        if len(got) > CHILDREN:
-            got.sort(reverse=True)
-            got = got[:CHILDREN]
-        return got
+        options = _likely_chars(self.c, self.model, pending, trail)
+        if len(pending) > 4:
+            wide = _with_successors(
+                self.c, self.model, pending, (trail,), None, prev, tuple((ch, 0) for ch in options)
+            )
+            options = tuple(ch for ch, _ in wide)
+        return [(lp, ch) for lp, ch, _ in self.best(((ch, 0) for ch in options), prev)]
+
+    def best(self, options, hist: str) -> list[tuple[float, str, int]]:
+        """The CHILDREN best of options (character, byte) after hist, scored in context; a
+        long list is first cut down with the cheap character bigrams."""
+        options = list(options)
+        if len(options) > 2 * CHILDREN:
+            prev, logp, trad = hist[-1:], self.model.logp, self.trad
+            options.sort(key=lambda o: logp(prev, o[0], trad), reverse=True)
+            options = options[: 2 * CHILDREN]
+        got = [(self.lp(hist, ch), ch, t) for ch, t in options]
+        got.sort(reverse=True)
+        return got[:CHILDREN]
 
     def token(self, ch: str) -> tuple[int, ...] | None:
         """The bytes the misaligned decoder read to produce ch (two, one, or None)."""
@@ -222,13 +324,12 @@ class _Search:
     def run(self, start: int, pos: int, pending: tuple[int, ...], out: str, channel: float):
         """Search from pos; yields finished (end, out, score, channel, dropped) hypotheses."""
         text = self.text
-        base = (
-            self.model.score(out, text[start - 1] if start > 0 else "", self.trad) if out else 0.0
-        )
+        hn = WordModel.HIST
+        left_ctx = text[max(0, start - hn) : start]
+        base = self.scorer.score(out, left_ctx) if out else 0.0
         beam = [_State(base + channel, pos, pending, out, 0, channel)]
         done: list[tuple[int, str, float, float, int]] = []
         limit = min(len(text), pos + MAX_RUN)
-        left = text[start - 1] if start > 0 else ""
         while beam:
             # Dropped user-defined pairs before the observed character at this position: from
             # the best states only, at most two in a row.
@@ -237,11 +338,12 @@ class _Search:
             for _ in range(2):
                 nxt = []
                 for st in frontier:
-                    last = st.out[-1] if st.out else (text[start - 1] if start > 0 else "")
+                    last = (left_ctx + st.out)[-hn:]
                     options = _drop_chars(self.c, self.model, st.pending, self.uda)
-                    scored = sorted(
-                        ((self.lp(last, ch), ch, t) for ch, t in options), reverse=True
-                    )[:CHILDREN]
+                    options = _with_successors(
+                        self.c, self.model, st.pending, None, self.uda, last, options
+                    )
+                    scored = self.best(options, last)
                     for lp, ch, t in scored:
                         nxt.append(
                             _State(
@@ -263,7 +365,7 @@ class _Search:
                 if st.pos >= limit:
                     continue
                 obs = text[st.pos]
-                last = st.out[-1] if st.out else (text[start - 1] if start > 0 else "")
+                last = (left_ctx + st.out)[-hn:]
                 if obs == "(" and st.pos > start:
                     # An annotation inserted after a key the decoder read as one pair: it
                     # stands in the misaligned run, which goes on after it.
@@ -287,9 +389,10 @@ class _Search:
                     if obs == "?":
                         # A pair that is no character, read as `?`; the run goes on.
                         options = _drop_chars(self.c, self.model, st.pending, self.unassigned)
-                        scored = sorted(
-                            ((self.lp(last, ch), ch, t) for ch, t in options), reverse=True
-                        )[:CHILDREN]
+                        options = _with_successors(
+                            self.c, self.model, st.pending, None, self.unassigned, last, options
+                        )
+                        scored = self.best(options, last)
                         for lp, ch, t in scored:
                             beam.append(
                                 _State(
@@ -302,11 +405,18 @@ class _Search:
                                 )
                             )
                         # A swallow: (trail, byte below 0x40) read as `?`; the run ends.
-                        options = _drop_chars(self.c, self.model, st.pending, self.swallowers)
-                        scored = sorted(
-                            ((self.lp(last, ch), ch) for ch, _ in options), reverse=True
-                        )[:CHILDREN]
-                        for lp, ch in scored:
+                        # When a pinyin tail follows, the swallowed byte was its `(` and the
+                        # character it annotates has that reading.
+                        tail = PINYIN_TAIL_RE.match(text, st.pos + 1)
+                        by_reading = _by_reading(self.c).get(tail.group(1)) if tail else None
+                        if by_reading:
+                            pend = set(st.pending)
+                            options = [(ch, 0) for lead, ch in by_reading if lead in pend]
+                        else:
+                            options = _drop_chars(
+                                self.c, self.model, st.pending, self.swallowers, SWALLOW_LIMIT
+                            )
+                        for lp, ch, _ in self.best(options, last):
                             done.append(
                                 (
                                     st.pos + 1,
@@ -340,7 +450,7 @@ class _Search:
                 # what genuine text looks like, and most of the cost on clean documents.
                 best = max(beam, key=lambda s: s.score)
                 if best.pos - start >= 4:
-                    kept = self.model.score(text[start : best.pos], left, self.trad)
+                    kept = self.scorer.score(text[start : best.pos], left_ctx)
                     if best.score - kept < -ABORT_MARGIN:
                         break
             if len(done) > 4 * BEAM:
@@ -372,10 +482,31 @@ _SENTENCE_END = frozenset("。！？!?…．.")
 
 
 def _open_quotes(text: str, start: int) -> list[str]:
-    """The paired marks still open on the line of text before start (outermost first)."""
+    """The paired marks still open on the line of text before start (outermost first). When
+    none is, a mark left open by one of the three lines before stands in for it, as a
+    quotation running over several paragraphs opens each and closes only the last."""
     line_start = text.rfind("\n", 0, start) + 1
+    stack = _stack(text[line_start:start])
+    if not stack and line_start > 0:
+        back = line_start - 1
+        for _ in range(3):
+            prev_start = text.rfind("\n", 0, back) + 1
+            carried = _stack(text[prev_start:back])
+            if carried:
+                return [_CARRIED + carried[-1]]
+            if prev_start == 0:
+                break
+            back = prev_start - 1
+    return stack
+
+
+# Marks a quotation carried over from an earlier paragraph: it may close here, and need not.
+_CARRIED = "\x01"
+
+
+def _stack(line: str) -> list[str]:
     stack: list[str] = []
-    for ch in text[line_start:start]:
+    for ch in line:
         if ch in _OPEN_CLOSE:
             stack.append(ch)
         elif ch in _CLOSERS and stack and stack[-1] == _CLOSERS[ch]:
@@ -396,12 +527,12 @@ def pairing_cost(stack: list[str], piece: str, line_ends: bool) -> float:
         if ch in _OPEN_CLOSE:
             stack.append(ch)
         elif ch in _CLOSERS:
-            if stack and stack[-1] == _CLOSERS[ch]:
+            if stack and stack[-1] in (_CLOSERS[ch], _CARRIED + _CLOSERS[ch]):
                 stack.pop()
             else:
                 cost += math.log(0.1)
     if line_ends:
-        if stack:
+        if any(not m.startswith(_CARRIED) for m in stack):
             cost += math.log(0.1)
         body = piece.rstrip("".join(_CLOSERS))
         if body and body[-1] not in _SENTENCE_END:
@@ -409,15 +540,11 @@ def pairing_cost(stack: list[str], piece: str, line_ends: bool) -> float:
     return cost
 
 
-def _swallowed_guess(model: CharModel, out: str, nxt: str, trad: bool | None) -> tuple[str, float]:
+def _swallowed_guess(scorer: Scorer, out: str, nxt: str) -> tuple[str, float]:
     best = ("", -1e9)
-    last = out[-1] if out else ""
+    last = out[-WordModel.HIST :]
     for x in " ,.:;!\"'-()0123456789<":
-        s = (
-            model.logp(last, x, trad) + model.logp(x, nxt, trad)
-            if nxt
-            else model.logp(last, x, trad)
-        )
+        s = scorer.lp(last, x) + (scorer.lp((last + x)[-WordModel.HIST :], nxt) if nxt else 0.0)
         if s > best[1]:
             best = (x, s)
     return best
@@ -430,15 +557,22 @@ def repair_at(
     model: CharModel,
     traditional: bool | None,
     folded: bool,
+    scorer: Scorer | None = None,
 ) -> SlipRepair | None:
     """The best re-phased reading of the run that starts at the `?` text[i], or None."""
-    search = _Search(text, c, model, traditional, folded)
+    if scorer is None:
+        scorer = Scorer(model, traditional)
+    search = _Search(text, c, scorer, folded)
     starts: list[tuple[int, tuple[int, ...], float]] = []
     m = PINYIN_TAIL_RE.match(text, i + 1)
     if m and i > 0:
         # `<Han>?pinyin)`: the annotation was inserted inside a character's bytes; the `?` is
         # the lead it cut off, whose pair with the host's trail byte has that reading.
-        raw = c.encode(text[i - 1])
+        host = text[i - 1]
+        if folded and "\x21" <= host <= "\x7e":
+            # A folded full-width form (`１`, `，`) whose trail byte the key began with.
+            host = chr(ord(host) + 0xFEE0)
+        raw = c.encode(host)
         if raw is not None and len(raw) == 2:
             leads = tuple(
                 b
@@ -455,7 +589,7 @@ def repair_at(
     if not finished:
         return None
     results: list[tuple[float, int, str, float, bool]] = []
-    left = text[i - 1] if i > 0 else ""
+    left = text[max(0, i - WordModel.HIST) : i]
     stack = _open_quotes(text, i)
     for score, end, out, _chan, _pos in finished:
         new_end = end
@@ -468,19 +602,15 @@ def repair_at(
                 if nxt in ("", "\n"):
                     # Nothing after the `?` could have followed the swallowed byte.
                     continue
-                x, _ = _swallowed_guess(model, out, nxt, traditional)
+                x, _ = _swallowed_guess(scorer, out, nxt)
                 out = out + x
                 guessed = True
             else:
                 new_end, out, _ = fit
         tail = text[new_end : new_end + 2]
         line_ends = new_end >= len(text) or text[new_end] == "\n"
-        repaired = (
-            score
-            + model.score(tail, out[-1] if out else left, traditional)
-            + pairing_cost(stack, out, line_ends)
-        )
-        kept = model.score(text[i:new_end] + tail, left, traditional) + pairing_cost(
+        repaired = score + scorer.score(tail, left + out) + pairing_cost(stack, out, line_ends)
+        kept = scorer.score(text[i:new_end] + tail, left) + pairing_cost(
             stack, text[i:new_end], line_ends
         )
         results.append((repaired - kept, new_end, out, score, guessed))

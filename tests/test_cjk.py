@@ -276,3 +276,107 @@ def test_word_lattice_prefers_whole_words():
 
     s = Scorer(get_model("zh"), False)
     assert s.score("狐狸尾巴", "。") > s.score("宏尾巴", "。")
+
+
+# --- bounded work, and stability ------------------------------------------------------
+
+
+def _work(text: str, **kwargs) -> int:
+    """Candidate evaluations the CJK searches spend repairing text through the whole engine."""
+    from textmend_server import repair_text
+    from textmend_server.cjk import work_done
+
+    before = work_done()
+    repair_text(text, **kwargs)
+    return work_done() - before
+
+
+def _noise(n: int, seed: int) -> str:
+    import random
+
+    rng = random.Random(seed)
+    return "".join(
+        chr(rng.randrange(0x4E00, 0x9FA5)) if rng.random() < 0.7 else rng.choice("?!")
+        for _ in range(n)
+    )
+
+
+def _budget(text: str) -> int:
+    """What the phase-slip stage may spend on text: per block, per pass (the engine runs at
+    most MAX_PASSES passes over blocks of about BLOCK code points)."""
+    from textmend_server import cjk, engine
+
+    blocks = len(text) // engine.BLOCK + 1
+    per_block = cjk.CALL_BUDGET + cjk.BUDGET_PER_CHAR * min(len(text), engine.BLOCK + 200)
+    return engine.MAX_PASSES * blocks * per_block
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "他" + "?" * 2000 + "公司",
+        "公司" + "?!彼<p>Q a?!他?" * 300,
+        "".join("?!" if i % 3 else "他們的工作" for i in range(1500)) + "b?!<a>" * 200,
+    ],
+)
+def test_pathological_input_costs_bounded_work(text):
+    work = _work(text)
+    assert work <= _budget(text)
+    # A wall of `?` is not searched character by character.
+    if text.startswith("他?"):
+        assert work < 100_000
+
+
+def test_work_grows_linearly_on_noise():
+    small, large = _noise(10_000, 1), _noise(100_000, 2)
+    w_small, w_large = _work(small), _work(large)
+    assert w_large <= _budget(large)
+    assert w_large <= 15 * max(w_small, 1)
+
+
+def test_exhausted_search_is_reported_not_edited():
+    from textmend_server.cjk import slip
+
+    text = "公司?!彼Q他們的工作"
+    saved = slip.RUN_BUDGET
+    try:
+        slip.RUN_BUDGET = 50
+        import textmend_server.cjk as cjk
+
+        cjk.RUN_BUDGET = 50
+        found = find_phase_slips(text)
+    finally:
+        slip.RUN_BUDGET = saved
+        cjk.RUN_BUDGET = saved
+    assert all(p.flag_only for p in found)
+
+
+@pytest.mark.parametrize(
+    ("text", "html"),
+    [
+        ("??<b>?‘¼Œö", True),
+        ("??<b>?他公司", True),
+        ("??<b>?他公司", False),
+        ('‹ ?!時/p>問<<a<a‹語/p>文?!で<?!<<"/p>"""', False),
+        ('‹ ?!時/p>問<<a<a‹語/p>文?!で<?!<<"/p>"""', True),
+        ("他" + "?" * 12 + "公司", False),
+    ],
+)
+def test_markup_and_punctuation_are_never_rephased_and_repair_is_stable(text, html):
+    from textmend_server import RepairPolicy, repair_text
+
+    policy = RepairPolicy(html=html)
+    once = repair_text(text, policy=policy)
+    assert not [e for e in once.edits if e.category is Category.CJK_PHASE_SLIP]
+    assert repair_text(once.text, policy=policy).text == once.text
+
+
+def test_left_evidence():
+    from textmend_server.cjk.slip import left_evidence
+
+    assert left_evidence("公司?!彼Q", 2)
+    assert left_evidence("發(fā)?!彼Q", 5)  # an annotation before the cut
+    assert left_evidence("流域1?bǎo)", 3)  # a folded full-width digit after Han
+    assert not left_evidence("??<b>?他", 5)
+    assert not left_evidence("他??", 2)
+    assert not left_evidence("?!", 0)

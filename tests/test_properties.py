@@ -173,13 +173,6 @@ def test_damage_exposed_by_a_repair_is_repaired_too(text: str, expected: str) ->
     assert repair_text(once.text).edits == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known issue cjk-recheck: the phase-slip stage repairs '‘¼Œö' (GBK read as "
-    "cp1252) to '他公', then on a second pass rewrites the ASCII '??<b' before it to "
-    "')。集裝' (found by the fuzzer; HTML, so the tag stays)",
-)
 def test_known_cjk_phase_slip_recheck() -> None:
     """Minimal example: '??<b>?‘¼Œö' as HTML needs two passes, and the second is wrong."""
     policy = RepairPolicy(html=True)

@@ -105,6 +105,40 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
         help=f"deadline of the call (default: {DEFAULT_TIMEOUT:.0f}; "
         f"{DEFAULT_STREAM_TIMEOUT:.0f} for a whole --jsonl stream)",
     )
+    env = os.environ.get
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        default=env("TEXTMEND_TLS", "").lower() in {"1", "true", "yes"},
+        help="connect with TLS, trusting the system's CAs; implied by --tls-ca and --tls-cert "
+        "(TEXTMEND_TLS=1)",
+    )
+    parser.add_argument(
+        "--tls-ca",
+        default=env("TEXTMEND_TLS_CA"),
+        metavar="PATH",
+        help="PEM CA that signed the server's certificate; connects with TLS (TEXTMEND_TLS_CA)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        default=env("TEXTMEND_CLIENT_CERT"),
+        metavar="PATH",
+        help="PEM client certificate, for a server that requires one (mutual TLS); needs "
+        "--tls-key (TEXTMEND_CLIENT_CERT: not TEXTMEND_TLS_CERT, which is the server's own)",
+    )
+    parser.add_argument(
+        "--tls-key",
+        default=env("TEXTMEND_CLIENT_KEY"),
+        metavar="PATH",
+        help="PEM private key of --tls-cert (TEXTMEND_CLIENT_KEY)",
+    )
+    parser.add_argument(
+        "--token-file",
+        default=env("TEXTMEND_TOKEN_FILE"),
+        metavar="PATH",
+        help="file holding the server's bearer token, sent as 'authorization: Bearer <token>' "
+        "(TEXTMEND_TOKEN_FILE); health checks need none",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -486,10 +520,29 @@ def render_diff(
 # --- commands --------------------------------------------------------------------------------
 
 
+def _read_token(path: str) -> str:
+    """The token in the file at path: its first line, without surrounding whitespace."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        token = data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: the token must be printable ASCII") from None
+    if not token or any(not 33 <= ord(ch) <= 126 for ch in token):
+        raise UsageError(f"{path}: expected one token of printable ASCII without spaces")
+    return token
+
+
 def _client(args: argparse.Namespace) -> TextMendClient:
     options: dict[str, Any] = {"channels": getattr(args, "channels", 1)}
     if args.timeout is not None:
         options.update(timeout=args.timeout, stream_timeout=args.timeout)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
+    options.update(tls=args.tls or None, tls_ca=args.tls_ca, tls_cert=args.tls_cert)
+    options.update(tls_key=args.tls_key)
+    if args.token_file is not None:
+        options["token"] = _read_token(args.token_file)
     return TextMendClient(args.server, **options)
 
 

@@ -18,16 +18,29 @@ documents in flight and taking the next document when one comes back, so a busy 
 simply given fewer documents. Give a `dns:///host:port` target whose name resolves to every
 replica (a headless Kubernetes Service, a compose service name) and each channel also spreads
 its calls over all of them (`round_robin`, set in the channel's service config).
+
+Failures that are safe to retry are retried, since repair is idempotent: `repair` on
+UNAVAILABLE (by the channel's service config: a worker that died or a replica going away), and
+`repair_stream` resends the documents a broken stream had not answered on a new stream, when
+the stream failed UNAVAILABLE or reached the server's `--max-stream-documents`. Each document
+still gets exactly one response.
+
+Security: `tls_ca` (and, for mutual TLS, `tls_cert` and `tls_key`) switch the connections to
+TLS; `token` is sent as `authorization: Bearer <token>` on every call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import concurrent.futures
+import contextlib
 import json
+import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -51,7 +64,13 @@ DEFAULT_CHANNELS = 8
 #: the network round trip, few enough that a slow worker does not hoard documents.
 DEFAULT_WINDOW = 4
 
+#: How long `repair_stream` keeps reopening a broken stream without getting any response, in
+#: seconds, before it gives up: long enough for a worker to be restarted.
+STREAM_RETRY_SECONDS = 30.0
+
 _SERVICE = "textmend.v1.TextMend"
+# Trailing metadata of a stream the server ended at its --max-stream-documents.
+_STREAM_LIMIT_METADATA = "textmend-stream-limit"
 # Room for the request's other fields next to its content, as the server allows.
 _ENVELOPE_BYTES = MIB
 # A response (text, diff, edits) can be several times larger than its content.
@@ -65,6 +84,13 @@ _ACTIONS: Mapping[str, textmend_pb2.Policy.ValueType] = {
 
 
 # --- errors ----------------------------------------------------------------------------------
+
+
+# Attempts at one unary call that fails UNAVAILABLE, and the first pause between them.
+_RETRY_ATTEMPTS = 4
+_RETRY_PAUSE = 0.25
+# What gRPC says when it could open no connection at all (refused, TLS handshake failed).
+_NO_CONNECTION = "connections to all backends failing"
 
 
 class TextMendError(Exception):
@@ -95,11 +121,16 @@ class DeadlineExceeded(TextMendError):
     """DEADLINE_EXCEEDED: the call took longer than its timeout."""
 
 
+class Unauthenticated(TextMendError):
+    """UNAUTHENTICATED: the server wants a bearer token, and none or a wrong one was sent."""
+
+
 _ERRORS: Mapping[grpc.StatusCode, type[TextMendError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
     grpc.StatusCode.RESOURCE_EXHAUSTED: TooLarge,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
 }
 
 
@@ -208,7 +239,10 @@ def as_request(item: textmend_pb2.RepairRequest | Mapping[str, Any]) -> textmend
 def channel_options(max_message_mb: int) -> list[tuple[str, Any]]:
     """Channel arguments: message limits matching the server's, round_robin, retries.
 
-    `Repair` is retried on UNAVAILABLE (a replica going away mid-rollout); it is idempotent.
+    `Repair` is retried on UNAVAILABLE (a worker that died, a replica going away mid-rollout);
+    it is idempotent. A retry is possible only until the response's headers arrive, which the
+    server sends with the response, and for requests within the per-call retry buffer, set to
+    the largest request.
     Each channel gets its own subchannel pool: otherwise gRPC shares one connection among
     channels with the same target and arguments, and every call would reach one worker.
     """
@@ -218,10 +252,12 @@ def channel_options(max_message_mb: int) -> list[tuple[str, Any]]:
         "methodConfig": [
             {
                 "name": [{"service": _SERVICE, "method": "Repair"}],
+                # 5 is gRPC's most; the waits (random up to 0.2, 0.4, 0.8, 1.6 s) span a
+                # reconnection to another worker or replica.
                 "retryPolicy": {
-                    "maxAttempts": 3,
-                    "initialBackoff": "0.1s",
-                    "maxBackoff": "1s",
+                    "maxAttempts": 5,
+                    "initialBackoff": "0.2s",
+                    "maxBackoff": "2s",
                     "backoffMultiplier": 2,
                     "retryableStatusCodes": ["UNAVAILABLE"],
                 },
@@ -233,8 +269,53 @@ def channel_options(max_message_mb: int) -> list[tuple[str, Any]]:
         ("grpc.max_receive_message_length", send_limit * _RESPONSE_SIZE_FACTOR),
         ("grpc.service_config", json.dumps(service_config)),
         ("grpc.enable_retries", 1),
+        # gRPC keeps a call's request for retrying only up to this size (256 KiB by default),
+        # and commits larger ones to their first attempt: documents are larger.
+        ("grpc.per_rpc_retry_buffer_size", send_limit),
         ("grpc.use_local_subchannel_pool", 1),
     ]
+
+
+def _pem(source: bytes | str | os.PathLike[str] | None) -> bytes | None:
+    """PEM data: bytes as they are, a str or path read from that file."""
+    if source is None or isinstance(source, bytes):
+        return source
+    with open(source, "rb") as handle:
+        return handle.read()
+
+
+def channel_credentials(
+    tls_ca: bytes | str | os.PathLike[str] | None = None,
+    tls_cert: bytes | str | os.PathLike[str] | None = None,
+    tls_key: bytes | str | os.PathLike[str] | None = None,
+) -> grpc.ChannelCredentials:
+    """TLS credentials: trust tls_ca (PEM bytes or a file; None for the system's roots) and,
+    for mutual TLS, present tls_cert with its tls_key."""
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("a client certificate needs its private key: give tls_cert and tls_key")
+    return grpc.ssl_channel_credentials(
+        root_certificates=_pem(tls_ca),
+        private_key=_pem(tls_key),
+        certificate_chain=_pem(tls_cert),
+    )
+
+
+def is_resumable(error: BaseException) -> bool:
+    """Whether a failed stream's unanswered documents may be resent on a new stream.
+
+    UNAVAILABLE (the connection or the worker went away), or RESOURCE_EXHAUSTED with the
+    server's stream-limit trailer; any other RESOURCE_EXHAUSTED is a document too large to send,
+    which resending would only repeat.
+    """
+    if not isinstance(error, grpc.aio.AioRpcError | grpc.Call):
+        return False
+    code = error.code()
+    if code is grpc.StatusCode.UNAVAILABLE:
+        return True
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
+        trailers = error.trailing_metadata() or ()
+        return any(key == _STREAM_LIMIT_METADATA for key, _ in trailers)
+    return False
 
 
 # --- streams over several connections ------------------------------------------------------
@@ -281,6 +362,8 @@ def fan_out(
     convert: Callable[[Any], _Request],
     *,
     window: int = DEFAULT_WINDOW,
+    resumable: Callable[[BaseException], bool] | None = None,
+    retry_seconds: float = STREAM_RETRY_SECONDS,
 ) -> Iterator[_Response]:
     """Send items over several bidirectional streams at once; yield every response.
 
@@ -289,28 +372,49 @@ def fan_out(
     not block for long) by whichever stream has fewer than `window` requests awaiting a
     response, so each stream, and the worker behind its connection, gets documents as fast as
     it answers them. `convert` turns an item into a request; an exception it raises ends the
-    whole call and is raised here. Responses come in the order they arrive. Stopping
-    iteration early, or any stream failing, cancels every stream; a stream's `grpc.RpcError`
-    is raised here.
+    whole call and is raised here. Responses come in the order they arrive.
+
+    A stream that fails with an error `resumable` accepts is opened again (with the same
+    opener, after a short backoff), and the requests it had sent without getting their
+    responses are sent again first, matched by `id`, so every request still gets exactly one
+    response. It gives up when a stream has had no response for `retry_seconds`. Stopping
+    iteration early, or any other failure, cancels every stream; a stream's `grpc.RpcError` is
+    raised here.
     """
     if window < 1:
         raise ValueError(f"window must be at least 1, not {window}")
     source = iter(items)
+    resend: collections.deque[Any] = collections.deque()
     arrivals: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
-    async def one_stream(opener: Callable[[], Any]) -> None:
-        call = opener()
+    def take() -> Any:
+        """The next request: one a broken stream left unanswered first, then a new one."""
+        if resend:
+            return resend.popleft()
+        try:
+            return convert(next(source))
+        except StopIteration:
+            return None
+
+    async def one_call(
+        call: Any, outstanding: dict[str, collections.deque[Any]], answered: list[int]
+    ) -> None:
+        """Run one stream to its end; requests awaiting a response stay in outstanding."""
         free = asyncio.Semaphore(window)
 
         async def send() -> None:
             while True:
                 await free.acquire()
-                try:
-                    request = convert(next(source))
-                except StopIteration:
+                request = take()
+                if request is None:
                     break
-                await call.write(request)
-            await call.done_writing()
+                outstanding.setdefault(request.id, collections.deque()).append(request)
+                try:
+                    await call.write(request)
+                except (grpc.RpcError, asyncio.InvalidStateError):
+                    return  # the call ended; reading it reports why
+            with contextlib.suppress(grpc.RpcError, asyncio.InvalidStateError):
+                await call.done_writing()
 
         def stop_if_failed(task: asyncio.Future[None]) -> None:
             # A request that cannot be built ends the call, which would otherwise wait for
@@ -323,6 +427,12 @@ def fan_out(
         try:
             async for response in call:
                 free.release()
+                waiting = outstanding.get(response.id)
+                if waiting:
+                    waiting.popleft()
+                    if not waiting:
+                        del outstanding[response.id]
+                answered[0] += 1
                 arrivals.put(response)
             await sender
         except (asyncio.CancelledError, grpc.RpcError):
@@ -332,6 +442,28 @@ def fan_out(
         finally:
             sender.cancel()
             call.cancel()
+
+    async def one_stream(opener: Callable[[], Any]) -> None:
+        loop = asyncio.get_running_loop()
+        failures = 0
+        last_progress = loop.time()
+        while True:
+            outstanding: dict[str, collections.deque[Any]] = {}
+            answered = [0]
+            try:
+                await one_call(opener(), outstanding, answered)
+                return
+            except grpc.RpcError as exc:
+                if answered[0]:
+                    failures, last_progress = 0, loop.time()
+                if resumable is None or not resumable(exc):
+                    raise
+                if loop.time() - last_progress > retry_seconds:
+                    raise
+                for waiting in outstanding.values():
+                    resend.extendleft(reversed(waiting))
+                failures += 1
+                await asyncio.sleep(min(2.0, 0.05 * 2**failures))
 
     async def all_streams() -> None:
         tasks = [asyncio.ensure_future(one_stream(opener)) for opener in openers]
@@ -365,6 +497,12 @@ class TextMendClient:
     `channels` is how many connections to open (lazily, on first use), at least twice the
     server's worker count to keep every worker busy; `window` is how many documents each
     stream of `repair_stream` keeps in flight. Safe to share between threads.
+
+    TLS is on when `tls` is True or any of `tls_ca`, `tls_cert` is given: `tls_ca` is the CA
+    that signed the server's certificate (PEM bytes or a file path; None trusts the system's
+    roots), and `tls_cert` with `tls_key` is this client's certificate, for a server that
+    requires one (mutual TLS). `token` is sent as `authorization: Bearer <token>` on every
+    call; send it over TLS only, as plaintext lets anyone on the path read it.
     """
 
     def __init__(
@@ -376,17 +514,30 @@ class TextMendClient:
         stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
         channels: int = DEFAULT_CHANNELS,
         window: int = DEFAULT_WINDOW,
+        tls: bool | None = None,
+        tls_ca: bytes | str | os.PathLike[str] | None = None,
+        tls_cert: bytes | str | os.PathLike[str] | None = None,
+        tls_key: bytes | str | os.PathLike[str] | None = None,
+        token: str | None = None,
     ) -> None:
         if timeout <= 0 or stream_timeout <= 0:
             raise ValueError("timeouts must be positive numbers of seconds")
         if channels < 1 or window < 1:
             raise ValueError("channels and window must be at least 1")
+        if token is not None and (not token or any(not 33 <= ord(ch) <= 126 for ch in token)):
+            raise ValueError("token must be printable ASCII without spaces (one line)")
         self.target = target
         self.timeout = timeout
         self.stream_timeout = stream_timeout
         self.window = window
+        if tls is None:
+            tls = tls_ca is not None or tls_cert is not None
+        self._credentials = channel_credentials(tls_ca, tls_cert, tls_key) if tls else None
+        self._metadata: tuple[tuple[str, str], ...] | None = (
+            (("authorization", f"Bearer {token}"),) if token is not None else None
+        )
         options = channel_options(max_message_mb)
-        self._channels = [grpc.insecure_channel(target, options=options) for _ in range(channels)]
+        self._channels = [self._channel(grpc, options) for _ in range(channels)]
         self._stubs = [textmend_pb2_grpc.TextMendStub(channel) for channel in self._channels]
         self._health = health_pb2_grpc.HealthStub(self._channels[0])
         # Calls in flight per channel; `repair` picks the least busy one.
@@ -398,6 +549,12 @@ class TextMendClient:
         self._background: BackgroundLoop | None = None
         self._aio_channels: list[grpc.aio.Channel] = []
         self._stream_stubs: list[textmend_pb2_grpc.TextMendStub] = []
+
+    def _channel(self, module: Any, options: list[tuple[str, Any]]) -> Any:
+        """A channel from module (`grpc` or `grpc.aio`), secure when TLS is on."""
+        if self._credentials is None:
+            return module.insecure_channel(self.target, options=options)
+        return module.secure_channel(self.target, self._credentials, options=options)
 
     def __enter__(self) -> TextMendClient:
         return self
@@ -435,8 +592,7 @@ class TextMendClient:
 
                 async def open_channels() -> list[grpc.aio.Channel]:
                     return [
-                        grpc.aio.insecure_channel(self.target, options=self._options)
-                        for _ in range(self._channel_count)
+                        self._channel(grpc.aio, self._options) for _ in range(self._channel_count)
                     ]
 
                 self._aio_channels = background.run(open_channels()).result()
@@ -481,13 +637,40 @@ class TextMendClient:
             policy=policy,
             omit_diff=omit_diff,
         )
-        index = self._acquire_channel()
-        try:
-            return self._stubs[index].Repair(request, timeout=timeout or self.timeout)
-        except grpc.RpcError as err:
-            raise error_from_rpc(err, self.target) from err
-        finally:
-            self._release_channel(index)
+        # gRPC retries UNAVAILABLE itself (see the service config), but only on the same
+        # connection; when a worker dies mid-call, the next attempt takes whichever
+        # connection is least busy, after a short pause, while the deadline allows. Safe:
+        # repair is idempotent. Not when no connection could be made at all (gRPC has
+        # already tried to connect): that answer is final, and comes quickly.
+        deadline = time.monotonic() + (timeout or self.timeout)
+        pause = _RETRY_PAUSE
+        first: TextMendError | None = None
+        for attempt in range(_RETRY_ATTEMPTS):
+            index = self._acquire_channel()
+            try:
+                return self._stubs[index].Repair(
+                    request,
+                    timeout=max(0.001, deadline - time.monotonic()),
+                    metadata=self._metadata,
+                )
+            except grpc.RpcError as err:
+                error = error_from_rpc(err, self.target)
+                if first is not None and not isinstance(error, Unavailable):
+                    raise first from err  # the retry ran out of time: report the cause
+                retry = (
+                    isinstance(error, Unavailable)
+                    and _NO_CONNECTION not in error.details
+                    and attempt < _RETRY_ATTEMPTS - 1
+                    and deadline - time.monotonic() > pause
+                )
+                if not retry:
+                    raise (first or error) from err
+                first = first or error
+            finally:
+                self._release_channel(index)
+            time.sleep(pause)
+            pause *= 2
+        raise AssertionError("unreachable")
 
     def repair_stream(
         self,
@@ -502,12 +685,30 @@ class TextMendClient:
         requests: match them by `id`. A document that fails has `response.error` set; the
         stream goes on. The deadline (`timeout`, default `stream_timeout`) covers the whole
         call. Stopping iteration early cancels it.
+
+        A stream that breaks (UNAVAILABLE: its worker died or is shutting down) or reaches the
+        server's `--max-stream-documents` is opened again and the documents it had not answered
+        are sent again, so every document still gets exactly one response (see `fan_out`).
         """
-        deadline = timeout or self.stream_timeout
+        deadline = time.monotonic() + (timeout or self.stream_timeout)
         background, stubs = self._streams()
-        openers = [lambda stub=stub: stub.RepairStream(timeout=deadline) for stub in stubs]
+        metadata = self._metadata
+
+        def opener(stub: textmend_pb2_grpc.TextMendStub) -> Callable[[], Any]:
+            return lambda: stub.RepairStream(
+                timeout=max(0.001, deadline - time.monotonic()), metadata=metadata
+            )
+
+        openers = [opener(stub) for stub in stubs]
         try:
-            yield from fan_out(background, openers, requests, as_request, window=self.window)
+            yield from fan_out(
+                background,
+                openers,
+                requests,
+                as_request,
+                window=self.window,
+                resumable=is_resumable,
+            )
         except grpc.RpcError as err:
             raise error_from_rpc(err, self.target) from err
 
@@ -519,7 +720,9 @@ class TextMendClient:
         """
         try:
             reply = self._health.Check(
-                health_pb2.HealthCheckRequest(service=service), timeout=timeout or self.timeout
+                health_pb2.HealthCheckRequest(service=service),
+                timeout=timeout or self.timeout,
+                metadata=self._metadata,
             )
         except grpc.RpcError as err:
             raise error_from_rpc(err, self.target) from err

@@ -9,6 +9,11 @@ SIGTERM or SIGINT is passed on as SIGTERM so that every worker stops gracefully 
 refused, calls in flight get `--grace` seconds to finish) before the parent exits 0.
 
 Every flag has an environment variable twin (`--port` / `TEXTMEND_PORT`, ...); flags win.
+
+TLS (`--tls-cert`, `--tls-key`), mutual TLS (`--tls-client-ca`) and a bearer token
+(`--auth-token-file`) are off by default. The parent reads those files once, before it forks, so
+a worker restarted later needs no access to them, and the token never appears in `ps` or in the
+environment.
 """
 
 from __future__ import annotations
@@ -149,6 +154,62 @@ def build_parser() -> argparse.ArgumentParser:
         "default: text)",
     )
     parser.add_argument(
+        "--max-line-kb",
+        type=_positive_int,
+        default=env("TEXTMEND_MAX_LINE_KB", "1024"),
+        help="longest line accepted, in KiB of content between line breaks; longer gets "
+        "RESOURCE_EXHAUSTED. The engine checks a caller's deadline between lines, so this bounds "
+        "work that cannot be stopped (TEXTMEND_MAX_LINE_KB; default: 1024)",
+    )
+    parser.add_argument(
+        "--max-edits",
+        type=_positive_int,
+        default=env("TEXTMEND_MAX_EDITS", "1000000"),
+        help="most edits plus findings for one document; a document needing more gets "
+        "RESOURCE_EXHAUSTED, never a shortened list (TEXTMEND_MAX_EDITS; default: 1000000)",
+    )
+    parser.add_argument(
+        "--max-stream-documents",
+        type=_positive_int,
+        default=env("TEXTMEND_MAX_STREAM_DOCUMENTS", "1000000"),
+        help="most documents one RepairStream carries; the next one ends the stream with "
+        "RESOURCE_EXHAUSTED, and the textmend client resends what was not answered on a new "
+        "stream (TEXTMEND_MAX_STREAM_DOCUMENTS; default: 1000000)",
+    )
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=env("TEXTMEND_TLS_CERT"),
+        metavar="PATH",
+        help="PEM certificate chain; with --tls-key, serve TLS only (TEXTMEND_TLS_CERT; "
+        "default: plaintext)",
+    )
+    parser.add_argument(
+        "--tls-key",
+        type=Path,
+        default=env("TEXTMEND_TLS_KEY"),
+        metavar="PATH",
+        help="PEM private key of --tls-cert (TEXTMEND_TLS_KEY)",
+    )
+    parser.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        default=env("TEXTMEND_TLS_CLIENT_CA"),
+        metavar="PATH",
+        help="PEM CA bundle: require every client to present a certificate it signed (mutual "
+        "TLS); health probes then need a client certificate too (TEXTMEND_TLS_CLIENT_CA)",
+    )
+    parser.add_argument(
+        "--auth-token-file",
+        type=Path,
+        default=env("TEXTMEND_AUTH_TOKEN_FILE"),
+        metavar="PATH",
+        help="file holding a token; every textmend.v1.TextMend call must then carry "
+        "'authorization: Bearer <token>' or gets UNAUTHENTICATED. Health checks and reflection "
+        "stay open, so probes need no token. Use it with TLS: over plaintext the token can be "
+        "read on the wire (TEXTMEND_AUTH_TOKEN_FILE)",
+    )
+    parser.add_argument(
         "--port-file",
         type=Path,
         metavar="PATH",
@@ -169,6 +230,82 @@ class _Settings:
     threads: int
     grace: float
     reuse_port: bool
+    max_line_kb: int = 1024
+    max_edits: int = 1_000_000
+    max_stream_documents: int = 1_000_000
+    security: _Security | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class _Security:
+    """The contents of the TLS and token files, read once by the parent."""
+
+    tls_cert: bytes | None = None
+    tls_key: bytes | None = None
+    tls_client_ca: bytes | None = None
+    auth_token: str | None = None
+
+    @property
+    def summary(self) -> str:
+        """What is on, for the log: `mutual TLS, bearer token`."""
+        parts = []
+        if self.tls_cert is not None:
+            parts.append("mutual TLS" if self.tls_client_ca is not None else "TLS")
+        if self.auth_token is not None:
+            parts.append("bearer token")
+        return ", ".join(parts) or "plaintext, no token"
+
+
+def _read_security(args: argparse.Namespace) -> _Security:
+    """Read the files the TLS and token options name; ValueError says what is wrong."""
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together: give both to serve TLS")
+    if args.tls_client_ca is not None and args.tls_cert is None:
+        raise ValueError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)")
+
+    def read(path: Path | None, option: str) -> bytes | None:
+        if path is None:
+            return None
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"{option} {path}: {exc.strerror or exc}") from None
+        if not data.strip():
+            raise ValueError(f"{option} {path}: the file is empty")
+        return data
+
+    token = read(args.auth_token_file, "--auth-token-file")
+    auth_token = None
+    if token is not None:
+        try:
+            auth_token = token.decode("ascii").strip()
+        except UnicodeDecodeError:
+            raise ValueError("--auth-token-file: the token must be printable ASCII") from None
+        if not all(33 <= ord(ch) <= 126 for ch in auth_token) or len(auth_token) > 4096:
+            raise ValueError(
+                "--auth-token-file: the token must be one line of at most 4096 printable ASCII "
+                "characters without spaces"
+            )
+    return _Security(
+        tls_cert=read(args.tls_cert, "--tls-cert"),
+        tls_key=read(args.tls_key, "--tls-key"),
+        tls_client_ca=read(args.tls_client_ca, "--tls-client-ca"),
+        auth_token=auth_token,
+    )
+
+
+def _settings(args: argparse.Namespace, address: str, reuse_port: bool) -> _Settings:
+    return _Settings(
+        address=address,
+        max_message_mb=args.max_message_mb,
+        threads=args.threads,
+        grace=args.grace,
+        reuse_port=reuse_port,
+        max_line_kb=args.max_line_kb,
+        max_edits=args.max_edits,
+        max_stream_documents=args.max_stream_documents,
+        security=args.security,
+    )
 
 
 def _serve(settings: _Settings, stop: threading.Event, ready: Connection | None) -> int:
@@ -181,15 +318,23 @@ def _serve(settings: _Settings, stop: threading.Event, ready: Connection | None)
 
     from textmend_server.service import ServerConfig, create_server
 
+    security = settings.security or _Security()
     config = ServerConfig(
         max_message_mb=settings.max_message_mb,
         threads=settings.threads,
         grace=settings.grace,
         reuse_port=settings.reuse_port,
+        max_line_kb=settings.max_line_kb,
+        max_edits=settings.max_edits,
+        max_stream_documents=settings.max_stream_documents,
+        tls_cert=security.tls_cert,
+        tls_key=security.tls_key,
+        tls_client_ca=security.tls_client_ca,
+        auth_token=security.auth_token,
     )
     health_servicer = health.HealthServicer()
     server, port = create_server(settings.address, config, health_servicer)
-    _LOGGER.info("worker serving on port %d", port)
+    _LOGGER.info("worker serving on port %d (%s)", port, security.summary)
     if ready is not None:
         ready.send(port)
         ready.close()
@@ -373,13 +518,7 @@ class _Supervisor:
 def _supervise(args: argparse.Namespace) -> int:
     """Reserve the port, fork the workers, supervise them until SIGTERM/SIGINT."""
     with _reserve_port(args.host, args.port) as port:
-        settings = _Settings(
-            address=_address(args.host, port),
-            max_message_mb=args.max_message_mb,
-            threads=args.threads,
-            grace=args.grace,
-            reuse_port=True,
-        )
+        settings = _settings(args, _address(args.host, port), reuse_port=True)
         supervisor = _Supervisor(settings, args.workers)
 
         def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -426,13 +565,7 @@ def _serve_in_process(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     reader, writer = multiprocessing.Pipe(duplex=False)
-    settings = _Settings(
-        address=_address(args.host, args.port),
-        max_message_mb=args.max_message_mb,
-        threads=args.threads,
-        grace=args.grace,
-        reuse_port=False,
-    )
+    settings = _settings(args, _address(args.host, args.port), reuse_port=False)
     server_thread_result: list[int] = []
 
     def run() -> None:
@@ -495,7 +628,12 @@ def _start_metrics(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run `textmend-server`; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.security = _read_security(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     _configure_logging(args.log_level, args.log_format)
     try:
         _start_metrics(args)

@@ -6,20 +6,32 @@ function here (`policy_from_request`, `to_response`, `error_response`, ...) that
 without a server. The engine knows nothing about gRPC.
 
 Failures a caller can act on leave as a status code with an English message: `InputError` ->
-INVALID_ARGUMENT, `TooLargeError` -> RESOURCE_EXHAUSTED. Anything else is a bug in textmend: it
-is logged with its traceback (never the document) and reported as INTERNAL, and the worker keeps
-serving. In `RepairStream` the same failures become `RepairResponse.error` for that document
-only, so one bad document never costs the others.
+INVALID_ARGUMENT, `TooLargeError` and `LimitError` -> RESOURCE_EXHAUSTED. Anything else is a bug
+in textmend: it is logged with its traceback (never the document) and reported as INTERNAL, and
+the worker keeps serving. In `RepairStream` the same failures become `RepairResponse.error` for
+that document only, so one bad document never costs the others.
+
+Limits (all in `ServerConfig`): content bytes (`max_message_mb`, checked by the engine), the
+longest line (`max_line_kb`, checked here on the bytes before decoding), edits and findings per
+document (`max_edits`, checked on the engine's result before it becomes a message) and
+documents per stream (`max_stream_documents`: the stream then ends with RESOURCE_EXHAUSTED and
+the `textmend-stream-limit` trailer, and a caller resends what was not answered on a new one).
+
+Security, off by default: TLS or mutual TLS (`tls_cert`, `tls_key`, `tls_client_ca`) and a
+bearer token that every `textmend.v1.TextMend` call must carry (`auth_token`, checked in
+constant time by `_AuthInterceptor`); health checks and reflection stay open so probes work.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -36,7 +48,7 @@ from textmend_server import (
     metrics,
     repair_bytes,
 )
-from textmend_server.decoding import DecodedText
+from textmend_server.decoding import DecodedText, sniff_binary
 from textmend_server.edits import Edit
 from textmend_server.engine import Repaired
 
@@ -62,6 +74,10 @@ _POLICY_NAMES: Mapping[int, str] = {
     textmend_pb2.POLICY_OFF: "off",
 }
 
+#: Trailing metadata key set when `RepairStream` ends because it carried the most documents a
+#: stream may; its value is the limit. A caller resends the unanswered documents on a new stream.
+STREAM_LIMIT_METADATA = "textmend-stream-limit"
+
 _INTERNAL_MESSAGE = (
     "internal error while repairing the document; the server logged the details "
     "(please report it with the request id)"
@@ -81,6 +97,22 @@ class ServerConfig:
     reuse_port: let several processes bind the same port (SO_REUSEPORT).
     warm_up: run one small repair before reporting SERVING, so that the engine's tables are
         loaded before the first real request arrives.
+    max_line_kb: longest run of content bytes without a line break (LF or CR), in KiB; longer
+        is RESOURCE_EXHAUSTED. The engine checks the caller's deadline between lines, so one
+        line is work that cannot be stopped (about 2 s per MiB); a byte bound also bounds the
+        code points, as each takes at least one byte. Default 1024 (1 MiB).
+    max_edits: most edits plus findings one document may produce; more is RESOURCE_EXHAUSTED
+        (never a silently shortened list). Default 1,000,000: a 6 MB article dense with
+        mojibake makes about 130,000, and 1,000,000 edits are about 70 MB of response.
+    max_stream_documents: most documents one `RepairStream` call carries; the next one ends the
+        stream with RESOURCE_EXHAUSTED (see `STREAM_LIMIT_METADATA`). Default 1,000,000.
+    tls_cert, tls_key: PEM certificate chain and private key; with them the server speaks TLS
+        only. Default None: plaintext.
+    tls_client_ca: PEM CA bundle; with it every client must present a certificate it signed
+        (mutual TLS). Needs tls_cert. Default None.
+    auth_token: when set, every `textmend.v1.TextMend` call must carry the metadata
+        `authorization: Bearer <auth_token>`, else UNAUTHENTICATED. Health checks and
+        reflection stay open. Default None.
     """
 
     max_message_mb: int = 64
@@ -88,6 +120,28 @@ class ServerConfig:
     grace: float = 10.0
     reuse_port: bool = False
     warm_up: bool = True
+    max_line_kb: int = 1024
+    max_edits: int = 1_000_000
+    max_stream_documents: int = 1_000_000
+    tls_cert: bytes | None = field(default=None, repr=False)
+    tls_key: bytes | None = field(default=None, repr=False)
+    tls_client_ca: bytes | None = field(default=None, repr=False)
+    auth_token: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both a certificate and its private key")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("verifying client certificates needs a server certificate too")
+        if self.auth_token is not None and not _is_token(self.auth_token):
+            raise ValueError(
+                "the auth token must be 1 to 4096 printable ASCII characters without spaces"
+            )
+
+    @property
+    def max_line_bytes(self) -> int:
+        """The longest accepted line, in bytes."""
+        return self.max_line_kb * 1024
 
     @property
     def max_content_bytes(self) -> int:
@@ -136,13 +190,83 @@ def policy_from_request(request: textmend_pb2.RepairRequest) -> RepairPolicy:
     return RepairPolicy.from_mapping(mapping, html=is_html(request.content_type))
 
 
+class LimitError(InputError):
+    """A document exceeds one of the server's limits other than its size in bytes (which is
+    the engine's `TooLargeError`); RESOURCE_EXHAUSTED, with the flag to raise in the message."""
+
+
+def _is_token(token: str) -> bool:
+    """Whether token can travel in an HTTP/2 header: printable ASCII, no spaces.
+
+    >>> _is_token("s3cr3t-Token_1"), _is_token("two words"), _is_token("")
+    (True, False, False)
+    """
+    return 0 < len(token) <= 4096 and all(33 <= ord(ch) <= 126 for ch in token)
+
+
+def find_long_line(content: bytes, limit: int) -> int | None:
+    r"""The byte offset where a run of more than limit bytes without LF or CR starts, or None.
+
+    Runs at C speed without copying: each step asks `rfind` for the last line break in the
+    next limit + 1 bytes and resumes after it, so each byte is looked at a few times at most.
+    Counting bytes, not code points, is what makes it cheap before decoding; UTF-16 text may
+    show a few extra breaks (a 0x0A byte inside a character), which only errs towards accepting.
+
+    >>> find_long_line(b"ab\ncdef\rgh", 4), find_long_line(b"ab\ncdefg\nh", 4)
+    (None, 3)
+    """
+    end = len(content)
+    start = 0
+    while end - start > limit:
+        stop = start + limit + 1
+        brk = max(content.rfind(b"\n", start, stop), content.rfind(b"\r", start, stop))
+        if brk == -1:
+            return start
+        start = brk + 1
+    return None
+
+
+def check_limits(request: textmend_pb2.RepairRequest, config: ServerConfig) -> None:
+    """Refuse content with a line longer than the server allows (`LimitError`).
+
+    Content over the byte limit, empty or binary is left for the engine to refuse with its
+    own, more specific message.
+    """
+    content = request.content
+    if len(content) > config.max_content_bytes or sniff_binary(content) is not None:
+        return
+    start = find_long_line(content, config.max_line_bytes)
+    if start is not None:
+        raise LimitError(
+            f"content has a line longer than {config.max_line_kb} KiB (starting at byte "
+            f"{start}): insert line breaks, split the document, or raise the server's "
+            "--max-line-kb"
+        )
+
+
+def check_result(repaired: Repaired, config: ServerConfig) -> None:
+    """Refuse a result with more edits and findings than the server sends (`LimitError`)."""
+    count = len(repaired.edits) + len(repaired.findings)
+    if count > config.max_edits:
+        raise LimitError(
+            f"repairing this document takes {len(repaired.edits)} edits and "
+            f"{len(repaired.findings)} findings, over the limit of {config.max_edits} per "
+            "document: split the document, turn off the noisiest categories in `policy`, or "
+            "raise the server's --max-edits"
+        )
+
+
 def repair_request(
     request: textmend_pb2.RepairRequest,
     config: ServerConfig,
     cancelled: Callable[[], bool] | None = None,
 ) -> Repaired:
-    """Run the engine on one request; raises the engine's `InputError`s and `Cancelled`."""
-    return repair_bytes(
+    """Run the engine on one request within the server's limits.
+
+    Raises the engine's `InputError`s and `Cancelled`, and `LimitError`.
+    """
+    check_limits(request, config)
+    repaired = repair_bytes(
         request.content,
         declared_encoding=request.declared_encoding or None,
         content_type=request.content_type or "text/plain",
@@ -152,6 +276,8 @@ def repair_request(
         max_bytes=config.max_content_bytes,
         cancelled=cancelled,
     )
+    check_result(repaired, config)
+    return repaired
 
 
 # --- engine -> response ----------------------------------------------------------------------
@@ -299,7 +425,7 @@ def classify_error(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     >>> classify_error(EmptyContentError())[0].name
     'INVALID_ARGUMENT'
     """
-    if isinstance(exc, TooLargeError):
+    if isinstance(exc, TooLargeError | LimitError):
         return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
     if isinstance(exc, Cancelled):
         return grpc.StatusCode.CANCELLED, str(exc)
@@ -439,13 +565,30 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
         request_iterator: Iterable[textmend_pb2.RepairRequest],
         context: grpc.ServicerContext,
     ) -> Iterator[textmend_pb2.RepairResponse]:
-        """Repair documents as they arrive, one response per request, errors per document."""
+        """Repair documents as they arrive, one response per request, errors per document.
+
+        A document beyond `max_stream_documents` ends the stream with RESOURCE_EXHAUSTED and
+        the `textmend-stream-limit` trailer; the caller resends it, and any other document not
+        yet answered, on a new stream.
+        """
         count = 0
         for request in request_iterator:
             if not context.is_active():
                 _LOGGER.debug("stream cancelled by the caller after %d documents", count)
                 return
             _abort_if_expired(context)
+            if count >= self._config.max_stream_documents:
+                limit = self._config.max_stream_documents
+                _LOGGER.info("stream ended at its limit of %d documents", limit)
+                context.set_trailing_metadata(
+                    (*VERSION_METADATA, (STREAM_LIMIT_METADATA, str(limit)))
+                )
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"this stream has carried {limit} documents, the server's limit per "
+                    "stream: open a new stream for the rest (documents without a response were "
+                    "not repaired), or raise the server's --max-stream-documents",
+                )
             response = self._repair(request, context, "RepairStream")
             if response.error.code == grpc.StatusCode.CANCELLED.name:
                 return
@@ -465,10 +608,18 @@ def _abort_if_expired(context: grpc.ServicerContext) -> None:
 
 VERSION_METADATA = (("textmend-version", __version__),)
 
+_KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+
 
 class _VersionInterceptor(grpc.ServerInterceptor):
     """Sends `textmend-version` as initial metadata on every call, health and reflection
-    included, so a caller or a proxy can tell which release answered."""
+    included, so a caller or a proxy can tell which release answered.
+
+    The headers go out with the first response, not when the call starts: a client may retry
+    a call only until it has received headers, so a worker that dies mid-repair leaves the
+    call retryable (`Repair` is retried on UNAVAILABLE by the client's service config). A call
+    that fails carries the version in its trailers instead.
+    """
 
     def intercept_service(
         self,
@@ -478,19 +629,97 @@ class _VersionInterceptor(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream"):
+        for kind in _KINDS:
             behaviour = getattr(handler, kind)
             if behaviour is not None:
-                return handler._replace(**{kind: _with_version(behaviour)})
+                wrap = _with_version if kind.endswith("unary") else _with_version_streaming
+                return handler._replace(**{kind: wrap(behaviour)})
         return handler
 
 
 def _with_version(behaviour: Callable[..., object]) -> Callable[..., object]:
     def wrapped(request_or_iterator: object, context: grpc.ServicerContext) -> object:
+        context.set_trailing_metadata(VERSION_METADATA)  # for a call that fails
+        response = behaviour(request_or_iterator, context)
         context.send_initial_metadata(VERSION_METADATA)
-        return behaviour(request_or_iterator, context)
+        return response
 
     return wrapped
+
+
+def _with_version_streaming(
+    behaviour: Callable[..., Iterator[object]],
+) -> Callable[..., Iterator[object]]:
+    def wrapped(request_or_iterator: object, context: grpc.ServicerContext) -> Iterator[object]:
+        context.set_trailing_metadata(VERSION_METADATA)  # for a call that fails
+        sent = False
+        for response in behaviour(request_or_iterator, context):
+            if not sent:
+                context.send_initial_metadata(VERSION_METADATA)
+                sent = True
+            yield response
+
+    return wrapped
+
+
+_UNAUTHENTICATED_MESSAGE = (
+    "this server requires a bearer token: send the metadata 'authorization: Bearer <token>' "
+    "(textmend --token-file PATH, or TextMendClient(token=...))"
+)
+_WRONG_TOKEN_MESSAGE = "the bearer token is not valid for this server"
+
+
+def _digest(token: bytes) -> bytes:
+    return hashlib.sha256(token).digest()
+
+
+class _AuthInterceptor(grpc.ServerInterceptor):
+    """Refuses `textmend.v1.TextMend` calls without `authorization: Bearer <token>`.
+
+    The presented and expected tokens are compared as SHA-256 digests with
+    `hmac.compare_digest`, so neither the time taken nor the length reveals the token. Health
+    checks and reflection are not checked: probes carry no secrets.
+    """
+
+    def __init__(self, token: str) -> None:
+        self._expected = _digest(token.encode("ascii"))
+        self._prefix = f"/{SERVICE_NAME}/"
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None or not handler_call_details.method.startswith(self._prefix):
+            return handler
+        message = self._refusal(handler_call_details.invocation_metadata or ())
+        if message is None:
+            return handler
+        for kind in _KINDS:
+            if getattr(handler, kind) is not None:
+                return handler._replace(**{kind: _refuse(message)})
+        return handler
+
+    def _refusal(self, metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
+        """None when the metadata carries the right token, else why the call is refused."""
+        values = [value for key, value in metadata if key == "authorization"]
+        if not values:
+            return _UNAUTHENTICATED_MESSAGE
+        value = values[0].encode("latin-1") if isinstance(values[0], str) else values[0]
+        scheme, _, token = value.partition(b" ")
+        if scheme.lower() != b"bearer":
+            return _UNAUTHENTICATED_MESSAGE
+        if not hmac.compare_digest(_digest(token.strip()), self._expected):
+            return _WRONG_TOKEN_MESSAGE
+        return None
+
+
+def _refuse(message: str) -> Callable[..., object]:
+    def refused(_request_or_iterator: object, context: grpc.ServicerContext) -> object:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    return refused
 
 
 def server_options(config: ServerConfig) -> list[tuple[str, int]]:
@@ -500,6 +729,18 @@ def server_options(config: ServerConfig) -> list[tuple[str, int]]:
         ("grpc.max_send_message_length", config.max_send_bytes),
         ("grpc.so_reuseport", 1 if config.reuse_port else 0),
     ]
+
+
+def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    """TLS credentials for config, requiring client certificates when it names a client CA;
+    None for plaintext."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    return grpc.ssl_server_credentials(
+        [(config.tls_key, config.tls_cert)],
+        root_certificates=config.tls_client_ca,
+        require_client_auth=config.tls_client_ca is not None,
+    )
 
 
 def warm_up() -> None:
@@ -520,10 +761,13 @@ def create_server(
     overall server ("") and `textmend.v1.TextMend`. Pass health_servicer to drive it later
     (`enter_graceful_shutdown()` before `server.stop(grace)`). Bind "127.0.0.1:0" in tests.
     """
+    interceptors: list[grpc.ServerInterceptor] = [_VersionInterceptor()]
+    if config.auth_token is not None:
+        interceptors.append(_AuthInterceptor(config.auth_token))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="textmend"),
         options=server_options(config),
-        interceptors=[_VersionInterceptor()],
+        interceptors=interceptors,
     )
     textmend_pb2_grpc.add_TextMendServicer_to_server(TextMendServicer(config), server)
     health_servicer = health_servicer or health.HealthServicer()
@@ -532,7 +776,11 @@ def create_server(
         (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     try:
-        port = server.add_insecure_port(address)
+        credentials = server_credentials(config)
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
     except RuntimeError:
         port = 0
     if port == 0:
@@ -549,12 +797,18 @@ def create_server(
 
 __all__ = [
     "SERVICE_NAME",
+    "STREAM_LIMIT_METADATA",
+    "LimitError",
     "ServerConfig",
     "TextMendServicer",
+    "check_limits",
+    "check_result",
     "classify_error",
     "create_server",
     "error_response",
+    "find_long_line",
     "policy_from_request",
+    "server_credentials",
     "to_category",
     "to_edit",
     "to_encoding_info",

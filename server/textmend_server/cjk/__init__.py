@@ -26,19 +26,37 @@ from textmend_server.cjk.scripts import char_class
 from textmend_server.cjk.slip import (
     EDIT_MARGIN,
     FLAG_MARGIN,
+    RUN_BUDGET,
     SlipRepair,
+    Work,
     candidate_positions,
+    left_evidence,
     looks_improbable,
     repair_at,
+    work_done,
 )
 from textmend_server.edits import Proposal
 from textmend_server.policy import Category
 
-__all__ = ["find_phase_slips", "find_ruby_leaks", "find_wrong_codec_runs", "text_language"]
+__all__ = [
+    "find_phase_slips",
+    "find_ruby_leaks",
+    "find_wrong_codec_runs",
+    "text_language",
+    "work_done",
+]
 
 # The bigram-only first look must come within this many nats of the text as it stands (or
 # better) for the full search to run.
 QUICK_MARGIN = 4.0
+# Work limits per call (the engine calls once per block of about 16K code points), so the cost
+# grows linearly with the text however it is built: at most MAX_SEARCHES trigger positions are
+# searched, and all searches together spend at most CALL_BUDGET + BUDGET_PER_CHAR · len(text)
+# candidate evaluations (`work_done`). Each search is held to `slip.RUN_BUDGET` and one that
+# runs out is reported, not edited; positions left when the budget is gone are not searched.
+MAX_SEARCHES = 256
+CALL_BUDGET = 400_000
+BUDGET_PER_CHAR = 60
 _CODEC_NAMES = {"gbk": "GBK", "big5": "Big5", "shift_jis": "Shift-JIS", "euc_kr": "EUC-KR"}
 _LANG_NAMES = {"zh": "Chinese", "ja": "Japanese", "ko": "Korean"}
 _CODECS_FOR = {"zh": ("gbk", "big5"), "ja": ("shift_jis",), "ko": ("euc_kr",)}
@@ -110,9 +128,15 @@ def find_phase_slips(text: str) -> list[Proposal]:
     covered = 0
     scorer: Scorer | None = None
     quick: Scorer | None = None
+    budget = CALL_BUDGET + BUDGET_PER_CHAR * len(text)
+    work = Work()
+    searches = 0
     for i in positions:
-        if i < covered or not looks_improbable(text, i, model, trad):
+        if i < covered or not left_evidence(text, i) or not looks_improbable(text, i, model, trad):
             continue
+        if work.spent >= budget or searches >= MAX_SEARCHES:
+            break
+        searches += 1
         if quick is None:
             quick = Scorer(model, trad, plain=True)
         nxt = text[i + 1 : i + 2]
@@ -123,7 +147,9 @@ def find_phase_slips(text: str) -> list[Proposal]:
                 continue  # Big5 has no simplified characters: simplified text was not in it
             # A first look with character bigrams alone: genuine text reads far worse re-phased
             # and is let go cheaply; a promising run is searched again with the full model.
-            rep = repair_at(text, i, codec(name), model, trad, folded, quick)
+            rep = repair_at(
+                text, i, codec(name), model, trad, folded, quick, _run_budget(budget, work), work
+            )
             if rep is None or rep.margin < QUICK_MARGIN:
                 continue
             if rep.guessed:
@@ -134,19 +160,23 @@ def find_phase_slips(text: str) -> list[Proposal]:
                 continue
             if scorer is None:
                 scorer = Scorer(model, trad, text, _suspect_spans(text, positions))
-            rep = repair_at(text, i, codec(name), model, trad, folded, scorer)
+            rep = repair_at(
+                text, i, codec(name), model, trad, folded, scorer, _run_budget(budget, work), work
+            )
             if rep is not None and (best is None or rep.margin > best.margin):
                 best = rep
         if best is None or best.margin < (EDIT_MARGIN if best.guessed else FLAG_MARGIN):
             continue
-        flag = best.margin < EDIT_MARGIN or best.guessed
+        flag = best.margin < EDIT_MARGIN or best.guessed or best.exhausted
         conf = _confidence(best.margin, best.gap)
         reason = (
             f"{_CODEC_NAMES[best.codec]} bytes read one byte out of phase; re-phased text "
             f"scores {best.margin:.1f} nats better under the {_LANG_NAMES[lang]} character "
             f"model"
         )
-        if flag:
+        if best.exhausted:
+            reason += " (search cut short: not edited)"
+        elif flag:
             reason += " (too little evidence to edit)"
         out.append(
             Proposal(
@@ -161,6 +191,10 @@ def find_phase_slips(text: str) -> list[Proposal]:
         )
         covered = best.end
     return out
+
+
+def _run_budget(budget: int, work: Work) -> int:
+    return max(1, min(RUN_BUDGET, budget - work.spent))
 
 
 def find_ruby_leaks(text: str) -> list[Proposal]:

@@ -93,6 +93,49 @@ def _rare_count(run: str) -> int:
     return sum(1 for ch in run.translate(_common_han_table()) if char_class(ch) == "han")
 
 
+CLUSTER_GAP = 3
+
+
+def _rare_cluster(run: str) -> bool:
+    """Whether run holds two rare Han characters (or one and a U+FFFD) at most CLUSTER_GAP
+    apart: wrong-codec output
+    is dense with them, while clean prose has them alone (a name, a term). Cheap: one
+    `str.translate` keeps only the characters that are not common."""
+    if len(run.translate(_common_han_table())) < 2:
+        return False
+    far = -CLUSTER_GAP - 1
+    last_han = last_any = far
+    table = _common_han_table()
+    for k, ch in enumerate(run):
+        if ch == "\ufffd":
+            # A replaced byte counts next to a rare character, not next to another one.
+            if k - last_han <= CLUSTER_GAP:
+                return True
+            last_any = k
+            continue
+        if ord(ch) in table or ch < "\u3400" or char_class(ch) != "han":
+            continue
+        if k - last_any <= CLUSTER_GAP:
+            return True
+        last_han = last_any = k
+    return False
+
+
+def _cjk_shaped(run: str) -> bool:
+    """Whether run looks like a CJK decoder's output: at least half its non-ASCII characters
+    are CJK (wide) characters. A CJK codec read wrongly still gives CJK characters; Latin-1
+    letters with U+FFFD among them are another kind of damage (UTF-8 read as cp1252)."""
+    wide = narrow = 0
+    for ch in run:
+        if ch == "\ufffd":
+            continue
+        if ch >= "\u2e80":
+            wide += 1
+        elif ch >= "\x80":
+            narrow += 1
+    return wide >= narrow and wide >= 2
+
+
 def _py(name: str) -> str:
     return _PY.get(name, name)
 
@@ -258,7 +301,7 @@ def _han_runs(text: str) -> list[Proposal]:
     runs = [
         m
         for m in _HAN_RUN_RE.finditer(text)
-        if len(m.group()) >= 2 and _rare_count(m.group()) + m.group().count("\ufffd") >= 2
+        if len(m.group()) >= 2 and _rare_cluster(m.group()) and _cjk_shaped(m.group())
     ]
     if not runs:
         return out
@@ -279,7 +322,9 @@ def _han_runs(text: str) -> list[Proposal]:
         best: tuple[float, str, str, str, int, int] | None = None
         for a, b in _pieces(whole)[:12]:
             run = whole[a:b]
-            if len(run) < 2 or _rare_count(run) + run.count("\ufffd") < 2:
+            if len(run) < 2 or _rare_count(run) < 2:
+                # Text decoded wrongly with a CJK codec is full of rare characters; U+FFFD
+                # among common ones is bytes lost some other way.
                 continue
             # The run as it stands, under whichever language reads it best (Japanese text
             # must not look like damaged Chinese for its kana).

@@ -48,6 +48,32 @@ EDIT_MARGIN = 8.0
 FLAG_MARGIN = 4.0
 # A search whose best reading trails the text as it stands by this much is abandoned.
 ABORT_MARGIN = 25.0
+# Work limits, in candidate evaluations (a character scored in context, or ranked by the cheap
+# bigrams before that): a search that spends RUN_BUDGET stops, and whatever it found is only
+# reported, never edited. Pairs no character stands for (read as `?`) end a run after
+# MAX_UNREADABLE of them: real slips hold one or two, a wall of `?` is not text.
+RUN_BUDGET = 150_000
+MAX_UNREADABLE = 2
+# A search whose best reading averages below NOISE_FLOOR nats a character after NOISE_AFTER
+# characters is abandoned: running text averages about -5, random characters about -15.
+NOISE_FLOOR = -10.0
+NOISE_AFTER = 10
+
+
+class Work:
+    """Candidate evaluations spent: process-wide in `Work.total` (for tests and monitoring),
+    and per instance by whoever passes one to `repair_at` (a caller's budget)."""
+
+    total = 0
+
+    def __init__(self) -> None:
+        self.spent = 0
+
+
+def work_done() -> int:
+    """Candidate evaluations the phase-slip and wrong-codec searches have spent so far."""
+    return Work.total
+
 
 _FULLWIDTH_MARKS = "！？"
 # Where a slip can start: `?` then a (possibly folded) full-width mark, `?` glued to a CJK
@@ -69,9 +95,10 @@ class _State:
     out: str  # reconstructed text so far
     drops: int  # dropped pairs in a row just before pos
     channel: float
+    unread: int = 0  # pairs read as `?` (no character) so far
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SlipRepair:
     """One reconstructed run: text[start:end] should read `replacement`."""
 
@@ -83,6 +110,8 @@ class SlipRepair:
     codec: str
     dropped: int  # user-defined pairs put back
     guessed: bool = False  # a swallowed byte had to be guessed from context alone
+    spent: int = 0  # candidate evaluations the search took
+    exhausted: bool = False  # the search ran out of budget: report, do not edit
 
 
 def _lead_bytes(c: Dbcs) -> tuple[int, ...]:
@@ -273,10 +302,19 @@ def _by_reading(c: Dbcs) -> dict[str, list[tuple[int, str]]]:
     return hit
 
 
+# The bigram shortlist of a long list of options after a character (`_Search.best`).
+_SHORTLIST: dict[tuple, tuple] = {}
+
+
 class _Search:
     """The beam search for one trigger, in one codec, over one text."""
 
-    def __init__(self, text: str, c: Dbcs, scorer: Scorer, folded: bool) -> None:
+    def __init__(
+        self, text: str, c: Dbcs, scorer: Scorer, folded: bool, budget: int = RUN_BUDGET
+    ) -> None:
+        self.budget = budget
+        self.spent = 0
+        self.exhausted = False
         self.text = text
         self.c = c
         self.scorer = scorer
@@ -291,6 +329,7 @@ class _Search:
         """Original characters (pending lead, trail) could have been, best first, pruned."""
         if len(pending) == 1:
             ch = self.c.pairs.get(pending[0] << 8 | trail)
+            self.spent += 1
             return [(self.lp(prev, ch), ch)] if ch is not None else []
         options = _likely_chars(self.c, self.model, pending, trail)
         if len(pending) > 4:
@@ -303,11 +342,21 @@ class _Search:
     def best(self, options, hist: str) -> list[tuple[float, str, int]]:
         """The CHILDREN best of options (character, byte) after hist, scored in context; a
         long list is first cut down with the cheap character bigrams."""
-        options = list(options)
+        options = tuple(options)
         if len(options) > 2 * CHILDREN:
-            prev, logp, trad = hist[-1:], self.model.logp, self.trad
-            options.sort(key=lambda o: logp(prev, o[0], trad), reverse=True)
-            options = options[: 2 * CHILDREN]
+            prev, trad = hist[-1:], self.trad
+            key = (options, prev, trad)
+            hit = _SHORTLIST.get(key)
+            if hit is None:
+                self.spent += len(options)
+                logp = self.model.logp
+                ranked = sorted(options, key=lambda o: logp(prev, o[0], trad), reverse=True)
+                hit = tuple(ranked[: 2 * CHILDREN])
+                if len(_SHORTLIST) > 20_000:
+                    _SHORTLIST.clear()
+                _SHORTLIST[key] = hit
+            options = hit
+        self.spent += len(options)
         got = [(self.lp(hist, ch), ch, t) for ch, t in options]
         got.sort(reverse=True)
         return got[:CHILDREN]
@@ -330,7 +379,13 @@ class _Search:
         beam = [_State(base + channel, pos, pending, out, 0, channel)]
         done: list[tuple[int, str, float, float, int]] = []
         limit = min(len(text), pos + MAX_RUN)
+        # The text as it stands, scored once, a prefix at a time (kept[k]: text[start:start+k]).
+        kept = [0.0]
+        hist = left_ctx
         while beam:
+            if self.spent >= self.budget:
+                self.exhausted = True
+                break
             # Dropped user-defined pairs before the observed character at this position: from
             # the best states only, at most two in a row.
             grown = list(beam)
@@ -353,6 +408,7 @@ class _Search:
                                 st.out + ch,
                                 st.drops + 1,
                                 st.channel + P_DROP,
+                                st.unread,
                             )
                         )
                 nxt.sort(key=lambda s: s.score, reverse=True)
@@ -371,14 +427,24 @@ class _Search:
                     # stands in the misaligned run, which goes on after it.
                     m = PINYIN_TAIL_RE.match(text, st.pos + 1)
                     if m and m.group(1) in readings(text[st.pos - 1]):
-                        beam.append(_State(st.score, m.end(), st.pending, st.out, 0, st.channel))
+                        beam.append(
+                            _State(st.score, m.end(), st.pending, st.out, 0, st.channel, st.unread)
+                        )
                 tok = self.token(obs)
                 if tok is None:
                     continue
                 if len(tok) == 2:
                     for lp, ch in self.chars(st.pending, tok[0], last):
                         beam.append(
-                            _State(st.score + lp, st.pos + 1, (tok[1],), st.out + ch, 0, st.channel)
+                            _State(
+                                st.score + lp,
+                                st.pos + 1,
+                                (tok[1],),
+                                st.out + ch,
+                                0,
+                                st.channel,
+                                st.unread,
+                            )
                         )
                 else:
                     b = tok[0]
@@ -386,7 +452,7 @@ class _Search:
                         # Resynchronisation: this byte was the trail of an original character.
                         for lp, ch in self.chars(st.pending, b, last):
                             done.append((st.pos + 1, st.out + ch, st.score + lp, st.channel, 0))
-                    if obs == "?":
+                    if obs == "?" and st.unread < MAX_UNREADABLE:
                         # A pair that is no character, read as `?`; the run goes on.
                         options = _drop_chars(self.c, self.model, st.pending, self.unassigned)
                         options = _with_successors(
@@ -402,8 +468,10 @@ class _Search:
                                     st.out + ch,
                                     0,
                                     st.channel + P_UNASSIGNED,
+                                    st.unread + 1,
                                 )
                             )
+                    if obs == "?":
                         # A swallow: (trail, byte below 0x40) read as `?`; the run ends.
                         # When a pinyin tail follows, the swallowed byte was its `(` and the
                         # character it annotates has that reading.
@@ -438,6 +506,7 @@ class _Search:
                                         st.out + ch,
                                         0,
                                         st.channel,
+                                        st.unread,
                                     )
                                 )
                     elif 0xA1 <= b <= 0xDF and self.c.name == "shift_jis":
@@ -450,8 +519,16 @@ class _Search:
                 # what genuine text looks like, and most of the cost on clean documents.
                 best = max(beam, key=lambda s: s.score)
                 if best.pos - start >= 4:
-                    kept = self.scorer.score(text[start : best.pos], left_ctx)
-                    if best.score - kept < -ABORT_MARGIN:
+                    while len(kept) <= best.pos - start:
+                        ch = text[start + len(kept) - 1]
+                        kept.append(kept[-1] + self.scorer.lp(hist, ch))
+                        hist = (hist + ch)[-hn:]
+                    if best.score - kept[best.pos - start] < -ABORT_MARGIN:
+                        break
+                    if len(
+                        best.out
+                    ) >= NOISE_AFTER and best.score - best.channel < NOISE_FLOOR * len(best.out):
+                        # Re-phased, it reads no better than noise: so did the text before.
                         break
             if len(done) > 4 * BEAM:
                 done.sort(key=lambda d: d[2], reverse=True)
@@ -558,11 +635,32 @@ def repair_at(
     traditional: bool | None,
     folded: bool,
     scorer: Scorer | None = None,
+    budget: int = RUN_BUDGET,
+    work: Work | None = None,
 ) -> SlipRepair | None:
-    """The best re-phased reading of the run that starts at the `?` text[i], or None."""
+    """The best re-phased reading of the run that starts at the `?` text[i], or None.
+
+    The search spends at most about `budget` candidate evaluations (`SlipRepair.spent`); one
+    that runs out returns what it found marked `exhausted`, to be reported, not applied."""
     if scorer is None:
         scorer = Scorer(model, traditional)
-    search = _Search(text, c, scorer, folded)
+    search = _Search(text, c, scorer, folded, budget)
+    try:
+        rep = _repair_at(text, i, c, folded, scorer, search)
+    finally:
+        Work.total += search.spent
+        if work is not None:
+            work.spent += search.spent
+    if rep is None:
+        return None
+    rep.spent = search.spent
+    rep.exhausted = search.exhausted
+    return rep
+
+
+def _repair_at(
+    text: str, i: int, c: Dbcs, folded: bool, scorer: Scorer, search: _Search
+) -> SlipRepair | None:
     starts: list[tuple[int, tuple[int, ...], float]] = []
     m = PINYIN_TAIL_RE.match(text, i + 1)
     if m and i > 0:
@@ -591,9 +689,13 @@ def repair_at(
     results: list[tuple[float, int, str, float, bool]] = []
     left = text[max(0, i - WordModel.HIST) : i]
     stack = _open_quotes(text, i)
+    kept_at: dict[int, float] = {}
     for score, end, out, _chan, _pos in finished:
         new_end = end
         guessed = False
+        wide, markup = _run_evidence(text, i, end)
+        if markup:
+            continue
         if out.endswith("\x00"):
             out = out[:-1]
             fit = _after_swallow(text, end, out)
@@ -607,12 +709,19 @@ def repair_at(
                 guessed = True
             else:
                 new_end, out, _ = fit
+        if not wide and new_end == end:
+            # Nothing in the run was misread double-byte text, and no tag or annotation went
+            # with a swallowed byte: `?` and `!` alone are punctuation, not evidence.
+            continue
         tail = text[new_end : new_end + 2]
         line_ends = new_end >= len(text) or text[new_end] == "\n"
         repaired = score + scorer.score(tail, left + out) + pairing_cost(stack, out, line_ends)
-        kept = scorer.score(text[i:new_end] + tail, left) + pairing_cost(
-            stack, text[i:new_end], line_ends
-        )
+        kept = kept_at.get(new_end)
+        if kept is None:
+            kept = kept_at[new_end] = scorer.score(text[i:new_end] + tail, left)
+            search.spent += new_end - i + len(tail)
+        kept += pairing_cost(stack, text[i:new_end], line_ends)
+        search.spent += len(tail)
         results.append((repaired - kept, new_end, out, score, guessed))
     results.sort(key=lambda r: r[0], reverse=True)
     if not results:
@@ -626,6 +735,56 @@ def repair_at(
     replacement = fold_width(out) if folded else out
     dropped = 0
     return SlipRepair(i, end, replacement, margin, gap, c.name, dropped, guessed)
+
+
+_RUBY_IN_RUN_RE = re.compile(rf"\(?[{PINYIN_LETTERS}1-5]+\)")
+_RUBY_GROUP_RE = re.compile(rf"\([{PINYIN_LETTERS}1-5]{{1,8}}\)")
+_CJK_MARKS = frozenset("“”‘’…—·・")
+_NOT_BEFORE_SLIP = frozenset("?!<>\"'=/&;")
+
+
+def _run_evidence(text: str, i: int, end: int) -> tuple[int, bool]:
+    """What the observed run text[i:end] holds after the trigger (and the folded mark right
+    after it): how many characters that a misaligned decoder makes (non-ASCII characters, and
+    ASCII in the trail-byte range 0x40-0x7E, letters above all), and whether it is markup or
+    mostly other ASCII punctuation, which is never re-phased into Han."""
+    a = i + 2 if text[i + 1 : i + 2] in ("!", "?") else i + 1
+    body = _RUBY_IN_RUN_RE.sub("", text[a:end])
+    made = sum(1 for ch in body if ch >= "\x40")
+    punct = sum(1 for ch in body if "\x21" <= ch < "\x40" and ch != "?")
+    return made, "<" in body or ">" in body or punct > made
+
+
+def _is_cjk_char(ch: str) -> bool:
+    if ch < "\u2000":
+        return False
+    cls = char_class(ch)
+    return (
+        cls in ("han", "kana", "hangul", "bopomofo")
+        or ("\u3000" <= ch <= "\u303f")
+        or ("\uff01" <= ch <= "\uff65")
+        or ch in _CJK_MARKS
+    )
+
+
+def left_evidence(text: str, i: int) -> bool:
+    """Whether the text before the trigger text[i] is CJK text a slip could cut: a CJK
+    character just before it (an annotation `(pinyin)` aside), or an ASCII character folded
+    from a full-width form with a CJK character right before that. Markup, spaces, other
+    `?` and the start of the text are no such evidence.
+
+    >>> left_evidence("公司?!彼Q", 2), left_evidence("??<b>?他", 5), left_evidence("??", 0)
+    (True, False, False)
+    """
+    before = _RUBY_GROUP_RE.sub("", text[max(0, i - 24) : i])
+    if not before:
+        return False
+    prev = before[-1]
+    if _is_cjk_char(prev):
+        return True
+    if prev.isspace() or prev in _NOT_BEFORE_SLIP or not prev.isascii():
+        return False
+    return any(_is_cjk_char(ch) for ch in before[-5:-1])
 
 
 def candidate_positions(text: str) -> list[int]:

@@ -1,0 +1,297 @@
+"""Faults on a real `textmend-server`: workers killed mid-call, SIGTERM with calls in flight, a
+flood of hostile requests, and every input limit.
+
+Repair is idempotent, so the client retries what a dead worker dropped: `repair` by the
+channel's retry policy (possible because the server sends headers only with the response), and
+`repair_stream` by resending, on a new stream, the documents the broken one had not answered.
+The invariant checked is the caller's: every document gets exactly one successful response.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+from conftest import ServerProcess, run_server
+
+from textmend.v1 import textmend_pb2, textmend_pb2_grpc
+from textmend_client import InvalidInput, TextMendClient, TextMendError, TooLarge, Unavailable
+from textmend_client import client as client_module
+
+KIB = 1024
+MIB = 1024 * KIB
+
+_LINE = "Grüße aus München — cafÃ© crème, itâ€™s déjà vu, naÃ¯ve faÃ§ade.\n"
+
+
+def heavy(tag: str, size: int = 150 * KIB) -> tuple[bytes, str]:
+    """A document of about size bytes dense with mojibake (about a second of work), tagged so
+    that no two are alike, and its repaired text."""
+    lines = [f"{tag} {i}: {_LINE}" for i in range(size // len(_LINE.encode()))]
+    text = "".join(lines)
+    fixed = text.replace("cafÃ©", "café").replace("itâ€™s", "it’s")
+    fixed = fixed.replace("naÃ¯ve", "naïve").replace("faÃ§ade", "façade")
+    return text.encode(), fixed
+
+
+def cpu_ticks(pid: int) -> int:
+    """User plus system CPU time of a process so far, in clock ticks."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def busiest_worker(server: ServerProcess, within: float = 0.5) -> int:
+    """The pid of the worker that used the most CPU over the next `within` seconds."""
+    pids = sorted(server.worker_pids())
+    before = {pid: cpu_ticks(pid) for pid in pids}
+    time.sleep(within)
+    return max(pids, key=lambda pid: cpu_ticks(pid) - before[pid])
+
+
+def wait_for(condition: object, limit: float = 60.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+        time.sleep(0.05)
+    assert condition(), "timed out"  # type: ignore[operator]
+
+
+def wait_for_workers(server: ServerProcess, count: int, without: int) -> set[int]:
+    wait_for(lambda: len(server.worker_pids() - {without}) == count)
+    return server.worker_pids()
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[ServerProcess]:
+    with run_server(tmp_path, "--workers", "2", "--log-level", "INFO") as running:
+        yield running
+
+
+# --- (a) a worker killed while calls are in flight -------------------------------------------
+
+
+def test_unary_call_survives_its_worker_being_killed(two_workers: ServerProcess) -> None:
+    content, fixed = heavy("unary", 400 * KIB)
+    with TextMendClient(two_workers.target, timeout=120, channels=1) as client:
+        with ThreadPoolExecutor(1) as pool:
+            call = pool.submit(client.repair, content, id="victim-call", omit_diff=True)
+            victim = busiest_worker(two_workers)
+            assert not call.done(), "the document was repaired before the worker could die"
+            os.kill(victim, signal.SIGKILL)
+            # The call was on the dead worker; the channel's retry policy sends it again.
+            assert call.result().text == fixed
+    wait_for_workers(two_workers, 2, victim)
+    assert "died unexpectedly" in two_workers.log_text()
+
+
+def test_stream_resends_what_a_killed_worker_had_not_answered(
+    two_workers: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resumed: list[str] = []
+    is_resumable = client_module.is_resumable
+
+    def spy(error: BaseException) -> bool:
+        answer = is_resumable(error)
+        resumed.append(f"{error.code().name}: {answer}")  # type: ignore[attr-defined]
+        return answer
+
+    monkeypatch.setattr(client_module, "is_resumable", spy)
+    documents = {f"s{i}": heavy(f"s{i}", 60 * KIB) for i in range(16)}
+    got: Counter[str] = Counter()
+    with TextMendClient(two_workers.target, timeout=120, channels=1, window=4) as client:
+        requests = ({"id": i, "content": c, "omit_diff": True} for i, (c, _) in documents.items())
+        for n, response in enumerate(client.repair_stream(requests)):
+            assert not response.HasField("error"), response.error
+            assert response.text == documents[response.id][1]
+            got[response.id] += 1
+            if n == 2:
+                victim = busiest_worker(two_workers, 0.2)
+                os.kill(victim, signal.SIGKILL)
+    assert got == Counter(documents.keys()), "every document exactly once"
+    assert any(entry.endswith("True") for entry in resumed), resumed
+
+
+def test_many_calls_lose_nothing_when_a_worker_is_killed(two_workers: ServerProcess) -> None:
+    unary = {f"u{i}": heavy(f"u{i}", 20 * KIB) for i in range(48)}
+    streamed = {f"s{i}": heavy(f"s{i}", 20 * KIB) for i in range(96)}
+    got: Counter[str] = Counter()
+    wrong: list[str] = []
+    lock = threading.Lock()
+
+    def note(response: textmend_pb2.RepairResponse, expected: str) -> None:
+        with lock:
+            got[response.id] += 1
+            if response.HasField("error") or response.text != expected:
+                wrong.append(response.id)
+
+    with TextMendClient(two_workers.target, timeout=120, channels=4) as client:
+
+        def one(item: tuple[str, tuple[bytes, str]]) -> None:
+            name, (content, fixed) = item
+            note(client.repair(content, id=name, omit_diff=True), fixed)
+
+        def stream() -> None:
+            requests = (
+                {"id": i, "content": c, "omit_diff": True} for i, (c, _) in streamed.items()
+            )
+            for response in client.repair_stream(requests):
+                note(response, streamed[response.id][1])
+
+        with ThreadPoolExecutor(5) as pool:
+            streaming = pool.submit(stream)
+            calls = [pool.submit(one, item) for item in unary.items()]
+            wait_for(lambda: sum(got.values()) >= 20)
+            victim = busiest_worker(two_workers, 0.2)
+            os.kill(victim, signal.SIGKILL)
+            streaming.result()
+            for call in calls:
+                call.result()
+    assert not wrong
+    assert got == Counter([*unary, *streamed]), "every document exactly once"
+    assert len(wait_for_workers(two_workers, 2, victim)) == 2
+
+
+# --- (b) SIGTERM with calls in flight --------------------------------------------------------
+
+
+def test_sigterm_lets_calls_in_flight_finish(tmp_path: Path) -> None:
+    documents = {f"t{i}": heavy(f"t{i}", 200 * KIB) for i in range(4)}
+    with run_server(tmp_path, "--workers", "2", "--grace", "60") as server:
+        with TextMendClient(server.target, timeout=120, channels=4) as client:
+            with ThreadPoolExecutor(len(documents)) as pool:
+                calls = {
+                    name: pool.submit(client.repair, content, id=name, omit_diff=True)
+                    for name, (content, _) in documents.items()
+                }
+                busiest_worker(server)  # the calls are under way
+                pending = [name for name, call in calls.items() if not call.done()]
+                assert pending
+                server.process.send_signal(signal.SIGTERM)
+                finished = []
+                for name, call in calls.items():
+                    try:
+                        response = call.result()
+                    except Unavailable:
+                        # Not yet sent when SIGTERM came: refused, as new calls must be.
+                        continue
+                    assert response.text == documents[name][1]
+                    finished.append(name)
+                # Calls in flight when SIGTERM came were finished, not dropped.
+                assert set(pending) & set(finished)
+        assert server.process.wait(60) == 0
+    assert "received SIGTERM" in server.log_text()
+
+
+# --- (c) a flood of hostile requests; every limit ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Two workers with small limits: 1 MiB documents, 64 KiB lines, 50 edits, 3 per stream."""
+    with run_server(
+        tmp_path_factory.mktemp("limited"),
+        "--workers",
+        "2",
+        "--max-message-mb",
+        "1",
+        "--max-line-kb",
+        "64",
+        "--max-edits",
+        "50",
+        "--max-stream-documents",
+        "3",
+    ) as running:
+        yield running
+
+
+HOSTILE: dict[str, tuple[bytes, type[TextMendError]]] = {
+    "oversized": (b"a" * (MIB + 1), TooLarge),
+    "far oversized": (b"a" * (3 * MIB), TooLarge),
+    "long line": (b"x" * (65 * KIB), TooLarge),
+    "too many edits": (("cafÃ© " * 60).encode(), TooLarge),
+    "png": (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, InvalidInput),
+    "nul bytes": (b"text\x00" * 500, InvalidInput),
+    "elf": (b"\x7fELF" + bytes(2000), InvalidInput),
+    "empty": (b"", InvalidInput),
+}
+
+
+def test_flood_of_hostile_requests_leaves_workers_serving(limited: ServerProcess) -> None:
+    before = limited.worker_pids()
+    kinds = list(HOSTILE) * 25  # 200 requests
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+    with TextMendClient(limited.target, timeout=60, channels=8, max_message_mb=4) as client:
+
+        def send(kind: str) -> None:
+            content, expected = HOSTILE[kind]
+            try:
+                client.repair(content, id=kind)
+                outcome = "OK"
+            except TextMendError as error:
+                outcome = error.code.name if isinstance(error, expected) else f"{error!r}"
+            with lock:
+                outcomes[outcome] += 1
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(send, kinds))
+        assert set(outcomes) == {"INVALID_ARGUMENT", "RESOURCE_EXHAUSTED"}, outcomes
+        assert sum(outcomes.values()) == 200
+        assert client.health()
+        assert client.repair("cafÃ©").text == "café"
+    assert limited.worker_pids() == before
+    assert "Traceback" not in limited.log_text()
+
+
+@pytest.mark.parametrize(
+    ("content", "flag"),
+    [
+        (b"x" * (65 * KIB), "--max-line-kb"),
+        (b"ok\n" + b"x" * (65 * KIB) + b"\r\nok", "--max-line-kb"),
+        (b"a" * (MIB + 1), "--max-message-mb"),
+        (("cafÃ© " * 60).encode(), "--max-edits"),
+    ],
+    ids=["line", "line in the middle", "bytes", "edits"],
+)
+def test_each_limit_names_its_flag(limited: ServerProcess, content: bytes, flag: str) -> None:
+    with TextMendClient(limited.target, timeout=60, channels=1, max_message_mb=4) as client:
+        with pytest.raises(TooLarge) as caught:
+            client.repair(content)
+        assert caught.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert flag in caught.value.details
+        response = next(client.repair_stream([{"id": "one", "content": content}]))
+        assert response.error.code == "RESOURCE_EXHAUSTED"
+        assert flag in response.error.message
+
+
+def test_lines_within_the_limit_and_crlf_text_pass(limited: ServerProcess) -> None:
+    line = "y" * (64 * KIB - 2)
+    with TextMendClient(limited.target, timeout=60, channels=1) as client:
+        assert client.repair(f"{line}\r\n{line}\r{line}\n").text == f"{line}\r\n{line}\r{line}\n"
+        assert len(client.repair(("cafÃ© " * 50).encode()).edits) == 50
+
+
+def test_stream_limit_ends_the_stream_and_the_client_resumes(limited: ServerProcess) -> None:
+    with grpc.insecure_channel(limited.target) as channel:
+        stub = textmend_pb2_grpc.TextMendStub(channel)
+        requests = [textmend_pb2.RepairRequest(id=str(i), content=b"fine") for i in range(5)]
+        call = stub.RepairStream(iter(requests), timeout=30)
+        answered = []
+        with pytest.raises(grpc.RpcError):
+            answered.extend(response.id for response in call)
+        assert answered == ["0", "1", "2"]
+        assert call.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "--max-stream-documents" in call.details()
+        assert ("textmend-stream-limit", "3") in tuple(call.trailing_metadata())
+    documents = {f"d{i}": f"cafÃ© {i}" for i in range(20)}
+    with TextMendClient(limited.target, timeout=60, channels=2) as client:
+        responses = list(client.repair_stream({"id": k, "text": v} for k, v in documents.items()))
+    assert sorted(r.id for r in responses) == sorted(documents)
+    assert all(r.text == f"café {r.id[1:]}" for r in responses)

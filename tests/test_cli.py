@@ -363,3 +363,16 @@ def test_batch_repairs_a_tree_and_resumes(target: str, tmp_path, capsys) -> None
 def test_batch_needs_an_output_dir_for_several_paths(tmp_path, capsys) -> None:
     assert main(["repair", str(tmp_path), str(tmp_path)]) == 1
     assert "--output-dir" in capsys.readouterr().err
+
+
+def test_progress_line_reports_rates_and_eta() -> None:
+    from textmend_client.batch import Progress
+
+    stream = io.StringIO()
+    progress = Progress(4, stream, interval=0.0)
+    progress.started -= 2.0  # two seconds into the run
+    progress.advance(1_000_000)
+    progress.advance(1_000_000)
+    line = stream.getvalue().splitlines()[-1]
+    assert line.startswith("[############............] 2/4 documents")
+    assert "docs/s" in line and "MB/s" in line and "ETA 0:00:0" in line

@@ -473,3 +473,18 @@ def test_work_stops_when_the_callers_deadline_passes(
         assert "repair id='heavy' abandoned" in process.log_text()
         with TextMendClient(process.target, timeout=30, channels=1) as client:
             assert client.repair(b"still serving").text == "still serving"
+
+
+def test_json_logs_are_one_object_per_line(tmp_path_factory: pytest.TempPathFactory) -> None:
+    import json
+
+    directory = tmp_path_factory.mktemp("jsonlogs")
+    options = ("--workers", "1", "--log-format", "json", "--log-level", "DEBUG")
+    with run_server(directory, *options) as process:
+        with TextMendClient(process.target, channels=1) as client:
+            client.repair("secret cafÃ© text".encode(), id="doc-7")
+        lines = [line for line in process.log_text().splitlines() if line.startswith("{")]
+    entries = [json.loads(line) for line in lines]
+    assert {"time", "level", "pid", "logger", "message"} <= set(entries[0])
+    assert any("doc-7" in entry["message"] for entry in entries)
+    assert not any("secret" in line for line in lines)

@@ -427,7 +427,10 @@ def run_echo(server: Server, corpora: dict[str, list[bytes]], channels: int) -> 
             return pair[0].to_bytes(8, "big") + pair[1]
 
         openers = [lambda s=s: s(timeout=3600) for s in streams]
-        for reply in fan_out(background, openers, pairs, encode, window=DEFAULT_WINDOW):
+        replies = fan_out(
+            background, openers, pairs, encode, window=DEFAULT_WINDOW, key=lambda m: m[:8]
+        )
+        for reply in replies:
             yield int.from_bytes(reply[:8], "big")
 
     results = []

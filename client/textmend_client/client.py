@@ -37,6 +37,7 @@ import collections
 import concurrent.futures
 import contextlib
 import json
+import operator
 import os
 import queue
 import threading
@@ -364,6 +365,7 @@ def fan_out(
     window: int = DEFAULT_WINDOW,
     resumable: Callable[[BaseException], bool] | None = None,
     retry_seconds: float = STREAM_RETRY_SECONDS,
+    key: Callable[[Any], Any] = operator.attrgetter("id"),
 ) -> Iterator[_Response]:
     """Send items over several bidirectional streams at once; yield every response.
 
@@ -376,10 +378,10 @@ def fan_out(
 
     A stream that fails with an error `resumable` accepts is opened again (with the same
     opener, after a short backoff), and the requests it had sent without getting their
-    responses are sent again first, matched by `id`, so every request still gets exactly one
-    response. It gives up when a stream has had no response for `retry_seconds`. Stopping
-    iteration early, or any other failure, cancels every stream; a stream's `grpc.RpcError` is
-    raised here.
+    responses are sent again first, matched by `key` (`id` by default), so every request
+    still gets exactly one response. It gives up when a stream has had no response for
+    `retry_seconds`. Stopping iteration early, or any other failure, cancels every stream;
+    a stream's `grpc.RpcError` is raised here.
     """
     if window < 1:
         raise ValueError(f"window must be at least 1, not {window}")
@@ -397,7 +399,7 @@ def fan_out(
             return None
 
     async def one_call(
-        call: Any, outstanding: dict[str, collections.deque[Any]], answered: list[int]
+        call: Any, outstanding: dict[Any, collections.deque[Any]], answered: list[int]
     ) -> None:
         """Run one stream to its end; requests awaiting a response stay in outstanding."""
         free = asyncio.Semaphore(window)
@@ -408,7 +410,7 @@ def fan_out(
                 request = take()
                 if request is None:
                     break
-                outstanding.setdefault(request.id, collections.deque()).append(request)
+                outstanding.setdefault(key(request), collections.deque()).append(request)
                 try:
                     await call.write(request)
                 except (grpc.RpcError, asyncio.InvalidStateError):
@@ -427,11 +429,11 @@ def fan_out(
         try:
             async for response in call:
                 free.release()
-                waiting = outstanding.get(response.id)
+                waiting = outstanding.get(key(response))
                 if waiting:
                     waiting.popleft()
                     if not waiting:
-                        del outstanding[response.id]
+                        del outstanding[key(response)]
                 answered[0] += 1
                 arrivals.put(response)
             await sender
@@ -448,7 +450,7 @@ def fan_out(
         failures = 0
         last_progress = loop.time()
         while True:
-            outstanding: dict[str, collections.deque[Any]] = {}
+            outstanding: dict[Any, collections.deque[Any]] = {}
             answered = [0]
             try:
                 await one_call(opener(), outstanding, answered)

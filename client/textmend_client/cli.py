@@ -90,6 +90,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_policy_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy",
+        type=_policy_item,
+        action="append",
+        default=[],
+        metavar="CATEGORY=ACTION",
+        help="override a category's policy: fix, flag or off; repeatable "
+        "(for example --policy mojibake=flag)",
+    )
+
+
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--server",
@@ -189,15 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["text/plain", "text/html"],
         help="text/html leaves the document's markup alone (default: text/plain)",
     )
-    repair.add_argument(
-        "--policy",
-        type=_policy_item,
-        action="append",
-        default=[],
-        metavar="CATEGORY=ACTION",
-        help="override a category's policy: fix, flag or off; repeatable "
-        "(for example --policy mojibake=flag)",
-    )
+    _add_policy_option(repair)
     repair.add_argument(
         "--format",
         choices=["text", "diff", "json"],
@@ -260,14 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--title", default="textmend report", help="the page's title (default: textmend report)"
     )
-    report.add_argument(
-        "--policy",
-        type=_policy_item,
-        action="append",
-        default=[],
-        metavar="CATEGORY=ACTION",
-        help="override a category's policy: fix, flag or off; repeatable",
-    )
+    _add_policy_option(report)
     report.set_defaults(handler=_cmd_report, channels=4)
 
     check = commands.add_parser(
@@ -286,14 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="text",
         help="text: one line per problem; json: one JSON object for all files (default: text)",
     )
-    check.add_argument(
-        "--policy",
-        type=_policy_item,
-        action="append",
-        default=[],
-        metavar="CATEGORY=ACTION",
-        help="override a category's policy: fix, flag or off; repeatable",
-    )
+    _add_policy_option(check)
     check.set_defaults(handler=_cmd_check, channels=4)
     return parser
 

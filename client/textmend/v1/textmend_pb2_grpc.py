@@ -57,9 +57,13 @@ class TextMendServicer:
         Errors:
         INVALID_ARGUMENT   empty content; binary content (PDF, PNG, zip, ELF, ...); an unknown
         `declared_encoding`; an unknown category or policy name.
-        RESOURCE_EXHAUSTED content larger than the server's limit (see `textmend-server
-        --max-message-mb`).
-        DEADLINE_EXCEEDED  the caller's deadline passed before the work finished.
+        RESOURCE_EXHAUSTED content larger than the server's limit (`--max-message-mb`), a line
+        longer than `--max-line-kb`, or more edits and findings than
+        `--max-edits` (never a shortened list); the message names the flag.
+        UNAUTHENTICATED    the server requires a bearer token (`--auth-token-file`) and the
+        call's `authorization` metadata is missing or wrong.
+        DEADLINE_EXCEEDED  the caller's deadline passed before the work finished; the server
+        stops the work too.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -52,9 +52,13 @@ class TextMendStub:
     Errors:
       INVALID_ARGUMENT   empty content; binary content (PDF, PNG, zip, ELF, ...); an unknown
                          `declared_encoding`; an unknown category or policy name.
-      RESOURCE_EXHAUSTED content larger than the server's limit (see `textmend-server
-                         --max-message-mb`).
-      DEADLINE_EXCEEDED  the caller's deadline passed before the work finished.
+      RESOURCE_EXHAUSTED content larger than the server's limit (`--max-message-mb`), a line
+                         longer than `--max-line-kb`, or more edits and findings than
+                         `--max-edits` (never a shortened list); the message names the flag.
+      UNAUTHENTICATED    the server requires a bearer token (`--auth-token-file`) and the
+                         call's `authorization` metadata is missing or wrong.
+      DEADLINE_EXCEEDED  the caller's deadline passed before the work finished; the server
+                         stops the work too.
     """
     RepairStream: _grpc.StreamStreamMultiCallable[_textmend_pb2.RepairRequest, _textmend_pb2.RepairResponse]
     """Repairs many documents over one bidirectional stream. Each request produces exactly one
@@ -74,9 +78,13 @@ class TextMendAsyncStub(TextMendStub):
     Errors:
       INVALID_ARGUMENT   empty content; binary content (PDF, PNG, zip, ELF, ...); an unknown
                          `declared_encoding`; an unknown category or policy name.
-      RESOURCE_EXHAUSTED content larger than the server's limit (see `textmend-server
-                         --max-message-mb`).
-      DEADLINE_EXCEEDED  the caller's deadline passed before the work finished.
+      RESOURCE_EXHAUSTED content larger than the server's limit (`--max-message-mb`), a line
+                         longer than `--max-line-kb`, or more edits and findings than
+                         `--max-edits` (never a shortened list); the message names the flag.
+      UNAUTHENTICATED    the server requires a bearer token (`--auth-token-file`) and the
+                         call's `authorization` metadata is missing or wrong.
+      DEADLINE_EXCEEDED  the caller's deadline passed before the work finished; the server
+                         stops the work too.
     """
     RepairStream: _aio.StreamStreamMultiCallable[_textmend_pb2.RepairRequest, _textmend_pb2.RepairResponse]  # type: ignore[assignment]
     """Repairs many documents over one bidirectional stream. Each request produces exactly one
@@ -99,9 +107,13 @@ class TextMendServicer(metaclass=_abc_1.ABCMeta):
         Errors:
           INVALID_ARGUMENT   empty content; binary content (PDF, PNG, zip, ELF, ...); an unknown
                              `declared_encoding`; an unknown category or policy name.
-          RESOURCE_EXHAUSTED content larger than the server's limit (see `textmend-server
-                             --max-message-mb`).
-          DEADLINE_EXCEEDED  the caller's deadline passed before the work finished.
+          RESOURCE_EXHAUSTED content larger than the server's limit (`--max-message-mb`), a line
+                             longer than `--max-line-kb`, or more edits and findings than
+                             `--max-edits` (never a shortened list); the message names the flag.
+          UNAUTHENTICATED    the server requires a bearer token (`--auth-token-file`) and the
+                             call's `authorization` metadata is missing or wrong.
+          DEADLINE_EXCEEDED  the caller's deadline passed before the work finished; the server
+                             stops the work too.
         """
 
     @_abc_1.abstractmethod

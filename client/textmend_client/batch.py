@@ -49,7 +49,8 @@ class Tally:
 
 class Progress:
     """A one-line progress bar on a terminal (documents/s, MB/s, ETA); on anything else, a
-    plain line every few seconds, so logs of long runs show that work goes on."""
+    plain line every few seconds, so logs of long runs show that work goes on (and runs
+    shorter than that leave no line at all)."""
 
     def __init__(self, total: int, stream: IO[str], *, interval: float = 5.0) -> None:
         self.total = total
@@ -59,13 +60,16 @@ class Progress:
         self.started = self.last = time.monotonic()
         self.done = 0
         self.bytes = 0
+        self.drawn = False
 
     def advance(self, size: int) -> None:
         self.done += 1
         self.bytes += size
         now = time.monotonic()
-        if now - self.last >= self.interval or self.done == self.total:
+        finished = self.done == self.total and (self.tty or self.drawn)
+        if now - self.last >= self.interval or finished:
             self.last = now
+            self.drawn = True
             self._draw(now)
 
     def line(self, now: float) -> str:

@@ -32,7 +32,7 @@ from google.protobuf import json_format
 
 from textmend.v1 import textmend_pb2
 from textmend_client import __version__
-from textmend_client.batch import run_batch
+from textmend_client.batch import Progress, run_batch
 from textmend_client.check import run_check
 from textmend_client.client import (
     DEFAULT_CHANNELS,
@@ -649,9 +649,11 @@ def _repair_jsonl(args: argparse.Namespace) -> int:
             items = read_jsonl(handle, defaults)
     ids = [item["id"] for item in items]
     failed = 0
+    progress = Progress(len(ids), sys.stderr)
     with _client(args) as client:
         for response in in_input_order(ids, client.repair_stream(items)):
             failed += response.HasField("error")
+            progress.advance(response.content_bytes)
             _write(to_json(response, compact=True) + "\n")
     if failed:
         _error(f'{failed} of {len(ids)} documents failed; see their "error" field')

@@ -304,15 +304,19 @@ def channel_credentials(
 def is_resumable(error: BaseException) -> bool:
     """Whether a failed stream's unanswered documents may be resent on a new stream.
 
-    UNAVAILABLE (the connection or the worker went away), or RESOURCE_EXHAUSTED with the
-    server's stream-limit trailer; any other RESOURCE_EXHAUSTED is a document too large to send,
-    which resending would only repeat.
+    UNAVAILABLE (the connection or the worker went away), INTERNAL raised by gRPC's own core
+    rather than by the server (a stream torn down while a write was in flight), or
+    RESOURCE_EXHAUSTED with the server's stream-limit trailer; any other RESOURCE_EXHAUSTED is
+    a document too large to send, which resending would only repeat. Resending is safe:
+    repair is idempotent.
     """
     if not isinstance(error, grpc.aio.AioRpcError | grpc.Call):
         return False
     code = error.code()
     if code is grpc.StatusCode.UNAVAILABLE:
         return True
+    if code is grpc.StatusCode.INTERNAL:
+        return (error.details() or "") == "Internal error from Core"
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
         trailers = error.trailing_metadata() or ()
         return any(key == _STREAM_LIMIT_METADATA for key, _ in trailers)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 from itertools import pairwise
 
 from textmend_server.cjk.lm import CharModel, Scorer, WordModel, get_model, is_traditional
@@ -96,29 +96,30 @@ def _rare_count(run: str) -> int:
 CLUSTER_GAP = 3
 
 
+@cache
+def _common_han_marks() -> dict[int, str]:
+    """Like `_common_han_table`, but marking common characters with U+0001 instead of
+    deleting them, so positions survive."""
+    return dict.fromkeys(_common_han_table(), "\x01")
+
+
+# Two rare Han characters, or a rare one and a U+FFFD (either first), with at most
+# CLUSTER_GAP - 1 characters between them, once common characters are marked U+0001.
+_RARE_CLUSTER_RE = re.compile(
+    f"[{HAN_RANGES}].{{0,{CLUSTER_GAP - 1}}}?[{HAN_RANGES}\ufffd]"
+    f"|\ufffd.{{0,{CLUSTER_GAP - 1}}}?[{HAN_RANGES}]",
+    re.DOTALL,
+)
+
+
 def _rare_cluster(run: str) -> bool:
     """Whether run holds two rare Han characters (or one and a U+FFFD) at most CLUSTER_GAP
-    apart: wrong-codec output
-    is dense with them, while clean prose has them alone (a name, a term). Cheap: one
-    `str.translate` keeps only the characters that are not common."""
+    apart: wrong-codec output is dense with them, while clean prose has them alone (a name, a
+    term). Cheap: one `str.translate` marks the common characters, one regex search finds a
+    pair."""
     if len(run.translate(_common_han_table())) < 2:
         return False
-    far = -CLUSTER_GAP - 1
-    last_han = last_any = far
-    table = _common_han_table()
-    for k, ch in enumerate(run):
-        if ch == "\ufffd":
-            # A replaced byte counts next to a rare character, not next to another one.
-            if k - last_han <= CLUSTER_GAP:
-                return True
-            last_any = k
-            continue
-        if ord(ch) in table or ch < "\u3400" or char_class(ch) != "han":
-            continue
-        if k - last_any <= CLUSTER_GAP:
-            return True
-        last_han = last_any = k
-    return False
+    return _RARE_CLUSTER_RE.search(run.translate(_common_han_marks())) is not None
 
 
 def _cjk_shaped(run: str) -> bool:

@@ -488,3 +488,16 @@ def test_json_logs_are_one_object_per_line(tmp_path_factory: pytest.TempPathFact
     assert {"time", "level", "pid", "logger", "message"} <= set(entries[0])
     assert any("doc-7" in entry["message"] for entry in entries)
     assert not any("secret" in line for line in lines)
+
+
+def test_document_text_is_logged_only_with_log_content(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    directory = tmp_path_factory.mktemp("logcontent")
+    options = ("--workers", "1", "--log-level", "DEBUG", "--log-content")
+    with run_server(directory, *options) as process:
+        with TextMendClient(process.target, channels=1) as client:
+            client.repair(b"visible words here", id="doc-8")
+        log = process.log_text()
+    assert "doc-8" in log
+    assert "visible words here" in log

@@ -177,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
         "stream (TEXTMEND_MAX_STREAM_DOCUMENTS; default: 1000000)",
     )
     parser.add_argument(
+        "--log-content",
+        action="store_true",
+        default=env("TEXTMEND_LOG_CONTENT", "").lower() in {"1", "true", "yes"},
+        help="with --log-level DEBUG, also log the first 200 bytes of each document; off by "
+        "default, as documents may be private (TEXTMEND_LOG_CONTENT=1)",
+    )
+    parser.add_argument(
         "--tls-cert",
         type=Path,
         default=env("TEXTMEND_TLS_CERT"),
@@ -233,6 +240,7 @@ class _Settings:
     max_line_kb: int = 1024
     max_edits: int = 1_000_000
     max_stream_documents: int = 1_000_000
+    log_content: bool = False
     security: _Security | None = field(default=None, repr=False)
 
 
@@ -304,6 +312,7 @@ def _settings(args: argparse.Namespace, address: str, reuse_port: bool) -> _Sett
         max_line_kb=args.max_line_kb,
         max_edits=args.max_edits,
         max_stream_documents=args.max_stream_documents,
+        log_content=args.log_content,
         security=args.security,
     )
 
@@ -327,6 +336,7 @@ def _serve(settings: _Settings, stop: threading.Event, ready: Connection | None)
         max_line_kb=settings.max_line_kb,
         max_edits=settings.max_edits,
         max_stream_documents=settings.max_stream_documents,
+        log_content=settings.log_content,
         tls_cert=security.tls_cert,
         tls_key=security.tls_key,
         tls_client_ca=security.tls_client_ca,

@@ -113,6 +113,8 @@ class ServerConfig:
     auth_token: when set, every `textmend.v1.TextMend` call must carry the metadata
         `authorization: Bearer <auth_token>`, else UNAUTHENTICATED. Health checks and
         reflection stay open. Default None.
+    log_content: include the first 200 bytes of each document in its DEBUG log line. Off by
+        default: documents may be private, and logs travel further than responses.
     """
 
     max_message_mb: int = 64
@@ -127,6 +129,7 @@ class ServerConfig:
     tls_key: bytes | None = field(default=None, repr=False)
     tls_client_ca: bytes | None = field(default=None, repr=False)
     auth_token: str | None = field(default=None, repr=False)
+    log_content: bool = False
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -459,16 +462,20 @@ def _log_unexpected(exc: BaseException, request: textmend_pb2.RepairRequest) -> 
     )
 
 
-def _log_done(request: textmend_pb2.RepairRequest, outcome: str, started: float) -> None:
-    """One DEBUG line per document: id, size and outcome, never the text."""
+def _log_done(
+    request: textmend_pb2.RepairRequest, outcome: str, started: float, content: bool = False
+) -> None:
+    """One DEBUG line per document: id, size and outcome; the text only when asked for
+    (`--log-content`)."""
     if _LOGGER.isEnabledFor(logging.DEBUG):
         _LOGGER.debug(
-            "repair id=%r bytes=%d declared=%r -> %s in %.1f ms",
+            "repair id=%r bytes=%d declared=%r -> %s in %.1f ms%s",
             request.id,
             len(request.content),
             request.declared_encoding,
             outcome,
             (time.perf_counter() - started) * 1000,
+            f" content={request.content[:200]!r}" if content else "",
         )
 
 
@@ -544,7 +551,7 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
                     "no deadline" if deadline is None else f"{now - deadline:.2f} s past deadline",
                 )
             response = error_response(request.id, code, message)
-        _log_done(request, _outcome(response), started)
+        _log_done(request, _outcome(response), started, self._config.log_content)
         _observe(method, request, response, time.perf_counter() - started)
         return response
 

@@ -42,6 +42,7 @@ from textmend_server.cjk import (  # noqa: E402
     find_ruby_leaks,
     find_wrong_codec_runs,
 )
+from textmend_server.fixes import apply_proposals  # noqa: E402
 
 _TAG_RE = re.compile(r"</?[A-Za-z][^<>\n]*>")
 
@@ -104,10 +105,8 @@ def traditional(paras: list[str]) -> list[str]:
 
 
 def apply(text: str, proposals) -> str:
-    for p in sorted(proposals, key=lambda p: -p.start):
-        if not p.flag_only:
-            text = text[: p.start] + p.replacement + text[p.end :]
-    return text
+    """Apply the proposals that are edits (not flag-only findings)."""
+    return apply_proposals(text, [p for p in proposals if not p.flag_only])
 
 
 def repair(text: str) -> str:

@@ -18,6 +18,7 @@ from textmend_server.cjk import (
     find_wrong_codec_runs,
     text_language,
 )
+from textmend_server.fixes import apply_proposals
 from textmend_server.policy import Category
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -60,11 +61,9 @@ GENUINE = [
 ]
 
 
-def _apply(text, proposals):
-    for p in sorted(proposals, key=lambda p: -p.start):
-        if not p.flag_only:
-            text = text[: p.start] + p.replacement + text[p.end :]
-    return text
+def _apply(text: str, proposals) -> str:
+    """Apply the proposals that are edits (not flag-only findings)."""
+    return apply_proposals(text, [p for p in proposals if not p.flag_only])
 
 
 def _repair(text: str) -> str:

@@ -17,6 +17,7 @@ from textmend_server.cjk import (
     find_ruby_leaks,
     find_wrong_codec_runs,
     text_language,
+    work_done,
 )
 from textmend_server.fixes import apply_proposals
 from textmend_server.policy import Category
@@ -243,6 +244,24 @@ def test_wrong_codec_runs_with_replaced_bytes_and_ascii_between(clean, written, 
     assert _repair(text) == "標題:\n" + clean
 
 
+def test_repeated_fills_reuse_the_search_and_give_the_same_result():
+    from textmend_server.cjk import codecrun
+
+    clean = "保护消费者的价格权益，是价格法的主要立法宗旨之一。"
+    text = "標題:\n" + wrong_codec(clean, "utf-8", "gbk")
+    assert "\ufffd" in text  # the repair has bytes to search, not just a re-decoding
+    codecrun._FILLS.clear()
+    before = work_done()
+    first = find_wrong_codec_runs(text)
+    searched = work_done() - before
+    again = find_wrong_codec_runs(text)
+    assert searched > 0 and work_done() - before == searched
+    assert [(p.start, p.end, p.replacement) for p in again] == [
+        (p.start, p.end, p.replacement) for p in first
+    ]
+    assert _apply(text, first) == "標題:\n" + clean
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -306,7 +325,7 @@ def _budget(text: str) -> int:
     from textmend_server import cjk, engine
 
     blocks = len(text) // engine.BLOCK + 1
-    per_block = cjk.CALL_BUDGET + cjk.BUDGET_PER_CHAR * min(len(text), engine.BLOCK + 200)
+    per_block = cjk.call_budget(min(len(text), engine.BLOCK + 200))
     return engine.MAX_PASSES * blocks * per_block
 
 
@@ -324,6 +343,13 @@ def test_pathological_input_costs_bounded_work(text):
     # A wall of `?` is not searched character by character.
     if text.startswith("他?"):
         assert work < 100_000
+
+
+def test_a_short_text_does_not_get_the_whole_floor():
+    # A few dozen characters of Han and `?!` once cost a second of CPU: the per-call floor
+    # was spent on them in full.
+    text = _noise(40, 3)
+    assert _work(text) <= _budget(text) < 3 * 400_000
 
 
 def test_work_grows_linearly_on_noise():

@@ -24,11 +24,13 @@ from textmend_server.cjk.lm import Scorer, get_model, is_traditional
 from textmend_server.cjk.ruby import find_ruby_matches
 from textmend_server.cjk.scripts import char_class
 from textmend_server.cjk.slip import (
+    CALL_BUDGET,
     EDIT_MARGIN,
     FLAG_MARGIN,
     RUN_BUDGET,
     SlipRepair,
     Work,
+    call_budget,
     candidate_positions,
     left_evidence,
     looks_improbable,
@@ -39,6 +41,8 @@ from textmend_server.edits import Proposal
 from textmend_server.policy import Category
 
 __all__ = [
+    "CALL_BUDGET",
+    "call_budget",
     "find_phase_slips",
     "find_ruby_leaks",
     "find_wrong_codec_runs",
@@ -51,12 +55,10 @@ __all__ = [
 QUICK_MARGIN = 4.0
 # Work limits per call (the engine calls once per block of about 16K code points), so the cost
 # grows linearly with the text however it is built: at most MAX_SEARCHES trigger positions are
-# searched, and all searches together spend at most CALL_BUDGET + BUDGET_PER_CHAR · len(text)
-# candidate evaluations (`work_done`). Each search is held to `slip.RUN_BUDGET` and one that
+# searched, and all searches together spend at most `call_budget(len(text))` candidate
+# evaluations (`work_done`). Each search is held to `slip.RUN_BUDGET` and one that
 # runs out is reported, not edited; positions left when the budget is gone are not searched.
 MAX_SEARCHES = 256
-CALL_BUDGET = 400_000
-BUDGET_PER_CHAR = 60
 _CODEC_NAMES = {"gbk": "GBK", "big5": "Big5", "shift_jis": "Shift-JIS", "euc_kr": "EUC-KR"}
 _LANG_NAMES = {"zh": "Chinese", "ja": "Japanese", "ko": "Korean"}
 _CODECS_FOR = {"zh": ("gbk", "big5"), "ja": ("shift_jis",), "ko": ("euc_kr",)}
@@ -128,7 +130,7 @@ def find_phase_slips(text: str) -> list[Proposal]:
     covered = 0
     scorer: Scorer | None = None
     quick: Scorer | None = None
-    budget = CALL_BUDGET + BUDGET_PER_CHAR * len(text)
+    budget = call_budget(len(text))
     work = Work()
     searches = 0
     for i in positions:

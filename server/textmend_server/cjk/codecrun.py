@@ -27,6 +27,7 @@ from itertools import pairwise
 
 from textmend_server.cjk.lm import CharModel, Scorer, WordModel, get_model, is_traditional
 from textmend_server.cjk.scripts import HAN_RANGES, char_class
+from textmend_server.cjk.slip import Work, call_budget
 from textmend_server.edits import Proposal
 from textmend_server.policy import Category
 
@@ -152,6 +153,9 @@ def _redecode(run: str, read_as: str, written: str) -> str | None:
 
 FILL_BEAM = 48
 MAX_UNKNOWN = 120
+# A fill evaluation costs several times a phase-slip one, and a run that re-decodes needs at
+# most ~850 of them per character of the run on the benchmark: a tighter cap per character.
+FILL_PER_CHAR = 1_000
 
 
 def _feed(pending: bytes, chunk: bytes, written: str) -> tuple[str, bytes] | None:
@@ -205,27 +209,68 @@ def _best_after(pending: bytes, written: str, model: CharModel) -> float:
     return hit
 
 
+# Fill results by (run, codecs, language, script): the engine runs its stages again over text
+# an earlier pass changed, and most runs come back unchanged. An entry is (result, spent,
+# allowed): a search that ran out of its allowance is only reused under no larger allowance.
+# The cache is per process and unlocked: a race costs a repeated search, not a wrong result.
+_FILLS: dict[tuple[str, str, str, str, bool | None], tuple[str | None, int, int]] = {}
+_FILLS_MAX = 2048
+
+
 def _fill_unknown(
-    run: str, read_as: str, written: str, model: CharModel, trad: bool | None = None
+    run: str,
+    read_as: str,
+    written: str,
+    model: CharModel,
+    trad: bool | None = None,
+    work: Work | None = None,
+    budget: int = 0,
 ) -> str | None:
     """Re-decode a run in which the wrong decoder replaced bytes it could not read with
     U+FFFD, one byte each: a beam search over the bytes it could have been (only those the
     wrong decoder would have replaced there), decoding the written codec as it goes and
-    scoring the text with the character model."""
+    scoring the text with the character model. With a work counter, the search gives up
+    (None) once work has spent budget candidate evaluations."""
+    allowed = budget - work.spent if work is not None else 1 << 62
+    if allowed <= 0:
+        return None
+    key = (run, read_as, written, model.lang, trad)
+    hit = _FILLS.get(key)
+    if hit is not None and (hit[1] <= hit[2] or allowed <= hit[2]):
+        # Charged as if searched again, so that the cache changes the cost, never the result.
+        if work is not None:
+            work.spent += hit[1]
+        return hit[0]
+    result, spent = _search_fill(run, read_as, written, model, trad, allowed)
+    Work.total += spent
+    if work is not None:
+        work.spent += spent
+    if len(_FILLS) >= _FILLS_MAX:
+        _FILLS.clear()
+    _FILLS[key] = (result, spent, allowed)
+    return result
+
+
+def _search_fill(
+    run: str, read_as: str, written: str, model: CharModel, trad: bool | None, allowed: int
+) -> tuple[str | None, int]:
+    """`_fill_unknown`'s search: the re-decoded run or None, and the evaluations spent (more
+    than allowed when it gave up for want of them)."""
     pieces = run.split("\ufffd")
     if len(pieces) - 1 > MAX_UNKNOWN:
-        return None
+        return None, 0
     rpy, wpy = _py(read_as), _py(written)
     try:
         raw = [p.encode(rpy) for p in pieces]
     except UnicodeEncodeError:
-        return None
+        return None, 0
     first = _feed(b"", raw[0], wpy)
     if first is None:
-        return None
+        return None, 0
     text, pending = first
     scorer = Scorer(model, trad)
     beam: list[tuple[float, str, bytes]] = [(scorer.score(text), text, pending)]
+    spent = 0
     for piece in raw[1:]:
         options = _unknown_bytes(rpy, piece[0] if piece else -1)
         grown: dict[tuple[str, bytes], float] = {}
@@ -236,12 +281,13 @@ def _fill_unknown(
                 if fed is None:
                     continue
                 new, rest = fed
+                spent += 1
                 key = (out + new, rest)
                 value = score + scorer.score(new, prev)
                 if value > grown.get(key, -1e18):
                     grown[key] = value
-        if not grown:
-            return None
+        if spent > allowed or not grown:
+            return None, spent
         ranked = sorted(
             grown.items(),
             key=lambda kv: kv[1] + _best_after(kv[0][1], wpy, model),
@@ -250,8 +296,8 @@ def _fill_unknown(
         beam = [(v, out, rest) for (out, rest), v in ranked]
     for _, out, rest in beam:
         if not rest:
-            return out
-    return None
+            return out, spent
+    return None, spent
 
 
 def _mostly_cjk(text: str, lang: str) -> bool:
@@ -269,10 +315,11 @@ def find_wrong_codec_runs(text: str) -> list[Proposal]:
     []
     """
     out: list[Proposal] = []
+    work, budget = Work(), call_budget(len(text), per_char=FILL_PER_CHAR)
     if _HAN_CHECK_RE.search(text):
-        out += _han_runs(text)
+        out += _han_runs(text, work, budget)
     if _LATIN_REGION_RE.search(text):
-        out += _latin_runs(text)
+        out += _latin_runs(text, work, budget)
     out.sort(key=lambda p: p.start)
     kept: list[Proposal] = []
     for p in out:
@@ -296,7 +343,7 @@ def _pieces(run: str) -> list[tuple[int, int]]:
     return sorted(spans)
 
 
-def _han_runs(text: str) -> list[Proposal]:
+def _han_runs(text: str, work: Work, budget: int) -> list[Proposal]:
     out = []
     model, ja = get_model("zh"), get_model("ja")
     runs = [
@@ -332,7 +379,7 @@ def _han_runs(text: str) -> list[Proposal]:
             kept_score = max(model.score(run, "", trad), ja.score(run))
             for read_as, written, _lang in _HAN_PAIRS:
                 if "\ufffd" in run:
-                    cand = _fill_unknown(run, read_as, written, model, trad)
+                    cand = _fill_unknown(run, read_as, written, model, trad, work, budget)
                 else:
                     cand = _redecode(run, read_as, written)
                 if not cand or cand == run or not _mostly_cjk(cand, "zh"):
@@ -371,14 +418,14 @@ def _cjk_mean(cand: str, lang: str) -> float | None:
     return total / len(wide)
 
 
-def _latin_candidates(run: str) -> list[tuple[str, str, str, str]]:
+def _latin_candidates(run: str, work: Work, budget: int) -> list[tuple[str, str, str, str]]:
     """(candidate, read_as, written, lang) for each pair the run re-decodes strictly under."""
     out = []
     for read_as, written, lang in _LATIN_PAIRS:
         if "\ufffd" in run:
             if read_as == "latin-1":
                 continue  # Latin-1 decodes every byte: it never replaces
-            cand = _fill_unknown(run, read_as, written, get_model(lang))
+            cand = _fill_unknown(run, read_as, written, get_model(lang), None, work, budget)
         else:
             cand = _redecode(run, read_as, written)
         if cand and cand != run:
@@ -386,7 +433,7 @@ def _latin_candidates(run: str) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def _latin_runs(text: str) -> list[Proposal]:
+def _latin_runs(text: str, work: Work, budget: int) -> list[Proposal]:
     out = []
     for m in _LATIN_REGION_RE.finditer(text):
         start, end = m.start(), m.end()
@@ -402,7 +449,7 @@ def _latin_runs(text: str) -> list[Proposal]:
             spans.append((start, end + 1))
         found = False
         for a, b in spans:
-            for cand, read_as, written, lang in _latin_candidates(text[a:b]):
+            for cand, read_as, written, lang in _latin_candidates(text[a:b], work, budget):
                 mean = _cjk_mean(cand, lang)
                 if mean is not None and (best is None or mean > best[0]):
                     best = (mean, cand, read_as, written, lang, a, b)
@@ -416,7 +463,9 @@ def _latin_runs(text: str) -> list[Proposal]:
             if sub.end() < len(text) and "\x21" <= text[sub.end()] <= "\x7e":
                 stops.append(sub.end() + 1)
             for stop in stops:
-                for cand, read_as, written, lang in _latin_candidates(text[sub.start() : stop]):
+                for cand, read_as, written, lang in _latin_candidates(
+                    text[sub.start() : stop], work, budget
+                ):
                     mean = _cjk_mean(cand, lang)
                     if mean is not None and (best is None or mean > best[0]):
                         best = (mean, cand, read_as, written, lang, sub.start(), stop)

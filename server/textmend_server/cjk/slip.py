@@ -70,6 +70,25 @@ class Work:
         self.spent = 0
 
 
+# What one call of a search stage (per block of text) may spend: a floor for the searches a
+# single damaged run needs, plus a share per character; never more than MAX_PER_CHAR per
+# character, so that a short text does not get the whole floor (a few dozen bytes once cost
+# a second of CPU).
+CALL_BUDGET = 400_000
+BUDGET_PER_CHAR = 60
+MAX_PER_CHAR = 1_500
+
+
+def call_budget(length: int, per_char: int = MAX_PER_CHAR) -> int:
+    """How many candidate evaluations one call may spend on a text of length code points,
+    at most per_char for each.
+
+    >>> call_budget(50), call_budget(10_000), call_budget(50, per_char=1_000)
+    (75000, 1000000, 50000)
+    """
+    return min(CALL_BUDGET + BUDGET_PER_CHAR * length, per_char * length)
+
+
 def work_done() -> int:
     """Candidate evaluations the phase-slip and wrong-codec searches have spent so far."""
     return Work.total

@@ -126,6 +126,14 @@ def test_bidi_controls_are_reported_even_when_turned_off() -> None:
     assert [f.category for f in result.findings] == [Category.BIDI_CONTROL]
 
 
+def test_tag_leaks_and_fragments_are_removed_and_explained() -> None:
+    result = repair_text("Some <b>bold</b> text./p>\nA path a/p> and x < y > z stay.")
+    assert result.text == "Some bold text.\nA path a/p> and x < y > z stay."
+    reasons = [e.reason for e in result.edits]
+    assert reasons[-1] == "fragment of an HTML </p> tag that lost its <"
+    assert "HTML <b> tag left in plain text" in reasons
+
+
 def test_html_content_keeps_its_markup() -> None:
     page = "<p>caf\u00c3\u00a9 &amp; cr\u00c3\u00a8me</p>".encode()
     result = repair_bytes(page, content_type="text/html; charset=utf-8")

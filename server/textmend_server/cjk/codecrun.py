@@ -37,6 +37,7 @@ from textmend_server.policy import Category
 # non-space character; only runs with rare Han characters or U+FFFD are looked at.
 _HAN_RUN_RE = re.compile(r"[^\x00-\x7f\s](?:[^\x00-\x7f\s]|[\x21-\x7e](?=[^\x00-\x7f\s]))*")
 _HAN_CHECK_RE = re.compile(rf"[{HAN_RANGES}]")
+_HAN_BOUNDS = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
 # Latin-1/cp1252-looking runs: high characters, possibly with single ASCII bytes between them
 # (the second byte of a Shift-JIS pair can be ASCII).
 _CP1252_EXTRA = (
@@ -111,6 +112,26 @@ _RARE_CLUSTER_RE = re.compile(
     f"|\ufffd.{{0,{CLUSTER_GAP - 1}}}?[{HAN_RANGES}]",
     re.DOTALL,
 )
+
+
+@cache
+def _rare_cluster_text_re() -> re.Pattern[str]:
+    """`_RARE_CLUSTER_RE` over unmarked text: the rare Han characters as one character class
+    (every Han character but the common ones), so a single search over a whole text tells
+    whether any run in it can hold a cluster. Clean prose has none and skips the stage."""
+    common = _common_han_table()
+    parts = []
+    for lo, hi in _HAN_BOUNDS:
+        start = lo
+        for cp in sorted(c for c in common if lo <= c <= hi):
+            if cp > start:
+                parts.append((start, cp - 1))
+            start = cp + 1
+        if start <= hi:
+            parts.append((start, hi))
+    rare = "".join(f"\\U{a:08x}-\\U{b:08x}" if a != b else f"\\U{a:08x}" for a, b in parts)
+    gap = f".{{0,{CLUSTER_GAP - 1}}}?"
+    return re.compile(f"[{rare}]{gap}[{rare}\ufffd]|\ufffd{gap}[{rare}]", re.DOTALL)
 
 
 def _rare_cluster(run: str) -> bool:
@@ -316,7 +337,7 @@ def find_wrong_codec_runs(text: str) -> list[Proposal]:
     """
     out: list[Proposal] = []
     work, budget = Work(), call_budget(len(text), per_char=FILL_PER_CHAR)
-    if _HAN_CHECK_RE.search(text):
+    if _HAN_CHECK_RE.search(text) and _rare_cluster_text_re().search(text):
         out += _han_runs(text, work, budget)
     if _LATIN_REGION_RE.search(text):
         out += _latin_runs(text, work, budget)
@@ -374,9 +395,7 @@ def _han_runs(text: str, work: Work, budget: int) -> list[Proposal]:
                 # Text decoded wrongly with a CJK codec is full of rare characters; U+FFFD
                 # among common ones is bytes lost some other way.
                 continue
-            # The run as it stands, under whichever language reads it best (Japanese text
-            # must not look like damaged Chinese for its kana).
-            kept_score = max(model.score(run, "", trad), ja.score(run))
+            kept_score: float | None = None  # scored once a re-decoding is worth comparing
             for read_as, written, _lang in _HAN_PAIRS:
                 if "\ufffd" in run:
                     cand = _fill_unknown(run, read_as, written, model, trad, work, budget)
@@ -384,6 +403,10 @@ def _han_runs(text: str, work: Work, budget: int) -> list[Proposal]:
                     cand = _redecode(run, read_as, written)
                 if not cand or cand == run or not _mostly_cjk(cand, "zh"):
                     continue
+                if kept_score is None:
+                    # The run as it stands, under whichever language reads it best (Japanese
+                    # text must not look like damaged Chinese for its kana).
+                    kept_score = max(model.score(run, "", trad), ja.score(run))
                 gain = model.score(cand, "", trad) - kept_score
                 if gain / max(len(cand), 1) < PER_CHAR_GAIN:
                     continue

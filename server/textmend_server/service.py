@@ -236,10 +236,10 @@ def check_limits(request: textmend_pb2.RepairRequest, config: ServerConfig) -> N
     own, more specific message.
     """
     content = request.content
-    if len(content) > config.max_content_bytes or sniff_binary(content) is not None:
+    if len(content) > config.max_content_bytes:
         return
     start = find_long_line(content, config.max_line_bytes)
-    if start is not None:
+    if start is not None and sniff_binary(content) is None:
         raise LimitError(
             f"content has a line longer than {config.max_line_kb} KiB (starting at byte "
             f"{start}): insert line breaks, split the document, or raise the server's "
@@ -535,7 +535,7 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
         remaining = context.time_remaining()
         deadline = None if remaining is None else started + remaining
         try:
-            repaired = repair_request(request, self._config, lambda: not context.is_active())
+            repaired = repair_request(request, self._config, _gone(context, started))
             response = to_response(repaired, request.id)
         except Exception as exc:
             code, message = classify_error(exc)
@@ -602,6 +602,23 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
             yield response
             count += 1
         _LOGGER.debug("stream finished: %d documents", count)
+
+
+# How long a call runs before the engine starts asking whether its caller is still there:
+# asking costs a lock in gRPC, and the engine asks at every stage of every block.
+CANCEL_CHECK_AFTER = 0.02
+
+
+def _gone(context: grpc.ServicerContext, started: float) -> Callable[[], bool]:
+    """The engine's `cancelled` callback for one call: whether the caller cancelled or its
+    deadline passed, asked only once the call has run CANCEL_CHECK_AFTER seconds."""
+
+    def cancelled() -> bool:
+        if time.perf_counter() - started < CANCEL_CHECK_AFTER:
+            return False
+        return not context.is_active()
+
+    return cancelled
 
 
 def _abort_if_expired(context: grpc.ServicerContext) -> None:

@@ -46,8 +46,9 @@ _CP1252_EXTRA = (
 _HIGH = f"\u0080-\u00ff{_CP1252_EXTRA}\ufffd"
 _LATIN_RUN_RE = re.compile(rf"[{_HIGH}](?:[\x21-\x7e]?[{_HIGH}]){{2,}}")
 # A region of such runs with short stretches of ASCII between them (spaces, digits): a
-# document in a CJK codec read as Latin-1 keeps its ASCII as it was.
-_LATIN_REGION_RE = re.compile(rf"[{_HIGH}](?:[\x20-\x7e]{{0,12}}[{_HIGH}])*")
+# document in a CJK codec read as Latin-1 keeps its ASCII as it was. At least three high
+# characters: fewer are typography (quotes, a dash), never a run worth re-decoding.
+_LATIN_REGION_RE = re.compile(rf"[{_HIGH}](?:[\x20-\x7e]{{0,12}}[{_HIGH}]){{2,}}")
 
 # (read as, written in, language of the result)
 _HAN_PAIRS = (("gbk", "utf-8", "zh"), ("big5", "gbk", "zh"), ("gbk", "big5", "zh"))

@@ -135,6 +135,11 @@ def test_ruby_leaks_removed(text, expected):
     assert all(not p.flag_only and p.confidence >= 0.9 for p in proposals)
 
 
+def test_repeated_annotations_go_in_one_edit():
+    proposals = find_ruby_leaks("一個文(wén)(wén)(wen)件,蘋果(píngguǒ)(Apple)")
+    assert [(p.start, p.end, p.replacement) for p in proposals] == [(2, 18, "文"), (20, 31, "蘋果")]
+
+
 def test_toneless_reading_alone_is_only_flagged():
     (p,) = find_ruby_leaks("公司(gongsi)的人")
     assert p.flag_only

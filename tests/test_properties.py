@@ -164,6 +164,8 @@ def test_non_charset_codec_names_are_unknown_encodings() -> None:
         ("Ã\x07©", "é"),  # removing the control character makes mojibake
         ("<<b>b>", ""),  # removing the inner tag leaves a tag
         ("&<b>lt;", "<"),  # removing a tag joins an entity
+        # Each removed annotation put the next one straight after its host.
+        ("一個\u00e6\u0096\u0087" + "(wén)" * 12 + "件", "一個文件"),
     ],
 )
 def test_damage_exposed_by_a_repair_is_repaired_too(text: str, expected: str) -> None:

@@ -26,6 +26,8 @@ _RUBY_RE = re.compile(
 # Same shape, but without the parenthesis: `cái)` left behind when a slip swallowed the `(`.
 _SYLLABLE = rf"[{PINYIN_LETTERS}v][{PINYIN_LETTERS}v1-5]*"
 PINYIN_TAIL_RE = re.compile(rf"({_SYLLABLE}(?:['\- ]?{_SYLLABLE}){{0,7}})\)")
+# A further annotation right after one: the converter run twice over the same text.
+_MORE_RE = re.compile(rf"\(({_SYLLABLE}(?:['\- ]?{_SYLLABLE}){{0,7}})\)")
 
 
 @lru_cache(maxsize=8192)
@@ -122,6 +124,11 @@ def find_ruby_matches(text: str) -> list[RubyMatch]:
             continue
         hosts, default = fit
         host_end = m.start(2) - 1
+        end = m.end()
+        # Annotations repeated after the first are leaks of the same hosts: removed with it,
+        # so that repairing the result finds nothing more.
+        while (more := _MORE_RE.match(text, end)) and split_reading(hosts, more.group(1)):
+            end = more.end()
         toned = any(c in _TONE_MARKS for c in syl) or any(c.isdigit() for c in syl)
-        out.append(RubyMatch(host_end - len(hosts), host_end, m.end(), hosts, syl, toned, default))
+        out.append(RubyMatch(host_end - len(hosts), host_end, end, hosts, syl, toned, default))
     return out

@@ -480,10 +480,11 @@ _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3\uf
 def warm_up() -> None:
     """Build the CJK character and word models now rather than on the first CJK document
     (a quarter of a second each), so a server reports SERVING with its latency steady."""
-    from textmend_server.cjk.lm import get_model
+    from textmend_server.cjk.lm import get_model, release_word_lists
 
     for lang in ("zh", "ja", "ko"):
         get_model(lang).words()
+    release_word_lists()
 
 
 # --- choosing ------------------------------------------------------------------------------

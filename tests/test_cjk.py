@@ -249,6 +249,17 @@ def test_wrong_codec_runs_with_replaced_bytes_and_ascii_between(clean, written, 
     assert _repair(text) == "標題:\n" + clean
 
 
+def test_run_ending_in_a_trail_byte_read_as_ascii_is_redecoded_with_it():
+    # Big5 `。` is A1 43: GBK reads the 43 as `C`, after the last character of the run.
+    clean = (
+        "聲明還對一直受到侵略和干涉威脅的古巴政府和人民表示聲援，"
+        "對美國干涉古巴的赫爾姆斯—伯頓法表示唾棄。"
+    )
+    bad = wrong_codec(clean, "big5", "gbk")
+    assert bad.endswith("C")
+    assert _repair("前文\n" + bad + "\n後文") == "前文\n" + clean + "\n後文"
+
+
 def test_repeated_fills_reuse_the_search_and_give_the_same_result():
     from textmend_server.cjk import codecrun
 

@@ -386,8 +386,11 @@ def _han_runs(text: str, work: Work, budget: int) -> list[Proposal]:
     for m in runs:
         whole = m.group()
         stop = m.end()
-        if whole.endswith("\ufffd") and stop < len(text) and "\x40" <= text[stop] <= "\x7e":
-            # The byte after a replaced lead byte may be an ASCII-range trail byte.
+        if stop < len(text) and "\x40" <= text[stop] <= "\x7e":
+            # The byte after the run may be the ASCII-range trail byte of its last character:
+            # after a replaced lead byte, or after a pair the wrong codec read out of step
+            # (Big5 `。` is A1 43, and GBK leaves its 43 as `C`). Pieces without it are
+            # tried too.
             whole += text[stop]
         best: tuple[float, str, str, str, int, int] | None = None
         for a, b in _pieces(whole)[:12]:

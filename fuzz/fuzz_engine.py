@@ -251,11 +251,17 @@ def _fail(what: str, **context: object) -> InvariantViolation:
     return InvariantViolation(f"{what}: {details}" if details else what)
 
 
-# How much longer than the original a repaired text may be, per edit. No stage lengthens
-# text beyond this: entities and tags shrink, mojibake repair shrinks, a `<br>` becomes one
-# newline, and a CJK re-decode keeps the byte count (so at most one character per byte of a
-# double-byte pair it re-reads, plus a restored character where a byte was lost).
+# How much longer than what it replaces an edit's replacement may be: half as long again,
+# plus GROWTH_PER_EDIT code points. Entities and tags shrink, mojibake repair shrinks, a
+# `<br>` becomes one newline, a CJK re-decode keeps the byte count, and a phase-slip repair
+# adds a character per pair the decoder dropped (longer readings are only reported, see
+# `textmend_server.cjk.max_growth`): so the text grows at most linearly.
 GROWTH_PER_EDIT = 4
+
+
+def growth_bound(original: str) -> int:
+    """The most code points an edit replacing original may add."""
+    return len(original) // 2 + GROWTH_PER_EDIT
 
 
 def check_result(
@@ -280,14 +286,13 @@ def check_result(
         raise _fail("applying edits to original does not give text", original=original)
     _check_edits(original, text, result.edits)
     _check_findings(original, text, result.findings)
-    growth = len(text) - len(original)
-    if growth > GROWTH_PER_EDIT * len(result.edits):
-        raise _fail(
-            "text grew more than the bound",
-            growth=growth,
-            edits=len(result.edits),
-            original=original,
-        )
+    for edit in result.edits:
+        if len(edit.replacement) - len(edit.original) > growth_bound(edit.original):
+            raise _fail(
+                "an edit grew the text more than the bound",
+                edit=(edit.category.value, edit.original, edit.replacement),
+                original=original,
+            )
     _check_verdict(result)
     if content is not None:
         _check_decoded(result, content)

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, event, given, settings, target
 from hypothesis import strategies as st
 
 from textmend_server import RepairPolicy, UnknownEncodingError, repair_bytes, repair_text
+from textmend_server.policy import Category
 
 
 def _load_fuzz_engine() -> ModuleType:
@@ -173,6 +174,20 @@ def test_damage_exposed_by_a_repair_is_repaired_too(text: str, expected: str) ->
     once = repair_text(text)
     assert once.text == expected
     assert repair_text(once.text).edits == []
+
+
+def test_a_re_phasing_that_invents_characters_is_only_reported() -> None:
+    """Found by fuzzing: a wall of one GBK character re-phased, with a character restored
+    before every pair, read as a repeated word and grew the text by 23 characters."""
+    wall = "卸".encode("gbk")
+    content = (
+        wall + b"?\xc3\xa0??" + wall * 18 + b"&frac14;" + wall * 4 + b")?" + wall * 23
+    ) + b"the the the &"
+    result = repair_bytes(content, declared_encoding="gbk")
+    fe.check_result(result, RepairPolicy(), content=content)
+    invented = [f for f in result.findings if "dropped pairs" in f.reason]
+    assert invented and invented[0].category == Category.CJK_PHASE_SLIP
+    assert all(e.category != Category.CJK_PHASE_SLIP for e in result.edits)
 
 
 def test_known_cjk_phase_slip_recheck() -> None:

@@ -71,34 +71,58 @@ _CJK_CHAR = re.compile(
 )
 
 
-def _has_cjk(text: str) -> bool:
-    return _CJK_CHAR.search(text) is not None
+class TextFacts:
+    """What the stage gates ask of one version of the text, each worked out once: a pass
+    asks whether the text has CJK characters three times, and the answer only changes when a
+    stage has edited it."""
+
+    __slots__ = ("_ascii", "_cjk", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._ascii: bool | None = None
+        self._cjk: bool | None = None
+
+    @property
+    def ascii(self) -> bool:
+        """Whether the text is pure ASCII."""
+        if self._ascii is None:
+            self._ascii = self.text.isascii()
+        return self._ascii
+
+    @property
+    def cjk(self) -> bool:
+        """Whether the text has a Han, kana, bopomofo or Hangul character or a full-width
+        form."""
+        if self._cjk is None:
+            self._cjk = not self.ascii and _CJK_CHAR.search(self.text) is not None
+        return self._cjk
 
 
-def _always(text: str) -> bool:
+def _always(facts: TextFacts) -> bool:
     return True
 
 
 # The pipeline's repair stages, in order: (name, categories it reports, finder, and a cheap
 # test of whether the finder can find anything at all in a text). Clean text passes through
 # on these tests alone, so the work grows with what looks suspicious, not with size.
-STAGES: tuple[tuple[str, frozenset[Category], Finder, Callable[[str], bool]], ...] = (
-    ("entities", *FINDERS["entities"], lambda text: "&" in text),
-    ("mojibake", *FINDERS["mojibake"], lambda text: not text.isascii()),
-    ("cjk_phase_slip", frozenset({Category.CJK_PHASE_SLIP}), _cjk_phase_slips, _has_cjk),
+STAGES: tuple[tuple[str, frozenset[Category], Finder, Callable[[TextFacts], bool]], ...] = (
+    ("entities", *FINDERS["entities"], lambda f: "&" in f.text),
+    ("mojibake", *FINDERS["mojibake"], lambda f: not f.ascii),
+    ("cjk_phase_slip", frozenset({Category.CJK_PHASE_SLIP}), _cjk_phase_slips, lambda f: f.cjk),
     (
         "cjk_wrong_codec",
         frozenset({Category.CJK_WRONG_CODEC}),
         _cjk_wrong_codec,
-        lambda text: not text.isascii(),
+        lambda f: not f.ascii,
     ),
     (
         "ruby_leak",
         frozenset({Category.RUBY_LEAK}),
         _cjk_ruby_leaks,
-        lambda text: "(" in text and _has_cjk(text),
+        lambda f: f.cjk and "(" in f.text,
     ),
-    ("tags", *FINDERS["tags"], lambda text: ">" in text),
+    ("tags", *FINDERS["tags"], lambda f: ">" in f.text),
     ("stray", *FINDERS["stray"], _always),
     ("repeated", *FINDERS["repeated"], _always),
 )
@@ -309,10 +333,13 @@ def _one_pass(
     """Run every stage once over the log's text; apply fixes, return findings (original
     coordinates)."""
     found: list[tuple[int, int, Proposal]] = []
+    facts = TextFacts(log.text)
     for name, categories, finder, applies in STAGES:
         if cancelled is not None and cancelled():
             raise Cancelled()
-        if not any(policy.wants(c) for c in categories) or not applies(log.text):
+        if facts.text is not log.text:
+            facts = TextFacts(log.text)
+        if not any(policy.wants(c) for c in categories) or not applies(facts):
             continue
         to_apply: list[Proposal] = []
         for proposal in _find(finder, log.text, name in GLOBAL_STAGES, cancelled):

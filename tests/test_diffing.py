@@ -71,6 +71,15 @@ def test_diff_is_a_patch_from_original_to_cleaned(original: str, data: st.DataOb
     assert (diff == "") == (original == log.text)
 
 
+def test_edits_that_cancel_out_show_no_diff() -> None:
+    # Found by the property test above: a line deleted and inserted again.
+    log = EditLog("\n")
+    log.apply([Proposal(0, 1, "", Category.MOJIBAKE, "r", 0.5)])
+    log.apply([Proposal(0, 0, "\n", Category.MOJIBAKE, "r", 0.5)])
+    assert log.text == "\n" and log.edits()
+    assert unified_diff("\n", log.text, log.edits()) == ""
+
+
 def test_matches_difflib_on_a_simple_change() -> None:
     original = "".join(f"line {n}\n" for n in range(12))
     cleaned = original.replace("line 5", "LINE 5")

@@ -75,6 +75,14 @@ def unified_diff(
             blocks[-1][3] = max(blocks[-1][3], b2)
         else:
             blocks.append([a1, a2, b1, b2])
+    # Edits that cancel out (a line removed and put back) leave nothing to show.
+    blocks = [
+        b
+        for b in blocks
+        if _lines(original, o_starts, b[0], b[1]) != _lines(cleaned, c_starts, b[2], b[3])
+    ]
+    if not blocks:
+        return ""
     # Group blocks whose context would touch into hunks.
     hunks: list[list[list[int]]] = []
     for block in blocks:

@@ -101,7 +101,18 @@ def _line_spans(text: str) -> list[tuple[int, int]]:
 def _diff_proposals(
     old: str, new: str, offset: int, category: Category, reason: str, confidence: float
 ) -> list[Proposal]:
-    """The smallest edits turning old into new, as proposals at offset (code points)."""
+    """The smallest edits turning old into new, as proposals at offset (code points).
+
+    Changes with a single non-ASCII character between them are one edit: the matcher may
+    otherwise pair a character the repair restores with the same character already in the
+    text beside the damage, and report half the repair as a deletion and the rest as an odd
+    replacement. (Repairs restore non-ASCII characters; an ASCII one between two changes is
+    text between two separate repairs.)
+
+    >>> [(p.start, p.end, p.replacement) for p in _diff_proposals("æ–‡æ–‡文í•œ", "文文文한", 0,
+    ...     Category.MOJIBAKE, "", 1.0)]
+    [(0, 10, '文文文한')]
+    """
     prefix = 0
     limit = min(len(old), len(new))
     while prefix < limit and old[prefix] == new[prefix]:
@@ -117,7 +128,10 @@ def _diff_proposals(
     for tag, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
         if tag == "equal":
             continue
-        if spans and i1 == spans[-1][1] and j1 == spans[-1][3]:
+        if spans and (
+            (i1 == spans[-1][1] and j1 == spans[-1][3])
+            or (i1 - spans[-1][1] == 1 and j1 - spans[-1][3] == 1 and not a[i1 - 1].isascii())
+        ):
             spans[-1][1], spans[-1][3] = i2, j2
         else:
             spans.append([i1, i2, j1, j2])

@@ -10,7 +10,8 @@
 #
 #     executions=N failures=M seconds=S
 #
-# Set TEXTMEND_FUZZ_STRICT=1 to stop on known issues too. Extra arguments after SECONDS go
+# Stopping it early (Ctrl-C, SIGTERM) still counts and records what ran. Set
+# TEXTMEND_FUZZ_STRICT=1 to stop on known issues too. Extra arguments after SECONDS go
 # to libFuzzer (for example -max_len=256).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,10 +44,14 @@ executions=0
 failures=0
 started=$(date +%s)
 attempt=0
+stopped=0
+child=
+# Stopped early (Ctrl-C, kill): end the fuzzer and still count and record what ran.
+trap 'stopped=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' INT TERM
 while :; do
   elapsed=$(( $(date +%s) - started ))
   remaining=$(( seconds - elapsed ))
-  if [ "$remaining" -le 0 ] || [ "$failures" -ge "$max_failures" ]; then
+  if [ "$stopped" -eq 1 ] || [ "$remaining" -le 0 ] || [ "$failures" -ge "$max_failures" ]; then
     break
   fi
   attempt=$((attempt + 1))
@@ -54,7 +59,15 @@ while :; do
   status=0
   nice -n 10 "$python" fuzz/fuzz_engine.py "$corpus" \
     -max_total_time="$remaining" -max_len=1024 -timeout=300 -rss_limit_mb=4096 \
-    -artifact_prefix="$run/crashes/" -print_final_stats=1 "$@" >"$log" 2>&1 || status=$?
+    -artifact_prefix="$run/crashes/" -print_final_stats=1 "$@" >"$log" 2>&1 &
+  child=$!
+  wait "$child" || status=$?
+  # A signal interrupts the first wait; the second collects the fuzzer's own exit.
+  if [ "$stopped" -eq 1 ]; then
+    wait "$child" 2>/dev/null || true
+    status=0
+  fi
+  child=
   # libFuzzer's progress lines start with #N; "Done N runs" closes a clean run.
   ran=$(grep -aoE '^#[0-9]+|Done [0-9]+ runs' "$log" | grep -oE '[0-9]+' | sort -n | tail -1)
   executions=$((executions + ${ran:-0}))

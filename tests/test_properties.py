@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, event, given, settings, target
 from hypothesis import strategies as st
 
 from textmend_server import RepairPolicy, UnknownEncodingError, repair_bytes, repair_text
-from textmend_server.policy import Category
+from textmend_server.policy import Action, Category
 
 
 def _load_fuzz_engine() -> ModuleType:
@@ -188,6 +188,27 @@ def test_a_re_phasing_that_invents_characters_is_only_reported() -> None:
     invented = [f for f in result.findings if "dropped pairs" in f.reason]
     assert invented and invented[0].category == Category.CJK_PHASE_SLIP
     assert all(e.category != Category.CJK_PHASE_SLIP for e in result.edits)
+
+
+def test_a_run_walking_through_codecs_is_left_alone() -> None:
+    """Found by fuzzing: one rare character repeated, re-decoded GBK→Big5 in each pass
+    ('懠…' → '煦…' → '分…'), so that repairing the result again changed it again."""
+    content = (
+        b"?\x81}?\x81\xf7"
+        + b"\x91\xbc" * 4
+        + b"?"
+        + b"\x91\xbc" * 7
+        + b"the the cafe ?????"
+        + b"?\x81\xf7" * 4
+        + b"&#xD800;"
+        + b"?\x81\xf7" * 3
+        + b"?\x81}" * 6
+        + b">?????"
+    )
+    policy = RepairPolicy(overrides={category: Action.FIX for category in Category})
+    result = fe.run_request(content, "gb18030", "text/html; charset=utf-8", policy)
+    assert result is not None
+    assert "懠懠懠懠懠懠懠" in result.text
 
 
 def test_known_cjk_phase_slip_recheck() -> None:

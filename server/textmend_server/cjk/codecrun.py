@@ -365,7 +365,9 @@ def _pieces(run: str) -> list[tuple[int, int]]:
     return sorted(spans)
 
 
-def _han_runs(text: str, work: Work, budget: int) -> list[Proposal]:
+def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[Proposal]:
+    """Proposals for Han runs decoded with the wrong codec; with settled, only those whose
+    reading would not be re-decoded in turn."""
     out = []
     model, ja = get_model("zh"), get_model("ja")
     runs = [
@@ -420,6 +422,11 @@ def _han_runs(text: str, work: Work, budget: int) -> list[Proposal]:
             continue
         gain, cand, read_as, written, start, end = best
         if gain < TOTAL_GAIN:
+            continue
+        if settled and _han_runs(cand, Work(), budget, settled=False):
+            # The reading would itself be re-decoded: a garbage run (one rare character over
+            # and over) walking through codecs, not text decoded once with the wrong one.
+            # Left as it is, so that repairing the result again changes nothing.
             continue
         conf = round(min(0.99, 1 - 2.718 ** (-gain / 15)), 3)
         reason = (

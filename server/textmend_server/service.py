@@ -229,13 +229,12 @@ def find_long_line(content: bytes, limit: int) -> int | None:
     return None
 
 
-def check_limits(request: textmend_pb2.RepairRequest, config: ServerConfig) -> None:
+def check_limits(content: bytes, config: ServerConfig) -> None:
     """Refuse content with a line longer than the server allows (`LimitError`).
 
     Content over the byte limit, empty or binary is left for the engine to refuse with its
     own, more specific message.
     """
-    content = request.content
     if len(content) > config.max_content_bytes:
         return
     start = find_long_line(content, config.max_line_bytes)
@@ -268,9 +267,11 @@ def repair_request(
 
     Raises the engine's `InputError`s and `Cancelled`, and `LimitError`.
     """
-    check_limits(request, config)
+    # Each read of a bytes field copies it: read once (a document may be 64 MB).
+    content = request.content
+    check_limits(content, config)
     repaired = repair_bytes(
-        request.content,
+        content,
         declared_encoding=request.declared_encoding or None,
         content_type=request.content_type or "text/plain",
         policy=policy_from_request(request),

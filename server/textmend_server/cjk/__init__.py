@@ -170,9 +170,8 @@ def find_phase_slips(text: str) -> list[Proposal]:
                 best = rep
         if best is None or best.margin < (EDIT_MARGIN if best.guessed else FLAG_MARGIN):
             continue
-        invented = len(best.replacement) - (best.end - best.start) > max_growth(
-            best.end - best.start
-        )
+        length = best.end - best.start
+        invented = len(best.replacement) - length > max_growth(length)
         flag = best.margin < EDIT_MARGIN or best.guessed or best.exhausted or invented
         conf = _confidence(best.margin, best.gap)
         reason = (

@@ -37,6 +37,7 @@ from textmend_server.policy import Category
 # non-space character; only runs with rare Han characters or U+FFFD are looked at.
 _HAN_RUN_RE = re.compile(r"[^\x00-\x7f\s](?:[^\x00-\x7f\s]|[\x21-\x7e](?=[^\x00-\x7f\s]))*")
 _HAN_CHECK_RE = re.compile(rf"[{HAN_RANGES}]")
+# HAN_RANGES as code point pairs.
 _HAN_BOUNDS = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
 # Latin-1/cp1252-looking runs: high characters, possibly with single ASCII bytes between them
 # (the second byte of a Shift-JIS pair can be ASCII).

@@ -260,6 +260,16 @@ def test_run_ending_in_a_trail_byte_read_as_ascii_is_redecoded_with_it():
     assert _repair("前文\n" + bad + "\n後文") == "前文\n" + clean + "\n後文"
 
 
+def test_utf8_read_as_cp1252_is_not_searched_as_shift_jis_or_euc_kr():
+    # UTF-8 mojibake whose undefined cp1252 bytes became U+FFFD: not a Shift-JIS or EUC-KR
+    # run, so their searches (the costliest part of corrupted text) are not run on it.
+    text = "Title: " + "はとこに活発な運動をみせ、2日に".encode().decode("cp1252", errors="replace")
+    assert "\ufffd" in text
+    before = work_done()
+    assert find_wrong_codec_runs(text) == []
+    assert work_done() == before
+
+
 def test_repeated_fills_reuse_the_search_and_give_the_same_result():
     from textmend_server.cjk import codecrun
 

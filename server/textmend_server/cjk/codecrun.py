@@ -453,8 +453,26 @@ def _cjk_mean(cand: str, lang: str) -> float | None:
     return total / len(wide)
 
 
+def utf8_shaped(run: str) -> bool:
+    """Whether run is UTF-8 read as cp1252: its bytes are valid UTF-8 with a multi-byte
+    character, taking each U+FFFD for one of the five bytes cp1252 leaves undefined (all
+    continuation bytes). Shift-JIS and EUC-KR bytes are almost never valid UTF-8, so such a
+    run is mojibake of another kind, not worth their searches.
+
+    >>> utf8_shaped("ã�¯ã�¨"), utf8_shaped("“•ú–{Œê"), utf8_shaped("naïve")
+    (True, False, False)
+    """
+    try:
+        data = b"\x81".join(piece.encode("cp1252") for piece in run.split("\ufffd"))
+        return not data.decode("utf-8").isascii()
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return False
+
+
 def _latin_candidates(run: str, work: Work, budget: int) -> list[tuple[str, str, str, str]]:
     """(candidate, read_as, written, lang) for each pair the run re-decodes strictly under."""
+    if utf8_shaped(run):
+        return []
     out = []
     for read_as, written, lang in _LATIN_PAIRS:
         if "\ufffd" in run:

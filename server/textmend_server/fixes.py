@@ -122,12 +122,8 @@ def _diff_proposals(
         suffix += 1
     a, b = old[prefix : len(old) - suffix], new[prefix : len(new) - suffix]
     base = offset + prefix
-    if len(a) + len(b) > 4000:
-        return [Proposal(base, base + len(a), b, category, reason, confidence)]
     spans: list[list[int]] = []
-    for tag, i1, i2, j1, j2 in SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if tag == "equal":
-            continue
+    for i1, i2, j1, j2 in _changes(a, b):
         if spans and (
             (i1 == spans[-1][1] and j1 == spans[-1][3])
             or (i1 - spans[-1][1] == 1 and j1 - spans[-1][3] == 1 and not a[i1 - 1].isascii())
@@ -139,6 +135,44 @@ def _diff_proposals(
         Proposal(base + i1, base + i2, b[j1:j2], category, reason, confidence)
         for i1, i2, j1, j2 in spans
     ]
+
+
+# Tokens for a first, coarse alignment: runs of ASCII, single CJK punctuation marks, runs of
+# anything else. Repairs change only non-ASCII runs, so the tokens around them match whole.
+_TOKEN_RE = re.compile(r"[\x00-\x7f]+|[，。、；：！？「」“”]|[^\x00-\x7f，。、；：！？「」“”]+")
+# A changed region longer than this is one edit rather than a character diff (whose cost
+# grows with the square of the region).
+MAX_REFINE = 4000
+
+
+def _changes(a: str, b: str) -> list[tuple[int, int, int, int]]:
+    """The changed regions (a_start, a_end, b_start, b_end) turning a into b, in order:
+    tokens aligned first, then characters within the tokens that differ, so that a long
+    line with a little damage costs little more than its length."""
+    ta, tb = _TOKEN_RE.findall(a), _TOKEN_RE.findall(b)
+    oa, ob = _token_offsets(ta), _token_offsets(tb)
+    out: list[tuple[int, int, int, int]] = []
+    for tag, t1, t2, u1, u2 in SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        a1, a2, b1, b2 = oa[t1], oa[t2], ob[u1], ob[u2]
+        if (a2 - a1) + (b2 - b1) > MAX_REFINE:
+            out.append((a1, a2, b1, b2))
+            continue
+        sub = SequenceMatcher(None, a[a1:a2], b[b1:b2], autojunk=False)
+        out += [
+            (a1 + i1, a1 + i2, b1 + j1, b1 + j2)
+            for op, i1, i2, j1, j2 in sub.get_opcodes()
+            if op != "equal"
+        ]
+    return out
+
+
+def _token_offsets(tokens: list[str]) -> list[int]:
+    offsets = [0]
+    for token in tokens:
+        offsets.append(offsets[-1] + len(token))
+    return offsets
 
 
 _STEP_REASONS = {

@@ -15,6 +15,7 @@ The default profile keeps the run short; `HYPOTHESIS_PROFILE=long` runs far more
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import os
 import sys
@@ -26,6 +27,7 @@ from hypothesis import HealthCheck, event, given, settings, target
 from hypothesis import strategies as st
 
 from textmend_server import RepairPolicy, UnknownEncodingError, repair_bytes, repair_text
+from textmend_server.cjk.slip import STARVED
 from textmend_server.policy import Action, Category
 
 
@@ -209,6 +211,26 @@ def test_a_run_walking_through_codecs_is_left_alone() -> None:
     result = fe.run_request(content, "gb18030", "text/html; charset=utf-8", policy)
     assert result is not None
     assert "懠懠懠懠懠懠懠" in result.text
+
+
+def test_more_suspect_runs_than_the_budget_covers_are_all_reported() -> None:
+    """Found by fuzzing: a block with more phase slips than its search budget covers had the
+    first ones edited, and a second repair (with a budget of its own) edited the rest."""
+    content = base64.b64decode(
+        "pLOk7KTPG1szMW0mYW1wO2FtcDuEk+aWh+WtlyYjMDvufXRoZSB0aGUgG1szMW0/KG5pIGhhbyk/ocAmI3hE"
+        "ODAwO6SzpOykzz8oemiorW5nKRtbMzFtP6HApLOk7KTPG1szMW0mYW1wO2FtcDuEk+aWh+WtlyZhbXA7YW1w"
+        "O+59dGhlIHRoZSAbWzMxbXRoZSB0aGUgG1szMW25q8u+PyGxy1HL+4KDPyYjeEQ4MDA7hJO5q8u+PyGxy1HL"
+        "+4KD5paH5a2XKbmry74/IbHLUcv7goO5q8u+PyGxy1HL+4KDP3RoZSAmYW1wO25hP3ZlIHRoZSAKpLOk7KTP"
+        "dGhlICZhbXA7JiN4RDgwMDuEk7mry74/IbHLUcv7goPmloflrZcpuavLvj8hsctRy/uCgz8/Pz8/PxtbMzFt"
+        "JmFtcDthbXA7hJPmloflrZcmYW1wO2FtcDvufXRoZSB0aGUgG1szMW10aGUgdGhlIBtbMzFtuavLvj8hsctR"
+        "y/uCgz8mI3hEODAwO4STuavLvj8hsctRy/uCg+aWh+Wtlym5q8u+PyGxy1HL+4KDuavLvj8hsctRy/uCg7mr"
+        "y74/IbHLUcv7goO5q8u+PyGxy1HL+4KDuavLvj8hsctRy/uCg7mry74/IbHLUcv7goMbWzMxbQ=="
+    )
+    result = fe.run_request(content, "big5", "text/plain", RepairPolicy())
+    assert result is not None
+    starved = [f for f in result.findings if f.reason.endswith(STARVED)]
+    assert starved
+    assert {f.category for f in starved} <= {Category.CJK_PHASE_SLIP, Category.CJK_WRONG_CODEC}
 
 
 def test_known_cjk_phase_slip_recheck() -> None:

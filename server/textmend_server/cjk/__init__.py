@@ -35,6 +35,7 @@ from textmend_server.cjk.slip import (
     left_evidence,
     looks_improbable,
     repair_at,
+    starve,
     work_done,
 )
 from textmend_server.edits import Proposal
@@ -134,10 +135,12 @@ def find_phase_slips(text: str) -> list[Proposal]:
     budget = call_budget(len(text))
     work = Work()
     searches = 0
+    starved = False
     for i in positions:
         if i < covered or not left_evidence(text, i) or not looks_improbable(text, i, model, trad):
             continue
         if work.spent >= budget or searches >= MAX_SEARCHES:
+            starved = True
             break
         searches += 1
         if quick is None:
@@ -197,6 +200,8 @@ def find_phase_slips(text: str) -> list[Proposal]:
             )
         )
         covered = best.end
+    if starved or work.spent >= budget:
+        return starve(out)
     return out
 
 

@@ -27,7 +27,7 @@ from itertools import pairwise
 
 from textmend_server.cjk.lm import CharModel, Scorer, WordModel, get_model, is_traditional
 from textmend_server.cjk.scripts import HAN_RANGES, char_class
-from textmend_server.cjk.slip import Work, call_budget
+from textmend_server.cjk.slip import Work, call_budget, starve
 from textmend_server.edits import Proposal
 from textmend_server.policy import Category
 
@@ -348,6 +348,8 @@ def find_wrong_codec_runs(text: str) -> list[Proposal]:
     for p in out:
         if not kept or p.start >= kept[-1].end:
             kept.append(p)
+    if work.spent > budget:
+        return starve(kept)  # runs were left unfilled for want of budget
     return kept
 
 

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from textmend_server.cjk.dbcs import Dbcs
 from textmend_server.cjk.lm import CharModel, Scorer, WordModel
 from textmend_server.cjk.ruby import PINYIN_TAIL_RE, readings
 from textmend_server.cjk.scripts import PINYIN_LETTERS, char_class, fold_width
+from textmend_server.edits import Proposal
 
 BEAM = 48
 CHILDREN = 6
@@ -87,6 +88,19 @@ def call_budget(length: int, per_char: int = MAX_PER_CHAR) -> int:
     (75000, 1000000, 50000)
     """
     return min(CALL_BUDGET + BUDGET_PER_CHAR * length, per_char * length)
+
+
+STARVED = " (more suspect runs here than the search budget covers: not edited)"
+
+
+def starve(proposals: list[Proposal]) -> list[Proposal]:
+    """proposals as findings only, when the budget ran out before every suspect run was
+    searched: editing some would leave the rest to a second repair, which has a budget of
+    its own and would edit them then. All or nothing keeps repairing idempotent."""
+    return [
+        p if p.flag_only else replace(p, reason=p.reason + STARVED, flag_only=True)
+        for p in proposals
+    ]
 
 
 def work_done() -> int:

@@ -368,7 +368,7 @@ def test_pathological_input_costs_bounded_work(text):
     assert work <= _budget(text)
     # A wall of `?` is not searched character by character.
     if text.startswith("他?"):
-        assert work < 100_000
+        assert work < 250_000  # one search per codec, not one per `?` (~20M)
 
 
 def test_a_short_text_does_not_get_the_whole_floor():

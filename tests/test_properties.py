@@ -233,6 +233,15 @@ def test_more_suspect_runs_than_the_budget_covers_are_all_reported() -> None:
     assert {f.category for f in starved} <= {Category.CJK_PHASE_SLIP, Category.CJK_WRONG_CODEC}
 
 
+def test_a_second_repair_of_unrepaired_slips_changes_nothing() -> None:
+    """Found by fuzzing: the search budget was charged only when a shortlist was not cached,
+    so a second repair in a warm process could search further than the first and edit."""
+    text = "公司?!彼Q他們??他公司?!彼Q他們???枳\r\n??他公司?!彼Q他們??í??"
+    for _ in range(2):  # cold and warm caches
+        once = repair_text(text)
+        assert repair_text(once.text).edits == []
+
+
 def test_known_cjk_phase_slip_recheck() -> None:
     """Minimal example: '??<b>?‘¼Œö' as HTML needs two passes, and the second is wrong."""
     policy = RepairPolicy(html=True)

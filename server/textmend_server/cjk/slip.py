@@ -53,7 +53,7 @@ ABORT_MARGIN = 25.0
 # bigrams before that): a search that spends RUN_BUDGET stops, and whatever it found is only
 # reported, never edited. Pairs no character stands for (read as `?`) end a run after
 # MAX_UNREADABLE of them: real slips hold one or two, a wall of `?` is not text.
-RUN_BUDGET = 150_000
+RUN_BUDGET = 300_000
 MAX_UNREADABLE = 2
 # A search whose best reading averages below NOISE_FLOOR nats a character after NOISE_AFTER
 # characters is abandoned: running text averages about -5, random characters about -15.
@@ -75,9 +75,9 @@ class Work:
 # single damaged run needs, plus a share per character; never more than MAX_PER_CHAR per
 # character, so that a short text does not get the whole floor (a few dozen bytes once cost
 # a second of CPU).
-CALL_BUDGET = 400_000
+CALL_BUDGET = 800_000
 BUDGET_PER_CHAR = 60
-MAX_PER_CHAR = 1_500
+MAX_PER_CHAR = 4_000
 
 
 def call_budget(length: int, per_char: int = MAX_PER_CHAR) -> int:
@@ -85,7 +85,7 @@ def call_budget(length: int, per_char: int = MAX_PER_CHAR) -> int:
     at most per_char for each.
 
     >>> call_budget(50), call_budget(10_000), call_budget(50, per_char=1_000)
-    (75000, 1000000, 50000)
+    (200000, 1400000, 50000)
     """
     return min(CALL_BUDGET + BUDGET_PER_CHAR * length, per_char * length)
 
@@ -380,8 +380,10 @@ class _Search:
             prev, trad = hist[-1:], self.trad
             key = (options, prev, trad)
             hit = _SHORTLIST.get(key)
+            # Charged whether or not the shortlist is cached: the budget must run out at the
+            # same place in every process, or a second repair could decide differently.
+            self.spent += len(options)
             if hit is None:
-                self.spent += len(options)
                 logp = self.model.logp
                 ranked = sorted(options, key=lambda o: logp(prev, o[0], trad), reverse=True)
                 hit = tuple(ranked[: 2 * CHILDREN])

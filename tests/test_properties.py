@@ -242,6 +242,37 @@ def test_a_second_repair_of_unrepaired_slips_changes_nothing() -> None:
         assert repair_text(once.text).edits == []
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("これは?}?}?}?}です", "これはママママです"),
+        ("これは?}?B?}?Bです", "これはマ。マ。です"),
+    ],
+)
+def test_a_slip_that_follows_a_repaired_slip_is_repaired_in_the_same_pass(
+    text: str, expected: str
+) -> None:
+    """Found by fuzzing: in `?}?B` the second `?` follows ASCII until `?}` reads `マ`, so
+    each pass repaired one more slip of a chain, and a chain longer than the passes was left
+    for a second repair to continue."""
+    once = repair_text(text)
+    assert once.text == expected
+    assert repair_text(once.text).edits == []
+
+
+def test_a_cascade_through_four_stages_is_finished_in_one_repair() -> None:
+    """Found by fuzzing: Shift-JIS read as latin-1, then a C1 control made cp1252, then a
+    wrong-codec run, then a chain of slips: each pass exposed the next, and three passes
+    left a `?B` (a misread `。`) for a second repair."""
+    content = (
+        b"\x82\xb1\x82\xea\x82\xcd\x82\xb1\x82\xea\x82\xcd?\x81}?\x07\x1b[31m\x81B"
+        b"\x1b[31m???\x82\xb1\x82\xea\x82\xcd?\x81B\x81B?\x81}the "
+    )
+    result = fe.run_request(content, "latin-1", "text/plain", RepairPolicy())
+    assert result is not None
+    assert "これはこれはマ。" in result.text
+
+
 def test_known_cjk_phase_slip_recheck() -> None:
     """Minimal example: '??<b>?‘¼Œö' as HTML needs two passes, and the second is wrong."""
     policy = RepairPolicy(html=True)

@@ -16,6 +16,7 @@ compiled-regex scan and yields nothing.
 
 from __future__ import annotations
 
+import heapq
 import math
 
 from textmend_server.cjk.codecrun import find_wrong_codec_runs
@@ -122,6 +123,7 @@ def find_phase_slips(text: str) -> list[Proposal]:
     positions = candidate_positions(text)
     if not positions:
         return []
+    positions_set = set(positions)
     lang = text_language(text)
     if lang is None:
         return []
@@ -136,8 +138,17 @@ def find_phase_slips(text: str) -> list[Proposal]:
     work = Work()
     searches = 0
     starved = False
-    for i in positions:
-        if i < covered or not left_evidence(text, i) or not looks_improbable(text, i, model, trad):
+    applied: list[Proposal] = []
+    pending = list(positions)  # sorted: a heap already
+    while pending:
+        i = heapq.heappop(pending)
+        if i < covered:
+            continue
+        # A repair just before the trigger gives it the CJK context it is judged in: in
+        # `これは?}?B`, `?B` follows Han only once `?}` reads `マ`. The trigger is judged in
+        # the text as it will read, so the engine's next pass finds nothing more to do.
+        view, vi = _chained_view(text, i, applied)
+        if not left_evidence(view, vi) or not looks_improbable(view, vi, model, trad):
             continue
         if work.spent >= budget or searches >= MAX_SEARCHES:
             starved = True
@@ -154,7 +165,7 @@ def find_phase_slips(text: str) -> list[Proposal]:
             # A first look with character bigrams alone: genuine text reads far worse re-phased
             # and is let go cheaply; a promising run is searched again with the full model.
             rep = repair_at(
-                text, i, codec(name), model, trad, folded, quick, _run_budget(budget, work), work
+                view, vi, codec(name), model, trad, folded, quick, _run_budget(budget, work), work
             )
             if rep is None or rep.margin < QUICK_MARGIN:
                 continue
@@ -167,7 +178,7 @@ def find_phase_slips(text: str) -> list[Proposal]:
             if scorer is None:
                 scorer = Scorer(model, trad, text, _suspect_spans(text, positions))
             rep = repair_at(
-                text, i, codec(name), model, trad, folded, scorer, _run_budget(budget, work), work
+                view, vi, codec(name), model, trad, folded, scorer, _run_budget(budget, work), work
             )
             if rep is not None and (best is None or rep.margin > best.margin):
                 best = rep
@@ -188,18 +199,24 @@ def find_phase_slips(text: str) -> list[Proposal]:
             reason += " (restores more characters than dropped pairs can lose: not edited)"
         elif flag:
             reason += " (too little evidence to edit)"
-        out.append(
-            Proposal(
-                best.start,
-                best.end,
-                best.replacement,
-                Category.CJK_PHASE_SLIP,
-                reason,
-                conf,
-                flag_only=flag,
-            )
+        # The run starts at the trigger, right of every splice: it maps back by one shift.
+        proposal = Proposal(
+            i,
+            best.end - vi + i,
+            best.replacement,
+            Category.CJK_PHASE_SLIP,
+            reason,
+            conf,
+            flag_only=flag,
         )
-        covered = best.end
+        out.append(proposal)
+        covered = proposal.end
+        if not flag:
+            applied.append(proposal)
+            # A `?` right after the repair may open the next slip once the repair reads as
+            # CJK (`?}?B`: the second `?` follows ASCII until `?}` reads `マ`).
+            if text[covered : covered + 1] == "?" and covered not in positions_set:
+                heapq.heappush(pending, covered)
     if starved or work.spent >= budget:
         return starve(out)
     return out
@@ -220,6 +237,36 @@ def max_growth(length: int) -> int:
     (5, 24)
     """
     return length // 2 + MAX_GROWTH_EXTRA
+
+
+# How far a chained view reaches around its trigger, in code points: past what a search
+# reads to the left (the line's open quotes, the model's history) and past the longest run a
+# search budget can follow to the right.
+CHAIN_REACH = 16384
+# A repair ending this close before a trigger changes how the trigger is judged (the reach of
+# `slip.left_evidence`).
+CHAIN_LEFT = 24
+
+
+def _chained_view(text: str, i: int, applied: list[Proposal]) -> tuple[str, int]:
+    """The text around the trigger text[i] as it reads once the repairs applied before it are,
+    and the trigger's index there; text and i themselves when no repair ends close before it.
+    """
+    if not applied or i - applied[-1].end >= CHAIN_LEFT:
+        return text, i
+    lo = max(0, i - CHAIN_REACH)
+    pieces: list[str] = []
+    at = lo
+    for p in applied:
+        if p.end <= lo:
+            continue
+        if p.start < at:  # a repair straddling the window's left edge starts the view
+            at = p.start
+            pieces.clear()
+        pieces += [text[at : p.start], p.replacement]
+        at = p.end
+    head = "".join(pieces) + text[at:i]
+    return head + text[i : i + CHAIN_REACH], len(head)
 
 
 def _run_budget(budget: int, work: Work) -> int:

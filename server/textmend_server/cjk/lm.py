@@ -666,6 +666,9 @@ class Scorer:
         self.plain = plain
         self.words = model.words() if not plain else None
         self._memo: dict[tuple[str, str], float] = {}
+        # Results callers derive from this scorer's probabilities alone, keyed by what they
+        # depend on (the slip search's guess of a swallowed byte); they live as long as it.
+        self.derived: dict[tuple[str, ...], tuple[str, float]] = {}
         pairs: dict[tuple[str, str], int] = defaultdict(int)
         firsts: dict[str, int] = defaultdict(int)
         if doc:

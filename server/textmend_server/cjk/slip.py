@@ -653,12 +653,18 @@ def pairing_cost(stack: list[str], piece: str, line_ends: bool) -> float:
 
 
 def _swallowed_guess(scorer: Scorer, out: str, nxt: str) -> tuple[str, float]:
-    best = ("", -1e9)
+    """The ASCII character a lossy decoder most likely swallowed between out and nxt."""
     last = out[-WordModel.HIST :]
+    key = ("swallowed", last, nxt)
+    hit = scorer.derived.get(key)
+    if hit is not None:
+        return hit
+    best = ("", -1e9)
     for x in " ,.:;!\"'-()0123456789<":
         s = scorer.lp(last, x) + (scorer.lp((last + x)[-WordModel.HIST :], nxt) if nxt else 0.0)
         if s > best[1]:
             best = (x, s)
+    scorer.derived[key] = best
     return best
 
 

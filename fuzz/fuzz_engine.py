@@ -116,15 +116,10 @@ NON_CHARSET_CODECS: tuple[str, ...] = (
 CONTENT_TYPES: tuple[str, ...] = ("text/plain", "text/html", "text/html; charset=utf-8")
 
 
-# Policies the target picks from. "fix" leaves replacement_char flagged: removing U+FFFD the
-# decoder inserted is skipped on the first pass only (the engine knows it inserted them), so
-# a second pass would remove them and idempotence could not hold by design.
+# Policies the target picks from.
 POLICIES: tuple[tuple[str, dict[Category, Action]], ...] = (
     ("default", {}),
-    (
-        "fix",
-        {c: Action.FIX for c in Category if c is not Category.REPLACEMENT_CHAR},
-    ),
+    ("fix", {c: Action.FIX for c in Category}),
     ("flag", {c: Action.FLAG for c in Category}),
     ("off", {c: Action.OFF for c in Category}),
 )

@@ -109,6 +109,20 @@ def test_undecodable_bytes_are_kept_as_replacement_characters_and_reported() -> 
     assert result.text[finding.cleaned_start : finding.cleaned_end] == "\ufffd"
 
 
+def test_fixing_replacement_characters_removes_the_decoders_too_and_still_reports_them() -> None:
+    """A caller who asks for U+FFFD to be removed gets all of them removed, the decoder's
+    included: the undecodable finding still names the bytes, and repairing the output again
+    changes nothing (before, the decoder's U+FFFD survived and a second repair removed it)."""
+    content = "Grüße aus Köln".encode() + b"\xc3(" + " über".encode()
+    policy = RepairPolicy.from_mapping({"replacement_char": "fix"})
+    result = repair_bytes(content, policy=policy)
+    assert result.text == "Grüße aus Köln( über"
+    [finding] = [f for f in result.findings if f.category is Category.UNDECODABLE]
+    assert finding.byte_span == (content.index(b"\xc3("), content.index(b"\xc3(") + 1)
+    assert [e.category for e in result.edits] == [Category.REPLACEMENT_CHAR]
+    assert repair_text(result.text, policy=policy).edits == []
+
+
 def test_policy_flag_reports_without_changing() -> None:
     policy = RepairPolicy.from_mapping({"mojibake": "flag"})
     result = repair_bytes("cafÃ©".encode(), policy=policy)

@@ -294,7 +294,9 @@ def repair_text(
     started = time.perf_counter()
     log = EditLog(text)
     seeds: list[tuple[int, int, Proposal]] = [(p.start, p.end, p) for p in seeded or []]
-    # U+FFFD the decoder inserted is reported once, as undecodable, not again as a stray.
+    # U+FFFD the decoder inserted is reported once, as undecodable, not again as a stray;
+    # a policy that fixes replacement characters removes it like any other (the undecodable
+    # finding still names its bytes), so that repairing the output again changes nothing.
     inserted = {p.start for p in seeded or [] if p.category is Category.UNDECODABLE}
     # A repair can expose damage a stage before it has already looked for (`Ã\x07©` is
     # mojibake only once the control character is gone), so passes repeat until one changes
@@ -344,10 +346,13 @@ def _one_pass(
             continue
         to_apply: list[Proposal] = []
         for proposal in _find(finder, log.text, name in GLOBAL_STAGES, cancelled):
-            if proposal.category is Category.REPLACEMENT_CHAR and inserted:
-                if log.to_original(proposal.start, proposal.end)[0] in inserted:
-                    continue
             action = policy.action(proposal.category)
+            if proposal.category is Category.REPLACEMENT_CHAR and inserted:
+                if (
+                    action is not Action.FIX
+                    and log.to_original(proposal.start, proposal.end)[0] in inserted
+                ):
+                    continue
             if action is Action.OFF:
                 continue
             if action is Action.FIX and not proposal.flag_only:

@@ -93,7 +93,8 @@ class _CategoryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Category.Val
     """[fix] C0 and C1 control characters other than tab, line feed, carriage return and form feed."""
     CATEGORY_REPLACEMENT_CHAR: _Category.ValueType  # 9
     """[flag] U+FFFD REPLACEMENT CHARACTER already present in the decoded text: something was lost
-    before textmend saw it, and removing the mark would hide that.
+    before textmend saw it, and removing the mark would hide that. Set to fix, every U+FFFD is
+    removed, those standing for undecodable bytes too (their UNDECODABLE findings remain).
     """
     CATEGORY_PRIVATE_USE: _Category.ValueType  # 10
     """[flag] Private-use characters (U+E000..U+F8FF, planes 15 and 16): meaningful only to one
@@ -144,7 +145,8 @@ CATEGORY_CONTROL_CHAR: Category.ValueType  # 8
 """[fix] C0 and C1 control characters other than tab, line feed, carriage return and form feed."""
 CATEGORY_REPLACEMENT_CHAR: Category.ValueType  # 9
 """[flag] U+FFFD REPLACEMENT CHARACTER already present in the decoded text: something was lost
-before textmend saw it, and removing the mark would hide that.
+before textmend saw it, and removing the mark would hide that. Set to fix, every U+FFFD is
+removed, those standing for undecodable bytes too (their UNDECODABLE findings remain).
 """
 CATEGORY_PRIVATE_USE: Category.ValueType  # 10
 """[flag] Private-use characters (U+E000..U+F8FF, planes 15 and 16): meaningful only to one

@@ -68,8 +68,10 @@ while :; do
     status=0
   fi
   child=
-  # libFuzzer's progress lines start with #N; "Done N runs" closes a clean run.
-  ran=$(grep -aoE '^#[0-9]+|Done [0-9]+ runs' "$log" | grep -oE '[0-9]+' | sort -n | tail -1)
+  # libFuzzer's progress lines start with #N (at powers of two and on news); "Done N runs"
+  # closes a clean run and the final stats give the exact count, interrupted runs included.
+  ran=$(grep -aoE '^#[0-9]+|Done [0-9]+ runs|number_of_executed_units: *[0-9]+' "$log" \
+    | grep -oE '[0-9]+' | sort -n | tail -1)
   executions=$((executions + ${ran:-0}))
   if [ "$status" -ne 0 ]; then
     failures=$((failures + 1))

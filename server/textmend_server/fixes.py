@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from difflib import SequenceMatcher
 from html.entities import html5
 
@@ -152,9 +153,7 @@ def _changes(a: str, b: str) -> list[tuple[int, int, int, int]]:
     ta, tb = _TOKEN_RE.findall(a), _TOKEN_RE.findall(b)
     oa, ob = _token_offsets(ta), _token_offsets(tb)
     out: list[tuple[int, int, int, int]] = []
-    for tag, t1, t2, u1, u2 in SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes():
-        if tag == "equal":
-            continue
+    for t1, t2, u1, u2 in _token_changes(ta, tb):
         a1, a2, b1, b2 = oa[t1], oa[t2], ob[u1], ob[u2]
         if (a2 - a1) + (b2 - b1) > MAX_REFINE:
             out.append((a1, a2, b1, b2))
@@ -166,6 +165,21 @@ def _changes(a: str, b: str) -> list[tuple[int, int, int, int]]:
             if op != "equal"
         ]
     return out
+
+
+def _token_changes(ta: list[str], tb: list[str]) -> list[tuple[int, int, int, int]]:
+    """The token ranges that differ between ta and tb. When the two keep every ASCII token
+    in place (the usual repair: non-ASCII runs re-decoded between unchanged ASCII text),
+    they pair up one to one and no matching is needed."""
+    if len(ta) == len(tb) and all(
+        x == y or not (x.isascii() or y.isascii()) for x, y in zip(ta, tb, strict=True)
+    ):
+        return [(k, k + 1, k, k + 1) for k, (x, y) in enumerate(zip(ta, tb, strict=True)) if x != y]
+    return [
+        (t1, t2, u1, u2)
+        for tag, t1, t2, u1, u2 in SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes()
+        if tag != "equal"
+    ]
 
 
 def _token_offsets(tokens: list[str]) -> list[int]:
@@ -204,10 +218,48 @@ def _explain(steps: list[tuple[str, str]] | None) -> str:
     )
 
 
-def find_mojibake(text: str) -> list[Proposal]:
-    """UTF-8 read as a single-byte codec (also twice), repaired line by line with ftfy.
+# ftfy sees each cluster of hints with this many code points of context on each side (within
+# the line): enough for its badness measure and for the sequences it re-decodes, a few code
+# points each, so that its cost grows with the damage rather than with the line.
+MOJIBAKE_CONTEXT = 48
 
-    Safe because ftfy changes a line only when the re-decoded line is less "bad" than the
+
+def _hint_windows(text: str) -> list[tuple[int, int]]:
+    """Spans of text around its mojibake hints, for ftfy to see: hints closer together than
+    twice the context share a window, and no window crosses a line break."""
+    windows: list[tuple[int, int]] = []
+    line_start, line_end = 0, -1
+    for match in MOJIBAKE_LEAD.finditer(text):
+        lead, after = match.group(), match.end()
+        if lead >= "\xa0" and (after == len(text) or text[after] not in MOJIBAKE_PAIRS[lead]):
+            continue
+        hint = match.start()
+        if hint > line_end:  # the first hint on its line: each line is searched once
+            line_start = text.rfind("\n", max(0, line_end), hint) + 1
+            line_end = text.find("\n", hint)
+            line_end = len(text) if line_end == -1 else line_end
+        start = max(line_start, hint - MOJIBAKE_CONTEXT)
+        end = min(line_end, hint + MOJIBAKE_CONTEXT)
+        if windows and start <= windows[-1][1] and line_start <= windows[-1][0]:
+            start = windows.pop()[0]
+        windows.append((start, end))
+    return windows
+
+
+def _badness_drop(text: str, proposal: Proposal) -> int:
+    """How much less "bad" (ftfy's measure) the text around proposal reads once applied."""
+    before = text[max(0, proposal.start - 1) : proposal.start]
+    after = text[proposal.end : proposal.end + 1]
+    return badness(before + text[proposal.start : proposal.end] + after) - badness(
+        before + proposal.replacement + after
+    )
+
+
+def find_mojibake(text: str) -> list[Proposal]:
+    """UTF-8 read as a single-byte codec (also twice), repaired with ftfy around each sign
+    of it.
+
+    Safe because ftfy changes text only when the re-decoded text is less "bad" than the
     original, and its text-changing extras are switched off (see FTFY_CONFIG).
 
     >>> [(p.start, p.end, p.replacement) for p in find_mojibake("cafÃ© â€œokâ€\\u009d")]
@@ -216,22 +268,16 @@ def find_mojibake(text: str) -> list[Proposal]:
     if text.isascii():
         return []
     proposals: list[Proposal] = []
-    pos = 0
-    while (hint := mojibake_hint(text, pos)) is not None:
-        # ftfy sees the whole line around each hint, once.
-        start = text.rfind("\n", 0, hint) + 1
-        end = text.find("\n", hint)
-        end = len(text) if end == -1 else end + 1
-        pos = end
-        line = text[start:end]
-        fixed, steps = ftfy.fix_and_explain(line, config=FTFY_CONFIG)
-        if fixed == line:
+    for start, end in _hint_windows(text):
+        window = text[start:end]
+        fixed, steps = ftfy.fix_and_explain(window, config=FTFY_CONFIG)
+        if fixed == window:
             continue
-        drop = badness(line) - badness(fixed)
-        confidence = 0.95 if drop >= 2 else 0.85 if drop >= 1 else 0.7
-        proposals += _diff_proposals(
-            line, fixed, start, Category.MOJIBAKE, _explain(steps), confidence
-        )
+        reason = _explain(steps)
+        for proposal in _diff_proposals(window, fixed, start, Category.MOJIBAKE, reason, 0.0):
+            drop = _badness_drop(text, proposal)
+            confidence = 0.95 if drop >= 2 else 0.85 if drop >= 1 else 0.7
+            proposals.append(replace(proposal, confidence=confidence))
     return proposals
 
 

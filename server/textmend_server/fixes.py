@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from difflib import SequenceMatcher
 from html.entities import html5
@@ -72,24 +72,23 @@ MOJIBAKE_PAIRS = _build_mojibake_pairs()
 MOJIBAKE_LEAD = re.compile(_char_class(set(MOJIBAKE_PAIRS)))
 
 
-def mojibake_hint(text: str, pos: int = 0) -> int | None:
-    """Where the first sign of UTF-8 mojibake at or after pos is, or None.
+def mojibake_hints(text: str) -> Iterator[int]:
+    """Where the signs of UTF-8 mojibake in text are, in order.
 
     UTF-8 read with a single-byte codec always leaves that codec's lead character followed by
-    its continuation character (or a C1 control). A line with no such pair cannot be mojibake,
+    its continuation character (or a C1 control). Text with no such pair cannot be mojibake,
     so ftfy need not see it: valid curly quotes and accents, and CJK text's `——` and `……`
     (a Mac Roman lead followed by a windows-1252 continuation), are not hints.
 
-    >>> mojibake_hint("cafÃ©"), mojibake_hint("“Cafe” — déjà vu"), mojibake_hint("他說——這樣……")
-    (3, None, None)
-    >>> mojibake_hint("piÃ¹ and Ã more"), mojibake_hint("it\x92s")
-    (2, 2)
+    >>> [list(mojibake_hints(t)) for t in ("cafÃ©", "“Cafe” — déjà vu", "他說——這樣……")]
+    [[3], [], []]
+    >>> list(mojibake_hints("piÃ¹ and Ã more")), list(mojibake_hints("it\x92s"))
+    ([2, 9], [2])
     """
-    for match in MOJIBAKE_LEAD.finditer(text, pos):
+    for match in MOJIBAKE_LEAD.finditer(text):
         lead, after = match.group(), match.end()
         if lead < "\xa0" or (after < len(text) and text[after] in MOJIBAKE_PAIRS[lead]):
-            return match.start()
-    return None
+            yield match.start()
 
 
 _LINES = re.compile(r"[^\n]*\n|[^\n]+")
@@ -229,11 +228,7 @@ def _hint_windows(text: str) -> list[tuple[int, int]]:
     twice the context share a window, and no window crosses a line break."""
     windows: list[tuple[int, int]] = []
     line_start, line_end = 0, -1
-    for match in MOJIBAKE_LEAD.finditer(text):
-        lead, after = match.group(), match.end()
-        if lead >= "\xa0" and (after == len(text) or text[after] not in MOJIBAKE_PAIRS[lead]):
-            continue
-        hint = match.start()
+    for hint in mojibake_hints(text):
         if hint > line_end:  # the first hint on its line: each line is searched once
             line_start = text.rfind("\n", max(0, line_end), hint) + 1
             line_end = text.find("\n", hint)

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from textmend_server import RepairPolicy, UnknownEncodingError, repair_bytes, repair_text
 from textmend_server.cjk.slip import STARVED
+from textmend_server.fixes import STRAY_RE, find_stray_characters
 from textmend_server.policy import Action, Category
 
 
@@ -279,3 +280,20 @@ def test_known_cjk_phase_slip_recheck() -> None:
     once = repair_text("??<b>?‘¼Œö", policy=policy).text
     assert once == "??<b>?他公"
     assert repair_text(once, policy=policy).text == once
+
+
+_STRAY_ALPHABET = st.sampled_from(
+    [
+        *"ab é中ไ\n\t[m0;",
+        *("\x00", "\x1b", "\x85", "\ufffd", "\ue000", "\ufdd0", "\ufeff", "\u200b", "\u2060"),
+        *("\u202e", "\u2066", "\U0010fffd", "\U0001fffe", "\u200d"),
+    ]
+)
+
+
+@given(st.lists(_STRAY_ALPHABET, max_size=40).map("".join))
+def test_stray_scan_finds_what_the_full_pattern_finds(text: str) -> None:
+    """The stray finder tries its pattern only where a one-class scan stops; that must find
+    exactly what running the pattern over the whole text finds."""
+    found = [(p.start, p.end, p.category.value) for p in find_stray_characters(text)]
+    assert found == [(m.start(), m.end(), m.lastgroup) for m in STRAY_RE.finditer(text)]

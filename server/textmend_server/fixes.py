@@ -457,11 +457,16 @@ def find_stray_characters(text: str) -> list[Proposal]:
     >>> [(p.category.value, p.start) for p in find_stray_characters("a\\x00b\\u200bc\\u202e")]
     [('control_char', 1), ('zero_width', 3), ('bidi_control', 5)]
     """
-    first = STRAY_HINT.search(text)
-    if first is None:
-        return []
     proposals = []
-    for m in STRAY_RE.finditer(text, first.start()):
+    end = 0
+    # The full pattern (with its look-arounds) is tried only where the one-class scan stops.
+    for hint in STRAY_HINT.finditer(text):
+        if hint.start() < end:
+            continue  # inside the last match (a terminal escape, a run of zero-width spaces)
+        m = STRAY_RE.match(text, hint.start())
+        if m is None:
+            continue
+        end = m.end()
         category = Category(m.lastgroup)
         reason, confidence = _STRAY_REASONS[category]
         proposals.append(Proposal(m.start(), m.end(), "", category, reason, confidence))

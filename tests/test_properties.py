@@ -23,10 +23,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings, target
+from hypothesis import HealthCheck, event, example, given, settings, target
 from hypothesis import strategies as st
 
-from textmend_server import RepairPolicy, UnknownEncodingError, repair_bytes, repair_text
+from textmend_server import RepairPolicy, UnknownEncodingError, engine, repair_bytes, repair_text
 from textmend_server.cjk.slip import STARVED
 from textmend_server.fixes import STRAY_RE, find_stray_characters
 from textmend_server.policy import Action, Category
@@ -297,3 +297,46 @@ def test_stray_scan_finds_what_the_full_pattern_finds(text: str) -> None:
     exactly what running the pattern over the whole text finds."""
     found = [(p.start, p.end, p.category.value) for p in find_stray_characters(text)]
     assert found == [(m.start(), m.end(), m.lastgroup) for m in STRAY_RE.finditer(text)]
+
+
+def _summary(result: fe.Repaired) -> tuple[str, list[tuple[object, ...]], list[tuple[object, ...]]]:
+    def key(e: fe.Edit) -> tuple[object, ...]:
+        return (e.original_start, e.original_end, e.category.value, e.replacement)
+
+    return result.text, [key(e) for e in result.edits], [key(f) for f in result.findings]
+
+
+# Texts where a repair exposes damage for a later pass, with the same text far away, and
+# something only reported elsewhere: the findings kept from the first pass must stay.
+_EXPOSED = [
+    "Ã\x07©",
+    "<<b>b>",
+    "&<b>lt;",
+    "x\ufffd Ã\x07©\n" + "y" * 400 + "\ufffd Ã©\n" + "z\u202e &amp;",
+    "&am<i>p;amp;\n\ue000 a\u200bb <b\nclass='x'>\x1b[31m",
+]
+_EXPOSED_TEXTS = st.builds(
+    "".join, st.lists(st.one_of(st.sampled_from(_EXPOSED), texts(max_pieces=10)), max_size=6)
+)
+
+
+@example(text=_EXPOSED[3], policy=fe.POLICIES[0], html=False)
+@example(text=_EXPOSED[4], policy=fe.POLICIES[2], html=False)
+@given(
+    text=st.one_of(texts(max_pieces=80), _EXPOSED_TEXTS),
+    policy=st.sampled_from(fe.POLICIES),
+    html=st.booleans(),
+)
+def test_passes_after_the_first_find_what_whole_passes_find(
+    text: str, policy: tuple[str, dict[Category, Action]], html: bool
+) -> None:
+    """After the first pass the local stages look only around what changed; the result must
+    be the one every stage running over the whole text in every pass gives."""
+    repair_policy = RepairPolicy(overrides=policy[1], html=html)
+    narrow = repair_text(text, policy=repair_policy, include_diff=False)
+    engine.NARROW_PASSES = False
+    try:
+        whole = repair_text(text, policy=repair_policy, include_diff=False)
+    finally:
+        engine.NARROW_PASSES = True
+    assert _summary(narrow) == _summary(whole)

@@ -9,7 +9,9 @@ returns `Proposal`s; `EditLog` turns them into edits against the decoded origina
 from __future__ import annotations
 
 import re
+import sys
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -132,6 +134,14 @@ STAGES: tuple[tuple[str, frozenset[Category], Finder, Callable[[TextFacts], bool
 # caller is still waiting.
 GLOBAL_STAGES = frozenset({"repeated"})
 BLOCK = 1 << 14  # code points per block of lines
+# Stages whose finding at a place depends only on the text within LOCAL_REACH code points of
+# it (and within its line, for mojibake). After the first pass they look again only around
+# what the pass before changed: elsewhere they would find what they found then. The CJK
+# stages judge a run by the language of its whole block, and run over all of it each pass.
+LOCAL_STAGES = frozenset({"entities", "mojibake", "tags", "stray"})
+LOCAL_REACH = 320
+# Set to False to have every pass run every stage over the whole text (the tests compare).
+NARROW_PASSES = True
 
 
 def _blocks(text: str) -> Iterator[tuple[int, int]]:
@@ -145,12 +155,25 @@ def _blocks(text: str) -> Iterator[tuple[int, int]]:
 
 
 def _find(
-    finder: Finder, text: str, whole: bool, cancelled: Callable[[], bool] | None
+    finder: Finder,
+    text: str,
+    whole: bool,
+    cancelled: Callable[[], bool] | None,
+    windows: list[tuple[int, int]] | None = None,
 ) -> list[Proposal]:
-    """Run finder over text, block by block unless it must see the whole text."""
+    """Run finder over text (or only over the windows given), block by block unless it must
+    see the whole text."""
+    if windows is not None:
+        found: list[Proposal] = []
+        for start, end in windows:
+            found += [
+                replace(p, start=p.start + start, end=p.end + start)
+                for p in _find(finder, text[start:end], whole, cancelled)
+            ]
+        return found
     if whole or len(text) <= BLOCK:
         return finder(text)
-    found: list[Proposal] = []
+    found = []
     for start, end in _blocks(text):
         if cancelled is not None and cancelled():
             raise Cancelled()
@@ -158,6 +181,32 @@ def _find(
             replace(p, start=p.start + start, end=p.end + start) for p in finder(text[start:end])
         ]
     return found
+
+
+def dirty_windows(
+    text: str, spans: list[tuple[int, int]], reach: int = LOCAL_REACH
+) -> list[tuple[int, int]]:
+    """Whole lines of text within reach of the changed spans, merged, in order: where a local
+    stage may find something it did not find before the changes.
+
+    >>> dirty_windows("one\\ntwo\\nthree\\nfour\\n", [(5, 6)], reach=0)
+    [(4, 8)]
+    """
+    out: list[tuple[int, int]] = []
+    n = len(text)
+    for cs, ce in sorted(spans):
+        a, b = max(0, cs - reach), min(n, ce + reach)
+        if out and a <= out[-1][1]:
+            if b < out[-1][1]:
+                continue
+            start = out.pop()[0]
+        else:
+            # Each stretch of text is scanned once: back to the last window, forward once.
+            nl = text.rfind("\n", out[-1][1] if out else 0, a)
+            start = nl + 1 if nl >= 0 else out.pop()[0] if out else 0
+        nl = text.find("\n", b)
+        out.append((start, n if nl < 0 else nl + 1))
+    return out
 
 
 # Passes over a text at most: the second exists for damage a repair exposed. Fuzzing found
@@ -301,12 +350,21 @@ def repair_text(
     # A repair can expose damage a stage before it has already looked for (`Ã\x07©` is
     # mojibake only once the control character is gone), so passes repeat until one changes
     # nothing: repairing the result again then finds nothing to do.
+    by_stage: dict[str, list[tuple[int, int, Proposal]]] = {}
+    windows: list[tuple[int, int]] | None = None  # None: the whole text
     for _ in range(MAX_PASSES):
         before = log.text
-        found = _one_pass(log, policy, inserted, cancelled)
+        # Windows in original coordinates, to tell which earlier findings were looked at again.
+        looked = (
+            _merged([log.to_original(a, b) for a, b in windows]) if windows is not None else None
+        )
+        changed = _one_pass(log, policy, inserted, cancelled, windows, by_stage, looked)
         if log.text == before:
             break
-    found = seeds + found
+        if NARROW_PASSES:
+            spans = [log.original_to_cleaned(a, b) for a, b in changed]
+            windows = dirty_windows(log.text, spans)
+    found = seeds + [item for items in by_stage.values() for item in items]
     repaired_at = time.perf_counter()
     edits = log.edits()
     findings = sorted(
@@ -332,20 +390,31 @@ def _one_pass(
     policy: RepairPolicy,
     inserted: set[int],
     cancelled: Callable[[], bool] | None,
-) -> list[tuple[int, int, Proposal]]:
-    """Run every stage once over the log's text; apply fixes, return findings (original
-    coordinates)."""
-    found: list[tuple[int, int, Proposal]] = []
+    windows: list[tuple[int, int]] | None,
+    by_stage: dict[str, list[tuple[int, int, Proposal]]],
+    looked: list[tuple[int, int]] | None,
+) -> list[tuple[int, int]]:
+    """Run every stage once over the log's text (the local stages only over windows, when
+    given); apply fixes, update by_stage's findings (original coordinates); return the
+    original spans of what changed."""
+    changed: list[tuple[int, int]] = []
     facts = TextFacts(log.text)
     for name, categories, finder, applies in STAGES:
         if cancelled is not None and cancelled():
             raise Cancelled()
         if facts.text is not log.text:
             facts = TextFacts(log.text)
+        narrow = windows is not None and name in LOCAL_STAGES
+        found: list[tuple[int, int, Proposal]] = []
+        if narrow and looked is not None:
+            # What this stage found outside the windows stands; inside, it looks again.
+            found = [f for f in by_stage.get(name, []) if not _inside(f[0], f[1], looked)]
+        by_stage[name] = found
         if not any(policy.wants(c) for c in categories) or not applies(facts):
             continue
         to_apply: list[Proposal] = []
-        for proposal in _find(finder, log.text, name in GLOBAL_STAGES, cancelled):
+        where = windows if narrow else None
+        for proposal in _find(finder, log.text, name in GLOBAL_STAGES, cancelled, where):
             action = policy.action(proposal.category)
             if proposal.category is Category.REPLACEMENT_CHAR and inserted:
                 if (
@@ -359,8 +428,34 @@ def _one_pass(
                 to_apply.append(proposal)
             else:
                 found.append((*log.to_original(proposal.start, proposal.end), proposal))
+        changed += [
+            log.to_original(p.start, p.end)
+            for p in to_apply
+            if log.text[p.start : p.end] != p.replacement
+        ]
         log.apply(to_apply)
-    return found
+        if narrow and to_apply and windows is not None:
+            # The windows were in the text before this stage's changes; later stages of
+            # this pass look at the same places in the text as it now reads.
+            windows = [log.original_to_cleaned(a, b) for a, b in looked or []]
+    return changed
+
+
+def _inside(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    """Whether [start, end) lies within one of the sorted, disjoint spans."""
+    k = bisect_right(spans, (start, sys.maxsize)) - 1
+    return k >= 0 and spans[k][0] <= start and end <= spans[k][1]
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted spans with those that overlap or touch joined."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(b, out[-1][1]))
+        else:
+            out.append((a, b))
+    return out
 
 
 def _finding(log: EditLog, start: int, end: int, proposal: Proposal) -> Edit:

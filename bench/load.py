@@ -18,7 +18,6 @@ import argparse
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,6 +25,8 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+
+from throughput import Server, rss_mb, start_server, textmend_command
 
 from textmend_client import TextMendClient, TextMendError
 
@@ -72,51 +73,8 @@ def _kinds(max_message_mb: int, max_line_kb: int) -> dict[str, Kind]:
     }
 
 
-def _worker_pids(parent: int) -> list[int]:
-    children = Path(f"/proc/{parent}/task/{parent}/children")
-    return sorted(int(p) for p in children.read_text().split()) if children.exists() else []
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _memory(parent: int) -> dict[int, float]:
-    return {pid: _rss_mib(pid) for pid in _worker_pids(parent)}
-
-
-def _start_server(
-    workers: int, max_message_mb: int, directory: Path
-) -> tuple[subprocess.Popen[bytes], str]:
-    port_file = directory / "port"
-    log = (directory / "server.log").open("wb")
-    command = [
-        sys.executable,
-        "-m",
-        "textmend_server.main",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--port-file",
-        str(port_file),
-        "--workers",
-        str(workers),
-        "--max-message-mb",
-        str(max_message_mb),
-        "--log-level",
-        "WARNING",
-    ]
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180
-    while not port_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the server did not start; see {directory / 'server.log'}")
-        time.sleep(0.1)
-    return process, f"127.0.0.1:{int(port_file.read_text())}"
+def _memory(server: Server) -> dict[int, float]:
+    return {pid: rss_mb(pid) for pid in server.workers()}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -143,57 +101,61 @@ def main(argv: list[str] | None = None) -> int:
     names = list(kinds)
     weights = [kinds[name].weight for name in names]
     directory = Path(tempfile.mkdtemp(prefix="textmend-load-"))
-    process, target = _start_server(args.workers, max_message_mb, directory)
-    pids_at_start = _worker_pids(process.pid)
-    memory = {"start": _memory(process.pid)}
-    outcomes: Counter[tuple[str, str]] = Counter()
-    unexpected: Counter[tuple[str, str]] = Counter()
-    latencies: dict[str, list[float]] = defaultdict(list)
-    lock = threading.Lock()
-    stop_at = time.monotonic() + args.seconds
-    print(f"textmend load: {args.callers} callers, {args.seconds:.0f} s, {target}", flush=True)
+    command = textmend_command(args.workers, "--max-message-mb", str(max_message_mb))
+    with start_server(command, "textmend-server", log_dir=directory) as server:
+        pids_at_start = server.workers()
+        memory = {"start": _memory(server)}
+        outcomes: Counter[tuple[str, str]] = Counter()
+        unexpected: Counter[tuple[str, str]] = Counter()
+        latencies: dict[str, list[float]] = defaultdict(list)
+        lock = threading.Lock()
+        stop_at = time.monotonic() + args.seconds
+        print(
+            f"textmend load: {args.callers} callers, {args.seconds:.0f} s, {server.target}",
+            flush=True,
+        )
 
-    def caller(index: int) -> None:
-        rng = random.Random(args.seed * 1000 + index)
-        with TextMendClient(
-            target, timeout=args.timeout, channels=1, max_message_mb=max_message_mb + 1
-        ) as client:
-            n = 0
-            while time.monotonic() < stop_at:
-                name = rng.choices(names, weights)[0]
-                kind = kinds[name]
-                started = time.perf_counter()
-                try:
-                    client.repair(
-                        kind.content,
-                        id=f"c{index}-{n}",
-                        declared_encoding=kind.declared,
-                        omit_diff=rng.random() < 0.5,
-                    )
-                    code = "OK"
-                except TextMendError as error:
-                    code = error.code.name
-                elapsed = time.perf_counter() - started
-                n += 1
-                with lock:
-                    outcomes[(name, code)] += 1
-                    latencies[name].append(elapsed)
-                    if code not in kind.expected:
-                        unexpected[(name, code)] += 1
+        def caller(index: int) -> None:
+            rng = random.Random(args.seed * 1000 + index)
+            with TextMendClient(
+                server.target, timeout=args.timeout, channels=1, max_message_mb=max_message_mb + 1
+            ) as client:
+                n = 0
+                while time.monotonic() < stop_at:
+                    name = rng.choices(names, weights)[0]
+                    kind = kinds[name]
+                    started = time.perf_counter()
+                    try:
+                        client.repair(
+                            kind.content,
+                            id=f"c{index}-{n}",
+                            declared_encoding=kind.declared,
+                            omit_diff=rng.random() < 0.5,
+                        )
+                        code = "OK"
+                    except TextMendError as error:
+                        code = error.code.name
+                    elapsed = time.perf_counter() - started
+                    n += 1
+                    with lock:
+                        outcomes[(name, code)] += 1
+                        latencies[name].append(elapsed)
+                        if code not in kind.expected:
+                            unexpected[(name, code)] += 1
 
-    threads = [threading.Thread(target=caller, args=(i,)) for i in range(args.callers)]
-    started = time.monotonic()
-    for thread in threads:
-        thread.start()
-    time.sleep(args.seconds / 2)
-    memory["middle"] = _memory(process.pid)
-    for thread in threads:
-        thread.join()
-    elapsed = time.monotonic() - started
-    memory["end"] = _memory(process.pid)
-    pids_at_end = _worker_pids(process.pid)
-    process.send_signal(signal.SIGTERM)
-    exit_code = process.wait(120)
+        threads = [threading.Thread(target=caller, args=(i,)) for i in range(args.callers)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        time.sleep(args.seconds / 2)
+        memory["middle"] = _memory(server)
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+        memory["end"] = _memory(server)
+        pids_at_end = server.workers()
+        server.process.send_signal(signal.SIGTERM)
+        exit_code = server.process.wait(120)
 
     total = sum(outcomes.values())
     by_code: Counter[str] = Counter()

@@ -314,7 +314,7 @@ class Server:
         """Pids of the worker processes (the children of the server process)."""
         pid = self.process.pid
         path = Path(f"/proc/{pid}/task/{pid}/children")
-        pids = [int(p) for p in path.read_text().split()] if path.exists() else []
+        pids = sorted(int(p) for p in path.read_text().split()) if path.exists() else []
         return pids or [pid]
 
 
@@ -341,11 +341,13 @@ def reset_peak_rss(pid: int) -> None:
 
 
 @contextlib.contextmanager
-def start_server(command: list[str], name: str) -> Iterator[Server]:
-    """Start a server that writes its port to `--port-file`; stop it with SIGTERM."""
+def start_server(command: list[str], name: str, log_dir: Path | None = None) -> Iterator[Server]:
+    """Start a server that writes its port to `--port-file`; stop it with SIGTERM (if it is
+    still running). Its log is kept in log_dir when given, else deleted."""
     with tempfile.TemporaryDirectory() as tmp:
-        port_file = Path(tmp) / "port"
-        log = Path(tmp) / "log"
+        where = log_dir or Path(tmp)
+        port_file = where / "port"
+        log = where / "server.log"
         with log.open("wb") as handle:
             process = subprocess.Popen(
                 [*command, "--port-file", str(port_file)],
@@ -369,8 +371,8 @@ def start_server(command: list[str], name: str) -> Iterator[Server]:
                 process.wait()
 
 
-def textmend_command(workers: int) -> list[str]:
-    """`textmend-server` on 127.0.0.1, any free port."""
+def textmend_command(workers: int, *options: str) -> list[str]:
+    """`textmend-server` on 127.0.0.1, any free port, with options added."""
     return [
         sys.executable,
         "-m",
@@ -383,6 +385,7 @@ def textmend_command(workers: int) -> list[str]:
         str(workers),
         "--log-level",
         "WARNING",
+        *options,
     ]
 
 

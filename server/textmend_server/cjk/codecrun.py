@@ -26,7 +26,7 @@ from functools import cache, lru_cache
 from itertools import pairwise
 
 from textmend_server.cjk.lm import CharModel, Scorer, WordModel, get_model, is_traditional
-from textmend_server.cjk.scripts import HAN_RANGES, char_class
+from textmend_server.cjk.scripts import HAN_BLOCKS, HAN_RANGES, char_class
 from textmend_server.cjk.slip import Work, call_budget, starve
 from textmend_server.edits import Proposal
 from textmend_server.policy import Category
@@ -37,8 +37,6 @@ from textmend_server.policy import Category
 # non-space character; only runs with rare Han characters or U+FFFD are looked at.
 _HAN_RUN_RE = re.compile(r"[^\x00-\x7f\s](?:[^\x00-\x7f\s]|[\x21-\x7e](?=[^\x00-\x7f\s]))*")
 _HAN_CHECK_RE = re.compile(rf"[{HAN_RANGES}]")
-# HAN_RANGES as code point pairs.
-_HAN_BOUNDS = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
 # Latin-1/cp1252-looking runs: high characters, possibly with single ASCII bytes between them
 # (the second byte of a Shift-JIS pair can be ASCII).
 _CP1252_EXTRA = (
@@ -123,7 +121,7 @@ def _rare_cluster_text_re() -> re.Pattern[str]:
     whether any run in it can hold a cluster. Clean prose has none and skips the stage."""
     common = _common_han_table()
     parts = []
-    for lo, hi in _HAN_BOUNDS:
+    for lo, hi in HAN_BLOCKS:
         start = lo
         for cp in sorted(c for c in common if lo <= c <= hi):
             if cp > start:

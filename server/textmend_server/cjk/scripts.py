@@ -10,7 +10,10 @@ import re
 import unicodedata
 
 # Unified ideographs, extension A, compatibility ideographs, and the supplementary planes.
-HAN_RANGES = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+# The Han blocks as code point pairs: Extension A, the URO, compatibility ideographs, and the
+# supplementary ideographic planes.
+HAN_BLOCKS = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
+HAN_RANGES = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in HAN_BLOCKS)
 KANA_RANGES = "\u3041-\u309f\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f"
 BOPOMOFO_RANGES = "\u3100-\u312f\u31a0-\u31bf"
 HANGUL_RANGES = "\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f"

@@ -154,6 +154,10 @@ def _changes(a: str, b: str) -> list[tuple[int, int, int, int]]:
     out: list[tuple[int, int, int, int]] = []
     for t1, t2, u1, u2 in _token_changes(ta, tb):
         a1, a2, b1, b2 = oa[t1], oa[t2], ob[u1], ob[u2]
+        if t2 - t1 == 1 and u2 - u1 == 1:
+            # One run re-decoded: what changed is the run less the ends it keeps.
+            out.append(_trimmed(a, a1, a2, b, b1, b2))
+            continue
         if (a2 - a1) + (b2 - b1) > MAX_REFINE:
             out.append((a1, a2, b1, b2))
             continue
@@ -164,6 +168,15 @@ def _changes(a: str, b: str) -> list[tuple[int, int, int, int]]:
             if op != "equal"
         ]
     return out
+
+
+def _trimmed(a: str, a1: int, a2: int, b: str, b1: int, b2: int) -> tuple[int, int, int, int]:
+    """a[a1:a2] → b[b1:b2] less the characters both start and end with."""
+    while a1 < a2 and b1 < b2 and a[a1] == b[b1]:
+        a1, b1 = a1 + 1, b1 + 1
+    while a2 > a1 and b2 > b1 and a[a2 - 1] == b[b2 - 1]:
+        a2, b2 = a2 - 1, b2 - 1
+    return a1, a2, b1, b2
 
 
 def _token_changes(ta: list[str], tb: list[str]) -> list[tuple[int, int, int, int]]:

@@ -314,6 +314,9 @@ _EXPOSED = [
     "&<b>lt;",
     "x\ufffd Ã\x07©\n" + "y" * 400 + "\ufffd Ã©\n" + "z\u202e &amp;",
     "&am<i>p;amp;\n\ue000 a\u200bb <b\nclass='x'>\x1b[31m",
+    # A pinyin leak exposed in the first pass and removed in the second, before the tags
+    # the first pass exposed are removed: later stages must see the windows moved.
+    "ab\nChatGPT創\x07(chuàng)建者 <b\x07>粗</b\x07> Ã\x07©\n" + "z" * 700 + "<i\x07>\n",
 ]
 _EXPOSED_TEXTS = st.builds(
     "".join, st.lists(st.one_of(st.sampled_from(_EXPOSED), texts(max_pieces=10)), max_size=6)
@@ -322,6 +325,7 @@ _EXPOSED_TEXTS = st.builds(
 
 @example(text=_EXPOSED[3], policy=fe.POLICIES[0], html=False)
 @example(text=_EXPOSED[4], policy=fe.POLICIES[2], html=False)
+@example(text=_EXPOSED[5], policy=fe.POLICIES[0], html=False)
 @given(
     text=st.one_of(texts(max_pieces=80), _EXPOSED_TEXTS),
     policy=st.sampled_from(fe.POLICIES),

@@ -433,11 +433,12 @@ def _one_pass(
             for p in to_apply
             if log.text[p.start : p.end] != p.replacement
         ]
+        before = log.text
         log.apply(to_apply)
-        if narrow and to_apply and windows is not None:
-            # The windows were in the text before this stage's changes; later stages of
-            # this pass look at the same places in the text as it now reads.
-            windows = [log.original_to_cleaned(a, b) for a, b in looked or []]
+        if windows is not None and log.text is not before:
+            # The windows were in the text before this stage's changes (any stage's, a CJK
+            # repair included); later stages look at the same places in the text as it reads.
+            windows = _merged([log.original_to_cleaned(a, b) for a, b in looked or []])
     return changed
 
 

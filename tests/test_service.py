@@ -475,6 +475,26 @@ def test_work_stops_when_the_callers_deadline_passes(
             assert client.repair(b"still serving").text == "still serving"
 
 
+def test_a_document_over_the_time_limit_is_refused_and_names_the_flag(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Pages of byte-phase slips: far more than a second of work, and no deadline from the
+    # caller to stop it; the server's own limit does.
+    article = (Path(__file__).parent / "fixtures" / "fortune-openai-departures.txt").read_bytes()
+    chinese = b"\n".join(article.split(b"\n")[:52]) + b"\n"
+    heavy = chinese * (2_000_000 // len(chinese))
+    directory = tmp_path_factory.mktemp("max-seconds")
+    with run_server(directory, "--workers", "1", "--max-seconds", "1") as process:
+        with TextMendClient(process.target, timeout=600, channels=1) as client:
+            with pytest.raises(TooLarge) as caught:
+                client.repair(heavy, id="heavy")
+            assert "--max-seconds" in caught.value.details
+            response = next(client.repair_stream([{"id": "again", "content": heavy}]))
+            assert response.error.code == "RESOURCE_EXHAUSTED"
+            assert "--max-seconds" in response.error.message
+            assert client.repair(b"still serving").text == "still serving"
+
+
 def test_json_logs_are_one_object_per_line(tmp_path_factory: pytest.TempPathFactory) -> None:
     import json
 

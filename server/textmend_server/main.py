@@ -76,6 +76,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
+    return value
+
+
 def _log_level(text: str) -> str:
     name = text.upper()
     if name not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -169,6 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
         "RESOURCE_EXHAUSTED, never a shortened list (TEXTMEND_MAX_EDITS; default: 1000000)",
     )
     parser.add_argument(
+        "--max-seconds",
+        type=_positive_seconds,
+        default=env("TEXTMEND_MAX_SECONDS", "120"),
+        metavar="SECONDS",
+        help="most time one document may take, whatever the caller's deadline; work beyond it "
+        "is abandoned with RESOURCE_EXHAUSTED, so no input can hold a worker for long "
+        "(TEXTMEND_MAX_SECONDS; default: 120)",
+    )
+    parser.add_argument(
         "--max-stream-documents",
         type=_positive_int,
         default=env("TEXTMEND_MAX_STREAM_DOCUMENTS", "1000000"),
@@ -239,6 +255,7 @@ class _Settings:
     reuse_port: bool
     max_line_kb: int = 1024
     max_edits: int = 1_000_000
+    max_seconds: float = 120.0
     max_stream_documents: int = 1_000_000
     log_content: bool = False
     security: _Security | None = field(default=None, repr=False)
@@ -311,6 +328,7 @@ def _settings(args: argparse.Namespace, address: str, reuse_port: bool) -> _Sett
         reuse_port=reuse_port,
         max_line_kb=args.max_line_kb,
         max_edits=args.max_edits,
+        max_seconds=args.max_seconds,
         max_stream_documents=args.max_stream_documents,
         log_content=args.log_content,
         security=args.security,
@@ -335,6 +353,7 @@ def _serve(settings: _Settings, stop: threading.Event, ready: Connection | None)
         reuse_port=settings.reuse_port,
         max_line_kb=settings.max_line_kb,
         max_edits=settings.max_edits,
+        max_seconds=settings.max_seconds,
         max_stream_documents=settings.max_stream_documents,
         log_content=settings.log_content,
         tls_cert=security.tls_cert,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -104,6 +105,11 @@ class ServerConfig:
     max_edits: most edits plus findings one document may produce; more is RESOURCE_EXHAUSTED
         (never a silently shortened list). Default 1,000,000: a 6 MB article dense with
         mojibake makes about 130,000, and 1,000,000 edits are about 70 MB of response.
+    max_seconds: most seconds one document may take, whatever the caller's deadline; the
+        engine asks between blocks of work, and past the limit the document gets
+        RESOURCE_EXHAUSTED. Default 120: a 64 MB clean document takes about 5 s; hostile
+        input (walls of CJK-looking garbage, each block searched to its budget) runs at
+        about 30 µs a byte, half an hour for 64 MB.
     max_stream_documents: most documents one `RepairStream` call carries; the next one ends the
         stream with RESOURCE_EXHAUSTED (see `STREAM_LIMIT_METADATA`). Default 1,000,000.
     tls_cert, tls_key: PEM certificate chain and private key; with them the server speaks TLS
@@ -124,6 +130,7 @@ class ServerConfig:
     warm_up: bool = True
     max_line_kb: int = 1024
     max_edits: int = 1_000_000
+    max_seconds: float = 120.0
     max_stream_documents: int = 1_000_000
     tls_cert: bytes | None = field(default=None, repr=False)
     tls_key: bytes | None = field(default=None, repr=False)
@@ -536,7 +543,8 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
         """
         started = time.perf_counter()
         try:
-            repaired = repair_request(request, self._config, _gone(context, started))
+            watch = _gone(context, started, self._config.max_seconds)
+            repaired = repair_request(request, self._config, watch)
             response = to_response(repaired, request.id)
         except Exception as exc:
             code, message = classify_error(exc)
@@ -619,13 +627,23 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
 CANCEL_CHECK_AFTER = 0.02
 
 
-def _gone(context: grpc.ServicerContext, started: float) -> Callable[[], bool]:
-    """The engine's `cancelled` callback for one call: whether the caller cancelled or its
-    deadline passed, asked only once the call has run CANCEL_CHECK_AFTER seconds."""
+def _gone(
+    context: grpc.ServicerContext, started: float, max_seconds: float = math.inf
+) -> Callable[[], bool]:
+    """The engine's `cancelled` callback for one document: whether the caller cancelled or its
+    deadline passed, asked only once the work has run CANCEL_CHECK_AFTER seconds. Past
+    max_seconds it raises `LimitError`, which ends the work as RESOURCE_EXHAUSTED."""
 
     def cancelled() -> bool:
-        if time.perf_counter() - started < CANCEL_CHECK_AFTER:
+        elapsed = time.perf_counter() - started
+        if elapsed < CANCEL_CHECK_AFTER:
             return False
+        if elapsed > max_seconds:
+            raise LimitError(
+                f"repairing this document took more than {max_seconds:g} s, the server's "
+                "limit per document: split the document, turn off the CJK categories in "
+                "`policy` if it is not CJK text, or raise the server's --max-seconds"
+            )
         return not context.is_active()
 
     return cancelled

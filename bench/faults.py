@@ -129,7 +129,13 @@ def main(argv: list[str] | None = None) -> int:
                 thread.start()
             for thread in threads:
                 thread.join()
-            last = server.workers()
+            # The last kill may be a moment old: give its replacement time to start.
+            until = time.monotonic() + 120
+            while time.monotonic() < until:
+                last = server.workers()
+                if len(last) == len(first) and not set(last) & set(kills):
+                    break
+                time.sleep(0.2)
 
     outcomes = tally.outcomes
     sent = sum(outcomes.values())

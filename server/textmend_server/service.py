@@ -471,17 +471,20 @@ def _log_unexpected(exc: BaseException, request: textmend_pb2.RepairRequest) -> 
 
 
 def _log_done(
-    request: textmend_pb2.RepairRequest, outcome: str, started: float, content: bool = False
+    request: textmend_pb2.RepairRequest,
+    response: textmend_pb2.RepairResponse,
+    started: float,
+    content: bool = False,
 ) -> None:
     """One DEBUG line per document: id, size and outcome; the text only when asked for
-    (`--log-content`)."""
+    (`--log-content`). Nothing is worked out when DEBUG is off."""
     if _LOGGER.isEnabledFor(logging.DEBUG):
         _LOGGER.debug(
             "repair id=%r bytes=%d declared=%r -> %s in %.1f ms%s",
             request.id,
             len(request.content),
             request.declared_encoding,
-            outcome,
+            _outcome(response),
             (time.perf_counter() - started) * 1000,
             f" content={request.content[:200]!r}" if content else "",
         )
@@ -560,7 +563,7 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
                     "no deadline" if deadline is None else f"{now - deadline:.2f} s past deadline",
                 )
             response = error_response(request.id, code, message)
-        _log_done(request, _outcome(response), started, self._config.log_content)
+        _log_done(request, response, started, self._config.log_content)
         _observe(method, request, response, time.perf_counter() - started)
         return response
 

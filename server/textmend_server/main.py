@@ -38,6 +38,7 @@ from pathlib import Path
 from types import FrameType
 
 from textmend_server import __version__, metrics
+from textmend_server.config import ServerConfig, is_token
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -249,16 +250,7 @@ class _Settings:
     """What a worker needs to start its server (picklable; forked, in practice)."""
 
     address: str
-    max_message_mb: int
-    threads: int
-    grace: float
-    reuse_port: bool
-    max_line_kb: int = 1024
-    max_edits: int = 1_000_000
-    max_seconds: float = 120.0
-    max_stream_documents: int = 1_000_000
-    log_content: bool = False
-    security: _Security | None = field(default=None, repr=False)
+    config: ServerConfig
 
 
 @dataclass(frozen=True)
@@ -269,16 +261,6 @@ class _Security:
     tls_key: bytes | None = None
     tls_client_ca: bytes | None = None
     auth_token: str | None = None
-
-    @property
-    def summary(self) -> str:
-        """What is on, for the log: `mutual TLS, bearer token`."""
-        parts = []
-        if self.tls_cert is not None:
-            parts.append("mutual TLS" if self.tls_client_ca is not None else "TLS")
-        if self.auth_token is not None:
-            parts.append("bearer token")
-        return ", ".join(parts) or "plaintext, no token"
 
 
 def _read_security(args: argparse.Namespace) -> _Security:
@@ -306,7 +288,7 @@ def _read_security(args: argparse.Namespace) -> _Security:
             auth_token = token.decode("ascii").strip()
         except UnicodeDecodeError:
             raise ValueError("--auth-token-file: the token must be printable ASCII") from None
-        if not all(33 <= ord(ch) <= 126 for ch in auth_token) or len(auth_token) > 4096:
+        if not is_token(auth_token):
             raise ValueError(
                 "--auth-token-file: the token must be one line of at most 4096 printable ASCII "
                 "characters without spaces"
@@ -320,8 +302,8 @@ def _read_security(args: argparse.Namespace) -> _Security:
 
 
 def _settings(args: argparse.Namespace, address: str, reuse_port: bool) -> _Settings:
-    return _Settings(
-        address=address,
+    security = args.security or _Security()
+    config = ServerConfig(
         max_message_mb=args.max_message_mb,
         threads=args.threads,
         grace=args.grace,
@@ -331,8 +313,12 @@ def _settings(args: argparse.Namespace, address: str, reuse_port: bool) -> _Sett
         max_seconds=args.max_seconds,
         max_stream_documents=args.max_stream_documents,
         log_content=args.log_content,
-        security=args.security,
+        tls_cert=security.tls_cert,
+        tls_key=security.tls_key,
+        tls_client_ca=security.tls_client_ca,
+        auth_token=security.auth_token,
     )
+    return _Settings(address, config)
 
 
 def _serve(settings: _Settings, stop: threading.Event, ready: Connection | None) -> int:
@@ -343,27 +329,12 @@ def _serve(settings: _Settings, stop: threading.Event, ready: Connection | None)
     """
     from grpc_health.v1 import health
 
-    from textmend_server.service import ServerConfig, create_server
+    from textmend_server.service import create_server
 
-    security = settings.security or _Security()
-    config = ServerConfig(
-        max_message_mb=settings.max_message_mb,
-        threads=settings.threads,
-        grace=settings.grace,
-        reuse_port=settings.reuse_port,
-        max_line_kb=settings.max_line_kb,
-        max_edits=settings.max_edits,
-        max_seconds=settings.max_seconds,
-        max_stream_documents=settings.max_stream_documents,
-        log_content=settings.log_content,
-        tls_cert=security.tls_cert,
-        tls_key=security.tls_key,
-        tls_client_ca=security.tls_client_ca,
-        auth_token=security.auth_token,
-    )
+    config = settings.config
     health_servicer = health.HealthServicer()
     server, port = create_server(settings.address, config, health_servicer)
-    _LOGGER.info("worker serving on port %d (%s)", port, security.summary)
+    _LOGGER.info("worker serving on port %d (%s)", port, config.security_summary)
     if ready is not None:
         ready.send(port)
         ready.close()

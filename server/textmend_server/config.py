@@ -1,0 +1,123 @@
+"""The settings of one server process.
+
+Kept apart from the gRPC service so that the parent process, which forks the workers and must
+not create a gRPC object before it does, can build and check them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MIB = 1024 * 1024
+
+# gRPC's limit on a received message is the content limit plus this much, so that a document
+# slightly over the limit reaches the engine and gets its explanatory RESOURCE_EXHAUSTED (and,
+# in RepairStream, a per-document error instead of a failed stream).
+ENVELOPE_BYTES = 1 * MIB
+
+# A response carries the text, the diff (original and cleaned lines) and every edit, so it can
+# be several times larger than the content (UTF-16 or GBK content grows when sent as UTF-8).
+RESPONSE_SIZE_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Settings of one server process.
+
+    max_message_mb: largest accepted content, in MiB (gRPC's receive limit is this plus 1 MiB
+        for the rest of the request; its send limit is `RESPONSE_SIZE_FACTOR` times as much).
+    threads: threads serving calls in this process. The work is CPU-bound Python, so more
+        threads do not add throughput (add worker processes for that); they keep health checks
+        and long-lived streams from queueing behind each other.
+    grace: seconds in-flight calls get to finish when the server stops.
+    reuse_port: let several processes bind the same port (SO_REUSEPORT).
+    warm_up: run one small repair before reporting SERVING, so that the engine's tables are
+        loaded before the first real request arrives.
+    max_line_kb: longest run of content bytes without a line break (LF or CR), in KiB; longer
+        is RESOURCE_EXHAUSTED. The engine checks the caller's deadline between lines, so one
+        line is work that cannot be stopped (about 2 s per MiB); a byte bound also bounds the
+        code points, as each takes at least one byte. Default 1024 (1 MiB).
+    max_edits: most edits plus findings one document may produce; more is RESOURCE_EXHAUSTED
+        (never a silently shortened list). Default 1,000,000: a 6 MB article dense with
+        mojibake makes about 130,000, and 1,000,000 edits are about 70 MB of response.
+    max_seconds: most seconds one document may take, whatever the caller's deadline; the
+        engine asks between blocks of work, and past the limit the document gets
+        RESOURCE_EXHAUSTED. Default 120: a 64 MB clean document takes about 5 s; hostile
+        input (walls of CJK-looking garbage, each block searched to its budget) runs at
+        about 30 µs a byte, half an hour for 64 MB.
+    max_stream_documents: most documents one `RepairStream` call carries; the next one ends the
+        stream with RESOURCE_EXHAUSTED (see `STREAM_LIMIT_METADATA`). Default 1,000,000.
+    tls_cert, tls_key: PEM certificate chain and private key; with them the server speaks TLS
+        only. Default None: plaintext.
+    tls_client_ca: PEM CA bundle; with it every client must present a certificate it signed
+        (mutual TLS). Needs tls_cert. Default None.
+    auth_token: when set, every `textmend.v1.TextMend` call must carry the metadata
+        `authorization: Bearer <auth_token>`, else UNAUTHENTICATED. Health checks and
+        reflection stay open. Default None.
+    log_content: include the first 200 bytes of each document in its DEBUG log line. Off by
+        default: documents may be private, and logs travel further than responses.
+    """
+
+    max_message_mb: int = 64
+    threads: int = 8
+    grace: float = 10.0
+    reuse_port: bool = False
+    warm_up: bool = True
+    max_line_kb: int = 1024
+    max_edits: int = 1_000_000
+    max_seconds: float = 120.0
+    max_stream_documents: int = 1_000_000
+    tls_cert: bytes | None = field(default=None, repr=False)
+    tls_key: bytes | None = field(default=None, repr=False)
+    tls_client_ca: bytes | None = field(default=None, repr=False)
+    auth_token: str | None = field(default=None, repr=False)
+    log_content: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both a certificate and its private key")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("verifying client certificates needs a server certificate too")
+        if self.auth_token is not None and not is_token(self.auth_token):
+            raise ValueError(
+                "the auth token must be 1 to 4096 printable ASCII characters without spaces"
+            )
+
+    @property
+    def max_line_bytes(self) -> int:
+        """The longest accepted line, in bytes."""
+        return self.max_line_kb * 1024
+
+    @property
+    def max_content_bytes(self) -> int:
+        """The largest content the engine accepts, in bytes."""
+        return self.max_message_mb * MIB
+
+    @property
+    def max_receive_bytes(self) -> int:
+        """gRPC's limit on one received message, in bytes."""
+        return self.max_content_bytes + ENVELOPE_BYTES
+
+    @property
+    def max_send_bytes(self) -> int:
+        """gRPC's limit on one sent message, in bytes."""
+        return self.max_receive_bytes * RESPONSE_SIZE_FACTOR
+
+    @property
+    def security_summary(self) -> str:
+        """What is on, for the log: `mutual TLS, bearer token`."""
+        parts = []
+        if self.tls_cert is not None:
+            parts.append("mutual TLS" if self.tls_client_ca is not None else "TLS")
+        if self.auth_token is not None:
+            parts.append("bearer token")
+        return ", ".join(parts) or "plaintext, no token"
+
+
+def is_token(token: str) -> bool:
+    """Whether token can travel in an HTTP/2 header: printable ASCII, no spaces.
+
+    >>> is_token("s3cr3t-Token_1"), is_token("two words"), is_token("")
+    (True, False, False)
+    """
+    return 0 < len(token) <= 4096 and all(33 <= ord(ch) <= 126 for ch in token)

@@ -454,13 +454,18 @@ def test_metrics_count_requests_edits_and_encodings(
     assert "textmend_request_seconds_bucket" in body
 
 
+def slow_chinese(size: int) -> bytes:
+    """About size bytes of the sample article's Chinese paragraphs, repeated: pages of pinyin
+    leaks and byte-phase slips, minutes of work for one worker."""
+    article = (Path(__file__).parent / "fixtures" / "fortune-openai-departures.txt").read_bytes()
+    chinese = b"\n".join(article.split(b"\n")[:52]) + b"\n"
+    return chinese * (size // len(chinese))
+
+
 def test_work_stops_when_the_callers_deadline_passes(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    # Many pages of pinyin leaks and byte-phase slips: minutes of work for one worker.
-    article = (Path(__file__).parent / "fixtures" / "fortune-openai-departures.txt").read_bytes()
-    chinese = b"\n".join(article.split(b"\n")[:52]) + b"\n"
-    heavy = chinese * (8_000_000 // len(chinese))
+    heavy = slow_chinese(8_000_000)
     directory = tmp_path_factory.mktemp("deadline")
     with run_server(directory, "--workers", "1", "--log-level", "INFO") as process:
         with TextMendClient(process.target, timeout=1.0, channels=1) as client:
@@ -478,11 +483,9 @@ def test_work_stops_when_the_callers_deadline_passes(
 def test_a_document_over_the_time_limit_is_refused_and_names_the_flag(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    # Pages of byte-phase slips: far more than a second of work, and no deadline from the
-    # caller to stop it; the server's own limit does.
-    article = (Path(__file__).parent / "fixtures" / "fortune-openai-departures.txt").read_bytes()
-    chinese = b"\n".join(article.split(b"\n")[:52]) + b"\n"
-    heavy = chinese * (2_000_000 // len(chinese))
+    # Far more than a second of work, and no deadline from the caller to stop it; the
+    # server's own limit does.
+    heavy = slow_chinese(2_000_000)
     directory = tmp_path_factory.mktemp("max-seconds")
     with run_server(directory, "--workers", "1", "--max-seconds", "1") as process:
         with TextMendClient(process.target, timeout=600, channels=1) as client:

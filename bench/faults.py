@@ -43,19 +43,20 @@ class Tally:
         self.lock = threading.Lock()
         self.outcomes: Counter[str] = Counter()
 
-    def add(self, outcome: str) -> None:
+    def add(self, outcome: str, count: int = 1) -> None:
         with self.lock:
-            self.outcomes[outcome] += 1
+            self.outcomes[outcome] += count
 
 
 def unary_caller(target: str, index: int, stop: float, lines: int, tally: Tally) -> None:
     with TextMendClient(target, timeout=120, channels=1) as client:
         n = 0
         while time.monotonic() < stop:
-            content = document(f"u{index}-{n}", lines)
+            tag = f"u{index}-{n}"
             n += 1
+            content = document(tag, lines)
             try:
-                response = client.repair(content, id=f"u{index}-{n}", omit_diff=True)
+                response = client.repair(content, id=tag, omit_diff=True)
             except TextMendError as error:
                 tally.add(f"unary {error.code.name}")
                 continue
@@ -81,7 +82,7 @@ def stream_caller(target: str, stop: float, lines: int, tally: Tally) -> None:
                     tally.add("stream ok" if response.text == expected else "stream WRONG")
             except TextMendError as error:
                 tally.add(f"stream {error.code.name}")
-            tally.outcomes["stream LOST"] += len(set(docs) - answered)
+            tally.add("stream LOST", len(set(docs) - answered))
 
 
 def killer(server: Server, stop: float, interval: float, kills: list[int]) -> None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# Unified ideographs, extension A, compatibility ideographs, and the supplementary planes.
-# The Han blocks as code point pairs: Extension A, the URO, compatibility ideographs, and the
-# supplementary ideographic planes.
+# The Han blocks as code point pairs (Extension A, the unified ideographs, compatibility
+# ideographs, the supplementary ideographic planes), and as a regex character class.
 HAN_BLOCKS = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
 HAN_RANGES = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in HAN_BLOCKS)
 KANA_RANGES = "\u3041-\u309f\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f"

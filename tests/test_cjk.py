@@ -19,6 +19,7 @@ from textmend_server.cjk import (
     text_language,
     work_done,
 )
+from textmend_server.cjk.ruby import annotated_hosts
 from textmend_server.fixes import apply_proposals
 from textmend_server.policy import Category
 
@@ -431,3 +432,25 @@ def test_left_evidence():
     assert not left_evidence("??<b>?他", 5)
     assert not left_evidence("他??", 2)
     assert not left_evidence("?!", 0)
+
+
+# A run that ends where an annotation's `(` was swallowed: 老, 佬 and 姥 all read lǎo and
+# share the lead byte C0, so only the context and the converter's habits tell them apart.
+_SWALLOWED_ANNOTATION = "飞到北半球的?nán)隙S械某宋裨背つ臧研『⒎旁谀棠袒蚶?lǎo)姥(lǎo)家,难见"
+
+
+def test_the_character_an_annotation_was_cut_from_is_the_one_the_document_annotates():
+    (slip,) = find_phase_slips(_SWALLOWED_ANNOTATION)
+    assert not slip.flag_only
+    assert slip.replacement == "严冬。有的乘务员长年把小孩放在奶奶或姥"
+    assert _SWALLOWED_ANNOTATION[slip.end :].startswith("姥(lǎo)家")
+
+
+def test_annotated_hosts_reads_the_converters_table_from_in_step_leaks():
+    habits = annotated_hosts("老人的姥(lǎo)姥(lǎo)家,创(chuàng)建")
+    assert habits is not None
+    assert habits.hosts == {"姥", "创"}
+    assert "老" in habits.bare and "建" in habits.bare
+    assert habits.cost("姥") > habits.cost("奶") > habits.cost("老")
+    # Toneless parentheses say nothing of a converter.
+    assert annotated_hosts("姥(lao)家") is None

@@ -22,7 +22,7 @@ import math
 from textmend_server.cjk.codecrun import find_wrong_codec_runs
 from textmend_server.cjk.dbcs import codec
 from textmend_server.cjk.lm import Scorer, get_model, is_traditional
-from textmend_server.cjk.ruby import find_ruby_matches
+from textmend_server.cjk.ruby import Annotated, annotated_hosts, find_ruby_matches
 from textmend_server.cjk.scripts import char_class
 from textmend_server.cjk.slip import (
     CALL_BUDGET,
@@ -134,6 +134,7 @@ def find_phase_slips(text: str) -> list[Proposal]:
     covered = 0
     scorer: Scorer | None = None
     quick: Scorer | None = None
+    annotated: Annotated | None = None
     budget = call_budget(len(text))
     work = Work()
     searches = 0
@@ -156,6 +157,7 @@ def find_phase_slips(text: str) -> list[Proposal]:
         searches += 1
         if quick is None:
             quick = Scorer(model, trad, plain=True)
+            annotated = annotated_hosts(text) if lang == "zh" else None
         nxt = text[i + 1 : i + 2]
         folded = not has_fullwidth or nxt in ("!", "?")
         best: SlipRepair | None = None
@@ -165,7 +167,16 @@ def find_phase_slips(text: str) -> list[Proposal]:
             # A first look with character bigrams alone: genuine text reads far worse re-phased
             # and is let go cheaply; a promising run is searched again with the full model.
             rep = repair_at(
-                view, vi, codec(name), model, trad, folded, quick, _run_budget(budget, work), work
+                view,
+                vi,
+                codec(name),
+                model,
+                trad,
+                folded,
+                quick,
+                _run_budget(budget, work),
+                work,
+                annotated,
             )
             if rep is None or rep.margin < QUICK_MARGIN:
                 continue
@@ -178,7 +189,16 @@ def find_phase_slips(text: str) -> list[Proposal]:
             if scorer is None:
                 scorer = Scorer(model, trad, text, _suspect_spans(text, positions))
             rep = repair_at(
-                view, vi, codec(name), model, trad, folded, scorer, _run_budget(budget, work), work
+                view,
+                vi,
+                codec(name),
+                model,
+                trad,
+                folded,
+                scorer,
+                _run_budget(budget, work),
+                work,
+                annotated,
             )
             if rep is not None and (best is None or rep.margin > best.margin):
                 best = rep

@@ -9,6 +9,7 @@ according to pypinyin's dictionary with heteronyms allowed. `蘋果(Apple)`, `(�
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -132,3 +133,46 @@ def find_ruby_matches(text: str) -> list[RubyMatch]:
         toned = any(c in _TONE_MARKS for c in syl) or any(c.isdigit() for c in syl)
         out.append(RubyMatch(host_end - len(hosts), host_end, end, hosts, syl, toned, default))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Annotated:
+    """What a document's own leaked annotations say about the converter that made them: the
+    characters it annotates (a byte-level table annotates every in-step occurrence of each)
+    and the Han characters that stand bare, which it therefore does not annotate."""
+
+    hosts: frozenset[str]
+    bare: frozenset[str]
+
+    def cost(self, ch: str) -> float:
+        """Log-odds, in nats, that ch is a character the converter annotates: nothing for one
+        the document shows annotated, a penalty for one it shows bare, a smaller one for a
+        character it does not show at all.
+
+        >>> a = annotated_hosts("老人的姥(lǎo)姥(lǎo)")
+        >>> a.cost("姥") > a.cost("奶") > a.cost("老")
+        True
+        """
+        if ch in self.hosts:
+            return 0.0
+        return UNSEEN_HOST if ch not in self.bare else BARE_HOST
+
+
+# Channel costs of a character chosen to carry an annotation that the document shows bare
+# elsewhere, or does not show at all.
+BARE_HOST = math.log(0.02)
+UNSEEN_HOST = math.log(0.3)
+
+
+def annotated_hosts(text: str) -> Annotated | None:
+    """The annotation habits text shows: None when it holds no tone-marked leak (no converter
+    at work, or none that says which characters it annotates)."""
+    hosts = {m.hosts for m in find_ruby_matches(text) if m.toned and len(m.hosts) == 1}
+    if not hosts:
+        return None
+    bare = {
+        ch
+        for k, ch in enumerate(text)
+        if "\u4e00" <= ch <= "\u9fff" and text[k + 1 : k + 2] != "(" and ch not in hosts
+    }
+    return Annotated(frozenset(hosts), frozenset(bare))

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 from textmend_server.cjk.dbcs import Dbcs
 from textmend_server.cjk.lm import CharModel, Scorer, WordModel
-from textmend_server.cjk.ruby import PINYIN_TAIL_RE, readings
+from textmend_server.cjk.ruby import PINYIN_TAIL_RE, Annotated, readings
 from textmend_server.cjk.scripts import PINYIN_LETTERS, char_class, fold_width
 from textmend_server.edits import Proposal
 
@@ -343,9 +343,16 @@ class _Search:
     """The beam search for one trigger, in one codec, over one text."""
 
     def __init__(
-        self, text: str, c: Dbcs, scorer: Scorer, folded: bool, budget: int = RUN_BUDGET
+        self,
+        text: str,
+        c: Dbcs,
+        scorer: Scorer,
+        folded: bool,
+        budget: int = RUN_BUDGET,
+        annotated: Annotated | None = None,
     ) -> None:
         self.budget = budget
+        self.annotated = annotated
         self.spent = 0
         self.exhausted = False
         self.text = text
@@ -512,20 +519,25 @@ class _Search:
                         # character it annotates has that reading.
                         tail = PINYIN_TAIL_RE.match(text, st.pos + 1)
                         by_reading = _by_reading(self.c).get(tail.group(1)) if tail else None
+                        habit = None
                         if by_reading:
                             pend = set(st.pending)
                             options = [(ch, 0) for lead, ch in by_reading if lead in pend]
+                            habit = self.annotated
                         else:
                             options = _drop_chars(
                                 self.c, self.model, st.pending, self.swallowers, SWALLOW_LIMIT
                             )
                         for lp, ch, _ in self.best(options, last):
+                            # Which character carried the annotation: the converter's table
+                            # shows in the document's in-step leaks.
+                            cost = P_SWALLOW + (habit.cost(ch) if habit is not None else 0.0)
                             done.append(
                                 (
                                     st.pos + 1,
                                     st.out + ch + "\x00",
-                                    st.score + lp + P_SWALLOW,
-                                    st.channel + P_SWALLOW,
+                                    st.score + lp + cost,
+                                    st.channel + cost,
                                     0,
                                 )
                             )
@@ -566,9 +578,36 @@ class _Search:
                         # Re-phased, it reads no better than noise: so did the text before.
                         break
             if len(done) > 4 * BEAM:
-                done.sort(key=lambda d: d[2], reverse=True)
-                done = done[: 2 * BEAM]
-        return done
+                done = _best_per_end(done)
+        return _best_per_end(done)
+
+
+# Finished readings kept for each place a run can end. Readings that end at different places
+# do not compete before the text after them is scored: a shorter one always has the higher
+# log-probability so far.
+DONE_PER_END = 12
+
+
+def _best_per_end(
+    done: list[tuple[int, str, float, float, int]],
+) -> list[tuple[int, str, float, float, int]]:
+    """The DONE_PER_END best finished readings for each end position; of readings that end
+    alike (the same end, the same last characters the text after them is scored on), only the
+    best: what follows scores the same after each of them."""
+    done.sort(key=lambda d: (d[0], d[2]), reverse=True)
+    out: list[tuple[int, str, float, float, int]] = []
+    end, kept = -1, 0
+    seen: set[str] = set()
+    for d in done:
+        if d[0] != end:
+            end, kept = d[0], 0
+            seen.clear()
+        tail = d[1][-WordModel.HIST :]
+        if kept < DONE_PER_END and tail not in seen:
+            seen.add(tail)
+            out.append(d)
+            kept += 1
+    return out
 
 
 def _after_swallow(text: str, end: int, out: str) -> tuple[int, str, float] | None:
@@ -678,14 +717,16 @@ def repair_at(
     scorer: Scorer | None = None,
     budget: int = RUN_BUDGET,
     work: Work | None = None,
+    annotated: Annotated | None = None,
 ) -> SlipRepair | None:
     """The best re-phased reading of the run that starts at the `?` text[i], or None.
 
     The search spends at most about `budget` candidate evaluations (`SlipRepair.spent`); one
-    that runs out returns what it found marked `exhausted`, to be reported, not applied."""
+    that runs out returns what it found marked `exhausted`, to be reported, not applied.
+    `annotated` is what the document's own pinyin leaks show of the converter's table."""
     if scorer is None:
         scorer = Scorer(model, traditional)
-    search = _Search(text, c, scorer, folded, budget)
+    search = _Search(text, c, scorer, folded, budget, annotated)
     try:
         rep = _repair_at(text, i, c, folded, scorer, search)
     finally:

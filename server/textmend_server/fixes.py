@@ -137,9 +137,13 @@ def _diff_proposals(
     ]
 
 
-# Tokens for a first, coarse alignment: runs of ASCII, single CJK punctuation marks, runs of
-# anything else. Repairs change only non-ASCII runs, so the tokens around them match whole.
-_TOKEN_RE = re.compile(r"[\x00-\x7f]+|[，。、；：！？「」“”]|[^\x00-\x7f，。、；：！？「」“”]+")
+# Tokens for a first, coarse alignment: runs of ASCII and runs of anything else. Repairs
+# change only non-ASCII runs, so the ASCII runs around them match whole.
+_COARSE_RE = re.compile(r"[\x00-\x7f]+|[^\x00-\x7f]+")
+# Within a non-ASCII run that changed, single CJK punctuation marks split it further, so
+# that a long line of Chinese with damage in two places gives two edits.
+_MARKS = "，。、；：！？「」“”"
+_FINE_RE = re.compile(rf"[{_MARKS}]|[^{_MARKS}]+")
 # A changed region longer than this is one edit rather than a character diff (whose cost
 # grows with the square of the region).
 MAX_REFINE = 4000
@@ -147,26 +151,56 @@ MAX_REFINE = 4000
 
 def _changes(a: str, b: str) -> list[tuple[int, int, int, int]]:
     """The changed regions (a_start, a_end, b_start, b_end) turning a into b, in order:
-    tokens aligned first, then characters within the tokens that differ, so that a long
-    line with a little damage costs little more than its length."""
-    ta, tb = _TOKEN_RE.findall(a), _TOKEN_RE.findall(b)
-    oa, ob = _token_offsets(ta), _token_offsets(tb)
+    runs of ASCII and non-ASCII aligned first, then the pieces between punctuation marks
+    within the runs that differ, then characters only where the pieces do not pair up, so
+    that a long line with a little damage costs little more than its length.
+
+    >>> _changes("æ–‡，æ–‡ ok", "文，文 ok"), _changes("ï¼Œæ–‡", "，文")
+    ([(0, 3, 0, 1), (4, 7, 2, 3)], [(0, 6, 0, 2)])
+    """
     out: list[tuple[int, int, int, int]] = []
-    for t1, t2, u1, u2 in _token_changes(ta, tb):
-        a1, a2, b1, b2 = oa[t1], oa[t2], ob[u1], ob[u2]
-        if t2 - t1 == 1 and u2 - u1 == 1:
-            # One run re-decoded: what changed is the run less the ends it keeps.
-            out.append(_trimmed(a, a1, a2, b, b1, b2))
+    for a1, a2, b1, b2, _ in _token_changes(a, 0, len(a), b, 0, len(b), _COARSE_RE):
+        for c1, c2, d1, d2, paired in _token_changes(a, a1, a2, b, b1, b2, _FINE_RE):
+            if paired or (c2 - c1) + (d2 - d1) > MAX_REFINE:
+                out.append((c1, c2, d1, d2))
+                continue
+            sub = SequenceMatcher(None, a[c1:c2], b[d1:d2], autojunk=False)
+            out += [
+                (c1 + i1, c1 + i2, d1 + j1, d1 + j2)
+                for op, i1, i2, j1, j2 in sub.get_opcodes()
+                if op != "equal"
+            ]
+    return out
+
+
+def _token_changes(
+    a: str, a1: int, a2: int, b: str, b1: int, b2: int, tokens: re.Pattern[str]
+) -> list[tuple[int, int, int, int, bool]]:
+    """The regions of a[a1:a2] and b[b1:b2] that differ, token by token, each with whether
+    it is one token paired with one (trimmed of the characters both keep at either end: what
+    changed in a run re-decoded in place) rather than a range of tokens still to compare. When
+    both keep every ASCII token and punctuation mark in place they pair up one to one, and
+    no matching is needed."""
+    ta, tb = tokens.findall(a, a1, a2), tokens.findall(b, b1, b2)
+    out: list[tuple[int, int, int, int, bool]] = []
+    if len(ta) == len(tb) and all(
+        x == y or not (x.isascii() or y.isascii() or x in _MARKS or y in _MARKS)
+        for x, y in zip(ta, tb, strict=True)
+    ):
+        for x, y in zip(ta, tb, strict=True):
+            if x != y:
+                out.append((*_trimmed(a, a1, a1 + len(x), b, b1, b1 + len(y)), True))
+            a1, b1 = a1 + len(x), b1 + len(y)
+        return out
+    oa, ob = _token_offsets(ta, a1), _token_offsets(tb, b1)
+    for tag, t1, t2, u1, u2 in SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes():
+        if tag == "equal":
             continue
-        if (a2 - a1) + (b2 - b1) > MAX_REFINE:
-            out.append((a1, a2, b1, b2))
-            continue
-        sub = SequenceMatcher(None, a[a1:a2], b[b1:b2], autojunk=False)
-        out += [
-            (a1 + i1, a1 + i2, b1 + j1, b1 + j2)
-            for op, i1, i2, j1, j2 in sub.get_opcodes()
-            if op != "equal"
-        ]
+        one = t2 - t1 == 1 and u2 - u1 == 1
+        if one:
+            out.append((*_trimmed(a, oa[t1], oa[t2], b, ob[u1], ob[u2]), True))
+        else:
+            out.append((oa[t1], oa[t2], ob[u1], ob[u2], False))
     return out
 
 
@@ -179,23 +213,8 @@ def _trimmed(a: str, a1: int, a2: int, b: str, b1: int, b2: int) -> tuple[int, i
     return a1, a2, b1, b2
 
 
-def _token_changes(ta: list[str], tb: list[str]) -> list[tuple[int, int, int, int]]:
-    """The token ranges that differ between ta and tb. When the two keep every ASCII token
-    in place (the usual repair: non-ASCII runs re-decoded between unchanged ASCII text),
-    they pair up one to one and no matching is needed."""
-    if len(ta) == len(tb) and all(
-        x == y or not (x.isascii() or y.isascii()) for x, y in zip(ta, tb, strict=True)
-    ):
-        return [(k, k + 1, k, k + 1) for k, (x, y) in enumerate(zip(ta, tb, strict=True)) if x != y]
-    return [
-        (t1, t2, u1, u2)
-        for tag, t1, t2, u1, u2 in SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes()
-        if tag != "equal"
-    ]
-
-
-def _token_offsets(tokens: list[str]) -> list[int]:
-    offsets = [0]
+def _token_offsets(tokens: list[str], start: int = 0) -> list[int]:
+    offsets = [start]
     for token in tokens:
         offsets.append(offsets[-1] + len(token))
     return offsets

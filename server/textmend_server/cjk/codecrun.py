@@ -491,7 +491,9 @@ def _latin_runs(text: str, work: Work, budget: int) -> list[Proposal]:
     for m in _LATIN_REGION_RE.finditer(text):
         start, end = m.start(), m.end()
         region = m.group()
-        if sum(1 for ch in region if ch >= "\x80") < 3:
+        if sum(1 for ch in region if ch >= "\x80") < 3 or utf8_shaped(region):
+            # UTF-8 read as cp1252 (what ftfy could not put back, its lost bytes marked):
+            # mojibake of another kind, in its runs too.
             continue
         best: tuple[float, str, str, str, str, int, int] | None = None
         # The whole region (ASCII between the runs passes through both codecs unchanged),

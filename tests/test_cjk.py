@@ -20,6 +20,7 @@ from textmend_server.cjk import (
     work_done,
 )
 from textmend_server.cjk.ruby import annotated_hosts
+from textmend_server.cjk.scripts import fold_width
 from textmend_server.fixes import apply_proposals
 from textmend_server.policy import Category
 
@@ -454,3 +455,14 @@ def test_annotated_hosts_reads_the_converters_table_from_in_step_leaks():
     assert habits.cost("姥") > habits.cost("奶") > habits.cost("老")
     # Toneless parentheses say nothing of a converter.
     assert annotated_hosts("姥(lao)家") is None
+
+
+def test_a_cut_inside_a_number_is_read_back_as_a_digit():
+    """Big5 text cut after the lead byte of `７`: the lost lead makes a digit, which follows
+    the digits before it, not the commonest character with that trail byte."""
+    clean = "據統計，１９９７年，我國外貿出口總額比上年增長百分之二十。"
+    raw = clean.encode("cp950")
+    k = raw.index("７".encode("cp950"))
+    text = fold_width(lossy_decode(raw[: k + 1], "big5") + lossy_decode(raw[k + 1 :], "big5"))
+    assert "199?" in text
+    assert _repair(text) == fold_width(clean)

@@ -295,6 +295,7 @@ _PUNCT_SHARE: dict[str, float] = {
     "’": 0.004,
     "＝": 0.001,
     "％": 0.002,
+    "．": 0.005,
     "～": 0.001,
     "－": 0.001,
     "／": 0.001,
@@ -310,7 +311,7 @@ _OTHER_PUNCT = 2e-7
 # Clause and sentence marks: two in a row (`。、`, `，，`) hardly occur in running text.
 _CLAUSE_MARKS = frozenset("，。、；：,;:")
 # What follows a number in CJK text: units, dates, counters (script knowledge, not any text).
-_AFTER_DIGIT = frozenset(
+AFTER_DIGIT = frozenset(
     "年月日号時时分秒点點万萬亿億元个個人名位次岁歲天倍件项項家条條多余餘届屆周週期度米克里"
     "台臺輛辆枚部張张本篇所座户戶株頁页章节節級级つ回円歳万"
 )
@@ -414,8 +415,8 @@ class CharModel:
         p_class = row.get(cc, 1e-4)
         if cc in self._main:
             p = self._main_p(prev, pc, ch)
-            if pc == "digit" and ch in _AFTER_DIGIT:
-                p = 0.5 * p + 0.5 / len(_AFTER_DIGIT)
+            if pc == "digit" and ch in AFTER_DIGIT:
+                p = 0.5 * p + 0.5 / len(AFTER_DIGIT)
             if self.lang == "zh" and traditional is not None:
                 p *= self._script_factor(ch, traditional)
             return math.log(p_class) + math.log(max(p, 1e-12))

@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, replace
 
 from textmend_server.cjk.dbcs import Dbcs
-from textmend_server.cjk.lm import CharModel, Scorer, WordModel
+from textmend_server.cjk.lm import AFTER_DIGIT, CharModel, Scorer, WordModel
 from textmend_server.cjk.ruby import PINYIN_TAIL_RE, Annotated, readings
 from textmend_server.cjk.scripts import PINYIN_LETTERS, char_class, fold_width
 from textmend_server.edits import Proposal
@@ -284,6 +284,12 @@ def _index(
     return hit
 
 
+_DIGITS = frozenset("0123456789０１２３４５６７８９")
+# What follows a digit: more digits (full-width, as double-byte text writes them), a decimal
+# point, and the counters and units numbers take.
+_AFTER_DIGIT = (*"０１２３４５６７８９．", *sorted(AFTER_DIGIT))
+
+
 def _with_successors(
     c: Dbcs,
     model: CharModel,
@@ -298,7 +304,7 @@ def _with_successors(
     more characters than the frequency prefilter keeps."""
     if len(pending) <= 4 or not hist:
         return base
-    succ = model.successors(hist[-1])
+    succ = _AFTER_DIGIT if hist[-1] in _DIGITS else model.successors(hist[-1])
     if not succ:
         return base
     idx = _index(c, model, pending, seconds, table)

@@ -466,3 +466,14 @@ def test_a_cut_inside_a_number_is_read_back_as_a_digit():
     text = fold_width(lossy_decode(raw[: k + 1], "big5") + lossy_decode(raw[k + 1 :], "big5"))
     assert "199?" in text
     assert _repair(text) == fold_width(clean)
+
+
+def test_a_cut_before_a_trail_byte_weighs_the_character_after_it():
+    """Shift-JIS cut after the lead byte of 構: its trail byte `\\` puts the decoder back in
+    step at once, and only the `わ` after it tells 構 from the characters that share it."""
+    clean = "夕方の不便な時間帯で構わないよ』と彼は言った。"
+    raw = clean.encode("cp932")
+    k = raw.index("構".encode("cp932"))
+    text = lossy_decode(raw[: k + 1], "shift_jis") + lossy_decode(raw[k + 1 :], "shift_jis")
+    assert "で?\\わ" in text
+    assert _repair(text) == clean

@@ -209,6 +209,22 @@ def _likely_chars(
     return hit
 
 
+_ALL: dict[tuple[str, tuple[int, ...], int], tuple[str, ...]] = {}
+
+
+def _all_chars(c: Dbcs, pending: tuple[int, ...], trail: int) -> tuple[str, ...]:
+    """Every character (lead in pending, trail) stands for."""
+    key = (c.name, pending, trail)
+    hit = _ALL.get(key)
+    if hit is None:
+        pairs = c.pairs
+        hit = tuple(ch for lead in pending if (ch := pairs.get(lead << 8 | trail)) is not None)
+        if len(_ALL) > 4096:
+            _ALL.clear()
+        _ALL[key] = hit
+    return hit
+
+
 def _prior(model: CharModel, ch: str) -> float:
     cls = char_class(ch)
     if cls in ("han", "kana", "hangul"):
@@ -385,6 +401,26 @@ class _Search:
             options = tuple(ch for ch, _ in wide)
         return [(lp, ch) for lp, ch, _ in self.best(((ch, 0) for ch in options), prev)]
 
+    def closing(
+        self, pending: tuple[int, ...], trail: int, prev: str, nxt: str
+    ) -> list[tuple[float, str]]:
+        """The last character of a run, whose trail byte put the decoder back in step: like
+        `chars`, but when its lead is wide open (the run is that one character, after a cut)
+        every character the trail byte can end is weighed, with the in-step character after
+        it as well as the ones before: `で?\\わない` is `で構わない`, though 構 is neither
+        frequent nor a word's next character after で."""
+        if len(pending) <= 4 or not nxt:
+            return self.chars(pending, trail, prev)
+        options = _all_chars(self.c, pending, trail)
+        self.spent += 2 * len(options)
+        lp, hn = self.lp, WordModel.HIST
+        ranked = sorted(
+            ((lp(prev, ch), ch) for ch in options),
+            key=lambda x: x[0] + lp((prev + x[1])[-hn:], nxt),
+            reverse=True,
+        )
+        return ranked[:CHILDREN]
+
     def best(self, options, hist: str) -> list[tuple[float, str, int]]:
         """The CHILDREN best of options (character, byte) after hist, scored in context; a
         long list is first cut down with the cheap character bigrams."""
@@ -498,7 +534,8 @@ class _Search:
                     b = tok[0]
                     if self.c.is_single(b) and self.c.is_trail(b):
                         # Resynchronisation: this byte was the trail of an original character.
-                        for lp, ch in self.chars(st.pending, b, last):
+                        nxt = text[st.pos + 1 : st.pos + 2] if not st.out else ""
+                        for lp, ch in self.closing(st.pending, b, last, nxt):
                             done.append((st.pos + 1, st.out + ch, st.score + lp, st.channel, 0))
                     if obs == "?" and st.unread < MAX_UNREADABLE:
                         # A pair that is no character, read as `?`; the run goes on.

@@ -477,3 +477,9 @@ def test_a_cut_before_a_trail_byte_weighs_the_character_after_it():
     text = lossy_decode(raw[: k + 1], "shift_jis") + lossy_decode(raw[k + 1 :], "shift_jis")
     assert "で?\\わ" in text
     assert _repair(text) == clean
+
+
+def test_a_slip_after_a_folded_fullwidth_semicolon_is_repaired():
+    """`；` folded to `;` before the trigger is CJK punctuation, not the end of an entity."""
+    text = "对艾滋病的研究已取得实质性进展;?huī)屑壑?zhí)的治疗(liáo)药物的研制也有了新的突破。"
+    assert _repair(text) == "对艾滋病的研究已取得实质性进展;有价值的治疗药物的研制也有了新的突破。"

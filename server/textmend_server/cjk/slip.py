@@ -900,6 +900,8 @@ def left_evidence(text: str, i: int) -> bool:
 
     >>> left_evidence("公司?!彼Q", 2), left_evidence("??<b>?他", 5), left_evidence("??", 0)
     (True, False, False)
+    >>> left_evidence("进展;?huī)屑", 3), left_evidence("&nbsp;?他", 6)
+    (True, False)
     """
     before = _RUBY_GROUP_RE.sub("", text[max(0, i - 24) : i])
     if not before:
@@ -907,6 +909,8 @@ def left_evidence(text: str, i: int) -> bool:
     prev = before[-1]
     if _is_cjk_char(prev):
         return True
+    if prev == ";" and len(before) > 1 and _is_cjk_char(before[-2]):
+        return True  # a folded `；` (an entity's `;` follows its name, never a CJK character)
     if prev.isspace() or prev in _NOT_BEFORE_SLIP or not prev.isascii():
         return False
     return any(_is_cjk_char(ch) for ch in before[-5:-1])

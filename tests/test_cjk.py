@@ -483,3 +483,24 @@ def test_a_slip_after_a_folded_fullwidth_semicolon_is_repaired():
     """`；` folded to `;` before the trigger is CJK punctuation, not the end of an entity."""
     text = "对艾滋病的研究已取得实质性进展;?huī)屑壑?zhí)的治疗(liáo)药物的研制也有了新的突破。"
     assert _repair(text) == "对艾滋病的研究已取得实质性进展;有价值的治疗药物的研制也有了新的突破。"
+
+
+def test_repairs_earn_the_budget_a_page_dense_with_slips_needs(monkeypatch):
+    """A page whose search needs more than its length allows is still repaired whole when
+    the searches find real slips: each repair applied earns the call more budget."""
+    from textmend_server import cjk
+    from textmend_server.cjk.slip import STARVED, work_done
+
+    c = corrupt_document(TRADITIONAL, seed=7, pinyin_chars=[], trigger_p=1.0)
+    before = work_done()
+    found = find_phase_slips(c.text)
+    need = work_done() - before
+    applied = sum(not p.flag_only for p in found)
+    assert applied >= 3
+    base = need * 4 // 5
+    monkeypatch.setattr(cjk, "call_budget", lambda length, per_char=0: base)
+    assert find_phase_slips(c.text) == found
+    # Without what the repairs earn, the same budget leaves the page reported, not repaired.
+    monkeypatch.setattr(cjk, "EARNED_PER_REPAIR", 0)
+    starved = find_phase_slips(c.text)
+    assert all(p.flag_only for p in starved) and any(STARVED in p.reason for p in starved)

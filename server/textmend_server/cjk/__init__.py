@@ -62,6 +62,12 @@ QUICK_MARGIN = 4.0
 # evaluations (`work_done`). Each search is held to `slip.RUN_BUDGET` and one that
 # runs out is reported, not edited; positions left when the budget is gone are not searched.
 MAX_SEARCHES = 256
+# Each repair applied earns the call this many more evaluations, up to EARNED_CAP times its
+# budget: a page dense with real slips (twenty in two thousand characters) needs about twice
+# the budget its length gives, and searches that find nothing earn nothing, so text built to
+# waste work gets no more than before.
+EARNED_PER_REPAIR = 60_000
+EARNED_CAP = 3
 _CODEC_NAMES = {"gbk": "GBK", "big5": "Big5", "shift_jis": "Shift-JIS", "euc_kr": "EUC-KR"}
 _LANG_NAMES = {"zh": "Chinese", "ja": "Japanese", "ko": "Korean"}
 _CODECS_FOR = {"zh": ("gbk", "big5"), "ja": ("shift_jis",), "ko": ("euc_kr",)}
@@ -135,7 +141,7 @@ def find_phase_slips(text: str) -> list[Proposal]:
     scorer: Scorer | None = None
     quick: Scorer | None = None
     annotated: Annotated | None = None
-    budget = call_budget(len(text))
+    budget = base = call_budget(len(text))
     work = Work()
     searches = 0
     starved = False
@@ -233,6 +239,7 @@ def find_phase_slips(text: str) -> list[Proposal]:
         covered = proposal.end
         if not flag:
             applied.append(proposal)
+            budget = min(EARNED_CAP * base, budget + EARNED_PER_REPAIR)
             # A `?` right after the repair may open the next slip once the repair reads as
             # CJK (`?}?B`: the second `?` follows ASCII until `?}` reads `マ`).
             if text[covered : covered + 1] == "?" and covered not in positions_set:

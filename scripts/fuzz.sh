@@ -70,8 +70,9 @@ while :; do
   child=
   # libFuzzer's progress lines start with #N (at powers of two and on news); "Done N runs"
   # closes a clean run and the final stats give the exact count, interrupted runs included.
+  # An attempt stopped while still loading has no such line yet: it ran nothing.
   ran=$(grep -aoE '^#[0-9]+|Done [0-9]+ runs|number_of_executed_units: *[0-9]+' "$log" \
-    | grep -oE '[0-9]+' | sort -n | tail -1)
+    | grep -oE '[0-9]+' | sort -n | tail -1 || true)
   executions=$((executions + ${ran:-0}))
   if [ "$status" -ne 0 ]; then
     failures=$((failures + 1))

@@ -504,3 +504,13 @@ def test_repairs_earn_the_budget_a_page_dense_with_slips_needs(monkeypatch):
     monkeypatch.setattr(cjk, "EARNED_PER_REPAIR", 0)
     starved = find_phase_slips(c.text)
     assert all(p.flag_only for p in starved) and any(STARVED in p.reason for p in starved)
+
+
+@pytest.mark.parametrize(("written", "read_as"), [("utf-8", "gbk"), ("gbk", "big5")])
+def test_a_filled_closing_mark_closes_what_the_run_opened(written, read_as):
+    """The last character's bytes were lost: `』` closing the run's `『` at the end of its
+    line beats `“`, which the model alone prefers after `。`."""
+    clean = "北京一位教师说：『好多年春节都没有放礼花了，今晚我们一家特意全体出动。』"
+    text = "新华社北京电\n" + wrong_codec(clean, written, read_as) + "\n日本先锋"
+    (p,) = find_wrong_codec_runs(text)
+    assert p.replacement.endswith("全体出动。』")

@@ -27,7 +27,7 @@ from itertools import pairwise
 
 from textmend_server.cjk.lm import CharModel, Scorer, WordModel, get_model, is_traditional
 from textmend_server.cjk.scripts import HAN_BLOCKS, HAN_RANGES, char_class
-from textmend_server.cjk.slip import Work, call_budget, starve
+from textmend_server.cjk.slip import Work, call_budget, open_quotes, pairing_cost, starve
 from textmend_server.edits import Proposal
 from textmend_server.policy import Category
 
@@ -234,7 +234,7 @@ def _best_after(pending: bytes, written: str, model: CharModel) -> float:
 # an earlier pass changed, and most runs come back unchanged. An entry is (result, spent,
 # allowed): a search that ran out of its allowance is only reused under no larger allowance.
 # The cache is per process and unlocked: a race costs a repeated search, not a wrong result.
-_FILLS: dict[tuple[str, str, str, str, bool | None], tuple[str | None, int, int]] = {}
+_FILLS: dict[tuple, tuple[str | None, int, int]] = {}
 _FILLS_MAX = 2048
 
 
@@ -246,23 +246,26 @@ def _fill_unknown(
     trad: bool | None = None,
     work: Work | None = None,
     budget: int = 0,
+    marks: tuple[tuple[str, ...], bool] = ((), False),
 ) -> str | None:
     """Re-decode a run in which the wrong decoder replaced bytes it could not read with
     U+FFFD, one byte each: a beam search over the bytes it could have been (only those the
     wrong decoder would have replaced there), decoding the written codec as it goes and
-    scoring the text with the character model. With a work counter, the search gives up
-    (None) once work has spent budget candidate evaluations."""
+    scoring the text with the character model. marks is the paired marks still open before
+    the run and whether its line ends after it: a filled `』` that closes the `『` the run
+    opened beats a `“` that opens another. With a work counter, the search gives up (None)
+    once work has spent budget candidate evaluations."""
     allowed = budget - work.spent if work is not None else 1 << 62
     if allowed <= 0:
         return None
-    key = (run, read_as, written, model.lang, trad)
+    key = (run, read_as, written, model.lang, trad, marks)
     hit = _FILLS.get(key)
     if hit is not None and (hit[1] <= hit[2] or allowed <= hit[2]):
         # Charged as if searched again, so that the cache changes the cost, never the result.
         if work is not None:
             work.spent += hit[1]
         return hit[0]
-    result, spent = _search_fill(run, read_as, written, model, trad, allowed)
+    result, spent = _search_fill(run, read_as, written, model, trad, allowed, marks)
     Work.total += spent
     if work is not None:
         work.spent += spent
@@ -273,7 +276,13 @@ def _fill_unknown(
 
 
 def _search_fill(
-    run: str, read_as: str, written: str, model: CharModel, trad: bool | None, allowed: int
+    run: str,
+    read_as: str,
+    written: str,
+    model: CharModel,
+    trad: bool | None,
+    allowed: int,
+    marks: tuple[tuple[str, ...], bool] = ((), False),
 ) -> tuple[str | None, int]:
     """`_fill_unknown`'s search: the re-decoded run or None, and the evaluations spent (more
     than allowed when it gave up for want of them)."""
@@ -315,10 +324,13 @@ def _search_fill(
             reverse=True,
         )[:FILL_BEAM]
         beam = [(v, out, rest) for (out, rest), v in ranked]
-    for _, out, rest in beam:
-        if not rest:
-            return out, spent
-    return None, spent
+    stack, line_ends = marks
+    done = [
+        (v + pairing_cost(list(stack), out, line_ends), out) for v, out, rest in beam if not rest
+    ]
+    if not done:
+        return None, spent
+    return max(done)[1], spent
 
 
 def _mostly_cjk(text: str, lang: str) -> bool:
@@ -403,9 +415,11 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
                 # among common ones is bytes lost some other way.
                 continue
             kept_score: float | None = None  # scored once a re-decoding is worth comparing
+            at, after = m.start() + a, m.start() + b
+            marks = (tuple(open_quotes(text, at)), after >= len(text) or text[after] == "\n")
             for read_as, written, _lang in _HAN_PAIRS:
                 if "\ufffd" in run:
-                    cand = _fill_unknown(run, read_as, written, model, trad, work, budget)
+                    cand = _fill_unknown(run, read_as, written, model, trad, work, budget, marks)
                 else:
                     cand = _redecode(run, read_as, written)
                 if not cand or cand == run or not _mostly_cjk(cand, "zh"):

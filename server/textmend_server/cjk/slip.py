@@ -669,13 +669,13 @@ def _after_swallow(text: str, end: int, out: str) -> tuple[int, str, float] | No
     return None
 
 
-_OPEN_CLOSE = {"“": "”", "「": "」", "『": "』", "《": "》"}
+_OPEN_CLOSE = {"“": "”", "「": "」", "『": "』", "《": "》", "（": "）"}
 _CLOSERS = {v: k for k, v in _OPEN_CLOSE.items()}
 # Marks a paragraph usually ends on (before any closing quote).
 _SENTENCE_END = frozenset("。！？!?…．.")
 
 
-def _open_quotes(text: str, start: int) -> list[str]:
+def open_quotes(text: str, start: int) -> list[str]:
     """The paired marks still open on the line of text before start (outermost first). When
     none is, a mark left open by one of the three lines before stands in for it, as a
     quotation running over several paragraphs opens each and closes only the last."""
@@ -813,7 +813,7 @@ def _repair_at(
         return None
     results: list[tuple[float, int, str, float, bool]] = []
     left = text[max(0, i - WordModel.HIST) : i]
-    stack = _open_quotes(text, i)
+    stack = open_quotes(text, i)
     kept_at: dict[int, float] = {}
     for score, end, out, _chan, _pos in finished:
         new_end = end

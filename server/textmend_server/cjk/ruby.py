@@ -145,9 +145,9 @@ class Annotated:
     bare: frozenset[str]
 
     def cost(self, ch: str) -> float:
-        """Log-odds, in nats, that ch is a character the converter annotates: nothing for one
-        the document shows annotated, a penalty for one it shows bare, a smaller one for a
-        character it does not show at all.
+        """The channel cost, in nats, of taking ch for a character the converter annotates:
+        nothing for one the document shows annotated, a penalty for one it shows bare, a
+        smaller one for a character it does not show at all.
 
         >>> a = annotated_hosts("老人的姥(lǎo)姥(lǎo)")
         >>> a.cost("姥") > a.cost("奶") > a.cost("老")

@@ -303,7 +303,7 @@ def _index(
 _DIGITS = frozenset("0123456789０１２３４５６７８９")
 # What follows a digit: more digits (full-width, as double-byte text writes them), a decimal
 # point, and the counters and units numbers take.
-_AFTER_DIGIT = (*"０１２３４５６７８９．", *sorted(AFTER_DIGIT))
+_DIGIT_SUCCESSORS = (*"０１２３４５６７８９．", *sorted(AFTER_DIGIT))
 
 
 def _with_successors(
@@ -316,11 +316,11 @@ def _with_successors(
     base,
 ):
     """base (the most frequent candidates) plus those that continue a word after the last
-    character of hist: a wide set of possible lead bytes (after a dropped pair) holds far
-    more characters than the frequency prefilter keeps."""
+    character of hist, or a number after a digit: a wide set of possible lead bytes (after a
+    cut or a dropped pair) holds far more characters than the frequency prefilter keeps."""
     if len(pending) <= 4 or not hist:
         return base
-    succ = _AFTER_DIGIT if hist[-1] in _DIGITS else model.successors(hist[-1])
+    succ = _DIGIT_SUCCESSORS if hist[-1] in _DIGITS else model.successors(hist[-1])
     if not succ:
         return base
     idx = _index(c, model, pending, seconds, table)

@@ -415,8 +415,11 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
                 # among common ones is bytes lost some other way.
                 continue
             kept_score: float | None = None  # scored once a re-decoding is worth comparing
-            at, after = m.start() + a, m.start() + b
-            marks = (tuple(open_quotes(text, at)), after >= len(text) or text[after] == "\n")
+            marks = ((), False)
+            if "\ufffd" in run:
+                at, after = m.start() + a, m.start() + b
+                line_ends = after >= len(text) or text[after] == "\n"
+                marks = (tuple(open_quotes(text, at)), line_ends)
             for read_as, written, _lang in _HAN_PAIRS:
                 if "\ufffd" in run:
                     cand = _fill_unknown(run, read_as, written, model, trad, work, budget, marks)

@@ -675,17 +675,27 @@ _CLOSERS = {v: k for k, v in _OPEN_CLOSE.items()}
 _SENTENCE_END = frozenset("。！？!?…．.")
 
 
+# How far back on a line a mark is looked for: quotations are sentences, not pages, and a
+# search per run over a whole long line would make the work grow with its square.
+QUOTE_REACH = 2000
+
+
 def open_quotes(text: str, start: int) -> list[str]:
-    """The paired marks still open on the line of text before start (outermost first). When
-    none is, a mark left open by one of the three lines before stands in for it, as a
-    quotation running over several paragraphs opens each and closes only the last."""
+    """The paired marks still open on the line of text before start (outermost first), within
+    QUOTE_REACH code points. When none is, a mark left open by one of the three lines before
+    stands in for it, as a quotation running over several paragraphs opens each and closes
+    only the last.
+
+    >>> open_quotes("他說：『好", 5), open_quotes("『" + "字" * QUOTE_REACH, QUOTE_REACH + 1)
+    (['『'], [])
+    """
     line_start = text.rfind("\n", 0, start) + 1
-    stack = _stack(text[line_start:start])
+    stack = _stack(text[max(line_start, start - QUOTE_REACH) : start])
     if not stack and line_start > 0:
         back = line_start - 1
         for _ in range(3):
             prev_start = text.rfind("\n", 0, back) + 1
-            carried = _stack(text[prev_start:back])
+            carried = _stack(text[max(prev_start, back - QUOTE_REACH) : back])
             if carried:
                 return [_CARRIED + carried[-1]]
             if prev_start == 0:

@@ -172,18 +172,8 @@ def find_phase_slips(text: str) -> list[Proposal]:
                 continue  # Big5 has no simplified characters: simplified text was not in it
             # A first look with character bigrams alone: genuine text reads far worse re-phased
             # and is let go cheaply; a promising run is searched again with the full model.
-            rep = repair_at(
-                view,
-                vi,
-                codec(name),
-                model,
-                trad,
-                folded,
-                quick,
-                _run_budget(budget, work),
-                work,
-                annotated,
-            )
+            run = (view, vi, codec(name), model, trad, folded)
+            rep = repair_at(*run, quick, _run_budget(budget, work), work, annotated)
             if rep is None or rep.margin < QUICK_MARGIN:
                 continue
             if rep.guessed:
@@ -194,18 +184,7 @@ def find_phase_slips(text: str) -> list[Proposal]:
                 continue
             if scorer is None:
                 scorer = Scorer(model, trad, text, _suspect_spans(text, positions))
-            rep = repair_at(
-                view,
-                vi,
-                codec(name),
-                model,
-                trad,
-                folded,
-                scorer,
-                _run_budget(budget, work),
-                work,
-                annotated,
-            )
+            rep = repair_at(*run, scorer, _run_budget(budget, work), work, annotated)
             if rep is not None and (best is None or rep.margin > best.margin):
                 best = rep
         if best is None or best.margin < (EDIT_MARGIN if best.guessed else FLAG_MARGIN):

@@ -19,6 +19,7 @@ import base64
 import importlib.util
 import os
 import sys
+from itertools import pairwise
 from pathlib import Path
 from types import ModuleType
 
@@ -344,3 +345,21 @@ def test_passes_after_the_first_find_what_whole_passes_find(
     finally:
         engine.NARROW_PASSES = True
     assert _summary(narrow) == _summary(whole)
+
+
+_DIFF_ALPHABET = st.sampled_from([*"ab 1.\n", *"中文，。“”「」", *"Ã©â€œæ–‡ï¼Œ", "\ufffd"])
+_DIFF_TEXTS = st.lists(_DIFF_ALPHABET, max_size=30).map("".join)
+
+
+@given(old=_DIFF_TEXTS, new=_DIFF_TEXTS)
+def test_mojibake_diff_edits_rebuild_the_repaired_text(old: str, new: str) -> None:
+    """However the texts differ (runs re-decoded in place, marks repaired, ASCII changed),
+    the edits the mojibake stage reports turn the old text into the new one, in order and
+    without overlapping, and each changes something."""
+    from textmend_server.fixes import _diff_proposals, apply_proposals
+
+    proposals = _diff_proposals(old, new, 0, Category.MOJIBAKE, "", 1.0)
+    assert apply_proposals(old, proposals) == new
+    ends = [(p.start, p.end) for p in proposals]
+    assert all(a[1] <= b[0] for a, b in pairwise(ends))
+    assert all(old[p.start : p.end] != p.replacement for p in proposals)

@@ -24,6 +24,7 @@ reports its time and the worker's peak RSS against the document's size. Corpora:
 Run from the repository root (a full run takes a few minutes; `--quick` well under one):
 
     .venv/bin/python bench/throughput.py [--quick] [--workers 2] [--big-mb 64]
+    .venv/bin/python bench/throughput.py --big-only --big-text shuffled   # the large one alone
 
 Client and servers share the machine's cores, as the numbers in the README were taken.
 """
@@ -497,14 +498,35 @@ class BigRun:
     error: str = ""
 
 
-def run_big(server: Server, base: Sequence[str], size: int) -> BigRun:
-    """Send one document of about size bytes (clean English and CJK text, repeated) through
-    `Repair`; the corrupted corpus is left out because of the engine's speed on it."""
+def big_document(base: Sequence[str], size: int, shuffled: bool = False) -> bytes:
+    """About size bytes of clean English and CJK text: the documents repeated, or (shuffled)
+    paragraphs of their sentences drawn at random, so that paragraphs seldom repeat."""
+    if shuffled:
+        sentences = list(
+            dict.fromkeys(
+                s for doc in base for s in re.split(r"(?<=[.。!?！？])\s*", doc) if len(s) > 8
+            )
+        )
+        rng = random.Random(1)
+        parts: list[str] = []
+        total = 0
+        while total < size:
+            paragraph = "".join(rng.choice(sentences) for _ in range(rng.randint(3, 8)))
+            parts.append(paragraph)
+            total += len(paragraph.encode("utf-8")) + 2
+        unit = "\n\n".join(parts).encode("utf-8")
+    else:
+        unit = "\n\n".join(base).encode("utf-8")
+    content = (unit * (size // len(unit) + 1))[:size]
+    return content.decode("utf-8", "ignore").encode("utf-8")
+
+
+def run_big(server: Server, base: Sequence[str], size: int, shuffled: bool = False) -> BigRun:
+    """Send one document of about size bytes (`big_document`) through `Repair`; the corrupted
+    corpus is left out because of the engine's speed on it."""
     from textmend_client import TextMendClient, TextMendError
 
-    unit = "\n\n".join(base).encode("utf-8")
-    content = (unit * (size // len(unit) + 1))[:size]
-    content = content.decode("utf-8", "ignore").encode("utf-8")
+    content = big_document(base, size, shuffled)
     workers = server.workers()
     before = max(rss_mb(pid) for pid in workers)
     for pid in workers:
@@ -610,6 +632,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--big-mb", type=int, help="size of the large document (default 64)")
     parser.add_argument(
+        "--big-text",
+        choices=["repeated", "shuffled"],
+        default="repeated",
+        help="the large document: the benchmark's documents repeated (each repeat is also a "
+        "repeated-block finding in the response), or paragraphs of their sentences shuffled",
+    )
+    parser.add_argument(
+        "--big-only", action="store_true", help="only send the large document through Repair"
+    )
+    parser.add_argument(
         "--front",
         choices=["reuseport", "asyncio", "both"],
         default="reuseport",
@@ -638,26 +670,32 @@ def main(argv: list[str] | None = None) -> int:
         + f"; {args.workers} server workers on {os.cpu_count()} cores shared with the client"
     )
 
-    warm_up()
     results: list[Result] = []
-    for name, docs in corpora.items():
-        results.append(in_process(name, "ftfy", lambda t: ftfy.fix_text(t, config=config), docs))
-        results.append(in_process(name, "engine", lambda t: repair_bytes(t.encode()), docs))
+    if not args.big_only:
+        warm_up()
 
-    with start_server(echo_command(args.workers), "echo server") as echo:
-        results += run_echo(echo, encoded, DEFAULT_CHANNELS)
+        def fix_with_ftfy(text: str) -> str:
+            return ftfy.fix_text(text, config=config)
+
+        for name, docs in corpora.items():
+            results.append(in_process(name, "ftfy", fix_with_ftfy, docs))
+            results.append(in_process(name, "engine", lambda t: repair_bytes(t.encode()), docs))
+        with start_server(echo_command(args.workers), "echo server") as echo:
+            results += run_echo(echo, encoded, DEFAULT_CHANNELS)
 
     peaks: dict[str, dict[int, float]] = {}
     big: BigRun | None = None
-    if args.front in ("reuseport", "both"):
+    shuffled = args.big_text == "shuffled"
+    if args.front in ("reuseport", "both") or args.big_only:
         with start_server(textmend_command(args.workers), "textmend-server") as server:
-            rows, peaks["service"] = run_service(server, encoded)
-            results += rows
+            if not args.big_only:
+                rows, peaks["service"] = run_service(server, encoded)
+                results += rows
             if big_mb:
                 pairs = zip(corpora["english"], corpora["cjk"], strict=True)
                 clean = [doc for pair in pairs for doc in pair]
-                big = run_big(server, clean, big_mb * MB)
-    if args.front in ("asyncio", "both"):
+                big = run_big(server, clean, big_mb * MB, shuffled)
+    if args.front in ("asyncio", "both") and not args.big_only:
         command = [sys.executable, str(BENCH / "asyncio_front.py"), "--workers", str(args.workers)]
         with start_server(command, "asyncio front") as front:
             rows, peaks["asyncio front"] = run_service(front, encoded, "asyncio front")
@@ -665,15 +703,17 @@ def main(argv: list[str] | None = None) -> int:
 
     order = {"english": 0, "cjk": 1, "corrupted": 2}
     results.sort(key=lambda r: order[r.corpus])
-    print()
-    print(table(results))
+    if results:
+        print()
+        print(table(results))
     print()
     for design, per_worker in peaks.items():
         listed = ", ".join(f"{mb:.0f}" for mb in per_worker.values())
         print(f"{design}: peak RSS per worker process over the 5 KB runs: {listed} MiB")
     if big is not None:
         print(
-            f"large document: {big.size / MB:.0f} MB through Repair in {big.seconds:.1f} s "
+            f"large document ({args.big_text}): {big.size / MB:.0f} MB through Repair in "
+            f"{big.seconds:.1f} s "
             f"({big.size / big.seconds / MB:.1f} MB/s); worker RSS {big.worker_before_mb:.0f} "
             f"MiB before, peak {big.worker_peak_mb:.0f} MiB"
             + (f"; FAILED: {big.error}" if big.error else "")

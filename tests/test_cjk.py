@@ -514,3 +514,26 @@ def test_a_filled_closing_mark_closes_what_the_run_opened(written, read_as):
     text = "新华社北京电\n" + wrong_codec(clean, written, read_as) + "\n日本先锋"
     (p,) = find_wrong_codec_runs(text)
     assert p.replacement.endswith("全体出动。』")
+
+
+def test_a_repair_stops_between_phase_slip_searches_when_the_caller_goes():
+    """A block dense with slips takes seconds of searching: the stage asks between searches
+    whether the caller is still there, not only the engine between blocks and stages."""
+    from textmend_server import Cancelled, repair_text
+    from textmend_server.cjk.slip import work_done
+
+    c = corrupt_document(TRADITIONAL, seed=7, pinyin_chars=[], trigger_p=1.0)
+    before = work_done()
+    repair_text(c.text)
+    full = work_done() - before
+    calls = 0
+
+    def cancelled() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 4  # the checks before three stages, then the phase-slip stage's first
+
+    before = work_done()
+    with pytest.raises(Cancelled):
+        repair_text(c.text, cancelled=cancelled)
+    assert work_done() - before < full / 2

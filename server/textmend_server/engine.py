@@ -20,7 +20,7 @@ from textmend_server import cjk, detection
 from textmend_server.decoding import DecodedText, EncodingSource, decode
 from textmend_server.diffing import unified_diff
 from textmend_server.edits import Edit, EditLog, Proposal
-from textmend_server.errors import Cancelled, TooLargeError
+from textmend_server.errors import CANCEL_CHECK, Cancelled, TooLargeError
 from textmend_server.fixes import FINDERS, Finder
 from textmend_server.policy import INFORMATIONAL, Action, Category, RepairPolicy
 
@@ -352,18 +352,25 @@ def repair_text(
     # nothing: repairing the result again then finds nothing to do.
     by_stage: dict[str, list[tuple[int, int, Proposal]]] = {}
     windows: list[tuple[int, int]] | None = None  # None: the whole text
-    for _ in range(MAX_PASSES):
-        before = log.text
-        # Windows in original coordinates, to tell which earlier findings were looked at again.
-        looked = (
-            _merged([log.to_original(a, b) for a, b in windows]) if windows is not None else None
-        )
-        changed = _one_pass(log, policy, inserted, cancelled, windows, by_stage, looked)
-        if log.text == before:
-            break
-        if NARROW_PASSES:
-            spans = [log.original_to_cleaned(a, b) for a, b in changed]
-            windows = dirty_windows(log.text, spans)
+    check = CANCEL_CHECK.set(cancelled)
+    try:
+        for _ in range(MAX_PASSES):
+            before = log.text
+            # Windows in original coordinates, to tell which earlier findings were looked at
+            # again.
+            looked = (
+                _merged([log.to_original(a, b) for a, b in windows])
+                if windows is not None
+                else None
+            )
+            changed = _one_pass(log, policy, inserted, cancelled, windows, by_stage, looked)
+            if log.text == before:
+                break
+            if NARROW_PASSES:
+                spans = [log.original_to_cleaned(a, b) for a, b in changed]
+                windows = dirty_windows(log.text, spans)
+    finally:
+        CANCEL_CHECK.reset(check)
     found = seeds + [item for items in by_stage.values() for item in items]
     repaired_at = time.perf_counter()
     edits = log.edits()

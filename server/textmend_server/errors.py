@@ -7,6 +7,9 @@ nothing detected) are never errors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
+
 
 class InputError(ValueError):
     """The request cannot be processed as given; the message says what to send instead."""
@@ -65,3 +68,17 @@ class Cancelled(Exception):
 
     def __init__(self) -> None:
         super().__init__("repair abandoned: the caller cancelled or its deadline passed")
+
+
+# The running repair's "has the caller gone?" check (None outside a repair): set by the engine
+# for the duration of one repair, so that a stage whose work runs long within one block of
+# text (the phase-slip searches) can stop between searches.
+CANCEL_CHECK: ContextVar[Callable[[], bool] | None] = ContextVar("cancel_check", default=None)
+
+
+def check_cancelled() -> None:
+    """Raise `Cancelled` when the running repair's caller has gone; nothing outside a repair
+    or when the repair was started without a check."""
+    check = CANCEL_CHECK.get()
+    if check is not None and check():
+        raise Cancelled()

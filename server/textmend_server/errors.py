@@ -2,7 +2,8 @@
 
 Each carries a message a person can act on; the service maps `InputError` to
 INVALID_ARGUMENT and `TooLargeError` to RESOURCE_EXHAUSTED. Ordinary outcomes (clean text,
-nothing detected) are never errors.
+nothing detected) are never errors. `Cancelled` ends work whose caller has gone; stages that
+run long ask `check_cancelled`.
 """
 
 from __future__ import annotations

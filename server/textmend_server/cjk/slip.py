@@ -188,6 +188,22 @@ def _tables(c: Dbcs) -> _Tables:
     return hit
 
 
+_ALL: dict[tuple[str, tuple[int, ...], int], tuple[str, ...]] = {}
+
+
+def _all_chars(c: Dbcs, pending: tuple[int, ...], trail: int) -> tuple[str, ...]:
+    """Every character (lead in pending, trail) stands for."""
+    key = (c.name, pending, trail)
+    hit = _ALL.get(key)
+    if hit is None:
+        pairs = c.pairs
+        hit = tuple(ch for lead in pending if (ch := pairs.get(lead << 8 | trail)) is not None)
+        if len(_ALL) > 4096:
+            _ALL.clear()
+        _ALL[key] = hit
+    return hit
+
+
 _LIKELY: dict[tuple[str, tuple[int, ...], int], tuple[str, ...]] = {}
 PREFILTER = 24
 # A swallowed trail byte is unconstrained: more of its characters are scored.
@@ -202,26 +218,10 @@ def _likely_chars(
     key = (c.name, pending, trail)
     hit = _LIKELY.get(key)
     if hit is None:
-        pairs = c.pairs
-        found = [ch for lead in pending if (ch := pairs.get(lead << 8 | trail)) is not None]
-        found.sort(key=lambda ch: _prior(model, ch), reverse=True)
+        found = sorted(
+            _all_chars(c, pending, trail), key=lambda ch: _prior(model, ch), reverse=True
+        )
         hit = _LIKELY[key] = tuple(found[:PREFILTER])
-    return hit
-
-
-_ALL: dict[tuple[str, tuple[int, ...], int], tuple[str, ...]] = {}
-
-
-def _all_chars(c: Dbcs, pending: tuple[int, ...], trail: int) -> tuple[str, ...]:
-    """Every character (lead in pending, trail) stands for."""
-    key = (c.name, pending, trail)
-    hit = _ALL.get(key)
-    if hit is None:
-        pairs = c.pairs
-        hit = tuple(ch for lead in pending if (ch := pairs.get(lead << 8 | trail)) is not None)
-        if len(_ALL) > 4096:
-            _ALL.clear()
-        _ALL[key] = hit
     return hit
 
 

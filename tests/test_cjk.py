@@ -479,6 +479,18 @@ def test_a_cut_before_a_trail_byte_weighs_the_character_after_it():
     assert _repair(text) == clean
 
 
+@pytest.mark.parametrize(
+    "clean", ["他说，上海科技力量比较雄厚。", "我们到上海科技馆参观。", "他在上海科技大学读书。"]
+)
+def test_a_slip_right_after_a_leaked_annotation_is_read_after_the_annotated_character(clean):
+    """The cut falls right after `上(shàng)`: the lost lead byte is 海's, which only the 上
+    before the annotation predicts; read after `)`, the run opened with `。`."""
+    text = corrupt_document([clean], seed=1, pinyin_chars=["上"], trigger_p=1.0).text
+    assert "(shàng)??" in text
+    rephased = [p for p in find_phase_slips(text) if not p.flag_only]
+    assert [p.replacement for p in rephased] == [fold_width(clean[clean.index("海") :])]
+
+
 def test_a_slip_after_a_folded_fullwidth_semicolon_is_repaired():
     """`；` folded to `;` before the trigger is CJK punctuation, not the end of an entity."""
     text = "对艾滋病的研究已取得实质性进展;?huī)屑壑?zhí)的治疗(liáo)药物的研制也有了新的突破。"

@@ -458,7 +458,7 @@ class _Search:
         """Search from pos; yields finished (end, out, score, channel, dropped) hypotheses."""
         text = self.text
         hn = WordModel.HIST
-        left_ctx = text[max(0, start - hn) : start]
+        left_ctx = text_before(text, start, hn)
         base = self.scorer.score(out, left_ctx) if out else 0.0
         beam = [_State(base + channel, pos, pending, out, 0, channel)]
         done: list[tuple[int, str, float, float, int]] = []
@@ -744,6 +744,49 @@ def pairing_cost(stack: list[str], piece: str, line_ends: bool) -> float:
     return cost
 
 
+# How far back an annotation's opening parenthesis is looked for (eight syllables, spaced).
+_ANNOTATION_REACH = 64
+
+
+def text_before(text: str, i: int, n: int) -> str:
+    """The n characters before text[i] as they read without leaked pinyin annotations: the
+    context a reading is scored in. A slip often starts right after an annotation, and the
+    stage that removes them runs later; `上(shàng)` must give the model 上, not `)`.
+
+    >>> text_before("他說上(shàng)", 10, 2), text_before("蘋果(Apple)", 9, 2)
+    ('說上', 'e)')
+    """
+    out: list[str] = []
+    end = i
+    while len(out) < n and end > 0:
+        if text[end - 1] == ")":
+            k = text.rfind("(", max(0, end - _ANNOTATION_REACH), end - 1)
+            if k > 0:
+                m = PINYIN_TAIL_RE.fullmatch(text, k + 1, end)
+                if m and m.group(1) in readings(text[k - 1]):
+                    end = k
+                    continue
+        out.append(text[end - 1])
+        end -= 1
+    return "".join(reversed(out))
+
+
+def text_after(text: str, j: int, n: int, host: str) -> str:
+    """The n characters from text[j] on as they read without a leaked annotation of host (the
+    character before j) right at j: the text a run's reading is followed by. An annotation
+    the converter put after the run's last character is evidence for that character, not
+    Latin text after it.
+
+    >>> text_after("(hǎi)科技", 0, 2, "海"), text_after("(hǎi)科技", 0, 2, "。")
+    ('科技', '(h')
+    """
+    if text[j : j + 1] == "(" and host:
+        m = PINYIN_TAIL_RE.match(text, j + 1)
+        if m and m.group(1) in readings(host):
+            j = m.end()
+    return text[j : j + n]
+
+
 def _swallowed_guess(scorer: Scorer, out: str, nxt: str) -> tuple[str, float]:
     """The ASCII character a lossy decoder most likely swallowed between out and nxt."""
     last = out[-WordModel.HIST :]
@@ -822,7 +865,7 @@ def _repair_at(
     if not finished:
         return None
     results: list[tuple[float, int, str, float, bool]] = []
-    left = text[max(0, i - WordModel.HIST) : i]
+    left = text_before(text, i, WordModel.HIST)
     stack = open_quotes(text, i)
     kept_at: dict[int, float] = {}
     for score, end, out, _chan, _pos in finished:
@@ -848,12 +891,13 @@ def _repair_at(
             # Nothing in the run was misread double-byte text, and no tag or annotation went
             # with a swallowed byte: `?` and `!` alone are punctuation, not evidence.
             continue
-        tail = text[new_end : new_end + 2]
+        tail = text_after(text, new_end, 2, out[-1:])
         line_ends = new_end >= len(text) or text[new_end] == "\n"
         repaired = score + scorer.score(tail, left + out) + pairing_cost(stack, out, line_ends)
         kept = kept_at.get(new_end)
         if kept is None:
-            kept = kept_at[new_end] = scorer.score(text[i:new_end] + tail, left)
+            as_is = text[i:new_end] + text_after(text, new_end, 2, text[new_end - 1])
+            kept = kept_at[new_end] = scorer.score(as_is, left)
             search.spent += new_end - i + len(tail)
         kept += pairing_cost(stack, text[i:new_end], line_ends)
         search.spent += len(tail)

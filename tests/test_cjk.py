@@ -19,6 +19,7 @@ from textmend_server.cjk import (
     text_language,
     work_done,
 )
+from textmend_server.cjk.lm import get_model
 from textmend_server.cjk.ruby import annotated_hosts
 from textmend_server.cjk.scripts import fold_width
 from textmend_server.fixes import apply_proposals
@@ -249,6 +250,31 @@ def test_wrong_codec_runs_redecoded(clean, written, read_as):
 def test_wrong_codec_runs_with_replaced_bytes_and_ascii_between(clean, written, read_as):
     text = "標題:\n" + wrong_codec(clean, written, read_as)
     assert _repair(text) == "標題:\n" + clean
+
+
+@pytest.mark.parametrize(
+    "clean", ["他對記者說：“這是一個重要的時刻。”", "法官對伊格爾森說：“城市建設要加快。”"]
+)
+def test_big5_read_as_gbk_is_redecoded_across_the_ideographic_space_it_makes(clean):
+    """`說：` is Big5 BB A1 A1 47; GBK, out of step, reads A1 A1 as U+3000, inside the run."""
+    bad = wrong_codec(clean, "big5", "gbk")
+    assert "\u3000" in bad
+    text = "這是前面的報導。\n" + bad + "\n這是後面的報導。"
+    assert _repair(text) == "這是前面的報導。\n" + clean + "\n這是後面的報導。"
+
+
+def test_a_quoted_line_read_with_the_wrong_codec_is_found_though_half_of_it_is_marks():
+    """Big5 punctuation read as GBK is mostly U+FFFD and the line is half marks: the run is
+    still searched, and its reading counts as Chinese."""
+    clean = "報告說：“經濟增長很快。”"
+    text = "這是前面的報導。\n" + wrong_codec(clean, "big5", "gbk") + "\n這是後面的報導。"
+    assert [p.replacement for p in find_wrong_codec_runs(text)] == [clean]
+
+
+def test_a_quotation_does_not_open_on_a_clause_mark():
+    model = get_model("zh")
+    assert model.logp("“", "，") < model.logp("“", "你") - 4
+    assert model.logp("“", "，") < model.logp("。", "，")
 
 
 def test_run_ending_in_a_trail_byte_read_as_ascii_is_redecoded_with_it():

@@ -34,8 +34,13 @@ from textmend_server.policy import Category
 # Runs of non-ASCII characters with single ASCII characters inside (trail bytes in the ASCII
 # range): a wrong decoder's output holds any character of the codec it used (kana, box
 # drawing, Cyrillic, circled numbers, U+FFFD), so a run goes on through every non-ASCII,
-# non-space character; only runs with rare Han characters or U+FFFD are looked at.
-_HAN_RUN_RE = re.compile(r"[^\x00-\x7f\s](?:[^\x00-\x7f\s]|[\x21-\x7e](?=[^\x00-\x7f\s]))*")
+# non-space character; only runs with rare Han characters or U+FFFD are looked at. An
+# ideographic space inside a run is kept in it: it is GBK's A1 A1, which Big5 text read as
+# GBK gives wherever a character ending in A1 meets punctuation (`說：` is BB A1 A1 47).
+_HAN_RUN_RE = re.compile(
+    r"[^\x00-\x7f\s]"
+    r"(?:[^\x00-\x7f\s]|\u3000(?=[\x21-\x7e]?[^\x00-\x7f\s])|[\x21-\x7e](?=[^\x00-\x7f\s]))*"
+)
 _HAN_CHECK_RE = re.compile(rf"[{HAN_RANGES}]")
 # Latin-1/cp1252-looking runs: high characters, possibly with single ASCII bytes between them
 # (the second byte of a Shift-JIS pair can be ASCII).
@@ -334,9 +339,16 @@ def _search_fill(
 
 
 def _mostly_cjk(text: str, lang: str) -> bool:
+    """Whether text is mostly lang's scripts, its punctuation aside (a quoted line is half
+    marks: `他說：“你好。”`).
+
+    >>> _mostly_cjk("他說：“你因傷害了我。”", "zh"), _mostly_cjk("他說ÃÂ©¨µ", "zh")
+    (True, False)
+    """
     want = {"zh": ("han",), "ja": ("han", "kana"), "ko": ("hangul", "han")}[lang]
-    n = sum(1 for ch in text if char_class(ch) in want)
-    return n >= 2 and n >= 0.7 * len(text.replace(" ", ""))
+    classes = [char_class(ch) for ch in text if ch != " "]
+    n = sum(1 for c in classes if c in want)
+    return n >= 2 and n >= 0.7 * sum(1 for c in classes if c != "punct")
 
 
 def find_wrong_codec_runs(text: str) -> list[Proposal]:
@@ -364,10 +376,10 @@ def find_wrong_codec_runs(text: str) -> list[Proposal]:
 
 
 def _pieces(run: str) -> list[tuple[int, int]]:
-    """Sub-runs worth re-decoding: the whole run, the stretches between its ASCII characters,
-    and the stretch from its first to its last rare character (clean words often border a
-    damaged run)."""
-    cuts = [i for i, ch in enumerate(run) if ch < "\x80"]
+    """Sub-runs worth re-decoding, longest first: the whole run, the stretches between its
+    ASCII characters and ideographic spaces, and the stretch from its first to its last rare
+    character (clean words often border a damaged run)."""
+    cuts = [i for i, ch in enumerate(run) if ch < "\x80" or ch == "\u3000"]
     bounds = [-1, *cuts, len(run)]
     spans = {(0, len(run))}
     spans.update((a + 1, b) for a, b in pairwise(bounds) if b - a > 2)
@@ -375,7 +387,9 @@ def _pieces(run: str) -> list[tuple[int, int]]:
     if rare:
         spans.add((rare[0], rare[-1] + 1))
         spans.add((rare[0], len(run)))
-    return sorted(spans)
+    # Longest first: the whole run is the likeliest reading and must not be left for want of
+    # the budget its fragments spent.
+    return sorted(spans, key=lambda s: (s[0] - s[1], s[0]))
 
 
 def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[Proposal]:
@@ -410,9 +424,12 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
         best: tuple[float, str, str, str, int, int] | None = None
         for a, b in _pieces(whole)[:12]:
             run = whole[a:b]
-            if len(run) < 2 or _rare_count(run) < 2:
-                # Text decoded wrongly with a CJK codec is full of rare characters; U+FFFD
-                # among common ones is bytes lost some other way.
+            rare = _rare_count(run)
+            if len(run) < 2 or rare == 0 or rare + run.count("\ufffd") < 2:
+                # Text decoded wrongly with a CJK codec is full of rare characters and, where
+                # its pairs are not the other codec's, U+FFFD (Big5 punctuation read as GBK is
+                # little else); U+FFFD among common characters only is bytes lost some other
+                # way.
                 continue
             kept_score: float | None = None  # scored once a re-decoding is worth comparing
             marks = ((), False)

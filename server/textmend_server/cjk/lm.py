@@ -310,6 +310,8 @@ _PUNCT_SHARE: dict[str, float] = {
 _OTHER_PUNCT = 2e-7
 # Clause and sentence marks: two in a row (`。、`, `，，`) hardly occur in running text.
 _CLAUSE_MARKS = frozenset("，。、；：,;:")
+# Marks that open a quotation, title or aside.
+_OPENING_MARKS = frozenset("“‘「『《（〈【")
 # What follows a number in CJK text: units, dates, counters (script knowledge, not any text).
 _PLAIN_DIGITS = frozenset("0123456789０１２３４５６７８９〇")
 AFTER_DIGIT = frozenset(
@@ -425,6 +427,8 @@ class CharModel:
             share = self._punct.get(ch, _OTHER_PUNCT)
             if prev in _CLAUSE_MARKS and ch in _CLAUSE_MARKS:
                 share *= 0.01
+            elif prev in _OPENING_MARKS and ch in _CLAUSE_MARKS:
+                share *= 0.001  # `“，` does not occur: a quotation opens on its words
             return math.log(p_class) + math.log(share)
         if cc == "latin":
             return math.log(p_class) + math.log(1 / 40)

@@ -20,7 +20,7 @@ from textmend_server import cjk, detection
 from textmend_server.decoding import DecodedText, EncodingSource, decode
 from textmend_server.diffing import unified_diff
 from textmend_server.edits import Edit, EditLog, Proposal
-from textmend_server.errors import CANCEL_CHECK, Cancelled, TooLargeError
+from textmend_server.errors import CANCEL_CHECK, TooLargeError, check_cancelled
 from textmend_server.fixes import FINDERS, Finder
 from textmend_server.policy import INFORMATIONAL, Action, Category, RepairPolicy
 
@@ -158,7 +158,6 @@ def _find(
     finder: Finder,
     text: str,
     whole: bool,
-    cancelled: Callable[[], bool] | None,
     windows: list[tuple[int, int]] | None = None,
 ) -> list[Proposal]:
     """Run finder over text (or only over the windows given), block by block unless it must
@@ -168,15 +167,14 @@ def _find(
         for start, end in windows:
             found += [
                 replace(p, start=p.start + start, end=p.end + start)
-                for p in _find(finder, text[start:end], whole, cancelled)
+                for p in _find(finder, text[start:end], whole)
             ]
         return found
     if whole or len(text) <= BLOCK:
         return finder(text)
     found = []
     for start, end in _blocks(text):
-        if cancelled is not None and cancelled():
-            raise Cancelled()
+        check_cancelled()
         found += [
             replace(p, start=p.start + start, end=p.end + start) for p in finder(text[start:end])
         ]
@@ -363,7 +361,7 @@ def repair_text(
                 if windows is not None
                 else None
             )
-            changed = _one_pass(log, policy, inserted, cancelled, windows, by_stage, looked)
+            changed = _one_pass(log, policy, inserted, windows, by_stage, looked)
             if log.text == before:
                 break
             if NARROW_PASSES:
@@ -396,7 +394,6 @@ def _one_pass(
     log: EditLog,
     policy: RepairPolicy,
     inserted: set[int],
-    cancelled: Callable[[], bool] | None,
     windows: list[tuple[int, int]] | None,
     by_stage: dict[str, list[tuple[int, int, Proposal]]],
     looked: list[tuple[int, int]] | None,
@@ -407,8 +404,7 @@ def _one_pass(
     changed: list[tuple[int, int]] = []
     facts = TextFacts(log.text)
     for name, categories, finder, applies in STAGES:
-        if cancelled is not None and cancelled():
-            raise Cancelled()
+        check_cancelled()
         if facts.text is not log.text:
             facts = TextFacts(log.text)
         narrow = windows is not None and name in LOCAL_STAGES
@@ -421,7 +417,7 @@ def _one_pass(
             continue
         to_apply: list[Proposal] = []
         where = windows if narrow else None
-        for proposal in _find(finder, log.text, name in GLOBAL_STAGES, cancelled, where):
+        for proposal in _find(finder, log.text, name in GLOBAL_STAGES, where):
             action = policy.action(proposal.category)
             if proposal.category is Category.REPLACEMENT_CHAR and inserted:
                 if (

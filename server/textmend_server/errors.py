@@ -72,8 +72,8 @@ class Cancelled(Exception):
 
 
 # The running repair's "has the caller gone?" check (None outside a repair): set by the engine
-# for the duration of one repair, so that a stage whose work runs long within one block of
-# text (the phase-slip searches) can stop between searches.
+# for the duration of one repair and asked between stages and blocks of text, and by a stage
+# whose work runs long within one block (the phase-slip searches) between its searches.
 CANCEL_CHECK: ContextVar[Callable[[], bool] | None] = ContextVar("cancel_check", default=None)
 
 

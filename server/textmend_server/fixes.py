@@ -144,6 +144,7 @@ _COARSE_RE = re.compile(r"[\x00-\x7f]+|[^\x00-\x7f]+")
 # that a long line of Chinese with damage in two places gives two edits.
 _MARKS = "，。、；：！？「」“”"
 _FINE_RE = re.compile(rf"[{_MARKS}]|[^{_MARKS}]+")
+_MARK_SET = frozenset(_MARKS)  # a token is a mark when it is one of these, not a run of them
 # A changed region longer than this is one edit rather than a character diff (whose cost
 # grows with the square of the region).
 MAX_REFINE = 4000
@@ -184,7 +185,7 @@ def _token_changes(
     ta, tb = tokens.findall(a, a1, a2), tokens.findall(b, b1, b2)
     out: list[tuple[int, int, int, int, bool]] = []
     if len(ta) == len(tb) and all(
-        x == y or not (x.isascii() or y.isascii() or x in _MARKS or y in _MARKS)
+        x == y or not (x.isascii() or y.isascii() or x in _MARK_SET or y in _MARK_SET)
         for x, y in zip(ta, tb, strict=True)
     ):
         for x, y in zip(ta, tb, strict=True):

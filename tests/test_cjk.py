@@ -211,7 +211,9 @@ def test_repaired_slip_reports_evidence():
     (p,) = find_phase_slips("3人??偛酶窭赘瘛げ剂_克曼")
     assert p.replacement == "。總裁格雷格·布羅"
     assert "GBK" in p.reason and "nats" in p.reason
-    assert p.confidence > 0.8 and not p.flag_only
+    # How likely a reading this long with this margin is to be exactly right (calibrated on
+    # generated slips): neither a certainty nor a guess.
+    assert 0.3 < p.confidence < 0.99 and not p.flag_only
 
 
 # --- wrong-codec runs -------------------------------------------------------------------

@@ -103,12 +103,33 @@ def text_language(text: str) -> str | None:
     return "zh"
 
 
-def _confidence(margin: float, gap: float) -> float:
-    """Confidence of a re-phase from its margin over the text as it stands and its gap over
-    the next-best reconstruction, both in nats."""
-    vs_keep = 1.0 - math.exp(-max(margin, 0.0) / 8.0)
-    vs_other = 1.0 / (1.0 + math.exp(-max(gap, 0.0) + 1.0))
-    return round(max(0.0, min(0.99, vs_keep * vs_other)), 3)
+# The chance that a re-phased reading is exactly right, as a logistic function of its gap over
+# the next-best reading (nats, capped at 20), the log of its length and its margin over the
+# text as it stands per character (capped at 20). Fitted to 598 repairs applied on generated
+# GBK slips (`bench/cjk_bench.py` corpora, tuning seeds 7, 11 and 13); on 492 others (seeds 17
+# and 19) repairs given 0.8-1.0 were right 89% of the time (mean confidence 0.90), 0.4-0.6
+# 54% (0.49), 0.0-0.2 10% (0.12). The margin and gap alone said 0.96 for repairs right 67%
+# of the time: a long run has more characters to get wrong.
+_CONF_BIAS = 1.057
+_CONF_GAP = 0.1352
+_CONF_LOG_LENGTH = -1.276
+_CONF_MARGIN_PER_CHAR = 0.1001
+
+
+def _confidence(margin: float, gap: float, length: int) -> float:
+    """How likely a re-phased reading of length characters is to be exactly right, from its
+    margin over the text as it stands and its gap over the next-best reading (both in nats).
+
+    >>> _confidence(60.0, 20.0, 3) > _confidence(60.0, 2.0, 3) > _confidence(60.0, 2.0, 30)
+    True
+    """
+    x = (
+        _CONF_BIAS
+        + _CONF_GAP * min(max(gap, 0.0), 20.0)
+        + _CONF_LOG_LENGTH * math.log(max(length, 1))
+        + _CONF_MARGIN_PER_CHAR * min(max(margin, 0.0) / max(length, 1), 20.0)
+    )
+    return round(max(0.01, min(0.99, 1.0 / (1.0 + math.exp(-x)))), 3)
 
 
 def _suspect_spans(text: str, positions: list[int]) -> list[tuple[int, int]]:
@@ -196,7 +217,7 @@ def find_phase_slips(text: str) -> list[Proposal]:
         length = best.end - best.start
         invented = len(best.replacement) - length > max_growth(length)
         flag = best.margin < EDIT_MARGIN or best.guessed or best.exhausted or invented
-        conf = _confidence(best.margin, best.gap)
+        conf = _confidence(best.margin, best.gap, len(best.replacement))
         reason = (
             f"{_CODEC_NAMES[best.codec]} bytes read one byte out of phase; re-phased text "
             f"scores {best.margin:.1f} nats better under the {_LANG_NAMES[lang]} character "

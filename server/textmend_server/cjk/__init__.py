@@ -106,14 +106,14 @@ def text_language(text: str) -> str | None:
 # The chance that a re-phased reading is exactly right, as a logistic function of its gap over
 # the next-best reading (nats, capped at 20), the log of its length and its margin over the
 # text as it stands per character (capped at 20). Fitted to 598 repairs applied on generated
-# GBK slips (`bench/cjk_bench.py` corpora, tuning seeds 7, 11 and 13); on 492 others (seeds 17
-# and 19) repairs given 0.8-1.0 were right 89% of the time (mean confidence 0.90), 0.4-0.6
-# 54% (0.49), 0.0-0.2 10% (0.12). The margin and gap alone said 0.96 for repairs right 67%
-# of the time: a long run has more characters to get wrong.
-_CONF_BIAS = 1.057
+# GBK slips (`bench/calibrate.py --fit-seeds 7,11,13 --docs 30`); on 492 others (seeds 17 and
+# 19) repairs given 0.8-1.0 were right 89% of the time (mean confidence 0.90), 0.4-0.6 54%
+# (0.49), 0.0-0.2 10% (0.12). The margin and gap alone said 0.96 for repairs right 67% of
+# the time: a long run has more characters to get wrong.
+_CONF_BIAS = 1.0616
 _CONF_GAP = 0.1352
-_CONF_LOG_LENGTH = -1.276
-_CONF_MARGIN_PER_CHAR = 0.1001
+_CONF_LOG_LENGTH = -1.2768
+_CONF_MARGIN_PER_CHAR = 0.0999
 
 
 def _confidence(margin: float, gap: float, length: int) -> float:

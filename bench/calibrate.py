@@ -1,0 +1,233 @@
+"""How well the CJK repairs' confidences predict that a repair is exactly right, and the fit
+that sets them.
+
+    .venv/bin/python bench/calibrate.py --check-seeds 90210             # the table, as shipped
+    .venv/bin/python bench/calibrate.py --fit-seeds 7,11,13 --check-seeds 17,19   # refit
+
+Uses the corpora and the corruption of `bench/cjk_bench.py`. For every phase-slip repair
+applied on generated GBK documents (simplified and traditional) and every wrong-codec repair
+on the benchmark's codec pairs, it records the repair's confidence, the features the
+confidence is computed from, and whether the repair is exactly right (its replacement is
+what the clean text holds there). `--fit-seeds` fits the two logistic models of
+`textmend_server.cjk._confidence` and `textmend_server.cjk.codecrun.fill_confidence` on those
+seeds and prints their weights; `--check-seeds` prints, per confidence band, how many repairs
+fell in it, their mean confidence and how many were right (with the shipped confidences, and
+with the refitted ones when `--fit-seeds` is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import math
+import os
+import random
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import cjk_bench as cb  # noqa: E402
+from corruptors import corrupt_document, diff_spans, wrong_codec  # noqa: E402
+
+import textmend_server.cjk as cjk  # noqa: E402
+from textmend_server.cjk import find_phase_slips, find_wrong_codec_runs  # noqa: E402
+
+Row = dict[str, float]
+
+
+def slip_rows(seeds: Sequence[int], docs: int) -> list[Row]:
+    """One row per phase-slip repair applied: gap, margin, length, confidence, right."""
+    seen: list[tuple[float, float]] = []
+    shipped = cjk._confidence
+
+    def recording(margin: float, gap: float, length: int) -> float:
+        seen.append((margin, gap))
+        return shipped(margin, gap, length)
+
+    daily = cb.people_daily()
+    half = len(daily) // 2
+    corpora = {"simplified": daily[:half], "traditional": cb.traditional(daily[half : half + 3000])}
+    rows: list[Row] = []
+    cjk._confidence = recording
+    try:
+        for seed in seeds:
+            for name, paras in corpora.items():
+                paras = [p for p in paras if cb._encodable(p, "gbk")]
+                rng = random.Random(seed)
+                for k, doc in enumerate(cb.make_documents(paras, docs, rng)):
+                    chars = sorted({c for p in doc for c in p if "\u4e00" <= c <= "\u9fff"})
+                    pinyin = rng.sample(chars, min(len(chars), 40))
+                    c = corrupt_document(
+                        doc, codec="gbk", seed=seed * 7919 + k, pinyin_chars=pinyin,
+                        trigger_p=0.85, random_rate=0.0, fold=True,
+                    )  # fmt: skip
+                    seen.clear()
+                    found = find_phase_slips(c.text)
+                    if len(seen) != len(found):
+                        continue  # starved: proposals made without a fresh confidence
+                    applied = [(p, f) for p, f in zip(found, seen, strict=True) if not p.flag_only]
+                    rows += _judge_slips(c.text, c.expected, applied, name)
+    finally:
+        cjk._confidence = shipped
+    return rows
+
+
+def _judge_slips(text: str, expected: str, applied, name: str) -> list[Row]:
+    # Apply the repairs, then the later stages; a repair is right when the finished text
+    # agrees with the clean one over the repair's span.
+    pieces, spans, last, pos = [], [], 0, 0
+    for p, feats in applied:
+        pieces.append(text[last : p.start])
+        pos += p.start - last
+        spans.append((pos, pos + len(p.replacement), p, feats))
+        pieces.append(p.replacement)
+        pos += len(p.replacement)
+        last = p.end
+    pieces.append(text[last:])
+    repaired = "".join(pieces)
+    finished = cb.repair(repaired)
+    ops = difflib.SequenceMatcher(None, repaired, finished, autojunk=False).get_opcodes()
+
+    def moved(i: int) -> int:
+        for tag, i1, i2, j1, _ in ops:
+            if i1 <= i < i2 or (i == i2 and tag == "equal"):
+                return j1 + (i - i1) if tag == "equal" else j1
+        return len(finished)
+
+    wrong_spans = diff_spans(finished, expected)
+    rows = []
+    for a, b, p, (margin, gap) in spans:
+        ma, mb = moved(a), moved(b)
+        wrong = any(
+            (i1 < mb and i2 > ma) or (i1 == i2 and ma <= i1 <= mb) for i1, i2, *_ in wrong_spans
+        )
+        rows.append(
+            {"margin": margin, "gap": gap, "length": len(p.replacement), "conf": p.confidence,
+             "right": float(not wrong), "traditional": float(name == "traditional")}
+        )  # fmt: skip
+    return rows
+
+
+def codec_rows(seeds: Sequence[int], runs: int) -> list[Row]:
+    """One row per wrong-codec repair: bytes filled, length, confidence, right."""
+    daily = cb.people_daily()
+    half = len(daily) // 2
+    simp, trad = daily[:half], cb.traditional(daily[half : half + 3000])
+    ja, ko = cb.japanese(), cb.korean()
+    cases = [
+        (simp, "utf-8", "gbk"), (simp, "gbk", "big5"), (trad, "big5", "gbk"),
+        (ja, "shift_jis", "cp1252"), (ja, "shift_jis", "latin-1"),
+        (ko, "euc_kr", "cp1252"), (ko, "euc_kr", "latin-1"),
+    ]  # fmt: skip
+    rows: list[Row] = []
+    for seed in seeds:
+        rng = random.Random(seed + 1)
+        for paras, written, read_as in cases:
+            for _ in range(runs):
+                clean = rng.choice(paras)[:60]
+                try:
+                    clean.encode(written)
+                except UnicodeEncodeError:
+                    continue
+                before, after = rng.choice(paras)[:30], rng.choice(paras)[:30]
+                text = before + "\n" + wrong_codec(clean, written, read_as) + "\n" + after
+                for p in find_wrong_codec_runs(text):
+                    rows.append(
+                        {"unknown": text.count("\ufffd", p.start, p.end),
+                         "length": len(p.replacement), "conf": p.confidence,
+                         "right": float(p.replacement in clean)}
+                    )  # fmt: skip
+    return rows
+
+
+def slip_features(r: Row) -> list[float]:
+    """As `textmend_server.cjk._confidence` reads a repair."""
+    n = max(r["length"], 1)
+    return [1.0, min(max(r["gap"], 0.0), 20.0), math.log(n), min(max(r["margin"], 0) / n, 20.0)]
+
+
+def codec_features(r: Row) -> list[float]:
+    """As `textmend_server.cjk.codecrun.fill_confidence` reads a repair."""
+    return [1.0, math.log1p(r["unknown"]), r["unknown"] / max(r["length"], 1)]
+
+
+def fit(rows: list[Row], features: Callable[[Row], list[float]], steps: int = 6000) -> list[float]:
+    """Logistic regression of right on features, by gradient ascent on the log-likelihood."""
+    xs = [features(r) for r in rows]
+    ys = [r["right"] for r in rows]
+    # Scale each feature for the ascent; the weights are returned unscaled.
+    scale = [max(1e-9, max(abs(x[i]) for x in xs)) for i in range(len(xs[0]))]
+    xs = [[v / s for v, s in zip(x, scale, strict=True)] for x in xs]
+    w = [0.0] * len(scale)
+    for _ in range(steps):
+        grad = [0.0] * len(w)
+        for x, y in zip(xs, ys, strict=True):
+            p = 1.0 / (1.0 + math.exp(-sum(a * b for a, b in zip(w, x, strict=True))))
+            for i, v in enumerate(x):
+                grad[i] += (y - p) * v
+        w = [wi + 2.0 * g / len(xs) for wi, g in zip(w, grad, strict=True)]
+    return [wi / s for wi, s in zip(w, scale, strict=True)]
+
+
+def predictor(w: list[float], features: Callable[[Row], list[float]]) -> Callable[[Row], float]:
+    return lambda r: (
+        1.0 / (1.0 + math.exp(-sum(a * b for a, b in zip(w, features(r), strict=True))))
+    )
+
+
+def table(rows: list[Row], conf: Callable[[Row], float], title: str) -> None:
+    print(f"  {title}: {len(rows)} repairs, {sum(r['right'] for r in rows):.0f} right")
+    bands: dict[int, list[float]] = {}
+    for r in rows:
+        c = conf(r)
+        band = bands.setdefault(min(int(c * 5), 4), [0, 0.0, 0.0])
+        band[0] += 1
+        band[1] += c
+        band[2] += r["right"]
+    for k in sorted(bands, reverse=True):
+        n, total, right = bands[k]
+        print(
+            f"    {k / 5:.1f}-{(k + 1) / 5:.1f}: {n:4d} repairs, mean confidence "
+            f"{total / n:.2f}, right {100 * right / n:.0f}%"
+        )
+
+
+def _seeds(text: str) -> list[int]:
+    return [int(s) for s in re.split(r"[,\s]+", text.strip()) if s]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--fit-seeds", type=_seeds, default=[], help="seeds to fit the models on")
+    ap.add_argument("--check-seeds", type=_seeds, default=[90210], help="seeds to measure on")
+    ap.add_argument("--docs", type=int, default=40, help="documents per script and seed")
+    ap.add_argument("--runs", type=int, default=30, help="wrong-codec runs per pair and seed")
+    args = ap.parse_args(argv)
+    fitted: dict[str, Callable[[Row], float]] = {}
+    if args.fit_seeds:
+        slips = slip_rows(args.fit_seeds, args.docs)
+        codecs = codec_rows(args.fit_seeds, args.runs)
+        ws, wc = fit(slips, slip_features), fit(codecs, codec_features)
+        print(f"fitted on seeds {args.fit_seeds}: {len(slips)} slip repairs, {len(codecs)} codec")
+        print("  _confidence (bias, gap, log length, margin per char):", [round(x, 4) for x in ws])
+        print("  fill_confidence (bias, log1p unknown, unknown share):", [round(x, 4) for x in wc])
+        fitted = {"slip": predictor(ws, slip_features), "codec": predictor(wc, codec_features)}
+    print(f"measured on seeds {args.check_seeds}")
+    slips = slip_rows(args.check_seeds, args.docs)
+    codecs = codec_rows(args.check_seeds, args.runs)
+    table(slips, lambda r: r["conf"], "phase-slip repairs, shipped confidence")
+    if fitted:
+        table(slips, fitted["slip"], "phase-slip repairs, refitted")
+    table(codecs, lambda r: r["conf"], "wrong-codec repairs, shipped confidence")
+    if fitted:
+        table(codecs, fitted["codec"], "wrong-codec repairs, refitted")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    raise SystemExit(main())

@@ -273,6 +273,17 @@ def test_a_quoted_line_read_with_the_wrong_codec_is_found_though_half_of_it_is_m
     assert [p.replacement for p in find_wrong_codec_runs(text)] == [clean]
 
 
+@pytest.mark.parametrize(
+    "clean", ["他是中国人民伟大的英雄（摘译）", "会议通过了关于加强环境保护的决定（全文）"]
+)
+def test_a_byte_lost_at_the_end_of_a_line_closes_the_bracket_the_line_opened(clean):
+    """GBK read as Big5 loses the last `）`'s lead byte; the line's open `（` says what it was."""
+    bad = wrong_codec(clean, "gbk", "big5")
+    assert bad.endswith("\ufffd")
+    text = "前面的文字。\n" + bad + "\n后面的文字。"
+    assert _repair(text) == "前面的文字。\n" + clean + "\n后面的文字。"
+
+
 def test_a_quotation_does_not_open_on_a_clause_mark():
     model = get_model("zh")
     assert model.logp("“", "，") < model.logp("“", "你") - 4

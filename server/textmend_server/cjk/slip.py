@@ -739,7 +739,9 @@ def pairing_cost(stack: list[str], piece: str, line_ends: bool) -> float:
                 cost += math.log(0.1)
     if line_ends:
         if any(not m.startswith(_CARRIED) for m in stack):
-            cost += math.log(0.1)
+            # A paragraph left with a bracket or quotation open (one not carried over from
+            # the paragraphs before) is rarer still than a stray closing mark.
+            cost += math.log(0.01)
         body = piece.rstrip("".join(_CLOSERS))
         if body and body[-1] not in _SENTENCE_END:
             cost += math.log(0.2)

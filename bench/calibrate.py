@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import cjk_bench as cb  # noqa: E402
-from corruptors import corrupt_document, diff_spans, wrong_codec  # noqa: E402
+from corruptors import corrupt_document, diff_spans  # noqa: E402
 
 import textmend_server.cjk as cjk  # noqa: E402
 from textmend_server.cjk import find_phase_slips, find_wrong_codec_runs  # noqa: E402
@@ -118,23 +118,11 @@ def codec_rows(seeds: Sequence[int], runs: int) -> list[Row]:
     half = len(daily) // 2
     simp, trad = daily[:half], cb.traditional(daily[half : half + 3000])
     ja, ko = cb.japanese(), cb.korean()
-    cases = [
-        (simp, "utf-8", "gbk"), (simp, "gbk", "big5"), (trad, "big5", "gbk"),
-        (ja, "shift_jis", "cp1252"), (ja, "shift_jis", "latin-1"),
-        (ko, "euc_kr", "cp1252"), (ko, "euc_kr", "latin-1"),
-    ]  # fmt: skip
     rows: list[Row] = []
     for seed in seeds:
         rng = random.Random(seed + 1)
-        for paras, written, read_as in cases:
-            for _ in range(runs):
-                clean = rng.choice(paras)[:60]
-                try:
-                    clean.encode(written)
-                except UnicodeEncodeError:
-                    continue
-                before, after = rng.choice(paras)[:30], rng.choice(paras)[:30]
-                text = before + "\n" + wrong_codec(clean, written, read_as) + "\n" + after
+        for _, paras, written, read_as in cb.wrong_codec_cases(simp, trad, ja, ko):
+            for clean, text, _ in cb.wrong_codec_samples(rng, paras, written, read_as, runs):
                 for p in find_wrong_codec_runs(text):
                     rows.append(
                         {"unknown": text.count("\ufffd", p.start, p.end),

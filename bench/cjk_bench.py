@@ -29,6 +29,7 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,10 +234,11 @@ def bench_slips(args, simp: list[str], trad: list[str], ja: list[str]) -> None:
         print(f"{'':20s} {_length_summary(lengths)}")
 
 
-def bench_wrong_codec(args, simp: list[str], trad: list[str], ja: list[str], ko: list[str]) -> None:
-    print("== wrong-codec runs ==")
-    rng = random.Random(args.seed + 1)
-    cases = [
+def wrong_codec_cases(
+    simp: list[str], trad: list[str], ja: list[str], ko: list[str]
+) -> list[tuple[str, list[str], str, str]]:
+    """The codec pairs measured: (label, clean paragraphs, written in, read as)."""
+    return [
         ("utf-8 read as gbk", simp, "utf-8", "gbk"),
         ("gbk read as big5", simp, "gbk", "big5"),
         ("big5 read as gbk", trad, "big5", "gbk"),
@@ -245,20 +247,33 @@ def bench_wrong_codec(args, simp: list[str], trad: list[str], ja: list[str], ko:
         ("euc_kr read as cp1252", ko, "euc_kr", "cp1252"),
         ("euc_kr read as latin-1", ko, "euc_kr", "latin-1"),
     ]
-    for label, paras, written, read_as in cases:
+
+
+def wrong_codec_samples(
+    rng: random.Random, paras: list[str], written: str, read_as: str, runs: int
+) -> Iterator[tuple[str, str, str]]:
+    """Up to runs (clean run, text holding it read with the wrong codec, text as it should
+    read): 60 characters of a paragraph between the starts of two others, on lines of their
+    own; paragraphs the written codec cannot encode are skipped."""
+    for _ in range(runs):
+        clean = rng.choice(paras)[:60]
+        try:
+            clean.encode(written)
+        except UnicodeEncodeError:
+            continue
+        before, after = rng.choice(paras)[:30], rng.choice(paras)[:30]
+        bad = wrong_codec(clean, written, read_as)
+        yield clean, before + "\n" + bad + "\n" + after, before + "\n" + clean + "\n" + after
+
+
+def bench_wrong_codec(args, simp: list[str], trad: list[str], ja: list[str], ko: list[str]) -> None:
+    print("== wrong-codec runs ==")
+    rng = random.Random(args.seed + 1)
+    for label, paras, written, read_as in wrong_codec_cases(simp, trad, ja, ko):
         ok = n = 0
-        for _ in range(args.runs):
-            clean = rng.choice(paras)[:60]
-            try:
-                clean.encode(written)
-            except UnicodeEncodeError:
-                continue
-            before, after = rng.choice(paras)[:30], rng.choice(paras)[:30]
-            bad = wrong_codec(clean, written, read_as)
-            text = before + "\n" + bad + "\n" + after
-            out = repair(text)
+        for _, text, expected in wrong_codec_samples(rng, paras, written, read_as, args.runs):
             n += 1
-            ok += out == before + "\n" + clean + "\n" + after
+            ok += repair(text) == expected
         print(f"{label:28s} runs restored {ok}/{n}")
 
 

@@ -313,7 +313,7 @@ _CLAUSE_MARKS = frozenset("，。、；：,;:")
 # Marks that open a quotation, title or aside.
 _OPENING_MARKS = frozenset("“‘「『《（〈【")
 # What follows a number in CJK text: units, dates, counters (script knowledge, not any text).
-_PLAIN_DIGITS = frozenset("0123456789０１２３４５６７８９〇")
+PLAIN_DIGITS = frozenset("0123456789０１２３４５６７８９〇")
 AFTER_DIGIT = frozenset(
     "年月日号時时分秒点點万萬亿億元个個人名位次岁歲天倍件项項家条條多余餘届屆周週期度米克里"
     "台臺輛辆枚部張张本篇所座户戶株頁页章节節級级つ回円歳万"
@@ -434,7 +434,7 @@ class CharModel:
             return math.log(p_class) + math.log(1 / 40)
         if cc == "digit":
             # Circled, parenthesised and other numeric signs are digits to Unicode, but rare.
-            return math.log(p_class) + math.log(1 / 10 if ch in _PLAIN_DIGITS else 1e-4)
+            return math.log(p_class) + math.log(1 / 10 if ch in PLAIN_DIGITS else 1e-4)
         if cc == "space":
             return math.log(p_class) + math.log(0.9 if ch == " " else 0.02)
         if cc == "kana" and self.lang == "zh":

@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, replace
 
 from textmend_server.cjk.dbcs import Dbcs
-from textmend_server.cjk.lm import _PLAIN_DIGITS, AFTER_DIGIT, CharModel, Scorer, WordModel
+from textmend_server.cjk.lm import AFTER_DIGIT, PLAIN_DIGITS, CharModel, Scorer, WordModel
 from textmend_server.cjk.ruby import PINYIN_TAIL_RE, Annotated, readings
 from textmend_server.cjk.scripts import PINYIN_LETTERS, char_class, fold_width
 from textmend_server.edits import Proposal
@@ -302,7 +302,7 @@ def _index(
 
 # Digits after which the digit successors are proposed; after 〇, a Chinese numeral, the word
 # list's successors are.
-_DIGITS = _PLAIN_DIGITS - {"〇"}
+_DIGITS = PLAIN_DIGITS - {"〇"}
 # What follows a digit: more digits (full-width, as double-byte text writes them), a decimal
 # point, and the counters and units numbers take.
 _DIGIT_SUCCESSORS = (*"０１２３４５６７８９．", *sorted(AFTER_DIGIT))

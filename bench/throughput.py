@@ -174,8 +174,8 @@ def corrupt(doc: str, rng: random.Random) -> str:
     return " ".join(out)
 
 
-def build_corpora(count: int, seed: int = 1) -> dict[str, list[str]]:
-    """The three corpora, count documents each."""
+def build_corpora(count: int, seed: int = 1, corrupted: bool = True) -> dict[str, list[str]]:
+    """The three corpora, count documents each (the clean two only, unless corrupted)."""
     rng = random.Random(seed)
     english = _assemble([news_typography(p) for p in _english_paragraphs()], count, rng, "\n\n")
     cjk_paras = _cjk_paragraphs()
@@ -184,9 +184,10 @@ def build_corpora(count: int, seed: int = 1) -> dict[str, list[str]]:
         if i == count:
             break
         cjk += _assemble(cjk_paras[lang], 1, rng, "\n")
+    if not corrupted:
+        return {"english": english, "cjk": cjk}
     mixed = [doc for pair in zip(english, cjk, strict=True) for doc in pair][:count]
-    corrupted = [corrupt(doc, rng) for doc in mixed]
-    return {"english": english, "cjk": cjk, "corrupted": corrupted}
+    return {"english": english, "cjk": cjk, "corrupted": [corrupt(doc, rng) for doc in mixed]}
 
 
 # --- measurements ----------------------------------------------------------------------------
@@ -661,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     from textmend_server.fixes import FTFY_CONFIG
 
     config = FTFY_CONFIG._replace(explain=False)
-    corpora = build_corpora(count)
+    corpora = build_corpora(count, corrupted=not args.big_only)
     encoded = {name: [d.encode("utf-8") for d in docs] for name, docs in corpora.items()}
     sizes = {name: statistics.mean(map(len, docs)) for name, docs in encoded.items()}
     print(

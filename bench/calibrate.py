@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import cjk_bench as cb  # noqa: E402
-from corruptors import corrupt_document, diff_spans  # noqa: E402
+from corruptors import diff_spans  # noqa: E402
 
 import textmend_server.cjk as cjk  # noqa: E402
 from textmend_server.cjk import find_phase_slips, find_wrong_codec_runs  # noqa: E402
@@ -58,13 +58,9 @@ def slip_rows(seeds: Sequence[int], docs: int) -> list[Row]:
             for name, paras in corpora.items():
                 paras = [p for p in paras if cb._encodable(p, "gbk")]
                 rng = random.Random(seed)
-                for k, doc in enumerate(cb.make_documents(paras, docs, rng)):
-                    chars = sorted({c for p in doc for c in p if "\u4e00" <= c <= "\u9fff"})
-                    pinyin = rng.sample(chars, min(len(chars), 40))
-                    c = corrupt_document(
-                        doc, codec="gbk", seed=seed * 7919 + k, pinyin_chars=pinyin,
-                        trigger_p=0.85, random_rate=0.0, fold=True,
-                    )  # fmt: skip
+                for c in cb.corrupted_documents(
+                    paras, docs, rng, seed, "gbk", pinyin=True, trigger_p=0.85, random_rate=0.0
+                ):
                     seen.clear()
                     found = find_phase_slips(c.text)
                     if len(seen) != len(found):

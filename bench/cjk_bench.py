@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "server"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from corruptors import corrupt_document, diff_spans, wrong_codec  # noqa: E402
+from corruptors import Corrupted, corrupt_document, diff_spans, wrong_codec  # noqa: E402
 
 from textmend_server.cjk import (  # noqa: E402
     find_phase_slips,
@@ -175,6 +175,33 @@ def make_documents(paras: list[str], n: int, rng: random.Random) -> list[list[st
     return docs
 
 
+def corrupted_documents(
+    paras: list[str],
+    n: int,
+    rng: random.Random,
+    seed: int,
+    codec: str,
+    *,
+    pinyin: bool,
+    trigger_p: float,
+    random_rate: float,
+) -> Iterator[Corrupted]:
+    """n documents of consecutive paragraphs, corrupted with the byte model: with pinyin,
+    forty of each document's Han characters are annotated by the converter."""
+    for k, doc in enumerate(make_documents(paras, n, rng)):
+        chars = sorted({c for p in doc for c in p if "\u4e00" <= c <= "\u9fff"})
+        pinyin_chars = rng.sample(chars, min(len(chars), 40)) if pinyin else None
+        yield corrupt_document(
+            doc,
+            codec=codec,
+            seed=seed * 7919 + k,
+            pinyin_chars=pinyin_chars,
+            trigger_p=trigger_p,
+            random_rate=random_rate,
+            fold=codec != "shift_jis",
+        )
+
+
 def bench_slips(args, simp: list[str], trad: list[str], ja: list[str]) -> None:
     rng = random.Random(args.seed)
     print("== phase slips and pinyin leaks ==")
@@ -196,18 +223,7 @@ def bench_slips(args, simp: list[str], trad: list[str], ja: list[str]) -> None:
         lengths: list[int] = []
         t0 = time.perf_counter()
         n = args.docs if codec == "gbk" else max(20, args.docs // 3)
-        for k, doc in enumerate(make_documents(paras, n, rng)):
-            chars = sorted({c for p in doc for c in p if "\u4e00" <= c <= "\u9fff"})
-            pinyin_chars = rng.sample(chars, min(len(chars), 40)) if opts["pinyin"] else None
-            c = corrupt_document(
-                doc,
-                codec=codec,
-                seed=args.seed * 7919 + k,
-                pinyin_chars=pinyin_chars,
-                trigger_p=opts["trigger_p"],
-                random_rate=opts["random_rate"],
-                fold=codec != "shift_jis",
-            )
+        for c in corrupted_documents(paras, n, rng, args.seed, codec, **opts):
             out = repair(c.text)
             lengths += span_lengths(c.text, c.expected)
             t, r, f = score_document(c.text, c.expected, out)

@@ -50,12 +50,12 @@ def slip_rows(seeds: Sequence[int], docs: int) -> list[Row]:
 
     daily = cb.people_daily()
     half = len(daily) // 2
-    corpora = {"simplified": daily[:half], "traditional": cb.traditional(daily[half : half + 3000])}
+    corpora = [daily[:half], cb.traditional(daily[half : half + 3000])]
     rows: list[Row] = []
     cjk._confidence = recording
     try:
         for seed in seeds:
-            for name, paras in corpora.items():
+            for paras in corpora:
                 paras = [p for p in paras if cb._encodable(p, "gbk")]
                 rng = random.Random(seed)
                 for c in cb.corrupted_documents(
@@ -66,13 +66,13 @@ def slip_rows(seeds: Sequence[int], docs: int) -> list[Row]:
                     if len(seen) != len(found):
                         continue  # starved: proposals made without a fresh confidence
                     applied = [(p, f) for p, f in zip(found, seen, strict=True) if not p.flag_only]
-                    rows += _judge_slips(c.text, c.expected, applied, name)
+                    rows += _judge_slips(c.text, c.expected, applied)
     finally:
         cjk._confidence = shipped
     return rows
 
 
-def _judge_slips(text: str, expected: str, applied, name: str) -> list[Row]:
+def _judge_slips(text: str, expected: str, applied) -> list[Row]:
     # Apply the repairs, then the later stages; a repair is right when the finished text
     # agrees with the clean one over the repair's span.
     pieces, spans, last, pos = [], [], 0, 0
@@ -103,7 +103,7 @@ def _judge_slips(text: str, expected: str, applied, name: str) -> list[Row]:
         )
         rows.append(
             {"margin": margin, "gap": gap, "length": len(p.replacement), "conf": p.confidence,
-             "right": float(not wrong), "traditional": float(name == "traditional")}
+             "right": float(not wrong)}
         )  # fmt: skip
     return rows
 

@@ -31,6 +31,7 @@ import gzip
 import math
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 from functools import lru_cache
 from itertools import pairwise
 
@@ -650,6 +651,10 @@ WORD_WEIGHT = 0.6
 CACHE_WEIGHT = 0.3
 
 
+# The row of a history nothing was scored after yet (never written to).
+_NO_ROW: dict[str, float] = {}
+
+
 class Scorer:
     """Scores characters in context for one text: the character model, the word lattice and a
     cache of the character pairs the text itself uses outside the spans under repair. A plain
@@ -672,7 +677,10 @@ class Scorer:
         self.trad = traditional
         self.plain = plain
         self.words = model.words() if not plain else None
-        self._memo: dict[tuple[str, str], float] = {}
+        # lp's values by history, then character: a search scores many characters after one
+        # history, and reads the history's row once for all of them (`memo_row`).
+        self._memo: dict[str, dict[str, float]] = {}
+        self._memo_size = 0
         # Results callers derive from this scorer's probabilities alone, keyed by what they
         # depend on (the slip search's guess of a swallowed byte); they live as long as it.
         self.derived: dict[tuple[str, ...], tuple[str, float]] = {}
@@ -694,14 +702,34 @@ class Scorer:
         self._pairs = dict(pairs)
         self._firsts = dict(firsts)
 
+    def memo_row(self, hist: str) -> Mapping[str, float]:
+        """The values of lp(hist, ·) computed so far, by character (read-only): a caller
+        scoring many characters after one history looks them up here before calling lp."""
+        return self._memo.get(hist[-1:] if self.plain else hist, _NO_ROW)
+
     def lp(self, hist: str, ch: str) -> float:
         """log P(ch | the characters before it), in nats."""
-        key = (hist, ch)
-        hit = self._memo.get(key)
-        if hit is not None:
-            return hit
         if self.plain:
-            return self.model.logp(hist[-1:], ch, self.trad)
+            # The bigrams alone: only the last character of the history counts.
+            hist = hist[-1:]
+        row = self._memo.get(hist)
+        if row is not None:
+            hit = row.get(ch)
+            if hit is not None:
+                return hit
+        if self.plain:
+            rest = self.model.logp(hist, ch, self.trad)
+        else:
+            rest = self._contextual(hist, ch)
+        if self._memo_size < 1_000_000:
+            if row is None:
+                row = self._memo[hist] = {}
+            row[ch] = rest
+            self._memo_size += 1
+        return rest
+
+    def _contextual(self, hist: str, ch: str) -> float:
+        """lp with the word lattice and the document's own character pairs."""
         rest, p = self._shared(hist, ch)
         if p is not None:
             prev = hist[-1:]
@@ -710,8 +738,6 @@ class Scorer:
                 mu = CACHE_WEIGHT * seen / (seen + 1)
                 p = (1 - mu) * p + mu * self._pairs.get((prev, ch), 0) / seen
             rest += math.log(max(p, 1e-12))
-        if len(self._memo) < 1_000_000:
-            self._memo[key] = rest
         return rest
 
     def _shared(self, hist: str, ch: str) -> tuple[float, float | None]:

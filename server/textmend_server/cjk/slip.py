@@ -443,7 +443,8 @@ class _Search:
                 _SHORTLIST[key] = hit
             options = hit
         self.spent += len(options)
-        got = [(self.lp(hist, ch), ch, t) for ch, t in options]
+        row, lp = self.scorer.memo_row(hist), self.lp
+        got = [(row[ch] if ch in row else lp(hist, ch), ch, t) for ch, t in options]
         got.sort(reverse=True)
         return got[:CHILDREN]
 

@@ -323,12 +323,13 @@ def _search_fill(
                     grown[key] = value
         if spent > allowed or not grown:
             return None, spent
-        ranked = sorted(
-            grown.items(),
-            key=lambda kv: kv[1] + _best_after(kv[0][1], wpy, model),
-            reverse=True,
-        )[:FILL_BEAM]
-        beam = [(v, out, rest) for (out, rest), v in ranked]
+        # Ranked with the optimistic score of the incomplete character each state carries
+        # (few distinct ones: computed once each).
+        items = list(grown.items())
+        after = {rest: _best_after(rest, wpy, model) for rest in {r for _, r in grown}}
+        keys = [v + after[rest] for (_, rest), v in items]
+        ranked = sorted(range(len(items)), key=keys.__getitem__, reverse=True)[:FILL_BEAM]
+        beam = [(items[k][1], *items[k][0]) for k in ranked]
     stack, line_ends = marks
     done = [
         (v + pairing_cost(list(stack), out, line_ends), out) for v, out, rest in beam if not rest

@@ -31,7 +31,7 @@ import gzip
 import math
 import os
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable
 from functools import lru_cache
 from itertools import pairwise
 
@@ -412,6 +412,13 @@ class CharModel:
             self._cache[key] = value
         return value
 
+    def rank(
+        self, prev: str, options: Iterable[tuple[str, int]], traditional: bool | None = None
+    ) -> list[tuple[str, int]]:
+        """options (character, tag) by the bigram log P(character | prev), best first."""
+        logp = self.logp
+        return sorted(options, key=lambda o: logp(prev, o[0], traditional), reverse=True)
+
     def _logp(self, prev: str, ch: str, traditional: bool | None) -> float:
         pc = char_class(prev) if prev else "punct"
         cc = char_class(ch)
@@ -702,10 +709,16 @@ class Scorer:
         self._pairs = dict(pairs)
         self._firsts = dict(firsts)
 
-    def memo_row(self, hist: str) -> Mapping[str, float]:
-        """The values of lp(hist, ·) computed so far, by character (read-only): a caller
-        scoring many characters after one history looks them up here before calling lp."""
-        return self._memo.get(hist[-1:] if self.plain else hist, _NO_ROW)
+    def top(
+        self, hist: str, options: Iterable[tuple[str, int]], k: int
+    ) -> list[tuple[float, str, int]]:
+        """The k best of options (character, tag) after hist, as (lp, character, tag), best
+        first: the searches' inner loop, kept here with the scoring it runs."""
+        row = self._memo.get(hist[-1:] if self.plain else hist, _NO_ROW)
+        lp = self.lp
+        got = [(row[ch] if ch in row else lp(hist, ch), ch, t) for ch, t in options]
+        got.sort(reverse=True)
+        return got[:k]
 
     def lp(self, hist: str, ch: str) -> float:
         """log P(ch | the characters before it), in nats."""

@@ -435,18 +435,13 @@ class _Search:
             # same place in every process, or a second repair could decide differently.
             self.spent += len(options)
             if hit is None:
-                logp = self.model.logp
-                ranked = sorted(options, key=lambda o: logp(prev, o[0], trad), reverse=True)
-                hit = tuple(ranked[: 2 * CHILDREN])
+                hit = tuple(self.model.rank(prev, options, trad)[: 2 * CHILDREN])
                 if len(_SHORTLIST) > 20_000:
                     _SHORTLIST.clear()
                 _SHORTLIST[key] = hit
             options = hit
         self.spent += len(options)
-        row, lp = self.scorer.memo_row(hist), self.lp
-        got = [(row[ch] if ch in row else lp(hist, ch), ch, t) for ch, t in options]
-        got.sort(reverse=True)
-        return got[:CHILDREN]
+        return self.scorer.top(hist, options, CHILDREN)
 
     def token(self, ch: str) -> tuple[int, ...] | None:
         """The bytes the misaligned decoder read to produce ch (two, one, or None)."""

@@ -141,7 +141,6 @@ class SlipRepair:
     margin: float  # nats the repair scores better than the text as it stands
     gap: float  # nats between the best and the next-best distinct reconstruction
     codec: str
-    dropped: int  # user-defined pairs put back
     guessed: bool = False  # a swallowed byte had to be guessed from context alone
     spent: int = 0  # candidate evaluations the search took
     exhausted: bool = False  # the search ran out of budget: report, do not edit
@@ -453,13 +452,13 @@ class _Search:
         return tuple(raw)
 
     def run(self, start: int, pos: int, pending: tuple[int, ...], out: str, channel: float):
-        """Search from pos; yields finished (end, out, score, channel, dropped) hypotheses."""
+        """Search from pos; returns finished (end, out, score, channel) hypotheses."""
         text = self.text
         hn = WordModel.HIST
         left_ctx = text_before(text, start, hn)
         base = self.scorer.score(out, left_ctx) if out else 0.0
         beam = [_State(base + channel, pos, pending, out, 0, channel)]
-        done: list[tuple[int, str, float, float, int]] = []
+        done: list[tuple[int, str, float, float]] = []
         limit = min(len(text), pos + MAX_RUN)
         # The text as it stands, scored once, a prefix at a time (kept[k]: text[start:start+k]).
         kept = [0.0]
@@ -534,7 +533,7 @@ class _Search:
                         # Resynchronisation: this byte was the trail of an original character.
                         nxt = text[st.pos + 1 : st.pos + 2] if not st.out else ""
                         for lp, ch in self.closing(st.pending, b, last, nxt):
-                            done.append((st.pos + 1, st.out + ch, st.score + lp, st.channel, 0))
+                            done.append((st.pos + 1, st.out + ch, st.score + lp, st.channel))
                     if obs == "?" and st.unread < MAX_UNREADABLE:
                         # A pair that is no character, read as `?`; the run goes on.
                         options = _drop_chars(self.c, self.model, st.pending, self.unassigned)
@@ -579,7 +578,6 @@ class _Search:
                                     st.out + ch + "\x00",
                                     st.score + lp + cost,
                                     st.channel + cost,
-                                    0,
                                 )
                             )
                     if self.folded and 0x21 <= b <= 0x7E:
@@ -630,13 +628,13 @@ DONE_PER_END = 12
 
 
 def _best_per_end(
-    done: list[tuple[int, str, float, float, int]],
-) -> list[tuple[int, str, float, float, int]]:
+    done: list[tuple[int, str, float, float]],
+) -> list[tuple[int, str, float, float]]:
     """The DONE_PER_END best finished readings for each end position; of readings that end
     alike (the same end, the same last characters the text after them is scored on), only the
     best: what follows scores the same after each of them."""
     done.sort(key=lambda d: (d[0], d[2]), reverse=True)
-    out: list[tuple[int, str, float, float, int]] = []
+    out: list[tuple[int, str, float, float]] = []
     end, kept = -1, 0
     seen: set[str] = set()
     for d in done:
@@ -860,7 +858,7 @@ def _repair_at(
     starts.append((i + 1, search.leads, P_CUT))
     finished: list[tuple[float, int, str, float, int]] = []
     for pos, pending, channel in starts:
-        for end, out, score, chan, _ in search.run(i, pos, pending, "", channel):
+        for end, out, score, chan in search.run(i, pos, pending, "", channel):
             finished.append((score, end, out, chan, pos))
     if not finished:
         return None
@@ -912,8 +910,7 @@ def _repair_at(
             gap = margin - other[0]
             break
     replacement = fold_width(out) if folded else out
-    dropped = 0
-    return SlipRepair(i, end, replacement, margin, gap, c.name, dropped, guessed)
+    return SlipRepair(i, end, replacement, margin, gap, c.name, guessed)
 
 
 _RUBY_IN_RUN_RE = re.compile(rf"\(?[{PINYIN_LETTERS}1-5]+\)")

@@ -10,11 +10,30 @@
 #
 #     executions=N failures=M seconds=S
 #
+# and appends it, time-stamped, to fuzz/results/history.tsv. `scripts/fuzz.sh --history`
+# prints the runs recorded there and their totals.
+#
 # Stopping it early (Ctrl-C, SIGTERM) still counts and records what ran. Set
 # TEXTMEND_FUZZ_STRICT=1 to stop on known issues too. Extra arguments after SECONDS go
 # to libFuzzer (for example -max_len=256).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--history" ]; then
+  history=fuzz/results/history.tsv
+  if [ ! -s "$history" ]; then
+    echo "no fuzz runs recorded yet ($history)" >&2
+    exit 1
+  fi
+  cat "$history"
+  awk -F'[\t ]+' '{
+      for (k = 2; k <= NF; k++) { split($k, kv, "="); sum[kv[1]] += kv[2] }
+      runs++
+    }
+    END { printf "total: runs=%d executions=%d failures=%d seconds=%d\n",
+          runs, sum["executions"], sum["failures"], sum["seconds"] }' "$history"
+  exit 0
+fi
 
 seconds=${1:-60}
 shift || true

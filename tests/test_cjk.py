@@ -363,6 +363,33 @@ def test_word_lattice_prefers_whole_words():
     assert s.score("狐狸尾巴", "。") > s.score("宏尾巴", "。")
 
 
+@pytest.mark.parametrize("plain", [False, True])
+def test_scorer_top_is_the_best_of_lp_whether_memoised_or_not(plain):
+    from textmend_server.cjk.lm import Scorer, get_model
+
+    s = Scorer(get_model("zh"), False, plain=plain)
+    options = [(ch, k) for k, ch in enumerate("的是國宏司尾巴狸")]
+    fresh = s.top("狐", options, 3)
+    expected = sorted(((s.lp("狐", ch), ch, k) for ch, k in options), reverse=True)[:3]
+    assert fresh == expected
+    assert fresh[0][1] == "狸"
+    # A second look reads the memo: the same values, the same order.
+    assert s.top("狐", options, 3) == fresh
+    # The plain scorer reads only the last character of the history; the full one more.
+    assert (s.top("九尾狐", options, 3) == fresh) is plain
+
+
+def test_bigram_rank_orders_by_the_character_after_prev():
+    from textmend_server.cjk.lm import get_model
+
+    m = get_model("zh")
+    ranked = m.rank("狐", [("宏", 0), ("狸", 1), ("的", 2)])
+    assert ranked[0] == ("狸", 1)
+    assert [m.logp("狐", ch) for ch, _ in ranked] == sorted(
+        (m.logp("狐", ch) for ch, _ in ranked), reverse=True
+    )
+
+
 # --- bounded work, and stability ------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import os
 import random
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -265,20 +266,25 @@ def check_result(
     *,
     content: bytes | None = None,
     idempotent: bool = True,
+    diffed: bool = True,
 ) -> None:
     """Raise InvariantViolation unless result honours the engine's contract.
 
     Checks: edits sorted, disjoint and in bounds; applying them to the original gives the
     text; text between edits unchanged; each edit's spans hold its original and its
     replacement; findings in bounds; text and original encode as UTF-8; bounded growth; a
-    consistent verdict; decoder bookkeeping (when content is given); and, when idempotent is
-    set, that repairing the repaired text with the same policy changes nothing.
+    consistent verdict; decoder bookkeeping (when content is given); when diffed (the result
+    was asked for its diff), that the diff is empty exactly when the text is unchanged and
+    patches the original into the text; and, when idempotent is set, that repairing the
+    repaired text with the same policy changes nothing.
     """
     original, text = result.original, result.text
     _check_unicode(original, "original")
     _check_unicode(text, "text")
     if apply_edits(original, result.edits) != text:
         raise _fail("applying edits to original does not give text", original=original)
+    if diffed:
+        _check_diff(original, text, result.diff)
     _check_edits(original, text, result.edits)
     _check_findings(original, text, result.findings)
     # Summed over the edits: a stage's change may reach the log as several edits (a diff of
@@ -304,6 +310,70 @@ def check_result(
                 result.edits,
                 again.edits,
             )
+
+
+_HUNK_RE = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@\n")
+_NO_NEWLINE = "\\ No newline at end of file\n"
+
+
+def apply_unified_diff(original: str, diff: str) -> str:
+    """original patched with diff, a unified diff as `patch` reads it (strictly: every context
+    and removed line must match, every hunk's counts must add up); InvariantViolation if not."""
+    if not diff:
+        return original
+    source, lines = _lines(original), _lines(diff)
+    if len(lines) < 3 or not lines[0].startswith("--- ") or not lines[1].startswith("+++ "):
+        raise _fail("the diff has no header", diff=diff[:200])
+    out: list[str] = []
+    pos = 0
+    k = 2
+    while k < len(lines):
+        m = _HUNK_RE.fullmatch(lines[k])
+        if m is None:
+            raise _fail("not a hunk header", line=lines[k])
+        start = int(m.group(1)) - (1 if m.group(2) != "0" else 0)
+        old_len, new_len = int(m.group(2) or 1), int(m.group(4) or 1)
+        if start < pos:
+            raise _fail("hunks overlap or go backwards", line=lines[k])
+        out += source[pos:start]
+        pos = start
+        k += 1
+        seen_old = seen_new = 0
+        while k < len(lines) and not lines[k].startswith("@@"):
+            tag, body = lines[k][0], lines[k][1:]
+            if k + 1 < len(lines) and lines[k + 1] == _NO_NEWLINE:
+                body = body[:-1]
+                k += 1
+            if tag not in " -+":
+                raise _fail("a hunk line without a tag", line=lines[k])
+            if tag in " -":
+                if pos >= len(source) or source[pos] != body:
+                    raise _fail("the diff does not match the original", line=body)
+                pos += 1
+                seen_old += 1
+            if tag in " +":
+                out.append(body)
+                seen_new += 1
+            k += 1
+        if (seen_old, seen_new) != (old_len, new_len):
+            raise _fail("a hunk's line counts are wrong", counts=(old_len, new_len))
+    out += source[pos:]
+    return "".join(out)
+
+
+def _lines(text: str) -> list[str]:
+    """text's lines, each with its newline: split at "\n" alone, as the diff is (a line may
+    hold a carriage return or a Unicode line separator)."""
+    return [line for line in re.split(r"(?<=\n)", text) if line]
+
+
+def _check_diff(original: str, text: str, diff: str) -> None:
+    if diff == "" and original != text:
+        raise _fail("the text changed but the diff is empty", original=original[:200])
+    if diff and original == text:
+        raise _fail("a diff for an unchanged text", diff=diff[:500])
+    if apply_unified_diff(original, diff) != text:
+        raise _fail("the diff does not patch the original into the text", diff=diff[:500])
 
 
 def _check_unicode(value: str, name: str) -> None:
@@ -496,7 +566,6 @@ def run_request(
             declared_encoding=declared,
             content_type=content_type,
             policy=policy,
-            include_diff=False,
         )
     except ALLOWED_ERRORS:
         return None

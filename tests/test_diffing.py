@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import difflib
-import re
 
+from fuzz_target import fe
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -12,45 +12,7 @@ from textmend_server.diffing import unified_diff
 from textmend_server.edits import EditLog, Proposal
 from textmend_server.policy import Category
 
-_HUNK = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
-
-
-def patch(original: str, diff: str) -> str:
-    """Apply a unified diff to original (a small, strict patch(1))."""
-    if not diff:
-        return original
-    source = original.splitlines(keepends=True)
-    lines = diff.splitlines(keepends=True)
-    assert lines[0].startswith("--- ") and lines[1].startswith("+++ ")
-    out: list[str] = []
-    pos = 0
-    k = 2
-    while k < len(lines):
-        m = _HUNK.match(lines[k])
-        assert m, lines[k]
-        start = int(m.group(1)) - (1 if m.group(2) != "0" else 0)
-        old_len = int(m.group(2) or 1)
-        new_len = int(m.group(4) or 1)
-        out += source[pos:start]
-        pos = start
-        k += 1
-        seen_old = seen_new = 0
-        while k < len(lines) and not lines[k].startswith("@@"):
-            tag, body = lines[k][0], lines[k][1:]
-            if k + 1 < len(lines) and lines[k + 1].startswith("\\ No newline"):
-                body = body[:-1]
-                k += 1
-            if tag in " -":
-                assert source[pos] == body, (source[pos], body)
-                pos += 1
-                seen_old += 1
-            if tag in " +":
-                out.append(body)
-                seen_new += 1
-            k += 1
-        assert (seen_old, seen_new) == (old_len, new_len)
-    out += source[pos:]
-    return "".join(out)
+patch = fe.apply_unified_diff
 
 
 @settings(max_examples=300, deadline=None)

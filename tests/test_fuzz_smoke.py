@@ -8,30 +8,10 @@ its input with a plain provider. Long, coverage-guided runs are `scripts/fuzz.sh
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
+from fuzz_target import fe
 
 from textmend_server import RepairPolicy
-
-
-def _load_fuzz_engine() -> ModuleType:
-    """Import fuzz/fuzz_engine.py by path: fuzz/ is a directory of scripts, not a package."""
-    if "fuzz_engine" in sys.modules:
-        return sys.modules["fuzz_engine"]
-    path = Path(__file__).resolve().parents[1] / "fuzz" / "fuzz_engine.py"
-    spec = importlib.util.spec_from_file_location("fuzz_engine", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fuzz_engine"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fe = _load_fuzz_engine()
 
 SMOKE_INPUTS = 500
 
@@ -74,3 +54,25 @@ def test_the_target_reports_a_broken_invariant() -> None:
     )
     with pytest.raises(fe.InvariantViolation):
         fe.check_result(broken, RepairPolicy())
+
+
+def test_the_target_checks_the_diff() -> None:
+    """The diff must patch the original into the text, lines being split at "\\n" alone: a
+    carriage return or a line separator inside a line is text, as the diff treats it."""
+    content = "a\rb\u2028c cafÃ©\nnext line\n".encode()
+    result = fe.run_request(content, None, "text/plain", RepairPolicy())
+    assert result is not None and result.edits and result.diff
+    assert fe.apply_unified_diff(result.original, result.diff) == result.text
+    fields = [
+        result.original,
+        result.text,
+        result.verdict,
+        result.edits,
+        result.findings,
+        result.decoded,
+    ]
+    tampered = result.diff.replace("+a\rb\u2028c café", "+a\rb\u2028c cafe")
+    assert tampered != result.diff
+    for diff in (tampered, ""):
+        with pytest.raises(fe.InvariantViolation):
+            fe.check_result(type(result)(*fields, diff), RepairPolicy())

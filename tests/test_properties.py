@@ -16,14 +16,11 @@ The default profile keeps the run short; `HYPOTHESIS_PROFILE=long` runs far more
 from __future__ import annotations
 
 import base64
-import importlib.util
 import os
-import sys
 from itertools import pairwise
-from pathlib import Path
-from types import ModuleType
 
 import pytest
+from fuzz_target import fe
 from hypothesis import HealthCheck, event, example, given, settings, target
 from hypothesis import strategies as st
 
@@ -31,20 +28,6 @@ from textmend_server import RepairPolicy, UnknownEncodingError, engine, repair_b
 from textmend_server.cjk.slip import STARVED
 from textmend_server.fixes import STRAY_RE, find_stray_characters
 from textmend_server.policy import Action, Category
-
-
-def _load_fuzz_engine() -> ModuleType:
-    """Import fuzz/fuzz_engine.py by path: fuzz/ is a directory of scripts, not a package."""
-    path = Path(__file__).resolve().parents[1] / "fuzz" / "fuzz_engine.py"
-    spec = importlib.util.spec_from_file_location("fuzz_engine", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("fuzz_engine", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-fe = _load_fuzz_engine()
 
 settings.register_profile(
     "default",

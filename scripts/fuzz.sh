@@ -17,6 +17,9 @@
 # TEXTMEND_FUZZ_STRICT=1 to stop on known issues too. Extra arguments after SECONDS go
 # to libFuzzer (for example -max_len=256).
 set -euo pipefail
+# Read whole before it runs (a brace group is parsed entirely first): editing the script while
+# a fuzzer runs must not change what the running copy does next.
+{
 cd "$(dirname "$0")/.."
 
 if [ "${1:-}" = "--history" ]; then
@@ -105,3 +108,5 @@ summary="executions=$executions failures=$failures seconds=$elapsed"
 echo "$summary known_issue_kinds_seen=$known run=$run" >"$run/summary.txt"
 printf '%s\t%s\n' "$(date -u +%FT%TZ)" "$summary" >>"$results/history.tsv"
 echo "$summary"
+exit 0
+}

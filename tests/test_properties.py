@@ -127,6 +127,33 @@ def test_repair_text_keeps_its_contract(text: str, html: bool) -> None:
         event(f"known issue: {fe.known_issue(error, None)}")
 
 
+@given(
+    lines=st.lists(texts(max_pieces=12), min_size=2, max_size=12),
+    block=st.integers(1, 48),
+    html=st.booleans(),
+)
+def test_the_contract_holds_across_block_boundaries(
+    lines: list[str], block: int, html: bool
+) -> None:
+    """Long documents are searched a block of lines at a time (`engine.BLOCK` code points,
+    16K): with tiny blocks, every text here spans many, and a repair near a boundary must
+    keep the contract as well as one inside a block."""
+    text = "\n".join(lines)
+    policy = RepairPolicy(html=html)
+    saved = engine.BLOCK
+    engine.BLOCK = block  # for the second repair, the idempotence check's, too
+    try:
+        event(f"blocks: {min(5, sum(1 for _ in engine._blocks(text)))} (5: five or more)")
+        result = repair_text(text, policy=policy)
+        fe.check_result(result, policy)
+    except fe.InvariantViolation as error:
+        if fe.known_issue(error, None) is None:
+            raise
+        event(f"known issue: {fe.known_issue(error, None)}")
+    finally:
+        engine.BLOCK = saved
+
+
 @given(data=st.binary(max_size=300))
 def test_fuzz_target_accepts_any_bytes(data: bytes) -> None:
     """The fuzz target itself (all policies and codecs) on bytes hypothesis shrinks well."""

@@ -685,7 +685,7 @@ class Scorer:
         self.plain = plain
         self.words = model.words() if not plain else None
         # lp's values by history, then character: a search scores many characters after one
-        # history, and reads the history's row once for all of them (`memo_row`).
+        # history, and reads the history's row once for all of them (`top`).
         self._memo: dict[str, dict[str, float]] = {}
         self._memo_size = 0
         # Results callers derive from this scorer's probabilities alone, keyed by what they

@@ -22,6 +22,11 @@ feedback)::
 
     .venv/bin/python fuzz/fuzz_engine.py --random 100000 --seed 1
 
+and over a corpus once, to see what it reaches (`scripts/fuzz.sh --coverage` runs this under
+coverage.py)::
+
+    .venv/bin/python fuzz/fuzz_engine.py --replay fuzz/results/corpus --sample 1000
+
 `check_result` holds the invariants; `tests/test_properties.py` uses it too, so the property
 tests and the fuzzer check the same contract.
 """
@@ -47,9 +52,13 @@ try:
     import atheris
 except ImportError:  # the plain driver and the tests run without atheris
     atheris = None
+# The plain drivers (--random, --replay) run uninstrumented: nothing reads the coverage.
+_PLAIN_DRIVERS = ("--random", "--replay")
 _instrument = (
     atheris.instrument_imports(include=["textmend_server"], exclude=["textmend_server.cjk.lm"])
-    if atheris is not None and __name__ == "__main__"
+    if atheris is not None
+    and __name__ == "__main__"
+    and not any(arg.startswith(_PLAIN_DRIVERS) for arg in sys.argv[1:])
     else contextlib.nullcontext()
 )
 with _instrument:
@@ -658,15 +667,43 @@ def _random_driver(count: int, seed: int) -> int:
     return 0
 
 
+def _replay_driver(corpus: Path, sample: int, seed: int) -> int:
+    """Run TestOneInput on the corpus's inputs (a seeded sample of them when sample > 0),
+    with no fuzzing: to see what the corpus reaches (`scripts/fuzz.sh --coverage`)."""
+    files = sorted(p for p in corpus.iterdir() if p.is_file())
+    if not files:
+        sys.exit(f"no inputs in {corpus}")
+    if 0 < sample < len(files):
+        files = sorted(random.Random(seed).sample(files, sample))
+    started = time.monotonic()
+    for done, path in enumerate(files, 1):
+        try:
+            TestOneInput(path.read_bytes())
+        except Exception:
+            print(f"failing input: {path}", file=sys.stderr)
+            raise
+        if done % 500 == 0:
+            elapsed = time.monotonic() - started
+            print(f"#{done}/{len(files)} inputs, {elapsed:.0f}s", file=sys.stderr)
+    known = " ".join(f"known[{name}]={n}" for name, n in sorted(known_hits.items()))
+    print(f"executions={len(files)} failures=0 seconds={time.monotonic() - started:.0f} {known}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Fuzz under atheris, or with --random N, under the seeded random-bytes driver."""
+    """Fuzz under atheris; with --random N, run the seeded random-bytes driver instead; with
+    --replay DIR [--sample N], run a corpus's inputs once each."""
     argv = sys.argv if argv is None else argv
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--random", type=int, default=None)
+    parser.add_argument("--replay", type=Path, default=None)
+    parser.add_argument("--sample", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     known, rest = parser.parse_known_args(argv[1:])
     if known.random is not None:
         sys.exit(_random_driver(known.random, known.seed))
+    if known.replay is not None:
+        sys.exit(_replay_driver(known.replay, known.sample, known.seed))
     if atheris is None:
         sys.exit("atheris is not installed: pip install atheris, or use --random N")
     warm_up()  # load the language models now, not inside the first timed inputs

@@ -11,7 +11,9 @@
 #     executions=N failures=M seconds=S
 #
 # and appends it, time-stamped, to fuzz/results/history.tsv. `scripts/fuzz.sh --history`
-# prints the runs recorded there and their totals.
+# prints the runs recorded there and their totals; `scripts/fuzz.sh --coverage [SAMPLE]` how
+# much of the engine the corpus reaches (the server layers, which the target does not call,
+# left out).
 #
 # Stopping it early (Ctrl-C, SIGTERM) still counts and records what ran. Set
 # TEXTMEND_FUZZ_STRICT=1 to stop on known issues too. Extra arguments after SECONDS go
@@ -35,6 +37,21 @@ if [ "${1:-}" = "--history" ]; then
     }
     END { printf "total: runs=%d executions=%d failures=%d seconds=%d\n",
           runs, sum["executions"], sum["failures"], sum["seconds"] }' "$history"
+  exit 0
+fi
+
+if [ "${1:-}" = "--coverage" ]; then
+  # What the corpus reaches: each input (or a sample of SAMPLE of them) run once, without
+  # the fuzzer, under coverage.py; lines and branches of the engine, the least covered first.
+  sample=${2:-1000}
+  .venv/bin/python -m coverage --version >/dev/null 2>&1 \
+    || { echo "coverage.py is not installed: pip install -e '.[fuzz]'" >&2; exit 1; }
+  data=fuzz/results/.coverage
+  .venv/bin/python -m coverage run --data-file="$data" --branch \
+    --source=server/textmend_server \
+    --omit='server/textmend_server/main.py,server/textmend_server/service.py,server/textmend_server/metrics.py,server/textmend_server/config.py' \
+    fuzz/fuzz_engine.py --replay fuzz/results/corpus --sample "$sample"
+  .venv/bin/python -m coverage report --data-file="$data" --sort=cover --show-missing
   exit 0
 fi
 

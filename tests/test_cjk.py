@@ -470,6 +470,71 @@ def test_exhausted_search_is_reported_not_edited():
     assert all(p.flag_only for p in found)
 
 
+def _first_look(text: str, i: int, budget: int, annotated=None):
+    """A first look (the plain scorer's search) at text[i], and the work it was charged."""
+    from textmend_server.cjk import slip
+    from textmend_server.cjk.dbcs import codec
+    from textmend_server.cjk.lm import Scorer
+
+    model = get_model("zh")
+    work = slip.Work()
+    rep = slip.repair_at(
+        text,
+        i,
+        codec("gbk"),
+        model,
+        True,
+        True,
+        Scorer(model, True, plain=True),
+        budget,
+        work,
+        annotated,
+    )
+    return rep, work.spent
+
+
+def test_a_repeated_first_look_is_reused_with_the_same_result_and_cost():
+    from textmend_server.cjk import slip
+
+    text = "他們說公司?!彼Q他們的工作很好。"
+    i = text.index("?")
+    slip._FIRST_LOOKS.clear()
+    first, spent = _first_look(text, i, slip.RUN_BUDGET)
+    assert first is not None and first.replacement.startswith("。”他稱")
+    assert len(slip._FIRST_LOOKS) == 1
+    # Text far before the trigger, beyond all a search reads, changes nothing but positions.
+    far = "很" * 40 + "\n" + text
+    again, spent_again = _first_look(far, i + 41, slip.RUN_BUDGET)
+    assert len(slip._FIRST_LOOKS) == 1, "not reused"
+    assert (again.start, again.end) == (first.start + 41, first.end + 41)
+    assert (again.replacement, again.margin, spent_again) == (
+        first.replacement,
+        first.margin,
+        spent,
+    )
+    # What the search reads is in the key: a quotation open before the trigger is.
+    _first_look("“" + text, i + 1, slip.RUN_BUDGET)
+    assert len(slip._FIRST_LOOKS) == 2
+    # A document's annotation habits are not: its first looks are not kept.
+    _first_look("姥(lǎo)" + text, i + 6, slip.RUN_BUDGET, annotated_hosts("姥(lǎo)" + text))
+    assert len(slip._FIRST_LOOKS) == 2
+
+
+def test_a_first_look_cut_short_is_reused_only_under_the_same_budget():
+    from textmend_server.cjk import slip
+
+    text = "他們說公司?!彼Q他們的工作很好。"
+    i = text.index("?")
+    slip._FIRST_LOOKS.clear()
+    short, spent = _first_look(text, i, 40)
+    assert short is None or short.exhausted
+    assert _first_look(text, i, 40) == (short, spent)
+    fresh = slip._FIRST_LOOKS.copy()
+    full, _ = _first_look(text, i, slip.RUN_BUDGET)
+    assert full is not None and not full.exhausted
+    assert slip._FIRST_LOOKS != fresh, "searched again under the larger budget"
+
+
 @pytest.mark.parametrize(
     ("text", "html"),
     [

@@ -820,6 +820,22 @@ def repair_at(
     `annotated` is what the document's own pinyin leaks show of the converter's table."""
     if scorer is None:
         scorer = Scorer(model, traditional)
+    # Not for documents with annotation habits: the key would have to hold them, and a
+    # document's habits are as large as its set of characters.
+    cacheable = scorer.plain and annotated is None
+    key = _first_look_key(text, i, c, scorer, folded) if cacheable else None
+    if key is not None:
+        hit = _FIRST_LOOKS.get(key)
+        # A search that did not run out of budget reads the same under any budget above what
+        # it spent; one that ran out, only under the same budget.
+        if hit is not None and (hit.budget == budget or (not hit.exhausted and hit.spent < budget)):
+            # Charged as if searched again: the cache changes the cost, never the result.
+            Work.total += hit.spent
+            if work is not None:
+                work.spent += hit.spent
+            if hit.repair is None:
+                return None
+            return replace(hit.repair, start=i, end=i + hit.repair.end)
     search = _Search(text, c, scorer, folded, budget, annotated)
     try:
         rep = _repair_at(text, i, c, folded, scorer, search)
@@ -827,11 +843,56 @@ def repair_at(
         Work.total += search.spent
         if work is not None:
             work.spent += search.spent
-    if rep is None:
-        return None
-    rep.spent = search.spent
-    rep.exhausted = search.exhausted
+    if rep is not None:
+        rep.spent = search.spent
+        rep.exhausted = search.exhausted
+    if key is not None:
+        if len(_FIRST_LOOKS) >= FIRST_LOOKS_MAX:
+            _FIRST_LOOKS.clear()
+        relative = None if rep is None else replace(rep, start=0, end=rep.end - i)
+        _FIRST_LOOKS[key] = _FirstLook(relative, search.spent, budget, search.exhausted)
     return rep
+
+
+@dataclass(frozen=True, slots=True)
+class _FirstLook:
+    repair: SlipRepair | None  # positions relative to the trigger
+    spent: int
+    budget: int
+    exhausted: bool
+
+
+# First looks (searches with the plain bigram scorer, which reads nothing of a document
+# without annotation habits beyond the text around the trigger) by all they read: the
+# engine's later passes and a second repair look at most triggers again, in text that did
+# not change around them. Per process and unlocked: a race costs a repeated search, not a
+# wrong result. An entry holds about 2 KB of text.
+_FIRST_LOOKS: dict[tuple, _FirstLook] = {}
+FIRST_LOOKS_MAX = 4096
+# How far past the trigger a search reads: an annotation the trigger cut (a pinyin tail, at
+# most 8 syllables), the run (MAX_RUN), annotations within and after it, what a swallowed
+# byte took (a tag's remainder, up to 214 characters) and the two characters after the run.
+_READ_AHEAD = MAX_RUN + 512
+
+
+def _first_look_key(text: str, i: int, c: Dbcs, scorer: Scorer, folded: bool) -> tuple:
+    """What a first look at the trigger text[i], in a document with no annotation habits,
+    depends on besides its budget: the codec, the model and script, the folding, the text
+    before the trigger as the search reads it (without leaked annotations), the character
+    just before it, the paired marks open there, and the text after it up to what the search
+    can read (and whether the text ends there)."""
+    end = i + _READ_AHEAD
+    return (
+        c.name,
+        scorer.model.lang,
+        scorer.trad,
+        folded,
+        text_before(text, i, WordModel.HIST),
+        text[i - 1 : i] if i else None,
+        tuple(open_quotes(text, i)),
+        text[i:end],
+        end >= len(text),
+    )
 
 
 def _repair_at(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import replace
 from difflib import SequenceMatcher
 from html.entities import html5
@@ -148,6 +148,16 @@ _MARK_SET = frozenset(_MARKS)  # a token is a mark when it is one of these, not 
 # A changed region longer than this is one edit rather than a character diff (whose cost
 # grows with the square of the region).
 MAX_REFINE = 4000
+# Above this many pairs of elements, a comparison lets difflib skip the elements that are
+# everywhere: matching a long, repetitive line (mojibake of one pattern, repeated) exactly
+# costs about the square of its length, 3 s for 2,000 characters, minutes for a block.
+MATCH_PAIRS = 250_000
+
+
+def _matcher(a: Sequence[Hashable], b: Sequence[Hashable]) -> SequenceMatcher:
+    """difflib's matcher for a against b: exact for small inputs, with its junk heuristic
+    (elements more frequent than 1% of b are not matched on) for large ones."""
+    return SequenceMatcher(None, a, b, autojunk=len(a) * len(b) > MATCH_PAIRS)
 
 
 def _changes(a: str, b: str) -> list[tuple[int, int, int, int]]:
@@ -165,7 +175,7 @@ def _changes(a: str, b: str) -> list[tuple[int, int, int, int]]:
             if paired or (c2 - c1) + (d2 - d1) > MAX_REFINE:
                 out.append((c1, c2, d1, d2))
                 continue
-            sub = SequenceMatcher(None, a[c1:c2], b[d1:d2], autojunk=False)
+            sub = _matcher(a[c1:c2], b[d1:d2])
             out += [
                 (c1 + i1, c1 + i2, d1 + j1, d1 + j2)
                 for op, i1, i2, j1, j2 in sub.get_opcodes()
@@ -194,7 +204,7 @@ def _token_changes(
             a1, b1 = a1 + len(x), b1 + len(y)
         return out
     oa, ob = _token_offsets(ta, a1), _token_offsets(tb, b1)
-    for tag, t1, t2, u1, u2 in SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes():
+    for tag, t1, t2, u1, u2 in _matcher(ta, tb).get_opcodes():
         if tag == "equal":
             continue
         one = t2 - t1 == 1 and u2 - u1 == 1

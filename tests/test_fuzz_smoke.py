@@ -8,12 +8,13 @@ its input with a plain provider. Long, coverage-guided runs are `scripts/fuzz.sh
 
 from __future__ import annotations
 
-import base64
+from pathlib import Path
 
 import pytest
 from fuzz_target import fe
 
 from textmend_server import RepairPolicy
+from textmend_server.policy import Action, Category
 
 SMOKE_INPUTS = 500
 
@@ -82,13 +83,11 @@ def test_the_target_checks_the_diff() -> None:
 
 def test_a_long_repetitive_line_keeps_exact_edits() -> None:
     """Found by the fuzzer: a line of one short pattern of letters and C1 controls, repeated
-    (1,446 characters, decoded as cp273), took 3 s to align exactly for the mojibake repair's
-    edits; large comparisons now let difflib skip the elements that are everywhere. The edits
-    must still rebuild the text, and the target's other checks hold."""
-    data = base64.b64decode(
-        "AQA84MKiwgDc3Nzc3Nzd3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3db93d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3d3c3Nw8IB3ZACg="
-    )
-    content, declared, content_type, policy = fe.build_request(data)
-    result = fe.run_request(content, declared, content_type, policy)
+    (1,446 bytes, declared Big5, decoded as cp273), took 3 s to align exactly for the mojibake
+    repair's edits; large comparisons now let difflib skip the elements that are everywhere.
+    The edits must still rebuild the text, and the target's other checks hold."""
+    content = (Path(__file__).parent / "fixtures" / "repetitive-line.bin").read_bytes()
+    policy = RepairPolicy(overrides=dict.fromkeys(Category, Action.FIX))
+    result = fe.run_request(content, "big5", "text/plain", policy)
     assert result is not None and len(result.original) > 1000
-    assert any(e.category.value == "mojibake" for e in result.edits)
+    assert any(e.category is Category.MOJIBAKE for e in result.edits)

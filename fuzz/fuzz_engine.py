@@ -649,6 +649,13 @@ def random_inputs(count: int, seed: int, max_len: int = 512) -> list[bytes]:
     return [rng.randbytes(rng.choice((2, 8, 32, 128, max_len))) for _ in range(count)]
 
 
+def _summary(executions: int, started: float) -> int:
+    """Print a plain driver's summary line (as scripts/fuzz.sh prints one); exit status 0."""
+    known = " ".join(f"known[{name}]={n}" for name, n in sorted(known_hits.items()))
+    print(f"executions={executions} failures=0 seconds={time.monotonic() - started:.0f} {known}")
+    return 0
+
+
 def _random_driver(count: int, seed: int) -> int:
     """Run TestOneInput on count random inputs; the exit status libFuzzer would give."""
     started = time.monotonic()
@@ -662,9 +669,7 @@ def _random_driver(count: int, seed: int) -> int:
             raise
         if done and done % 10000 == 0:
             print(f"#{done} random inputs, {time.monotonic() - started:.0f}s", file=sys.stderr)
-    known = " ".join(f"known[{name}]={n}" for name, n in sorted(known_hits.items()))
-    print(f"executions={count} failures=0 seconds={time.monotonic() - started:.0f} {known}")
-    return 0
+    return _summary(count, started)
 
 
 def _replay_driver(corpus: Path, sample: int, seed: int) -> int:
@@ -685,9 +690,7 @@ def _replay_driver(corpus: Path, sample: int, seed: int) -> int:
         if done % 500 == 0:
             elapsed = time.monotonic() - started
             print(f"#{done}/{len(files)} inputs, {elapsed:.0f}s", file=sys.stderr)
-    known = " ".join(f"known[{name}]={n}" for name, n in sorted(known_hits.items()))
-    print(f"executions={len(files)} failures=0 seconds={time.monotonic() - started:.0f} {known}")
-    return 0
+    return _summary(len(files), started)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -141,11 +141,33 @@ def test_bidi_controls_are_reported_even_when_turned_off() -> None:
 
 
 def test_tag_leaks_and_fragments_are_removed_and_explained() -> None:
-    result = repair_text("Some <b>bold</b> text./p>\nA path a/p> and x < y > z stay.")
-    assert result.text == "Some bold text.\nA path a/p> and x < y > z stay."
+    # The `?` before `/p>` is what a lossy decoder left of the byte that swallowed the `<`:
+    # evidence that markup leaked, named in every edit's reason.
+    result = repair_text("Some <b>bold</b> text?/p>\nA path a/p> and x < y > z stay.")
+    assert result.text == "Some bold text?\nA path a/p> and x < y > z stay."
     reasons = [e.reason for e in result.edits]
-    assert reasons[-1] == "fragment of an HTML </p> tag that lost its <"
-    assert "HTML <b> tag left in plain text" in reasons
+    assert reasons[-1].startswith("fragment of an HTML </p> tag that lost its <; ")
+    assert "lost the `<` to byte damage" in reasons[-1]
+    assert any(r.startswith("HTML <b> tag left in plain text") for r in reasons)
+
+
+def test_markup_shaped_text_without_evidence_is_flagged_not_removed() -> None:
+    text = "Some <b>bold</b> text./p> and std::vector<b> v;"
+    result = repair_text(text)
+    assert result.text == text and result.edits == []
+    assert [f.original for f in result.findings] == ["<b>", "</b>"]
+    assert all(f.category is Category.MARKUP_LEAK for f in result.findings)
+    assert "nothing else in the document shows" in result.findings[0].reason
+    assert result.verdict.value == "suspect"
+
+
+def test_markup_evidence_is_read_from_the_whole_document_not_one_block() -> None:
+    # The only evidence is a glued closing tag at the very end, blocks of text away from the
+    # tags it proves leaked.
+    filler = "A line of ordinary prose that goes on for a while.\n" * 800
+    text = "Start <b>here</b>.\n" + filler + "The end.</p>"
+    result = repair_text(text)
+    assert result.text == "Start here.\n" + filler + "The end."
 
 
 def test_html_content_keeps_its_markup() -> None:

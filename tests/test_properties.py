@@ -177,8 +177,12 @@ def test_non_charset_codec_names_are_unknown_encodings() -> None:
     ("text", "expected"),
     [
         ("Ã\x07©", "é"),  # removing the control character makes mojibake
-        ("<<b>b>", ""),  # removing the inner tag leaves a tag
-        ("&<b>lt;", "<"),  # removing a tag joins an entity
+        # (The glued `</p>` is the evidence that markup leaked into these documents.)
+        ("<<b>b>x<</b>/b>.</p>", "x."),  # removing the inner tags leaves tags
+        ("&<b>lt;</b> done.</p>", "< done."),  # removing a tag joins an entity
+        # The mojibake repair turns `œ/p>` into `“/p>`: a fragment after byte damage, the
+        # evidence, appears only in the second pass.
+        ("â€œ/p>â€。Ã", "“â€。Ã"),
         # Each removed annotation put the next one straight after its host.
         ("一個\u00e6\u0096\u0087" + "(wén)" * 12 + "件", "一個文件"),
     ],
@@ -323,6 +327,9 @@ _EXPOSED = [
     "Ã\x07©",
     "<<b>b>",
     "&<b>lt;",
+    "<<b>b>x<</b>/b>.</p>",
+    "&<b>lt;</b> done.</p>",
+    "â€œ/p>â€。Ã",
     "x\ufffd Ã\x07©\n" + "y" * 400 + "\ufffd Ã©\n" + "z\u202e &amp;",
     "&am<i>p;amp;\n\ue000 a\u200bb <b\nclass='x'>\x1b[31m",
     # A pinyin leak exposed in the first pass and removed in the second, before the tags

@@ -296,3 +296,15 @@ def _render(original: str, edits: Sequence[_Pending]) -> str:
         pos = e.end
     out.append(original[pos:])
     return "".join(out)
+
+
+def apply_proposals(text: str, proposals: list[Proposal]) -> str:
+    """Apply non-overlapping proposals (any order) to text, flagged ones included: callers
+    choose which to pass."""
+    out: list[str] = []
+    pos = 0
+    for p in sorted(proposals, key=lambda p: p.start):
+        out += [text[pos : p.start], p.replacement]
+        pos = p.end
+    out.append(text[pos:])
+    return "".join(out)

@@ -15,6 +15,7 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import partial
 
 from textmend_server import cjk, detection
 from textmend_server.decoding import DecodedText, EncodingSource, decode
@@ -22,6 +23,12 @@ from textmend_server.diffing import unified_diff
 from textmend_server.edits import Edit, EditLog, Proposal
 from textmend_server.errors import CANCEL_CHECK, TooLargeError, check_cancelled
 from textmend_server.fixes import FINDERS, Finder
+from textmend_server.markup import (
+    MarkupEvidence,
+    find_entity_leaks,
+    find_tag_leaks,
+    markup_evidence,
+)
 from textmend_server.policy import INFORMATIONAL, Action, Category, RepairPolicy
 
 
@@ -140,6 +147,8 @@ BLOCK = 1 << 14  # code points per block of lines
 # stages judge a run by the language of its whole block, and run over all of it each pass.
 LOCAL_STAGES = frozenset({"entities", "mojibake", "tags", "stray"})
 LOCAL_REACH = 320
+# The stages that judge markup by the whole document's evidence.
+MARKUP_STAGES = frozenset({"entities", "tags"})
 # Set to False to have every pass run every stage over the whole text (the tests compare).
 NARROW_PASSES = True
 
@@ -350,6 +359,7 @@ def repair_text(
     # nothing: repairing the result again then finds nothing to do.
     by_stage: dict[str, list[tuple[int, int, Proposal]]] = {}
     windows: list[tuple[int, int]] | None = None  # None: the whole text
+    markup: MarkupEvidence | None = None
     check = CANCEL_CHECK.set(cancelled)
     try:
         for _ in range(MAX_PASSES):
@@ -361,7 +371,12 @@ def repair_text(
                 if windows is not None
                 else None
             )
-            changed = _one_pass(log, policy, inserted, windows, by_stage, looked)
+            # Markup is judged by the evidence of the whole text as it stands: a repair can
+            # expose evidence (mojibake before a `/p>`) or remove it. When the judgement
+            # changes, the markup stages look at the whole text again.
+            finders, markup, rejudged = _document_finders(log.text, policy, markup)
+            wide = MARKUP_STAGES if rejudged else frozenset()
+            changed = _one_pass(log, policy, inserted, windows, by_stage, looked, finders, wide)
             if log.text == before:
                 break
             if NARROW_PASSES:
@@ -390,6 +405,23 @@ def repair_text(
     )
 
 
+def _document_finders(
+    text: str, policy: RepairPolicy, before: MarkupEvidence | None
+) -> tuple[dict[str, Finder], MarkupEvidence | None, bool]:
+    """The stages' finders for one pass over a document: the markup stages judge every block
+    by the evidence of the whole text (`markup_evidence`), and the leaks earlier passes saw.
+    Also returns that evidence, and whether it judges differently from `before` (the last
+    pass's)."""
+    finders = {name: finder for name, _, finder, _ in STAGES}
+    if not policy.wants(Category.MARKUP_LEAK):
+        return finders, None, False
+    evidence = markup_evidence(text).remembering(before)
+    finders["entities"] = partial(find_entity_leaks, evidence=evidence)
+    finders["tags"] = partial(find_tag_leaks, evidence=evidence)
+    rejudged = before is not None and not evidence.judges_like(before)
+    return finders, evidence, rejudged
+
+
 def _one_pass(
     log: EditLog,
     policy: RepairPolicy,
@@ -397,17 +429,20 @@ def _one_pass(
     windows: list[tuple[int, int]] | None,
     by_stage: dict[str, list[tuple[int, int, Proposal]]],
     looked: list[tuple[int, int]] | None,
+    finders: dict[str, Finder],
+    wide: frozenset[str],
 ) -> list[tuple[int, int]]:
     """Run every stage once over the log's text (the local stages only over windows, when
-    given); apply fixes, update by_stage's findings (original coordinates); return the
-    original spans of what changed."""
+    given, except the `wide` ones) with the document's finders; apply fixes, update
+    by_stage's findings (original coordinates); return the original spans of what changed."""
     changed: list[tuple[int, int]] = []
     facts = TextFacts(log.text)
-    for name, categories, finder, applies in STAGES:
+    for name, categories, _, applies in STAGES:
+        finder = finders[name]
         check_cancelled()
         if facts.text is not log.text:
             facts = TextFacts(log.text)
-        narrow = windows is not None and name in LOCAL_STAGES
+        narrow = windows is not None and name in LOCAL_STAGES and name not in wide
         found: list[tuple[int, int, Proposal]] = []
         if narrow and looked is not None:
             # What this stage found outside the windows stands; inside, it looks again.

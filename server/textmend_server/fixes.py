@@ -8,18 +8,17 @@ accents in either normal form, emoji sequences and right-to-left marks are all c
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import replace
 from difflib import SequenceMatcher
-from html.entities import html5
 
 import ftfy
 from ftfy.badness import badness
 from ftfy.chardata import CHARMAP_ENCODINGS
 
-from textmend_server.edits import Proposal
+from textmend_server.edits import Proposal, apply_proposals
+from textmend_server.markup import find_entity_leaks, find_tag_leaks, markup_evidence
 from textmend_server.policy import Category
 
 Finder = Callable[[str], list[Proposal]]
@@ -330,115 +329,21 @@ def fix_mojibake(text: str) -> str:
     return apply_proposals(text, find_mojibake(text))
 
 
-_TAG_NAMES = (
-    "a|abbr|address|article|aside|b|blockquote|body|br|caption|center|cite|code|dd|div|dl|dt|"
-    "em|figcaption|figure|font|footer|h[1-6]|head|header|hr|html|i|img|li|link|meta|nav|ol|p|"
-    "pre|q|s|script|section|small|span|strong|style|sub|sup|table|tbody|td|tfoot|th|thead|title|"
-    "tr|tt|u|ul"
-)
-
-
-def _build_tag_regex() -> re.Pattern[str]:
-    """Whole tags of HTML's common elements, and closing-tag fragments that lost their `<`.
-
-    Only names HTML defines, so `a < b > c` and `x <= y` never match.
-    """
-    tag = rf"<(?P<tag>/?(?:{_TAG_NAMES}))(?:\s[^<>]{{0,300}}?)?/?>"
-    # The fragment's `/` comes before its look-behind, so that both branches start with a
-    # literal and the search skips from one `<` or `/` to the next (4× faster on prose).
-    fragment = rf"/(?<![<\w/]/)(?P<frag>{_TAG_NAMES})>"
-    return re.compile(rf"{tag}|{fragment}", re.IGNORECASE)
-
-
-TAG_RE = _build_tag_regex()
-# Entities, also escaped more than once (`&amp;amp;`); names are checked against HTML5's list.
-ENTITY_RE = re.compile(
-    r"&(?:amp;){0,4}(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
-)
-_BLOCK_TAGS = re.compile(r"/?(?:br|p|div|li|tr|h[1-6]|hr)$", re.IGNORECASE)
-
-
-_WHOLE_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
-
-
-def _unescape_entity(entity: str) -> tuple[str, int] | None:
-    """The text an entity stands for and how many times it was escaped, or None if unknown.
-
-    >>> _unescape_entity("&amp;amp;lt;"), _unescape_entity("&bogus;")
-    (('<', 3), None)
-    """
-    current, layers = entity, 1
-    while current.startswith("&amp;") and len(current) > 5:
-        current, layers = "&" + current[5:], layers + 1
-    if not _WHOLE_ENTITY.fullmatch(current):
-        return None
-    if not current.startswith("&#") and current[1:] not in html5:
-        return None
-    value = html.unescape(current)
-    if value == current or not (value.isprintable() or value in "\n\t"):
-        return None
-    return value, layers
-
-
-def find_entity_leaks(text: str) -> list[Proposal]:
-    """HTML entities left as text in plain text, also escaped several times.
-
-    Runs before the mojibake repair, which can then see the characters they stand for
-    (`10Î&frac14;s` is `10Î¼s`, which is `10μs`).
+def fix_markup_leaks(text: str) -> str:
+    """Unescape leaked entities, then remove leaked tags, in a plain-text document, where the
+    document shows that markup leaked (see `textmend_server.markup`).
 
     >>> fix_markup_leaks("Fish &amp;amp; chips&#8217; price")
     'Fish & chips’ price'
-    >>> fix_markup_leaks("AT&T, Q&A; x &= y; &madeup;")
-    'AT&T, Q&A; x &= y; &madeup;'
-    """
-    proposals: list[Proposal] = []
-    for m in ENTITY_RE.finditer(text):
-        unescaped = _unescape_entity(m.group())
-        if unescaped is None:
-            continue
-        value, layers = unescaped
-        reason = "HTML entity left as text" + (f", escaped {layers} times" if layers > 1 else "")
-        confidence = 0.9 if layers > 1 or "#" in m.group() else 0.85
-        proposals.append(
-            Proposal(m.start(), m.end(), value, Category.MARKUP_LEAK, reason, confidence)
-        )
-    return proposals
-
-
-def find_tag_leaks(text: str) -> list[Proposal]:
-    """HTML tags and tag fragments left in plain text.
-
-    `<br>` becomes a line break; other tags and fragments go. Runs after the CJK repairs, so
-    that a byte-phase slip that swallowed the `<` of `</p>` takes its `/p>` with it first.
-
     >>> fix_markup_leaks("Some <b>bold</b> text.</p>")
     'Some bold text.'
-    >>> fix_markup_leaks("if a < b and c > d, see <not a tag>")
-    'if a < b and c > d, see <not a tag>'
+    >>> fix_markup_leaks("if a < b, see <not a tag>, vector<b>, <a at b.c>, Use &gt; and &lt;.")
+    'if a < b, see <not a tag>, vector<b>, <a at b.c>, Use &gt; and &lt;.'
     """
-    if ">" not in text:  # every tag and fragment ends with one
-        return []
-    proposals: list[Proposal] = []
-    for m in TAG_RE.finditer(text):
-        if m.group("tag"):
-            name = m.group("tag")
-            replacement = "\n" if name.lower() in ("br", "/br") else ""
-            reason = f"HTML <{name}> tag left in plain text"
-            confidence = 0.9 if _BLOCK_TAGS.match(name) else 0.8
-        else:
-            replacement = ""
-            reason = f"fragment of an HTML </{m.group('frag')}> tag that lost its <"
-            confidence = 0.8
-        proposals.append(
-            Proposal(m.start(), m.end(), replacement, Category.MARKUP_LEAK, reason, confidence)
-        )
-    return proposals
-
-
-def fix_markup_leaks(text: str) -> str:
-    """Unescape leaked entities, then remove leaked tags, in plain text."""
-    text = apply_proposals(text, find_entity_leaks(text))
-    return apply_proposals(text, find_tag_leaks(text))
+    evidence = markup_evidence(text)
+    fixes = [p for p in find_entity_leaks(text, evidence) if not p.flag_only]
+    text = apply_proposals(text, fixes)
+    return apply_proposals(text, [p for p in find_tag_leaks(text, evidence) if not p.flag_only])
 
 
 def _noncharacters() -> str:
@@ -575,17 +480,6 @@ def _repeat(text: str, run: list[int]) -> Proposal:
         0.9,
         flag_only=True,
     )
-
-
-def apply_proposals(text: str, proposals: list[Proposal]) -> str:
-    """Apply non-overlapping proposals (any order) to text."""
-    out: list[str] = []
-    pos = 0
-    for p in sorted(proposals, key=lambda p: p.start):
-        out += [text[pos : p.start], p.replacement]
-        pos = p.end
-    out.append(text[pos:])
-    return "".join(out)
 
 
 # The registry: stage name -> (categories it can report, finder). The engine runs them in

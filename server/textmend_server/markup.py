@@ -1,0 +1,374 @@
+"""Leaked HTML in plain text: tags and entities, removed only where the document shows it leaked.
+
+Text that looks like markup is usually text: placeholders (`--format=<style>`, `<I>`),
+generics (`vector<T>`), addresses (`<a at example.org>`), explanations of escaping (`&` is
+written `&amp;`), Markdown's inline HTML (`2<sup>32</sup>`), roff and code. A tag or entity
+is deleted only when the *document* carries evidence that markup leaked into it:
+
+- a closing tag that lost its `<` to byte damage (`?/p>` after a CJK byte slip);
+- an entity escaped more than once (`&amp;amp;`, `&amp;#8217;`);
+- a block's closing tag glued to the end of a line whose element never opens anywhere in the
+  document (`End of paragraph.</p>`): what an extractor leaves when it strips half the markup;
+- character references to characters beyond ASCII (`caf&eacute;`, `&#8217;`): plain text
+  writes those characters directly.
+
+With no such evidence, markup-shaped text is reported (`flag`) when it has the shape of real
+markup (paired tags, closing tags, tags with attributes, entities), and left alone when it has
+the shape of a placeholder. In documents whose format itself uses or discusses markup
+(Markdown, roff, code fences or code spans, HTML sent as plain text) nothing is removed.
+
+`markup_evidence` reads a whole document once; the finders judge each candidate against it, so
+a block of a long document is judged by the document it belongs to.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from html.entities import html5
+
+from textmend_server.edits import Proposal
+from textmend_server.policy import Category
+
+# HTML's common elements: the names a leaked tag carries. Only names HTML defines, so `a < b
+# > c`, `x <= y`, `<file>` and `<transport>` never match.
+_TAG_NAMES = (
+    "a|abbr|address|article|aside|b|blockquote|body|br|caption|center|cite|code|dd|div|dl|dt|"
+    "em|figcaption|figure|font|footer|h[1-6]|head|header|hr|html|i|img|li|link|meta|nav|ol|p|"
+    "pre|q|s|script|section|small|span|strong|style|sub|sup|table|tbody|td|tfoot|th|thead|title|"
+    "tr|tt|u|ul"
+)
+# Elements that never take a closing tag (HTML's void elements among the names above).
+VOID_ELEMENTS = frozenset({"br", "hr", "img", "link", "meta"})
+# Elements whose closing tag ends a block of text: the tags an extractor leaves at line ends.
+BLOCK_ELEMENTS = frozenset(
+    {"p", "div", "li", "tr", "td", "th", "dd", "dt", "h1", "h2", "h3", "h4", "h5", "h6"}
+    | {"ul", "ol", "table", "blockquote", "pre", "section", "article", "header", "footer"}
+)
+
+
+def _build_tag_regex() -> re.Pattern[str]:
+    """Whole tags of HTML's common elements, and closing-tag fragments that lost their `<`."""
+    tag = rf"<(?P<tag>/?(?:{_TAG_NAMES}))(?P<attrs>\s[^<>]{{0,300}}?)?\s*/?>"
+    # The fragment's `/` comes before its look-behind, so that both branches start with a
+    # literal and the search skips from one `<` or `/` to the next (4× faster on prose).
+    fragment = rf"/(?<![<\w/]/)(?P<frag>{_TAG_NAMES})>"
+    return re.compile(rf"{tag}|{fragment}", re.IGNORECASE)
+
+
+TAG_RE = _build_tag_regex()
+# Attributes as HTML writes them: `name`, `name=value`, `name="value"`, `name='value'`.
+_ATTRIBUTES = re.compile(
+    r"(?:\s+[A-Za-z_:][-\w:.]*(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?)+\s*/?",
+)
+# Entities, also escaped more than once (`&amp;amp;`); names are checked against HTML5's list.
+ENTITY_RE = re.compile(
+    r"&(?:amp;){0,4}(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
+)
+_WHOLE_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+
+# What precedes a fragment whose `<` a decoder swallowed: the `?` or U+FFFD a lossy decoder
+# leaves, or the (wrong) character the `<` byte became part of, which is beyond ASCII.
+_DAMAGE_BEFORE = re.compile(r"[?\ufffd\u0080-\U0010ffff]")
+# Formats that write markup on purpose, or write about it. Each is a cheap whole-text test.
+_FORMAT_SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("code fences", re.compile(r"^ {0,3}(?:```|~~~)", re.MULTILINE)),
+    ("code spans with markup in them", re.compile(r"`[^`\n]{0,80}[<&][^`\n]{0,80}`")),
+    ("roff source", re.compile(r"^\.(?:TH|SH|SS|PP|TP|IP|B|I|BR|IR|\\\")\b|\\f[BIRP]", re.M)),
+    ("Markdown headings", re.compile(r"^#{1,6} \S|^(?:=+|-+)[ \t]*$", re.M)),
+    ("C or C++ source", re.compile(r"^[ \t]*#[ \t]*(?:include|define|ifn?def|pragma)\b", re.M)),
+    ("an HTML or XML document", re.compile(r"\A\s*(?:<!DOCTYPE|<\?xml|<html\b)", re.I)),
+    ("markup quoted as a literal", re.compile(r"[\"'`]</?[A-Za-z][\w-]*[^<>\"'`\n]{0,40}>[\"'`]")),
+)
+# The end of a line, after optional blanks.
+_LINE_END = re.compile(r"[ \t]*(?:\r?\n|\Z)")
+# A document whose tags cover more than this share of its characters is markup, not prose
+# with a leak (leaked tags are sparse: the sample article's were 1 in several hundred chars).
+MARKUP_DENSITY = 0.05
+# ... and there are at least this many of them: a one-line leak (`done</p>`) is dense too.
+MARKUP_DENSITY_MIN_TAGS = 10
+# At most this many candidates' worth of evidence are named in a reason.
+_REASON_EXAMPLES = 2
+
+
+class Tier(Enum):
+    """What a markup-shaped candidate becomes in this document."""
+
+    FIX = "fix"  # the document shows that markup leaked: repair it
+    FLAG = "flag"  # it has markup's shape but nothing shows it leaked: report, change nothing
+    SKIP = "skip"  # text: a placeholder, a generic, code, or markup the format uses on purpose
+
+
+@dataclass(frozen=True)
+class MarkupEvidence:
+    """What one whole document shows about the markup-shaped text in it.
+
+    `leaks` name the evidence that markup leaked; `format_signs` name what shows the format
+    writes markup on purpose. Element name sets tell the finders which tags pair up.
+    """
+
+    leaks: tuple[str, ...] = ()
+    format_signs: tuple[str, ...] = ()
+    openers: frozenset[str] = field(default_factory=frozenset)
+    closers: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def leaked(self) -> bool:
+        """Whether the document shows leaked markup and nothing says it is markup on purpose."""
+        return bool(self.leaks) and not self.format_signs
+
+    def remembering(self, earlier: MarkupEvidence | None) -> MarkupEvidence:
+        """This evidence, plus the leaks an earlier version of the same document showed:
+        removing the glued `</p>` that proved a leak does not make the leak unproven."""
+        if earlier is None or not earlier.leaks:
+            return self
+        leaks = self.leaks + tuple(x for x in earlier.leaks if x not in self.leaks)
+        return MarkupEvidence(leaks, self.format_signs, self.openers, self.closers)
+
+    def judges_like(self, other: MarkupEvidence) -> bool:
+        """Whether every candidate gets the same tier under both (reasons may differ)."""
+        return (
+            self.leaked == other.leaked
+            and bool(self.format_signs) == bool(other.format_signs)
+            and self.openers == other.openers
+            and self.closers == other.closers
+        )
+
+    def describe(self) -> str:
+        """The evidence in words, for an edit's reason."""
+        if self.format_signs:
+            return "the document writes markup on purpose (" + ", ".join(self.format_signs) + ")"
+        if self.leaks:
+            return "the document shows leaked markup: " + "; ".join(self.leaks)
+        return "nothing else in the document shows that markup leaked"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _tag_is_wellformed(m: re.Match[str]) -> bool:
+    """Whether a tag's attributes are HTML's: `<a at b.c>` (an address) is not a tag."""
+    attrs = m.group("attrs")
+    if not attrs or not attrs.strip() or attrs.strip() == "/":
+        return True
+    return _ATTRIBUTES.fullmatch(attrs) is not None and "=" in attrs
+
+
+def _is_generic(text: str, m: re.Match[str]) -> bool:
+    """`vector<b>`, `declval<U>()`, `char_t<S>>`: a one-letter name glued to an identifier."""
+    name = m.group("tag")
+    if name is None or len(name) != 1 or m.start() == 0:
+        return False
+    before = text[m.start() - 1]
+    return before.isalnum() or before in "_:"
+
+
+def markup_evidence(text: str) -> MarkupEvidence:
+    """Read a whole document for evidence that tag- and entity-shaped text in it leaked.
+
+    >>> markup_evidence("End of paragraph.</p>").leaked
+    True
+    >>> markup_evidence("Use --format=<style> or <b>bold</b>.").leaked
+    False
+    """
+    if "<" not in text and ">" not in text and "&" not in text:
+        return MarkupEvidence()
+    openers: set[str] = set()
+    closers: set[str] = set()
+    glued_closers: list[str] = []
+    fragments = 0
+    tag_chars = 0
+    tags = 0
+    if ">" in text:
+        for m in TAG_RE.finditer(text):
+            if m.group("frag"):
+                if m.start() > 0 and _DAMAGE_BEFORE.match(text, m.start() - 1):
+                    fragments += 1
+                continue
+            if not _tag_is_wellformed(m) or _is_generic(text, m):
+                continue
+            tag_chars += m.end() - m.start()
+            tags += 1
+            name = m.group("tag").lower()
+            if name.startswith("/"):
+                closers.add(name[1:])
+                if (
+                    name[1:] in BLOCK_ELEMENTS
+                    and m.start() > 0
+                    and not text[m.start() - 1].isspace()
+                    and text[m.start() - 1] not in "\"'`"
+                    and _LINE_END.match(text, m.end())
+                ):
+                    glued_closers.append(name[1:])
+            else:
+                openers.add(name)
+    multi = 0
+    beyond_ascii = 0
+    if "&" in text:
+        for m in ENTITY_RE.finditer(text):
+            unescaped = unescape_entity(m.group())
+            if unescaped is None:
+                continue
+            value, layers = unescaped
+            if layers > 1:
+                multi += 1
+            elif not value.isascii() and not _quoted(text, m.start(), m.end()):
+                beyond_ascii += 1
+    stray = [name for name in glued_closers if name not in openers]
+    leaks = []
+    if fragments:
+        leaks.append(_plural(fragments, "closing tag") + " that lost the `<` to byte damage")
+    if multi:
+        leaks.append(_plural(multi, "entity") + " escaped more than once")
+    if stray:
+        leaks.append(
+            _plural(len(stray), "closing tag")
+            + f" ending a line whose element never opens (</{stray[0]}>)"
+        )
+    if beyond_ascii:
+        leaks.append(_plural(beyond_ascii, "character reference") + " to characters beyond ASCII")
+    signs = [name for name, sign in _FORMAT_SIGNS if sign.search(text)]
+    if tags >= MARKUP_DENSITY_MIN_TAGS and tag_chars > MARKUP_DENSITY * len(text):
+        signs.append("tags are a large share of the text")
+    return MarkupEvidence(tuple(leaks), tuple(signs), frozenset(openers), frozenset(closers))
+
+
+def _quoted(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] stands alone between quotes: a literal, as in `"&quot;"`."""
+    return (
+        start > 0 and end < len(text) and text[start - 1] in "\"'`" and text[end] == text[start - 1]
+    )
+
+
+def unescape_entity(entity: str) -> tuple[str, int] | None:
+    """The text an entity stands for and how many times it was escaped, or None if unknown.
+
+    >>> unescape_entity("&amp;amp;lt;"), unescape_entity("&bogus;")
+    (('<', 3), None)
+    """
+    current, layers = entity, 1
+    while current.startswith("&amp;") and len(current) > 5:
+        current, layers = "&" + current[5:], layers + 1
+    if not _WHOLE_ENTITY.fullmatch(current):
+        return None
+    if not current.startswith("&#") and current[1:] not in html5:
+        return None
+    value = html.unescape(current)
+    if value == current or not (value.isprintable() or value in "\n\t"):
+        return None
+    return value, layers
+
+
+def _tiered(
+    start: int,
+    end: int,
+    replacement: str,
+    what: str,
+    tier: Tier,
+    confidence: float,
+    evidence: MarkupEvidence,
+) -> Proposal:
+    reason = f"{what}; {evidence.describe()}"
+    if tier is Tier.FIX:
+        return Proposal(start, end, replacement, Category.MARKUP_LEAK, reason, confidence)
+    # Reported with the same suggestion, but never applied: the evidence is too weak.
+    return Proposal(
+        start,
+        end,
+        replacement,
+        Category.MARKUP_LEAK,
+        reason,
+        round(confidence / 2, 2),
+        flag_only=True,
+    )
+
+
+def find_entity_leaks(text: str, evidence: MarkupEvidence | None = None) -> list[Proposal]:
+    """HTML entities left as text in plain text, also escaped several times.
+
+    `evidence` is the whole document's (`markup_evidence`); without it, `text` is taken as the
+    whole document. Runs before the mojibake repair, which can then see the characters they
+    stand for (`10Î&frac14;s` is `10Î¼s`, which is `10μs`).
+
+    >>> [(p.replacement, p.flag_only) for p in find_entity_leaks("Fish &amp;amp; chips")]
+    [('&', False)]
+    >>> [(p.replacement, p.flag_only) for p in find_entity_leaks("Use &gt; and &amp;, AT&T.")]
+    [('>', True), ('&', True)]
+    """
+    if "&" not in text:
+        return []
+    if evidence is None:
+        evidence = markup_evidence(text)
+    proposals: list[Proposal] = []
+    for m in ENTITY_RE.finditer(text):
+        unescaped = unescape_entity(m.group())
+        if unescaped is None:
+            continue
+        value, layers = unescaped
+        if evidence.format_signs or _quoted(text, m.start(), m.end()):
+            continue  # `"&quot;"` in code, `&amp;` in a page about escaping: text
+        tier = Tier.FIX if evidence.leaked else Tier.FLAG
+        what = "HTML entity left as text" + (f", escaped {layers} times" if layers > 1 else "")
+        confidence = 0.9 if layers > 1 or "#" in m.group() else 0.85
+        proposals.append(_tiered(m.start(), m.end(), value, what, tier, confidence, evidence))
+    return proposals
+
+
+def _tag_tier(text: str, m: re.Match[str], evidence: MarkupEvidence) -> Tier:
+    """How far a tag or fragment candidate may go in this document."""
+    if m.group("frag"):
+        damaged = m.start() > 0 and _DAMAGE_BEFORE.match(text, m.start() - 1) is not None
+        if evidence.format_signs:
+            return Tier.FLAG if damaged else Tier.SKIP
+        if evidence.leaked:
+            return Tier.FIX if damaged else Tier.FLAG
+        return Tier.SKIP
+    if not _tag_is_wellformed(m) or _is_generic(text, m) or evidence.format_signs:
+        return Tier.SKIP
+    name = m.group("tag").lower()
+    closing = name.startswith("/")
+    element = name.lstrip("/")
+    paired = element in (evidence.closers if not closing else evidence.openers)
+    attributes = bool(m.group("attrs") and "=" in m.group("attrs"))
+    if not closing and element not in VOID_ELEMENTS and not paired and not attributes:
+        # `<title>`, `<I>`, `<style>` with no closing tag anywhere: a name, not markup.
+        return Tier.FLAG if evidence.leaked else Tier.SKIP
+    return Tier.FIX if evidence.leaked else Tier.FLAG
+
+
+def find_tag_leaks(text: str, evidence: MarkupEvidence | None = None) -> list[Proposal]:
+    """HTML tags and tag fragments left in plain text.
+
+    `<br>` becomes a line break; other tags and fragments go, when `evidence` (the whole
+    document's; without it `text` is taken as the whole document) shows markup leaked. Runs
+    after the CJK repairs, so that a byte-phase slip that swallowed the `<` of `</p>` takes its
+    `/p>` with it first.
+
+    >>> [(p.start, p.flag_only) for p in find_tag_leaks("Some <b>bold</b> text.</p>")]
+    [(5, False), (12, False), (22, False)]
+    >>> [p.flag_only for p in find_tag_leaks("2<sup>32</sup>, <title>, vector<b>, <a at b.c>")]
+    [True, True]
+    """
+    if ">" not in text:  # every tag and fragment ends with one
+        return []
+    if evidence is None:
+        evidence = markup_evidence(text)
+    proposals: list[Proposal] = []
+    for m in TAG_RE.finditer(text):
+        tier = _tag_tier(text, m, evidence)
+        if tier is Tier.SKIP:
+            continue
+        if m.group("tag"):
+            name = m.group("tag")
+            replacement = "\n" if name.lower() in ("br", "/br") else ""
+            what = f"HTML <{name}> tag left in plain text"
+            confidence = 0.9 if name.lower().lstrip("/") in BLOCK_ELEMENTS | {"br"} else 0.8
+        else:
+            replacement = ""
+            what = f"fragment of an HTML </{m.group('frag')}> tag that lost its <"
+            confidence = 0.8
+        proposals.append(_tiered(m.start(), m.end(), replacement, what, tier, confidence, evidence))
+    return proposals

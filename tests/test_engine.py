@@ -226,3 +226,38 @@ def test_cancelled_work_stops_between_blocks() -> None:
     with pytest.raises(Cancelled):
         repair_text(text, cancelled=cancelled)
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Rules of `=` under and over titles.
+        ("=" * 72 + "\nRelease notes\n" + "=" * 72 + "\n\nFixed a crash.\n") * 3,
+        # A licence's stock sentence, said once per file group.
+        "".join(
+            f"Files: src/{name}/*\nCopyright: 2020 Example Authors\nLicense: MIT\n"
+            " THE SOFTWARE IS PROVIDED AS IS, WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED.\n\n"
+            for name in ("core", "net", "ui", "docs")
+        ),
+        # A sentence said twice in a long document.
+        "We recommend upgrading as soon as possible to the fixed release.\n"
+        + "".join(
+            f"Paragraph {n} says something new about the release and its changes.\n"
+            for n in range(40)
+        )
+        + "We recommend upgrading as soon as possible to the fixed release.\n",
+    ],
+)
+def test_repeats_of_clean_documents_are_not_reported(text: str) -> None:
+    result = repair_text(text)
+    assert not [f for f in result.findings if f.category is Category.REPEATED_BLOCK]
+
+
+def test_a_page_stored_twice_is_reported() -> None:
+    page = "".join(
+        f"Paragraph {n} of the article tells its reader something the others do not.\n"
+        for n in range(6)
+    )
+    result = repair_text(page + "\n" + page)
+    repeats = [f for f in result.findings if f.category is Category.REPEATED_BLOCK]
+    assert [(f.original_start, f.original_end) for f in repeats] == [(len(page) + 1, 2 * len(page))]

@@ -430,41 +430,73 @@ def remove_stray_characters(text: str) -> str:
     return apply_proposals(text, find_stray_characters(text))
 
 
+# A line shorter than this is not a paragraph: headings, rules, list items and short
+# sentences repeat on purpose. (The shortest repeated paragraph of the sample article is 40.)
 _PARAGRAPH_MIN = 40
+# A repeated run shorter than this is a stock sentence (a licence's "WITHOUT ANY WARRANTY"
+# line, a table row): ingestion damage repeats whole paragraphs. The sample article's shortest
+# repeated run of paragraphs is 202 characters; real clean documents repeat sentences of up to
+# about 150 (measured on the real corpus, bench/real_corpus.py).
+REPEAT_MIN_CHARS = 200
+# A document is reported only when its repeats are a real share of it: a page appended to
+# itself repeats a large part (the sample article: 24%), while a document quoting itself
+# repeats a few per cent. Or when the repeats are long in themselves, whatever the share.
+REPEAT_MIN_SHARE = 0.10
+REPEAT_ALWAYS_CHARS = 2000
+# Of a paragraph's visible characters, at least this share are letters: rows of `====`,
+# tables of numbers and code do not count as prose.
+_PROSE_LETTERS = 0.6
+
+
+def _is_prose(line: str) -> bool:
+    """Whether a line reads as a paragraph of prose, not a rule, a table row or code."""
+    visible = [c for c in line if not c.isspace()]
+    letters = sum(1 for c in visible if c.isalpha())
+    return letters >= _PROSE_LETTERS * len(visible) and len(set(line)) >= 8
 
 
 def find_repeated_blocks(text: str) -> list[Proposal]:
-    """Runs of lines (each at least 40 characters) that repeat earlier lines verbatim.
+    """Runs of paragraphs repeating earlier ones verbatim, where they look like a document
+    stored twice rather than a text repeating itself.
 
     Reported only: repetition may be deliberate (a quoted passage, a refrain), so the
-    suggestion is the text itself.
+    suggestion is the text itself. Lines of `=`, table rows, code and stock sentences repeat
+    in clean documents; only runs of prose paragraphs at least `REPEAT_MIN_CHARS` long count,
+    and only when together they are `REPEAT_MIN_SHARE` of the text or `REPEAT_ALWAYS_CHARS`.
 
-    >>> para = "A paragraph long enough to count as a block of text.\\n"
-    >>> [(p.start, p.end) for p in find_repeated_blocks(para + "x\\n" + para)]
-    [(55, 107)]
+    >>> page = "A paragraph long enough to count as a block of text, and it goes on.\\n"
+    >>> page += "x\\n" + "Another paragraph of prose, quite unlike the first one, also long.\\n"
+    >>> [(p.start, p.end) == (len(page), 3 * len(page) - 1) for p in find_repeated_blocks(page * 3)]
+    [True]
+    >>> find_repeated_blocks(page + "A different ending.\\n" + page[:60])
+    []
+    >>> find_repeated_blocks("=" * 60 + "\\nTitle\\n" + "=" * 60 + "\\n")
+    []
     """
     seen: dict[str, int] = {}
-    proposals: list[Proposal] = []
-    run: list[int] = []  # [start, end, first line number of the earlier copy]
+    runs: list[list[int]] = []  # [start, end, first line number of the earlier copy]
+    run: list[int] = []
     for number, (start, end) in enumerate(_line_spans(text)):
         key = text[start:end].strip()
-        if len(key) < _PARAGRAPH_MIN:
+        if not key:
             continue
-        if key in seen:
-            if run and text[run[1] : start].strip() == "":
-                run[1] = end
-            else:
-                if run:
-                    proposals.append(_repeat(text, run))
-                run = [start, end, seen[key]]
-        else:
+        paragraph = len(key) >= _PARAGRAPH_MIN and _is_prose(key)
+        if key not in seen:
             seen[key] = number + 1
-            if run:
-                proposals.append(_repeat(text, run))
+            if run:  # a line not seen before ends a run, however short
+                runs.append(run)
                 run = []
+        elif run:
+            run[1] = end  # repeated headings and rules inside a repeated run belong to it
+        elif paragraph:
+            run = [start, end, seen[key]]
     if run:
-        proposals.append(_repeat(text, run))
-    return proposals
+        runs.append(run)
+    long_runs = [r for r in runs if len(text[r[0] : r[1]].strip()) >= REPEAT_MIN_CHARS]
+    repeated = sum(r[1] - r[0] for r in long_runs)
+    if repeated < min(REPEAT_ALWAYS_CHARS, REPEAT_MIN_SHARE * len(text.strip())):
+        return []
+    return [_repeat(text, r) for r in long_runs]
 
 
 def _repeat(text: str, run: list[int]) -> Proposal:

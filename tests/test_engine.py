@@ -256,7 +256,7 @@ def test_repeats_of_clean_documents_are_not_reported(text: str) -> None:
 def test_a_page_stored_twice_is_reported() -> None:
     page = "".join(
         f"Paragraph {n} of the article tells its reader something the others do not.\n"
-        for n in range(6)
+        for n in range(8)
     )
     result = repair_text(page + "\n" + page)
     repeats = [f for f in result.findings if f.category is Category.REPEATED_BLOCK]

@@ -435,24 +435,48 @@ def remove_stray_characters(text: str) -> str:
 _PARAGRAPH_MIN = 40
 # A repeated run shorter than this is a stock sentence (a licence's "WITHOUT ANY WARRANTY"
 # line, a table row): ingestion damage repeats whole paragraphs. The sample article's shortest
-# repeated run of paragraphs is 202 characters; real clean documents repeat sentences of up to
-# about 150 (measured on the real corpus, bench/real_corpus.py).
+# repeated run of paragraphs is 202 characters.
 REPEAT_MIN_CHARS = 200
-# A document is reported only when its repeats are a real share of it: a page appended to
-# itself repeats a large part (the sample article: 24%), while a document quoting itself
-# repeats a few per cent. Or when the repeats are long in themselves, whatever the share.
+# A document is reported when its repeats are a real share of it and one of them is a block of
+# several paragraphs: a page stored twice repeats a large part in a few long runs (the sample
+# article: 26% of it, the longest run 1,995 characters), while clean documents repeat short
+# records (the stanzas of a Debian copyright file: hundreds of runs of 200-400 characters) or a
+# few per cent of themselves (a man page describing two fields alike). Measured on the real
+# corpus (bench/real_corpus.py).
 REPEAT_MIN_SHARE = 0.10
-REPEAT_ALWAYS_CHARS = 2000
-# Of a paragraph's visible characters, at least this share are letters: rows of `====`,
-# tables of numbers and code do not count as prose.
+REPEAT_MIN_LONGEST = 500
+# A run this long is reported whatever its share of a long document.
+REPEAT_ALWAYS_CHARS = 4000
+# Of a paragraph's visible characters, at least this share are letters, and at most this share
+# the symbols code is made of: rows of `====`, tables of numbers and code are not prose. (The
+# symbol share allows a parenthesis and a slash in a sentence of 40 characters.)
 _PROSE_LETTERS = 0.6
+_PROSE_MAX_SYMBOLS = 0.08
+_CODE_SYMBOLS = frozenset("{}()[];=<>_*&|#\\/$@")
+# Tags are stripped before a line of HTML is judged: what counts is the text a reader sees.
+_TAG = re.compile(r"<[^<>]{0,300}>")
 
 
 def _is_prose(line: str) -> bool:
-    """Whether a line reads as a paragraph of prose, not a rule, a table row or code."""
+    """Whether a line reads as a paragraph of prose, not a rule, a table row or code.
+
+    >>> _is_prose("This is a sentence (of prose) that is long enough to count.")
+    True
+    >>> _is_prose("_GLIBCXX_DEBUG_VERIFY(__pos <= this->size(), _M_message(x));")
+    False
+    """
+    if "<" in line:
+        line = _TAG.sub("", line)
     visible = [c for c in line if not c.isspace()]
+    if len(visible) < _PARAGRAPH_MIN * 3 // 4:  # (spaces are a quarter of a line of prose)
+        return False
     letters = sum(1 for c in visible if c.isalpha())
-    return letters >= _PROSE_LETTERS * len(visible) and len(set(line)) >= 8
+    symbols = sum(1 for c in visible if c in _CODE_SYMBOLS)
+    return (
+        letters >= _PROSE_LETTERS * len(visible)
+        and symbols <= _PROSE_MAX_SYMBOLS * len(visible)
+        and len(set(visible)) >= 8
+    )
 
 
 def find_repeated_blocks(text: str) -> list[Proposal]:
@@ -462,13 +486,14 @@ def find_repeated_blocks(text: str) -> list[Proposal]:
     Reported only: repetition may be deliberate (a quoted passage, a refrain), so the
     suggestion is the text itself. Lines of `=`, table rows, code and stock sentences repeat
     in clean documents; only runs of prose paragraphs at least `REPEAT_MIN_CHARS` long count,
-    and only when together they are `REPEAT_MIN_SHARE` of the text or `REPEAT_ALWAYS_CHARS`.
+    and only when one is `REPEAT_MIN_LONGEST` and together they are `REPEAT_MIN_SHARE` of the
+    text, or one is `REPEAT_ALWAYS_CHARS` long.
 
-    >>> page = "A paragraph long enough to count as a block of text, and it goes on.\\n"
-    >>> page += "x\\n" + "Another paragraph of prose, quite unlike the first one, also long.\\n"
-    >>> [(p.start, p.end) == (len(page), 3 * len(page) - 1) for p in find_repeated_blocks(page * 3)]
+    >>> line = "Paragraph {} of a page, long enough to count as prose.\\n"
+    >>> page = "".join(line.format(n) for n in range(10))
+    >>> [(p.start, p.end) == (len(page), 2 * len(page) - 1) for p in find_repeated_blocks(page * 2)]
     [True]
-    >>> find_repeated_blocks(page + "A different ending.\\n" + page[:60])
+    >>> find_repeated_blocks(page + "A different ending.\\n" + page[:150])
     []
     >>> find_repeated_blocks("=" * 60 + "\\nTitle\\n" + "=" * 60 + "\\n")
     []
@@ -480,7 +505,7 @@ def find_repeated_blocks(text: str) -> list[Proposal]:
         key = text[start:end].strip()
         if not key:
             continue
-        paragraph = len(key) >= _PARAGRAPH_MIN and _is_prose(key)
+        paragraph = _is_prose(key)
         if key not in seen:
             seen[key] = number + 1
             if run:  # a line not seen before ends a run, however short
@@ -492,9 +517,11 @@ def find_repeated_blocks(text: str) -> list[Proposal]:
             run = [start, end, seen[key]]
     if run:
         runs.append(run)
-    long_runs = [r for r in runs if len(text[r[0] : r[1]].strip()) >= REPEAT_MIN_CHARS]
+    long_runs = [r for r in runs if r[1] - r[0] >= REPEAT_MIN_CHARS]
+    longest = max((r[1] - r[0] for r in long_runs), default=0)
     repeated = sum(r[1] - r[0] for r in long_runs)
-    if repeated < min(REPEAT_ALWAYS_CHARS, REPEAT_MIN_SHARE * len(text.strip())):
+    stored_twice = longest >= REPEAT_MIN_LONGEST and repeated >= REPEAT_MIN_SHARE * len(text)
+    if not stored_twice and longest < REPEAT_ALWAYS_CHARS:
         return []
     return [_repeat(text, r) for r in long_runs]
 

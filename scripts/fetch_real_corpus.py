@@ -160,6 +160,11 @@ PACKAGES: tuple[Pin, ...] = (
         caps={"c++ header": 150},
     ),
     Pin(
+        "gcc-12-base",
+        "12.2.0-14+deb12u1",
+        "GCC's copyright file and changelog, which libstdc++-12-dev's doc directory links to",
+    ),
+    Pin(
         "libboost1.81-dev",
         "1.81.0-5+deb12u1",
         "Boost headers (a bounded subset)",

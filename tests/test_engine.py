@@ -206,7 +206,7 @@ def test_wrong_types_say_which_function_to_call() -> None:
 def test_long_text_is_searched_in_blocks_with_the_same_result() -> None:
     line = "An ordinary line of English text, repeated to make a long document.\n"
     filler = line * (60_000 // len(line))
-    text = "cafÃ© first\n" + filler + "middle doesnâ€™t\n" + filler + "last Ã©tÃ©\x07"
+    text = "cafÃ© first\n" + filler + "middle doesnâ€™t\n" + filler + "last Ã©t\x07Ã©"
     result = repair_text(text)
     assert result.text == "café first\n" + filler + "middle doesn’t\n" + filler + "last été"
     assert apply_edits(text, result.edits) == result.text
@@ -261,3 +261,18 @@ def test_a_page_stored_twice_is_reported() -> None:
     result = repair_text(page + "\n" + page)
     repeats = [f for f in result.findings if f.category is Category.REPEATED_BLOCK]
     assert [(f.original_start, f.original_end) for f in repeats] == [(len(page) + 1, 2 * len(page))]
+
+
+def test_controls_a_writer_may_have_typed_are_reported_not_removed() -> None:
+    # A help text's BEL, a catalogue's unit separators and argp's vertical tab are content.
+    text = "  \x07   ring the bell\nNumber\x1f: %s%%0AOwner\x1f: %s\nCatalogue.\x0bIf FILE is -"
+    result = repair_text(text)
+    assert result.text == text and result.edits == []
+    assert [(f.original, f.category) for f in result.findings] == [
+        ("\x07", Category.CONTROL_CHAR),
+        ("\x1f", Category.CONTROL_CHAR),
+        ("\x1f", Category.CONTROL_CHAR),
+    ]
+    # Inside a word, or one of several, a control is damage.
+    assert repair_text("be\x07ll").text == "bell"
+    assert repair_text("a\x07 b\x08 c\x07 d").text == "a b c d"

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import replace
 from difflib import SequenceMatcher
+from itertools import islice
 
 import ftfy
 from ftfy.badness import badness
@@ -361,7 +362,7 @@ def _build_stray_regex() -> re.Pattern[str]:
     return re.compile(
         "|".join(
             [
-                r"(?P<control_char>\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f])",
+                r"(?P<control_char>\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0e-\x1f\x7f-\x9f])",
                 r"(?P<replacement_char>\ufffd)",
                 r"(?P<private_use>[\ue000-\uf8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd])",
                 f"(?P<noncharacter>[{_noncharacters()}])",
@@ -379,7 +380,7 @@ STRAY_RE = _build_stray_regex()
 # (Astral noncharacters and private use are covered by one block from U+1FFFE up: listing them
 # one by one would make the scan ten times slower.)
 STRAY_HINT = re.compile(
-    "[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd\ue000-\uf8ff\ufdd0-\ufdef\ufffe\uffff"
+    "[\x00-\x08\x0e-\x1f\x7f-\x9f\ufffd\ue000-\uf8ff\ufdd0-\ufdef\ufffe\uffff"
     "\ufeff\u200b\u2060\u180e\u202a-\u202e\u2066-\u2069\U0001fffe-\U0010ffff]"
 )
 
@@ -394,11 +395,38 @@ _STRAY_REASONS = {
 }
 
 
+# C0 controls that a writer may have put there: BEL in a help text, backspace, shift codes.
+# Pipelines leave NUL (UTF-16 read as bytes), C1 controls (cp1252 read as latin-1) and terminal
+# escapes, all removed wherever they are; these are removed only where the text shows damage.
+_WRITABLE_C0 = re.compile("[\x01-\x08\x0e-\x1a\x7f]")
+# The information separators (FS, GS, RS, US): structure in data formats (gnupg's catalogues
+# align prompts with US), never removed, only reported.
+_SEPARATORS = frozenset("\x1c\x1d\x1e\x1f")
+# A text with at least this many writable controls shows a pattern, not a writer's choice.
+CONTROL_MANY = 3
+
+
+def _control_tier(text: str, start: int, end: int, many: bool) -> str | None:
+    """Why a control character is only reported, or None when it is removed: a separator,
+    or a writable control standing alone (not wedged inside a word, not one of many)."""
+    char = text[start:end]
+    if char in _SEPARATORS:
+        return "information separator: structure in data, reported, not removed"
+    if end - start != 1 or not _WRITABLE_C0.match(char) or many:
+        return None
+    wedged = 0 < start and end < len(text) and not text[start - 1].isspace()
+    if wedged and not text[end].isspace():
+        return None  # `Ã\x07©`, `be\x08ll`: inside a word, where no writer puts one
+    return "a lone control character, not inside a word: reported, not removed"
+
+
 def find_stray_characters(text: str) -> list[Proposal]:
     """Control characters, U+FFFD, private-use, noncharacters, stray BOMs, zero-width spaces
     inside words and bidi controls, each proposed for removal under its own category.
 
-    Tab, line feed, carriage return and form feed are layout, not strays. Zero-width joiners
+    Tab, line feed, vertical tab, carriage return and form feed are layout, not strays; a
+    control a writer may have typed (BEL, backspace) is removed only inside a word or where
+    there are several, and information separators are reported, never removed. Zero-width joiners
     and non-joiners are never touched (emoji sequences, Persian, Indic scripts), nor are
     zero-width spaces in scripts that use them to mark word breaks (Thai, Khmer, Japanese).
 
@@ -407,6 +435,7 @@ def find_stray_characters(text: str) -> list[Proposal]:
     """
     proposals = []
     end = 0
+    many: bool | None = None  # whether the text has CONTROL_MANY writable controls, once asked
     # The full pattern (with its look-arounds) is tried only where the one-class scan stops.
     for hint in STRAY_HINT.finditer(text):
         if hint.start() < end:
@@ -417,6 +446,16 @@ def find_stray_characters(text: str) -> list[Proposal]:
         end = m.end()
         category = Category(m.lastgroup)
         reason, confidence = _STRAY_REASONS[category]
+        if category is Category.CONTROL_CHAR:
+            if many is None:
+                found = islice(_WRITABLE_C0.finditer(text), CONTROL_MANY)
+                many = sum(1 for _ in found) >= CONTROL_MANY
+            weak = _control_tier(text, m.start(), m.end(), many)
+            if weak is not None:
+                proposals.append(
+                    Proposal(m.start(), m.end(), "", category, weak, 0.5, flag_only=True)
+                )
+                continue
         proposals.append(Proposal(m.start(), m.end(), "", category, reason, confidence))
     return proposals
 

@@ -292,7 +292,7 @@ def test_in_input_order_reorders() -> None:
 
 def test_format_diff_shows_invisible_characters(target: str, tmp_path, capsys) -> None:
     path = tmp_path / "zw.txt"
-    path.write_text("The zero\u200bwidth space and a bell\x07 hide here.\n", encoding="utf-8")
+    path.write_text("The zero\u200bwidth space and a be\x07ll hide here.\n", encoding="utf-8")
     for color in ("never", "always"):
         argv = ["repair", str(path), "--server", target, "--format", "diff", "--color", color]
         assert main(argv) == 0
@@ -340,7 +340,7 @@ def test_batch_repairs_a_tree_and_resumes(target: str, tmp_path, capsys) -> None
     (source / "sub" / "c.gbk").write_bytes("公司的人都說他們很好。這是一個測試。".encode("gbk") * 3)
     (source / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
     single = tmp_path / "single.txt"
-    single.write_bytes(b"bell\x07 here\n")
+    single.write_bytes(b"be\x07ll here\n")
     output = tmp_path / "out"
     argv = ["repair", str(source), str(single), "--output-dir", str(output), "--server", target]
     assert main(argv) == 0

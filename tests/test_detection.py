@@ -32,10 +32,11 @@ def test_gbk_declared_on_gbk_is_kept() -> None:
     assert decoded.overruled is None
 
 
-def test_declared_cp1252_is_kept_where_detection_alone_guesses_wrong() -> None:
+def test_declared_cp1252_is_kept_on_short_text() -> None:
     content = "Café déjà vu".encode("cp1252")
     alone = decode(content)
-    assert alone.encoding != "cp1252"  # too short for the detector: the premise of this test
+    # chardet alone calls this ISO-8859-4 or the like; the language models read French.
+    assert alone.text == "Café déjà vu"
     decoded = decode(content, declared="windows-1252")
     assert decoded.text == "Café déjà vu"
     assert decoded.source is EncodingSource.DECLARED

@@ -9,8 +9,9 @@ is deleted only when the *document* carries evidence that markup leaked into it:
 - an entity escaped more than once (`&amp;amp;`, `&amp;#8217;`);
 - a block's closing tag glued to the end of a line whose element never opens anywhere in the
   document (`End of paragraph.</p>`): what an extractor leaves when it strips half the markup;
-- character references to characters beyond ASCII (`caf&eacute;`, `&#8217;`): plain text
-  writes those characters directly.
+- a reference to a character beyond ASCII used as a letter of a word (`It&#8217;s`,
+  `caf&eacute;`), or to a character the text also writes directly (`&#8217;` beside `’`): one
+  text does not spell a character two ways on purpose, nor a word with markup.
 
 With no such evidence, markup-shaped text is reported (`flag`) when it has the shape of real
 markup (paired tags, closing tags, tags with attributes, entities), and left alone when it has
@@ -77,6 +78,11 @@ _FORMAT_SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("code fences", re.compile(r"^ {0,3}(?:```|~~~)", re.MULTILINE)),
     ("code spans with markup in them", re.compile(r"`[^`\n]{0,80}[<&][^`\n]{0,80}`")),
     ("roff source", re.compile(r"^\.(?:TH|SH|SS|PP|TP|IP|B|I|BR|IR|\\\")\b|\\f[BIRP]", re.M)),
+    ("POD source", re.compile(r"^=(?:pod|head[1-6]|item|over|begin|for|encoding)\b", re.M)),
+    (
+        "program source",
+        re.compile(r"^(?:package [\w.]+;?|import [\w.\"(]|func |def \w|using namespace )", re.M),
+    ),
     ("Markdown headings", re.compile(r"^#{1,6} \S|^(?:=+|-+)[ \t]*$", re.M)),
     ("C or C++ source", re.compile(r"^[ \t]*#[ \t]*(?:include|define|ifn?def|pragma)\b", re.M)),
     ("an HTML or XML document", re.compile(r"\A\s*(?:<!DOCTYPE|<\?xml|<html\b)", re.I)),
@@ -206,7 +212,8 @@ def markup_evidence(text: str) -> MarkupEvidence:
             else:
                 openers.add(name)
     multi = 0
-    beyond_ascii = 0
+    written_both_ways = 0
+    in_words = 0
     if "&" in text:
         for m in ENTITY_RE.finditer(text):
             unescaped = unescape_entity(m.group())
@@ -216,7 +223,10 @@ def markup_evidence(text: str) -> MarkupEvidence:
             if layers > 1:
                 multi += 1
             elif not value.isascii() and not _quoted(text, m.start(), m.end()):
-                beyond_ascii += 1
+                if value in text:
+                    written_both_ways += 1
+                elif _glued_to_a_word(text, m.start(), m.end()):
+                    in_words += 1
     stray = [name for name in glued_closers if name not in openers]
     leaks = []
     if fragments:
@@ -228,12 +238,25 @@ def markup_evidence(text: str) -> MarkupEvidence:
             _plural(len(stray), "closing tag")
             + f" ending a line whose element never opens (</{stray[0]}>)"
         )
-    if beyond_ascii:
-        leaks.append(_plural(beyond_ascii, "character reference") + " to characters beyond ASCII")
+    if in_words:
+        leaks.append(
+            _plural(in_words, "character reference") + " standing for a letter inside a word"
+        )
+    if written_both_ways:
+        leaks.append(
+            _plural(written_both_ways, "character reference")
+            + " to a character the text also writes directly"
+        )
     signs = [name for name, sign in _FORMAT_SIGNS if sign.search(text)]
     if tags >= MARKUP_DENSITY_MIN_TAGS and tag_chars > MARKUP_DENSITY * len(text):
         signs.append("tags are a large share of the text")
     return MarkupEvidence(tuple(leaks), tuple(signs), frozenset(openers), frozenset(closers))
+
+
+def _glued_to_a_word(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] touches a letter: used as a character (`It&#8217;s`,
+    `caf&eacute;`), not named in a sentence about references (`write &eacute; for é`)."""
+    return (start > 0 and text[start - 1].isalpha()) or (end < len(text) and text[end].isalpha())
 
 
 def _quoted(text: str, start: int, end: int) -> bool:

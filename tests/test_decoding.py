@@ -107,3 +107,24 @@ def test_binary_content_is_refused_with_its_kind(content: bytes) -> None:
 def test_empty_content_is_refused() -> None:
     with pytest.raises(EmptyContentError, match="empty"):
         decode(b"")
+
+
+@pytest.mark.parametrize(
+    ("codec", "bom"),
+    [
+        ("utf-8", codecs.BOM_UTF8),
+        ("utf-16-le", codecs.BOM_UTF16_LE),
+        ("utf-16-be", codecs.BOM_UTF16_BE),
+        ("utf-32-le", codecs.BOM_UTF32_LE),
+        ("utf-32-be", codecs.BOM_UTF32_BE),
+    ],
+)
+def test_a_removed_bom_is_named(codec: str, bom: bytes) -> None:
+    decoded = decode(bom + GERMAN.encode(codec))
+    assert decoded.text == GERMAN
+    assert decoded.bom_removed == codec
+
+
+def test_no_bom_no_bom_removed() -> None:
+    assert decode(GERMAN.encode("utf-8")).bom_removed is None
+    assert decode(GERMAN.encode("cp1252")).bom_removed is None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from textmend_server.decoding import EncodingSource, decode
@@ -151,3 +154,80 @@ def test_sample_never_splits_a_multibyte_character() -> None:
 def test_widen_falls_back_to_the_superset_only_when_needed() -> None:
     assert widen(b"abc", "iso8859-1") == ("abc", "iso8859-1")
     assert widen(b"\x93x\x94", "iso8859-1") == ("“x”", "cp1252")
+
+
+# --- real text in legacy code pages (tests/fixtures/legacy/SOURCES.md) ----------------------
+
+_SNIPPETS = json.loads(
+    (Path(__file__).parent / "fixtures" / "legacy" / "snippets.json").read_text("utf-8")
+)
+
+
+@pytest.mark.parametrize("name", sorted(_SNIPPETS))
+def test_real_text_in_its_legacy_code_page_decodes_to_itself(name: str) -> None:
+    # Portuguese cp1252 (once read as cp1257: `áticas` → `įticas`), Polish and Czech cp1250,
+    # Spanish cp1252 (once cp437), Ukrainian cp1251 (once ISO-8859-5), Russian KOI8-R,
+    # Japanese EUC-JP (once mac-latin2 / EUC-KR), Chinese GB18030, Hebrew windows-1255.
+    snippet = _SNIPPETS[name]
+    decoded = decode(snippet["text"].encode(snippet["codec"]))
+    assert decoded.text == snippet["text"], (name, decoded.encoding, decoded.alternatives)
+    assert decoded.confidence >= 0.9
+    assert not decoded.in_doubt
+
+
+@pytest.mark.parametrize(
+    ("name", "wrong"),
+    [("ru-ls", "cp1252"), ("he-mo", "cp1252"), ("zh-ls", "iso8859-15"), ("ja-ls", "iso8859-15")],
+)
+def test_a_whole_legacy_file_is_not_read_as_a_western_code_page(name: str, wrong: str) -> None:
+    # iconv-converted man pages and catalogues were read this way with confidence 0.97-1.00.
+    snippet = _SNIPPETS[name]
+    decoded = decode(snippet["text"].encode(snippet["codec"]))
+    assert decoded.encoding != wrong
+    assert decoded.language in ("ru", "he", "zh", "ja")
+
+
+def test_a_short_stretch_of_chinese_is_read_as_chinese() -> None:
+    # A 200-byte GB18030 piece of a man page was once read as EUC-KR.
+    text = _SNIPPETS["zh-ls"]["text"]
+    piece = text[text.index("\u3002") - 60 :][:90]
+    content = piece.encode("gb18030")[:200]
+    piece = content.decode("gb18030", "ignore")
+    assert decode(piece.encode("gb18030")).text == piece
+
+
+def test_katakana_lists_are_read_as_japanese() -> None:
+    # Lists of katakana words were once read as cp775 / cp866.
+    words = "ファイル ディレクトリ オプション パターン フォーマット"
+    for codec in ("shift_jis", "euc_jp"):
+        assert decode(words.encode(codec)).text == words
+
+
+# --- calibration ---------------------------------------------------------------------------
+
+
+def test_an_ambiguous_reading_is_in_doubt_with_its_alternatives() -> None:
+    # One byte between format specifiers: `×` in windows-1252, `в` in KOI8-R, and more.
+    decoded = decode("Dimensioni non valide: %d×%d".encode("cp1252"))
+    assert decoded.in_doubt
+    assert decoded.confidence < 0.9
+    assert decoded.alternatives
+    assert all(0.0 < p < 1.0 for _, p in decoded.alternatives)
+
+
+def test_a_clear_reading_is_not_in_doubt() -> None:
+    text = _SNIPPETS["pl-look"]["text"]
+    decoded = decode(text.encode("cp1250"))
+    assert not decoded.in_doubt and decoded.confidence >= 0.9 and decoded.language == "pl"
+
+
+def test_a_declared_charset_is_never_in_doubt() -> None:
+    decoded = decode("%d×%d".encode("cp1252"), declared="windows-1252")
+    assert decoded.source is EncodingSource.DECLARED and not decoded.in_doubt
+
+
+def test_utf8_and_ascii_skip_the_language_models() -> None:
+    for content in (b"plain ASCII text", "Grüße, привет, 你好".encode()):
+        decoded = decode(content)
+        assert decoded.confidence >= 0.99 and not decoded.in_doubt and not decoded.alternatives
+        assert len(decoded.candidates) == 1

@@ -145,7 +145,7 @@ _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 # A Latin letter touching a letter of another script inside one word (`UЇYTKOWNIK`, `ИИn`):
 # what a wrong code page makes of a Latin word; priced SWITCH_NATS on top of the letters.
 _SWITCH = {code: re.compile(f"[aL]{code}|{code}[aL]") for code in "CGHA"}
-SWITCH_NATS = 4.0
+SWITCH_NATS = 10.0
 # A closing quote or apostrophe opening a word (`’κυρο`): what ISO-8859-7 makes of the
 # windows-1253 `Ά`, and what no text writes (elision puts it after letters: `σ’ αγαπώ`).
 _LEADING_QUOTE = re.compile(r"(?<![^\W\d_])[\u2019\u00bb](?=[^\W\d_])")
@@ -170,13 +170,21 @@ _MARKS = re.compile(
 )
 
 
+# s and t with cedilla and with comma below are one letter to Romanian and Turkish readers
+# (windows-1250 has only the cedilla forms, ISO-8859-16 the comma ones): folded, so that the
+# choice between those code pages is left to how common they are.
+_FOLD_LATIN = str.maketrans("\u015f\u0163", "\u0219\u021b")
+
+
 def _letters(text: str, code: str) -> str:
     """text lower-cased, marks dropped, everything but the letters of script code (and line
     breaks) turned into single spaces (Greek final sigma folded into sigma, as wordfreq's
-    lists have it)."""
+    lists have it; Latin ş ţ into ș ț)."""
     text = _MARKS.sub("", text.lower())
     if code == "G":
         text = text.replace("\u03c2", "\u03c3")
+    elif code == "L":
+        text = text.translate(_FOLD_LATIN)
     return _BREAK[code].sub(" ", text)
 
 

@@ -492,8 +492,16 @@ REPEAT_ALWAYS_CHARS = 4000
 _PROSE_LETTERS = 0.6
 _PROSE_MAX_SYMBOLS = 0.08
 _CODE_SYMBOLS = frozenset("{}()[];=<>_*&|#\\/$@")
-# Tags are stripped before a line of HTML is judged: what counts is the text a reader sees.
+# Tags are stripped before a line of HTML is judged: what counts is the text a reader sees, and
+# a line that is mostly tags (navigation, a list of links) is markup, not a paragraph.
 _TAG = re.compile(r"<[^<>]{0,300}>")
+_MAX_TAG_SHARE = 0.5
+# Lines of program source and of formats built from directives (POD's `=item`, roff's `.TP`):
+# a document with this share of them is source, which repeats itself by construction
+# (overloads, generated code, a table of contents). Only the first _SOURCE_LINES lines are read.
+_SOURCE_LINE = re.compile(r"^\s*(?:[#=.*]|//|/\*)|[;{}(),\\]\s*$")
+_SOURCE_SHARE = 0.3
+_SOURCE_LINES = 400
 
 
 def _is_prose(line: str) -> bool:
@@ -505,7 +513,10 @@ def _is_prose(line: str) -> bool:
     False
     """
     if "<" in line:
-        line = _TAG.sub("", line)
+        stripped = _TAG.sub("", line)
+        if len(stripped) < (1 - _MAX_TAG_SHARE) * len(line):
+            return False
+        line = stripped
     visible = [c for c in line if not c.isspace()]
     if len(visible) < _PARAGRAPH_MIN * 3 // 4:  # (spaces are a quarter of a line of prose)
         return False
@@ -516,6 +527,20 @@ def _is_prose(line: str) -> bool:
         and symbols <= _PROSE_MAX_SYMBOLS * len(visible)
         and len(set(visible)) >= 8
     )
+
+
+def _is_source(text: str) -> bool:
+    """Whether text reads as program source or a directive format rather than prose.
+
+    >>> _is_source("int f(void);\\n#define X 1\\n/* a comment */\\nint g(int x) {\\n")
+    True
+    >>> _is_source("A sentence.\\nAnother one, longer.\\n")
+    False
+    """
+    head = text[: _SOURCE_LINES * _PARAGRAPH_MIN * 4]  # enough for _SOURCE_LINES long lines
+    lines = [line for line in head.splitlines()[:_SOURCE_LINES] if line.strip()]
+    source = sum(1 for line in lines if _SOURCE_LINE.search(line))
+    return bool(lines) and source >= _SOURCE_SHARE * len(lines)
 
 
 def find_repeated_blocks(text: str) -> list[Proposal]:
@@ -537,6 +562,8 @@ def find_repeated_blocks(text: str) -> list[Proposal]:
     >>> find_repeated_blocks("=" * 60 + "\\nTitle\\n" + "=" * 60 + "\\n")
     []
     """
+    if _is_source(text):
+        return []
     seen: dict[str, int] = {}
     runs: list[list[int]] = []  # [start, end, first line number of the earlier copy]
     run: list[int] = []

@@ -645,9 +645,11 @@ def choose(
             default=None,
         )
         if runner is not None and standing is not None and best_key != standing:
+            theirs = readings[standing].cost
+            behind = f"{theirs:.0f}" if theirs is not None else "far more"
             reason = (
                 f"{winner.name} reads better than {readings[standing].names[0].name} "
-                f"({best.cost:.0f} vs {readings[standing].cost:.0f} nats over the same "
+                f"({best.cost:.0f} vs {behind} nats over the same "
                 f"{sum(map(len, chunks))} bytes, as {best.lang or 'text'})"
             )
     elif standing is not None and best_key != standing:
@@ -703,6 +705,10 @@ def choose(
 LM_BYTES = 2048
 LM_BYTES_MAX = 6144
 LM_PIECE = 512
+# The first look: readings more than LM_PRUNE_NATS behind the best on the first LM_GLANCE bytes
+# are dropped (their share of the posterior would be below exp(−40 / TEMPERATURE), 2e-9).
+LM_GLANCE = 256
+LM_PRUNE_NATS = 40.0
 # Bytes no multi-byte codec uses inside a character (below 0x40, digits aside: GB18030's
 # four-byte sequences hold digits), so a stretch between them starts on a character boundary
 # in every candidate codec.
@@ -788,7 +794,19 @@ def _by_language(
 
     detector = dict(answers)
     totals: dict[str, float] = {}
-    for key, reading in readings.items():
+    # First a look at the first stretches only: readings far behind there are not read on.
+    head: list[bytes] = []
+    for chunk in chunks:
+        if sum(map(len, head)) >= LM_GLANCE:
+            break
+        head.append(chunk)
+    keys = list(readings)
+    if len(head) < len(chunks) and len(keys) > 2:
+        glance = {key: langmodel.cost(stretch_text(head, key)).cost for key in keys}
+        ahead = min(glance.values())
+        keys = [key for key in keys if glance[key] <= ahead + LM_PRUNE_NATS]
+    for key in keys:
+        reading = readings[key]
         scored = langmodel.cost(stretch_text(chunks, key))
         reading.cost, reading.lang = scored.cost, scored.lang
         first = reading.names[0]
@@ -803,7 +821,7 @@ def _by_language(
     weights = {k: math.exp(-(t - floor) / TEMPERATURE) for k, t in totals.items()}
     norm = sum(weights.values())
     for key, reading in readings.items():
-        reading.posterior = weights[key] / norm
+        reading.posterior = weights.get(key, 0.0) / norm
     return min(totals, key=lambda k: (totals[k], order[readings[k].names[0].name]))
 
 

@@ -42,6 +42,7 @@ from textmend_client.client import (
     TextMendError,
     as_request,
 )
+from textmend_client.content import content_type_for
 from textmend_client.report import run_report
 
 EXIT_OK = 0
@@ -199,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--content-type",
         default="",
         choices=["text/plain", "text/html"],
-        help="text/html leaves the document's markup alone (default: text/plain)",
+        help="text/html leaves the document's markup alone (default: text/html for files "
+        "named .html, .htm, .xhtml, .xml or .svg and for content starting with <!DOCTYPE html "
+        "or <html; text/plain otherwise)",
     )
     _add_policy_option(repair)
     repair.add_argument(
@@ -564,7 +567,7 @@ def _cmd_repair(args: argparse.Namespace) -> int:
             content,
             id=os.path.basename(args.path) if args.path != "-" else "stdin",
             declared_encoding=args.encoding,
-            content_type=args.content_type,
+            content_type=content_type_for(args.path, args.content_type),
             policy=dict(args.policy),
             omit_diff=args.format in (None, "text"),
         )

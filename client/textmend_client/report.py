@@ -40,6 +40,7 @@ from typing import IO
 
 from textmend.v1 import textmend_pb2
 from textmend_client.client import TextMendClient, TextMendError, Unavailable
+from textmend_client.content import content_type_for
 
 __all__ = [
     "CONTEXT_CHARS",
@@ -93,8 +94,6 @@ SKIP_DIRS = frozenset(
         "node_modules",
     }
 )
-# File name endings whose markup is the document's own, sent as text/html.
-_MARKUP_SUFFIXES = (".html", ".htm", ".xhtml", ".xml", ".svg")
 
 # Letters that draw as nothing at all (Hangul fillers, Braille blank): invisible, though not
 # format characters.
@@ -996,11 +995,6 @@ def iter_files(paths: Iterable[str]) -> Iterator[tuple[str, OSError | None]]:
             yield str(error.filename or path), error
 
 
-def _content_type(path: str) -> str:
-    """text/html for markup files, whose tags are their own; the server's default otherwise."""
-    return "text/html" if path.lower().endswith(_MARKUP_SUFFIXES) else ""
-
-
 @dataclass(frozen=True)
 class FileOutcome:
     """What became of one file: a response, or why there is none.
@@ -1038,7 +1032,7 @@ def _repair_one(
         response = client.repair(
             content,
             id=path,
-            content_type=content_type or _content_type(path),
+            content_type=content_type_for(path, content_type),
             policy=dict(policy or {}),
             omit_diff=True,
         )
@@ -1059,10 +1053,10 @@ def repair_files(
     """Repair every file under paths (see `iter_files`), yielding outcomes in path order.
 
     Up to `workers` files are read and repaired at once (the client spreads them over its
-    connections). `content_type` applies to every file; empty means text/html for `.html`,
-    `.htm`, `.xhtml`, `.xml` and `.svg` files and plain text otherwise. When the server
-    cannot be reached (`Unavailable`) that outcome is the last: the files after it are not
-    tried. Closing the iterator early cancels the work not yet started.
+    connections). `content_type` applies to every file; empty means the client's rule
+    (`textmend_client.content`): text/html for markup file names, else the server sniffs.
+    When the server cannot be reached (`Unavailable`) that outcome is the last: the files
+    after it are not tried. Closing the iterator early cancels the work not yet started.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")

@@ -225,11 +225,37 @@ MAX_PASSES = 4
 UNREADABLE_SHARE = 0.1
 
 
+# Media types whose markup is the document's own.
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+# How far into the content the start of an HTML document is looked for.
+SNIFF_BYTES = 1024
+# The start of an HTML document, after a BOM, blanks, an XML declaration and comments.
+_HTML_START = re.compile(
+    rb"\A(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def is_html(content_type: str, content: bytes = b"") -> bool:
+    """Whether a document is HTML: its content type says so, or, when none is given, its bytes
+    start as an HTML document does (`<!DOCTYPE html`, `<html`).
+
+    >>> is_html("text/html; charset=utf-8"), is_html("text/plain", b"<html>")
+    (True, False)
+    >>> is_html("", b"\\n<!DOCTYPE html>\\n<html>"), is_html("", b"a <b>bold</b> claim")
+    (True, False)
+    """
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media:
+        return media in HTML_TYPES
+    return _HTML_START.match(bytes(content[:SNIFF_BYTES])) is not None
+
+
 def repair_bytes(
     content: bytes,
     *,
     declared_encoding: str | None = None,
-    content_type: str = "text/plain",
+    content_type: str = "",
     policy: RepairPolicy | None = None,
     include_diff: bool = True,
     label: str = "document",
@@ -237,6 +263,9 @@ def repair_bytes(
     cancelled: Callable[[], bool] | None = None,
 ) -> Repaired:
     """Decode content and repair it; see `Repaired` for what comes back.
+
+    `content_type` empty means "decide from the bytes" (`is_html`): the rule every client
+    command and JSON Lines input share.
 
     Raises an `InputError` (empty, binary, unknown charset, unknown policy) or
     `TooLargeError`, each with a message saying what to send instead. `cancelled`, when
@@ -255,7 +284,7 @@ def repair_bytes(
     if max_bytes is not None and len(content) > max_bytes:
         raise TooLargeError(len(content), max_bytes)
     started = time.perf_counter()
-    html = content_type.split(";")[0].strip().lower() == "text/html"
+    html = is_html(content_type, content)
     if policy is None:
         policy = RepairPolicy(html=html)
     elif html and not policy.html:

@@ -176,7 +176,7 @@ def repair_request(
     repaired = repair_bytes(
         content,
         declared_encoding=request.declared_encoding or None,
-        content_type=request.content_type or "text/plain",
+        content_type=request.content_type,  # empty: the engine decides from the bytes
         policy=policy_from_request(request),
         include_diff=not request.omit_diff,
         label=request.id or "document",

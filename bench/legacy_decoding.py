@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                     content = d.text.encode(codec)
                 except UnicodeEncodeError:
                     continue
-                if content.isascii() or len(content) > args.max_bytes:
+                if d.text.isascii() or len(content) > args.max_bytes:
                     continue
                 used += 1
                 items = [(whole, d.text, content)]

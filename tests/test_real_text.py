@@ -1,0 +1,105 @@
+"""What real clean files look like, through the real server: text that only looks like damage
+comes back untouched, and the damage it resembles is still repaired (issue 15's examples).
+
+Each example is a line found in a real file (release notes, man pages, C++ headers, Go source,
+copyright files, Markdown, HTML tutorials, translation catalogues); the rule they test is the
+service's first one: a clean document comes back untouched, and where the evidence is weak a
+finding is reported instead of an edit.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from textmend.v1 import textmend_pb2
+from textmend_client import TextMendClient
+from textmend_client.cli import main
+
+CLEAN = [
+    "Show merges with --diff-merges=<style>, where <style> is one of off, on, first-parent.",
+    "If a package <I> is interested in the trigger, dpkg runs it.",
+    ".TH GIT 1\n.SH NAME\nSee \\fI<section>\\fR for the list of sections.\n",
+    "Connect to <transport>::<address> and retry.",
+    "std::vector<b> v;\ntemplate <class S> struct char_t<S>> {};\n"
+    "using R = decltype(std::declval<U>());",
+    'out := bytes.ReplaceAll(in, []byte("&quot;"), []byte("\\""))',
+    "Copyright 2019 Ander Juaristi <a at juaristi.eus>",
+    "The <title> element goes inside <head>.",
+    "# Limits\n\nA file may hold up to 2<sup>32</sup> bytes.<br>\nSee [the spec](https://x.org).\n",
+    "In HTML the character & is written &amp; and < is written &lt;.",
+    "Use &gt; and &lt;.",
+    # Rows of `=` and a stock sentence, repeated.
+    ("=" * 72 + "\nRelease 1.2\n" + "=" * 72 + "\n\nWe recommend upgrading.\n\n") * 4,
+    # What catalogues carry: argp's vertical tab, gnupg's unit separators, a help text's BEL.
+    "Generate message catalog.\x0bIf INPUT-FILE is -, input is read from standard input.\n"
+    "Number\x1f: %s%%0AHolder\x1f: %s\n  \x07   alert (BEL)\n",
+]
+
+
+@pytest.mark.parametrize("text", CLEAN, ids=range(len(CLEAN)))
+def test_clean_text_comes_back_untouched(client: TextMendClient, text: str) -> None:
+    response = client.repair(text.encode("utf-8"), id="clean")
+    assert response.text == text
+    assert list(response.edits) == []
+    assert response.verdict in (textmend_pb2.VERDICT_CLEAN, textmend_pb2.VERDICT_SUSPECT)
+    assert not [f for f in response.findings if f.category == textmend_pb2.CATEGORY_REPEATED_BLOCK]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # The evidence: a closing tag glued to the end of a line whose element never opens.
+        ("Some <b>bold</b> text.</p>\nMore text.</p>", "Some bold text.\nMore text."),
+        # The evidence: an entity escaped twice.
+        ("Tom &amp;amp; Jerry&#8217;s <i>show</i>", "Tom & Jerry’s show"),
+        # The evidence: a reference used as a letter of a word.
+        ("It&#8217;s caf&eacute; time", "It’s café time"),
+    ],
+)
+def test_markup_that_leaked_is_repaired(client: TextMendClient, text: str, expected: str) -> None:
+    response = client.repair(text.encode("utf-8"), id="leak")
+    assert response.text == expected
+    assert all(e.category == textmend_pb2.CATEGORY_MARKUP_LEAK for e in response.edits)
+    assert all("the document shows leaked markup" in e.reason for e in response.edits)
+
+
+def test_markup_shaped_text_without_evidence_is_reported_not_removed(
+    client: TextMendClient,
+) -> None:
+    text = "Press <b>Save</b> to keep the file."
+    response = client.repair(text.encode("utf-8"), id="weak")
+    assert response.text == text
+    assert [f.original for f in response.findings] == ["<b>", "</b>"]
+    assert response.verdict == textmend_pb2.VERDICT_SUSPECT
+
+
+def test_a_page_stored_twice_is_still_reported(client: TextMendClient) -> None:
+    page = "".join(
+        f"Paragraph {n} of the article tells its reader something the others do not.\n"
+        for n in range(8)
+    )
+    response = client.repair((page + "\n" + page).encode("utf-8"), id="twice")
+    repeats = [f for f in response.findings if f.category == textmend_pb2.CATEGORY_REPEATED_BLOCK]
+    assert len(repeats) == 1 and response.text == page + "\n" + page
+
+
+PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>Notes</title></head>\n"
+    "<body><p>caf\u00c3\u00a9 &amp; <b>cr\u00c3\u00a8me</b></p></body></html>\n"
+)
+
+
+def test_html_is_recognised_by_name_and_by_its_first_bytes(target: str, tmp_path, capsys) -> None:
+    named = tmp_path / "page.html"
+    named.write_text(PAGE, encoding="utf-8")
+    unnamed = tmp_path / "page.txt"
+    unnamed.write_text(PAGE, encoding="utf-8")
+    expected = PAGE.replace("caf\u00c3\u00a9", "café").replace("cr\u00c3\u00a8me", "crème")
+    for path in (named, unnamed):
+        assert main(["repair", str(path), "--server", target]) == 0
+        assert capsys.readouterr().out == expected  # the mojibake goes, the markup stays
+    # Told it is plain text, the same page is still not stripped: a text that starts as an
+    # HTML document writes its markup on purpose.
+    argv = ["repair", str(named), "--server", target, "--content-type", "text/plain"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out == expected

@@ -11,6 +11,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextvars import ContextVar
 
+#: Most characters of a caller's input an error message quotes. Messages travel in a status
+#: trailer, which gRPC limits to 16 KiB in Python and which a grpc-js client stops reading
+#: near 64 KiB (issue 16): a name a person needs to recognise fits in 100 characters.
+MAX_QUOTED_CHARS = 100
+
+
+def shown(value: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """value quoted for an error message: its repr, cut to limit characters and saying so.
+
+    >>> shown("x-klingon")
+    "'x-klingon'"
+    >>> shown("ab" * 60, 4)
+    "'abab' (first 4 of 120 characters)"
+    """
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r} (first {limit} of {len(value)} characters)"
+
 
 class InputError(ValueError):
     """The request cannot be processed as given; the message says what to send instead."""
@@ -35,13 +53,16 @@ class BinaryContentError(InputError):
 
 
 class UnknownEncodingError(InputError):
-    """The declared charset names no codec Python or WHATWG knows."""
+    """The declared charset names no character set Python or WHATWG knows; Python codecs that
+    are not character sets (utf-7, punycode, base64, ...) count as unknown."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(
-            f"unknown declared_encoding {name!r}: use a charset name such as 'utf-8', "
-            "'windows-1252', 'gb18030', 'big5' or 'shift_jis', or leave it empty to detect"
+            f"unknown declared_encoding {shown(name)}: not a character set textmend decodes "
+            "(transfer and escape encodings such as utf-7, punycode or base64 are not): use a "
+            "charset name such as 'utf-8', 'windows-1252', 'gb18030', 'big5' or 'shift_jis', "
+            "or leave it empty to detect"
         )
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from textmend_server.errors import UnknownPolicyError
+from textmend_server.errors import UnknownPolicyError, shown
 
 
 class Category(StrEnum):
@@ -138,12 +138,12 @@ class RepairPolicy:
             except ValueError:
                 known = ", ".join(c.value for c in Category)
                 raise UnknownPolicyError(
-                    f"unknown category {name!r} in policy; known: {known}"
+                    f"unknown category {shown(name)} in policy; known: {known}"
                 ) from None
             try:
                 overrides[category] = Action(action.lower() if isinstance(action, str) else action)
             except ValueError:
                 raise UnknownPolicyError(
-                    f"unknown action {action!r} for {name!r}; use fix, flag or off"
+                    f"unknown action {shown(str(action))} for {shown(name)}; use fix, flag or off"
                 ) from None
         return cls(overrides=MappingProxyType(overrides), html=html)

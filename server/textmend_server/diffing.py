@@ -7,12 +7,62 @@ the edits describe.
 
 from __future__ import annotations
 
+import unicodedata
 from bisect import bisect_right
 from collections.abc import Sequence
 
 from textmend_server.edits import Edit
 
 _NO_NEWLINE = "\\ No newline at end of file\n"
+
+# C escapes git uses in quoted paths; any other character that needs quoting is written as the
+# octal escapes of its UTF-8 bytes, as git does.
+_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\v": "\\v",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+_ESCAPES |= {'"': '\\"', "\\": "\\\\"}
+# Unicode categories that can forge or hide a line of the header: controls, line and paragraph
+# separators, format characters (bidi overrides reorder what a terminal shows), unassigned,
+# surrogates and private use.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp"})
+
+
+def _needs_escape(ch: str) -> bool:
+    return ch in _ESCAPES or unicodedata.category(ch) in _UNSAFE_CATEGORIES
+
+
+def quote_label(label: str) -> str:
+    r"""label as a diff header prints it: as it is, or in double quotes with C escapes when it
+    holds a character that could forge a line or hide text (git's quoting of paths).
+
+    A caller's id becomes the label, so without this an id holding a newline could add lines
+    to the header (issue 16).
+
+    >>> quote_label("a/doc-1.txt"), quote_label("a/café 2")
+    ('a/doc-1.txt', 'a/café 2')
+    >>> print(quote_label("a/doc\n+++ b/forged"))
+    "a/doc\n+++ b/forged"
+    >>> print(quote_label('a/x"y\u202ez'))
+    "a/x\"y\342\200\256z"
+    """
+    if not any(_needs_escape(ch) for ch in label):
+        return label
+    parts = []
+    for ch in label:
+        if ch in _ESCAPES:
+            parts.append(_ESCAPES[ch])
+        elif unicodedata.category(ch) in _UNSAFE_CATEGORIES:
+            raw = ch.encode("utf-8", "surrogatepass")
+            parts.append("".join(f"\\{byte:03o}" for byte in raw))
+        else:
+            parts.append(ch)
+    return '"' + "".join(parts) + '"'
 
 
 def _line_starts(text: str) -> list[int]:
@@ -46,6 +96,9 @@ def unified_diff(
     original: str, cleaned: str, edits: Sequence[Edit], label: str = "document", context: int = 3
 ) -> str:
     """Unified diff (as `diff -u` prints it) of original against cleaned, hunks from edits.
+
+    The headers are `a/<label>` and `b/<label>`, quoted by `quote_label` when label holds
+    characters that could forge a header line.
 
     >>> from textmend_server.policy import Category
     >>> e = Edit(Category.MOJIBAKE, 9, 11, 9, 10, "Ã©", "é", "utf-8 read as latin-1", 0.9)
@@ -90,7 +143,7 @@ def unified_diff(
             hunks[-1].append(block)
         else:
             hunks.append([block])
-    out = [f"--- a/{label}\n", f"+++ b/{label}\n"]
+    out = [f"--- {quote_label('a/' + label)}\n", f"+++ {quote_label('b/' + label)}\n"]
     for hunk in hunks:
         a_lo = max(0, hunk[0][0] - context)
         offset = hunk[0][2] - hunk[0][0]  # cleaned line = original line + offset before a block

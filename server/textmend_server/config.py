@@ -19,6 +19,30 @@ ENVELOPE_BYTES = 1 * MIB
 # be several times larger than the content (UTF-16 or GBK content grows when sent as UTF-8).
 RESPONSE_SIZE_FACTOR = 4
 
+# Default admission limits, per worker process (issue 16: 16 idle streams used to take every
+# thread of a worker, and health checks and other callers' calls queued behind them).
+#
+# `Repair` calls one worker runs at once: the heaviest load measured on this service (issue 16,
+# 64 callers on 2 workers) averages 32 calls per worker, so that load is admitted; beyond it a
+# call is refused with UNAVAILABLE and the client retries after a backoff instead of queueing
+# without bound. Each admitted call holds one thread and its document.
+DEFAULT_MAX_CALLS = 32
+# Open `RepairStream` calls per worker: the bundled client opens 8 streams per batch (its
+# `--channels` default), so 32 admits four batch jobs even when the kernel hands every one of
+# their connections to the same worker.
+DEFAULT_MAX_STREAMS = 32
+# Open health `Watch` and reflection streams per worker: grpcurl opens one reflection stream
+# per command and probes use the unary `Check`, which is never limited; a few tools at once.
+DEFAULT_MAX_ADMIN_STREAMS = 8
+# Seconds a stream may send nothing while none of its documents is being repaired. The bundled
+# client keeps documents in flight, so its streams are idle only when its input pauses (and it
+# reopens a stream closed for idleness by itself); a minute outlasts a producer's ordinary
+# pauses and frees a hostile caller's idle streams' slots within a minute.
+DEFAULT_STREAM_IDLE_SECONDS = 60.0
+# Threads kept, beyond one per admitted call, for the calls that are never queued: health
+# checks, refusals (a few microseconds each) and reflection's first message.
+DEFAULT_THREADS = 8
+
 
 @dataclass(frozen=True)
 class ServerConfig:
@@ -26,9 +50,20 @@ class ServerConfig:
 
     max_message_mb: largest accepted content, in MiB (gRPC's receive limit is this plus 1 MiB
         for the rest of the request; its send limit is `RESPONSE_SIZE_FACTOR` times as much).
-    threads: threads serving calls in this process. The work is CPU-bound Python, so more
-        threads do not add throughput (add worker processes for that); they keep health checks
-        and long-lived streams from queueing behind each other.
+    threads: threads kept for health checks, refusals and other short calls, on top of one
+        thread per call the limits below admit. The server's pool is `pool_threads`, and gRPC
+        refuses a call beyond that many (RESOURCE_EXHAUSTED) rather than queue it, so a
+        health check never waits behind repairs or streams. The work is CPU-bound Python:
+        more threads do not add throughput (add worker processes for that).
+    max_calls: most `Repair` calls this process runs at once; the next is refused at once
+        with UNAVAILABLE and a message naming `--max-calls` (see `DEFAULT_MAX_CALLS`).
+    max_streams: most open `RepairStream` calls; the next is refused the same way, naming
+        `--max-streams` (see `DEFAULT_MAX_STREAMS`).
+    max_admin_streams: most open health `Watch` and reflection streams, likewise
+        (`--max-admin-streams`, see `DEFAULT_MAX_ADMIN_STREAMS`).
+    stream_idle_seconds: a stream that sends no request for this long while none of its
+        documents is being repaired is ended with UNAVAILABLE and the `textmend-stream-idle`
+        trailer; every request it sent was answered (see `DEFAULT_STREAM_IDLE_SECONDS`).
     grace: seconds in-flight calls get to finish when the server stops.
     reuse_port: let several processes bind the same port (SO_REUSEPORT).
     warm_up: run one small repair before reporting SERVING, so that the engine's tables are
@@ -59,7 +94,11 @@ class ServerConfig:
     """
 
     max_message_mb: int = 64
-    threads: int = 8
+    threads: int = DEFAULT_THREADS
+    max_calls: int = DEFAULT_MAX_CALLS
+    max_streams: int = DEFAULT_MAX_STREAMS
+    max_admin_streams: int = DEFAULT_MAX_ADMIN_STREAMS
+    stream_idle_seconds: float = DEFAULT_STREAM_IDLE_SECONDS
     grace: float = 10.0
     reuse_port: bool = False
     warm_up: bool = True
@@ -74,6 +113,11 @@ class ServerConfig:
     log_content: bool = False
 
     def __post_init__(self) -> None:
+        for name in ("threads", "max_calls", "max_streams", "max_admin_streams"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if not self.stream_idle_seconds > 0:
+            raise ValueError("stream_idle_seconds must be more than 0")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both a certificate and its private key")
         if self.tls_client_ca is not None and self.tls_cert is None:
@@ -82,6 +126,12 @@ class ServerConfig:
             raise ValueError(
                 "the auth token must be 1 to 4096 printable ASCII characters without spaces"
             )
+
+    @property
+    def pool_threads(self) -> int:
+        """Threads of the server's pool, and the most calls gRPC lets in at once: one per
+        call the admission limits allow, plus `threads` for everything else."""
+        return self.max_calls + self.max_streams + self.max_admin_streams + self.threads
 
     @property
     def max_line_bytes(self) -> int:

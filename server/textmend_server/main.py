@@ -38,6 +38,7 @@ from pathlib import Path
 from types import FrameType
 
 from textmend_server import __version__, metrics
+from textmend_server import config as defaults
 from textmend_server.config import ServerConfig, is_token
 
 _LOGGER = logging.getLogger(__name__)
@@ -121,9 +122,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threads",
         type=_positive_int,
-        default=env("TEXTMEND_THREADS", "8"),
-        help="threads per worker; they overlap streams and health checks, not CPU work "
-        "(TEXTMEND_THREADS; default: 8)",
+        default=env("TEXTMEND_THREADS", str(defaults.DEFAULT_THREADS)),
+        help="threads per worker kept for health checks, refusals and other short calls, on "
+        "top of one per call the limits below admit; no call ever waits for a thread "
+        f"(TEXTMEND_THREADS; default: {defaults.DEFAULT_THREADS})",
+    )
+    parser.add_argument(
+        "--max-calls",
+        type=_positive_int,
+        default=env("TEXTMEND_MAX_CALLS", str(defaults.DEFAULT_MAX_CALLS)),
+        help="most Repair calls one worker runs at once; the next gets UNAVAILABLE at once, "
+        "and the textmend client retries it after a backoff (TEXTMEND_MAX_CALLS; default: "
+        f"{defaults.DEFAULT_MAX_CALLS})",
+    )
+    parser.add_argument(
+        "--max-streams",
+        type=_positive_int,
+        default=env("TEXTMEND_MAX_STREAMS", str(defaults.DEFAULT_MAX_STREAMS)),
+        help="most open RepairStream calls per worker; the next gets UNAVAILABLE at once "
+        f"(TEXTMEND_MAX_STREAMS; default: {defaults.DEFAULT_MAX_STREAMS})",
+    )
+    parser.add_argument(
+        "--max-admin-streams",
+        type=_positive_int,
+        default=env("TEXTMEND_MAX_ADMIN_STREAMS", str(defaults.DEFAULT_MAX_ADMIN_STREAMS)),
+        help="most open health Watch and reflection streams per worker; the next gets "
+        "UNAVAILABLE; health Check is never limited (TEXTMEND_MAX_ADMIN_STREAMS; default: "
+        f"{defaults.DEFAULT_MAX_ADMIN_STREAMS})",
+    )
+    parser.add_argument(
+        "--stream-idle-seconds",
+        type=_positive_seconds,
+        default=env("TEXTMEND_STREAM_IDLE_SECONDS", f"{defaults.DEFAULT_STREAM_IDLE_SECONDS:g}"),
+        metavar="SECONDS",
+        help="a stream that sends nothing for this long while none of its documents is being "
+        "repaired is ended with UNAVAILABLE; everything it sent was answered "
+        f"(TEXTMEND_STREAM_IDLE_SECONDS; default: {defaults.DEFAULT_STREAM_IDLE_SECONDS:g})",
     )
     parser.add_argument(
         "--max-message-mb",
@@ -306,6 +340,10 @@ def _settings(args: argparse.Namespace, address: str, reuse_port: bool) -> _Sett
     config = ServerConfig(
         max_message_mb=args.max_message_mb,
         threads=args.threads,
+        max_calls=args.max_calls,
+        max_streams=args.max_streams,
+        max_admin_streams=args.max_admin_streams,
+        stream_idle_seconds=args.stream_idle_seconds,
         grace=args.grace,
         reuse_port=reuse_port,
         max_line_kb=args.max_line_kb,

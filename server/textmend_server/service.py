@@ -28,14 +28,18 @@ import hashlib
 import hmac
 import logging
 import math
+import queue
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent import futures
+from typing import Any
 
 import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from textmend.v1 import textmend_pb2, textmend_pb2_grpc
 from textmend_server import (
@@ -52,6 +56,8 @@ from textmend_server.config import ServerConfig
 from textmend_server.decoding import DecodedText, sniff_binary
 from textmend_server.edits import Edit
 from textmend_server.engine import Repaired
+from textmend_server.errors import UnknownPolicyError, shown
+from textmend_server.policy import Category
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -67,6 +73,23 @@ _POLICY_NAMES: Mapping[int, str] = {
 #: Trailing metadata key set when `RepairStream` ends because it carried the most documents a
 #: stream may; its value is the limit. A caller resends the unanswered documents on a new stream.
 STREAM_LIMIT_METADATA = "textmend-stream-limit"
+#: Trailing metadata key of a call refused because its worker runs as many calls of its kind as
+#: it may (UNAVAILABLE); its value is the flag that sets the limit (`--max-calls`, ...).
+BUSY_METADATA = "textmend-busy"
+#: Trailing metadata key of a stream ended because it sent nothing for `--stream-idle-seconds`
+#: (UNAVAILABLE); its value is that limit. Every request it had sent was answered.
+STREAM_IDLE_METADATA = "textmend-stream-idle"
+
+#: Longest `RepairRequest.id`, in characters (code points), as the proto documents: a long URL
+#: fits (the sitemaps protocol caps URLs at 2,048 characters), and a response echoes the id up
+#: to three times (the field and both diff headers), so a 1 MB id cannot make a 3 MB response.
+MAX_ID_CHARS = 2048
+#: Longest `declared_encoding` and `content_type`, in characters: IANA charset names are at
+#: most 40 characters and a content type with its parameters fits easily; both are echoed in
+#: responses and messages.
+MAX_LABEL_CHARS = 100
+#: Most characters of an id a log line shows (it is quoted with repr, so escapes included).
+LOG_ID_CHARS = 100
 
 _INTERNAL_MESSAGE = (
     "internal error while repairing the document; the server logged the details "
@@ -89,20 +112,70 @@ def is_html(content_type: str) -> bool:
 def policy_from_request(request: textmend_pb2.RepairRequest) -> RepairPolicy:
     """Build the engine's policy from a request's `policy` map and content type.
 
-    POLICY_UNSPECIFIED keeps the category's default; an unknown category name or policy value
-    raises `UnknownPolicyError` (an `InputError`).
+    Keys are category names exactly as the proto spells them, in lower case: another case is
+    refused with the name to use, so that `"mojibake"` and `"MOJIBAKE"` in one map cannot
+    disagree. POLICY_UNSPECIFIED keeps the category's default; an unknown category name or
+    policy value raises `UnknownPolicyError` (an `InputError`), quoting at most 100
+    characters of the name.
 
-    >>> from textmend_server import Category
     >>> req = textmend_pb2.RepairRequest(policy={"mojibake": textmend_pb2.POLICY_FLAG})
     >>> policy_from_request(req).action(Category.MOJIBAKE).value
     'flag'
+    >>> policy_from_request(textmend_pb2.RepairRequest(policy={"Mojibake": 2}))
+    Traceback (most recent call last):
+    ...
+    textmend_server.errors.UnknownPolicyError: unknown category 'Mojibake' in policy: ...
     """
     mapping: dict[str, str] = {}
     for name, value in request.policy.items():
+        if name not in _CATEGORY_NAMES:
+            hint = (
+                f"policy keys are lower case, use {name.lower()!r}"
+                if name.lower() in _CATEGORY_NAMES
+                else f"known: {', '.join(sorted(_CATEGORY_NAMES))}"
+            )
+            raise UnknownPolicyError(f"unknown category {shown(name)} in policy: {hint}")
         if value == textmend_pb2.POLICY_UNSPECIFIED:
             continue
         mapping[name] = _POLICY_NAMES.get(value, f"policy value {value}")
     return RepairPolicy.from_mapping(mapping, html=is_html(request.content_type))
+
+
+_CATEGORY_NAMES = frozenset(category.value for category in Category)
+
+
+def check_request(request: textmend_pb2.RepairRequest) -> None:
+    """Refuse fields longer than the contract allows (`InputError`), quoting none of them.
+
+    >>> check_request(textmend_pb2.RepairRequest(id="x" * 3000))
+    Traceback (most recent call last):
+    ...
+    textmend_server.errors.InputError: id is 3000 characters, over the limit of 2048: ...
+    """
+    if len(request.id) > MAX_ID_CHARS:
+        raise InputError(
+            f"id is {len(request.id)} characters, over the limit of {MAX_ID_CHARS}: send a "
+            "shorter id (a hash of a long name, for example) and keep the name on your side"
+        )
+    for field in ("declared_encoding", "content_type"):
+        value = getattr(request, field)
+        if len(value) > MAX_LABEL_CHARS:
+            raise InputError(
+                f"{field} is {len(value)} characters, over the limit of {MAX_LABEL_CHARS}: "
+                "send the bare name (such as 'utf-8' or 'text/html'), or leave it empty"
+            )
+
+
+def shown_id(request_id: str) -> str:
+    r"""A request id for a log line: repr (so a newline cannot forge a line), at most
+    `LOG_ID_CHARS` characters of it.
+
+    >>> print(shown_id("doc\n1"))
+    'doc\n1'
+    >>> shown_id("x" * 200).endswith("' (first 100 of 200 characters)")
+    True
+    """
+    return shown(request_id, LOG_ID_CHARS)
 
 
 class LimitError(InputError):
@@ -170,6 +243,7 @@ def repair_request(
 
     Raises the engine's `InputError`s and `Cancelled`, and `LimitError`.
     """
+    check_request(request)
     # Each read of a bytes field copies it: read once (a document may be 64 MB).
     content = request.content
     check_limits(content, config)
@@ -344,13 +418,14 @@ def classify_error(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 def error_response(
     request_id: str, code: grpc.StatusCode, message: str
 ) -> textmend_pb2.RepairResponse:
-    """A `RepairStream` response reporting that one document failed.
+    """A `RepairStream` response reporting that one document failed; an id over the limit
+    is echoed cut to its first `MAX_ID_CHARS` characters.
 
     >>> error_response("a", grpc.StatusCode.INVALID_ARGUMENT, "content is empty").error.code
     'INVALID_ARGUMENT'
     """
     return textmend_pb2.RepairResponse(
-        id=request_id, error=textmend_pb2.Error(code=code.name, message=message)
+        id=request_id[:MAX_ID_CHARS], error=textmend_pb2.Error(code=code.name, message=message)
     )
 
 
@@ -358,9 +433,9 @@ def _log_unexpected(exc: BaseException, request: textmend_pb2.RepairRequest) -> 
     """Log a bug with its traceback but without the exception's message, which may quote text."""
     frames = "".join(traceback.format_tb(exc.__traceback__))
     _LOGGER.error(
-        "unexpected %s while repairing id=%r (%d bytes); traceback:\n%s",
+        "unexpected %s while repairing id=%s (%d bytes); traceback:\n%s",
         type(exc).__name__,
-        request.id,
+        shown_id(request.id),
         len(request.content),
         frames.rstrip(),
     )
@@ -376,10 +451,10 @@ def _log_done(
     (`--log-content`). Nothing is worked out when DEBUG is off."""
     if _LOGGER.isEnabledFor(logging.DEBUG):
         _LOGGER.debug(
-            "repair id=%r bytes=%d declared=%r -> %s in %.1f ms%s",
-            request.id,
+            "repair id=%s bytes=%d declared=%s -> %s in %.1f ms%s",
+            shown_id(request.id),
             len(request.content),
-            request.declared_encoding,
+            shown(request.declared_encoding),
             _outcome(response),
             (time.perf_counter() - started) * 1000,
             f" content={request.content[:200]!r}" if content else "",
@@ -452,9 +527,9 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
             if code is grpc.StatusCode.CANCELLED:
                 now = time.perf_counter()
                 _LOGGER.info(
-                    "repair id=%r abandoned after %.2f s (%s): the caller cancelled or its "
+                    "repair id=%s abandoned after %.2f s (%s): the caller cancelled or its "
                     "deadline passed",
-                    request.id,
+                    shown_id(request.id),
                     now - started,
                     "no deadline" if deadline is None else f"{now - deadline:.2f} s past deadline",
                 )
@@ -472,7 +547,7 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
         if response.HasField("error"):
             context.abort(grpc.StatusCode[response.error.code], response.error.message)
         if not context.is_active():
-            _LOGGER.debug("repair id=%r finished after the caller gave up", request.id)
+            _LOGGER.debug("repair id=%s finished after the caller gave up", shown_id(request.id))
         return response
 
     def RepairStream(
@@ -675,6 +750,307 @@ def _refuse(message: str) -> Callable[..., object]:
     return refused
 
 
+# --- admission ---------------------------------------------------------------------------------
+
+# What each method counts against; a method not named here (health `Check`, reflection's
+# and health's unknown future methods that are unary) is never limited.
+_REPAIR_METHOD = f"/{SERVICE_NAME}/Repair"
+_STREAM_METHOD = f"/{SERVICE_NAME}/RepairStream"
+
+
+class Admission:
+    """How many calls of each kind a worker runs, against the limits `ServerConfig` sets.
+
+    Never blocks: a call that finds its kind full is refused at once (UNAVAILABLE, see
+    `busy_message`), because one that waited would hold a thread, and threads are what idle
+    streams used to exhaust (issue 16). Kinds: `repair` (`Repair`, `--max-calls`), `stream`
+    (`RepairStream`, `--max-streams`) and `admin` (health `Watch` and reflection streams,
+    `--max-admin-streams`).
+
+    >>> admission = Admission(ServerConfig(max_calls=1))
+    >>> admission.enter("repair"), admission.enter("repair"), admission.running("repair")
+    (True, False, 1)
+    >>> admission.leave("repair"); admission.enter("repair")
+    True
+    """
+
+    #: kind -> (config attribute, flag, what the calls are)
+    KINDS: Mapping[str, tuple[str, str, str]] = {
+        "repair": ("max_calls", "--max-calls", "Repair calls"),
+        "stream": ("max_streams", "--max-streams", "open RepairStream calls"),
+        "admin": ("max_admin_streams", "--max-admin-streams", "health Watch and reflection calls"),
+    }
+
+    def __init__(self, config: ServerConfig) -> None:
+        self._limits = {kind: getattr(config, attr) for kind, (attr, _, _) in self.KINDS.items()}
+        self._running = dict.fromkeys(self.KINDS, 0)
+        self._lock = threading.Lock()
+
+    def enter(self, kind: str) -> bool:
+        """Count one more call of kind and return True, or return False when it is full."""
+        with self._lock:
+            if self._running[kind] >= self._limits[kind]:
+                return False
+            self._running[kind] += 1
+            return True
+
+    def leave(self, kind: str) -> None:
+        """Count one call of kind fewer."""
+        with self._lock:
+            self._running[kind] -= 1
+
+    def running(self, kind: str) -> int:
+        """Calls of kind running now."""
+        with self._lock:
+            return self._running[kind]
+
+    def busy_message(self, kind: str) -> str:
+        """What a refused caller reads: why, and what to do."""
+        _, flag, what = self.KINDS[kind]
+        return (
+            f"this server worker is busy: it is already running {self._limits[kind]} {what}, "
+            f"its limit ({flag}): retry after a short backoff (the textmend client does so by "
+            f"itself within its deadline), spread the calls over more workers or replicas, or "
+            f"raise the server's {flag}"
+        )
+
+
+def call_kind(method: str, handler: grpc.RpcMethodHandler) -> str | None:
+    """The `Admission` kind a call to method counts against, or None when it is not limited.
+
+    Health `Check` and every other unary call but `Repair` are never limited: they finish in
+    microseconds, and the pool keeps `--threads` threads for them.
+    """
+    if method == _REPAIR_METHOD:
+        return "repair"
+    if method == _STREAM_METHOD:
+        return "stream"
+    if handler.request_streaming or handler.response_streaming:
+        return "admin"
+    return None
+
+
+class StreamIdle(Exception):
+    """A stream's caller sent nothing for the idle limit (raised in the handler's thread)."""
+
+
+_END = object()
+
+
+class IdleLimitedRequests:
+    """A stream's request iterator that raises `StreamIdle` when no request arrives for
+    seconds while the handler waits for one.
+
+    gRPC's iterator has no timeout, so a daemon thread reads it into a queue of one request
+    (no more read-ahead than before: HTTP/2 flow control still holds the rest back) and the
+    handler waits on the queue. The thread ends when the call does: gRPC's iterator then ends
+    or raises, and `close` stops a reader waiting to hand over a request.
+    """
+
+    def __init__(self, requests: Iterator[Any], seconds: float) -> None:
+        self._seconds = seconds
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._closed = threading.Event()
+        self._reader = threading.Thread(
+            target=self._read, args=(requests,), name="textmend-stream-reader", daemon=True
+        )
+        self._reader.start()
+
+    def _read(self, requests: Iterator[Any]) -> None:
+        item: Any = _END
+        try:
+            for request in requests:
+                if not self._put(request):
+                    return
+        except BaseException as exc:  # handed to the handler's thread, which raises it
+            item = exc
+        self._put(item)
+
+    def _put(self, item: Any) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> IdleLimitedRequests:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            item = self._queue.get(timeout=self._seconds)
+        except queue.Empty:
+            raise StreamIdle() from None
+        if item is _END:
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stop the reader from handing over more requests (the call is over)."""
+        self._closed.set()
+
+
+# How often a stream's reader checks that its call is still wanted while its queue is full.
+_POLL_SECONDS = 0.5
+
+
+class _AdmissionInterceptor(grpc.ServerInterceptor):
+    """Applies `Admission` to every call, and the idle limit to every request stream.
+
+    A refused call gets UNAVAILABLE with `busy_message` and the `textmend-busy` trailer, before
+    any response header, so gRPC clients with a retry policy (the bundled one, Envoy) may retry
+    it. A stream idle for `stream_idle_seconds` ends with UNAVAILABLE and the
+    `textmend-stream-idle` trailer. The count is taken and given back on the call's own thread,
+    so a handler that never runs (an interceptor outside this one refused the call) holds
+    nothing.
+    """
+
+    def __init__(self, config: ServerConfig) -> None:
+        self._admission = Admission(config)
+        self._idle = config.stream_idle_seconds
+
+    @property
+    def admission(self) -> Admission:
+        """The counts, for tests and logs."""
+        return self._admission
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        kind = call_kind(handler_call_details.method, handler)
+        if kind is None:
+            return handler
+        for attr in _KINDS:
+            behaviour = getattr(handler, attr)
+            if behaviour is not None:
+                wrap = self._streaming if handler.response_streaming else self._unary
+                return handler._replace(**{attr: wrap(behaviour, kind, handler.request_streaming)})
+        return handler
+
+    def _refuse(self, kind: str, context: grpc.ServicerContext) -> None:
+        flag = Admission.KINDS[kind][1]
+        _LOGGER.debug(
+            "refused a call: %d %s calls running (%s)", self._admission.running(kind), kind, flag
+        )
+        context.set_trailing_metadata((*VERSION_METADATA, (BUSY_METADATA, flag)))
+        context.abort(grpc.StatusCode.UNAVAILABLE, self._admission.busy_message(kind))
+
+    def _idle_ended(self, context: grpc.ServicerContext) -> None:
+        context.set_trailing_metadata(
+            (*VERSION_METADATA, (STREAM_IDLE_METADATA, f"{self._idle:g}"))
+        )
+        context.abort(
+            grpc.StatusCode.UNAVAILABLE,
+            f"this stream sent no request for {self._idle:g} s while none of its documents was "
+            "being repaired, the server's limit (--stream-idle-seconds); every request it sent "
+            "was answered: open a new stream when there is more to send, or raise the server's "
+            "--stream-idle-seconds",
+        )
+
+    def _unary(
+        self, behaviour: Callable[..., Any], kind: str, request_streaming: bool
+    ) -> Callable[..., Any]:
+        def admitted(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
+            if not self._admission.enter(kind):
+                self._refuse(kind, context)
+            requests = None
+            if request_streaming:
+                requests = IdleLimitedRequests(request_or_iterator, self._idle)
+                request_or_iterator = requests
+            try:
+                return behaviour(request_or_iterator, context)
+            except StreamIdle:
+                self._idle_ended(context)
+            finally:
+                if requests is not None:
+                    requests.close()
+                self._admission.leave(kind)
+
+        return admitted
+
+    def _streaming(
+        self, behaviour: Callable[..., Iterator[Any]], kind: str, request_streaming: bool
+    ) -> Callable[..., Iterator[Any]]:
+        def admitted(request_or_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            if not self._admission.enter(kind):
+                self._refuse(kind, context)
+            requests = None
+            if request_streaming:
+                requests = IdleLimitedRequests(request_or_iterator, self._idle)
+                request_or_iterator = requests
+            try:
+                yield from behaviour(request_or_iterator, context)
+            except StreamIdle:
+                self._idle_ended(context)
+            finally:
+                if requests is not None:
+                    requests.close()
+                self._admission.leave(kind)
+
+        return admitted
+
+
+# --- reflection --------------------------------------------------------------------------------
+
+#: The current reflection service, which grpcurl 1.9+ and Postman ask first; `v1alpha` is the
+#: one grpcio-reflection implements. Their messages are the same, field for field.
+REFLECTION_V1_SERVICE = "grpc.reflection.v1.ServerReflection"
+_REFLECTION_V1_FILE = "grpc/reflection/v1/reflection.proto"
+
+
+def _register_reflection_v1_descriptor(pool: descriptor_pool.DescriptorPool) -> None:
+    """Add `grpc/reflection/v1/reflection.proto` to pool (once), built from v1alpha's file by
+    renaming its package, so reflection can describe the v1 service it serves."""
+    try:
+        pool.FindFileByName(_REFLECTION_V1_FILE)
+        return
+    except KeyError:
+        pass
+    old, new = ".grpc.reflection.v1alpha.", ".grpc.reflection.v1."
+    proto = descriptor_pb2.FileDescriptorProto.FromString(reflection_pb2.DESCRIPTOR.serialized_pb)
+    proto.name = _REFLECTION_V1_FILE
+    proto.package = "grpc.reflection.v1"
+    proto.ClearField("options")
+    for message in proto.message_type:
+        for field in message.field:
+            if field.type_name:
+                field.type_name = field.type_name.replace(old, new)
+    for service in proto.service:
+        for method in service.method:
+            method.input_type = method.input_type.replace(old, new)
+            method.output_type = method.output_type.replace(old, new)
+    pool.AddSerializedFile(proto.SerializeToString())
+
+
+def enable_reflection(server: grpc.Server, service_names: Iterable[str]) -> None:
+    """Serve server reflection as `grpc.reflection.v1` and `grpc.reflection.v1alpha`, both
+    listing service_names and themselves."""
+    names = (*service_names, REFLECTION_V1_SERVICE, reflection.SERVICE_NAME)
+    _register_reflection_v1_descriptor(descriptor_pool.Default())
+    servicer = reflection.ReflectionServicer(names)
+    reflection.enable_server_reflection(names, server)
+    v1 = grpc.method_handlers_generic_handler(
+        REFLECTION_V1_SERVICE,
+        {
+            "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+                servicer.ServerReflectionInfo,
+                request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+                response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+            )
+        },
+    )
+    server.add_generic_rpc_handlers((v1,))
+
+
 def server_options(config: ServerConfig) -> list[tuple[str, int]]:
     """gRPC channel arguments for a server built from config."""
     return [
@@ -714,20 +1090,25 @@ def create_server(
     overall server ("") and `textmend.v1.TextMend`. Pass health_servicer to drive it later
     (`enter_graceful_shutdown()` before `server.stop(grace)`). Bind "127.0.0.1:0" in tests.
     """
+    # Outermost first: every answer carries the version; a call without its token is refused
+    # before it counts against a limit.
     interceptors: list[grpc.ServerInterceptor] = [_VersionInterceptor()]
     if config.auth_token is not None:
         interceptors.append(_AuthInterceptor(config.auth_token))
+    interceptors.append(_AdmissionInterceptor(config))
+    # One thread per call the limits admit plus --threads for the rest, and gRPC refuses a
+    # call beyond that rather than queue it: nothing ever waits for a thread, so idle or slow
+    # streams cannot delay a health check or another caller's Repair (issue 16).
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="textmend"),
+        futures.ThreadPoolExecutor(max_workers=config.pool_threads, thread_name_prefix="textmend"),
         options=server_options(config),
         interceptors=interceptors,
+        maximum_concurrent_rpcs=config.pool_threads,
     )
     textmend_pb2_grpc.add_TextMendServicer_to_server(TextMendServicer(config), server)
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    enable_reflection(server, (SERVICE_NAME, health.SERVICE_NAME))
     try:
         credentials = server_credentials(config)
         if credentials is None:
@@ -749,19 +1130,30 @@ def create_server(
 
 
 __all__ = [
+    "BUSY_METADATA",
+    "MAX_ID_CHARS",
+    "MAX_LABEL_CHARS",
+    "REFLECTION_V1_SERVICE",
     "SERVICE_NAME",
+    "STREAM_IDLE_METADATA",
     "STREAM_LIMIT_METADATA",
+    "Admission",
+    "IdleLimitedRequests",
     "LimitError",
     "ServerConfig",
     "TextMendServicer",
+    "call_kind",
     "check_limits",
+    "check_request",
     "check_result",
     "classify_error",
     "create_server",
+    "enable_reflection",
     "error_response",
     "find_long_line",
     "policy_from_request",
     "server_credentials",
+    "shown_id",
     "to_category",
     "to_edit",
     "to_encoding_info",

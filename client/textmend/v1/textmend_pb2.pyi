@@ -235,21 +235,29 @@ class RepairRequest(_message.Message):
     id: _builtins.str
     """Caller's identifier, echoed in the response. Free-form; may be empty for `Repair`.
     In `RepairStream` it is how a caller matches responses to requests, so make it unique.
+    At most 2048 characters (code points; a long URL fits): longer is INVALID_ARGUMENT (in
+    `RepairStream`, an error response whose `id` is the first 2048 characters).
     """
     content: _builtins.bytes
-    """The document's raw bytes, exactly as fetched. Must not be empty. The server's limit is
-    `--max-message-mb` (default 64 MiB) for the whole message.
+    """The document's raw bytes, exactly as fetched. Must not be empty. The server's limit,
+    `--max-message-mb` (default 64 MiB), applies to this field: a larger `content` is
+    RESOURCE_EXHAUSTED naming the flag. The rest of the message has 1 MiB beyond that, which
+    the limits on the other fields keep it well within.
     """
     declared_encoding: _builtins.str
-    """The charset that an HTTP header, a `<meta>` tag or another system claimed, as any name
-    Python's codecs or WHATWG know (`utf-8`, `ISO-8859-1`, `gb2312`, `Shift_JIS`, ...).
-    Empty means none was claimed. It is used only when the bytes agree with it; a contradicted
-    claim is overruled and reported as a CATEGORY_ENCODING finding. An unknown name is
-    INVALID_ARGUMENT.
+    """The charset that an HTTP header, a `<meta>` tag or another system claimed, as a character
+    set name Python's codecs or WHATWG know (`utf-8`, `ISO-8859-1`, `gb2312`, `Shift_JIS`,
+    ...), at most 100 characters. Empty means none was claimed. It is used only when the
+    bytes agree with it; a contradicted claim is overruled and reported as a
+    CATEGORY_ENCODING finding. An unknown name is INVALID_ARGUMENT, and so is a Python codec
+    that is not a character set a document is stored in: bytes-to-bytes codecs (`base64`,
+    `rot13`, `zlib`), transfer and escape encodings (`utf-7`, whose `+...-` runs can smuggle
+    markup past filters and which HTML forbids; `punycode`, `idna`, `unicode_escape`,
+    `raw_unicode_escape`) and `undefined`.
     """
     content_type: _builtins.str
-    """`text/plain` (the default when empty) or `text/html`. For `text/html` markup is the
-    document's own and is left alone.
+    """`text/plain` (the default when empty) or `text/html`, at most 100 characters. For
+    `text/html` markup is the document's own and is left alone.
     """
     omit_diff: _builtins.bool
     """Whether to fill `RepairResponse.diff`. The diff is derived from `edits`; callers that only
@@ -258,8 +266,9 @@ class RepairRequest(_message.Message):
     @_builtins.property
     def policy(self) -> _containers.ScalarMap[_builtins.str, Global___Policy.ValueType]:
         """Policy per category, overriding the defaults listed in `Category`. Keys are category names
-        in lower case without the prefix, as in `"mojibake"`, `"ruby_leak"`, `"bidi_control"`.
-        Categories not named keep their default.
+        in lower case without the prefix, exactly, as in `"mojibake"`, `"ruby_leak"`,
+        `"bidi_control"`; any other key (`"MOJIBAKE"` included) is INVALID_ARGUMENT. Categories not
+        named keep their default.
         """
 
     def __init__(
@@ -626,7 +635,10 @@ class RepairResponse(_message.Message):
     """The cleaned text. Empty when `error` is set."""
     diff: _builtins.str
     """Unified diff of the decoded original against `text`, line based, 3 lines of context,
-    headers `a/<id>` and `b/<id>`. Empty when there are no edits or `omit_diff` was set.
+    headers `a/<id>` and `b/<id>` (`document` for an empty id). A header holding a control,
+    line-separator, format (bidi) or unassigned character, `"` or `\\` is written as git
+    writes such paths: in double quotes, with C escapes (`\\n`, `\\"`) and octal escapes of
+    the UTF-8 bytes of the rest. Empty when there are no edits or `omit_diff` was set.
     """
     verdict: Global___Verdict.ValueType
     original_length: _builtins.int

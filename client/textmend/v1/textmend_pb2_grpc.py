@@ -27,6 +27,9 @@ if _version_not_supported:
 
 class TextMendStub:
     """The repair service. Stateless: any replica can answer any request.
+
+    Error messages are English sentences saying what to do; they quote at most 100 characters
+    of any field of the request (a longer value is cut and the message says so).
     """
 
     def __init__(self, channel):
@@ -49,6 +52,9 @@ class TextMendStub:
 
 class TextMendServicer:
     """The repair service. Stateless: any replica can answer any request.
+
+    Error messages are English sentences saying what to do; they quote at most 100 characters
+    of any field of the request (a longer value is cut and the message says so).
     """
 
     def Repair(self, request, context):
@@ -56,10 +62,22 @@ class TextMendServicer:
 
         Errors:
         INVALID_ARGUMENT   empty content; binary content (PDF, PNG, zip, ELF, ...); an unknown
-        `declared_encoding`; an unknown category or policy name.
+        `declared_encoding`; an unknown category or policy name, or a
+        category name not in lower case; `id` longer than 2048 characters;
+        `declared_encoding` or `content_type` longer than 100 characters.
         RESOURCE_EXHAUSTED content larger than the server's limit (`--max-message-mb`), a line
-        longer than `--max-line-kb`, or more edits and findings than
-        `--max-edits` (never a shortened list); the message names the flag.
+        longer than `--max-line-kb`, more edits and findings than
+        `--max-edits` (never a shortened list), or more time than
+        `--max-seconds`; the message names the flag. A whole message larger
+        than the content limit plus 1 MiB is refused by gRPC's transport
+        before textmend sees it, with gRPC's own message ("Received message
+        larger than max (N vs. M)", M being that limit), which cannot name the
+        flag. Also gRPC's own "Concurrent RPC limit exceeded!" when a worker
+        has no thread left even for refusals: retry it like UNAVAILABLE.
+        UNAVAILABLE        the worker runs as many `Repair` calls as it may (`--max-calls`): the
+        message says so, the trailer `textmend-busy` names the flag, and
+        nothing was done; retry after a backoff. Also a worker restarting or a
+        server stopping. Safe to retry: repair is idempotent.
         UNAUTHENTICATED    the server requires a bearer token (`--auth-token-file`) and the
         call's `authorization` metadata is missing or wrong.
         DEADLINE_EXCEEDED  the caller's deadline passed before the work finished; the server
@@ -74,6 +92,13 @@ class TextMendServicer:
         response carrying the same `id`; responses may arrive in a different order from the
         requests. A document that fails (empty, binary, too large) produces a response with
         `error` set instead of failing the stream, so one bad document never costs the others.
+
+        The stream itself ends with UNAVAILABLE when the worker has as many streams open as it
+        may (`--max-streams`; trailer `textmend-busy`, nothing was read: retry after a backoff),
+        or when the caller sent no request for `--stream-idle-seconds` (default 60) while none of
+        its documents was being repaired (trailer `textmend-stream-idle`; every request sent was
+        answered: open a new stream for more); and with RESOURCE_EXHAUSTED after
+        `--max-stream-documents` (trailer `textmend-stream-limit`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -102,6 +127,9 @@ def add_TextMendServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class TextMend:
     """The repair service. Stateless: any replica can answer any request.
+
+    Error messages are English sentences saying what to do; they quote at most 100 characters
+    of any field of the request (a longer value is cut and the message says so).
     """
 
     @staticmethod

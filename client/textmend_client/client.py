@@ -20,10 +20,12 @@ replica (a headless Kubernetes Service, a compose service name) and each channel
 its calls over all of them (`round_robin`, set in the channel's service config).
 
 Failures that are safe to retry are retried, since repair is idempotent: `repair` on
-UNAVAILABLE (by the channel's service config: a worker that died or a replica going away), and
-`repair_stream` resends the documents a broken stream had not answered on a new stream, when
-the stream failed UNAVAILABLE or reached the server's `--max-stream-documents`. Each document
-still gets exactly one response.
+UNAVAILABLE (a worker that died, a replica going away, or a worker refusing a call because it
+runs as many as its `--max-calls` allows) and on gRPC's own concurrency refusal, after a
+growing, jittered pause, for as long as the call's deadline allows; `repair_stream` resends the
+documents a broken stream had not answered on a new stream, when the stream failed
+UNAVAILABLE, was refused as busy, was closed for idleness, or reached the server's
+`--max-stream-documents`. Each document still gets exactly one response.
 
 Security: `tls_ca` (and, for mutual TLS, `tls_cert` and `tls_key`) switch the connections to
 TLS; `token` is sent as `authorization: Bearer <token>` on every call.
@@ -40,6 +42,7 @@ import json
 import operator
 import os
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
@@ -72,6 +75,15 @@ STREAM_RETRY_SECONDS = 30.0
 _SERVICE = "textmend.v1.TextMend"
 # Trailing metadata of a stream the server ended at its --max-stream-documents.
 _STREAM_LIMIT_METADATA = "textmend-stream-limit"
+# Trailing metadata of a stream the server ended after --stream-idle-seconds without a request.
+_STREAM_IDLE_METADATA = "textmend-stream-idle"
+# What gRPC's server says when a call exceeds its `maximum_concurrent_rpcs` (the server's
+# backstop behind its own limits): a refusal to retry, not a document too large.
+_CONCURRENCY_REFUSAL = "Concurrent RPC limit exceeded!"
+# What gRPC says when a message exceeds a side's size limit, before textmend can say which flag.
+_SIZE_REFUSALS = ("Sent message larger than max", "Received message larger than max")
+#: Longest `RepairRequest.id` the server accepts, in characters (the proto's limit).
+MAX_ID_CHARS = 2048
 # Room for the request's other fields next to its content, as the server allows.
 _ENVELOPE_BYTES = MIB
 # A response (text, diff, edits) can be several times larger than its content.
@@ -87,9 +99,12 @@ _ACTIONS: Mapping[str, textmend_pb2.Policy.ValueType] = {
 # --- errors ----------------------------------------------------------------------------------
 
 
-# Attempts at one unary call that fails UNAVAILABLE, and the first pause between them.
-_RETRY_ATTEMPTS = 4
+# The first pause before retrying a refused or dropped `repair`, doubling up to the longest;
+# each pause is drawn between half and all of that, so refused callers do not return together.
+# 0.25 s spans a worker restart's first moments; 2 s is gRPC's own maxBackoff in the service
+# config below. Retries go on while the call's deadline allows.
 _RETRY_PAUSE = 0.25
+_RETRY_PAUSE_MAX = 2.0
 # What gRPC says when it could open no connection at all (refused, TLS handshake failed).
 _NO_CONNECTION = "connections to all backends failing"
 
@@ -115,7 +130,8 @@ class TooLarge(TextMendError):
 
 
 class Unavailable(TextMendError):
-    """UNAVAILABLE: no server could be reached, or it is shutting down; safe to retry."""
+    """UNAVAILABLE: no server could be reached, it is shutting down, or it stayed busy (at its
+    `--max-calls` or `--max-streams`) until the deadline; safe to retry."""
 
 
 class DeadlineExceeded(TextMendError):
@@ -141,9 +157,31 @@ def error_from_rpc(error: grpc.RpcError, target: str = "") -> TextMendError:
     is_call = isinstance(error, grpc.Call | grpc.aio.AioRpcError)
     code = error.code() if is_call else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
     details = (error.details() if is_call else None) or str(error)  # type: ignore[attr-defined]
-    if code is grpc.StatusCode.UNAVAILABLE and target:
+    trailers = (error.trailing_metadata() if is_call else None) or ()  # type: ignore[attr-defined]
+    refused_busy = any(key in {"textmend-busy", _STREAM_IDLE_METADATA} for key, _ in trailers)
+    if code is grpc.StatusCode.UNAVAILABLE and target and not refused_busy:
         details = f"cannot reach the textmend server at {target}: {details}"
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and any(r in details for r in _SIZE_REFUSALS):
+        side = "this client's max_message_mb" if _SIZE_REFUSALS[0] in details else "the server's"
+        details = (
+            f"{details}: the request is larger than {side} limit allows (the document plus 1 MiB "
+            "for the other fields): split the document, or raise the server's --max-message-mb "
+            "and the client's max_message_mb together"
+        )
     return _ERRORS.get(code, TextMendError)(code, details)
+
+
+def is_busy_refusal(error: grpc.RpcError) -> bool:
+    """Whether a call was refused without being worked on, so that retrying it later may
+    succeed: UNAVAILABLE (a worker at its `--max-calls`, restarting or going away; not when
+    no connection could be made, which gRPC has already retried), or gRPC's own concurrency
+    refusal (RESOURCE_EXHAUSTED, which otherwise means a document too large to retry)."""
+    if not isinstance(error, grpc.aio.AioRpcError | grpc.Call):
+        return False
+    code, details = error.code(), error.details() or ""
+    if code is grpc.StatusCode.UNAVAILABLE:
+        return _NO_CONNECTION not in details
+    return code is grpc.StatusCode.RESOURCE_EXHAUSTED and details == _CONCURRENCY_REFUSAL
 
 
 # --- requests --------------------------------------------------------------------------------
@@ -152,15 +190,16 @@ def error_from_rpc(error: grpc.RpcError, target: str = "") -> TextMendError:
 def policy_map(policy: Mapping[str, str] | None) -> dict[str, textmend_pb2.Policy.ValueType]:
     """Turn `{"mojibake": "flag"}` into the request's `policy` map of `Policy` values.
 
-    Category names are checked by the server; actions must be fix, flag or off.
+    Category names are checked by the server, which takes them in lower case only; this
+    function lowers them, so `--policy MOJIBAKE=flag` works. Actions must be fix, flag or off.
 
-    >>> policy_map({"mojibake": "FLAG"}) == {"mojibake": textmend_pb2.POLICY_FLAG}
+    >>> policy_map({"Mojibake": "FLAG"}) == {"mojibake": textmend_pb2.POLICY_FLAG}
     True
     """
     result: dict[str, textmend_pb2.Policy.ValueType] = {}
     for name, action in (policy or {}).items():
         try:
-            result[name] = _ACTIONS[str(action).lower()]
+            result[str(name).lower()] = _ACTIONS[str(action).lower()]
         except KeyError:
             raise ValueError(
                 f"unknown action {action!r} for {name!r} in policy; use fix, flag or off"
@@ -188,7 +227,16 @@ def make_request(
     policy: Mapping[str, str] | None = None,
     omit_diff: bool = False,
 ) -> textmend_pb2.RepairRequest:
-    """Build a `RepairRequest`; str content is sent as UTF-8."""
+    """Build a `RepairRequest`; str content is sent as UTF-8.
+
+    An id longer than the server accepts (`MAX_ID_CHARS`) raises ValueError here rather than
+    travelling to be refused.
+    """
+    if len(id) > MAX_ID_CHARS:
+        raise ValueError(
+            f"id is {len(id)} characters, over the server's limit of {MAX_ID_CHARS}: use a "
+            "shorter id (a hash of a long name, for example)"
+        )
     return textmend_pb2.RepairRequest(
         id=id,
         content=_content_bytes(content),
@@ -304,11 +352,12 @@ def channel_credentials(
 def is_resumable(error: BaseException) -> bool:
     """Whether a failed stream's unanswered documents may be resent on a new stream.
 
-    UNAVAILABLE (the connection or the worker went away), INTERNAL raised by gRPC's own core
-    rather than by the server (a stream torn down while a write was in flight), or
-    RESOURCE_EXHAUSTED with the server's stream-limit trailer; any other RESOURCE_EXHAUSTED is
-    a document too large to send, which resending would only repeat. Resending is safe:
-    repair is idempotent.
+    UNAVAILABLE (the connection or the worker went away, the worker was at its `--max-streams`,
+    or the stream was closed after `--stream-idle-seconds` without a request), INTERNAL raised
+    by gRPC's own core rather than by the server (a stream torn down while a write was in
+    flight), RESOURCE_EXHAUSTED with the server's stream-limit trailer, or gRPC's own
+    concurrency refusal; any other RESOURCE_EXHAUSTED is a document too large to send, which
+    resending would only repeat. Resending is safe: repair is idempotent.
     """
     if not isinstance(error, grpc.aio.AioRpcError | grpc.Call):
         return False
@@ -319,8 +368,19 @@ def is_resumable(error: BaseException) -> bool:
         return (error.details() or "") == "Internal error from Core"
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
         trailers = error.trailing_metadata() or ()
-        return any(key == _STREAM_LIMIT_METADATA for key, _ in trailers)
+        return (error.details() or "") == _CONCURRENCY_REFUSAL or any(
+            key == _STREAM_LIMIT_METADATA for key, _ in trailers
+        )
     return False
+
+
+def is_idle_close(error: BaseException) -> bool:
+    """Whether the server closed a stream because it sent nothing for `--stream-idle-seconds`
+    (every request it had sent was answered): not a failure, just a stream to open again."""
+    if not isinstance(error, grpc.aio.AioRpcError | grpc.Call):
+        return False
+    trailers = error.trailing_metadata() or ()
+    return any(key == _STREAM_IDLE_METADATA for key, _ in trailers)
 
 
 # --- streams over several connections ------------------------------------------------------
@@ -460,7 +520,7 @@ def fan_out(
                 await one_call(opener(), outstanding, answered)
                 return
             except grpc.RpcError as exc:
-                if answered[0]:
+                if answered[0] or is_idle_close(exc):
                     failures, last_progress = 0, loop.time()
                 if resumable is None or not resumable(exc):
                     raise
@@ -644,14 +704,14 @@ class TextMendClient:
             omit_diff=omit_diff,
         )
         # gRPC retries UNAVAILABLE itself (see the service config), but only on the same
-        # connection; when a worker dies mid-call, the next attempt takes whichever
-        # connection is least busy, after a short pause, while the deadline allows. Safe:
-        # repair is idempotent. Not when no connection could be made at all (gRPC has
-        # already tried to connect): that answer is final, and comes quickly.
+        # connection; when a worker dies mid-call or refuses it as busy, the next attempt takes
+        # whichever connection is least busy, after a growing, jittered pause, while the
+        # deadline allows. Safe: repair is idempotent. Not when no connection could be made at
+        # all (gRPC has already tried to connect): that answer is final, and comes quickly.
         deadline = time.monotonic() + (timeout or self.timeout)
         pause = _RETRY_PAUSE
         first: TextMendError | None = None
-        for attempt in range(_RETRY_ATTEMPTS):
+        while True:
             index = self._acquire_channel()
             try:
                 return self._stubs[index].Repair(
@@ -661,22 +721,18 @@ class TextMendClient:
                 )
             except grpc.RpcError as err:
                 error = error_from_rpc(err, self.target)
-                if first is not None and not isinstance(error, Unavailable):
-                    raise first from err  # the retry ran out of time: report the cause
-                retry = (
-                    isinstance(error, Unavailable)
-                    and _NO_CONNECTION not in error.details
-                    and attempt < _RETRY_ATTEMPTS - 1
-                    and deadline - time.monotonic() > pause
-                )
-                if not retry:
-                    raise (first or error) from err
+                if first is not None and isinstance(error, DeadlineExceeded):
+                    raise first from err  # retried until the deadline: report the cause
+                wait = pause * random.uniform(0.5, 1.0)
+                if not is_busy_refusal(err) or deadline - time.monotonic() <= wait:
+                    # A retry that found no server at all reports why the first attempt failed.
+                    cause = first if first is not None and isinstance(error, Unavailable) else error
+                    raise cause from err
                 first = first or error
             finally:
                 self._release_channel(index)
-            time.sleep(pause)
-            pause *= 2
-        raise AssertionError("unreachable")
+            time.sleep(wait)
+            pause = min(_RETRY_PAUSE_MAX, pause * 2)
 
     def repair_stream(
         self,

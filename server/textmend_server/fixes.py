@@ -268,7 +268,8 @@ MOJIBAKE_CONTEXT = 48
 
 def _hint_windows(text: str) -> list[tuple[int, int]]:
     """Spans of text around its mojibake hints, for ftfy to see: hints closer together than
-    twice the context share a window, and no window crosses a line break."""
+    twice the context share a window, and no window crosses a line break (one that reaches
+    the end of its line takes the break, which ftfy's judgement of a line counts on)."""
     windows: list[tuple[int, int]] = []
     line_start, line_end = 0, -1
     for hint in mojibake_hints(text):
@@ -278,6 +279,8 @@ def _hint_windows(text: str) -> list[tuple[int, int]]:
             line_end = len(text) if line_end == -1 else line_end
         start = max(line_start, hint - MOJIBAKE_CONTEXT)
         end = min(line_end, hint + MOJIBAKE_CONTEXT)
+        if end == line_end < len(text):
+            end += 1  # ftfy judges a line with its break, as it does in a whole text
         if windows and start <= windows[-1][1] and line_start <= windows[-1][0]:
             start = windows.pop()[0]
         windows.append((start, end))

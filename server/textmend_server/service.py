@@ -845,12 +845,26 @@ class IdleLimitedRequests:
     (no more read-ahead than before: HTTP/2 flow control still holds the rest back) and the
     handler waits on the queue. The thread ends when the call does: gRPC's iterator then ends
     or raises, and `close` stops a reader waiting to hand over a request.
+
+    >>> list(IdleLimitedRequests(iter(["a", "b"]), seconds=5))
+    ['a', 'b']
+    >>> caller_done = threading.Event()
+    >>> def silent():
+    ...     caller_done.wait()
+    ...     yield from ()
+    >>> requests = IdleLimitedRequests(silent(), seconds=0.05)
+    >>> next(requests)
+    Traceback (most recent call last):
+    ...
+    textmend_server.service.StreamIdle
+    >>> requests.close(); caller_done.set()
     """
 
     def __init__(self, requests: Iterator[Any], seconds: float) -> None:
         self._seconds = seconds
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._closed = threading.Event()
+        self._ended = False
         self._reader = threading.Thread(
             target=self._read, args=(requests,), name="textmend-stream-reader", daemon=True
         )
@@ -879,11 +893,14 @@ class IdleLimitedRequests:
         return self
 
     def __next__(self) -> Any:
+        if self._ended:
+            raise StopIteration
         try:
             item = self._queue.get(timeout=self._seconds)
         except queue.Empty:
             raise StreamIdle() from None
         if item is _END:
+            self._ended = True
             raise StopIteration
         if isinstance(item, BaseException):
             raise item

@@ -223,9 +223,11 @@ def test_a_run_walking_through_codecs_is_left_alone() -> None:
         + b"?\x81}" * 6
         + b">?????"
     )
-    policy = RepairPolicy(overrides={category: Action.FIX for category in Category})
-    result = fe.run_request(content, "gb18030", "text/html; charset=utf-8", policy)
-    assert result is not None
+    # The text as the fuzzer's input was decoded then (the declared GB18030): which codec a
+    # decoder picks for such bytes is detection's business; this is about the repair.
+    policy = RepairPolicy(overrides={category: Action.FIX for category in Category}, html=True)
+    result = repair_text(content.decode("gb18030"), policy=policy)
+    fe.check_result(result, policy)
     assert "懠懠懠懠懠懠懠" in result.text
 
 
@@ -242,8 +244,9 @@ def test_more_suspect_runs_than_the_budget_covers_are_all_reported() -> None:
         "y/uCgz8mI3hEODAwO4STuavLvj8hsctRy/uCg+aWh+Wtlym5q8u+PyGxy1HL+4KDuavLvj8hsctRy/uCg7mr"
         "y74/IbHLUcv7goO5q8u+PyGxy1HL+4KDuavLvj8hsctRy/uCg7mry74/IbHLUcv7goMbWzMxbQ=="
     )
-    result = fe.run_request(content, "big5", "text/plain", RepairPolicy())
-    assert result is not None
+    # Read as Big5 with its undecodable bytes replaced, as the input was decoded then.
+    result = repair_text(content.decode("big5", errors="replace"))
+    fe.check_result(result, RepairPolicy())
     starved = [f for f in result.findings if f.reason.endswith(STARVED)]
     assert starved
     assert {f.category for f in starved} <= {Category.CJK_PHASE_SLIP, Category.CJK_WRONG_CODEC}
@@ -284,8 +287,9 @@ def test_a_cascade_through_four_stages_is_finished_in_one_repair() -> None:
         b"\x82\xb1\x82\xea\x82\xcd\x82\xb1\x82\xea\x82\xcd?\x81}?\x07\x1b[31m\x81B"
         b"\x1b[31m???\x82\xb1\x82\xea\x82\xcd?\x81B\x81B?\x81}the "
     )
-    result = fe.run_request(content, "latin-1", "text/plain", RepairPolicy())
-    assert result is not None
+    # Read as the declared latin-1, as the input was decoded then.
+    result = repair_text(content.decode("latin-1"))
+    fe.check_result(result, RepairPolicy())
     assert "これはこれはマ。" in result.text
 
 

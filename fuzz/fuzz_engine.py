@@ -74,7 +74,7 @@ with _instrument:
         repair_text,
     )
     from textmend_server.edits import Edit, apply_edits
-    from textmend_server.engine import Repaired, Verdict, warm_up
+    from textmend_server.engine import Repaired, Verdict, hold_back, warm_up
     from textmend_server.policy import INFORMATIONAL
 
 # Errors repair_bytes documents for input it refuses; anything else escaping is a bug.
@@ -310,6 +310,8 @@ def check_result(
     if content is not None:
         _check_decoded(result, content)
     if idempotent:
+        if result.decoded is not None and result.decoded.in_doubt:
+            policy = hold_back(policy)  # as the engine repaired it: every fix a flag
         again = repair_text(text, policy=policy, include_diff=False)
         if again.edits:
             first = again.edits[0]
@@ -435,7 +437,10 @@ def _check_verdict(result: Repaired) -> None:
         if result.decoded is None:
             raise _fail("unreadable verdict for text that was never decoded")
         return
-    suspect = any(f.category not in INFORMATIONAL for f in result.findings)
+    in_doubt = result.decoded is not None and result.decoded.in_doubt
+    if in_doubt and result.edits:
+        raise _fail("edits made to text whose decoding is in doubt", edits=result.edits)
+    suspect = in_doubt or any(f.category not in INFORMATIONAL for f in result.findings)
     expected = Verdict.SUSPECT if suspect else Verdict.REPAIRED if result.edits else Verdict.CLEAN
     if result.verdict is not expected:
         raise _fail("verdict disagrees with edits and findings", verdict=result.verdict)

@@ -276,3 +276,22 @@ def test_controls_a_writer_may_have_typed_are_reported_not_removed() -> None:
     # Inside a word, or one of several, a control is damage.
     assert repair_text("be\x07ll").text == "bell"
     assert repair_text("a\x07 b\x08 c\x07 d").text == "a b c d"
+
+
+def test_a_leading_bom_removed_by_decoding_is_reported() -> None:
+    result = repair_bytes(b"\xef\xbb\xbfplain text")
+    assert result.text == "plain text" and result.verdict.value == "clean"
+    [finding] = result.findings
+    assert finding.category is Category.ENCODING and finding.byte_span == (0, 3)
+    assert "byte order mark removed" in finding.reason
+
+
+def test_a_decoding_in_doubt_is_suspect_and_nothing_in_it_is_rewritten() -> None:
+    # Three bytes that read as Cyrillic in several code pages, none clearly: whatever text
+    # comes out may be mojibake of the right one.
+    result = repair_bytes(b"\xc0\xc1\xc2 x\x07y")  # (the control would go, inside a word)
+    assert result.decoded is not None and result.decoded.in_doubt
+    assert result.verdict.value == "suspect" and result.edits == []
+    assert result.text == result.original
+    encoding = [f for f in result.findings if f.category is Category.ENCODING]
+    assert "also plausible" in encoding[0].reason and "held back" in encoding[0].reason

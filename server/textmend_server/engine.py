@@ -292,6 +292,10 @@ def repair_bytes(
     decoded = decode(bytes(content), declared_encoding or None, html=html)
     decoded_at = time.perf_counter()
     seeded = _decoding_findings(decoded)
+    if decoded.in_doubt:
+        # The text may be mojibake of the right reading: nothing in it is rewritten, every
+        # repair is reported as a suggestion.
+        policy = hold_back(policy)
     result = repair_text(
         decoded.text,
         policy=policy,
@@ -301,7 +305,11 @@ def repair_bytes(
         cancelled=cancelled,
     )
     share = sum(e - s for _, s, e in decoded.undecodable) / max(1, decoded.content_bytes)
-    verdict = Verdict.UNREADABLE if share > UNREADABLE_SHARE else result.verdict
+    verdict = result.verdict
+    if share > UNREADABLE_SHARE:
+        verdict = Verdict.UNREADABLE
+    elif decoded.in_doubt:
+        verdict = Verdict.SUSPECT
     timings = {"decode": decoded_at - started, **result.timings}
     timings["total"] = time.perf_counter() - started
     return Repaired(
@@ -322,8 +330,23 @@ def warm_up() -> None:
     repair_bytes("warm-up: cafÃ© — it’s 創(chuàng)建者 公司?!彼Q他們".encode())
 
 
+# Bytes of each byte order mark `decode` can remove.
+_BOM_BYTES = {"utf-8": 3, "utf-16-le": 2, "utf-16-be": 2, "utf-32-le": 4, "utf-32-be": 4}
+
+
+def hold_back(policy: RepairPolicy) -> RepairPolicy:
+    """The policy with every fix turned into a flag: what `repair_bytes` applies to text whose
+    decoding is in doubt."""
+    overrides = {
+        category: Action.FLAG if policy.action(category) is Action.FIX else policy.action(category)
+        for category in Category
+    }
+    return RepairPolicy(overrides=overrides, html=policy.html)
+
+
 def _decoding_findings(decoded: DecodedText) -> list[Proposal]:
-    """Findings the decoder leaves: undecodable bytes, an overruled declared charset."""
+    """Findings the decoder leaves: undecodable bytes, an overruled declared charset, a
+    decoding in doubt (with the other plausible readings), a removed byte order mark."""
     found = [
         Proposal(
             pos,
@@ -337,6 +360,36 @@ def _decoding_findings(decoded: DecodedText) -> list[Proposal]:
         )
         for pos, start, end in decoded.undecodable
     ]
+    if decoded.bom_removed:
+        found.insert(
+            0,
+            Proposal(
+                0,
+                0,
+                "",
+                Category.ENCODING,
+                f"leading {decoded.bom_removed} byte order mark removed: a signature, not text",
+                1.0,
+                byte_span=(0, _BOM_BYTES[decoded.bom_removed]),
+                flag_only=True,
+            ),
+        )
+    if decoded.in_doubt:
+        rivals = ", ".join(f"{name} ({p:.2f})" for name, p in decoded.alternatives)
+        found.insert(
+            0,
+            Proposal(
+                0,
+                0,
+                "",
+                Category.ENCODING,
+                f"decoded as {decoded.encoding} with confidence {decoded.confidence:.2f}"
+                + (f"; also plausible: {rivals}" if rivals else "")
+                + "; repairs held back, reported as suggestions",
+                decoded.confidence,
+                flag_only=True,
+            ),
+        )
     if decoded.overruled:
         found.insert(
             0,

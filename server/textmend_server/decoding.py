@@ -227,7 +227,7 @@ def decode(content: bytes, declared: str | None = None, *, html: bool = False) -
         return _decode_lossless(content, bomless, EncodingSource.DETECTED, 0.9, declared, total)
 
     markup = _markup_codec(content, html)
-    if declared_codec in (None, "utf-8", "ascii") and markup in (None, "utf-8", "ascii"):
+    if declared_codec in (None, "utf-8", "ascii"):
         plain = _plain_utf8(content, declared, declared_codec, total, markup)
         if plain is not None:
             return plain
@@ -290,8 +290,9 @@ def _plain_utf8(
     content: bytes, declared: str | None, declared_codec: str | None, total: int, markup: str | None
 ) -> DecodedText | None:
     """The common case, decided without a detector: ASCII, or valid UTF-8 with multi-byte
-    sequences, which no legacy text is by accident beyond a few bytes. ASCII that declares
-    itself UTF-8 in its markup is reported as such.
+    sequences, which no legacy text is by accident beyond a few bytes, whatever its markup
+    declares (an overruled declaration is reported). ASCII that declares a charset in its
+    markup is reported as such.
 
     Not for 7-bit encodings that look like ASCII (ISO-2022 escapes, HZ's `~{`).
     """
@@ -308,11 +309,19 @@ def _plain_utf8(
             codec, source, origin = markup, EncodingSource.MARKUP, detection.Source.MARKUP
     else:
         codec, confidence = "utf-8", 0.99
+    overruled = None
+    if markup not in (None, "utf-8", "ascii") and codec == "utf-8":
+        # Pages that declare a legacy charset and are saved as UTF-8 are common; the other
+        # way round, legacy text that is valid UTF-8 by accident, is not.
+        overruled = f"the document declares {markup}, but its bytes are valid UTF-8"
     if declared_codec is not None and (declared_codec == "utf-8" or codec == "ascii"):
         codec, confidence = declared_codec, 1.0
         source, origin = EncodingSource.DECLARED, detection.Source.DECLARED
     candidate = Candidate(codec, codec, origin, confidence, True, 0.0, chosen=True)
-    return DecodedText(text, codec, confidence, source, [], declared, total, candidates=[candidate])
+    return DecodedText(
+        text, codec, confidence, source, [], declared, total, candidates=[candidate],
+        overruled=overruled,
+    )  # fmt: skip
 
 
 def _markup_codec(content: bytes, html: bool) -> str | None:

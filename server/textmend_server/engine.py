@@ -398,8 +398,12 @@ def _decoding_findings(decoded: DecodedText) -> list[Proposal]:
                 0,
                 "",
                 Category.ENCODING,
-                f"declared {decoded.declared!r} overruled, used "
-                f"{decoded.encoding}: {decoded.overruled}",
+                (
+                    f"declared {decoded.declared!r} overruled"
+                    if decoded.declared
+                    else "the document's own charset declaration overruled"
+                )
+                + f", used {decoded.encoding}: {decoded.overruled}",
                 decoded.confidence,
                 flag_only=True,
             ),

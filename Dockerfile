@@ -5,12 +5,13 @@
 #   docker build -t textmend:0.1.0 .
 #   docker run --rm -p 50051:50051 --cpus 2 -e TEXTMEND_WORKERS=2 textmend:0.1.0
 #
-# The builder stage turns the project and its dependencies into wheels; the final stage installs
-# only those wheels (no compilers, no build tools, no dev extras, no source tree).
+# The builder stage turns the project and its dependencies into wheels and installs only those
+# wheels into a virtual environment, /opt/textmend; the final stage copies that environment
+# (no compilers, no build tools, no wheels, no dev extras, no source tree).
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
-# --- builder: wheels of textmend and of every runtime dependency ------------------------------
+# --- builder: wheels of textmend and of every runtime dependency, installed into a venv --------
 FROM ${PYTHON_IMAGE} AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -23,7 +24,9 @@ COPY server ./server
 COPY client ./client
 
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip wheel --wheel-dir /wheels .
+    pip wheel --wheel-dir /wheels . \
+ && python -m venv /opt/textmend \
+ && /opt/textmend/bin/pip install --no-index --find-links=/wheels textmend
 
 # --- runtime -----------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -63,10 +66,13 @@ RUN groupadd --system --gid 10001 textmend \
  && useradd --system --uid 10001 --gid textmend --create-home --home-dir /home/textmend \
       --shell /usr/sbin/nologin textmend
 
-# The wheels are bind-mounted from the builder, so they never become a layer of this image.
-RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-index --find-links=/wheels textmend \
- && textmend-server --version \
+# Only the installed environment is copied, so the wheels never become a layer of this image.
+# (Not `RUN --mount=type=bind,from=builder`: buildah 1.28, podman build's, fails to mount a
+# stage that came whole from its cache, so a rebuild after a new commit broke.) Both stages
+# are the same image, so the venv's python link points at this stage's interpreter.
+COPY --from=builder /opt/textmend /opt/textmend
+ENV PATH=/opt/textmend/bin:$PATH
+RUN textmend-server --version \
  && textmend --version
 
 USER textmend:textmend
@@ -76,8 +82,10 @@ EXPOSE 50051
 
 # The bundled client asks grpc.health.v1; it exits 0 only when the server reports SERVING (and
 # the server reports NOT_SERVING while it drains on SIGTERM). If TEXTMEND_PORT is changed,
-# override this check with the same port.
-HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --start-interval=2s --retries=3 \
+# override this check with the same port. No --start-interval: Docker before 25.0 and buildah
+# (podman build) reject the option, so the image would not build there; docker-compose.yml
+# sets start_interval where Docker supports it.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["textmend", "health", "--server", "127.0.0.1:50051", "--timeout", "3"]
 
 # textmend-server is PID 1 (exec form, no shell): SIGTERM reaches it directly, it passes it on

@@ -314,18 +314,21 @@ def _host_port(target: str) -> tuple[str, int]:
 
 
 def test_image_is_built_in_stages_from_python_slim(stages: list[Stage]) -> None:
-    """A builder stage makes wheels; the final stage installs them and nothing else."""
+    """A builder stage makes wheels and installs only them (into a venv, or the final stage
+    installs them); the final stage takes the result and nothing else."""
     assert len(stages) >= 2, "expected a builder stage and a final stage"
     for stage in stages:
         assert stage.base.startswith("python:3.11-slim"), stage.base
     builder, final = stages[0], stages[-1]
     assert builder.name, "the builder stage needs a name for the final stage to refer to"
     assert any("pip wheel" in run for run in builder.all("RUN")), "the builder makes no wheels"
-    installs = [run for run in final.all("RUN") if "pip install" in run]
-    assert installs, "the final stage installs nothing"
-    assert any(f"from={builder.name}" in run for run in installs) or any(
+    installs = [
+        run for stage in (builder, final) for run in stage.all("RUN") if "pip install" in run
+    ]
+    assert installs, "the wheels are installed nowhere"
+    assert any(f"from={builder.name}" in run for run in final.all("RUN")) or any(
         f"--from={builder.name}" in copy for copy in final.all("COPY")
-    ), "the final stage does not take the builder's wheels"
+    ), "the final stage does not take the builder's result"
     for run in installs:
         assert "[dev]" not in run and "-e " not in run, f"dev or editable install: {run}"
         assert "--no-index" in run, f"the final stage must install only the built wheels: {run}"

@@ -770,7 +770,15 @@ def test_envoy_cluster_targets_the_compose_service(
     envoy: dict[str, Any], compose: dict[str, Any], image_port: int
 ) -> None:
     cluster = _clusters(envoy)[_routes(envoy)[-1]["route"]["cluster"]]
-    assert cluster["type"] == "STRICT_DNS", "resolve every replica, and re-resolve on scaling"
+    # Resolve every replica, and re-resolve on scaling: STRICT_DNS, or since Envoy 1.33 the DNS
+    # cluster extension with one endpoint per address (the Cluster's own DNS fields are
+    # deprecated).
+    dns = cluster.get("cluster_type", {}).get("typed_config", {})
+    if "type" in cluster:
+        assert cluster["type"] == "STRICT_DNS"
+    else:
+        assert dns["@type"].endswith("envoy.extensions.clusters.dns.v3.DnsCluster"), dns
+        assert not dns.get("all_addresses_in_single_endpoint"), "that is LOGICAL_DNS"
     assert cluster["lb_policy"] == "ROUND_ROBIN"
     endpoints = [
         lb["endpoint"]["address"]["socket_address"]

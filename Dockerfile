@@ -25,8 +25,8 @@ COPY client ./client
 
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip wheel --wheel-dir /wheels . \
- && python -m venv /opt/textmend \
- && /opt/textmend/bin/pip install --no-index --find-links=/wheels textmend
+ && python -m venv --without-pip /opt/textmend \
+ && pip --python /opt/textmend/bin/python install --no-index --find-links=/wheels textmend
 
 # --- runtime -----------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -322,8 +322,9 @@ def test_image_is_built_in_stages_from_python_slim(stages: list[Stage]) -> None:
     builder, final = stages[0], stages[-1]
     assert builder.name, "the builder stage needs a name for the final stage to refer to"
     assert any("pip wheel" in run for run in builder.all("RUN")), "the builder makes no wheels"
+    pip_install = re.compile(r"\bpip(?: --python \S+)? install\b")
     installs = [
-        run for stage in (builder, final) for run in stage.all("RUN") if "pip install" in run
+        run for stage in (builder, final) for run in stage.all("RUN") if pip_install.search(run)
     ]
     assert installs, "the wheels are installed nowhere"
     assert any(f"from={builder.name}" in run for run in final.all("RUN")) or any(

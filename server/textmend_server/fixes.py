@@ -260,16 +260,21 @@ def _explain(steps: list[tuple[str, str]] | None) -> str:
     )
 
 
-# ftfy sees each cluster of hints with this many code points of context on each side (within
-# the line): enough for its badness measure and for the sequences it re-decodes, a few code
-# points each, so that its cost grows with the damage rather than with the line.
-MOJIBAKE_CONTEXT = 48
+# ftfy sees a line holding a hint whole, as it does when it fixes a whole text: its judgement
+# of a re-decoding weighs everything the line holds (`ÃŽnapoi` alone reads as text; beside more
+# mojibake in its line, it is mojibake). A longer line is seen as each cluster of hints with
+# MOJIBAKE_CONTEXT code points on each side, so that the cost grows with the damage rather
+# than with the line. (Measured on planted mojibake in real files, bench/real_corpus.py
+# --planted: ±48 code points missed repairs ftfy made in long lines of HTML.)
+MOJIBAKE_WHOLE_LINE = 2000
+MOJIBAKE_CONTEXT = 300
 
 
 def _hint_windows(text: str) -> list[tuple[int, int]]:
-    """Spans of text around its mojibake hints, for ftfy to see: hints closer together than
-    twice the context share a window, and no window crosses a line break (one that reaches
-    the end of its line takes the break, which ftfy's judgement of a line counts on)."""
+    """Spans of text around its mojibake hints, for ftfy to see: the hint's line, or in a long
+    line the hints' clusters (hints closer together than twice the context share a window).
+    No window crosses a line break; one that reaches the end of its line takes the break,
+    which ftfy's judgement of a line counts on."""
     windows: list[tuple[int, int]] = []
     line_start, line_end = 0, -1
     for hint in mojibake_hints(text):
@@ -277,8 +282,11 @@ def _hint_windows(text: str) -> list[tuple[int, int]]:
             line_start = text.rfind("\n", max(0, line_end), hint) + 1
             line_end = text.find("\n", hint)
             line_end = len(text) if line_end == -1 else line_end
-        start = max(line_start, hint - MOJIBAKE_CONTEXT)
-        end = min(line_end, hint + MOJIBAKE_CONTEXT)
+        if line_end - line_start <= MOJIBAKE_WHOLE_LINE:
+            start, end = line_start, line_end
+        else:
+            start = max(line_start, hint - MOJIBAKE_CONTEXT)
+            end = min(line_end, hint + MOJIBAKE_CONTEXT)
         if end == line_end < len(text):
             end += 1  # ftfy judges a line with its break, as it does in a whole text
         if windows and start <= windows[-1][1] and line_start <= windows[-1][0]:

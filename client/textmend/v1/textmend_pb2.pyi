@@ -72,7 +72,11 @@ class _CategoryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Category.Val
     byte offsets into `RepairRequest.content`. Never dropped silently.
     """
     CATEGORY_ENCODING: _Category.ValueType  # 2
-    """[flag] The declared charset was overruled by the bytes, or detection was uncertain."""
+    """[flag] The declared charset (or the document's own declaration) was overruled by the bytes,
+    a byte order mark was removed, or the decoding is only one of several plausible readings:
+    then the finding names the others, the verdict is SUSPECT and every repair of the text is
+    held back as a suggestion (the text may be mojibake of the right reading).
+    """
     CATEGORY_MOJIBAKE: _Category.ValueType  # 3
     """[fix] UTF-8 read as a single-byte legacy codec (`cafÃ©` for `café`, `â€™` for `’`), also
     twice over, and C1 controls standing for Windows-1252 punctuation.
@@ -87,10 +91,17 @@ class _CategoryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Category.Val
     """[fix] A pronunciation annotation leaked into the text (`創(chuàng)建者` for `創建者`)."""
     CATEGORY_MARKUP_LEAK: _Category.ValueType  # 7
     """[fix] Markup left in plain text: tags (`</p>`), tag fragments (`/p>`), HTML entities left
-    as text, also escaped twice (`&amp;amp;`). Applies to `text/plain` only.
+    as text, also escaped twice (`&amp;amp;`). Repaired only where the document shows that
+    markup leaked (a fragment after byte damage, a double escape, a closing tag glued to a
+    line end with no opening tag, a reference used as a letter); otherwise reported, or left
+    alone where it is a placeholder (`<file>`, `<I>`), a generic (`vector<T>`) or the format's
+    own (Markdown, roff, code). Applies to `text/plain` only.
     """
     CATEGORY_CONTROL_CHAR: _Category.ValueType  # 8
-    """[fix] C0 and C1 control characters other than tab, line feed, carriage return and form feed."""
+    """[fix] C0 and C1 control characters other than tab, line feed, vertical tab, carriage return
+    and form feed, and terminal escapes. A lone BEL, backspace or the like outside a word is
+    only reported; the information separators U+001C..U+001F are reported, never removed.
+    """
     CATEGORY_REPLACEMENT_CHAR: _Category.ValueType  # 9
     """[flag] U+FFFD REPLACEMENT CHARACTER already present in the decoded text: something was lost
     before textmend saw it, and removing the mark would hide that. Set to fix, every U+FFFD is
@@ -124,7 +135,11 @@ CATEGORY_UNDECODABLE: Category.ValueType  # 1
 byte offsets into `RepairRequest.content`. Never dropped silently.
 """
 CATEGORY_ENCODING: Category.ValueType  # 2
-"""[flag] The declared charset was overruled by the bytes, or detection was uncertain."""
+"""[flag] The declared charset (or the document's own declaration) was overruled by the bytes,
+a byte order mark was removed, or the decoding is only one of several plausible readings:
+then the finding names the others, the verdict is SUSPECT and every repair of the text is
+held back as a suggestion (the text may be mojibake of the right reading).
+"""
 CATEGORY_MOJIBAKE: Category.ValueType  # 3
 """[fix] UTF-8 read as a single-byte legacy codec (`cafÃ©` for `café`, `â€™` for `’`), also
 twice over, and C1 controls standing for Windows-1252 punctuation.
@@ -139,10 +154,17 @@ CATEGORY_RUBY_LEAK: Category.ValueType  # 6
 """[fix] A pronunciation annotation leaked into the text (`創(chuàng)建者` for `創建者`)."""
 CATEGORY_MARKUP_LEAK: Category.ValueType  # 7
 """[fix] Markup left in plain text: tags (`</p>`), tag fragments (`/p>`), HTML entities left
-as text, also escaped twice (`&amp;amp;`). Applies to `text/plain` only.
+as text, also escaped twice (`&amp;amp;`). Repaired only where the document shows that
+markup leaked (a fragment after byte damage, a double escape, a closing tag glued to a
+line end with no opening tag, a reference used as a letter); otherwise reported, or left
+alone where it is a placeholder (`<file>`, `<I>`), a generic (`vector<T>`) or the format's
+own (Markdown, roff, code). Applies to `text/plain` only.
 """
 CATEGORY_CONTROL_CHAR: Category.ValueType  # 8
-"""[fix] C0 and C1 control characters other than tab, line feed, carriage return and form feed."""
+"""[fix] C0 and C1 control characters other than tab, line feed, vertical tab, carriage return
+and form feed, and terminal escapes. A lone BEL, backspace or the like outside a word is
+only reported; the information separators U+001C..U+001F are reported, never removed.
+"""
 CATEGORY_REPLACEMENT_CHAR: Category.ValueType  # 9
 """[flag] U+FFFD REPLACEMENT CHARACTER already present in the decoded text: something was lost
 before textmend saw it, and removing the mark would hide that. Set to fix, every U+FFFD is
@@ -256,8 +278,10 @@ class RepairRequest(_message.Message):
     `raw_unicode_escape`) and `undefined`.
     """
     content_type: _builtins.str
-    """`text/plain` (the default when empty) or `text/html`, at most 100 characters. For
-    `text/html` markup is the document's own and is left alone.
+    """`text/plain` or `text/html` (also `application/xhtml+xml`), at most 100 characters. Empty
+    means: `text/html` when the content starts as an HTML document does (`<!DOCTYPE html`,
+    `<html`, after a BOM, blanks, an XML declaration or comments), `text/plain` otherwise. For
+    HTML, markup is the document's own and is left alone.
     """
     omit_diff: _builtins.bool
     """Whether to fill `RepairResponse.diff`. The diff is derived from `edits`; callers that only

@@ -471,12 +471,10 @@ def repair_text(
     finally:
         CANCEL_CHECK.reset(check)
     found = seeds + [item for items in by_stage.values() for item in items]
+    found.sort(key=lambda f: (f[0], f[1]))
     repaired_at = time.perf_counter()
     edits = log.edits()
-    findings = sorted(
-        (_finding(log, start, end, p) for start, end, p in found),
-        key=lambda e: (e.original_start, e.original_end),
-    )
+    findings = [_finding(log, start, end, p) for start, end, p in capped(found)]
     diff = unified_diff(text, log.text, edits, label) if include_diff else ""
     done = time.perf_counter()
     return Repaired(
@@ -580,6 +578,57 @@ def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
             out[-1] = (out[-1][0], max(b, out[-1][1]))
         else:
             out.append((a, b))
+    return out
+
+
+# Findings of one category listed per document; past it, the last one listed says how many
+# more there are and where they end. Why 1,000: a finding serialises to about 110 bytes (the
+# reason is most of it), so a category's list stays near 110 KB where 1 MB of U+202E gave an
+# 18 MB response of 160,001 findings (issue 16); a caller acts on a category by its kind and
+# where it starts, not by reading each of thousands; and no document of the real corpus
+# (`bench/real_corpus.py`), the sample article or the test cases comes near it (the most is
+# the 64 MB benchmark document's 6,525 repeated blocks, which this now lists as 1,000).
+MAX_FINDINGS_PER_CATEGORY = 1000
+MORE_LIKE_IT = (
+    "; and {more:,} more like it up to code point {end:,}, not listed (at most {cap:,} findings "
+    "of one category per document)"
+)
+
+
+def capped(
+    found: list[tuple[int, int, Proposal]], cap: int = MAX_FINDINGS_PER_CATEGORY
+) -> list[tuple[int, int, Proposal]]:
+    """found (sorted by position) with at most cap findings of each category: the cap-th of
+    a category says how many more there were, and how far they reach.
+
+    >>> p = Proposal(0, 1, "", Category.BIDI_CONTROL, "bidi", 0.9, flag_only=True)
+    >>> out = capped([(i, i + 1, p) for i in range(5)], cap=2)
+    >>> [(s, e) for s, e, _ in out]
+    [(0, 1), (1, 2)]
+    >>> out[-1][2].reason.split(",")[0]
+    'bidi; and 3 more like it up to code point 5'
+
+    """
+    counts: dict[Category, int] = {}
+    for _, _, p in found:
+        counts[p.category] = counts.get(p.category, 0) + 1
+    if all(n <= cap for n in counts.values()):
+        return found
+    last_end: dict[Category, int] = {}
+    for _, end, p in found:
+        last_end[p.category] = max(end, last_end.get(p.category, 0))
+    out: list[tuple[int, int, Proposal]] = []
+    seen: dict[Category, int] = {}
+    for start, end, p in found:
+        k = seen[p.category] = seen.get(p.category, 0) + 1
+        if k > cap:
+            continue
+        if k == cap and counts[p.category] > cap:
+            more = MORE_LIKE_IT.format(
+                more=counts[p.category] - cap, end=last_end[p.category], cap=cap
+            )
+            p = replace(p, reason=p.reason + more)
+        out.append((start, end, p))
     return out
 
 

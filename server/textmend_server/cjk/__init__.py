@@ -26,6 +26,7 @@ from textmend_server.cjk.ruby import Annotated, annotated_hosts, find_ruby_match
 from textmend_server.cjk.scripts import char_class
 from textmend_server.cjk.slip import (
     CALL_BUDGET,
+    CALL_CEILING,
     EDIT_MARGIN,
     FLAG_MARGIN,
     RUN_BUDGET,
@@ -33,6 +34,7 @@ from textmend_server.cjk.slip import (
     Work,
     call_budget,
     candidate_positions,
+    exhausted_finding,
     left_evidence,
     looks_improbable,
     repair_at,
@@ -63,12 +65,14 @@ QUICK_MARGIN = 4.0
 # evaluations (`work_done`). Each search is held to `slip.RUN_BUDGET` and one that
 # runs out is reported, not edited; positions left when the budget is gone are not searched.
 MAX_SEARCHES = 256
-# Each repair applied earns the call this many more evaluations, up to EARNED_CAP times its
-# budget: a page dense with real slips (twenty in two thousand characters) needs about twice
-# the budget its length gives, a page that is little else (110 in 18,000) about 3.3 times, and
-# searches that find nothing earn nothing, so text built to waste work gets no more than
-# before. The stage stops between searches when the caller has gone, so a long block does
-# not hold a worker past a deadline.
+# Each repair applied earns the call this many more evaluations, up to EARNED_CAP times the
+# budget of a full block (`slip.CALL_CEILING`): a page dense with real slips needs several
+# times what its length gives (the benchmark's simplified documents, 2,000-3,000 characters
+# with about 90 repairs each, up to 4 million evaluations; 110 slips in 18,000 characters
+# about 3 million), while searches that find nothing earn nothing, so text built to waste
+# work gets only what its length gives. Before issue 16 the cap was eight times the call's
+# own budget, whose floor was then 800,000. The stage stops between searches when the caller
+# has gone, so a long block does not hold a worker past a deadline.
 EARNED_PER_REPAIR = 60_000
 EARNED_CAP = 8
 _CODEC_NAMES = {"gbk": "GBK", "big5": "Big5", "shift_jis": "Shift-JIS", "euc_kr": "EUC-KR"}
@@ -165,7 +169,7 @@ def find_phase_slips(text: str) -> list[Proposal]:
     scorer: Scorer | None = None
     quick: Scorer | None = None
     annotated: Annotated | None = None
-    budget = base = call_budget(len(text))
+    budget = call_budget(len(text))
     work = Work()
     searches = 0
     starved = False
@@ -183,6 +187,7 @@ def find_phase_slips(text: str) -> list[Proposal]:
             continue
         if work.spent >= budget or searches >= MAX_SEARCHES:
             starved = True
+            work.starved_at = i
             break
         check_cancelled()  # a block dense with slips takes seconds: stop between searches
         searches += 1
@@ -243,13 +248,21 @@ def find_phase_slips(text: str) -> list[Proposal]:
         covered = proposal.end
         if not flag:
             applied.append(proposal)
-            budget = min(EARNED_CAP * base, budget + EARNED_PER_REPAIR)
+            budget = min(EARNED_CAP * CALL_CEILING, budget + EARNED_PER_REPAIR)
             # A `?` right after the repair may open the next slip once the repair reads as
             # CJK (`?}?B`: the second `?` follows ASCII until `?}` reads `マ`).
             if text[covered : covered + 1] == "?" and covered not in positions_set:
                 heapq.heappush(pending, covered)
     if starved or work.spent >= budget:
-        return starve(out)
+        out = starve(out)
+        if starved:
+            what = (
+                "byte-phase slips"
+                if searches < MAX_SEARCHES
+                else (f"byte-phase slips (at most {MAX_SEARCHES} searches a block)")
+            )
+            found = exhausted_finding(text, work.starved_at, Category.CJK_PHASE_SLIP, what, budget)
+            out = [p for p in out if p.end <= found.start] + [found]
     return out
 
 

@@ -22,12 +22,21 @@ from __future__ import annotations
 
 import math
 import re
-from functools import cache, lru_cache
+from functools import cache as _forever
+from functools import lru_cache
 from itertools import pairwise
 
+from textmend_server import cache
 from textmend_server.cjk.lm import CharModel, Scorer, WordModel, get_model, is_traditional
 from textmend_server.cjk.scripts import HAN_BLOCKS, HAN_RANGES, char_class
-from textmend_server.cjk.slip import Work, call_budget, open_quotes, pairing_cost, starve
+from textmend_server.cjk.slip import (
+    Work,
+    call_budget,
+    exhausted_finding,
+    open_quotes,
+    pairing_cost,
+    starve,
+)
 from textmend_server.edits import Proposal
 from textmend_server.policy import Category
 
@@ -103,7 +112,7 @@ def _rare_count(run: str) -> int:
 CLUSTER_GAP = 3
 
 
-@cache
+@_forever
 def _common_han_marks() -> dict[int, str]:
     """Like `_common_han_table`, but marking common characters with U+0001 instead of
     deleting them, so positions survive."""
@@ -119,7 +128,7 @@ _RARE_CLUSTER_RE = re.compile(
 )
 
 
-@cache
+@_forever
 def _rare_cluster_text_re() -> re.Pattern[str]:
     """`_RARE_CLUSTER_RE` over unmarked text: the rare Han characters as one character class
     (every Han character but the common ones), so a single search over a whole text tells
@@ -209,7 +218,10 @@ def _unknown_bytes(read_as: str, nxt: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-_BEST_AFTER: dict[tuple[str, str, bytes], float] = {}
+# Bytes an entry of each memo holds, measured as `slip.ENTRY_BYTES_ALL` is.
+ENTRY_BYTES_BEST_AFTER = 250
+ENTRY_BYTES_FILL = 900
+_BEST_AFTER = cache.Memo("codecrun.best_after", entry_bytes=ENTRY_BYTES_BEST_AFTER)
 
 
 def _best_after(pending: bytes, written: str, model: CharModel) -> float:
@@ -231,7 +243,7 @@ def _best_after(pending: bytes, written: str, model: CharModel) -> float:
                 continue
             if len(ch) == 1:
                 best = max(best, model.unigram(ch) if model.known(ch) else 1e-9)
-        hit = _BEST_AFTER[key] = math.log(best)
+        hit = _BEST_AFTER.put(key, math.log(best))
     return hit
 
 
@@ -239,8 +251,7 @@ def _best_after(pending: bytes, written: str, model: CharModel) -> float:
 # an earlier pass changed, and most runs come back unchanged. An entry is (result, spent,
 # allowed): a search that ran out of its allowance is only reused under no larger allowance.
 # The cache is per process and unlocked: a race costs a repeated search, not a wrong result.
-_FILLS: dict[tuple, tuple[str | None, int, int]] = {}
-_FILLS_MAX = 2048
+_FILLS = cache.Memo("codecrun.fills", entry_bytes=ENTRY_BYTES_FILL)
 
 
 def _fill_unknown(
@@ -274,9 +285,7 @@ def _fill_unknown(
     Work.total += spent
     if work is not None:
         work.spent += spent
-    if len(_FILLS) >= _FILLS_MAX:
-        _FILLS.clear()
-    _FILLS[key] = (result, spent, allowed)
+    _FILLS.put(key, (result, spent, allowed))
     return result
 
 
@@ -372,7 +381,15 @@ def find_wrong_codec_runs(text: str) -> list[Proposal]:
         if not kept or p.start >= kept[-1].end:
             kept.append(p)
     if work.spent > budget:
-        return starve(kept)  # runs were left unfilled for want of budget
+        # Runs were left unfilled for want of budget: none is edited, and where the budget
+        # ran out is reported.
+        kept = starve(kept)
+        at = work.starved_at if work.starved_at >= 0 else 0
+        found = exhausted_finding(text, at, Category.CJK_WRONG_CODEC, "wrong-codec runs", budget)
+        if all(p.end <= found.start or p.start >= found.end for p in kept):
+            # (A run found there already says it was not edited for want of budget.)
+            kept.append(found)
+            kept.sort(key=lambda p: p.start)
     return kept
 
 
@@ -414,6 +431,8 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
     rest.append(text[last:])
     trad = is_traditional("".join(rest))
     for m in runs:
+        if work.spent > budget and work.starved_at < 0:
+            work.starved_at = m.start()
         whole = m.group()
         stop = m.end()
         if stop < len(text) and "\x40" <= text[stop] <= "\x7e":
@@ -471,6 +490,8 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
             f"{gain:.1f} nats better under the Chinese character model"
         )
         out.append(Proposal(start, end, cand, Category.CJK_WRONG_CODEC, reason, conf))
+    if work.spent > budget and work.starved_at < 0:
+        work.starved_at = runs[-1].start()
     return out
 
 
@@ -546,9 +567,13 @@ def _latin_candidates(run: str, work: Work, budget: int) -> list[tuple[str, str,
 
 
 def _latin_runs(text: str, work: Work, budget: int) -> list[Proposal]:
-    out = []
+    out: list[Proposal] = []
+    last = 0
     for m in _LATIN_REGION_RE.finditer(text):
         start, end = m.start(), m.end()
+        if work.spent > budget and work.starved_at < 0:
+            work.starved_at = last
+        last = start
         region = m.group()
         if sum(1 for ch in region if ch >= "\x80") < 3 or utf8_shaped(region):
             # UTF-8 read as cp1252 (what ftfy could not put back, its lost bytes marked):
@@ -585,6 +610,8 @@ def _latin_runs(text: str, work: Work, budget: int) -> list[Proposal]:
                         best = (mean, cand, read_as, written, lang, sub.start(), stop)
             if best is not None and best[0] >= MIN_MEAN_LOGP:
                 out.append(_latin_proposal(best, text))
+    if work.spent > budget and work.starved_at < 0:
+        work.starved_at = last
     return out
 
 

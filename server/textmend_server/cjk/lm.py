@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from itertools import pairwise
 
+from textmend_server import cache
 from textmend_server.cjk.scripts import char_class as _char_class
 
 # Character classes are asked for millions of times in a search: cached.
@@ -320,6 +321,18 @@ AFTER_DIGIT = frozenset(
     "台臺輛辆枚部張张本篇所座户戶株頁页章节節級级つ回円歳万"
 )
 
+# Bytes an entry of each of the models' memos holds (key, value and the dict's slot), measured
+# as `slip.ENTRY_BYTES_ALL` is; `cache` counts them against the process's one budget.
+ENTRY_BYTES_LOGP = 250
+ENTRY_BYTES_SHARED = 330
+ENTRY_BYTES_PREFIX = 200
+ENTRY_BYTES_COND = 250
+ENTRY_BYTES_SCORER = 120
+# A scorer's own memo of lp values: at most a quarter of the process's cache budget, and never
+# more than the million entries it was capped at before the budget existed.
+SCORER_MEMO_SHARE = 4
+SCORER_MEMO_MAX = 1_000_000
+
 # How many within-word successors of a character the repair search considers.
 SUCCESSORS = 40
 
@@ -383,10 +396,10 @@ class CharModel:
             import opencc
 
             self._s2t = opencc.OpenCC("s2t")
-        self._cache: dict[tuple[str, str], float] = {}
+        self._cache = cache.Memo(f"lm.logp.{lang}", entry_bytes=ENTRY_BYTES_LOGP)
         self._words: WordModel | None = None
         self._succ: dict[str, tuple[str, ...]] | None = None
-        self._shared: dict[tuple[str, str, bool | None], tuple[float, float | None]] = {}
+        self._shared = cache.Memo(f"lm.shared.{lang}", entry_bytes=ENTRY_BYTES_SHARED)
         # Simplified forms that are not also traditional characters.
         self._simp_only = frozenset(c for c in self._simplify.values() if len(c) == 1) - {
             chr(k) for k in self._simplify
@@ -407,10 +420,7 @@ class CharModel:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        value = self._logp(prev, ch, traditional)
-        if len(self._cache) < 400_000:
-            self._cache[key] = value
-        return value
+        return self._cache.put(key, self._logp(prev, ch, traditional))
 
     def rank(
         self, prev: str, options: Iterable[tuple[str, int]], traditional: bool | None = None
@@ -601,8 +611,8 @@ class WordModel:
         self._word = {w: f / total for w, f in words.items()}
         self._mass = dict(mass)
         self._floor = cm._floor
-        self._pre: dict[str, tuple[float, float]] = {}
-        self._cond: dict[tuple[str, str], float] = {}
+        self._pre = cache.Memo(f"lm.prefix.{cm.lang}", entry_bytes=ENTRY_BYTES_PREFIX)
+        self._cond = cache.Memo(f"lm.cond.{cm.lang}", entry_bytes=ENTRY_BYTES_COND)
 
     def _prefix(self, s: str) -> tuple[float, float]:
         """(Prefix(s), the probability of s cut into complete words)."""
@@ -630,10 +640,7 @@ class WordModel:
                     m = floor
                 if m:
                     pre += fwd[j] * m
-        out = (pre, fwd[n])
-        if len(self._pre) < 500_000:
-            self._pre[s] = out
-        return out
+        return self._pre.put(s, (pre, fwd[n]))
 
     def cond(self, hist: str, c: str) -> float:
         """P(c | hist) under the word lattice; hist and c already simplified."""
@@ -642,15 +649,8 @@ class WordModel:
         if hit is not None:
             return hit
         below = self._prefix(hist)[0] if hist else 1.0
-        value = self._prefix(hist + c)[0] / below if below > 0 else self._floor
-        if len(self._cond) < 500_000:
-            self._cond[key] = value
-        return value
+        return self._cond.put(key, self._prefix(hist + c)[0] / below if below > 0 else self._floor)
 
-
-# Entries kept in a model's cache of document-independent scores (about 400 bytes each): it
-# serves every document a worker repairs, and is emptied when full.
-SHARED_CACHE_MAX = 300_000
 
 # Weight of the word lattice against the character bigrams, and of the document's own
 # character pairs (names and terms repeat within a text).
@@ -688,6 +688,11 @@ class Scorer:
         # history, and reads the history's row once for all of them (`top`).
         self._memo: dict[str, dict[str, float]] = {}
         self._memo_size = 0
+        # The memo is the scorer's own (one document's searches), not a process memo: it may
+        # take up to SCORER_MEMO_SHARE of the process's cache budget while the scorer lives.
+        self._memo_cap = min(
+            SCORER_MEMO_MAX, cache.budget_bytes() // SCORER_MEMO_SHARE // ENTRY_BYTES_SCORER
+        )
         # Results callers derive from this scorer's probabilities alone, keyed by what they
         # depend on (the slip search's guess of a swallowed byte); they live as long as it.
         self.derived: dict[tuple[str, ...], tuple[str, float]] = {}
@@ -734,7 +739,7 @@ class Scorer:
             rest = self.model.logp(hist, ch, self.trad)
         else:
             rest = self._contextual(hist, ch)
-        if self._memo_size < 1_000_000:
+        if self._memo_size < self._memo_cap:
             if row is None:
                 row = self._memo[hist] = {}
             row[ch] = rest
@@ -759,8 +764,8 @@ class Scorer:
         is outside the language's scripts)."""
         m = self.model
         key = (hist, ch, self.trad)
-        cache = m._shared
-        hit = cache.get(key)
+        memo = m._shared
+        hit = memo.get(key)
         if hit is not None:
             return hit
         prev = hist[-1:]
@@ -783,10 +788,7 @@ class Scorer:
             out = (base - math.log(max(p_bi, 1e-12)), p)
         else:
             out = (base, None)
-        if len(cache) > SHARED_CACHE_MAX:
-            cache.clear()
-        cache[key] = out
-        return out
+        return memo.put(key, out)
 
     def score(self, text: str, left: str = "") -> float:
         """Sum of log P over text, left being the text before it."""

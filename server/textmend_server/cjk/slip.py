@@ -28,11 +28,23 @@ import math
 import re
 from dataclasses import dataclass, replace
 
+from textmend_server import cache
 from textmend_server.cjk.dbcs import Dbcs
 from textmend_server.cjk.lm import AFTER_DIGIT, PLAIN_DIGITS, CharModel, Scorer, WordModel
 from textmend_server.cjk.ruby import PINYIN_TAIL_RE, Annotated, readings
 from textmend_server.cjk.scripts import PINYIN_LETTERS, char_class, fold_width
 from textmend_server.edits import Proposal
+from textmend_server.policy import Category
+
+# Bytes one entry of each memo holds (key, value and the dict's slot), measured with tracemalloc
+# over the memos the sample article and the adversarial corpus fill (`bench/adversarial.py
+# --cache-sizes`): what `cache` counts against the process's budget.
+ENTRY_BYTES_ALL = 900
+ENTRY_BYTES_LIKELY = 600
+ENTRY_BYTES_DROPS = 1_500
+ENTRY_BYTES_INDEX = 60_000
+ENTRY_BYTES_SHORTLIST = 1_400
+ENTRY_BYTES_FIRST_LOOK = 2_500
 
 BEAM = 48
 CHILDREN = 6
@@ -69,28 +81,62 @@ class Work:
 
     def __init__(self) -> None:
         self.spent = 0
+        # Where in the text the budget ran out (-1: it did not): reported as a finding.
+        self.starved_at = -1
 
 
 # What one call of a search stage (per block of text) may spend: a floor for the searches a
-# single damaged run needs, plus a share per character; never more than MAX_PER_CHAR per
-# character, so that a short text does not get the whole floor (a few dozen bytes once cost
-# a second of CPU).
-CALL_BUDGET = 800_000
+# single damaged run needs, plus a share per character, never more than MAX_PER_CHAR per
+# character (so that a short text does not get the whole floor) nor CALL_CEILING per block.
+# SEARCH_FLOOR: one slip running 28 characters (a folded digit run with an annotation, in
+# tests/test_cjk.py) spends 126,000 evaluations; a sentence of 25-31 characters holding one
+# short slip 24,000 (a first look and a full search in two codecs). The floor was 800,000
+# until issue 16: 565 bytes of random Unicode spent it in full, 0.6 s.
+# MAX_PER_CHAR: genuine short questions spend up to 3,000 a character (`為什麼??`: 14,000
+# for 5), and must be searched in full, or clean text would be reported as not searched.
+# BUDGET_PER_CHAR: what a page of slips needs beyond the floor (repairs applied earn more,
+# `cjk.EARNED_PER_REPAIR`). CALL_CEILING: the floor and the share of a full block
+# (engine.BLOCK, 16,384 code points).
+SEARCH_FLOOR = 150_000
 BUDGET_PER_CHAR = 60
 MAX_PER_CHAR = 4_000
+CALL_CEILING = SEARCH_FLOOR + BUDGET_PER_CHAR * 16_384
+# The name the package has always exported for the per-call floor.
+CALL_BUDGET = SEARCH_FLOOR
 
 
 def call_budget(length: int, per_char: int = MAX_PER_CHAR) -> int:
     """How many candidate evaluations one call may spend on a text of length code points,
-    at most per_char for each.
+    at most per_char for each and never more than CALL_CEILING.
 
-    >>> call_budget(50), call_budget(10_000), call_budget(50, per_char=1_000)
-    (200000, 1400000, 50000)
+    >>> call_budget(12), call_budget(10_000), call_budget(50, per_char=500)
+    (48000, 750000, 25000)
     """
-    return min(CALL_BUDGET + BUDGET_PER_CHAR * length, per_char * length)
+    return min(CALL_CEILING, SEARCH_FLOOR + BUDGET_PER_CHAR * length, per_char * length)
 
 
 STARVED = " (more suspect runs here than the search budget covers: not edited)"
+# The reason of the finding a search stage leaves where its budget ran out.
+EXHAUSTED = (
+    "{what}: the search budget for this block ({budget:,} candidate evaluations, in proportion "
+    "to its length) ran out here; suspect runs from here on were not searched, and none in "
+    "the block was edited"
+)
+
+
+def exhausted_finding(text: str, at: int, category: Category, what: str, budget: int) -> Proposal:
+    """The finding a search stage reports where its budget ran out (at, a position in text):
+    what was not searched is said, not silently skipped."""
+    at = max(0, min(at, len(text) - 1))
+    return Proposal(
+        at,
+        at + 1,
+        text[at : at + 1],
+        category,
+        EXHAUSTED.format(what=what, budget=budget),
+        0.5,
+        flag_only=True,
+    )
 
 
 def starve(proposals: list[Proposal]) -> list[Proposal]:
@@ -187,7 +233,9 @@ def _tables(c: Dbcs) -> _Tables:
     return hit
 
 
-_ALL: dict[tuple[str, tuple[int, ...], int], tuple[str, ...]] = {}
+# Memos of the search's candidate lists, by (codec, possible lead bytes, trail byte); entry
+# sizes are measured (`cache`), each counted against the process's one cache budget.
+_ALL = cache.Memo("slip.all_chars", entry_bytes=ENTRY_BYTES_ALL)
 
 
 def _all_chars(c: Dbcs, pending: tuple[int, ...], trail: int) -> tuple[str, ...]:
@@ -196,14 +244,13 @@ def _all_chars(c: Dbcs, pending: tuple[int, ...], trail: int) -> tuple[str, ...]
     hit = _ALL.get(key)
     if hit is None:
         pairs = c.pairs
-        hit = tuple(ch for lead in pending if (ch := pairs.get(lead << 8 | trail)) is not None)
-        if len(_ALL) > 4096:
-            _ALL.clear()
-        _ALL[key] = hit
+        hit = _ALL.put(
+            key, tuple(ch for lead in pending if (ch := pairs.get(lead << 8 | trail)) is not None)
+        )
     return hit
 
 
-_LIKELY: dict[tuple[str, tuple[int, ...], int], tuple[str, ...]] = {}
+_LIKELY = cache.Memo("slip.likely", entry_bytes=ENTRY_BYTES_LIKELY)
 PREFILTER = 24
 # A swallowed trail byte is unconstrained: more of its characters are scored.
 SWALLOW_LIMIT = 400
@@ -220,7 +267,7 @@ def _likely_chars(
         found = sorted(
             _all_chars(c, pending, trail), key=lambda ch: _prior(model, ch), reverse=True
         )
-        hit = _LIKELY[key] = tuple(found[:PREFILTER])
+        hit = _LIKELY.put(key, tuple(found[:PREFILTER]))
     return hit
 
 
@@ -244,7 +291,7 @@ def _swallowers(c: Dbcs, leads: tuple[int, ...]) -> dict[int, tuple[int, ...]]:
     return hit
 
 
-_DROPS: dict[tuple[str, int, tuple[int, ...]], tuple[tuple[str, int], ...]] = {}
+_DROPS = cache.Memo("slip.drops", entry_bytes=ENTRY_BYTES_DROPS)
 DROP_FROM = 12
 
 
@@ -270,11 +317,11 @@ def _drop_chars(
             if (ch := pairs.get(lead << 8 | t)) is not None
         ]
         found.sort(key=lambda x: _prior(model, x[0]), reverse=True)
-        hit = _DROPS[key] = tuple(found[:limit])
+        hit = _DROPS.put(key, tuple(found[:limit]))
     return hit
 
 
-_INDEX: dict[tuple, dict[str, list[tuple[str, int]]]] = {}
+_INDEX = cache.Memo("slip.index", entry_bytes=ENTRY_BYTES_INDEX)
 
 
 def _index(
@@ -293,9 +340,7 @@ def _index(
                 ch = c.pairs.get(lead << 8 | t)
                 if ch is not None:
                     hit.setdefault(ch.translate(simp) if simp else ch, []).append((ch, t))
-        if len(_INDEX) > 4096:
-            _INDEX.clear()
-        _INDEX[key] = hit
+        _INDEX.put(key, hit)
     return hit
 
 
@@ -359,7 +404,7 @@ def _by_reading(c: Dbcs) -> dict[str, list[tuple[int, str]]]:
 
 
 # The bigram shortlist of a long list of options after a character (`_Search.best`).
-_SHORTLIST: dict[tuple, tuple] = {}
+_SHORTLIST = cache.Memo("slip.shortlist", entry_bytes=ENTRY_BYTES_SHORTLIST)
 
 
 class _Search:
@@ -434,10 +479,9 @@ class _Search:
             # same place in every process, or a second repair could decide differently.
             self.spent += len(options)
             if hit is None:
-                hit = tuple(self.model.rank(prev, options, trad)[: 2 * CHILDREN])
-                if len(_SHORTLIST) > 20_000:
-                    _SHORTLIST.clear()
-                _SHORTLIST[key] = hit
+                hit = _SHORTLIST.put(
+                    key, tuple(self.model.rank(prev, options, trad)[: 2 * CHILDREN])
+                )
             options = hit
         self.spent += len(options)
         return self.scorer.top(hist, options, CHILDREN)
@@ -847,10 +891,8 @@ def repair_at(
         rep.spent = search.spent
         rep.exhausted = search.exhausted
     if key is not None:
-        if len(_FIRST_LOOKS) >= FIRST_LOOKS_MAX:
-            _FIRST_LOOKS.clear()
         relative = None if rep is None else replace(rep, start=0, end=rep.end - i)
-        _FIRST_LOOKS[key] = _FirstLook(relative, search.spent, budget, search.exhausted)
+        _FIRST_LOOKS.put(key, _FirstLook(relative, search.spent, budget, search.exhausted))
     return rep
 
 
@@ -866,9 +908,8 @@ class _FirstLook:
 # without annotation habits beyond the text around the trigger) by all they read: the
 # engine's later passes and a second repair look at most triggers again, in text that did
 # not change around them. Per process and unlocked: a race costs a repeated search, not a
-# wrong result. An entry holds about 2 KB of text.
-_FIRST_LOOKS: dict[tuple, _FirstLook] = {}
-FIRST_LOOKS_MAX = 4096
+# wrong result. An entry holds up to _READ_AHEAD characters of text.
+_FIRST_LOOKS = cache.Memo("slip.first_looks", entry_bytes=ENTRY_BYTES_FIRST_LOOK)
 # How far past the trigger a search reads: an annotation the trigger cut (a pinyin tail, at
 # most 8 syllables), the run (MAX_RUN), annotations within and after it, what a swallowed
 # byte took (a tag's remainder, up to 214 characters) and the two characters after the run.

@@ -1,0 +1,157 @@
+"""The cost model's bounds (issue 16), asserted on work units and counts, never on time.
+
+The inputs are the adversarial corpus's kinds (`bench/adversarial.py`) at small sizes: the
+searches' work stays within their budget for the text's length, a budget that runs out
+leaves findings and no edits, findings of one category are capped with the right count, and
+the process's memos stay within the cache budget.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+import adversarial
+
+from textmend_server import cache, engine, repair_bytes, repair_text
+from textmend_server.cjk import slip, work_done
+from textmend_server.cjk.codecrun import FILL_PER_CHAR
+from textmend_server.policy import Category
+
+
+def _work_bound(text: str) -> int:
+    """What the two search stages may spend on text through the engine: per block and per
+    pass, the phase-slip budget with everything its repairs can earn, and the wrong-codec
+    budget."""
+    from textmend_server import cjk
+
+    blocks = len(text) // engine.BLOCK + 1
+    n = min(len(text), engine.BLOCK + 200)
+    slips = max(cjk.call_budget(n), cjk.EARNED_CAP * slip.CALL_CEILING)
+    fills = cjk.call_budget(n, per_char=FILL_PER_CHAR)
+    # A search may overshoot its budget by what one step costs (a beam of candidates).
+    step = slip.BEAM * 2 * slip.CHILDREN * 4
+    return engine.MAX_PASSES * blocks * (slips + fills + 2 * step)
+
+
+KINDS = ["random_unicode", "random_cjk_qmark", "han_qmark", "latin_high", "fuzz_slow"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("size", [100, 3000])
+def test_search_work_stays_within_budget_times_length(kind: str, size: int) -> None:
+    text = adversarial.KINDS[kind](size, random.Random(f"16:{kind}:{size}"))
+    before = work_done()
+    repair_text(text)
+    assert work_done() - before <= _work_bound(text)
+
+
+def test_work_per_character_falls_as_the_text_grows() -> None:
+    """The floor is per block, the rest per character: past a block's floor, a text ten
+    times longer costs at most about ten times the work."""
+    rng = random.Random(7)
+    small = adversarial.han_qmark(2_000, rng)
+    large = adversarial.han_qmark(20_000, rng)
+    w0 = work_done()
+    repair_text(small)
+    w_small = work_done() - w0
+    w0 = work_done()
+    repair_text(large)
+    w_large = work_done() - w0
+    assert w_small <= slip.call_budget(len(small)) * engine.MAX_PASSES
+    assert w_large <= 10 * slip.call_budget(len(small)) * engine.MAX_PASSES
+
+
+def test_a_budget_that_runs_out_flags_and_does_not_edit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Han and `?` interleaved: the phase-slip search runs out of its budget, says so in a
+    finding where it stopped, and edits nothing."""
+    from textmend_server import cjk
+
+    monkeypatch.setattr(cjk, "call_budget", lambda length, per_char=0: 20_000)
+    text = adversarial.han_qmark(3_000, random.Random(3))
+    found = cjk.find_phase_slips(text)
+    assert found and all(p.flag_only for p in found)
+    assert any("ran out here" in p.reason for p in found)
+    result = repair_text(text)
+    assert not [e for e in result.edits if e.category is Category.CJK_PHASE_SLIP]
+    assert any(
+        f.category is Category.CJK_PHASE_SLIP and "ran out here" in f.reason
+        for f in result.findings
+    )
+
+
+def test_a_dense_page_that_runs_out_edits_none_of_its_slips(monkeypatch: pytest.MonkeyPatch):
+    """Real slips, too many for the budget: every one is reported, none edited, and the
+    place the search stopped is a finding (all or nothing keeps repairing idempotent)."""
+    from corruptors import corrupt_document
+    from test_cjk import TRADITIONAL
+
+    from textmend_server import cjk
+
+    c = corrupt_document(TRADITIONAL, seed=7, pinyin_chars=[], trigger_p=1.0)
+    monkeypatch.setattr(cjk, "call_budget", lambda length, per_char=0: 30_000)
+    monkeypatch.setattr(cjk, "EARNED_PER_REPAIR", 0)
+    found = cjk.find_phase_slips(c.text)
+    assert found and all(p.flag_only for p in found)
+    assert sum("ran out here" in p.reason for p in found) == 1
+
+
+def test_wrong_codec_budget_that_runs_out_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    from corruptors import wrong_codec
+
+    from textmend_server.cjk import codecrun
+
+    clean = "保护消费者的价格权益，是价格法的主要立法宗旨之一。"
+    bad = wrong_codec(clean, "utf-8", "gbk")
+    text = "標題:\n" + bad + "\n" + bad
+    monkeypatch.setattr(codecrun, "call_budget", lambda length, per_char=0: 50)
+    codecrun._FILLS.clear()
+    found = codecrun.find_wrong_codec_runs(text)
+    assert found and all(p.flag_only for p in found)
+    assert any("ran out here" in p.reason for p in found)
+
+
+def test_findings_of_one_category_are_capped_with_their_count() -> None:
+    content = ("\u202e" * 5_000).encode()
+    result = repair_bytes(content)
+    bidi = [f for f in result.findings if f.category is Category.BIDI_CONTROL]
+    cap = engine.MAX_FINDINGS_PER_CATEGORY
+    assert len(bidi) == cap
+    assert f"and {5_000 - cap:,} more like it up to code point 5,000" in bidi[-1].reason
+    assert all("more like it" not in f.reason for f in bidi[:-1])
+    # Nothing was edited (bidi controls are reported by default), so the text is as it was.
+    assert result.text == content.decode()
+
+
+def test_findings_under_the_cap_are_listed_whole() -> None:
+    result = repair_bytes(("a\u202eb " * 10).encode())
+    assert len(result.findings) == 10
+    assert all("more like it" not in f.reason for f in result.findings)
+
+
+def test_memos_stay_within_the_cache_budget() -> None:
+    """Every memo together stays within the process's cache budget, however small, and the
+    repair comes out the same."""
+    text = adversarial.random_cjk_qmark(3_000, random.Random(5))
+    budget = cache.budget_bytes()
+    try:
+        cache.clear()
+        first = repair_text(text)
+        cache.configure(2)
+        assert cache.total_bytes() <= 2 << 20
+        again = repair_text(text)
+        assert cache.total_bytes() <= 2 << 20
+        assert sum(b for _, b in cache.stats().values()) == cache.total_bytes()
+    finally:
+        cache.configure(budget / (1 << 20))
+    assert (again.text, again.edits, again.findings) == (first.text, first.edits, first.findings)
+
+
+def test_cache_configure_refuses_a_negative_size() -> None:
+    with pytest.raises(ValueError, match="at least 0"):
+        cache.configure(-1)

@@ -22,11 +22,16 @@ RESPONSE_SIZE_FACTOR = 4
 # Default admission limits, per worker process (issue 16: 16 idle streams used to take every
 # thread of a worker, and health checks and other callers' calls queued behind them).
 #
-# `Repair` calls one worker runs at once: the heaviest load measured on this service (issue 16,
-# 64 callers on 2 workers) averages 32 calls per worker, so that load is admitted; beyond it a
-# call is refused with UNAVAILABLE and the client retries after a backoff instead of queueing
-# without bound. Each admitted call holds one thread and its document.
-DEFAULT_MAX_CALLS = 32
+# `Repair` calls one worker admits at once: the heaviest load measured on this service is issue
+# 16's 64 callers on 2 workers, and the kernel hands connections to workers by a hash, so one
+# worker often gets more than half of them (36 of 64 is a coin toss away). With 32, under that
+# load a worker whose admitted calls were all long CJK searches refused every short document
+# sent to it, and the short ones' p99 became the client's backoff (seconds). An admitted call
+# waiting for its turn at the engine (see `DEFAULT_TIME_SLICE`) holds a thread and its
+# request, not the CPU, so admitting the whole 64-caller load on one worker costs little;
+# beyond it a call is refused with UNAVAILABLE and the client retries after a backoff instead
+# of queueing without bound.
+DEFAULT_MAX_CALLS = 64
 # Open `RepairStream` calls per worker: the bundled client opens 8 streams per batch (its
 # `--channels` default), so 32 admits four batch jobs even when the kernel hands every one of
 # their connections to the same worker.
@@ -42,6 +47,22 @@ DEFAULT_STREAM_IDLE_SECONDS = 60.0
 # Threads kept, beyond one per admitted call, for the calls that are never queued: health
 # checks, refusals (a few microseconds each) and reflection's first message.
 DEFAULT_THREADS = 8
+# Seconds of engine time a document runs before it yields the worker to documents that have
+# just arrived (issue 16: a 5 KB clean document waited seconds behind CJK searches). Each
+# worker runs the engine for one document at a time; the engine asks between blocks and
+# between phase-slip searches whether to go on (`textmend_server.service.Turns`), and a document
+# that has had this much yields there to any document that has had less. 50 ms is about ten
+# times what a 5 KB clean or mojibake document costs (1–5 ms measured on an idle core), so
+# light documents finish within their first turn, and short enough that a light document
+# waits for a heavy one's next check (0.1–0.4 s apart in the sample article's 5 KB pieces)
+# rather than for the heavy one to finish.
+DEFAULT_TIME_SLICE = 0.05
+# MiB of memoised engine results each worker may keep (`--cache-mb`), passed to the engine's
+# process-wide cache (`textmend_server.cache.configure`) before the workers are forked.
+# Issue 16 asks for at most 150 MiB of memory unique to each extra worker; a worker forked
+# from the warm parent starts with about 30 MiB of its own (measured, see the README), so 64
+# leaves room for the documents in flight.
+DEFAULT_CACHE_MB = 64
 
 
 @dataclass(frozen=True)
@@ -91,6 +112,10 @@ class ServerConfig:
         reflection stay open. Default None.
     log_content: include the first 200 bytes of each document in its DEBUG log line. Off by
         default: documents may be private, and logs travel further than responses.
+    time_slice: seconds of engine time a document runs before it yields the worker to a
+        document that has had less (see `DEFAULT_TIME_SLICE`); more than 0.
+    cache_mb: MiB of memoised engine results per worker (see `DEFAULT_CACHE_MB`); 0 keeps
+        none. The server passes it to the engine's cache before forking its workers.
     """
 
     max_message_mb: int = 64
@@ -111,13 +136,18 @@ class ServerConfig:
     tls_client_ca: bytes | None = field(default=None, repr=False)
     auth_token: str | None = field(default=None, repr=False)
     log_content: bool = False
+    time_slice: float = DEFAULT_TIME_SLICE
+    cache_mb: int = DEFAULT_CACHE_MB
 
     def __post_init__(self) -> None:
         for name in ("threads", "max_calls", "max_streams", "max_admin_streams"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if not self.stream_idle_seconds > 0:
-            raise ValueError("stream_idle_seconds must be more than 0")
+        if self.cache_mb < 0:
+            raise ValueError("cache_mb must not be negative")
+        for name in ("stream_idle_seconds", "time_slice"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be more than 0")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both a certificate and its private key")
         if self.tls_client_ca is not None and self.tls_cert is None:

@@ -8,6 +8,14 @@ connections over them. The parent then only supervises: a worker that dies is re
 SIGTERM or SIGINT is passed on as SIGTERM so that every worker stops gracefully (new calls are
 refused, calls in flight get `--grace` seconds to finish) before the parent exits 0.
 
+Memory and recovery (issue 16): the parent builds the engine's models and tables once
+(`warm_up`) and imports gRPC's modules, creating no gRPC object, before it forks; then
+`gc.freeze()` moves every object it holds out of the collector's sight, so that collections in
+the workers do not write to the shared pages and copy them. A worker therefore starts with the
+models in memory it shares with the parent and its siblings, and a replacement for a worker that
+died reports SERVING within a second instead of rebuilding them. `--cache-mb` caps each
+worker's memoised results (`textmend_server.cache`).
+
 Every flag has an environment variable twin (`--port` / `TEXTMEND_PORT`, ...); flags win.
 
 TLS (`--tls-cert`, `--tls-key`), mutual TLS (`--tls-client-ca`) and a bearer token
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import logging
 import multiprocessing
@@ -45,9 +54,11 @@ _LOGGER = logging.getLogger(__name__)
 
 _LOG_FORMAT = "%(asctime)s %(levelname)s [pid %(process)d] %(name)s: %(message)s"
 
-# Seconds a worker must live to count as started properly; one that dies sooner is restarted
-# after a growing delay, so a worker that cannot start does not spin the machine.
-_STABLE_AFTER = 10.0
+# A worker that dies before it reports SERVING did not start properly, and is restarted after
+# a growing delay (1, 2, 4 ... s, at most _MAX_RESTART_DELAY), so a worker that cannot start
+# does not spin the machine; after three such failures in a row at startup the server gives
+# up. A worker that died after serving is replaced at once: a fork of the warm parent costs
+# milliseconds of CPU, and issue 16 asks for a replacement SERVING within 3 s.
 _MAX_RESTART_DELAY = 30.0
 # Extra seconds, beyond --grace, that stopping workers get before they are killed.
 _STOP_SLACK = 10.0
@@ -82,6 +93,13 @@ def _positive_seconds(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
     return value
 
 
@@ -228,6 +246,15 @@ def build_parser() -> argparse.ArgumentParser:
         "stream (TEXTMEND_MAX_STREAM_DOCUMENTS; default: 1000000)",
     )
     parser.add_argument(
+        "--cache-mb",
+        type=_non_negative_int,
+        default=env("TEXTMEND_CACHE_MB", str(defaults.DEFAULT_CACHE_MB)),
+        metavar="MIB",
+        help="MiB of memoised engine results each worker keeps (all of the engine's memos "
+        "together); 0 keeps none, which makes heavy CJK documents slower, never different "
+        f"(TEXTMEND_CACHE_MB; default: {defaults.DEFAULT_CACHE_MB})",
+    )
+    parser.add_argument(
         "--log-content",
         action="store_true",
         default=env("TEXTMEND_LOG_CONTENT", "").lower() in {"1", "true", "yes"},
@@ -351,6 +378,7 @@ def _settings(args: argparse.Namespace, address: str, reuse_port: bool) -> _Sett
         max_seconds=args.max_seconds,
         max_stream_documents=args.max_stream_documents,
         log_content=args.log_content,
+        cache_mb=args.cache_mb,
         tls_cert=security.tls_cert,
         tls_key=security.tls_key,
         tls_client_ca=security.tls_client_ca,
@@ -383,6 +411,45 @@ def _serve(settings: _Settings, stop: threading.Event, ready: Connection | None)
     server.stop(config.grace).wait()
     _LOGGER.info("worker stopped")
     return 0
+
+
+def configure_cache(megabytes: int) -> bool:
+    """Hold the engine's memos in this process (and the workers forked from it) to megabytes
+    MiB, `--cache-mb`; False when this build of the engine has no shared cache to configure
+    (then each memo keeps its own cap and the flag has no effect)."""
+    try:
+        from textmend_server import cache
+    except ImportError:
+        _LOGGER.info("--cache-mb %d: this engine has no shared cache to configure", megabytes)
+        return False
+    cache.configure(megabytes)
+    return True
+
+
+def prepare_parent(cache_mb: int) -> None:
+    """Make this process worth forking: configure the engine's cache, import the gRPC modules
+    the workers use (importing creates no gRPC object, so forking stays safe: grpc/grpc#16001),
+    build the engine's models and tables once, and freeze the result for the collector.
+
+    With the collector off during the warm-up, the objects it builds sit together in memory
+    without freed holes between them that a worker's allocations would later fill (and so
+    copy); `gc.freeze()` then keeps the workers' collections from writing to them.
+    """
+    started = time.perf_counter()
+    configure_cache(cache_mb)
+    gc.disable()
+    try:
+        from textmend_server import service
+
+        service.warm_up()
+    finally:
+        gc.freeze()
+        gc.enable()
+    _LOGGER.info(
+        "engine warmed up in %.1f s, once, in the parent; %d objects frozen for the workers",
+        time.perf_counter() - started,
+        gc.get_freeze_count(),
+    )
 
 
 def _worker_main(settings: _Settings, ready: Connection) -> None:
@@ -453,6 +520,8 @@ class _Worker:
     started: float
     quick_failures: int = 0
     serving: bool = False
+    #: `time.monotonic()` when the worker this one replaces was found dead (None: first start).
+    replaces_death: float | None = None
 
 
 @dataclass
@@ -463,14 +532,21 @@ class _Supervisor:
     count: int
     stop_requested: threading.Event = field(default_factory=threading.Event)
     workers: dict[int, _Worker] = field(default_factory=dict)
-    # slot -> (monotonic time to restart at, quick failures so far)
-    pending: dict[int, tuple[float, int]] = field(default_factory=dict)
+    # slot -> (monotonic time to restart at, quick failures so far, when its worker died)
+    pending: dict[int, tuple[float, int, float]] = field(default_factory=dict)
+    #: Seconds from a worker's death to its replacement reporting SERVING, for each one so far.
+    recoveries: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # Fork, not spawn or forkserver: the workers must inherit the warm parent's memory.
         self._context = multiprocessing.get_context("fork")
 
-    def start(self, slot: int, quick_failures: int = 0) -> None:
+    def start(
+        self, slot: int, quick_failures: int = 0, replaces_death: float | None = None
+    ) -> None:
         """Fork the worker for slot."""
+        # Objects made since the last fork (the supervisor's own) join the frozen generation too.
+        gc.freeze()
         reader, writer = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=_worker_main,
@@ -480,7 +556,9 @@ class _Supervisor:
         )
         process.start()
         writer.close()
-        self.workers[slot] = _Worker(slot, process, reader, time.monotonic(), quick_failures)
+        self.workers[slot] = _Worker(
+            slot, process, reader, time.monotonic(), quick_failures, replaces_death=replaces_death
+        )
         _LOGGER.info("started worker %d (pid %d)", slot, process.pid)
 
     def _objects(self) -> list[Connection | int]:
@@ -496,7 +574,7 @@ class _Supervisor:
                 with contextlib.suppress(EOFError, OSError):
                     worker.ready.recv()
                     worker.serving = True
-                    _LOGGER.debug("worker %d (pid %d) is serving", worker.slot, worker.process.pid)
+                    self._note_serving(worker)
                 worker.ready.close()
                 worker.ready = None
             if worker.process.is_alive():
@@ -508,8 +586,7 @@ class _Supervisor:
             del self.workers[worker.slot]
             if self.stop_requested.is_set():
                 continue
-            quick = time.monotonic() - worker.started < _STABLE_AFTER
-            failures = worker.quick_failures + 1 if quick else 0
+            failures = 0 if worker.serving else worker.quick_failures + 1
             delay = min(_MAX_RESTART_DELAY, 2.0 ** (failures - 1)) if failures else 0.0
             _LOGGER.error(
                 "worker %d (pid %d) died unexpectedly with exit code %s; restarting it%s",
@@ -518,11 +595,27 @@ class _Supervisor:
                 worker.process.exitcode,
                 f" in {delay:.0f} s" if delay else "",
             )
-            self.pending[worker.slot] = (time.monotonic() + delay, failures)
-        for slot, (when, failures) in list(self.pending.items()):
+            died = time.monotonic() if worker.serving else worker.replaces_death
+            self.pending[worker.slot] = (time.monotonic() + delay, failures, died or 0.0)
+        for slot, (when, failures, died) in list(self.pending.items()):
             if time.monotonic() >= when and not self.stop_requested.is_set():
                 del self.pending[slot]
-                self.start(slot, failures)
+                self.start(slot, failures, died or None)
+
+    def _note_serving(self, worker: _Worker) -> None:
+        """Log a worker that reported SERVING; for a replacement, how long after its
+        predecessor's death (the figure issue 16 bounds at 3 s)."""
+        if worker.replaces_death is None:
+            _LOGGER.debug("worker %d (pid %d) is serving", worker.slot, worker.process.pid)
+            return
+        seconds = time.monotonic() - worker.replaces_death
+        self.recoveries.append(seconds)
+        _LOGGER.info(
+            "worker %d (pid %d) serving %.3f s after its predecessor died",
+            worker.slot,
+            worker.process.pid,
+            seconds,
+        )
 
     def all_serving(self) -> bool:
         """Whether every slot has a worker that reported SERVING."""
@@ -565,12 +658,15 @@ def _supervise(args: argparse.Namespace) -> int:
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
+        prepare_parent(args.cache_mb)
+        if supervisor.stop_requested.is_set():
+            return 0
         for slot in range(args.workers):
             # Fork before any gRPC object exists in this process (grpc/grpc#16001).
             supervisor.start(slot)
         while not supervisor.all_serving() and not supervisor.stop_requested.is_set():
             supervisor.poll()
-            failed = [slot for slot, (_, n) in supervisor.pending.items() if n >= 3]
+            failed = [slot for slot, (_, n, _) in supervisor.pending.items() if n >= 3]
             if failed:
                 _LOGGER.error("workers cannot start (see the errors above); giving up")
                 supervisor.stop_requested.set()
@@ -602,6 +698,7 @@ def _serve_in_process(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    configure_cache(args.cache_mb)
     reader, writer = multiprocessing.Pipe(duplex=False)
     settings = _settings(args, _address(args.host, args.port), reuse_port=False)
     server_thread_result: list[int] = []

@@ -24,7 +24,9 @@ constant time by `_AuthInterceptor`); health checks and reflection stay open so 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import heapq
 import hmac
 import logging
 import math
@@ -79,6 +81,9 @@ BUSY_METADATA = "textmend-busy"
 #: Trailing metadata key of a stream ended because it sent nothing for `--stream-idle-seconds`
 #: (UNAVAILABLE); its value is that limit. Every request it had sent was answered.
 STREAM_IDLE_METADATA = "textmend-stream-idle"
+#: Trailing metadata key of a call refused because its worker is still starting (UNAVAILABLE,
+#: health NOT_SERVING); nothing was done, and another worker or a moment later will serve it.
+STARTING_METADATA = "textmend-starting"
 
 #: Longest `RepairRequest.id`, in characters (code points), as the proto documents: a long URL
 #: fits (the sitemaps protocol caps URLs at 2,048 characters), and a response echoes the id up
@@ -496,11 +501,190 @@ def _outcome(response: textmend_pb2.RepairResponse) -> str:
 # --- the servicer ----------------------------------------------------------------------------
 
 
+# --- taking turns at the engine ----------------------------------------------------------------
+
+# How often a document waiting for its turn checks that its caller is still there (and that it
+# is within --max-seconds), in seconds: a caller that left frees its place within this long.
+_TURN_POLL = 0.25
+# Classes of engine time above the first slice (`Turns`): the last starts at 2**9 slices, 26 s
+# with the default slice, beyond any document the default --max-seconds lets finish on a busy
+# worker; documents past it go in order of arrival.
+_TURN_CLASSES = 10
+
+
+@dataclasses.dataclass(eq=False)
+class Turn:
+    """One document's place at the engine of a worker (see `Turns`)."""
+
+    #: Arrival order: among documents that have had about as much engine time, the oldest
+    #: goes first.
+    seq: int
+    #: CPU seconds the document's thread spent in the engine in earlier turns.
+    attained: float = 0.0
+    #: `time.thread_time()` when its current turn began (the turn is taken, used and given
+    #: back on the call's own thread).
+    granted: float = 0.0
+    #: The lane it holds or waits for: `Turns.LIGHT` until it has had a slice, then `HEAVY`.
+    lane: int = 0
+    holding: bool = False
+    abandoned: bool = False
+    event: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+
+class Turns:
+    """Which admitted documents run the engine in this worker, so that heavy documents do not
+    starve light ones (issue 16: a 5 KB clean document waited seconds behind CJK searches).
+
+    The engine is CPU-bound Python, so a worker's admitted calls would otherwise share its core
+    through the GIL, each slowed by all the others. Here two lanes hold one document each:
+
+    * the light lane takes documents as they arrive, in order, and keeps each until it has had
+      `slice_seconds` of engine time; light documents (a few milliseconds) finish there;
+    * a document that has had its slice moves to the heavy lane at the engine's next check
+      (the engine asks whether to go on between blocks, stages and phase-slip searches: its
+      `cancelled` callback calls `checkpoint`), freeing the light lane for the next arrival.
+      Heavy documents are ranked by the engine time they have had, in classes that double (one
+      to two slices, two to four, ...), the oldest first within a class; the running one yields
+      at a check to a waiting one of a lower class, so one that needed a little more than a
+      slice goes before the long CJK searches, and the searches finish roughly in the order they
+      came instead of all slowing down together.
+
+    So at most two documents share the worker's core: a light one never waits for a heavy one
+    to reach its next check, only for the light ones before it. Engine time is the thread's CPU
+    time (`time.thread_time`), so neither waiting for the GIL nor a busy machine makes a light
+    document look heavy. A waiting document checks every `_TURN_POLL` seconds whether its caller
+    is still there (gone is the engine's own callback, which may raise `LimitError` past
+    --max-seconds) and gives its place up when not. Nothing blocks while holding the lock.
+
+    >>> turns = Turns(slice_seconds=0.05)
+    >>> first, second = turns.new_turn(), turns.new_turn()
+    >>> turns.acquire(first, lambda: False), turns.waiting()
+    (True, 0)
+    >>> turns.release(first); turns.acquire(second, lambda: False)
+    True
+    """
+
+    LIGHT = 0
+    HEAVY = 1
+
+    def __init__(self, slice_seconds: float) -> None:
+        self._slice = slice_seconds
+        self._lock = threading.Lock()
+        self._free = [True, True]  # per lane
+        # Per lane, waiting turns as (class, arrival, turn): the light lane's class is always 0.
+        self._queues: list[list[tuple[int, int, Turn]]] = [[], []]
+        self._seq = 0
+
+    def new_turn(self) -> Turn:
+        """A place for one more document, behind every document that came before it."""
+        with self._lock:
+            self._seq += 1
+            return Turn(self._seq)
+
+    def waiting(self) -> int:
+        """Documents waiting for their turn now."""
+        with self._lock:
+            return sum(not t.abandoned for queue in self._queues for _, _, t in queue)
+
+    def _class(self, attained: float) -> int:
+        """0 below one slice, then 1, 2, ... as attained doubles (at most `_TURN_CLASSES`)."""
+        level = 0
+        bound = self._slice
+        while attained >= bound and level < _TURN_CLASSES:
+            level += 1
+            bound *= 2
+        return level
+
+    def _best(self, lane: int) -> tuple[int, int, Turn] | None:
+        """The waiting document of lane to run next (dropping places given up), or None."""
+        queue = self._queues[lane]
+        while queue and queue[0][2].abandoned:
+            heapq.heappop(queue)
+        return queue[0] if queue else None
+
+    def _pass_on(self, lane: int) -> None:
+        """Give lane's free turn to its best waiting document, or keep it free."""
+        best = self._best(lane)
+        if best is None:
+            self._free[lane] = True
+            return
+        heapq.heappop(self._queues[lane])
+        best[2].holding = True
+        best[2].event.set()
+
+    def _take_or_queue(self, turn: Turn, lane: int, attained: float) -> bool:
+        """Take lane's turn now (True) or join its queue (False); the lock is held."""
+        turn.lane = lane
+        if self._free[lane] and self._best(lane) is None:
+            self._free[lane] = False
+            turn.holding = True
+            turn.granted = time.thread_time()
+            return True
+        turn.event.clear()
+        heapq.heappush(self._queues[lane], (self._class(attained), turn.seq, turn))
+        return False
+
+    def acquire(self, turn: Turn, gone: Callable[[], bool]) -> bool:
+        """Wait for turn in the light lane; False when the caller left first (the place is
+        given up)."""
+        with self._lock:
+            if self._take_or_queue(turn, self.LIGHT, 0.0):
+                return True
+        return self._wait(turn, gone)
+
+    def checkpoint(self, turn: Turn, gone: Callable[[], bool]) -> bool:
+        """Called where the engine may stop: move a document that has had its slice to the
+        heavy lane, or let a heavy one yield to one that has had less, and wait for the turn
+        when it must. False when the caller left while waiting."""
+        if not turn.holding:
+            return True
+        attained = turn.attained + time.thread_time() - turn.granted
+        if attained < self._slice:
+            return True
+        with self._lock:
+            if turn.lane == self.HEAVY:
+                best = self._best(self.HEAVY)
+                if best is None or best[:2] >= (self._class(attained), turn.seq):
+                    return True
+            turn.holding = False
+            turn.attained = attained
+            self._pass_on(turn.lane)
+            if self._take_or_queue(turn, self.HEAVY, attained):
+                return True
+        return self._wait(turn, gone)
+
+    def release(self, turn: Turn) -> None:
+        """The document is done with the engine (or gave up): the next one's turn."""
+        with self._lock:
+            if turn.holding:
+                turn.holding = False
+                turn.attained += time.thread_time() - turn.granted
+                self._pass_on(turn.lane)
+            turn.abandoned = True
+
+    def _wait(self, turn: Turn, gone: Callable[[], bool]) -> bool:
+        try:
+            while not turn.event.wait(_TURN_POLL):
+                if gone():
+                    with self._lock:
+                        if not turn.holding:
+                            turn.abandoned = True
+                            return False
+                    break  # granted meanwhile: the engine's own check stops it
+        except BaseException:
+            self.release(turn)
+            raise
+        turn.granted = time.thread_time()
+        return True
+
+
 class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
-    """`textmend.v1.TextMend`: each method is request -> engine -> response."""
+    """`textmend.v1.TextMend`: each method is request -> engine -> response; documents take
+    turns at the engine (`Turns`)."""
 
     def __init__(self, config: ServerConfig) -> None:
         self._config = config
+        self._turns = Turns(config.time_slice)
 
     def _repair(
         self,
@@ -516,9 +700,19 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
         call's, on the `time.perf_counter` clock (None without one), for the log.
         """
         started = time.perf_counter()
+        turn = self._turns.new_turn()
         try:
             watch = _gone(context, started, self._config.max_seconds)
-            repaired = repair_request(request, self._config, watch)
+
+            def cancelled() -> bool:
+                return not self._turns.checkpoint(turn, watch) or watch()
+
+            try:
+                if not self._turns.acquire(turn, watch):
+                    raise Cancelled()
+                repaired = repair_request(request, self._config, cancelled)
+            finally:
+                self._turns.release(turn)
             response = to_response(repaired, request.id)
         except Exception as exc:
             code, message = classify_error(exc)
@@ -929,6 +1123,12 @@ class _AdmissionInterceptor(grpc.ServerInterceptor):
     def __init__(self, config: ServerConfig) -> None:
         self._admission = Admission(config)
         self._idle = config.stream_idle_seconds
+        self._ready = threading.Event()
+
+    def ready(self) -> None:
+        """The engine is warm: admit `textmend.v1.TextMend` calls from now on (until then they
+        are refused with UNAVAILABLE and the `textmend-starting` trailer)."""
+        self._ready.set()
 
     @property
     def admission(self) -> Admission:
@@ -952,6 +1152,15 @@ class _AdmissionInterceptor(grpc.ServerInterceptor):
                 wrap = self._streaming if handler.response_streaming else self._unary
                 return handler._replace(**{attr: wrap(behaviour, kind, handler.request_streaming)})
         return handler
+
+    def _refuse_starting(self, context: grpc.ServicerContext) -> None:
+        context.set_trailing_metadata((*VERSION_METADATA, (STARTING_METADATA, "1")))
+        context.abort(
+            grpc.StatusCode.UNAVAILABLE,
+            "this server worker is starting and reports NOT_SERVING: nothing was done; retry "
+            "after a short backoff or on another connection (the textmend client does so by "
+            "itself within its deadline)",
+        )
 
     def _refuse(self, kind: str, context: grpc.ServicerContext) -> None:
         flag = Admission.KINDS[kind][1]
@@ -977,6 +1186,8 @@ class _AdmissionInterceptor(grpc.ServerInterceptor):
         self, behaviour: Callable[..., Any], kind: str, request_streaming: bool
     ) -> Callable[..., Any]:
         def admitted(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
+            if kind != "admin" and not self._ready.is_set():
+                self._refuse_starting(context)
             if not self._admission.enter(kind):
                 self._refuse(kind, context)
             requests = None
@@ -998,6 +1209,8 @@ class _AdmissionInterceptor(grpc.ServerInterceptor):
         self, behaviour: Callable[..., Iterator[Any]], kind: str, request_streaming: bool
     ) -> Callable[..., Iterator[Any]]:
         def admitted(request_or_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            if kind != "admin" and not self._ready.is_set():
+                self._refuse_starting(context)
             if not self._admission.enter(kind):
                 self._refuse(kind, context)
             requests = None
@@ -1104,7 +1317,10 @@ def create_server(
     """Build, bind and start a server on address; return it and the port it bound.
 
     Health reports NOT_SERVING until the engine has warmed up, then SERVING, for both the
-    overall server ("") and `textmend.v1.TextMend`. Pass health_servicer to drive it later
+    overall server ("") and `textmend.v1.TextMend`; until then `TextMend` calls are refused
+    with UNAVAILABLE and the `textmend-starting` trailer, which the client retries. In a worker
+    forked from a parent that warmed the engine (`textmend_server.main`), the warm-up here only
+    confirms it (milliseconds). Pass health_servicer to drive it later
     (`enter_graceful_shutdown()` before `server.stop(grace)`). Bind "127.0.0.1:0" in tests.
     """
     # Outermost first: every answer carries the version; a call without its token is refused
@@ -1112,7 +1328,8 @@ def create_server(
     interceptors: list[grpc.ServerInterceptor] = [_VersionInterceptor()]
     if config.auth_token is not None:
         interceptors.append(_AuthInterceptor(config.auth_token))
-    interceptors.append(_AdmissionInterceptor(config))
+    admission = _AdmissionInterceptor(config)
+    interceptors.append(admission)
     # One thread per call the limits admit plus --threads for the rest, and gRPC refuses a
     # call beyond that rather than queue it: nothing ever waits for a thread, so idle or slow
     # streams cannot delay a health check or another caller's Repair (issue 16).
@@ -1141,6 +1358,7 @@ def create_server(
     server.start()
     if config.warm_up:
         warm_up()
+    admission.ready()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     return server, port
@@ -1152,6 +1370,7 @@ __all__ = [
     "MAX_LABEL_CHARS",
     "REFLECTION_V1_SERVICE",
     "SERVICE_NAME",
+    "STARTING_METADATA",
     "STREAM_IDLE_METADATA",
     "STREAM_LIMIT_METADATA",
     "Admission",
@@ -1159,6 +1378,8 @@ __all__ = [
     "LimitError",
     "ServerConfig",
     "TextMendServicer",
+    "Turn",
+    "Turns",
     "call_kind",
     "check_limits",
     "check_request",

@@ -252,6 +252,7 @@ down() {
     podman rm -f -t 5 $left >/dev/null
   fi
   podman network rm -f "${PROJECT}_default" >/dev/null 2>&1 || true
+  rm -f "$WORK/compose-ports-$PROJECT.yml"
 }
 
 case "${1:-}" in

@@ -57,15 +57,16 @@ CLUSTER = "textmend"
 # The image's non-root user (Dockerfile: useradd --uid 10001).
 IMAGE_UID = 10001
 
-# Bounds that keep a broken setup from hanging CI; they assert nothing about speed. Building
-# every image from an empty store took about 2.5 minutes here (2 shared CPUs), most of it
-# debootstrap and pip; the limit leaves room for a slow mirror.
+# Bounds that keep a broken setup from hanging CI; they assert nothing about speed (README,
+# "With podman": measured on 2 CPUs shared with other jobs). Building every image from an
+# empty store took 171 s, most of it debootstrap and pip; the limit leaves room for a slow
+# mirror.
 BUILD_LIMIT = 1200.0
-# 3 replicas loading their language models at once on 2 CPUs reached SERVING in about 20 s.
-SERVING_LIMIT = 180.0
+# 3 replicas loading their language models at once were SERVING through Envoy after 36-93 s.
+SERVING_LIMIT = 300.0
 # A replica killed with SIGKILL: its restart, model loading, and Envoy's health checks
-# (interval 5 s, 10 s with no traffic) took about 25 s.
-RECOVERY_LIMIT = 180.0
+# (interval 5 s, 10 s with no traffic) took 15-31 s.
+RECOVERY_LIMIT = 300.0
 CALL_TIMEOUT = 30.0
 DOWN_LIMIT = 120.0
 

@@ -36,9 +36,9 @@ from textmend_server.cjk.scripts import PINYIN_LETTERS, char_class, fold_width
 from textmend_server.edits import Proposal
 from textmend_server.policy import Category
 
-# Bytes one entry of each memo holds (key, value and the dict's slot), measured with tracemalloc
-# over the memos the sample article and the adversarial corpus fill (`bench/adversarial.py
-# --cache-sizes`): what `cache` counts against the process's budget.
+# Bytes one entry of each memo holds (key, value and the dict's slot): what `cache` counts
+# against the process's budget. Estimates from the shapes of the keys and values (tuples of
+# short strings, about 250 bytes a small entry); not yet measured with tracemalloc.
 ENTRY_BYTES_ALL = 900
 ENTRY_BYTES_LIKELY = 600
 ENTRY_BYTES_DROPS = 1_500

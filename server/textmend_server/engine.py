@@ -585,9 +585,9 @@ def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 # more there are and where they end. Why 1,000: a finding serialises to about 110 bytes (the
 # reason is most of it), so a category's list stays near 110 KB where 1 MB of U+202E gave an
 # 18 MB response of 160,001 findings (issue 16); a caller acts on a category by its kind and
-# where it starts, not by reading each of thousands; and no document of the real corpus
-# (`bench/real_corpus.py`), the sample article or the test cases comes near it (the most is
-# the 64 MB benchmark document's 6,525 repeated blocks, which this now lists as 1,000).
+# where it starts, not by reading each of thousands. The sample article has one finding; the
+# 16 MB throughput document had 6,525 repeated blocks, now listed as 1,000. (The real corpus
+# has not been checked against the cap.) The 110 bytes a finding is an estimate.
 MAX_FINDINGS_PER_CATEGORY = 1000
 MORE_LIKE_IT = (
     "; and {more:,} more like it up to code point {end:,}, not listed (at most {cap:,} findings "

@@ -77,6 +77,8 @@ _SERVICE = "textmend.v1.TextMend"
 _STREAM_LIMIT_METADATA = "textmend-stream-limit"
 # Trailing metadata of a stream the server ended after --stream-idle-seconds without a request.
 _STREAM_IDLE_METADATA = "textmend-stream-idle"
+# Trailing metadata of a call refused because its worker had not finished starting (NOT_SERVING).
+_STARTING_METADATA = "textmend-starting"
 # What gRPC's server says when a call exceeds its `maximum_concurrent_rpcs` (the server's
 # backstop behind its own limits): a refusal to retry, not a document too large.
 _CONCURRENCY_REFUSAL = "Concurrent RPC limit exceeded!"
@@ -158,7 +160,9 @@ def error_from_rpc(error: grpc.RpcError, target: str = "") -> TextMendError:
     code = error.code() if is_call else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
     details = (error.details() if is_call else None) or str(error)  # type: ignore[attr-defined]
     trailers = (error.trailing_metadata() if is_call else None) or ()  # type: ignore[attr-defined]
-    refused_busy = any(key in {"textmend-busy", _STREAM_IDLE_METADATA} for key, _ in trailers)
+    refused_busy = any(
+        key in {"textmend-busy", _STREAM_IDLE_METADATA, _STARTING_METADATA} for key, _ in trailers
+    )
     if code is grpc.StatusCode.UNAVAILABLE and target and not refused_busy:
         details = f"cannot reach the textmend server at {target}: {details}"
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED and any(r in details for r in _SIZE_REFUSALS):
@@ -173,9 +177,10 @@ def error_from_rpc(error: grpc.RpcError, target: str = "") -> TextMendError:
 
 def is_busy_refusal(error: grpc.RpcError) -> bool:
     """Whether a call was refused without being worked on, so that retrying it later may
-    succeed: UNAVAILABLE (a worker at its `--max-calls`, restarting or going away; not when
-    no connection could be made, which gRPC has already retried), or gRPC's own concurrency
-    refusal (RESOURCE_EXHAUSTED, which otherwise means a document too large to retry)."""
+    succeed: UNAVAILABLE (a worker at its `--max-calls`, still starting (NOT_SERVING), dead or
+    going away; not when no connection could be made, which gRPC has already retried), or
+    gRPC's own concurrency refusal (RESOURCE_EXHAUSTED, which otherwise means a document too
+    large to retry)."""
     if not isinstance(error, grpc.aio.AioRpcError | grpc.Call):
         return False
     code, details = error.code(), error.details() or ""

@@ -295,3 +295,19 @@ def test_a_decoding_in_doubt_is_suspect_and_nothing_in_it_is_rewritten() -> None
     assert result.text == result.original
     encoding = [f for f in result.findings if f.category is Category.ENCODING]
     assert "also plausible" in encoding[0].reason and "held back" in encoding[0].reason
+
+
+def test_the_proto_names_the_informational_categories_the_verdict_ignores() -> None:
+    """The contract's description of VERDICT_REPAIRED lists exactly the categories whose
+    findings leave a document repaired rather than suspect (it once listed bidi controls too)."""
+    from pathlib import Path
+
+    from textmend_server.policy import INFORMATIONAL
+
+    proto = Path(__file__).parents[1] / "proto" / "textmend" / "v1" / "textmend.proto"
+    text = proto.read_text(encoding="utf-8")
+    repaired = text[text.index("enum Verdict") : text.index("VERDICT_REPAIRED = 2;")]
+    named = {c for c in Category if f"CATEGORY_{c.value.upper()}" in repaired}
+    assert named == set(INFORMATIONAL)
+    result = repair_text("caf\u00c3\u00a9 invoice\u202egnp.exe")
+    assert result.edits and result.verdict.value == "suspect"

@@ -200,11 +200,14 @@ class _VerdictEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Verdict.Value
     VERDICT_CLEAN: _Verdict.ValueType  # 1
     """Nothing was changed and nothing suspicious was found."""
     VERDICT_REPAIRED: _Verdict.ValueType  # 2
-    """Edits were made and no finding remains that policy left unrepaired (except
-    informational ones: encoding overruled, repeated blocks, bidi controls).
+    """Edits were made and no finding remains that policy left unrepaired (except the
+    informational ones: CATEGORY_ENCODING for an overruled declaration or a removed byte order
+    mark, and CATEGORY_REPEATED_BLOCK).
     """
     VERDICT_SUSPECT: _Verdict.ValueType  # 3
-    """Findings remain that may be damage textmend did not repair."""
+    """Findings remain that may be damage textmend did not repair (a bidi control always counts:
+    it can hide or reorder text), or the decoding is only one of several plausible readings.
+    """
     VERDICT_UNREADABLE: _Verdict.ValueType  # 4
     """The content could not be decoded as text in any encoding without substantial loss."""
 
@@ -215,11 +218,14 @@ VERDICT_UNSPECIFIED: Verdict.ValueType  # 0
 VERDICT_CLEAN: Verdict.ValueType  # 1
 """Nothing was changed and nothing suspicious was found."""
 VERDICT_REPAIRED: Verdict.ValueType  # 2
-"""Edits were made and no finding remains that policy left unrepaired (except
-informational ones: encoding overruled, repeated blocks, bidi controls).
+"""Edits were made and no finding remains that policy left unrepaired (except the
+informational ones: CATEGORY_ENCODING for an overruled declaration or a removed byte order
+mark, and CATEGORY_REPEATED_BLOCK).
 """
 VERDICT_SUSPECT: Verdict.ValueType  # 3
-"""Findings remain that may be damage textmend did not repair."""
+"""Findings remain that may be damage textmend did not repair (a bidi control always counts:
+it can hide or reorder text), or the decoding is only one of several plausible readings.
+"""
 VERDICT_UNREADABLE: Verdict.ValueType  # 4
 """The content could not be decoded as text in any encoding without substantial loss."""
 Global___Verdict: _TypeAlias = Verdict  # noqa: Y015

@@ -170,29 +170,25 @@ def from_debs(root: Path) -> list[Doc]:
 
 
 def from_manifest(root: Path) -> list[Doc]:
-    """The files of a corpus cached by scripts/fetch_real_corpus.py, per its manifest.json."""
+    """The files of a corpus cached by scripts/fetch_real_corpus.py, per its manifest.json.
+
+    The manifest (as that script writes it) is an object whose `files` list has one entry per
+    document: `path` relative to root/files/, `package`, `language` (a locale such as `de`,
+    `zh-CN`, `pt-BR`), `format`. Files are stored as UTF-8 text already (man pages gunzipped,
+    `.mo` catalogues as the text of their strings), so they are read as they are.
+    """
     manifest = json.loads((root / "manifest.json").read_text("utf-8"))
-    if isinstance(manifest, dict):
-        entries = next((v for v in manifest.values() if isinstance(v, list)), [])
-    else:
-        entries = manifest
+    entries = manifest["files"] if isinstance(manifest, dict) else manifest
     docs: list[Doc] = []
     for entry in entries:
-        if not isinstance(entry, dict) or "path" not in entry:
-            continue
-        group = _group(str(entry.get("lang") or ""))
+        group = _group(str(entry.get("language") or ""))
         if group is None:
             continue
-        path = root / entry["path"]
         try:
-            raw = path.read_bytes()
-            if path.suffix == ".gz":
-                raw = gzip.decompress(raw)
-            text = _read_mo(raw) if path.suffix == ".mo" else raw.decode("utf-8")
+            text = (root / "files" / entry["path"]).read_text("utf-8")
         except (OSError, UnicodeDecodeError):
             continue
-        package = str(entry.get("package") or Path(entry["path"]).parts[0])
-        docs.append(Doc(str(entry["path"]), package, group, text))
+        docs.append(Doc(entry["path"], str(entry["package"]), group, text))
     return docs
 
 

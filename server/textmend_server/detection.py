@@ -599,6 +599,35 @@ def gather(
     return candidates, readings, key_of
 
 
+# ISO-2022-JP's designations of JIS X 0208 (ESC $ @, ESC $ B) and its returns to ASCII or JIS
+# Roman (ESC ( B, ESC ( J). A 7-bit sample that designates JIS X 0208 is ISO-2022-JP: no other
+# text writes those escapes, and its bytes hold nothing above 0x7F for the language models to
+# read, so it is decided here.
+_JIS_IN = re.compile(rb"\x1b\$[@B]")
+_JIS_OUT = re.compile(rb"\x1b\([BJ]")
+
+
+def _iso2022_jp(sample: bytes) -> str | None:
+    """The sample read as ISO-2022-JP when it is 7-bit, designates JIS X 0208 and decodes
+    (up to its last return to ASCII, when the sample ends inside a JIS run); else None.
+
+    >>> _iso2022_jp("文字セット".encode("iso2022_jp"))
+    '文字セット'
+    """
+    if not sample.isascii() or _JIS_IN.search(sample) is None:
+        return None
+    text = strict(sample, "iso2022_jp")
+    if text is None:
+        ends = [m.end() for m in _JIS_OUT.finditer(sample)]
+        text = strict(sample[: ends[-1]], "iso2022_jp") if ends else None
+    return text
+
+
+# Confidence in an ISO-2022-JP reading found by `_iso2022_jp`: its escapes name the
+# character set; 0.99 (not 1) leaves room for a text quoting such escapes.
+ISO2022_CONFIDENCE = 0.99
+
+
 def choose(
     sample: bytes,
     *,
@@ -612,6 +641,11 @@ def choose(
     unless another reading scores clearly better; readings that tie go to the more trusted
     and more common codec. `declared` is only a candidate here; arbitration is the caller's.
     """
+    jis = _iso2022_jp(sample) if not declared and not markup else None
+    if jis is not None:
+        found = Candidate("iso2022_jp", "iso2022_jp", Source.LEGACY, ISO2022_CONFIDENCE, True,
+                          0.0, chosen=True)  # fmt: skip
+        return Choice(jis, found.name, found.source, ISO2022_CONFIDENCE, [found], lang="ja")
     if answers is None:
         answers = detector_answers(sample)
     candidates, readings, key_of = gather(sample, answers, declared=declared, markup=markup)
@@ -630,7 +664,7 @@ def choose(
             return choose(sample, declared=declared, answers=blind + answers, markup=None)
     chunks = scored_bytes(sample) if len(scored) > 1 else []
     if chunks:
-        best_key = _by_language(readings, chunks, answers, order)
+        best_key = _by_language(readings, sample, chunks, answers, order)
     else:
         best_key = standing
         if standing is None or len(scored) > 1:
@@ -686,6 +720,10 @@ def choose(
             key=lambda x: -x[1],
         )
         alternatives = [(name, p) for name, p in rivals if p >= RIVAL_SHARE]
+        if character_list(chunks):
+            confidence = min(confidence, LIST_CONFIDENCE)
+            alternatives = alternatives or rivals[:LIST_RIVALS]
+            reason = reason or "the text lists characters one by one: no words to read"
     else:
         confidence = _confidence(winner, best, readings)
         alternatives = []
@@ -712,7 +750,13 @@ LM_PRUNE_NATS = 40.0
 # Bytes no multi-byte codec uses inside a character (below 0x40, digits aside: GB18030's
 # four-byte sequences hold digits), so a stretch between them starts on a character boundary
 # in every candidate codec.
-_STRETCH = re.compile(rb"[\x30-\x39\x40-\xff]*[\x80-\xff][\x30-\x39\x40-\xff]*")
+# A stretch takes the ASCII word before and after it along (when a single space parts them),
+# so that a reading putting one word of another script in a sentence (`utente и fatta`) is
+# seen doing so.
+_STRETCH = re.compile(
+    rb"(?:[A-Za-z]{1,24} )?[\x30-\x39\x40-\xff]*[\x80-\xff][\x30-\x39\x40-\xff]*"
+    rb"(?: [A-Za-z]{1,24}(?![\x30-\x39\x40-\xff]))?"
+)
 _INSIDE = frozenset(range(0x30, 0x3A)) | frozenset(range(0x40, 0x100))
 
 
@@ -721,6 +765,8 @@ def scored_bytes(sample: bytes) -> list[bytes]:
 
     >>> scored_bytes("plain ascii, café crème 42 naïve".encode("latin-1"))
     [b'caf\\xe9', b'cr\\xe8me', b'na\\xefve']
+    >>> scored_bytes("il file è danneggiato".encode("latin-1"))
+    [b'file \\xe8 danneggiato']
     """
     out: list[bytes] = []
     size = 0
@@ -780,10 +826,42 @@ MARKUP_NATS = 6.0
 TEMPERATURE = 2.0
 # Readings at least this probable are reported as the alternatives to the chosen one.
 RIVAL_SHARE = 0.01
+# A text that lists characters one by one (a code page's table: `B0 <tab> ° <tab> DEGREE
+# SIGN`) gives the language models no words to read: each character stands alone, and every
+# code page's reading is a list of plausible characters. Recognised by its stretches: at least
+# LIST_MIN of them, half or more (LIST_SHARE) a lone character, those nearly all different
+# (LIST_DISTINCT of them; prose repeats its lone `è` or `и`). Its decoding is reported with
+# confidence at most LIST_CONFIDENCE (in doubt) and its rivals named, whatever the models say.
+LIST_MIN = 3
+LIST_SHARE = 0.5
+LIST_DISTINCT = 0.8
+LIST_CONFIDENCE = 0.5
+# Rivals named for a character list, likeliest first.
+LIST_RIVALS = 3
+
+
+def character_list(chunks: list[bytes]) -> bool:
+    """Whether the scored stretches are those of a list of characters (see `LIST_SHARE`).
+
+    >>> character_list([b"\\xb0", b"\\xb1 DEGREE", b"\\xb2", b"\\xe9t\\xe9"])
+    True
+    >>> character_list([b"\\xe8", b"\\xe8", b"\\xe8", b"citt\\xe0"])
+    False
+    """
+    lone = [m.group(1) for c in chunks if (m := _LONE.fullmatch(c))]
+    if len(lone) < LIST_MIN or len(lone) < LIST_SHARE * len(chunks):
+        return False
+    return len(set(lone)) >= LIST_DISTINCT * len(lone)
+
+
+# A stretch that is one character (one or two bytes, in any code page) standing alone, with
+# the ASCII words `_STRETCH` takes along.
+_LONE = re.compile(rb"(?:[A-Za-z]{1,24} )?([\x80-\xff]{1,2})(?: [A-Za-z]{1,24})?")
 
 
 def _by_language(
     readings: dict[str, Reading],
+    sample: bytes,
     chunks: list[bytes],
     answers: list[tuple[str, float]],
     order: dict[str, int],
@@ -801,13 +879,14 @@ def _by_language(
             break
         head.append(chunk)
     keys = list(readings)
+    hint = langmodel.rank_latin(sample)
     if len(head) < len(chunks) and len(keys) > 2:
-        glance = {key: langmodel.cost(stretch_text(head, key)).cost for key in keys}
+        glance = {key: langmodel.cost(stretch_text(head, key), hint).cost for key in keys}
         ahead = min(glance.values())
         keys = [key for key in keys if glance[key] <= ahead + LM_PRUNE_NATS]
     for key in keys:
         reading = readings[key]
-        scored = langmodel.cost(stretch_text(chunks, key))
+        scored = langmodel.cost(stretch_text(chunks, key), hint)
         reading.cost, reading.lang = scored.cost, scored.lang
         first = reading.names[0]
         prior = POPULARITY_NATS * _POPULARITY.get(first.name, 40)

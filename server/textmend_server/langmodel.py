@@ -83,11 +83,12 @@ SYMBOL_COSTS = {
     "q": 10.0,
     "x": 20.0,
 }
-# Characters that running text in any script uses often: class "p".
+# Characters that running text in any script uses often (the superscript digits of `m²` and
+# footnotes and the ordinal indicators of `2ª` among them): class "p".
 COMMON_PUNCT = frozenset(
     "\u2019\u2018\u201c\u201d\u201e\u00ab\u00bb\u2013\u2014\u2026\u2022\u00b7\u00b0\u20ac"
     "\u00a9\u00ae\u2122\u00a0\u00a7\u00a3\u00bf\u00a1\u2116\u2039\u203a\u2212\u00b4"
-    "\u060c\u061b\u061f\u05be\u0387\u037e"
+    "\u060c\u061b\u061f\u05be\u0387\u037e\u00b9\u00b2\u00b3\u00aa\u00ba"
 )
 
 _SCRIPT_RANGES = {
@@ -142,17 +143,62 @@ def _build_classes() -> str:
 
 _CLASS_OF = _build_classes()
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
-# A Latin letter touching a letter of another script inside one word (`UЇYTKOWNIK`, `ИИn`):
-# what a wrong code page makes of a Latin word; priced SWITCH_NATS on top of the letters.
-_SWITCH = {code: re.compile(f"[aL]{code}|{code}[aL]") for code in "CGHA"}
+# Letters of two scripts touching inside one word (`UЇYTKOWNIK`, `ИИn`, `Blنttermann`): what a
+# wrong code page makes of a word; each touch (counted overlapping, so a letter wedged into a
+# word counts twice) is priced SWITCH_NATS on top of the letters.
+_SWITCH = {code: re.compile(f"(?=[aL]{code}|{code}[aL])") for code in "CGHA"}
 SWITCH_NATS = 10.0
+# A CJK character with Latin letters on both sides (`Gr鲞e`, `k鰊nen`): what a CJK codec makes
+# of two Latin-1 bytes in a word. Real CJK text puts Latin words beside CJK ones, rarely a
+# single CJK character inside a Latin word; priced as a switch on each side.
+_CJK_IN_WORD = re.compile(
+    "(?<=[A-Za-z\u00c0-\u024f])[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7a3](?=[A-Za-z\u00c0-\u024f])"
+)
+# Between words: a change from Latin letters to the other script's or back, non-letters
+# skipped (`… con l'utente и fatta …`: an Italian `è` read in windows-1251 puts one Russian
+# word in an Italian sentence). Real texts switch too (a Russian man page names its options in
+# ASCII), but their wrong readings pay far more per letter than this; set on the tune split.
+WORD_SWITCH_NATS = 4.0
 # A closing quote or apostrophe opening a word (`’κυρο`): what ISO-8859-7 makes of the
 # windows-1253 `Ά`, and what no text writes (elision puts it after letters: `σ’ αγαπώ`).
 _LEADING_QUOTE = re.compile(r"(?<![^\W\d_])[\u2019\u00bb](?=[^\W\d_])")
 LEADING_QUOTE_NATS = 5.0
-# A Hebrew, Arabic or Cyrillic combining mark on an ASCII letter (`dْas`): no script does
-# that; priced as non-text.
-_STRAY_MARK = re.compile("[A-Za-z][\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0670]")
+# A combining mark on nothing it can belong to, after NFC composition: a Latin combining mark
+# that did not compose (windows-1258 reading Catalan `això` as `aix` + U+0323), or a Hebrew,
+# Arabic or Cyrillic mark not following a letter or mark of its own script (`dْas`, `ْltimo`:
+# Spanish `ú` read in windows-1256). Priced as non-text instead of as a mark.
+_ORPHAN_MARK = re.compile(
+    "[\u0300-\u036f]"
+    "|(?<![\u0591-\u05f2])[\u0591-\u05bd\u05bf-\u05c2\u05c4-\u05c7]"
+    "|(?<![\u0610-\u06ff\u0750-\u077f])[\u0610-\u061a\u064b-\u065f\u0670]"
+    "|(?<![\u0400-\u0489])[\u0483-\u0489]"
+)
+# A non-ASCII symbol or punctuation mark (classes p, q) between two letters of a word
+# (`au‗er`, `b³êdach`, `Ιθ±Έ`): a letter of another code page. Counted on the classes, less
+# those at home there (`_WEDGED_OK`): the apostrophe, the acute accent many write for one
+# (`UID´s`), the middle dot of Catalan `l·l`, the soft hyphen, Unicode hyphens and the
+# no-break spaces (`«\u00a0mot\u00a0»`).
+_WEDGED = re.compile("(?<=[aLCGHAJo])[pq](?=[aLCGHAJo])")
+_WEDGED_OK = re.compile(
+    "(?<=[^\\W\\d_])[\u2019\u2018\u00b4\u00b7\u00ad\u2010\u2011\u00a0\u202f](?=[^\\W\\d_])"
+)
+# The middle dot closing a word (`est· desactivado`: Spanish `á` read in Mac Roman): lists
+# set it between spaces, Catalan between two l's; priced as wedged.
+_DOT_AFTER_WORD = re.compile("(?<=[^\\W\\d_])\u00b7(?![^\\W\\d_])")
+WEDGED_NATS = 10.0
+
+
+def _build_case_break() -> re.Pattern[str]:
+    """A non-ASCII capital right after a lower-case letter (`nobodyŤ`, `пРиВЕТ`): a quote or a
+    letter of another code page. ASCII capitals are left alone (`McDonald`, `iPhone`)."""
+    letters = [chr(c) for c in range(0xC0, 0x530)]
+    upper = "".join(c for c in letters if c.isupper())
+    lower = "a-z" + "".join(c for c in letters if c.islower())
+    return re.compile(f"(?<=[{lower}])[{re.escape(upper)}]")
+
+
+_CASE_BREAK = _build_case_break()
+CASE_BREAK_NATS = 8.0
 
 
 def _ranges(code: str) -> str:
@@ -172,14 +218,16 @@ _MARKS = re.compile(
 
 # s and t with cedilla and with comma below are one letter to Romanian and Turkish readers
 # (windows-1250 has only the cedilla forms, ISO-8859-16 the comma ones): folded, so that the
-# choice between those code pages is left to how common they are.
-_FOLD_LATIN = str.maketrans("\u015f\u0163", "\u0219\u021b")
+# choice between those code pages is left to how common they are. German ß is folded into
+# ss, as wordfreq's lists have it (they are case-folded: `größe` is listed as `grösse`), so
+# that ß is not priced as a letter German never writes.
+_FOLD_LATIN = str.maketrans({"\u015f": "\u0219", "\u0163": "\u021b", "\u00df": "ss"})
 
 
 def _letters(text: str, code: str) -> str:
     """text lower-cased, marks dropped, everything but the letters of script code (and line
     breaks) turned into single spaces (Greek final sigma folded into sigma, as wordfreq's
-    lists have it; Latin ş ţ into ș ț)."""
+    lists have it; Latin ş ţ into ș ț, ß into ss)."""
     text = _MARKS.sub("", text.lower())
     if code == "G":
         text = text.replace("\u03c2", "\u03c3")
@@ -206,6 +254,13 @@ class LetterModel:
                 lp = letters.get(pair[1], -UNKNOWN_LETTER)
             total -= n * lp
         return total
+
+    def pair_cost(self, pair: str) -> float:
+        """−log P(b | a), in nats, of one letter pair "ab"."""
+        lp = self.pairs.get(pair)
+        if lp is None:
+            lp = self.letters.get(pair[1], -UNKNOWN_LETTER)
+        return -lp
 
     def unigram_cost(self, counts: Counter[str]) -> float:
         """−log P of single letters counted, from the unigram alone (for ranking languages)."""
@@ -287,11 +342,18 @@ def _cjk_cost(text: str) -> Reading:
     return Reading(-get_model(lang).score(text), lang)
 
 
-def cost(text: str) -> Reading:
+def cost(text: str, hint: tuple[str, ...] = ()) -> Reading:
     """−log P of text, in nats: its Latin-script words under the likeliest Latin-script
     language, and the letters of the script most of its other letters are in under the
     likeliest language of that script (the CJK character model for Chinese, Japanese and
     Korean), or priced as letters no language here writes, whichever explains it best.
+
+    The text is put in NFC first, so a letter and the combining marks that make one letter
+    with it are priced as that letter (Vietnamese in windows-1258 writes tones as marks).
+
+    hint names Latin-script languages to try besides the three its letters favour (see
+    `rank_latin`: all readings of one document share its ASCII words, which say its language
+    better than the few letters that differ between them).
 
     Texts holding the same bytes decoded differently can be compared: lower reads more like a
     real language.
@@ -302,14 +364,25 @@ def cost(text: str) -> Reading:
     'ru'
     >>> cost("Привет, мир").cost < cost("Ďđčâĺň, ěčđ").cost
     True
+    >>> cost("l'utente è fatta").cost < cost("l'utente и fatta").cost
+    True
     """
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
     classes = text.translate(_CLASS_OF)
     letters = {code: classes.count(code) for code in "LCGHAJo"}
     fixed = sum(classes.count(cls) * SYMBOL_COSTS[cls] for cls in "mdpqx")
     fixed += len(_ASTRAL.findall(text)) * SYMBOL_COSTS["x"]
     fixed += len(_LEADING_QUOTE.findall(text)) * LEADING_QUOTE_NATS
-    fixed += len(_STRAY_MARK.findall(text)) * SYMBOL_COSTS["x"]
-    latin, latin_lang = _script_cost(text, "L")
+    fixed += len(_ORPHAN_MARK.findall(text)) * (SYMBOL_COSTS["x"] - SYMBOL_COSTS["m"])
+    wedged = len(_WEDGED.findall(classes)) - len(_WEDGED_OK.findall(text))
+    fixed += (max(0, wedged) + len(_DOT_AFTER_WORD.findall(text))) * WEDGED_NATS
+    fixed += len(_CASE_BREAK.findall(text)) * CASE_BREAK_NATS
+    # Letters of another script inside a Latin word, however the reading is priced.
+    inside = sum(len(_SWITCH[code].findall(classes)) for code in "CGHA" if letters[code])
+    inside += 2 * len(_CJK_IN_WORD.findall(text)) if letters["J"] else 0
+    fixed += inside * SWITCH_NATS
+    latin, latin_lang = _script_cost(text, "L", hint)
     other = max("CGHAJ", key=lambda k: letters[k])
     foreign = sum(letters.values()) - letters["L"]
     best = Reading(round(fixed + latin + foreign * SYMBOL_COSTS["o"], 2), latin_lang)
@@ -317,9 +390,11 @@ def cost(text: str) -> Reading:
         return best
     if other == "J":
         found = _cjk_cost(text)
-        return found if found.cost < best.cost else best
+        total = round(found.cost + fixed, 2)
+        return Reading(total, found.lang) if total < best.cost else best
     own, lang = _script_cost(text, other)
-    switches = len(_SWITCH[other].findall(classes)) * SWITCH_NATS
+    words = classes.translate(_LETTERS_OF[other])
+    switches = len(_SWITCH[other].findall(words)) * WORD_SWITCH_NATS
     rest = (foreign - letters[other]) * SYMBOL_COSTS["o"]
     total = round(fixed + latin + own + switches + rest, 2)
     if total < best.cost:
@@ -327,9 +402,31 @@ def cost(text: str) -> Reading:
     return best
 
 
-def _script_cost(text: str, code: str) -> tuple[float, str]:
+# Per script code: a translation table keeping only Latin letters (classes `a`, `L`) and that
+# script's letters, for counting switches between words.
+_LETTERS_OF = {
+    code: {ord(c): None for c in " LCGHAJoamdpqx" if c not in ("a", "L", code)} for code in "CGHA"
+}
+
+
+# A second language for the words holding non-ASCII letters: each letter pair involving one is
+# priced by the text's language or by the likeliest other language of its script plus
+# MIX_NATS (−log of the share of such pairs a text borrows; e(−4) ≈ 2%), whichever is
+# cheaper. A Croatian handbook page mostly in English reads `Početak` as Croatian, not as a
+# Danish word with an unknown letter; a German name in a Dutch man page is German. Set on the
+# tune split.
+MIX_NATS = 4.0
+
+
+def _script_cost(text: str, code: str, hint: tuple[str, ...] = ()) -> tuple[float, str]:
     """−log P of the words of script code in text (ASCII letters are Latin) under the
-    likeliest language of that script, and that language; (0, '') when there are none."""
+    likeliest language of that script, and that language; (0, '') when there are none.
+
+    The language is the cheapest of the three the non-ASCII letters favour (all letters, when
+    there are none), the three all letters favour, and those of hint. Pairs holding a
+    non-ASCII letter may be priced by a second language of those (see `MIX_NATS`; hint's
+    first, the language of the document's shared ASCII words, at no extra cost).
+    """
     words = _letters(text, code).split()
     if not words:
         return 0.0, ""
@@ -338,6 +435,59 @@ def _script_cost(text: str, code: str) -> tuple[float, str]:
     langs = LANGUAGES[_SCRIPT_NAME[code]]
     if len(langs) > 3:
         chars = Counter(padded)
-        langs = tuple(sorted(langs, key=lambda lang: model(lang).unigram_cost(chars))[:3])
+        wide = Counter({ch: n for ch, n in chars.items() if ch > "\x7f"}) or chars
+        by_wide = sorted(langs, key=lambda lang: model(lang).unigram_cost(wide))[:3]
+        by_all = sorted(langs, key=lambda lang: model(lang).unigram_cost(chars))[:3]
+        langs = tuple(dict.fromkeys([*by_wide, *by_all, *(h for h in hint if h in langs)]))
     found, lang = min((model(lang).cost(pairs), lang) for lang in langs)
+    foreign = [(pair, n) for pair, n in pairs.items() if not pair.isascii()]
+    if foreign and len(langs) > 1:
+        main = model(lang)
+        own = {pair: main.pair_cost(pair) for pair, _ in foreign}
+        saved = 0.0
+        for other in langs:
+            if other == lang:
+                continue
+            alt = model(other)
+            # The document's own language (hint's first) is no borrowing.
+            extra = 0.0 if hint and other == hint[0] else MIX_NATS
+            gain = sum(
+                n * max(0.0, own[pair] - alt.pair_cost(pair) - extra) for pair, n in foreign
+            )
+            saved = max(saved, gain)
+        found -= saved
     return found, lang
+
+
+# Words of ASCII letters only, bounded by neither letters nor high bytes (so `kopi` of
+# `kopi\xebren` is not one): the part of a document every single-byte reading shares.
+_ASCII_WORD = re.compile(rb"(?<![A-Za-z\x80-\xff])[A-Za-z]{2,}(?![A-Za-z\x80-\xff])")
+# Letters of ASCII words `rank_latin` reads: a few hundred words say a text's language.
+RANK_LETTERS = 4000
+# Latin-script languages `rank_latin` names.
+RANK_KEEP = 3
+
+
+def rank_latin(content: bytes) -> tuple[str, ...]:
+    """The RANK_KEEP Latin-script languages whose letter pairs best explain the ASCII words
+    of content (up to RANK_LETTERS letters), likeliest first; () when it has none.
+
+    A Dutch man page whose accented letters are mostly `vóór` and `één` reads as Hungarian
+    or Catalan if only its letters' frequencies are asked; its ASCII words say Dutch.
+
+    >>> rank_latin(b"De gebruiker kan de bestanden kopieren naar een andere map.")[0]
+    'nl'
+    """
+    words: list[str] = []
+    size = 0
+    for match in _ASCII_WORD.finditer(content):
+        words.append(match.group().decode("ascii").lower())
+        size += len(words[-1]) + 1
+        if size >= RANK_LETTERS:
+            break
+    if not words:
+        return ()
+    padded = " " + " ".join(words) + " "
+    pairs = Counter(map(operator.add, padded, padded[1:]))
+    langs = LANGUAGES["latin"]
+    return tuple(sorted(langs, key=lambda lang: model(lang).cost(pairs))[:RANK_KEEP])

@@ -400,10 +400,14 @@ class CharModel:
         self._words: WordModel | None = None
         self._succ: dict[str, tuple[str, ...]] | None = None
         self._shared = cache.Memo(f"lm.shared.{lang}", entry_bytes=ENTRY_BYTES_SHARED)
-        # Simplified forms that are not also traditional characters.
-        self._simp_only = frozenset(c for c in self._simplify.values() if len(c) == 1) - {
-            chr(k) for k in self._simplify
-        }
+        # Simplified forms that traditional text writes otherwise: not 出, 只, 家 (the simplified
+        # form of 齣, 隻, 傢, and in both scripts the everyday character), which OpenCC's
+        # simplified-to-traditional conversion leaves as they are.
+        self._simp_only = frozenset(
+            c
+            for c in self._simplify.values()
+            if len(c) == 1 and ord(c) not in self._simplify and self._s2t.convert(c) != c
+        )
 
     def known(self, ch: str) -> bool:
         """Whether the word lists know ch (after simplification)."""
@@ -559,6 +563,8 @@ def is_traditional(text: str) -> bool | None:
 
     >>> is_traditional("這個問題很難"), is_traditional("这个问题很难"), is_traditional("中文")
     (True, False, None)
+    >>> is_traditional("這家公司只出了一本書")  # 只 and 出 are traditional characters too
+    True
     """
     model = get_model("zh")
     trad = simp = 0

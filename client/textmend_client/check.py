@@ -32,12 +32,12 @@ from textmend_client.report import (
     EXIT_SERVER,
     LineIndex,
     category_name,
-    is_invisible,
     reconstruct_original,
     repair_files,
     report_outcome,
     verdict_name,
 )
+from textmend_client.visible import escaped
 
 __all__ = [
     "EXIT_CLEAN",
@@ -64,28 +64,9 @@ INFORMATIONAL = frozenset({textmend_pb2.CATEGORY_ENCODING, textmend_pb2.CATEGORY
 QUOTE_LIMIT = 60
 
 
-def _escape(text: str) -> str:
-    r"""Text with invisible characters, line breaks and tabs as Python-style escapes.
-
-    >>> print(_escape("a\u202eb\n"))
-    a\u202eb\n
-    """
-    out = []
-    for ch in text:
-        if ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif is_invisible(ch):
-            out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
 def _quote(text: str) -> str:
     """A quoted, escaped, shortened span for a message: `'Ã©'`."""
-    shown = _escape(text[: QUOTE_LIMIT * 2])
+    shown = escaped(text[: QUOTE_LIMIT * 2], breaks=True)
     if len(shown) > QUOTE_LIMIT or len(text) > QUOTE_LIMIT * 2:
         shown = shown[: QUOTE_LIMIT - 1] + "…"
     return f"'{shown}'"
@@ -113,7 +94,7 @@ def problems(response: textmend_pb2.RepairResponse) -> list[dict[str, Any]]:
         proposed: str | None = item.replacement
         if is_finding:
             proposed = item.suggestion or None
-        message = f"{_escape(item.reason)}: {_quote(item.original)}"
+        message = f"{escaped(item.reason, breaks=True)}: {_quote(item.original)}"
         if proposed is not None:
             message += f" -> {_quote(proposed)}"
         entry: dict[str, Any] = {
@@ -160,7 +141,7 @@ def check_lines(name: str, response: textmend_pb2.RepairResponse) -> list[str]:
     >>> check_lines("notes.txt", response)
     ["notes.txt:2:4: mojibake: UTF-8 text read as latin-1: 'Ã©' -> 'é'"]
     """
-    shown = _escape(name)
+    shown = escaped(name, breaks=True)
     lines = []
     for entry in problems(response):
         where = (
@@ -170,7 +151,9 @@ def check_lines(name: str, response: textmend_pb2.RepairResponse) -> list[str]:
         )
         lines.append(f"{shown}:{where}: {entry['category']}: {entry['message']}")
     if response.HasField("error"):
-        lines.append(f"{shown}: error: {response.error.code}: {_escape(response.error.message)}")
+        lines.append(
+            f"{shown}: error: {response.error.code}: {escaped(response.error.message, breaks=True)}"
+        )
     elif response.verdict == textmend_pb2.VERDICT_UNREADABLE:
         lines.append(f"{shown}: unreadable: no encoding decodes it without substantial loss")
     return lines

@@ -22,7 +22,6 @@ import difflib
 import json
 import os
 import sys
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, NoReturn
@@ -44,6 +43,7 @@ from textmend_client.client import (
 )
 from textmend_client.content import content_type_for
 from textmend_client.report import run_report
+from textmend_client.visible import escape, escaped
 
 EXIT_OK = 0
 EXIT_USAGE = 1
@@ -353,25 +353,14 @@ class _Palette:
         return f"\x1b[{code}m{text}\x1b[0m" if self.on and text else text
 
 
-def _escape(ch: str) -> str:
-    """A Python-style escape for one invisible character."""
-    return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
-
-
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cn"})
-
-
 def _visible(text: str) -> str:
-    r"""Text with controls, format characters (zero-width, bidi) and unassigned code points
-    shown as escapes, so that a terminal neither hides them nor obeys them. Tabs stay.
+    r"""Text with invisible characters (`textmend_client.visible`) shown as escapes, so that a
+    terminal neither hides them nor obeys them. Tabs stay.
 
     >>> print(_visible("zero\u200bwidth, bell\x07"))
     zero\u200bwidth, bell\u0007
     """
-    return "".join(
-        _escape(ch) if ch != "\t" and unicodedata.category(ch) in _INVISIBLE_CATEGORIES else ch
-        for ch in text
-    )
+    return escaped(text)
 
 
 def _show(text: str, limit: int = 40) -> str:
@@ -380,7 +369,7 @@ def _show(text: str, limit: int = 40) -> str:
     >>> print(_show("a\u200bb"), _show("x" * 50)[-3:])
     'a\u200bb' x…'
     """
-    shown = "".join(ch if ch.isprintable() or ch == " " else _escape(ch) for ch in text)
+    shown = "".join(ch if ch.isprintable() or ch == " " else escape(ch) for ch in text)
     if len(shown) > limit:
         shown = shown[: limit - 1] + "…"
     return f"'{shown}'"

@@ -41,6 +41,7 @@ from typing import IO
 from textmend.v1 import textmend_pb2
 from textmend_client.client import TextMendClient, TextMendError, Unavailable
 from textmend_client.content import content_type_for
+from textmend_client.visible import is_invisible
 
 __all__ = [
     "CONTEXT_CHARS",
@@ -95,30 +96,11 @@ SKIP_DIRS = frozenset(
     }
 )
 
-# Letters that draw as nothing at all (Hangul fillers, Braille blank): invisible, though not
-# format characters.
-_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp"})
 # Everything outside printable ASCII, tab and line feed: only these need a closer look.
 _CANDIDATES = re.compile(r"[^\t\n\x20-\x7e]")
 
 
 # --- text helpers ----------------------------------------------------------------------------
-
-
-def is_invisible(ch: str) -> bool:
-    r"""Whether a character draws as nothing, or changes how its neighbours draw.
-
-    Controls (but not tab and line feed), format characters (zero-width spaces and joiners,
-    bidi overrides and isolates, soft hyphens, tags), line and paragraph separators,
-    unassigned, private-use and surrogate code points, and blank letters such as U+3164.
-
-    >>> [is_invisible(c) for c in "a\t\n\r\u200b\u202e\ue000\u3164"]
-    [False, False, False, True, True, True, True, True]
-    """
-    if ch in "\t\n":
-        return False
-    return ch in _BLANK_LETTERS or unicodedata.category(ch) in _INVISIBLE_CATEGORIES
 
 
 def _code_point(ch: str) -> str:

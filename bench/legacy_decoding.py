@@ -355,6 +355,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{pct(w.chardet, w.total):>9} {p.total:10} {pct(p.textmend, p.total):>9} "
             f"{pct(p.chardet, p.total):>9}"
         )
+    print("\nper language family")
+    for group in sorted({k[0] for k in keys}):
+        w = Tally(*(sum(getattr(t, f) for k, t in whole.items() if k[0] == group)
+                    for f in ("total", "textmend", "chardet")))  # fmt: skip
+        p = Tally(*(sum(getattr(t, f) for k, t in piece.items() if k[0] == group)
+                    for f in ("total", "textmend", "chardet")))  # fmt: skip
+        print(
+            f"{group:22} {w.total:6} {pct(w.textmend, w.total):>9} "
+            f"{pct(w.chardet, w.total):>9} {p.total:10} {pct(p.textmend, p.total):>9} "
+            f"{pct(p.chardet, p.total):>9}"
+        )
     wt = Tally(
         *(sum(getattr(t, f) for t in whole.values()) for f in ("total", "textmend", "chardet"))
     )

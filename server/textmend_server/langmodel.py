@@ -451,9 +451,7 @@ def _script_cost(text: str, code: str, hint: tuple[str, ...] = ()) -> tuple[floa
             alt = model(other)
             # The document's own language (hint's first) is no borrowing.
             extra = 0.0 if hint and other == hint[0] else MIX_NATS
-            gain = sum(
-                n * max(0.0, own[pair] - alt.pair_cost(pair) - extra) for pair, n in foreign
-            )
+            gain = sum(n * max(0.0, own[pair] - alt.pair_cost(pair) - extra) for pair, n in foreign)
             saved = max(saved, gain)
         found -= saved
     return found, lang

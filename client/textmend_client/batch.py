@@ -22,9 +22,8 @@ from typing import IO
 
 from textmend.v1 import textmend_pb2
 from textmend_client.client import TextMendClient, Unavailable
-from textmend_client.report import category_name, iter_files, repair_files, verdict_name
-
-EXIT_OK, EXIT_IO, EXIT_SERVER = 0, 2, 3
+from textmend_client.files import EXIT_IO, EXIT_OK, EXIT_SERVER, iter_files, repair_files
+from textmend_client.report import category_name, verdict_name
 
 
 @dataclass

@@ -42,13 +42,11 @@ from textmend_client.client import (
     as_request,
 )
 from textmend_client.content import content_type_for
+from textmend_client.files import EXIT_IO, EXIT_OK, EXIT_SERVER
 from textmend_client.report import run_report
 from textmend_client.visible import escape, escaped
 
-EXIT_OK = 0
 EXIT_USAGE = 1
-EXIT_IO = 2
-EXIT_SERVER = 3
 
 PROG = "textmend"
 

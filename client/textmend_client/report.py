@@ -33,29 +33,32 @@ import re
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
 from textmend.v1 import textmend_pb2
-from textmend_client.client import TextMendClient, TextMendError, Unavailable
-from textmend_client.content import content_type_for
-from textmend_client.visible import is_invisible
+from textmend_client.client import TextMendClient
+from textmend_client.files import (
+    EXIT_IO,
+    EXIT_OK,
+    EXIT_SERVER,
+    repair_files,
+    report_outcome,
+    warn,
+)
+from textmend_client.visible import CANDIDATES, code_point, is_invisible, visible_text
 
 __all__ = [
     "CONTEXT_CHARS",
     "CONTEXT_LINES",
     "MAX_MARKS",
     "MAX_RENDERED_CHARS",
-    "FileOutcome",
     "LineIndex",
     "category_name",
     "is_invisible",
-    "iter_files",
     "reconstruct_original",
     "render_report",
-    "repair_files",
     "report_outcome",
     "run_report",
     "verdict_name",
@@ -76,63 +79,26 @@ MAX_SPAN_CHARS = 600
 #: Characters of a span quoted at most in a tooltip.
 MAX_TITLE_CHARS = 160
 
-EXIT_OK = 0
-EXIT_IO = 2
-EXIT_SERVER = 3
-
-# Directories that `iter_files` does not descend into: version control and tool caches.
-SKIP_DIRS = frozenset(
-    {
-        ".git",
-        ".hg",
-        ".svn",
-        ".venv",
-        ".tox",
-        ".mypy_cache",
-        ".pytest_cache",
-        ".ruff_cache",
-        "__pycache__",
-        "node_modules",
-    }
-)
-
-# Everything outside printable ASCII, tab and line feed: only these need a closer look.
-_CANDIDATES = re.compile(r"[^\t\n\x20-\x7e]")
-
-
 # --- text helpers ----------------------------------------------------------------------------
-
-
-def _code_point(ch: str) -> str:
-    return f"U+{ord(ch):04X}"
 
 
 def _char_name(ch: str) -> str:
     """`U+202E RIGHT-TO-LEFT OVERRIDE`, or just the code point when it has no name."""
     name = unicodedata.name(ch, "")
-    return f"{_code_point(ch)} {name}" if name else _code_point(ch)
-
-
-def visible_text(text: str) -> str:
-    """Text with every invisible character written as a `⟨U+XXXX⟩` mark, as the report shows it.
-
-    >>> visible_text("abc\u202egnp.exe")
-    'abc⟨U+202E⟩gnp.exe'
-    """
-    return _CANDIDATES.sub(lambda m: f"⟨{_code_point(m[0])}⟩" if is_invisible(m[0]) else m[0], text)
+    return f"{code_point(ch)} {name}" if name else code_point(ch)
 
 
 def _visible_html(text: str) -> str:
     """HTML-escaped text with invisible characters as badges naming them."""
     out: list[str] = []
     last = 0
-    for match in _CANDIDATES.finditer(text):
+    for match in CANDIDATES.finditer(text):
         ch = match[0]
         if not is_invisible(ch):
             continue
         out.append(html.escape(text[last : match.start()]))
         out.append(
-            f'<span class="inv" title="{html.escape(_char_name(ch))}">⟨{_code_point(ch)}⟩</span>'
+            f'<span class="inv" title="{html.escape(_char_name(ch))}">⟨{code_point(ch)}⟩</span>'
         )
         last = match.end()
     out.append(html.escape(text[last:]))
@@ -950,147 +916,6 @@ def write_report(
         handle.write(page)
 
 
-# --- files -----------------------------------------------------------------------------------
-
-
-def iter_files(paths: Iterable[str]) -> Iterator[tuple[str, OSError | None]]:
-    """Every file under paths, in a stable order, with the error that stopped a directory walk.
-
-    A path that is not a directory is yielded as it is, even when it does not exist (reading
-    it will say why). Directories are walked recursively in sorted order, skipping version
-    control and cache directories (`SKIP_DIRS`) and not following symbolic links to
-    directories. A directory that cannot be listed is yielded with its `OSError`.
-    """
-    for path in paths:
-        if not os.path.isdir(path):
-            yield path, None
-            continue
-        errors: list[OSError] = []
-        for directory, subdirs, files in os.walk(path, onerror=errors.append):
-            while errors:
-                error = errors.pop(0)
-                yield str(error.filename or directory), error
-            subdirs[:] = sorted(d for d in subdirs if d not in SKIP_DIRS)
-            for name in sorted(files):
-                yield os.path.join(directory, name), None
-        for error in errors:
-            yield str(error.filename or path), error
-
-
-@dataclass(frozen=True)
-class FileOutcome:
-    """What became of one file: a response, or why there is none.
-
-    `status` is `ok` (with `response`), `empty` (an empty file: nothing to repair, not sent),
-    `io` (`error` is the `OSError` that stopped reading it), `refused` (the server would not
-    take it, for being binary, say: `error` is the `InvalidInput`) or `failed` (any other
-    server error, in `error`).
-    """
-
-    path: str
-    status: str
-    content: bytes = b""
-    response: textmend_pb2.RepairResponse | None = None
-    error: Exception | None = None
-
-
-def _repair_one(
-    client: TextMendClient,
-    path: str,
-    walk_error: OSError | None,
-    policy: Mapping[str, str] | None,
-    content_type: str,
-) -> FileOutcome:
-    if walk_error is not None:
-        return FileOutcome(path, "io", error=walk_error)
-    try:
-        with open(path, "rb") as handle:
-            content = handle.read()
-    except OSError as exc:
-        return FileOutcome(path, "io", error=exc)
-    if not content:
-        return FileOutcome(path, "empty")
-    try:
-        response = client.repair(
-            content,
-            id=path,
-            content_type=content_type_for(path, content_type),
-            policy=dict(policy or {}),
-            omit_diff=True,
-        )
-    except TextMendError as exc:
-        status = "refused" if exc.code.name == "INVALID_ARGUMENT" else "failed"
-        return FileOutcome(path, status, content, error=exc)
-    return FileOutcome(path, "ok", content, response)
-
-
-def repair_files(
-    paths: Iterable[str],
-    client: TextMendClient,
-    *,
-    policy: Mapping[str, str] | None = None,
-    content_type: str = "",
-    workers: int = 4,
-) -> Iterator[FileOutcome]:
-    """Repair every file under paths (see `iter_files`), yielding outcomes in path order.
-
-    Up to `workers` files are read and repaired at once (the client spreads them over its
-    connections). `content_type` applies to every file; empty means the client's rule
-    (`textmend_client.content`): text/html for markup file names, else the server sniffs.
-    When the server cannot be reached (`Unavailable`) that outcome is the last: the files
-    after it are not tried. Closing the iterator early cancels the work not yet started.
-    """
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, not {workers}")
-    files = iter_files(paths)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="textmend-file") as pool:
-        pending: list[Future[FileOutcome]] = []
-        try:
-            for path, walk_error in files:
-                pending.append(
-                    pool.submit(_repair_one, client, path, walk_error, policy, content_type)
-                )
-                if len(pending) < 2 * workers:
-                    continue
-                outcome = pending.pop(0).result()
-                yield outcome
-                if isinstance(outcome.error, Unavailable):
-                    return
-            while pending:
-                outcome = pending.pop(0).result()
-                yield outcome
-                if isinstance(outcome.error, Unavailable):
-                    return
-        finally:
-            for future in pending:
-                future.cancel()
-
-
-def _warn(stream: IO[str], message: str) -> None:
-    stream.write(f"textmend: {message}\n")
-    stream.flush()
-
-
-def report_outcome(outcome: FileOutcome, err: IO[str]) -> int:
-    """Warn on err about an outcome that has no response; the exit code it calls for.
-
-    0 for `ok`, `empty` and `refused` (a binary file is skipped with a warning), `EXIT_IO`
-    for `io`, `EXIT_SERVER` for `failed`.
-    """
-    if outcome.status == "io":
-        error = outcome.error
-        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
-        _warn(err, f"{visible_text(outcome.path)}: cannot read: {reason}")
-        return EXIT_IO
-    if outcome.status == "refused":
-        details = getattr(outcome.error, "details", str(outcome.error))
-        _warn(err, f"{visible_text(outcome.path)}: skipped: {details}")
-    elif outcome.status == "failed":
-        _warn(err, f"{visible_text(outcome.path)}: {outcome.error}")
-        return EXIT_SERVER
-    return EXIT_OK
-
-
 def run_report(
     paths: Sequence[str],
     client: TextMendClient,
@@ -1119,6 +944,6 @@ def run_report(
     try:
         write_report(output, documents, title=title)
     except OSError as exc:
-        _warn(err, f"{os.fspath(output)}: cannot write the report: {exc.strerror or exc}")
+        warn(err, f"{os.fspath(output)}: cannot write the report: {exc.strerror or exc}")
         return EXIT_IO
     return worst

@@ -8,6 +8,7 @@ messages and the HTML report show them, never render them, by the one rule here.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # Letters that draw as nothing at all (Hangul fillers, Braille blank): invisible, though not
@@ -15,6 +16,10 @@ import unicodedata
 _BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 # Unicode general categories that draw nothing or change how their neighbours draw.
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp"})
+
+
+# Everything outside printable ASCII, tab and line feed: only these need a closer look.
+CANDIDATES = re.compile(r"[^\t\n\x20-\x7e]")
 
 
 def is_invisible(ch: str) -> bool:
@@ -57,3 +62,17 @@ def escaped(text: str, *, breaks: bool = False) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def code_point(ch: str) -> str:
+    """`U+202E`."""
+    return f"U+{ord(ch):04X}"
+
+
+def visible_text(text: str) -> str:
+    """Text with every invisible character written as a `⟨U+XXXX⟩` mark, as the report shows it.
+
+    >>> visible_text("abc\u202egnp.exe")
+    'abc⟨U+202E⟩gnp.exe'
+    """
+    return CANDIDATES.sub(lambda m: f"⟨{code_point(m[0])}⟩" if is_invisible(m[0]) else m[0], text)

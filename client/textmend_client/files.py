@@ -1,0 +1,179 @@
+"""Reading the files a command was given and sending them to the server, in order.
+
+Shared by `check`, `report` and batch repair (`--output-dir`): walking directories, reading
+each file, choosing its content type (`textmend_client.content`), sending up to `workers` at
+once, and what each outcome means for the exit code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import IO
+
+from textmend.v1 import textmend_pb2
+from textmend_client.client import TextMendClient, TextMendError, Unavailable
+from textmend_client.content import content_type_for
+from textmend_client.visible import visible_text
+
+#: Exit codes every command shares: success, a file that could not be read or written, and a
+#: server that failed or could not be reached.
+EXIT_OK = 0
+EXIT_IO = 2
+EXIT_SERVER = 3
+
+# Directories that `iter_files` does not descend into: version control and tool caches.
+SKIP_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".venv",
+        ".tox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        "__pycache__",
+        "node_modules",
+    }
+)
+
+
+def iter_files(paths: Iterable[str]) -> Iterator[tuple[str, OSError | None]]:
+    """Every file under paths, in a stable order, with the error that stopped a directory walk.
+
+    A path that is not a directory is yielded as it is, even when it does not exist (reading
+    it will say why). Directories are walked recursively in sorted order, skipping version
+    control and cache directories (`SKIP_DIRS`) and not following symbolic links to
+    directories. A directory that cannot be listed is yielded with its `OSError`.
+    """
+    for path in paths:
+        if not os.path.isdir(path):
+            yield path, None
+            continue
+        errors: list[OSError] = []
+        for directory, subdirs, files in os.walk(path, onerror=errors.append):
+            while errors:
+                error = errors.pop(0)
+                yield str(error.filename or directory), error
+            subdirs[:] = sorted(d for d in subdirs if d not in SKIP_DIRS)
+            for name in sorted(files):
+                yield os.path.join(directory, name), None
+        for error in errors:
+            yield str(error.filename or path), error
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What became of one file: a response, or why there is none.
+
+    `status` is `ok` (with `response`), `empty` (an empty file: nothing to repair, not sent),
+    `io` (`error` is the `OSError` that stopped reading it), `refused` (the server would not
+    take it, for being binary, say: `error` is the `InvalidInput`) or `failed` (any other
+    server error, in `error`).
+    """
+
+    path: str
+    status: str
+    content: bytes = b""
+    response: textmend_pb2.RepairResponse | None = None
+    error: Exception | None = None
+
+
+def _repair_one(
+    client: TextMendClient,
+    path: str,
+    walk_error: OSError | None,
+    policy: Mapping[str, str] | None,
+    content_type: str,
+) -> FileOutcome:
+    if walk_error is not None:
+        return FileOutcome(path, "io", error=walk_error)
+    try:
+        with open(path, "rb") as handle:
+            content = handle.read()
+    except OSError as exc:
+        return FileOutcome(path, "io", error=exc)
+    if not content:
+        return FileOutcome(path, "empty")
+    try:
+        response = client.repair(
+            content,
+            id=path,
+            content_type=content_type_for(path, content_type),
+            policy=dict(policy or {}),
+            omit_diff=True,
+        )
+    except TextMendError as exc:
+        status = "refused" if exc.code.name == "INVALID_ARGUMENT" else "failed"
+        return FileOutcome(path, status, content, error=exc)
+    return FileOutcome(path, "ok", content, response)
+
+
+def repair_files(
+    paths: Iterable[str],
+    client: TextMendClient,
+    *,
+    policy: Mapping[str, str] | None = None,
+    content_type: str = "",
+    workers: int = 4,
+) -> Iterator[FileOutcome]:
+    """Repair every file under paths (see `iter_files`), yielding outcomes in path order.
+
+    Up to `workers` files are read and repaired at once (the client spreads them over its
+    connections). `content_type` applies to every file; empty means the client's rule
+    (`textmend_client.content`): text/html for markup file names, else the server sniffs.
+    When the server cannot be reached (`Unavailable`) that outcome is the last: the files
+    after it are not tried. Closing the iterator early cancels the work not yet started.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers}")
+    files = iter_files(paths)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="textmend-file") as pool:
+        pending: list[Future[FileOutcome]] = []
+        try:
+            for path, walk_error in files:
+                pending.append(
+                    pool.submit(_repair_one, client, path, walk_error, policy, content_type)
+                )
+                if len(pending) < 2 * workers:
+                    continue
+                outcome = pending.pop(0).result()
+                yield outcome
+                if isinstance(outcome.error, Unavailable):
+                    return
+            while pending:
+                outcome = pending.pop(0).result()
+                yield outcome
+                if isinstance(outcome.error, Unavailable):
+                    return
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def warn(stream: IO[str], message: str) -> None:
+    stream.write(f"textmend: {message}\n")
+    stream.flush()
+
+
+def report_outcome(outcome: FileOutcome, err: IO[str]) -> int:
+    """Warn on err about an outcome that has no response; the exit code it calls for.
+
+    0 for `ok`, `empty` and `refused` (a binary file is skipped with a warning), `EXIT_IO`
+    for `io`, `EXIT_SERVER` for `failed`.
+    """
+    if outcome.status == "io":
+        error = outcome.error
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        warn(err, f"{visible_text(outcome.path)}: cannot read: {reason}")
+        return EXIT_IO
+    if outcome.status == "refused":
+        details = getattr(outcome.error, "details", str(outcome.error))
+        warn(err, f"{visible_text(outcome.path)}: skipped: {details}")
+    elif outcome.status == "failed":
+        warn(err, f"{visible_text(outcome.path)}: {outcome.error}")
+        return EXIT_SERVER
+    return EXIT_OK

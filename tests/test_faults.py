@@ -158,6 +158,57 @@ def test_many_calls_lose_nothing_when_a_worker_is_killed(two_workers: ServerProc
     assert len(wait_for_workers(two_workers, 2, victim)) == 2
 
 
+def test_a_killed_worker_is_replaced_and_the_server_serves_again(
+    two_workers: ServerProcess,
+) -> None:
+    """The replacement is forked from the warm parent and reports SERVING (the parent logs how
+    long after its predecessor's death); state is asserted here, not speed."""
+    before = two_workers.worker_pids()
+    victim = sorted(before)[0]
+    os.kill(victim, signal.SIGKILL)
+    after = wait_for_workers(two_workers, 2, victim)
+    assert victim not in after and len(after) == 2
+    wait_for(lambda: "after its predecessor died" in two_workers.log_text())
+    # Eight connections, so that both workers are asked: every one answers SERVING.
+    with TextMendClient(two_workers.target, timeout=30, channels=8) as client:
+        for _ in range(8):
+            assert client.health_status() == "SERVING"
+        assert client.repair("cafÃ©").text == "café"
+    log = two_workers.log_text()
+    assert log.count("engine warmed up") == 1, "only the parent builds the models"
+    assert "Traceback" not in log
+
+
+def test_the_client_loses_no_call_across_repeated_kills(two_workers: ServerProcess) -> None:
+    """64 calls from 8 threads while two workers are killed one after the other: every call
+    is answered once, correctly (the client retries UNAVAILABLE within its deadline)."""
+    documents = {f"k{i}": heavy(f"k{i}", 30 * KIB) for i in range(64)}
+    answered: Counter[str] = Counter()
+    lock = threading.Lock()
+    with TextMendClient(two_workers.target, timeout=120, channels=4) as client:
+
+        def one(item: tuple[str, tuple[bytes, str]]) -> None:
+            name, (content, fixed) = item
+            response = client.repair(content, id=name, omit_diff=True)
+            assert response.text == fixed
+            with lock:
+                answered[name] += 1
+
+        with ThreadPoolExecutor(8) as pool:
+            calls = [pool.submit(one, item) for item in documents.items()]
+            victims = []
+            for threshold in (8, 24):
+                wait_for(lambda t=threshold: sum(answered.values()) >= t)
+                victim = busiest_worker(two_workers, 0.2)
+                os.kill(victim, signal.SIGKILL)
+                victims.append(victim)
+                wait_for_workers(two_workers, 2, victim)
+            for call in calls:
+                call.result()
+    assert answered == Counter(documents.keys()), "every document exactly once"
+    assert not set(victims) & two_workers.worker_pids()
+
+
 # --- (b) SIGTERM with calls in flight --------------------------------------------------------
 
 

@@ -20,11 +20,13 @@ import base64
 import json
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,8 @@ from grpc_reflection.v1alpha import reflection_pb2
 from textmend.v1 import textmend_pb2, textmend_pb2_grpc
 from textmend_client import InvalidInput, TextMendClient, TooLarge
 from textmend_client.client import MAX_ID_CHARS
+from textmend_server import service
+from textmend_server.config import ServerConfig
 
 MIB = 1024 * 1024
 
@@ -218,6 +222,92 @@ def test_busy_repair_is_refused_and_the_client_retries(
                 assert client.repair("cafÃ©").text == "café"
             with pytest.raises(grpc.RpcError):
                 running.result()
+
+
+# --- readiness and turns ------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_a_worker_refuses_calls_until_it_is_ready(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server still warming up answers health NOT_SERVING and `Repair` UNAVAILABLE with the
+    `textmend-starting` trailer; the bundled client retries and is answered once it is ready.
+    The warm-up is held on an event, so nothing here depends on timing."""
+    warm = threading.Event()
+    monkeypatch.setattr(service, "warm_up", lambda: warm.wait(PATIENCE))
+    target = f"127.0.0.1:{_free_port()}"
+    health = service.health.HealthServicer()
+    started: list[grpc.Server] = []
+    thread = threading.Thread(
+        target=lambda: started.append(service.create_server(target, ServerConfig(), health)[0])
+    )
+    thread.start()
+    try:
+        channel, stub = _raw_stub(target)
+        with channel:
+            checker = health_pb2_grpc.HealthStub(channel)
+            # wait_for_ready: until the server thread has bound the port.
+            status = checker.Check(
+                health_pb2.HealthCheckRequest(), timeout=PATIENCE, wait_for_ready=True
+            ).status
+            assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.Repair(textmend_pb2.RepairRequest(content=b"cafe"), timeout=PATIENCE)
+            assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+            assert "starting" in caught.value.details()
+            assert (service.STARTING_METADATA, "1") in tuple(caught.value.trailing_metadata())
+            with TextMendClient(target, timeout=PATIENCE, channels=2) as client:
+                with ThreadPoolExecutor(1) as pool:
+                    call = pool.submit(client.repair, "cafÃ©")
+                    warm.set()
+                    assert call.result().text == "café"
+            status = checker.Check(health_pb2.HealthCheckRequest(), timeout=PATIENCE).status
+            assert status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        warm.set()
+        thread.join(PATIENCE)
+        for server in started:
+            server.stop(0).wait()
+
+
+def test_a_light_document_never_waits_for_a_heavy_one() -> None:
+    """`Turns`: a document past its slice moves to the heavy lane at its next check, and the
+    next arrival takes the light lane at once; light documents queue only behind light ones."""
+    turns = service.Turns(slice_seconds=1e-9)  # any engine time at all is a whole slice
+    never = lambda: False  # noqa: E731 - the callers stay
+    heavy = turns.new_turn()
+    assert turns.acquire(heavy, never)
+    sum(range(10_000))  # some engine time
+    assert turns.checkpoint(heavy, never)  # moves to the free heavy lane and goes on
+    light = turns.new_turn()
+    assert turns.acquire(light, never)  # the light lane is free: no wait
+    queued = turns.new_turn()
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(turns.acquire, queued, never)
+        deadline = time.monotonic() + PATIENCE
+        while turns.waiting() == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert turns.waiting() == 1 and not waiting.done()  # behind the light one
+        turns.release(light)
+        assert waiting.result(PATIENCE)
+    turns.release(queued)
+    turns.release(heavy)
+    assert turns.waiting() == 0
+
+
+def test_a_waiting_document_whose_caller_left_gives_its_place_up() -> None:
+    turns = service.Turns(slice_seconds=1.0)
+    holder, waiter = turns.new_turn(), turns.new_turn()
+    assert turns.acquire(holder, lambda: False)
+    assert not turns.acquire(waiter, lambda: True)  # checked after one poll: gone
+    assert turns.waiting() == 0
+    turns.release(holder)
+    later = turns.new_turn()
+    assert turns.acquire(later, lambda: False)  # the place was not kept for the one gone
 
 
 # --- contract --------------------------------------------------------------------------------

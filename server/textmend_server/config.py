@@ -47,21 +47,23 @@ DEFAULT_STREAM_IDLE_SECONDS = 60.0
 # Threads kept, beyond one per admitted call, for the calls that are never queued: health
 # checks, refusals (a few microseconds each) and reflection's first message.
 DEFAULT_THREADS = 8
-# Seconds of engine time a document runs before it yields the worker to documents that have
-# just arrived (issue 16: a 5 KB clean document waited seconds behind CJK searches). Each
-# worker runs the engine for one document at a time; the engine asks between blocks and
-# between phase-slip searches whether to go on (`textmend_server.service.Turns`), and a document
-# that has had this much yields there to any document that has had less. 50 ms is about ten
-# times what a 5 KB clean or mojibake document costs (1–5 ms measured on an idle core), so
-# light documents finish within their first turn, and short enough that a light document
-# waits for a heavy one's next check (0.1–0.4 s apart in the sample article's 5 KB pieces)
-# rather than for the heavy one to finish.
+# CPU seconds of engine time a document has in the light lane before it moves to the heavy one
+# (`textmend_server.service.Turns`; issue 16: a 5 KB clean document waited seconds behind CJK
+# searches). Each worker runs at most one light and one heavy document at a time; the engine
+# asks between blocks, stages and phase-slip searches whether to go on, and that is where a
+# document past its slice moves. 50 ms is well above what a light 5 KB document costs (English
+# and CJK prose 0.4-0.7 ms median and 12 ms at most, the same prose with injected damage 3.5 ms
+# median and 20 ms at most, in-process on the corpora of bench/load.py --mix real), so light
+# documents finish in their lane, and short beside issue 16's 1 s bound on their p99.
 DEFAULT_TIME_SLICE = 0.05
 # MiB of memoised engine results each worker may keep (`--cache-mb`), passed to the engine's
-# process-wide cache (`textmend_server.cache.configure`) before the workers are forked.
-# Issue 16 asks for at most 150 MiB of memory unique to each extra worker; a worker forked
-# from the warm parent starts with about 30 MiB of its own (measured, see the README), so 64
-# leaves room for the documents in flight.
+# process-wide cache (`textmend_server.cache.configure`) before the workers are forked. Issue 16
+# asks for at most 150 MiB of memory unique to each extra worker: a worker forked from the warm
+# parent starts with 14 MiB of its own, and under the 64-caller mixed load it copies about 145
+# MiB of the parent's model pages (reading a Python object writes its reference count), so the
+# memos get what is left of a budget that is already spent; 64 MiB keeps the heavy CJK
+# documents' working set (the sample article's is about 14 MB) several times over, where 0
+# made those documents miss 60 s deadlines under that load.
 DEFAULT_CACHE_MB = 64
 
 

@@ -506,10 +506,12 @@ def _outcome(response: textmend_pb2.RepairResponse) -> str:
 # How often a document waiting for its turn checks that its caller is still there (and that it
 # is within --max-seconds), in seconds: a caller that left frees its place within this long.
 _TURN_POLL = 0.25
-# Classes of engine time above the first slice (`Turns`): the last starts at 2**9 slices, 26 s
-# with the default slice, beyond any document the default --max-seconds lets finish on a busy
-# worker; documents past it go in order of arrival.
-_TURN_CLASSES = 10
+# Classes of engine time above the first slice (`Turns`): 1 to 2 slices, then everything
+# longer in order of arrival. More classes (up to 2**9 slices) were measured first: under issue
+# 16's 64-caller load the longest CJK documents then yielded to every younger one and missed
+# 60 s deadlines; in arrival order they finish in turn, while a document that needed a little
+# more than a slice (a corrupted 5 KB page, 50-100 ms) still goes before them.
+_TURN_CLASSES = 2
 
 
 @dataclasses.dataclass(eq=False)
@@ -543,10 +545,10 @@ class Turns:
     * a document that has had its slice moves to the heavy lane at the engine's next check
       (the engine asks whether to go on between blocks, stages and phase-slip searches: its
       `cancelled` callback calls `checkpoint`), freeing the light lane for the next arrival.
-      Heavy documents are ranked by the engine time they have had, in classes that double (one
-      to two slices, two to four, ...), the oldest first within a class; the running one yields
-      at a check to a waiting one of a lower class, so one that needed a little more than a
-      slice goes before the long CJK searches, and the searches finish roughly in the order they
+      Heavy documents are ranked by the engine time they have had, in classes (one to two
+      slices, then more, see `_TURN_CLASSES`), the oldest first within a class; the running one
+      yields at a check to a waiting one of a lower class, so one that needed a little more
+      than a slice goes before the long CJK searches, and the searches finish in the order they
       came instead of all slowing down together.
 
     So at most two documents share the worker's core: a light one never waits for a heavy one

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import random
 import re
 import sys
@@ -111,8 +110,8 @@ CHARSETS: tuple[str | None, ...] = (
     "ascii",
     "x-no-such-charset",
 )
-# Codec names Python knows that are not text charsets; kept apart so the property tests can
-# report them as their own known failure (see tests/test_properties.py).
+# Codec names Python knows that are not text charsets: each must be refused as an unknown
+# encoding (tests/test_properties.py holds the failure fuzzing found).
 NON_CHARSET_CODECS: tuple[str, ...] = (
     "undefined",
     "punycode",
@@ -239,8 +238,7 @@ _CJK_TEXT = (
 class InvariantViolation(AssertionError):
     """A result that breaks the engine's contract; the message names the invariant.
 
-    For a failed idempotence check, `first` and `second` hold the edits of the two passes,
-    so that `known_issue` can tell a known cascade from a new failure.
+    For a failed idempotence check, `first` and `second` hold the edits of the two passes.
     """
 
     def __init__(
@@ -461,19 +459,6 @@ def _check_decoded(result: Repaired, content: bytes) -> None:
             raise _fail("undecodable byte span out of bounds", span=(start, end), n=len(content))
 
 
-# Known engine failures, by name, each with a minimal example in tests/test_properties.py.
-# The fuzzer tallies them instead of stopping on them (see `TestOneInput`), so a long run
-# looks for new failures.
-# Known engine failures the fuzzer does not report, by name (none at present: the CJK
-# phase-slip recheck cascade was fixed).
-KNOWN_ISSUES: dict[str, str] = {}
-
-
-def known_issue(error: BaseException, declared: str | None) -> str | None:
-    """The name of the known issue error is an instance of, or None for a new failure."""
-    return None
-
-
 class Provider(Protocol):
     """The part of atheris.FuzzedDataProvider the target uses."""
 
@@ -589,38 +574,12 @@ def run_request(
     return result
 
 
-# Set by scripts/fuzz.sh: where to record the first example of each known issue, and
-# whether known issues are tallied (the default) or raised like new failures.
-RESULTS_ENV = "TEXTMEND_FUZZ_RESULTS"
-STRICT_ENV = "TEXTMEND_FUZZ_STRICT"
-known_hits: dict[str, int] = {}
-
-
 # The name and signature are the ones libFuzzer and atheris expect.
 def TestOneInput(data: bytes) -> None:
-    """One fuzz iteration: build a request from data, repair it, check the invariants.
-
-    A failure that is a known issue is tallied in `known_hits` (and its first example
-    written to $TEXTMEND_FUZZ_RESULTS) instead of raised, unless $TEXTMEND_FUZZ_STRICT is 1.
-    """
+    """One fuzz iteration: build a request from data, repair it, check the invariants; any
+    failure is raised, for the fuzzer to record and stop on."""
     content, declared, content_type, policy = build_request(data)
-    try:
-        run_request(content, declared, content_type, policy)
-    except Exception as error:
-        issue = known_issue(error, declared)
-        if issue is None or os.environ.get(STRICT_ENV) == "1":
-            raise
-        known_hits[issue] = known_hits.get(issue, 0) + 1
-        _record_known(issue, data, error)
-
-
-def _record_known(issue: str, data: bytes, error: Exception) -> None:
-    directory = os.environ.get(RESULTS_ENV)
-    if not directory or known_hits[issue] > 1:
-        return
-    path = Path(directory) / f"known-{issue}-{os.getpid()}.txt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"input (hex): {data.hex()}\n{type(error).__name__}: {error}\n", "utf-8")
+    run_request(content, declared, content_type, policy)
 
 
 # Inputs the fuzzer starts from (also used by the smoke test): each reaches a different stage.
@@ -656,8 +615,7 @@ def random_inputs(count: int, seed: int, max_len: int = 512) -> list[bytes]:
 
 def _summary(executions: int, started: float) -> int:
     """Print a plain driver's summary line (as scripts/fuzz.sh prints one); exit status 0."""
-    known = " ".join(f"known[{name}]={n}" for name, n in sorted(known_hits.items()))
-    print(f"executions={executions} failures=0 seconds={time.monotonic() - started:.0f} {known}")
+    print(f"executions={executions} failures=0 seconds={time.monotonic() - started:.0f}")
     return 0
 
 

@@ -2,7 +2,7 @@
 
 The stubs are committed under client/textmend/v1/ so that `pip install .` needs no code
 generator. Run this after editing the proto; `--check` exits 1 when the committed stubs differ
-from what the proto generates (CI runs it through tests/test_proto_stubs.py).
+from what the proto generates (scripts/test.sh runs it before the tests).
 
     python scripts/gen_proto.py          # regenerate in place
     python scripts/gen_proto.py --check  # verify, change nothing

@@ -6,9 +6,7 @@ alone, encode as UTF-8, grow the text by a bounded amount, and leave nothing for
 pass to repair. The invariants live in `fuzz/fuzz_engine.py` (`check_result`), which the
 fuzzer checks too.
 
-Known engine failures are not hidden: each has a strict xfail test below holding its
-minimal example, and the property tests skip only inputs `known_issue` attributes to one of
-them. When the engine is fixed the xfail passes, fails as strict, and the exemption can go.
+Failures fuzzing found are kept below as tests holding their minimal examples.
 
 The default profile keeps the run short; `HYPOTHESIS_PROFILE=long` runs far more examples.
 """
@@ -90,14 +88,7 @@ CONTENT = st.one_of(st.binary(max_size=200), encoded_texts(), cjk_bytes())
 
 def _check_bytes(content: bytes, declared: str | None, content_type: str) -> None:
     """repair_bytes on one request: refused as documented, or a result honouring the contract."""
-    try:
-        result = fe.run_request(content, declared, content_type, RepairPolicy())
-    except Exception as error:
-        issue = fe.known_issue(error, declared)
-        if issue is None:
-            raise
-        event(f"known issue: {issue}")
-        return
+    result = fe.run_request(content, declared, content_type, RepairPolicy())
     if result is None:
         event("refused with an InputError")
         return
@@ -118,13 +109,7 @@ def test_repair_bytes_keeps_its_contract(
 def test_repair_text_keeps_its_contract(text: str, html: bool) -> None:
     """The same contract for text already decoded, where every fragment reaches a stage."""
     policy = RepairPolicy(html=html)
-    result = repair_text(text, policy=policy)
-    try:
-        fe.check_result(result, policy)
-    except fe.InvariantViolation as error:
-        if fe.known_issue(error, None) is None:
-            raise
-        event(f"known issue: {fe.known_issue(error, None)}")
+    fe.check_result(repair_text(text, policy=policy), policy)
 
 
 @given(
@@ -144,12 +129,7 @@ def test_the_contract_holds_across_block_boundaries(
     engine.BLOCK = block  # for the second repair, the idempotence check's, too
     try:
         event(f"blocks: {min(5, sum(1 for _ in engine._blocks(text)))} (5: five or more)")
-        result = repair_text(text, policy=policy)
-        fe.check_result(result, policy)
-    except fe.InvariantViolation as error:
-        if fe.known_issue(error, None) is None:
-            raise
-        event(f"known issue: {fe.known_issue(error, None)}")
+        fe.check_result(repair_text(text, policy=policy), policy)
     finally:
         engine.BLOCK = saved
 
@@ -160,8 +140,7 @@ def test_fuzz_target_accepts_any_bytes(data: bytes) -> None:
     fe.TestOneInput(data)
 
 
-# Known failures, each with its minimal example. Strict: a fix makes these fail, as a
-# reminder to remove the exemption in `fuzz_engine.known_issue`.
+# Failures fuzzing found, each with its minimal example.
 
 
 def test_non_charset_codec_names_are_unknown_encodings() -> None:

@@ -4,8 +4,8 @@ without a declared charset by textmend's decoder and by chardet, in the same run
 Source texts are real files nobody here wrote:
 
 - with `--corpus DIR`, the files `scripts/fetch_real_corpus.py` caches there, as listed in its
-  `manifest.json` (entries with `path`, `lang`, `format`; files that are not UTF-8 text are
-  skipped);
+  `manifest.json` (its `files` list: `path` under DIR/files/, `package`, `language`; files
+  that are not UTF-8 text are skipped);
 - otherwise (or as well, with `--debs DIR`) Debian packages unpacked with `dpkg -x` into
   DIR/<package>/: man pages (`usr/share/man/<lang>/man*/*.gz`) and translation catalogues
   (`usr/share/locale/<lang>/LC_MESSAGES/*.mo`, every translated string, one per line). To get

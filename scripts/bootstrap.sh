@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv (Python 3.11+) with textmend and its development tools installed, and the gRPC
-# stubs generated if they are missing. Safe to run again: it reinstalls only when
-# pyproject.toml changed.
+# Create .venv (Python 3.11+) with textmend, its development tools and its `ray` extra (the
+# backfill tests need it) installed, and the gRPC stubs generated if they are missing. Safe to
+# run again: it reinstalls only when pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +30,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "installing textmend and its development tools into .venv"
   log=.venv/install.log
   if ! { .venv/bin/python -m pip install --upgrade pip &&
-    .venv/bin/python -m pip install -e '.[dev]'; } >"$log" 2>&1; then
+    .venv/bin/python -m pip install -e '.[dev,ray]'; } >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     echo "installation failed; the full log is in $log" >&2
     exit 1

@@ -311,3 +311,12 @@ def test_the_proto_names_the_informational_categories_the_verdict_ignores() -> N
     assert named == set(INFORMATIONAL)
     result = repair_text("caf\u00c3\u00a9 invoice\u202egnp.exe")
     assert result.edits and result.verdict.value == "suspect"
+
+
+def test_detection_time_is_reported_apart_from_decoding() -> None:
+    """`timings.detect_us` was always 0: choosing a codec is now timed on its own (bookkeeping,
+    not speed: only which bucket the time lands in is checked)."""
+    legacy = repair_bytes("Привет, как дела? Всё хорошо.".encode("cp1251"))
+    assert legacy.timings["detect"] > 0
+    assert legacy.timings["total"] >= legacy.timings["detect"] + legacy.timings["decode"]
+    assert repair_bytes(b"plain ASCII").timings["detect"] == 0

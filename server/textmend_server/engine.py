@@ -310,7 +310,11 @@ def repair_bytes(
         verdict = Verdict.UNREADABLE
     elif decoded.in_doubt:
         verdict = Verdict.SUSPECT
-    timings = {"decode": decoded_at - started, **result.timings}
+    timings = {
+        **result.timings,
+        "decode": decoded_at - started - decoded.detect_seconds,
+        "detect": decoded.detect_seconds,
+    }
     timings["total"] = time.perf_counter() - started
     return Repaired(
         result.original,

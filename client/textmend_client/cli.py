@@ -31,6 +31,7 @@ from google.protobuf import json_format
 
 from textmend.v1 import textmend_pb2
 from textmend_client import __version__
+from textmend_client.backfill import DEFAULT_PARTITION_ROWS
 from textmend_client.batch import Progress, run_batch
 from textmend_client.check import run_check
 from textmend_client.client import (
@@ -286,7 +287,118 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_policy_option(check)
     check.set_defaults(handler=_cmd_check, channels=4)
+    _add_backfill_command(commands)
     return parser
+
+
+def _add_backfill_command(commands: Any) -> None:
+    """`textmend backfill`: a stored corpus repaired on Ray (`textmend_client.backfill`)."""
+    backfill = commands.add_parser(
+        "backfill",
+        help="repair a stored corpus (JSON Lines or Parquet) on Ray, resumably",
+        description="Repair every row of JSON Lines or Parquet files with the engine in a Ray "
+        "actor pool (or, with --server, a running service) into partitioned Parquet or JSON "
+        "Lines with id, text, encoding, verdict, edits, findings and error. Finished "
+        "partitions are skipped, so a rerun resumes. Needs textmend[ray].",
+    )
+    backfill.add_argument(
+        "sources",
+        nargs="+",
+        metavar="PATH",
+        help="files or directories (or URIs such as s3://bucket/raw/)",
+    )
+    backfill.add_argument(
+        "--output", "-o", required=True, metavar="DIR", help="output directory or URI"
+    )
+    backfill.add_argument(
+        "--input-format", choices=["jsonl", "parquet"], help="default: by file name"
+    )
+    backfill.add_argument("--output-format", choices=["parquet", "jsonl"], default="parquet")
+    backfill.add_argument(
+        "--column",
+        metavar="NAME",
+        help="content column: binary (raw bytes), *_b64 (base64) or text "
+        "(default: content, content_b64 or text)",
+    )
+    backfill.add_argument("--id-column", default="id", metavar="NAME")
+    backfill.add_argument(
+        "--encoding-column",
+        default="declared_encoding",
+        metavar="NAME",
+        help="declared charset, when present",
+    )
+    backfill.add_argument(
+        "--content-type-column",
+        default="content_type",
+        metavar="NAME",
+        help="content type, when present",
+    )
+    backfill.add_argument(
+        "--content-type",
+        default="",
+        choices=["text/plain", "text/html"],
+        help="for rows without one (default: the server's rule, from the bytes)",
+    )
+    _add_policy_option(backfill)
+    backfill.add_argument(
+        "--server",
+        metavar="HOST:PORT",
+        help="call this textmend service instead of embedding the engine",
+    )
+    backfill.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="with --server, the deadline of each partition's stream",
+    )
+    backfill.add_argument(
+        "--address",
+        default=os.environ.get("RAY_ADDRESS"),
+        help="Ray cluster to join (RAY_ADDRESS; default: start Ray on this machine)",
+    )
+    backfill.add_argument(
+        "--actors",
+        type=_positive_int,
+        metavar="N",
+        help="actor pool size (default: the cluster's CPUs; 2 with --server)",
+    )
+    backfill.add_argument(
+        "--partition-rows",
+        type=_positive_int,
+        default=DEFAULT_PARTITION_ROWS,
+        metavar="N",
+        help="rows per output partition, the unit of resumption (default: "
+        f"{DEFAULT_PARTITION_ROWS})",
+    )
+    backfill.set_defaults(handler=_cmd_backfill)
+
+
+def _cmd_backfill(args: argparse.Namespace) -> int:
+    from textmend_client import backfill  # Ray and pyarrow are imported when the job starts
+
+    try:
+        result = backfill.repair_dataset(
+            args.sources,
+            args.output,
+            input_format=args.input_format,
+            output_format=args.output_format,
+            columns=backfill.Columns(
+                args.column, args.id_column, args.encoding_column, args.content_type_column
+            ),
+            content_type=args.content_type,
+            policy=dict(args.policy),
+            server=args.server,
+            timeout=args.timeout,
+            address=args.address,
+            actors=args.actors,
+            partition_rows=args.partition_rows,
+        )
+    except ImportError as exc:
+        raise UsageError(f"backfill needs Ray: pip install 'textmend[ray]' ({exc})") from None
+    except backfill.BackfillError as exc:
+        raise UsageError(str(exc)) from None
+    _write(backfill.summary(result))
+    return EXIT_OK
 
 
 # --- input and output ------------------------------------------------------------------------

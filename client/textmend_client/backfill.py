@@ -504,13 +504,14 @@ class EngineRepairer:
                 continue
             try:
                 request = _request(row, job, row.id or "")
-                started = time.perf_counter()
-                repaired = service.repair_request(request, self.config, self._limit(started))
-                response = service.to_response(repaired, request.id)
             except ValueError as exc:  # from make_request: the id or policy
                 out.append(error_row(row.id, "INVALID_ARGUMENT", str(exc)))
                 continue
-            except Exception as exc:
+            try:
+                started = time.perf_counter()
+                repaired = service.repair_request(request, self.config, self._limit(started))
+                response = service.to_response(repaired, request.id)
+            except Exception as exc:  # as the servicer: a bad document never stops the others
                 code, message = service.classify_error(exc)
                 out.append(error_row(row.id, code.name, message))
                 continue

@@ -24,9 +24,10 @@ RESPONSE_SIZE_FACTOR = 4
 #
 # `Repair` calls one worker admits at once: the heaviest load measured on this service is issue
 # 16's 64 callers on 2 workers, and the kernel hands connections to workers by a hash, so one
-# worker often gets more than half of them (36 of 64 is a coin toss away). With 32, under that
-# load a worker whose admitted calls were all long CJK searches refused every short document
-# sent to it, and the short ones' p99 became the client's backoff (seconds). An admitted call
+# worker often gets more than half of them (36 of 64 is a coin toss away). In that closed loop
+# the callers pile up in the long CJK searches (each caller's short documents come back at
+# once), so with 32 a worker could be full of searches and refuse every short document sent to
+# it, making the short ones' p99 the client's backoff (reasoned, not measured). An admitted call
 # waiting for its turn at the engine (see `DEFAULT_TIME_SLICE`) holds a thread and its
 # request, not the CPU, so admitting the whole 64-caller load on one worker costs little;
 # beyond it a call is refused with UNAVAILABLE and the client retries after a backoff instead

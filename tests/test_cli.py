@@ -43,7 +43,7 @@ def mojibake_file(tmp_path):
 
 
 def test_subcommands_exist() -> None:
-    assert set(_subcommands()) == {"repair", "health", "report", "check"}
+    assert set(_subcommands()) == {"repair", "health", "report", "check", "backfill"}
 
 
 @pytest.mark.parametrize("command", sorted(_subcommands()))

@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from typing import IO, Any, NoReturn
 
 import grpc
+import orjson
 from google.protobuf import json_format
 
 from textmend.v1 import textmend_pb2
-from textmend_client import __version__
+from textmend_client import __version__, jsonl
 from textmend_client.backfill import DEFAULT_PARTITION_ROWS
 from textmend_client.batch import Progress, run_batch
 from textmend_client.check import run_check
@@ -88,6 +89,13 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
     return value
+
+
+def _fields(text: str) -> tuple[str, ...]:
+    try:
+        return jsonl.parse_fields(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_policy_option(parser: argparse.ArgumentParser) -> None:
@@ -224,6 +232,23 @@ def build_parser() -> argparse.ArgumentParser:
         "one JSON response per line, in input order",
     )
     repair.add_argument(
+        "--fields",
+        type=_fields,
+        metavar="NAME,...",
+        help="with --jsonl, the response fields to write (id and error always are): any of "
+        f"{', '.join(jsonl.RESPONSE_FIELDS)} (default: all but diff; the server then makes no "
+        "diff)",
+    )
+    repair.add_argument(
+        "--processes",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="with --jsonl, spread the client's own work (requests, responses, JSON) over N "
+        "processes, each with its own --channels connections, when one core is not enough "
+        "(default: 1)",
+    )
+    repair.add_argument(
         "--channels",
         type=_positive_int,
         default=os.environ.get("TEXTMEND_CHANNELS", str(DEFAULT_CHANNELS)),
@@ -313,14 +338,21 @@ def _add_backfill_command(commands: Any) -> None:
     backfill.add_argument(
         "--input-format", choices=["jsonl", "parquet"], help="default: by file name"
     )
-    backfill.add_argument("--output-format", choices=["parquet", "jsonl"], default="parquet")
+    backfill.add_argument(
+        "--output-format",
+        choices=["parquet", "jsonl"],
+        default="parquet",
+        help="format of the output partitions (default: parquet)",
+    )
     backfill.add_argument(
         "--column",
         metavar="NAME",
         help="content column: binary (raw bytes), *_b64 (base64) or text "
         "(default: content, content_b64 or text)",
     )
-    backfill.add_argument("--id-column", default="id", metavar="NAME")
+    backfill.add_argument(
+        "--id-column", default="id", metavar="NAME", help="the rows' ids (default: id)"
+    )
     backfill.add_argument(
         "--encoding-column",
         default="declared_encoding",
@@ -658,6 +690,8 @@ def _cmd_repair(args: argparse.Namespace) -> int:
         if args.format not in (None, "json"):
             raise UsageError("--jsonl always writes JSON; leave out --format")
         return _repair_jsonl(args)
+    if args.fields is not None or args.processes != 1:
+        raise UsageError("--fields and --processes go with --jsonl")
     if args.path is None:
         raise UsageError("give a PATH to repair, or - for standard input")
     content = _read_input(args.path)
@@ -686,18 +720,26 @@ def read_jsonl(lines: Sequence[str] | IO[str], defaults: dict[str, Any]) -> list
     Each object gets an `id` (its line number when it has none); ids must be unique. Raises
     `UsageError` naming the line of the first problem.
     """
-    items: list[dict[str, Any]] = []
+    return [item for item, _ in _read_requests(lines, defaults)]
+
+
+def _read_requests(
+    lines: Iterable[str | bytes], defaults: dict[str, Any]
+) -> list[tuple[dict[str, Any], textmend_pb2.RepairRequest]]:
+    """`read_jsonl`'s items, each with its request, built once (orjson parses the lines)."""
+    items: list[tuple[dict[str, Any], textmend_pb2.RepairRequest]] = []
     seen: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
+            item = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
             raise UsageError(f"line {number}: not valid JSON: {exc}") from None
         if not isinstance(item, dict):
             raise UsageError(f"line {number}: expected a JSON object, got {type(item).__name__}")
-        item = {**defaults, **item}
+        if defaults:
+            item = {**defaults, **item}
         item["id"] = str(item.get("id", number))
         if item["id"] in seen:
             raise UsageError(
@@ -705,10 +747,10 @@ def read_jsonl(lines: Sequence[str] | IO[str], defaults: dict[str, Any]) -> list
             )
         seen[item["id"]] = number
         try:
-            as_request(item)
+            request = as_request(item)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"line {number}: {exc}") from None
-        items.append(item)
+        items.append((item, request))
     return items
 
 
@@ -737,7 +779,12 @@ def in_input_order(
 
 
 def _repair_jsonl(args: argparse.Namespace) -> int:
-    defaults: dict[str, Any] = {}
+    """`repair --jsonl`: every line's request built once, sent over the client's streams;
+    each response written (orjson, only the wanted fields) as soon as every earlier line's
+    has been, without a flush per line; over `--processes` processes when asked."""
+    fields = args.fields if args.fields is not None else jsonl.DEFAULT_FIELDS
+    # No diff unless it is asked for: it is derived from the edits, and costs the server.
+    defaults: dict[str, Any] = {"omit_diff": "diff" not in fields}
     if args.encoding:
         defaults["declared_encoding"] = args.encoding
     if args.content_type:
@@ -745,22 +792,69 @@ def _repair_jsonl(args: argparse.Namespace) -> int:
     if args.policy:
         defaults["policy"] = dict(args.policy)
     if args.path in (None, "-"):
-        items = read_jsonl(sys.stdin, defaults)
+        stdin = getattr(sys.stdin, "buffer", sys.stdin)
+        requests = [request for _, request in _read_requests(stdin, defaults)]
     else:
-        with open(args.path, encoding="utf-8") as handle:
-            items = read_jsonl(handle, defaults)
-    ids = [item["id"] for item in items]
+        with open(args.path, "rb") as handle:
+            requests = [request for _, request in _read_requests(handle, defaults)]
+    encoder = jsonl.ResponseEncoder(fields)
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:  # a text stream without a buffer (a test's StringIO)
+        out = _TextAsBytes(sys.stdout)
+    sys.stdout.flush()
+    progress = Progress(len(requests), sys.stderr)
     failed = 0
-    progress = Progress(len(ids), sys.stderr)
-    with _client(args) as client:
-        for response in in_input_order(ids, client.repair_stream(items)):
-            failed += response.HasField("error")
-            progress.advance(response.content_bytes)
-            _write(to_json(response, compact=True) + "\n")
+
+    def run(share: Sequence[textmend_pb2.RepairRequest], sink: IO[bytes]) -> int:
+        """Send share over this process's streams, writing each response's line to sink."""
+        failures = 0
+        ids = [request.id for request in share]
+        with _client(args) as client:
+            for response in in_input_order(ids, client.repair_stream(share)):
+                failures += response.HasField("error")
+                sink.write(encoder.encode(response))
+                if sink is out:
+                    progress.advance(response.content_bytes)
+        sink.flush()
+        return failures
+
+    if args.processes == 1 or len(requests) < 2:
+        failed = run(requests, out)
+        code = EXIT_OK
+    else:
+
+        def copied(index: int, line: bytes) -> None:
+            nonlocal failed
+            if b'"error":' in line and "error" in orjson.loads(line):
+                failed += 1
+            progress.advance(len(requests[index].content))
+
+        code = jsonl.run_parallel(
+            requests,
+            min(args.processes, len(requests)),
+            lambda share, sink: EXIT_SERVER if run(share, sink) else EXIT_OK,
+            out,
+            copied,
+        )
+        out.flush()
     if failed:
-        _error(f'{failed} of {len(ids)} documents failed; see their "error" field')
+        _error(f'{failed} of {len(requests)} documents failed; see their "error" field')
         return EXIT_SERVER
-    return EXIT_OK
+    return code
+
+
+class _TextAsBytes:
+    """A bytes sink writing UTF-8 into a text stream."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, data: bytes) -> int:
+        self.stream.write(data.decode("utf-8"))
+        return len(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def _cmd_health(args: argparse.Namespace) -> int:

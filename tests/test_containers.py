@@ -16,7 +16,7 @@ on free loopback ports. Then, through Envoy and with the bundled client:
 
 Runs when CI is set (the script installs podman; a failure to do so fails the test) or when
 podman works here; otherwise skipped with the reason. Needs root (rootful podman). Measured
-figures go to test-artifacts/containers.json (the README's "Deploying" quotes them).
+figures go to test-artifacts/containers.json (docs/deploying.md quotes them).
 """
 
 from __future__ import annotations

@@ -582,7 +582,6 @@ def find_repeated_blocks(text: str) -> list[Proposal]:
         key = text[start:end].strip()
         if not key:
             continue
-        paragraph = _is_prose(key)
         if key not in seen:
             seen[key] = number + 1
             if run:  # a line not seen before ends a run, however short
@@ -590,7 +589,7 @@ def find_repeated_blocks(text: str) -> list[Proposal]:
                 run = []
         elif run:
             run[1] = end  # repeated headings and rules inside a repeated run belong to it
-        elif paragraph:
+        elif _is_prose(key):  # judged only for a repeat: most lines of a document are not
             run = [start, end, seen[key]]
     if run:
         runs.append(run)

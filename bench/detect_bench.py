@@ -1,9 +1,10 @@
 """Encoding detection benchmark: chardet alone, charset-normalizer alone and textmend's decoder.
 
-Reads chardet's own test files from `../shared/peer-suites/charset_corpus/` (relative to the
-repository; one folder per true encoding, sometimes with a language suffix) and reports, for
-each detector, on whole files and on their first 20, 50 and 200 bytes (cut back to a character
-boundary of the true encoding):
+Reads chardet's own test files from `.cache/peer/charset_corpus/` (or --corpus DIR): 330 files
+of chardet 5.2.0's `tests/`, which `scripts/fetch_peer_data.py` writes (run it first), one
+folder per true encoding, sometimes with a language suffix. Reports, for each detector, on
+whole files and on their first 20, 50 and 200 bytes (cut back to a character boundary of the
+true encoding):
 
 - label accuracy: the reported encoding is the true one or a superset that decodes the same
   bytes to the same text or nearly (GB2312 → GBK/GB18030, Shift_JIS → cp932, EUC-KR → cp949,
@@ -32,7 +33,8 @@ import chardet
 from textmend_server.decoding import decode
 from textmend_server.detection import warm_up
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "peer-suites" / "charset_corpus"
+# Written by scripts/fetch_peer_data.py (chardet 5.2.0's tests/ from its PyPI sdist).
+CORPUS = Path(__file__).resolve().parents[1] / ".cache" / "peer" / "charset_corpus"
 PREFIXES = (None, 20, 50, 200)
 
 # True encoding → labels that also count as right (supersets, BOM-resolved byte orders).
@@ -196,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--misses", action="store_true", help="list each detector's misses")
     args = parser.parse_args(argv)
     if not args.corpus.is_dir():
-        print(f"skipped: no corpus at {args.corpus} (see shared/peer-suites/README.md)")
+        print(f"skipped: no corpus at {args.corpus} (run scripts/fetch_peer_data.py)")
         return 2
     files = load(args.corpus)
     detectors: dict[str, Detector] = {"chardet": detect_chardet}

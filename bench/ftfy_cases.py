@@ -1,10 +1,12 @@
 """textmend's mojibake repair against ftfy's own test cases.
 
-Reads ftfy's case files from ../shared/peer-suites/ftfy_cases/ (or --cases DIR) and reports,
-for ftfy's `fix_text` with its defaults, ftfy with textmend's conservative configuration, and
-the whole textmend engine, how many cases come out equal to `fixed-encoding` (the fair target
-for a repair that keeps valid typography) and to `fixed`.
+Reads ftfy's case files (every `*.json` in `.cache/peer/ftfy_cases/`, which
+`scripts/fetch_peer_data.py` writes: run it first; or in --cases DIR) and reports, for ftfy's
+`fix_text` with its defaults, ftfy with textmend's conservative configuration, and the whole
+textmend engine, how many cases come out equal to `fixed-encoding` (the fair target for a
+repair that keeps valid typography) and to `fixed`.
 
+    .venv/bin/python scripts/fetch_peer_data.py   # first: ftfy 6.3.1's cases from its sdist
     .venv/bin/python bench/ftfy_cases.py
 """
 
@@ -22,7 +24,8 @@ import ftfy
 from textmend_server import repair_text
 from textmend_server.fixes import FTFY_CONFIG
 
-DEFAULT_CASES = Path(__file__).resolve().parents[2] / "shared" / "peer-suites" / "ftfy_cases"
+# Written by scripts/fetch_peer_data.py (ftfy 6.3.1's tests/test_cases.json from its PyPI sdist).
+DEFAULT_CASES = Path(__file__).resolve().parents[1] / ".cache" / "peer" / "ftfy_cases"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show-misses", action="store_true")
     args = parser.parse_args(argv)
     if not args.cases.is_dir():
-        print(f"skipped: no ftfy cases at {args.cases}")
+        print(f"skipped: no ftfy cases at {args.cases} (run scripts/fetch_peer_data.py)")
         return 0
     cases = [c for f in sorted(args.cases.glob("*.json")) for c in json.loads(f.read_text())]
     conservative = FTFY_CONFIG._replace(explain=False)

@@ -78,8 +78,8 @@ class Sdist:
 # JSON API (https://pypi.org/pypi/ftfy/json, releases → 6.3.1 → sdist). Its sdist ships
 # `tests/test_cases.json`, the 161 cases the project later split into
 # `tests/test-cases/*.json` (github.com/rspeer/python-ftfy commit 74dd0452, "load test data
-# from a directory"): the same 161 (original, fixed, fixed-encoding, expect) cases, three labels
-# or comments reworded; no released sdist has the split files.
+# from a directory"): the same 161 (original, fixed, fixed-encoding, expect) cases, the labels
+# or comments of six reworded; no released sdist has the split files.
 FTFY = Sdist(
     name="ftfy",
     version="6.3.1",
@@ -318,7 +318,7 @@ def sources_md(summaries: dict[str, str], statements: dict[str, list[str]]) -> s
         "",
         f"- `ftfy_cases/test_cases.json`: ftfy {FTFY.version}'s `{FTFY_CASES_MEMBER}`, unchanged;"
         f" {summaries['ftfy_cases']}. Later ftfy commits split this file into"
-        " `tests/test-cases/*.json` with the same cases.",
+        " `tests/test-cases/*.json` with the same cases (six labels or comments reworded).",
         f"- `charset_corpus/`: chardet {CHARDET.version}'s `tests/<folder>/<file>`, unchanged;"
         f" {summaries['charset_corpus']}. Folders with more than {MAX_FILES_PER_FOLDER} files"
         f" are cut to {MAX_FILES_PER_FOLDER}, picked evenly through the name-sorted list"

@@ -67,6 +67,12 @@ MIN_PAIR_SHARE = 1e-7
 # −log P of a letter the language never writes in its own script, in nats: a little rarer than
 # its rarest letter (those sit near 1e-5 to 1e-6 of letters in the lists).
 UNKNOWN_LETTER = 16.0
+# −log P of a letter of a script no model here covers, when most of a text's non-Latin letters
+# are in it: uniform over an alphabet of about 70 letters (Thai's consonants, vowels and tone
+# marks: ln 70 ≈ 4.2), plus a margin so that a modelled language that reads well still wins.
+# Without it, Thai in TIS-620 was read as garbled Cyrillic (chardet's test files,
+# bench/detect_bench.py).
+UNMODELLED_LETTER = 5.0
 
 # Costs in nats of characters outside the letter runs, by class (see `_CLASS_OF`):
 # a letter of a script no model here covers (or of a third script in one text), a
@@ -146,7 +152,7 @@ _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 # Letters of two scripts touching inside one word (`UЇYTKOWNIK`, `ИИn`, `Blنttermann`): what a
 # wrong code page makes of a word; each touch (counted overlapping, so a letter wedged into a
 # word counts twice) is priced SWITCH_NATS on top of the letters.
-_SWITCH = {code: re.compile(f"(?=[aL]{code}|{code}[aL])") for code in "CGHA"}
+_SWITCH = {code: re.compile(f"(?=[aL]{code}|{code}[aL])") for code in "CGHAo"}
 SWITCH_NATS = 10.0
 # A CJK character with Latin letters on both sides (`Gr鲞e`, `k鰊nen`): what a CJK codec makes
 # of two Latin-1 bytes in a word. Real CJK text puts Latin words beside CJK ones, rarely a
@@ -379,13 +385,18 @@ def cost(text: str, hint: tuple[str, ...] = ()) -> Reading:
     fixed += (max(0, wedged) + len(_DOT_AFTER_WORD.findall(text))) * WEDGED_NATS
     fixed += len(_CASE_BREAK.findall(text)) * CASE_BREAK_NATS
     # Letters of another script inside a Latin word, however the reading is priced.
-    inside = sum(len(_SWITCH[code].findall(classes)) for code in "CGHA" if letters[code])
+    inside = sum(len(_SWITCH[code].findall(classes)) for code in "CGHAo" if letters[code])
     inside += 2 * len(_CJK_IN_WORD.findall(text)) if letters["J"] else 0
     fixed += inside * SWITCH_NATS
     latin, latin_lang = _script_cost(text, "L", hint)
     other = max("CGHAJ", key=lambda k: letters[k])
     foreign = sum(letters.values()) - letters["L"]
     best = Reading(round(fixed + latin + foreign * SYMBOL_COSTS["o"], 2), latin_lang)
+    if letters["o"] > max(letters[code] for code in "CGHAJ"):
+        # Mostly a script no model here covers (Thai in TIS-620, Armenian, Georgian...): its
+        # letters priced as an unknown language of that script would be, the rest as above.
+        unmodelled = letters["o"] * UNMODELLED_LETTER + (foreign - letters["o"]) * UNKNOWN_LETTER
+        best = min(best, Reading(round(fixed + latin + unmodelled, 2), ""), key=lambda r: r.cost)
     if not letters[other]:
         return best
     if other == "J":

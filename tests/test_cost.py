@@ -73,6 +73,9 @@ def test_a_budget_that_runs_out_flags_and_does_not_edit(monkeypatch: pytest.Monk
     from textmend_server import cjk
 
     monkeypatch.setattr(cjk, "call_budget", lambda length, per_char=0: 20_000)
+    # Most of this text is let go before any search (it reads as noise); the budget logic is
+    # what is tested here, so every trigger is searched.
+    monkeypatch.setattr(cjk, "reads_as_noise", lambda *args: False)
     text = adversarial.han_qmark(3_000, random.Random(3))
     found = cjk.find_phase_slips(text)
     assert found and all(p.flag_only for p in found)
@@ -86,8 +89,9 @@ def test_a_budget_that_runs_out_flags_and_does_not_edit(monkeypatch: pytest.Monk
 
 
 def test_a_dense_page_that_runs_out_edits_none_of_its_slips(monkeypatch: pytest.MonkeyPatch):
-    """Real slips, too many for the budget: every one is reported, none edited, and the
-    place the search stopped is a finding (all or nothing keeps repairing idempotent)."""
+    """Real slips, too many for the budget and its ceiling (searches that repair are charged
+    only to the ceiling): every one is reported, none edited, and the place the search
+    stopped is a finding (all or nothing keeps repairing idempotent)."""
     from corruptors import corrupt_document
     from test_cjk import TRADITIONAL
 
@@ -96,6 +100,7 @@ def test_a_dense_page_that_runs_out_edits_none_of_its_slips(monkeypatch: pytest.
     c = corrupt_document(TRADITIONAL, seed=7, pinyin_chars=[], trigger_p=1.0)
     monkeypatch.setattr(cjk, "call_budget", lambda length, per_char=0: 30_000)
     monkeypatch.setattr(cjk, "EARNED_PER_REPAIR", 0)
+    monkeypatch.setattr(cjk, "EARNED_CAP", 1)
     found = cjk.find_phase_slips(c.text)
     assert found and all(p.flag_only for p in found)
     assert sum("ran out here" in p.reason for p in found) == 1

@@ -26,7 +26,6 @@ from textmend_server.cjk.ruby import Annotated, annotated_hosts, find_ruby_match
 from textmend_server.cjk.scripts import char_class
 from textmend_server.cjk.slip import (
     CALL_BUDGET,
-    CALL_CEILING,
     EDIT_MARGIN,
     FLAG_MARGIN,
     RUN_BUDGET,
@@ -37,6 +36,7 @@ from textmend_server.cjk.slip import (
     exhausted_finding,
     left_evidence,
     looks_improbable,
+    reads_as_noise,
     repair_at,
     starve,
     work_done,
@@ -61,18 +61,25 @@ __all__ = [
 QUICK_MARGIN = 4.0
 # Work limits per call (the engine calls once per block of about 16K code points), so the cost
 # grows linearly with the text however it is built: at most MAX_SEARCHES trigger positions are
-# searched, and all searches together spend at most `call_budget(len(text))` candidate
-# evaluations (`work_done`). Each search is held to `slip.RUN_BUDGET` and one that
-# runs out is reported, not edited; positions left when the budget is gone are not searched.
+# searched; the searches that end without a repair applied spend at most
+# `call_budget(len(text))` candidate evaluations (`work_done`) between them, and all searches
+# together, repairs or not, at most EARNED_CAP times that (the hard ceiling, never more than
+# EARNED_CAP * `slip.CALL_CEILING` for a full block). Each search is held to `slip.RUN_BUDGET`
+# and one that runs out is reported, not edited; positions left when a budget is gone are not
+# searched.
+#
+# Why searches that repair are not charged to the length's budget: a page dense with real
+# slips needs several times what its length gives (the benchmark's dense simplified
+# documents, 2,000-3,000 characters with about 90 repairs each, up to 4 million evaluations;
+# 110 slips in 18,000 characters about 3 million). Issue 16 cut the floor from 800,000 to
+# 150,000, and 3 of 60 such documents (seeds 31, 42 and 51 of `bench/cjk_bench.py --dense`)
+# then lost 5-11 repairs each to a budget spent on the searches that found them. Text built to
+# waste work has no repair to show for it, so it still gets only what its length gives.
+# Each repair applied also earns the searches that find nothing EARNED_PER_REPAIR more (up to
+# the ceiling): a page of slips has triggers between them that are genuine `?`. The stage
+# stops between searches when the caller has gone, so a long block does not hold a worker
+# past a deadline.
 MAX_SEARCHES = 256
-# Each repair applied earns the call this many more evaluations, up to EARNED_CAP times the
-# budget of a full block (`slip.CALL_CEILING`): a page dense with real slips needs several
-# times what its length gives (the benchmark's simplified documents, 2,000-3,000 characters
-# with about 90 repairs each, up to 4 million evaluations; 110 slips in 18,000 characters
-# about 3 million), while searches that find nothing earn nothing, so text built to waste
-# work gets only what its length gives. Before issue 16 the cap was eight times the call's
-# own budget, whose floor was then 800,000. The stage stops between searches when the caller
-# has gone, so a long block does not hold a worker past a deadline.
 EARNED_PER_REPAIR = 60_000
 EARNED_CAP = 8
 _CODEC_NAMES = {"gbk": "GBK", "big5": "Big5", "shift_jis": "Shift-JIS", "euc_kr": "EUC-KR"}
@@ -169,7 +176,10 @@ def find_phase_slips(text: str) -> list[Proposal]:
     scorer: Scorer | None = None
     quick: Scorer | None = None
     annotated: Annotated | None = None
+    # What searches that repair nothing may spend, and what all of them may (`EARNED_CAP`).
     budget = call_budget(len(text))
+    ceiling = EARNED_CAP * budget
+    wasted = 0
     work = Work()
     searches = 0
     starved = False
@@ -185,12 +195,15 @@ def find_phase_slips(text: str) -> list[Proposal]:
         view, vi = _chained_view(text, i, applied)
         if not left_evidence(view, vi) or not looks_improbable(view, vi, model, trad):
             continue
-        if work.spent >= budget or searches >= MAX_SEARCHES:
+        if reads_as_noise(*_judged_view(text, i, view, vi, out), model, trad):
+            continue  # no slip starts after text that is not the language: not searched
+        if wasted >= budget or work.spent >= ceiling or searches >= MAX_SEARCHES:
             starved = True
             work.starved_at = i
             break
         check_cancelled()  # a block dense with slips takes seconds: stop between searches
         searches += 1
+        spent_before = work.spent
         if quick is None:
             quick = Scorer(model, trad, plain=True)
             annotated = annotated_hosts(text) if lang == "zh" else None
@@ -203,7 +216,10 @@ def find_phase_slips(text: str) -> list[Proposal]:
             # A first look with character bigrams alone: genuine text reads far worse re-phased
             # and is let go cheaply; a promising run is searched again with the full model.
             run = (view, vi, codec(name), model, trad, folded)
-            rep = repair_at(*run, quick, _run_budget(budget, work), work, annotated)
+            allowed = _run_budget(
+                budget - wasted - (work.spent - spent_before), ceiling - work.spent
+            )
+            rep = repair_at(*run, quick, allowed, work, annotated)
             if rep is None or rep.margin < QUICK_MARGIN:
                 continue
             if rep.guessed:
@@ -214,10 +230,14 @@ def find_phase_slips(text: str) -> list[Proposal]:
                 continue
             if scorer is None:
                 scorer = Scorer(model, trad, text, _suspect_spans(text, positions))
-            rep = repair_at(*run, scorer, _run_budget(budget, work), work, annotated)
+            allowed = _run_budget(
+                budget - wasted - (work.spent - spent_before), ceiling - work.spent
+            )
+            rep = repair_at(*run, scorer, allowed, work, annotated)
             if rep is not None and (best is None or rep.margin > best.margin):
                 best = rep
         if best is None or best.margin < (EDIT_MARGIN if best.guessed else FLAG_MARGIN):
+            wasted += work.spent - spent_before
             continue
         length = best.end - best.start
         invented = len(best.replacement) - length > max_growth(length)
@@ -246,14 +266,16 @@ def find_phase_slips(text: str) -> list[Proposal]:
         )
         out.append(proposal)
         covered = proposal.end
-        if not flag:
+        if flag:
+            wasted += work.spent - spent_before
+        else:
             applied.append(proposal)
-            budget = min(EARNED_CAP * CALL_CEILING, budget + EARNED_PER_REPAIR)
+            budget = min(ceiling, budget + EARNED_PER_REPAIR)
             # A `?` right after the repair may open the next slip once the repair reads as
             # CJK (`?}?B`: the second `?` follows ASCII until `?}` reads `マ`).
             if text[covered : covered + 1] == "?" and covered not in positions_set:
                 heapq.heappush(pending, covered)
-    if starved or work.spent >= budget:
+    if starved or wasted >= budget or work.spent >= ceiling:
         out = starve(out)
         if starved:
             what = (
@@ -313,8 +335,29 @@ def _chained_view(text: str, i: int, applied: list[Proposal]) -> tuple[str, int]
     return head + text[i : i + CHAIN_REACH], len(head)
 
 
-def _run_budget(budget: int, work: Work) -> int:
-    return max(1, min(RUN_BUDGET, budget - work.spent))
+# How far before a trigger a run reported (not edited) is read as its suggested repair when
+# the trigger's left context is judged (`slip.reads_as_noise` reads up to 24 characters).
+JUDGED_REACH = 24
+
+
+def _judged_view(text: str, i: int, view: str, vi: int, found: list[Proposal]) -> tuple[str, int]:
+    """The text before the trigger text[i] as `reads_as_noise` judges it: the chained view,
+    and a run just before the trigger that was found but only reported read as its suggested
+    repair (a slip often follows another at once, and the first one's bytes read as noise).
+    """
+    if view is not text or not found or not found[-1].flag_only:
+        return view, vi
+    p = found[-1]
+    if p.end > i or i - p.end >= JUDGED_REACH:
+        return view, vi
+    head = text[max(0, p.start - JUDGED_REACH) : p.start] + p.replacement + text[p.end : i]
+    return head + text[i : i + 1], len(head)
+
+
+def _run_budget(left: int, below_ceiling: int) -> int:
+    """What the next search may spend: RUN_BUDGET, or less when the call's budget for searches
+    that repair nothing (left, if this one repairs nothing too) or its ceiling is nearer."""
+    return max(1, min(RUN_BUDGET, left, below_ceiling))
 
 
 def find_ruby_leaks(text: str) -> list[Proposal]:

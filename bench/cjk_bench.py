@@ -17,6 +17,17 @@ Corruption uses `tests/corruptors.py` (the byte model of each mechanism). Run:
 
 and it prints spans restored per class, documents restored exactly, wrong-codec runs restored
 per codec pair, false edits on clean text, and seconds (with ftfy on the same clean text).
+
+    .venv/bin/python bench/cjk_bench.py --only dense --dense 60 --dump /tmp/dense.json
+    PYTHONPATH=/tmp/before/server .venv/bin/python bench/cjk_bench.py --only dense \
+        --dense 60 --against /tmp/dense.json
+
+`--dense N` runs N dense simplified-Chinese documents (seed k for the k-th: at least 2,000
+characters of consecutive People's Daily paragraphs, every `！`/`？` cut, forty characters
+annotated with pinyin; about 90 repairs each) through the whole engine (`repair_text`): the
+pages the search budget must cover whole. `--dump` writes each document's repaired text, edits
+and findings; `--against` compares with such a file (another engine, e.g. an older commit's
+`server` on PYTHONPATH) and names the documents that differ.
 """
 
 from __future__ import annotations
@@ -33,7 +44,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "server"))
+if not os.environ.get("PYTHONPATH"):  # an engine on PYTHONPATH (another commit's) wins
+    sys.path.insert(0, str(ROOT / "server"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from corruptors import Corrupted, corrupt_document, diff_spans, wrong_codec  # noqa: E402
@@ -293,6 +305,74 @@ def bench_wrong_codec(args, simp: list[str], trad: list[str], ja: list[str], ko:
         print(f"{label:28s} runs restored {ok}/{n}")
 
 
+# Dense documents: at least this many characters of consecutive paragraphs, every `！`/`？` cut
+# (trigger probability 1), this many distinct characters annotated with pinyin.
+DENSE_CHARS = 2_000
+DENSE_PINYIN = 40
+
+
+def dense_document(paras: list[str], seed: int) -> Corrupted:
+    """The seed-th dense simplified-Chinese document (`--dense`)."""
+    from corruptors import corrupt_document
+
+    rng = random.Random(seed)
+    i = rng.randrange(0, len(paras) - 40)
+    doc: list[str] = []
+    while sum(map(len, doc)) < DENSE_CHARS:
+        doc.append(paras[i])
+        i += 1
+    chars = sorted({ch for p in doc for ch in p if "\u4e00" <= ch <= "\u9fff"})
+    return corrupt_document(
+        doc,
+        codec="gbk",
+        seed=seed * 7919,
+        pinyin_chars=rng.sample(chars, min(len(chars), DENSE_PINYIN)),
+        trigger_p=1.0,
+        random_rate=0.0,
+        fold=True,
+    )
+
+
+def bench_dense(args, simp: list[str]) -> None:
+    """Dense documents through the whole engine: edits, findings, exact documents, CPU time;
+    with --dump/--against, each document's result is written or compared."""
+    import json
+
+    from textmend_server import repair_text
+
+    engine = Path(repair_text.__code__.co_filename).parent
+    print(f"== dense simplified documents (engine: {engine}) ==")
+    paras = [p for p in simp if _encodable(p, "gbk")]
+    results: dict[str, dict] = {}
+    edits = findings = exact = 0
+    cpu = 0.0
+    for seed in range(args.dense):
+        c = dense_document(paras, seed)
+        t0 = time.process_time()
+        r = repair_text(c.text)
+        cpu += time.process_time() - t0
+        edits += len(r.edits)
+        findings += len(r.findings)
+        exact += r.text == c.expected
+        results[f"s{seed}"] = {
+            "text": r.text,
+            "edits": [repr(e) for e in r.edits],
+            "findings": [repr(f) for f in r.findings],
+        }
+    print(f"docs {args.dense}: edits {edits}, findings {findings}, exact {exact}; CPU {cpu:.1f} s")
+    if args.dump:
+        Path(args.dump).write_text(json.dumps(results, ensure_ascii=False), encoding="utf-8")
+    if args.against:
+        old = json.loads(Path(args.against).read_text(encoding="utf-8"))
+        differ = [k for k in results if k in old and old[k] != results[k]]
+        for k in differ:
+            print(
+                f"  {k} differs: edits {len(old[k]['edits'])} -> {len(results[k]['edits'])}, "
+                f"findings {len(old[k]['findings'])} -> {len(results[k]['findings'])}"
+            )
+        print(f"{len(differ)} of {len(results)} documents differ from {args.against}")
+
+
 def bench_clean(args, corpora: dict[str, list[str]]) -> None:
     import ftfy
 
@@ -344,7 +424,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=30, help="wrong-codec runs per codec pair")
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--clean-kb", type=int, default=1100, help="clean prose to scan, in KB")
-    ap.add_argument("--only", choices=["slips", "codec", "clean"], default=None)
+    ap.add_argument("--only", choices=["slips", "codec", "clean", "dense"], default=None)
+    ap.add_argument("--dense", type=int, default=0, help="dense simplified documents to run")
+    ap.add_argument("--dump", default="", help="write the dense documents' results here")
+    ap.add_argument("--against", default="", help="compare the dense results with this dump")
     ap.add_argument(
         "--show-false", action="store_true", help="print the diffs of documents with false edits"
     )
@@ -357,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
     repair("公司?!彼Q他們")
     repair("本当?!すごい")
     repair("정말?!좋아")
+    if args.only in (None, "dense") and args.dense:
+        bench_dense(args, simp)
     if args.only in (None, "slips"):
         bench_slips(args, simp, trad, ja)
     if args.only in (None, "codec"):

@@ -9,6 +9,9 @@ finding is reported instead of an edit.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from textmend.v1 import textmend_pb2
@@ -103,3 +106,41 @@ def test_html_is_recognised_by_name_and_by_its_first_bytes(target: str, tmp_path
     argv = ["repair", str(named), "--server", target, "--content-type", "text/plain"]
     assert main(argv) == 0
     assert capsys.readouterr().out == expected
+
+
+LEGACY = json.loads(
+    (Path(__file__).parent / "fixtures" / "legacy" / "snippets.json").read_text("utf-8")
+)
+
+
+@pytest.mark.parametrize("name", sorted(k for k, v in LEGACY.items() if not v.get("ambiguous")))
+def test_real_legacy_text_is_decoded_right_through_the_server(
+    client: TextMendClient, name: str
+) -> None:
+    # Portuguese cp1252 once read as cp1257, Polish cp1250 as cp1252, Ukrainian cp1251 as
+    # ptcp154, EUC-JP and GB18030 man pages as iso8859-15 with confidence 0.97-1.00 ...
+    snippet = LEGACY[name]
+    response = client.repair(snippet["text"].encode(snippet["codec"]), id=name)
+    assert response.text == snippet["text"], (name, response.encoding.name)
+    assert response.verdict == textmend_pb2.VERDICT_CLEAN
+
+
+def test_a_table_of_characters_is_suspect_and_untouched_through_the_server(
+    client: TextMendClient,
+) -> None:
+    snippet = LEGACY["charset-table"]
+    content = snippet["text"].encode(snippet["codec"])
+    response = client.repair(content, id="table")
+    assert response.verdict == textmend_pb2.VERDICT_SUSPECT and list(response.edits) == []
+    assert any(
+        f.category == textmend_pb2.CATEGORY_ENCODING and "also plausible" in f.reason
+        for f in response.findings
+    )
+
+
+def test_a_leading_bom_is_removed_and_reported_through_the_server(client: TextMendClient) -> None:
+    response = client.repair(b"\xef\xbb\xbfclean text\n", id="bom")
+    assert response.text == "clean text\n" and response.verdict == textmend_pb2.VERDICT_CLEAN
+    [finding] = response.findings
+    assert finding.category == textmend_pb2.CATEGORY_ENCODING
+    assert (finding.original_start_byte, finding.original_end_byte) == (0, 3)

@@ -376,3 +376,39 @@ def test_progress_line_reports_rates_and_eta() -> None:
     line = stream.getvalue().splitlines()[-1]
     assert line.startswith("[############............] 2/4 documents")
     assert "docs/s" in line and "MB/s" in line and "ETA 0:00:0" in line
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_jsonl_fields_write_what_they_name(
+    target: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], processes
+) -> None:
+    items = [{"id": f"d{i}", "text": f"Zeile {i}: schön."} for i in range(7)]
+    items[2] = {"id": "d2", "text": "cafÃ© au lait"}
+    items[5] = {"id": "d5", "text": ""}
+    argv = ["repair", "--jsonl", "--server", target, "--processes", processes]
+    _stdin(monkeypatch, _jsonl(items))
+    assert main([*argv, "--fields", "text,edits"]) == 3  # d5 is empty: an error line
+    responses = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["id"] for r in responses] == [item["id"] for item in items]
+    assert responses[2]["text"] == "café au lait" and responses[2]["edits"]
+    assert responses[5]["error"]["code"] == "INVALID_ARGUMENT"
+    for r in responses[:5]:
+        assert set(r) <= {"id", "text", "edits"}
+    # By default everything but the diff, which the server is not asked to make.
+    _stdin(monkeypatch, _jsonl(items[:3]))
+    assert main(argv) == 0
+    responses = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {"text", "encoding", "edits", "verdict"} <= set(responses[2])
+    assert "diff" not in responses[2]
+    _stdin(monkeypatch, _jsonl(items[:3]))
+    assert main([*argv, "--fields", "diff"]) == 0
+    responses = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert set(responses[2]) == {"id", "diff"} and responses[2]["diff"].startswith("--- a/d2")
+
+
+def test_fields_needs_jsonl_and_known_names(tmp_path, capsys) -> None:
+    path = tmp_path / "a.txt"
+    path.write_text("x")
+    assert main(["repair", str(path), "--fields", "text"]) == 1
+    assert main(["repair", "--jsonl", "--fields", "txt"]) == 1
+    assert "unknown field 'txt'" in capsys.readouterr().err

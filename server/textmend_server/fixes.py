@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import replace
 from difflib import SequenceMatcher
-from itertools import islice
+from itertools import islice, pairwise
 
 import ftfy
 from ftfy.badness import badness
@@ -304,6 +304,26 @@ def _badness_drop(text: str, proposal: Proposal) -> int:
     )
 
 
+# A run of this many consecutive code points (`ÐÑÒÓÔÕÖ×Ø`) is a table of characters, as
+# documentation of code pages writes them, not words: mojibake never orders its characters so.
+# (perlebcdic.pod's table of Latin-1 was "repaired" by ftfy; bench/real_corpus.py.)
+CHARACTER_RUN = 6
+
+
+def _lists_characters(window: str) -> bool:
+    """Whether a stretch of text holds a run of CHARACTER_RUN consecutive non-ASCII code points.
+
+    >>> _lists_characters("[ÐÑÒÓÔÕÖ×ØÙ]"), _lists_characters("cafÃ© déjà")
+    (True, False)
+    """
+    run = 1
+    for a, b in pairwise(window):
+        run = run + 1 if ord(b) == ord(a) + 1 and a >= "\xa0" else 1
+        if run >= CHARACTER_RUN:
+            return True
+    return False
+
+
 def find_mojibake(text: str) -> list[Proposal]:
     """UTF-8 read as a single-byte codec (also twice), repaired with ftfy around each sign
     of it.
@@ -319,6 +339,8 @@ def find_mojibake(text: str) -> list[Proposal]:
     proposals: list[Proposal] = []
     for start, end in _hint_windows(text):
         window = text[start:end]
+        if _lists_characters(window):
+            continue
         fixed, steps = ftfy.fix_and_explain(window, config=FTFY_CONFIG)
         if fixed == window:
             continue

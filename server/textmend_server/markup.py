@@ -9,8 +9,8 @@ is deleted only when the *document* carries evidence that markup leaked into it:
 - an entity escaped more than once (`&amp;amp;`, `&amp;#8217;`);
 - a block's closing tag glued to the end of a line whose element never opens anywhere in the
   document (`End of paragraph.</p>`): what an extractor leaves when it strips half the markup;
-- a reference to a character beyond ASCII used as a letter of a word (`It&#8217;s`,
-  `caf&eacute;`), or to a character the text also writes directly (`&#8217;` beside `’`): one
+- a reference to a character beyond ASCII used as a letter inside a word (`It&#8217;s`,
+  `na&iuml;ve`), or to a character the text also writes directly (`&#8217;` beside `’`): one
   text does not spell a character two ways on purpose, nor a word with markup.
 
 With no such evidence, markup-shaped text is reported (`flag`) when it has the shape of real
@@ -254,9 +254,10 @@ def markup_evidence(text: str) -> MarkupEvidence:
 
 
 def _glued_to_a_word(text: str, start: int, end: int) -> bool:
-    """Whether text[start:end] touches a letter: used as a character (`It&#8217;s`,
-    `caf&eacute;`), not named in a sentence about references (`write &eacute; for é`)."""
-    return (start > 0 and text[start - 1].isalpha()) or (end < len(text) and text[end].isalpha())
+    """Whether text[start:end] has letters on both sides: used as a letter of a word
+    (`It&#8217;s`, `na&iuml;ve`), not named in a sentence about references (`write &eacute;
+    for é`) nor listed in a test of them (`&#x2011;&#X2011;json`)."""
+    return 0 < start and end < len(text) and text[start - 1].isalpha() and text[end].isalpha()
 
 
 def _quoted(text: str, start: int, end: int) -> bool:

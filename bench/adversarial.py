@@ -20,6 +20,7 @@ units the searches counted against their budget, and the findings returned.
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import sys
 import time
@@ -202,12 +203,41 @@ def corpus(kinds: list[str], sizes: list[int], seed: int = 16) -> Iterator[tuple
             yield kind, size, KINDS[kind](size, rng).encode("utf-8")
 
 
+# A repair that took longer than this many CPU seconds is not repeated: its minimum would
+# not move much, and three runs of a slow 1 MB input take many minutes.
+REPEAT_UNDER_S = 10.0
+# With --max-seconds, a size whose projected cost is above the limit is skipped and reported
+# as such, so a kind whose cost grows faster than its size cannot keep a run from finishing
+# (high Latin-1 on one line: 15 µs/byte at 10 KB, 57 at 100 KB, over 300 s for 1 MB). The
+# projection: the kind's µs/byte at the size before, grown as it grew between the two sizes
+# before that, times this size. Default: 120 s, a 4 MB input at 30 µs/byte.
+MAX_SECONDS = 120.0
+
+
+def projected_seconds(measured: list[tuple[int, float]], size: int) -> float:
+    """CPU seconds a kind is projected to take at size bytes, from its (size, µs/byte) so far.
+
+    >>> projected_seconds([(10_000, 15.0), (100_000, 60.0)], 1_000_000)
+    240.0
+    """
+    (last_size, last), growth = measured[-1], 1.0
+    if len(measured) >= 2 and measured[-2][1] > 0:
+        prev_size, prev = measured[-2]
+        growth = max(1.0, last / prev) ** (
+            math.log(size / last_size) / math.log(last_size / prev_size)
+        )
+    return last * growth * size / 1e6
+
+
 def measure(content: bytes, repeats: int) -> tuple[float, int, int, int]:
     """(minimum CPU seconds over repeats, work units, edits, findings) of one repair, the
-    engine's caches emptied before each repeat."""
+    engine's caches emptied before each repeat; a repair slower than REPEAT_UNDER_S is not
+    repeated."""
     best = float("inf")
     units = edits = findings = 0
     for _ in range(repeats):
+        if best > REPEAT_UNDER_S and best != float("inf"):
+            break
         cache.clear()
         w0 = work_done()
         t0 = time.process_time()
@@ -227,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--huge", action="store_true", help="add 64 MB of each kind")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=MAX_SECONDS,
+        help="skip a size whose projected CPU time is above this",
+    )
     args = parser.parse_args(argv)
     kinds = [k for k in args.kinds.split(",") if k]
     if REFERENCE not in kinds:
@@ -242,7 +278,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{'kind':18s} {'bytes':>10s} {'µs/byte':>9s} {'units/byte':>10s} {'edits':>7s} "
         f"{'findings':>8s}"
     )
+    skipped: list[str] = []
+    measured: dict[str, list[tuple[int, float]]] = {}
     for kind, _size, content in corpus(kinds, sizes, args.seed):
+        if kind in measured:
+            projected = projected_seconds(measured[kind], len(content))
+            if projected > args.max_seconds:
+                print(f"{kind:18s} {len(content):10d} skipped: projected {projected:.0f} s CPU")
+                skipped.append(f"{kind} at {len(content)} bytes ({projected:.0f} s)")
+                continue
         repeats = args.repeats if len(content) <= 1_000_000 else 1
         secs, units, edits, findings = measure(content, repeats)
         per = secs * 1e6 / max(len(content), 1)
@@ -251,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{edits:7d} {findings:8d}",
             flush=True,
         )
+        measured.setdefault(kind, []).append((len(content), per))
         if kind not in worst or per > worst[kind][0]:
             worst[kind] = (per, len(content))
     ref = worst[REFERENCE][0]
@@ -264,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         f"\nworst {top:.2f} µs/byte (target ≤ {TARGET_US_PER_BYTE:g}), {ratio:.1f}× clean CJK "
         f"prose per byte (target ≤ {TARGET_RATIO:g}×)"
     )
+    if skipped:
+        print("not measured (projected past --max-seconds): " + "; ".join(skipped))
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,21 @@ def test_memos_stay_within_the_cache_budget() -> None:
 def test_cache_configure_refuses_a_negative_size() -> None:
     with pytest.raises(ValueError, match="at least 0"):
         cache.configure(-1)
+
+
+def test_a_line_of_megabytes_is_searched_in_bounded_pieces() -> None:
+    """One line without a break (minified HTML, a log) is cut into pieces of at most
+    LONG_LINE code points, after a space where there is one, and the mojibake stage's merged
+    windows stay within MOJIBAKE_WINDOW_MAX: line-local searches see bounded text."""
+    from textmend_server import engine
+    from textmend_server.fixes import MOJIBAKE_WINDOW_MAX, _hint_windows
+
+    line = "cafÃ© Ã© " * 60_000  # 480,000 code points, a hint every few
+    blocks = list(engine._blocks(line))
+    assert blocks[0][0] == 0 and blocks[-1][1] == len(line)
+    assert all(a == b for (_, a), (b, _) in pairwise(blocks))
+    assert all(end - start <= engine.LONG_LINE for start, end in blocks)
+    assert all(line[end - 1] == " " for _, end in blocks[:-1])
+    windows = _hint_windows(line[: engine.LONG_LINE])
+    assert windows and all(end - start <= MOJIBAKE_WINDOW_MAX + 1 for start, end in windows)
+    assert all(a <= b for (_, a), (b, _) in pairwise(windows))

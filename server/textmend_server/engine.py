@@ -141,6 +141,11 @@ STAGES: tuple[tuple[str, frozenset[Category], Finder, Callable[[TextFacts], bool
 # caller is still waiting.
 GLOBAL_STAGES = frozenset({"repeated"})
 BLOCK = 1 << 14  # code points per block of lines
+# Code points of one line a stage sees at most: a single line of a megabyte (minified HTML, a
+# log without line breaks) is cut into pieces this long, or every line-local search in it would
+# grow with the square of its length (bench/adversarial.py: 1 MB of mojibake on one line took
+# 40 s, 100 KB 0.5 s).
+LONG_LINE = 1 << 16
 # Stages whose finding at a place depends only on the text within LOCAL_REACH code points of
 # it (and within its line, for mojibake). After the first pass they look again only around
 # what the pass before changed: elsewhere they would find what they found then. The CJK
@@ -154,11 +159,19 @@ NARROW_PASSES = True
 
 
 def _blocks(text: str) -> Iterator[tuple[int, int]]:
-    """Spans of about BLOCK code points, ending after a line break where there is one."""
+    """Spans of about BLOCK code points, ending after a line break where there is one; a line
+    longer than LONG_LINE is cut after a space (or anywhere, when it has none), so that no
+    stage ever sees more than LONG_LINE code points of one line at once."""
     start = 0
     while start < len(text):
-        end = text.find("\n", start + BLOCK)
-        end = len(text) if end == -1 else end + 1
+        end = text.find("\n", start + BLOCK, start + LONG_LINE)
+        if end != -1:
+            end += 1
+        elif len(text) - start <= LONG_LINE:
+            end = len(text)
+        else:
+            space = text.rfind(" ", start + BLOCK, start + LONG_LINE)
+            end = space + 1 if space != -1 else start + LONG_LINE
         yield start, end
         start = end
 

@@ -267,6 +267,10 @@ def _explain(steps: list[tuple[str, str]] | None) -> str:
 # than with the line. (Measured on planted mojibake in real files, bench/real_corpus.py
 # --planted: ±48 code points missed repairs ftfy made in long lines of HTML.)
 MOJIBAKE_WHOLE_LINE = 2000
+# A window of merged hint clusters grows no longer than this: ftfy and the alignment of its
+# result cost more than linearly in a window's length (a line of dense mojibake merged into one
+# window of 100 KB took seconds).
+MOJIBAKE_WINDOW_MAX = 2 * MOJIBAKE_WHOLE_LINE
 MOJIBAKE_CONTEXT = 300
 
 
@@ -289,8 +293,15 @@ def _hint_windows(text: str) -> list[tuple[int, int]]:
             end = min(line_end, hint + MOJIBAKE_CONTEXT)
         if end == line_end < len(text):
             end += 1  # ftfy judges a line with its break, as it does in a whole text
-        if windows and start <= windows[-1][1] and line_start <= windows[-1][0]:
+        if (
+            windows
+            and start <= windows[-1][1]
+            and line_start <= windows[-1][0]
+            and end - windows[-1][0] <= MOJIBAKE_WINDOW_MAX
+        ):
             start = windows.pop()[0]
+        elif windows and start < windows[-1][1]:
+            start = windows[-1][1]  # a window as long as it may be: the next starts after it
         windows.append((start, end))
     return windows
 

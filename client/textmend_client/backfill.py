@@ -69,6 +69,12 @@ ENGINE_ACTOR_CPUS = 1.0
 #: CPUs Ray reserves for one actor in `server` mode, which mostly waits for the service: its
 #: own work is reading rows, building requests and writing the partition.
 SERVER_ACTOR_CPUS = 0.25
+#: Times Ray is asked to try a partition again after its actor died repairing it (a killed or
+#: preempted node; the kill test needs one). Ray Data's own default is to retry without end,
+#: which a document that kills every actor reading it would turn into a hung job; with a
+#: limit the job should stop with that partition unwritten, for a rerun to try again (the
+#: limit is passed as Ray's `max_task_retries`; not yet tried with such a document).
+PARTITION_RETRIES = 3
 #: Actors in `server` mode by default: each streams one partition at a time over
 #: `DEFAULT_CHANNELS` connections, so two keep the service busy while one writes its output.
 DEFAULT_SERVER_ACTORS = 2
@@ -823,6 +829,7 @@ def repair_dataset(
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=min(actors, len(todo))),
             num_cpus=SERVER_ACTOR_CPUS if server else ENGINE_ACTOR_CPUS,
+            max_task_retries=PARTITION_RETRIES,
         )
         for _ in dataset.iter_rows():
             pass

@@ -686,3 +686,20 @@ def test_a_repair_stops_between_phase_slip_searches_when_the_caller_goes():
     with pytest.raises(Cancelled):
         repair_text(c.text, cancelled=cancelled)
     assert work_done() - before < full / 2
+
+
+def test_a_lone_unsure_slip_in_long_clean_text_is_reported_not_edited() -> None:
+    """Real slips come several to a page; one less-than-sure re-phasing in thousands of clean
+    CJK characters is more likely text that looks like a slip (`\\*Q??\\*U` in a man page)."""
+    from textmend_server.cjk import LONE_SLIP_CONTEXT
+
+    expected = (FIXTURES / "fortune-openai-departures.expected.txt").read_text(encoding="utf-8")
+    chinese = "\n".join(line for line in expected.splitlines()[:26] if line.strip())
+    slip = "公司?!彼Q他們的工作"
+    [short] = find_phase_slips(slip)
+    assert not short.flag_only  # alone in a short text, it is the text's damage
+    text = "\n".join([chinese, slip, chinese, chinese])
+    assert sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff") >= LONE_SLIP_CONTEXT
+    [lone] = find_phase_slips(text)
+    assert lone.flag_only and lone.replacement == short.replacement
+    assert "not edited" in lone.reason

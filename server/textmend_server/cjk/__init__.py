@@ -26,7 +26,7 @@ from textmend_server.cjk.codecrun import find_wrong_codec_runs
 from textmend_server.cjk.dbcs import codec
 from textmend_server.cjk.lm import Scorer, get_model, is_traditional
 from textmend_server.cjk.ruby import Annotated, annotated_hosts, find_ruby_matches
-from textmend_server.cjk.scripts import char_class
+from textmend_server.cjk.scripts import CJK_ANY, char_class
 from textmend_server.cjk.slip import (
     CALL_BUDGET,
     EDIT_MARGIN,
@@ -165,7 +165,7 @@ def _suspect_spans(text: str, positions: list[int]) -> list[tuple[int, int]]:
 # and more were right 89% of the time).
 LONE_SLIP_CONTEXT = 3000
 LONE_SLIP_CONFIDENCE = 0.8
-_CJK_LETTER = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3]")
+_CJK_LETTER = re.compile(CJK_ANY)
 
 
 def _lone_in_clean_text(text: str, proposal: Proposal) -> bool:

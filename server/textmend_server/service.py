@@ -24,6 +24,7 @@ constant time by `_AuthInterceptor`); health checks and reflection stay open so 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import heapq
@@ -1267,26 +1268,34 @@ class _AdmissionInterceptor(grpc.ServerInterceptor):
             "--stream-idle-seconds",
         )
 
+    @contextlib.contextmanager
+    def _admitted(
+        self, kind: str, request_streaming: bool, request_or_iterator: Any, context: Any
+    ) -> Iterator[Any]:
+        """Admit one call of kind (or refuse it), yield what its behaviour reads (a request
+        stream under the idle limit), and give its place back however it ends."""
+        if kind != "admin" and not self._ready.is_set():
+            self._refuse_starting(context)
+        if not self._admission.enter(kind):
+            self._refuse(kind, context)
+        requests = (
+            IdleLimitedRequests(request_or_iterator, self._idle) if request_streaming else None
+        )
+        try:
+            yield request_or_iterator if requests is None else requests
+        except StreamIdle:
+            self._idle_ended(context)
+        finally:
+            if requests is not None:
+                requests.close()
+            self._admission.leave(kind)
+
     def _unary(
         self, behaviour: Callable[..., Any], kind: str, request_streaming: bool
     ) -> Callable[..., Any]:
         def admitted(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
-            if kind != "admin" and not self._ready.is_set():
-                self._refuse_starting(context)
-            if not self._admission.enter(kind):
-                self._refuse(kind, context)
-            requests = None
-            if request_streaming:
-                requests = IdleLimitedRequests(request_or_iterator, self._idle)
-                request_or_iterator = requests
-            try:
-                return behaviour(request_or_iterator, context)
-            except StreamIdle:
-                self._idle_ended(context)
-            finally:
-                if requests is not None:
-                    requests.close()
-                self._admission.leave(kind)
+            with self._admitted(kind, request_streaming, request_or_iterator, context) as reads:
+                return behaviour(reads, context)
 
         return admitted
 
@@ -1294,22 +1303,8 @@ class _AdmissionInterceptor(grpc.ServerInterceptor):
         self, behaviour: Callable[..., Iterator[Any]], kind: str, request_streaming: bool
     ) -> Callable[..., Iterator[Any]]:
         def admitted(request_or_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-            if kind != "admin" and not self._ready.is_set():
-                self._refuse_starting(context)
-            if not self._admission.enter(kind):
-                self._refuse(kind, context)
-            requests = None
-            if request_streaming:
-                requests = IdleLimitedRequests(request_or_iterator, self._idle)
-                request_or_iterator = requests
-            try:
-                yield from behaviour(request_or_iterator, context)
-            except StreamIdle:
-                self._idle_ended(context)
-            finally:
-                if requests is not None:
-                    requests.close()
-                self._admission.leave(kind)
+            with self._admitted(kind, request_streaming, request_or_iterator, context) as reads:
+                yield from behaviour(reads, context)
 
         return admitted
 

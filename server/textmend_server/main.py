@@ -47,7 +47,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from types import FrameType
 
-from textmend_server import __version__, metrics
+from textmend_server import __version__, cache, metrics
 from textmend_server import config as defaults
 from textmend_server.config import ServerConfig, is_token
 
@@ -422,19 +422,6 @@ def _serve(settings: _Settings, stop: threading.Event, ready: Connection | None)
     return 0
 
 
-def configure_cache(megabytes: int) -> bool:
-    """Hold the engine's memos in this process (and the workers forked from it) to megabytes
-    MiB, `--cache-mb`; False when this build of the engine has no shared cache to configure
-    (then each memo keeps its own cap and the flag has no effect)."""
-    try:
-        from textmend_server import cache
-    except ImportError:
-        _LOGGER.info("--cache-mb %d: this engine has no shared cache to configure", megabytes)
-        return False
-    cache.configure(megabytes)
-    return True
-
-
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     """Hold glibc's malloc to arenas arenas in this process and the workers it forks (see
     `MALLOC_ARENAS`); False when MALLOC_ARENA_MAX is set (the operator's choice stands) or the
@@ -461,7 +448,7 @@ def prepare_parent(cache_mb: int) -> None:
     """
     started = time.perf_counter()
     limit_malloc_arenas()
-    configure_cache(cache_mb)
+    cache.configure(cache_mb)
     gc.disable()
     try:
         from textmend_server import service
@@ -724,7 +711,7 @@ def _serve_in_process(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     limit_malloc_arenas()
-    configure_cache(args.cache_mb)
+    cache.configure(args.cache_mb)
     reader, writer = multiprocessing.Pipe(duplex=False)
     settings = _settings(args, _address(args.host, args.port), reuse_port=False)
     server_thread_result: list[int] = []

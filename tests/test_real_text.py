@@ -36,6 +36,8 @@ CLEAN = [
     # What catalogues carry: argp's vertical tab, gnupg's unit separators, a help text's BEL.
     "Generate message catalog.\x0bIf INPUT-FILE is -, input is read from standard input.\n"
     "Number\x1f: %s%%0AHolder\x1f: %s\n  \x07   alert (BEL)\n",
+    # gettext's en@boldquot catalogues: quoted words in terminal bold, on purpose.
+    "use \x1b[1m\u2018--help\u2019\x1b[0m for more; \x1b[1m\u2018%s\u2019\x1b[0m not found\n" * 3,
 ]
 
 
@@ -64,6 +66,17 @@ def test_markup_that_leaked_is_repaired(client: TextMendClient, text: str, expec
     assert response.text == expected
     assert all(e.category == textmend_pb2.CATEGORY_MARKUP_LEAK for e in response.edits)
     assert all("the document shows leaked markup" in e.reason for e in response.edits)
+
+
+def test_terminal_formatting_is_reported_and_a_bare_escape_removed(client: TextMendClient) -> None:
+    text = "\x1b[1mWarning:\x1b[0m disk full\n"
+    response = client.repair(text.encode("utf-8"), id="sgr")
+    assert response.text == text
+    assert [f.original for f in response.findings] == ["\x1b[1m", "\x1b[0m"]
+    assert all(f.category == textmend_pb2.CATEGORY_CONTROL_CHAR for f in response.findings)
+    response = client.repair(b"Warning:\x1b disk full", id="esc")
+    assert response.text == "Warning: disk full"
+    assert [e.original for e in response.edits] == ["\x1b"]
 
 
 def test_markup_shaped_text_without_evidence_is_reported_not_removed(

@@ -429,7 +429,7 @@ STRAY_HINT = re.compile(
 )
 
 _STRAY_REASONS = {
-    Category.CONTROL_CHAR: ("control character or terminal escape in text", 0.95),
+    Category.CONTROL_CHAR: ("control character in text", 0.95),
     Category.REPLACEMENT_CHAR: ("U+FFFD: a character was lost before this text arrived", 0.9),
     Category.PRIVATE_USE: ("private-use character: meaningful only to one font or vendor", 0.6),
     Category.NONCHARACTER: ("Unicode noncharacter: never valid in interchanged text", 0.95),
@@ -448,12 +448,22 @@ _WRITABLE_C0 = re.compile("[\x01-\x08\x0e-\x1a\x7f]")
 _SEPARATORS = frozenset("\x1c\x1d\x1e\x1f")
 # A text with at least this many writable controls shows a pattern, not a writer's choice.
 CONTROL_MANY = 3
+# A whole terminal escape sequence (`ESC[1m` … `ESC[0m`) is formatting written for a terminal,
+# not damage: gettext's `en@boldquot` catalogues put hundreds in on purpose (issue 15's real
+# corpus), and a log pasted with its colours reads the same to its author. Reported with the
+# suggestion to remove it; a bare ESC, which no terminal sequence explains, is still removed.
+TERMINAL_SEQUENCE_REASON = (
+    "terminal escape sequence: formatting written for a terminal, reported, not removed"
+)
 
 
 def _control_tier(text: str, start: int, end: int, many: bool) -> str | None:
-    """Why a control character is only reported, or None when it is removed: a separator,
-    or a writable control standing alone (not wedged inside a word, not one of many)."""
+    """Why a control character is only reported, or None when it is removed: a whole terminal
+    escape sequence, a separator, or a writable control standing alone (not wedged inside a
+    word, not one of many)."""
     char = text[start:end]
+    if end - start > 1:
+        return TERMINAL_SEQUENCE_REASON
     if char in _SEPARATORS:
         return "information separator: structure in data, reported, not removed"
     if end - start != 1 or not _WRITABLE_C0.match(char) or many:
@@ -470,7 +480,8 @@ def find_stray_characters(text: str) -> list[Proposal]:
 
     Tab, line feed, vertical tab, carriage return and form feed are layout, not strays; a
     control a writer may have typed (BEL, backspace) is removed only inside a word or where
-    there are several, and information separators are reported, never removed. Zero-width joiners
+    there are several, and terminal escape sequences and information separators are reported,
+    never removed. Zero-width joiners
     and non-joiners are never touched (emoji sequences, Persian, Indic scripts), nor are
     zero-width spaces in scripts that use them to mark word breaks (Thai, Khmer, Japanese).
 

@@ -73,7 +73,14 @@ with _instrument:
         repair_text,
     )
     from textmend_server.edits import Edit, apply_edits
-    from textmend_server.engine import Repaired, Verdict, hold_back, warm_up
+    from textmend_server.engine import (
+        DEFAULT_CONFIG,
+        EngineConfig,
+        Repaired,
+        Verdict,
+        hold_back,
+        warm_up,
+    )
     from textmend_server.policy import INFORMATIONAL
 
 # Errors repair_bytes documents for input it refuses; anything else escaping is a bug.
@@ -274,8 +281,10 @@ def check_result(
     content: bytes | None = None,
     idempotent: bool = True,
     diffed: bool = True,
+    config: EngineConfig = DEFAULT_CONFIG,
 ) -> None:
-    """Raise InvariantViolation unless result honours the engine's contract.
+    """Raise InvariantViolation unless result honours the engine's contract (`config` is the
+    engine configuration the result was made with, used again for the idempotence check).
 
     Checks: edits sorted, disjoint and in bounds; applying them to the original gives the
     text; text between edits unchanged; each edit's spans hold its original and its
@@ -310,7 +319,7 @@ def check_result(
     if idempotent:
         if result.decoded is not None and result.decoded.in_doubt:
             policy = hold_back(policy)  # as the engine repaired it: every fix a flag
-        again = repair_text(text, policy=policy, include_diff=False)
+        again = repair_text(text, policy=policy, include_diff=False, config=config)
         if again.edits:
             first = again.edits[0]
             raise InvariantViolation(

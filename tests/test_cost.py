@@ -171,7 +171,7 @@ def test_a_line_of_megabytes_is_searched_in_bounded_pieces() -> None:
     from textmend_server.fixes import MOJIBAKE_WINDOW_MAX, _hint_windows
 
     line = "cafÃ© Ã© " * 60_000  # 480,000 code points, a hint every few
-    blocks = list(engine._blocks(line))
+    blocks = list(engine.blocks(line))
     assert blocks[0][0] == 0 and blocks[-1][1] == len(line)
     assert all(a == b for (_, a), (b, _) in pairwise(blocks))
     assert all(end - start <= engine.LONG_LINE for start, end in blocks)

@@ -125,13 +125,9 @@ def test_the_contract_holds_across_block_boundaries(
     keep the contract as well as one inside a block."""
     text = "\n".join(lines)
     policy = RepairPolicy(html=html)
-    saved = engine.BLOCK
-    engine.BLOCK = block  # for the second repair, the idempotence check's, too
-    try:
-        event(f"blocks: {min(5, sum(1 for _ in engine._blocks(text)))} (5: five or more)")
-        fe.check_result(repair_text(text, policy=policy), policy)
-    finally:
-        engine.BLOCK = saved
+    config = engine.EngineConfig(block=block)
+    event(f"blocks: {min(5, sum(1 for _ in engine.blocks(text, config)))} (5: five or more)")
+    fe.check_result(repair_text(text, policy=policy, config=config), policy, config=config)
 
 
 @given(data=st.binary(max_size=300))
@@ -341,11 +337,12 @@ def test_passes_after_the_first_find_what_whole_passes_find(
     be the one every stage running over the whole text in every pass gives."""
     repair_policy = RepairPolicy(overrides=policy[1], html=html)
     narrow = repair_text(text, policy=repair_policy, include_diff=False)
-    engine.NARROW_PASSES = False
-    try:
-        whole = repair_text(text, policy=repair_policy, include_diff=False)
-    finally:
-        engine.NARROW_PASSES = True
+    whole = repair_text(
+        text,
+        policy=repair_policy,
+        include_diff=False,
+        config=engine.EngineConfig(narrow_passes=False),
+    )
     assert _summary(narrow) == _summary(whole)
 
 

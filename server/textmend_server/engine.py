@@ -2,7 +2,7 @@
 
     repair_bytes(content) = decode -> repair_text -> diff
 
-Each stage is a named function from `textmend_server.fixes` (and `textmend_server.cjk`) that
+Each stage (`textmend_server.stages`, in order) is a named function that
 returns `Proposal`s; `EditLog` turns them into edits against the decoded original.
 """
 
@@ -17,19 +17,15 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import partial
 
-from textmend_server import cjk, detection
+from textmend_server import detection
 from textmend_server.decoding import DecodedText, EncodingSource, decode
 from textmend_server.diffing import unified_diff
 from textmend_server.edits import Edit, EditLog, Proposal
 from textmend_server.errors import CANCEL_CHECK, TooLargeError, check_cancelled
-from textmend_server.fixes import FINDERS, Finder
-from textmend_server.markup import (
-    MarkupEvidence,
-    find_entity_leaks,
-    find_tag_leaks,
-    markup_evidence,
-)
+from textmend_server.fixes import Finder
+from textmend_server.markup import MarkupEvidence, markup_evidence
 from textmend_server.policy import INFORMATIONAL, Action, Category, RepairPolicy
+from textmend_server.stages import STAGES, Reach, TextFacts
 
 
 class Verdict(StrEnum):
@@ -60,118 +56,68 @@ class Repaired:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _cjk_phase_slips(text: str) -> list[Proposal]:
-    return cjk.find_phase_slips(text)
-
-
-def _cjk_wrong_codec(text: str) -> list[Proposal]:
-    return cjk.find_wrong_codec_runs(text)
-
-
-def _cjk_ruby_leaks(text: str) -> list[Proposal]:
-    return cjk.find_ruby_leaks(text)
-
-
-# Any Han, kana, bopomofo or Hangul character, or a full-width form: without one, no CJK
-# byte-phase slip or pronunciation leak can be present.
-_CJK_CHAR = re.compile(
-    "[\u1100-\u11ff\u2e80-\u2fdf\u3000-\u30ff\u3100-\u31ff\u3200-\u9fff\ua960-\ua97f"
-    "\uac00-\ud7ff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003134f]"
-)
-
-
-class TextFacts:
-    """What the stage gates ask of one version of the text, each worked out once: a pass
-    asks whether the text has CJK characters three times, and the answer only changes when a
-    stage has edited it."""
-
-    __slots__ = ("_ascii", "_cjk", "text")
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self._ascii: bool | None = None
-        self._cjk: bool | None = None
-
-    @property
-    def ascii(self) -> bool:
-        """Whether the text is pure ASCII."""
-        if self._ascii is None:
-            self._ascii = self.text.isascii()
-        return self._ascii
-
-    @property
-    def cjk(self) -> bool:
-        """Whether the text has a Han, kana, bopomofo or Hangul character or a full-width
-        form."""
-        if self._cjk is None:
-            self._cjk = not self.ascii and _CJK_CHAR.search(self.text) is not None
-        return self._cjk
-
-
-def _always(facts: TextFacts) -> bool:
-    return True
-
-
-# The pipeline's repair stages, in order: (name, categories it reports, finder, and a cheap
-# test of whether the finder can find anything at all in a text). Clean text passes through
-# on these tests alone, so the work grows with what looks suspicious, not with size.
-STAGES: tuple[tuple[str, frozenset[Category], Finder, Callable[[TextFacts], bool]], ...] = (
-    ("entities", *FINDERS["entities"], lambda f: "&" in f.text),
-    ("mojibake", *FINDERS["mojibake"], lambda f: not f.ascii),
-    ("cjk_phase_slip", frozenset({Category.CJK_PHASE_SLIP}), _cjk_phase_slips, lambda f: f.cjk),
-    (
-        "cjk_wrong_codec",
-        frozenset({Category.CJK_WRONG_CODEC}),
-        _cjk_wrong_codec,
-        lambda f: not f.ascii,
-    ),
-    (
-        "ruby_leak",
-        frozenset({Category.RUBY_LEAK}),
-        _cjk_ruby_leaks,
-        lambda f: f.cjk and "(" in f.text,
-    ),
-    ("tags", *FINDERS["tags"], lambda f: ">" in f.text),
-    ("stray", *FINDERS["stray"], _always),
-    ("repeated", *FINDERS["repeated"], _always),
-)
-
-# Stages that look at the whole text at once; every other stage finds damage within a line,
-# so long texts are searched a block of lines at a time, checking between blocks whether the
-# caller is still waiting.
-GLOBAL_STAGES = frozenset({"repeated"})
-BLOCK = 1 << 14  # code points per block of lines
+# Passes over a text at most: the second exists for damage a repair exposed. Fuzzing found
+# a cascade needing three (a C1 control read as cp1252, which made a wrong-codec run, whose
+# repair gave a slip its context); the fourth confirms the third changed nothing more.
+MAX_PASSES = 4
+# Code points per block of lines: long texts are searched a block at a time, checking between
+# blocks whether the caller is still waiting. 16,384 keeps a block's CJK search within one
+# call budget (`cjk/slip.py`'s CALL_CEILING is sized for it).
+BLOCK = 1 << 14
 # Code points of one line a stage sees at most: a single line of a megabyte (minified HTML, a
 # log without line breaks) is cut into pieces this long, or every line-local search in it would
 # grow with the square of its length (bench/adversarial.py: 1 MB of mojibake on one line took
 # 40 s, 100 KB 0.5 s).
 LONG_LINE = 1 << 16
-# Stages whose finding at a place depends only on the text within LOCAL_REACH code points of
-# it (and within its line, for mojibake). After the first pass they look again only around
-# what the pass before changed: elsewhere they would find what they found then. The CJK
-# stages judge a run by the language of its whole block, and run over all of it each pass.
-LOCAL_STAGES = frozenset({"entities", "mojibake", "tags", "stray"})
+# How far a local stage's finding depends on the text around it (the longest entity, tag or
+# mojibake window the local stages look at, with room to spare).
 LOCAL_REACH = 320
-# The stages that judge markup by the whole document's evidence.
-MARKUP_STAGES = frozenset({"entities", "tags"})
-# Set to False to have every pass run every stage over the whole text (the tests compare).
-NARROW_PASSES = True
+# Findings of one category listed per document; past it, the last one listed says how many
+# more there are and where they end. Why 1,000: a finding serialises to about 110 bytes (the
+# reason is most of it), so a category's list stays near 110 KB where 1 MB of U+202E gave an
+# 18 MB response of 160,001 findings (issue 16); a caller acts on a category by its kind and
+# where it starts, not by reading each of thousands. The sample article has one finding; the
+# 16 MB throughput document had 6,525 repeated blocks, now listed as 1,000. (The real corpus
+# has not been checked against the cap.) The 110 bytes a finding is an estimate.
+MAX_FINDINGS_PER_CATEGORY = 1000
 
 
-def _blocks(text: str) -> Iterator[tuple[int, int]]:
-    """Spans of about BLOCK code points, ending after a line break where there is one; a line
-    longer than LONG_LINE is cut after a space (or anywhere, when it has none), so that no
-    stage ever sees more than LONG_LINE code points of one line at once."""
+@dataclass(frozen=True)
+class EngineConfig:
+    """How the engine runs its stages: passed down to every call, never a module switch.
+
+    The defaults are the service's; tests and benches vary them (a small block to exercise
+    the block boundaries, every pass over the whole text to check the narrowed passes).
+    """
+
+    max_passes: int = MAX_PASSES
+    block: int = BLOCK
+    long_line: int = LONG_LINE
+    local_reach: int = LOCAL_REACH
+    # After the first pass, local stages look only around what the pass before changed;
+    # False has every pass run every stage over the whole text (the tests compare the two).
+    narrow_passes: bool = True
+    max_findings_per_category: int = MAX_FINDINGS_PER_CATEGORY
+
+
+DEFAULT_CONFIG = EngineConfig()
+
+
+def blocks(text: str, config: EngineConfig = DEFAULT_CONFIG) -> Iterator[tuple[int, int]]:
+    """Spans of about `config.block` code points, ending after a line break where there is
+    one; a line longer than `config.long_line` is cut after a space (or anywhere, when it has
+    none), so that no stage ever sees more than that much of one line at once."""
+    block, long_line = config.block, config.long_line
     start = 0
     while start < len(text):
-        end = text.find("\n", start + BLOCK, start + LONG_LINE)
+        end = text.find("\n", start + block, start + long_line)
         if end != -1:
             end += 1
-        elif len(text) - start <= LONG_LINE:
+        elif len(text) - start <= long_line:
             end = len(text)
         else:
-            space = text.rfind(" ", start + BLOCK, start + LONG_LINE)
-            end = space + 1 if space != -1 else start + LONG_LINE
+            space = text.rfind(" ", start + block, start + long_line)
+            end = space + 1 if space != -1 else start + long_line
         yield start, end
         start = end
 
@@ -180,6 +126,7 @@ def _find(
     finder: Finder,
     text: str,
     whole: bool,
+    config: EngineConfig,
     windows: list[tuple[int, int]] | None = None,
 ) -> list[Proposal]:
     """Run finder over text (or only over the windows given), block by block unless it must
@@ -189,13 +136,13 @@ def _find(
         for start, end in windows:
             found += [
                 replace(p, start=p.start + start, end=p.end + start)
-                for p in _find(finder, text[start:end], whole)
+                for p in _find(finder, text[start:end], whole, config)
             ]
         return found
-    if whole or len(text) <= BLOCK:
+    if whole or len(text) <= config.block:
         return finder(text)
     found = []
-    for start, end in _blocks(text):
+    for start, end in blocks(text, config):
         check_cancelled()
         found += [
             replace(p, start=p.start + start, end=p.end + start) for p in finder(text[start:end])
@@ -204,7 +151,7 @@ def _find(
 
 
 def dirty_windows(
-    text: str, spans: list[tuple[int, int]], reach: int = LOCAL_REACH
+    text: str, spans: list[tuple[int, int]], reach: int = DEFAULT_CONFIG.local_reach
 ) -> list[tuple[int, int]]:
     """Whole lines of text within reach of the changed spans, merged, in order: where a local
     stage may find something it did not find before the changes.
@@ -228,11 +175,6 @@ def dirty_windows(
         out.append((start, n if nl < 0 else nl + 1))
     return out
 
-
-# Passes over a text at most: the second exists for damage a repair exposed. Fuzzing found
-# a cascade needing three (a C1 control read as cp1252, which made a wrong-codec run, whose
-# repair gave a slip its context); the fourth confirms the third changed nothing more.
-MAX_PASSES = 4
 
 # A document with more than this share of undecodable bytes is not text we can vouch for.
 UNREADABLE_SHARE = 0.1
@@ -274,6 +216,7 @@ def repair_bytes(
     label: str = "document",
     max_bytes: int | None = None,
     cancelled: Callable[[], bool] | None = None,
+    config: EngineConfig = DEFAULT_CONFIG,
 ) -> Repaired:
     """Decode content and repair it; see `Repaired` for what comes back.
 
@@ -316,6 +259,7 @@ def repair_bytes(
         label=label,
         seeded=seeded,
         cancelled=cancelled,
+        config=config,
     )
     share = sum(e - s for _, s, e in decoded.undecodable) / max(1, decoded.content_bytes)
     verdict = result.verdict
@@ -436,10 +380,11 @@ def repair_text(
     label: str = "document",
     seeded: list[Proposal] | None = None,
     cancelled: Callable[[], bool] | None = None,
+    config: EngineConfig = DEFAULT_CONFIG,
 ) -> Repaired:
     """Repair text that is already decoded; `seeded` findings are reported as they are.
 
-    `cancelled` works as in `repair_bytes`.
+    `cancelled` and `config` work as in `repair_bytes`.
 
     >>> repair_text("It’s “fine” — café…").verdict.value
     'clean'
@@ -465,7 +410,7 @@ def repair_text(
     markup: MarkupEvidence | None = None
     check = CANCEL_CHECK.set(cancelled)
     try:
-        for _ in range(MAX_PASSES):
+        for _ in range(config.max_passes):
             before = log.text
             # Windows in original coordinates, to tell which earlier findings were looked at
             # again.
@@ -478,20 +423,24 @@ def repair_text(
             # expose evidence (mojibake before a `/p>`) or remove it. When the judgement
             # changes, the markup stages look at the whole text again.
             finders, markup, rejudged = _document_finders(log.text, policy, markup)
-            wide = MARKUP_STAGES if rejudged else frozenset()
-            changed = _one_pass(log, policy, inserted, windows, by_stage, looked, finders, wide)
+            changed = _one_pass(
+                log, policy, inserted, _Pass(windows, looked, finders, rejudged, config), by_stage
+            )
             if log.text == before:
                 break
-            if NARROW_PASSES:
+            if config.narrow_passes:
                 spans = [log.original_to_cleaned(a, b) for a, b in changed]
-                windows = dirty_windows(log.text, spans)
+                windows = dirty_windows(log.text, spans, config.local_reach)
     finally:
         CANCEL_CHECK.reset(check)
     found = seeds + [item for items in by_stage.values() for item in items]
     found.sort(key=lambda f: (f[0], f[1]))
     repaired_at = time.perf_counter()
     edits = log.edits()
-    findings = [_finding(log, start, end, p) for start, end, p in capped(found)]
+    findings = [
+        _finding(log, start, end, p)
+        for start, end, p in capped(found, config.max_findings_per_category)
+    ]
     diff = unified_diff(text, log.text, edits, label) if include_diff else ""
     done = time.perf_counter()
     return Repaired(
@@ -513,47 +462,67 @@ def _document_finders(
     by the evidence of the whole text (`markup_evidence`), and the leaks earlier passes saw.
     Also returns that evidence, and whether it judges differently from `before` (the last
     pass's)."""
-    finders = {name: finder for name, _, finder, _ in STAGES}
+    finders = {stage.name: stage.finder for stage in STAGES}
     if not policy.wants(Category.MARKUP_LEAK):
         return finders, None, False
     evidence = markup_evidence(text).remembering(before)
-    finders["entities"] = partial(find_entity_leaks, evidence=evidence)
-    finders["tags"] = partial(find_tag_leaks, evidence=evidence)
+    for stage in STAGES:
+        if stage.markup:
+            finders[stage.name] = partial(stage.finder, evidence=evidence)
     rejudged = before is not None and not evidence.judges_like(before)
     return finders, evidence, rejudged
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """What one pass over a document runs with."""
+
+    # Where the local stages look (the text as the pass starts), or None for the whole text;
+    # `looked` is the same in original coordinates.
+    windows: list[tuple[int, int]] | None
+    looked: list[tuple[int, int]] | None
+    # The stages' finders for this document (`_document_finders`).
+    finders: dict[str, Finder]
+    # Whether the markup evidence judges differently from the last pass's: the markup stages
+    # then look at the whole text, not just the windows.
+    rejudged: bool
+    config: EngineConfig
 
 
 def _one_pass(
     log: EditLog,
     policy: RepairPolicy,
     inserted: set[int],
-    windows: list[tuple[int, int]] | None,
+    run: _Pass,
     by_stage: dict[str, list[tuple[int, int, Proposal]]],
-    looked: list[tuple[int, int]] | None,
-    finders: dict[str, Finder],
-    wide: frozenset[str],
 ) -> list[tuple[int, int]]:
-    """Run every stage once over the log's text (the local stages only over windows, when
-    given, except the `wide` ones) with the document's finders; apply fixes, update
-    by_stage's findings (original coordinates); return the original spans of what changed."""
+    """Run every stage once over the log's text (the local stages only over the pass's
+    windows, when given); apply fixes, update by_stage's findings (original coordinates);
+    return the original spans of what changed."""
     changed: list[tuple[int, int]] = []
     facts = TextFacts(log.text)
-    for name, categories, _, applies in STAGES:
-        finder = finders[name]
+    windows, looked = run.windows, run.looked
+    for stage in STAGES:
+        name = stage.name
         check_cancelled()
         if facts.text is not log.text:
             facts = TextFacts(log.text)
-        narrow = windows is not None and name in LOCAL_STAGES and name not in wide
+        narrow = (
+            windows is not None
+            and stage.reach is Reach.LOCAL
+            and not (stage.markup and run.rejudged)
+        )
         found: list[tuple[int, int, Proposal]] = []
         if narrow and looked is not None:
             # What this stage found outside the windows stands; inside, it looks again.
             found = [f for f in by_stage.get(name, []) if not _inside(f[0], f[1], looked)]
         by_stage[name] = found
-        if not any(policy.wants(c) for c in categories) or not applies(facts):
+        if not any(policy.wants(c) for c in stage.categories) or not stage.gate(facts):
             continue
         to_apply: list[Proposal] = []
         where = windows if narrow else None
-        for proposal in _find(finder, log.text, name in GLOBAL_STAGES, where):
+        whole = stage.reach is Reach.WHOLE
+        for proposal in _find(run.finders[name], log.text, whole, run.config, where):
             action = policy.action(proposal.category)
             if proposal.category is Category.REPLACEMENT_CHAR and inserted:
                 if (
@@ -598,14 +567,6 @@ def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-# Findings of one category listed per document; past it, the last one listed says how many
-# more there are and where they end. Why 1,000: a finding serialises to about 110 bytes (the
-# reason is most of it), so a category's list stays near 110 KB where 1 MB of U+202E gave an
-# 18 MB response of 160,001 findings (issue 16); a caller acts on a category by its kind and
-# where it starts, not by reading each of thousands. The sample article has one finding; the
-# 16 MB throughput document had 6,525 repeated blocks, now listed as 1,000. (The real corpus
-# has not been checked against the cap.) The 110 bytes a finding is an estimate.
-MAX_FINDINGS_PER_CATEGORY = 1000
 MORE_LIKE_IT = (
     "; and {more:,} more like it up to code point {end:,}, not listed (at most {cap:,} findings "
     "of one category per document)"
@@ -613,7 +574,7 @@ MORE_LIKE_IT = (
 
 
 def capped(
-    found: list[tuple[int, int, Proposal]], cap: int = MAX_FINDINGS_PER_CATEGORY
+    found: list[tuple[int, int, Proposal]], cap: int = DEFAULT_CONFIG.max_findings_per_category
 ) -> list[tuple[int, int, Proposal]]:
     """found (sorted by position) with at most cap findings of each category: the cap-th of
     a category says how many more there were, and how far they reach.

@@ -1,4 +1,5 @@
 """One function per repair. Each finder returns `Proposal`s; each `fix_`/`remove_` applies them.
+The engine runs them in the order `textmend_server.stages` gives.
 
 Finders look at text and say what they would change and why; they never decide policy (the
 engine does) and never see bytes (decoding comes first). Every finder leaves valid text alone:
@@ -659,27 +660,3 @@ def _repeat(text: str, run: list[int]) -> Proposal:
         0.9,
         flag_only=True,
     )
-
-
-# The registry: stage name -> (categories it can report, finder). The engine runs them in
-# this order, with the CJK stages between mojibake and tags.
-FINDERS: dict[str, tuple[frozenset[Category], Finder]] = {
-    "entities": (frozenset({Category.MARKUP_LEAK}), find_entity_leaks),
-    "mojibake": (frozenset({Category.MOJIBAKE}), find_mojibake),
-    "tags": (frozenset({Category.MARKUP_LEAK}), find_tag_leaks),
-    "stray": (
-        frozenset(
-            {
-                Category.CONTROL_CHAR,
-                Category.REPLACEMENT_CHAR,
-                Category.PRIVATE_USE,
-                Category.NONCHARACTER,
-                Category.STRAY_BOM,
-                Category.ZERO_WIDTH,
-                Category.BIDI_CONTROL,
-            }
-        ),
-        find_stray_characters,
-    ),
-    "repeated": (frozenset({Category.REPEATED_BLOCK}), find_repeated_blocks),
-}

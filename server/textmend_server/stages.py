@@ -1,0 +1,193 @@
+"""The repair stages, in the order the engine runs them: one registry for the engine, the
+tests and the benches.
+
+A stage is a finder (text → `Proposal`s, in the spirit of ftfy's `fixes.py`: each one small,
+named and testable alone) with what the engine needs to run it cheaply: the categories it can
+report (a policy that wants none of them skips it), a gate (a quick test of whether it can find
+anything at all in a text, so clean text passes on the gates alone) and its reach (how much of
+the text one finding depends on, which decides whether it can be run a block of lines at a time
+and, after the first pass, only around what the pass before changed).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from textmend_server import cjk
+from textmend_server.cjk.scripts import (
+    BOPOMOFO_RANGES,
+    CJK_PUNCT_RANGES,
+    HAN_RANGES,
+    HANGUL_RANGES,
+    KANA_RANGES,
+)
+from textmend_server.fixes import (
+    Finder,
+    find_mojibake,
+    find_repeated_blocks,
+    find_stray_characters,
+)
+from textmend_server.markup import find_entity_leaks, find_tag_leaks
+from textmend_server.policy import Category
+
+# CJK blocks no CJK stage reads as letters, but which only CJK text (or CJK text read in the
+# wrong code page) carries: Kangxi and supplementary radicals, enclosed letters and
+# compatibility squares, Hangul Jamo extensions, vertical and full-width forms. A gate must
+# let through every text its stage could find something in, so it is wider than the letters.
+_OTHER_CJK_BLOCKS = "\u2e80-\u2fdf\u3200-\u33ff\u4dc0-\u4dff\ua960-\ua97f\ud7b0-\ud7ff"
+_FORMS = "\ufe30-\ufe4f\uff00-\uffef"
+_CJK_GATE = re.compile(
+    f"[{HAN_RANGES}{KANA_RANGES}{BOPOMOFO_RANGES}{HANGUL_RANGES}{CJK_PUNCT_RANGES}"
+    f"{_OTHER_CJK_BLOCKS}{_FORMS}]"
+)
+
+
+class TextFacts:
+    """What the stage gates ask of one version of the text, each worked out once: a pass
+    asks whether the text has CJK characters three times, and the answer only changes when a
+    stage has edited it."""
+
+    __slots__ = ("_ascii", "_cjk", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._ascii: bool | None = None
+        self._cjk: bool | None = None
+
+    @property
+    def ascii(self) -> bool:
+        """Whether the text is pure ASCII."""
+        if self._ascii is None:
+            self._ascii = self.text.isascii()
+        return self._ascii
+
+    @property
+    def cjk(self) -> bool:
+        """Whether the text has a Han, kana, bopomofo or Hangul character, CJK punctuation or
+        a full-width form."""
+        if self._cjk is None:
+            self._cjk = not self.ascii and _CJK_GATE.search(self.text) is not None
+        return self._cjk
+
+
+class Reach(Enum):
+    """How much of the text a stage's finding at one place depends on."""
+
+    # The text within `EngineConfig.local_reach` code points (and its line, for mojibake):
+    # after the first pass the stage looks again only around what the pass before changed.
+    LOCAL = "local"
+    # The block of lines it is in (the CJK stages judge a run by the language of its block):
+    # run a block at a time, over all of the text each pass.
+    BLOCK = "block"
+    # The whole document (a repeat is found against everything before it): never cut.
+    WHOLE = "whole"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One repair stage: see the module's docstring."""
+
+    name: str
+    categories: frozenset[Category]
+    finder: Finder
+    gate: Callable[[TextFacts], bool]
+    reach: Reach
+    # Whether it judges markup by the whole document's evidence (`markup.markup_evidence`):
+    # the engine passes that evidence in, and looks at the whole text again when it changes.
+    markup: bool = False
+
+
+def _always(facts: TextFacts) -> bool:
+    return True
+
+
+STRAY_CATEGORIES = frozenset(
+    {
+        Category.CONTROL_CHAR,
+        Category.REPLACEMENT_CHAR,
+        Category.PRIVATE_USE,
+        Category.NONCHARACTER,
+        Category.STRAY_BOM,
+        Category.ZERO_WIDTH,
+        Category.BIDI_CONTROL,
+    }
+)
+
+# The order matters: mojibake is undone before the CJK stages read the text, the CJK stages
+# run before markup (a slip can swallow the `<` of a tag: `?/p>`), and strays and repeats are
+# judged last, on text the other repairs have settled.
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        "entities",
+        frozenset({Category.MARKUP_LEAK}),
+        find_entity_leaks,
+        lambda f: "&" in f.text,
+        Reach.LOCAL,
+        markup=True,
+    ),
+    Stage(
+        "mojibake",
+        frozenset({Category.MOJIBAKE}),
+        find_mojibake,
+        lambda f: not f.ascii,
+        Reach.LOCAL,
+    ),
+    Stage(
+        "cjk_phase_slip",
+        frozenset({Category.CJK_PHASE_SLIP}),
+        cjk.find_phase_slips,
+        lambda f: f.cjk,
+        Reach.BLOCK,
+    ),
+    Stage(
+        "cjk_wrong_codec",
+        frozenset({Category.CJK_WRONG_CODEC}),
+        cjk.find_wrong_codec_runs,
+        lambda f: not f.ascii,
+        Reach.BLOCK,
+    ),
+    Stage(
+        "ruby_leak",
+        frozenset({Category.RUBY_LEAK}),
+        cjk.find_ruby_leaks,
+        lambda f: f.cjk and "(" in f.text,
+        Reach.BLOCK,
+    ),
+    Stage(
+        "tags",
+        frozenset({Category.MARKUP_LEAK}),
+        find_tag_leaks,
+        lambda f: ">" in f.text,
+        Reach.LOCAL,
+        markup=True,
+    ),
+    Stage("stray", STRAY_CATEGORIES, find_stray_characters, _always, Reach.LOCAL),
+    Stage(
+        "repeated",
+        frozenset({Category.REPEATED_BLOCK}),
+        find_repeated_blocks,
+        _always,
+        Reach.WHOLE,
+    ),
+)
+
+STAGE_NAMES = tuple(stage.name for stage in STAGES)
+# The CJK stages, in engine order: what the CJK bench and tests run on their own.
+CJK_STAGES = tuple(
+    s for s in STAGES if s.name in ("cjk_phase_slip", "cjk_wrong_codec", "ruby_leak")
+)
+
+
+def stage(name: str) -> Stage:
+    """The stage of that name.
+
+    >>> stage("mojibake").categories
+    frozenset({<Category.MOJIBAKE: 'mojibake'>})
+    """
+    for s in STAGES:
+        if s.name == name:
+            return s
+    raise KeyError(f"no stage {name!r}; the stages are {', '.join(STAGE_NAMES)}")

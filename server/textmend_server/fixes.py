@@ -336,6 +336,18 @@ def _lists_characters(window: str) -> bool:
     return False
 
 
+# A mojibake repair's confidence by how much it lowers ftfy's badness score of the text around
+# it: two or more points (several unlikely character pairs gone) is near certain, one point
+# likely, none (ftfy's codec round trip alone) a plain guess. Hand-set ranks, not measured
+# probabilities: the real corpus's repairs (bench/real_corpus.py) all drop two or more.
+MOJIBAKE_CONFIDENCE = ((2, 0.95), (1, 0.85))
+MOJIBAKE_CONFIDENCE_FLOOR = 0.7
+
+
+def _mojibake_confidence(drop: int) -> float:
+    return next((c for least, c in MOJIBAKE_CONFIDENCE if drop >= least), MOJIBAKE_CONFIDENCE_FLOOR)
+
+
 def find_mojibake(text: str) -> list[Proposal]:
     """UTF-8 read as a single-byte codec (also twice), repaired with ftfy around each sign
     of it.
@@ -358,8 +370,7 @@ def find_mojibake(text: str) -> list[Proposal]:
             continue
         reason = _explain(steps)
         for proposal in _diff_proposals(window, fixed, start, Category.MOJIBAKE, reason, 0.0):
-            drop = _badness_drop(text, proposal)
-            confidence = 0.95 if drop >= 2 else 0.85 if drop >= 1 else 0.7
+            confidence = _mojibake_confidence(_badness_drop(text, proposal))
             proposals.append(replace(proposal, confidence=confidence))
     return proposals
 
@@ -429,6 +440,11 @@ STRAY_HINT = re.compile(
     "\ufeff\u200b\u2060\u180e\u202a-\u202e\u2066-\u2069\U0001fffe-\U0010ffff]"
 )
 
+# The confidences below say how sure a removal is that the character is damage, not content:
+# hand-set ranks by how often each is legitimate in interchanged text (a noncharacter or NUL
+# never; private use in some fonts' documents; U+FFFD marks a real loss but removing it hides
+# that). A report that a character is there, not removed, says 0.5: it may well be content.
+WEAK_STRAY_CONFIDENCE = 0.5
 _STRAY_REASONS = {
     Category.CONTROL_CHAR: ("control character in text", 0.95),
     Category.REPLACEMENT_CHAR: ("U+FFFD: a character was lost before this text arrived", 0.9),
@@ -508,9 +524,8 @@ def find_stray_characters(text: str) -> list[Proposal]:
                 many = sum(1 for _ in found) >= CONTROL_MANY
             weak = _control_tier(text, m.start(), m.end(), many)
             if weak is not None:
-                proposals.append(
-                    Proposal(m.start(), m.end(), "", category, weak, 0.5, flag_only=True)
-                )
+                flag = Proposal(m.start(), m.end(), "", category, weak, WEAK_STRAY_CONFIDENCE)
+                proposals.append(replace(flag, flag_only=True))
                 continue
         proposals.append(Proposal(m.start(), m.end(), "", category, reason, confidence))
     return proposals
@@ -647,6 +662,12 @@ def find_repeated_blocks(text: str) -> list[Proposal]:
     return [_repeat(text, r) for r in long_runs]
 
 
+# How sure a repeat is damage once it passes the thresholds above: every document the real
+# corpus reports holds long verbatim runs, but two of its three are copyright files quoting
+# the same licence twice (bench/real_corpus.py), so short of certain. Hand-set.
+REPEAT_CONFIDENCE = 0.9
+
+
 def _repeat(text: str, run: list[int]) -> Proposal:
     start, end, first_line = run
     while end > start and text[end - 1] in "\r\n":
@@ -657,6 +678,6 @@ def _repeat(text: str, run: list[int]) -> Proposal:
         text[start:end],
         Category.REPEATED_BLOCK,
         f"repeats text first seen at line {first_line}",
-        0.9,
+        REPEAT_CONFIDENCE,
         flag_only=True,
     )

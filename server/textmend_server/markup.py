@@ -363,6 +363,13 @@ def _tag_tier(text: str, m: re.Match[str], evidence: MarkupEvidence) -> Tier:
     return Tier.FIX if evidence.leaked else Tier.FLAG
 
 
+# How sure a tag removal is, given the document's evidence of leaked markup: a block
+# element's tag (`</p>`, `<br>`) is almost never written as text in prose, an inline one
+# (`<b>`, `<i>`) or a fragment more often is (placeholders, examples). Hand-set ranks.
+BLOCK_TAG_CONFIDENCE = 0.9
+TAG_CONFIDENCE = 0.8
+
+
 def find_tag_leaks(text: str, evidence: MarkupEvidence | None = None) -> list[Proposal]:
     """HTML tags and tag fragments left in plain text.
 
@@ -389,10 +396,11 @@ def find_tag_leaks(text: str, evidence: MarkupEvidence | None = None) -> list[Pr
             name = m.group("tag")
             replacement = "\n" if name.lower() in ("br", "/br") else ""
             what = f"HTML <{name}> tag left in plain text"
-            confidence = 0.9 if name.lower().lstrip("/") in BLOCK_ELEMENTS | {"br"} else 0.8
+            block = name.lower().lstrip("/") in BLOCK_ELEMENTS | {"br"}
+            confidence = BLOCK_TAG_CONFIDENCE if block else TAG_CONFIDENCE
         else:
             replacement = ""
             what = f"fragment of an HTML </{m.group('frag')}> tag that lost its <"
-            confidence = 0.8
+            confidence = TAG_CONFIDENCE
         proposals.append(_tiered(m.start(), m.end(), replacement, what, tier, confidence, evidence))
     return proposals

@@ -36,6 +36,10 @@ CLEAN = [
     # What catalogues carry: argp's vertical tab, gnupg's unit separators, a help text's BEL.
     "Generate message catalog.\x0bIf INPUT-FILE is -, input is read from standard input.\n"
     "Number\x1f: %s%%0AHolder\x1f: %s\n  \x07   alert (BEL)\n",
+    # bash.1: BEL as the delimiter of roff's width escape, where quotes may occur.
+    '.\\" .ie !\\n()Iu+\\n()Ru-\\w\x07\\*(]X\x07u-3p \\{\\*(]X\n.SH NAME\nbash \\- shell\n',
+    # man-db's manual as nroff formats it: overstruck bullets and bold.
+    " +\x08o file names and paths\n +\x08o program names in b\x08bo\x08ol\x08ld\x08d\n",
     # gettext's en@boldquot catalogues: quoted words in terminal bold, on purpose.
     "use \x1b[1m\u2018--help\u2019\x1b[0m for more; \x1b[1m\u2018%s\u2019\x1b[0m not found\n" * 3,
 ]

@@ -20,7 +20,12 @@ from ftfy.badness import badness
 from ftfy.chardata import CHARMAP_ENCODINGS
 
 from textmend_server.edits import Proposal, apply_proposals
-from textmend_server.markup import find_entity_leaks, find_tag_leaks, markup_evidence
+from textmend_server.markup import (
+    ROFF_SOURCE,
+    find_entity_leaks,
+    find_tag_leaks,
+    markup_evidence,
+)
 from textmend_server.policy import Category
 
 Finder = Callable[[str], list[Proposal]]
@@ -452,7 +457,10 @@ _STRAY_REASONS = {
     Category.NONCHARACTER: ("Unicode noncharacter: never valid in interchanged text", 0.95),
     Category.STRAY_BOM: ("byte order mark inside the text", 0.95),
     Category.ZERO_WIDTH: ("zero-width space inside a word", 0.85),
-    Category.BIDI_CONTROL: ("bidirectional override or isolate: can hide or reorder text", 0.9),
+    Category.BIDI_CONTROL: (
+        "bidirectional embedding, override or isolate: can hide or reorder text",
+        0.9,
+    ),
 }
 
 
@@ -472,18 +480,50 @@ CONTROL_MANY = 3
 TERMINAL_SEQUENCE_REASON = (
     "terminal escape sequence: formatting written for a terminal, reported, not removed"
 )
+# nroff's other terminal formatting: a character struck over by another through a backspace,
+# `b\bb` bold, `_\bx` underlined, `+\bo` a bullet, `,\bc` a ç (man-db's formatted manual
+# holds hundreds).
+OVERSTRIKE_REASON = "overstrike (a backspace between two characters): nroff's bold or underline"
+# In roff source a control is an escape's delimiter (`\w^G…^G`: roff takes any character, and
+# BEL is the one that cannot occur in the argument), not damage.
+ROFF_CONTROL_REASON = "control character in roff source: an escape's delimiter, reported"
 
 
-def _control_tier(text: str, start: int, end: int, many: bool) -> str | None:
+def is_overstrike(text: str, i: int) -> bool:
+    """Whether the backspace at i strikes one printable character over another the way nroff
+    does: the same character twice (bold), a letter with a mark (`_` underline, `,` cedilla,
+    `'` acute), or `+` with `o` (a bullet). Two different letters (`be\bll`) are a typo or
+    damage, not formatting.
+
+    >>> is_overstrike("b\bbold", 1), is_overstrike("_\bx", 1), is_overstrike("Fran,\bcois", 5)
+    (True, True, True)
+    >>> is_overstrike("+\bo", 1), is_overstrike("be\bll", 2), is_overstrike("a \b b", 2)
+    (True, False, False)
+    """
+    if not (0 < i < len(text) - 1) or text[i] != "\b":
+        return False
+    a, b = text[i - 1], text[i + 1]
+    if not (a.isprintable() and b.isprintable()) or a.isspace() or b.isspace():
+        return False
+    return a == b or not (a.isalnum() and b.isalnum())
+
+
+def _control_tier(text: str, start: int, end: int, many: bool, roff: bool) -> str | None:
     """Why a control character is only reported, or None when it is removed: a whole terminal
-    escape sequence, a separator, or a writable control standing alone (not wedged inside a
-    word, not one of many)."""
+    escape sequence or an overstrike, a separator, a writable control in roff source, or one
+    standing alone (not wedged inside a word, not one of many)."""
     char = text[start:end]
     if end - start > 1:
         return TERMINAL_SEQUENCE_REASON
     if char in _SEPARATORS:
         return "information separator: structure in data, reported, not removed"
-    if end - start != 1 or not _WRITABLE_C0.match(char) or many:
+    if char == "\b" and is_overstrike(text, start):
+        return OVERSTRIKE_REASON
+    if not _WRITABLE_C0.match(char):
+        return None
+    if roff:
+        return ROFF_CONTROL_REASON
+    if many:
         return None
     wedged = 0 < start and end < len(text) and not text[start - 1].isspace()
     if wedged and not text[end].isspace():
@@ -497,8 +537,8 @@ def find_stray_characters(text: str) -> list[Proposal]:
 
     Tab, line feed, vertical tab, carriage return and form feed are layout, not strays; a
     control a writer may have typed (BEL, backspace) is removed only inside a word or where
-    there are several, and terminal escape sequences and information separators are reported,
-    never removed. Zero-width joiners
+    there are several, never in roff source; terminal escape sequences, nroff's overstrikes and
+    information separators are reported, never removed. Zero-width joiners
     and non-joiners are never touched (emoji sequences, Persian, Indic scripts), nor are
     zero-width spaces in scripts that use them to mark word breaks (Thai, Khmer, Japanese).
 
@@ -508,6 +548,7 @@ def find_stray_characters(text: str) -> list[Proposal]:
     proposals = []
     end = 0
     many: bool | None = None  # whether the text has CONTROL_MANY writable controls, once asked
+    roff: bool | None = None  # whether the text is roff source, once asked
     # The full pattern (with its look-arounds) is tried only where the one-class scan stops.
     for hint in STRAY_HINT.finditer(text):
         if hint.start() < end:
@@ -522,7 +563,8 @@ def find_stray_characters(text: str) -> list[Proposal]:
             if many is None:
                 found = islice(_WRITABLE_C0.finditer(text), CONTROL_MANY)
                 many = sum(1 for _ in found) >= CONTROL_MANY
-            weak = _control_tier(text, m.start(), m.end(), many)
+                roff = ROFF_SOURCE.search(text) is not None
+            weak = _control_tier(text, m.start(), m.end(), many, bool(roff))
             if weak is not None:
                 flag = Proposal(m.start(), m.end(), "", category, weak, WEAK_STRAY_CONFIDENCE)
                 proposals.append(replace(flag, flag_only=True))

@@ -73,11 +73,13 @@ _WHOLE_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za
 # What precedes a fragment whose `<` a decoder swallowed: the `?` or U+FFFD a lossy decoder
 # leaves, or the (wrong) character the `<` byte became part of, which is beyond ASCII.
 _DAMAGE_BEFORE = re.compile(r"[?\ufffd\u0080-\U0010ffff]")
+# roff source (man pages): a request line, a comment, or a font escape.
+ROFF_SOURCE = re.compile(r"^\.(?:TH|SH|SS|PP|TP|IP|B|I|BR|IR|\\\")\b|\\f[BIRP]", re.M)
 # Formats that write markup on purpose, or write about it. Each is a cheap whole-text test.
 _FORMAT_SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("code fences", re.compile(r"^ {0,3}(?:```|~~~)", re.MULTILINE)),
     ("code spans with markup in them", re.compile(r"`[^`\n]{0,80}[<&][^`\n]{0,80}`")),
-    ("roff source", re.compile(r"^\.(?:TH|SH|SS|PP|TP|IP|B|I|BR|IR|\\\")\b|\\f[BIRP]", re.M)),
+    ("roff source", ROFF_SOURCE),
     ("POD source", re.compile(r"^=(?:pod|head[1-6]|item|over|begin|for|encoding)\b", re.M)),
     (
         "program source",

@@ -52,7 +52,7 @@ import grpc
 
 from textmend.v1 import textmend_pb2
 from textmend_client.client import DEFAULT_CHANNELS, TextMendClient, TextMendError, make_request
-from textmend_client.report import category_name
+from textmend_client.responses import category_name
 
 if TYPE_CHECKING:
     import pyarrow

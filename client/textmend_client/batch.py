@@ -24,7 +24,7 @@ from textmend.v1 import textmend_pb2
 from textmend_client.client import TextMendClient
 from textmend_client.errors import Unavailable
 from textmend_client.files import EXIT_IO, EXIT_OK, EXIT_SERVER, iter_files, repair_files
-from textmend_client.report import category_name, verdict_name
+from textmend_client.responses import category_name, verdict_name
 
 
 @dataclass

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -24,7 +24,14 @@ from textmend.v1 import textmend_pb2
 from textmend_client.client import TextMendClient
 from textmend_client.errors import Unavailable
 from textmend_client.files import EXIT_IO, EXIT_OK, EXIT_SERVER, iter_files, repair_files
-from textmend_client.responses import category_name, verdict_name
+from textmend_client.responses import VERDICTS, category_name, verdict_name
+
+#: Width of a summary's label column, in characters: every label of a batch run's summary
+#: fits (the longest, `skipped (binary)`, has 16); a longer one, such as an error code in a
+#: backfill's summary, widens its own row.
+SUMMARY_LABEL_WIDTH = 18
+#: Width of a summary's count column: counts up to 9,999 line up; larger ones widen their row.
+SUMMARY_COUNT_WIDTH = 4
 
 
 @dataclass
@@ -205,7 +212,7 @@ def summary(tally: Tally) -> str:
       mojibake           3
     """
     rows = [("documents", sum(tally.verdicts.values()))]
-    rows += [(f"  {v}", tally.verdicts[v]) for v in ("clean", "repaired", "suspect", "unreadable")]
+    rows += [(f"  {v}", tally.verdicts[v]) for v in VERDICTS]
     rows += [
         ("already done", tally.skipped_existing),
         ("skipped (binary)", tally.refused),
@@ -214,4 +221,17 @@ def summary(tally: Tally) -> str:
         ("edits", sum(tally.edits.values())),
     ]
     rows += [(f"  {name}", count) for name, count in tally.edits.most_common()]
-    return "".join(f"{label:<18} {count:>4}\n" for label, count in rows)
+    return count_table(rows)
+
+
+def count_table(rows: Sequence[tuple[str, int]]) -> str:
+    """Labelled counts as the summaries of batch runs and backfills print them: labels in
+    `SUMMARY_LABEL_WIDTH` columns, counts right-aligned in `SUMMARY_COUNT_WIDTH`.
+
+    >>> print(count_table([("documents", 3), ("  clean", 2)]), end="")
+    documents            3
+      clean              2
+    """
+    return "".join(
+        f"{label:<{SUMMARY_LABEL_WIDTH}} {count:>{SUMMARY_COUNT_WIDTH}}\n" for label, count in rows
+    )

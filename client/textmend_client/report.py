@@ -62,6 +62,7 @@ from textmend_client.report_columns import (
 )
 from textmend_client.report_style import CSP, CSS, SCRIPT, category_css
 from textmend_client.responses import (
+    VERDICTS,
     LineIndex,
     category_name,
     reconstruct_original,
@@ -90,7 +91,7 @@ __all__ = [
 ]
 
 #: Verdicts in the order the summary's tiles show them; `failed` only when a document failed.
-VERDICTS = ("clean", "repaired", "suspect", "unreadable", "failed")
+SUMMARY_VERDICTS = (*VERDICTS, "failed")
 #: Characters of a span quoted at most in a document's list of edits and findings: half a
 #: tooltip's (`MAX_TITLE_CHARS`), since the list shows the original and its replacement side
 #: by side in one table cell.
@@ -255,7 +256,7 @@ def _summary_html(
     encodings = Counter(r.encoding.name for _, _, r in documents if r.encoding.name)
     out = ['<section id="summary">', '<div class="tiles">']
     out.append(f'<div class="tile"><b>{len(documents)}</b>documents</div>')
-    for verdict in VERDICTS:
+    for verdict in SUMMARY_VERDICTS:
         if verdict == "failed" and not verdicts[verdict]:
             continue
         out.append(

@@ -14,6 +14,9 @@ from typing import Any
 
 from textmend.v1 import textmend_pb2
 
+#: The verdicts of a repaired document, in the proto's order, as summaries list them.
+VERDICTS = ("clean", "repaired", "suspect", "unreadable")
+
 
 def enum_label(enum: Any, value: int, prefix: str) -> str:
     """A proto enum value's name without its prefix, in lower case: `mojibake` for

@@ -46,72 +46,37 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from textmend.v1 import textmend_pb2, textmend_pb2_grpc
 from textmend_client.channels import (
     DEFAULT_CHANNELS,
-    MIB,
     channel_credentials,
     channel_options,
     is_valid_token,
 )
+from textmend_client.channels import MIB as MIB
 from textmend_client.errors import (
     DeadlineExceeded,
-    InvalidInput,
     TextMendError,
-    TooLarge,
-    Unauthenticated,
     Unavailable,
     error_from_rpc,
 )
-from textmend_client.request import (
-    MAX_ID_CHARS,
-    RequestFields,
-    as_request,
-    make_request,
-    policy_map,
-)
+from textmend_client.errors import InvalidInput as InvalidInput
+from textmend_client.errors import TooLarge as TooLarge
+from textmend_client.errors import Unauthenticated as Unauthenticated
+from textmend_client.request import MAX_ID_CHARS as MAX_ID_CHARS
+from textmend_client.request import RequestFields, as_request, make_request
+from textmend_client.request import policy_map as policy_map
 from textmend_client.retry import (
     RETRY_PAUSE,
     RETRY_PAUSE_MAX,
     doubling_pause,
     is_busy_refusal,
-    is_idle_close,
     is_resumable,
     jittered,
 )
-from textmend_client.streams import (
-    DEFAULT_WINDOW,
-    STREAM_RETRY_SECONDS,
-    BackgroundLoop,
-    fan_out,
-)
+from textmend_client.retry import is_idle_close as is_idle_close
+from textmend_client.streams import DEFAULT_WINDOW, BackgroundLoop, fan_out
+from textmend_client.streams import STREAM_RETRY_SECONDS as STREAM_RETRY_SECONDS
 
-# What this module has always offered, now defined by job in the modules above: importing it
-# from here goes on working.
-__all__ = [
-    "DEFAULT_CHANNELS",
-    "DEFAULT_STREAM_TIMEOUT",
-    "DEFAULT_TIMEOUT",
-    "DEFAULT_WINDOW",
-    "MAX_ID_CHARS",
-    "MIB",
-    "STREAM_RETRY_SECONDS",
-    "BackgroundLoop",
-    "DeadlineExceeded",
-    "InvalidInput",
-    "TextMendClient",
-    "TextMendError",
-    "TooLarge",
-    "Unauthenticated",
-    "Unavailable",
-    "as_request",
-    "channel_credentials",
-    "channel_options",
-    "error_from_rpc",
-    "fan_out",
-    "is_busy_refusal",
-    "is_idle_close",
-    "is_resumable",
-    "make_request",
-    "policy_map",
-]
+# The names imported as themselves (`MIB as MIB`) are not used here: this module offered them
+# before they moved to modules of their own, and offers them still.
 
 #: Default deadline of one `repair` or `health` call, in seconds.
 DEFAULT_TIMEOUT = 30.0

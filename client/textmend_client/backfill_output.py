@@ -151,6 +151,7 @@ class Stats:
     errors: Counter[str] = field(default_factory=Counter)
 
     def add_row(self, row: Mapping[str, Any], size: int) -> None:
+        """Count one output row, made from size bytes of content."""
         self.documents += 1
         self.bytes += size
         if row["error"] is not None:
@@ -160,6 +161,7 @@ class Stats:
         self.edits.update(edit["category"] for edit in row["edits"])
 
     def merge(self, other: Stats) -> None:
+        """Add other's counts to these (a partition's to the job's)."""
         self.documents += other.documents
         self.bytes += other.bytes
         self.verdicts.update(other.verdicts)
@@ -167,12 +169,14 @@ class Stats:
         self.errors.update(other.errors)
 
     def to_json(self) -> str:
+        """The counts as the JSON of a partition's `_stats` file (keys sorted)."""
         fields = {"documents": self.documents, "bytes": self.bytes}
         counters = {"verdicts": self.verdicts, "edits": self.edits, "errors": self.errors}
         return json.dumps({**fields, **{k: dict(v) for k, v in counters.items()}}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Stats:
+        """The counts read back from a `_stats` file's JSON."""
         data = json.loads(text)
         return cls(
             data["documents"],
@@ -249,6 +253,8 @@ def prepare_output(job: Job, plan: dict[str, Any]) -> set[str]:
 
 
 def collect_stats(job: Job, partitions: Sequence[Partition]) -> Stats:
+    """The counts of the given partitions summed from their `_stats` files: a rerun's summary
+    counts the partitions earlier runs finished too."""
     filesystem, root = filesystem_of(job.output)
     total = Stats()
     for partition in partitions:

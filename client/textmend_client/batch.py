@@ -48,6 +48,7 @@ class Tally:
     bytes_in: int = 0
 
     def add(self, response: textmend_pb2.RepairResponse, size: int) -> None:
+        """Count one repaired document of size bytes: its verdict and its edits."""
         self.documents += 1
         self.bytes_in += size
         self.verdicts[verdict_name(response)] += 1
@@ -70,6 +71,8 @@ class Progress:
         self.drawn = False
 
     def advance(self, size: int) -> None:
+        """One more document of size bytes done; redraw when the interval has passed, and
+        at the end when a line was drawn before."""
         self.done += 1
         self.bytes += size
         now = time.monotonic()

@@ -17,6 +17,7 @@ MIB = 1024 * 1024
 #: workers, 4 connections all land on the same one 1 time in 8, 8 connections 1 in 128.
 DEFAULT_CHANNELS = 8
 
+# The proto's service, whose `Repair` method the retry policy names.
 _SERVICE = "textmend.v1.TextMend"
 # Room for the request's other fields next to its content, as the server allows.
 _ENVELOPE_BYTES = MIB

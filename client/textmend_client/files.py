@@ -156,6 +156,7 @@ def repair_files(
 
 
 def warn(stream: IO[str], message: str) -> None:
+    """Write `textmend: message` on its own line to stream (standard error), at once."""
     stream.write(f"textmend: {message}\n")
     stream.flush()
 

@@ -84,6 +84,7 @@ class Mark:
 
     @property
     def title(self) -> str:
+        """The tooltip: category, reason, confidence and the change or suggestion."""
         return _finding_title(self.source) if self.finding else _edit_title(self.source)
 
 

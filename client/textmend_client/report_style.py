@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-# One hue per category, so that the same kind of damage looks the same everywhere.
+# One hue per category, so that the same kind of damage looks the same everywhere: degrees
+# on the HSL colour wheel, chosen by hand to go round it in the proto's order of categories,
+# so that neighbours differ (repeated_block, last in the proto, took 20; an unknown category
+# shares undecodable's red).
 HUES: Mapping[str, int] = {
     "undecodable": 0,
     "encoding": 30,
@@ -126,6 +129,8 @@ CSP = (
 
 
 def category_css() -> str:
+    """The rules that colour each category (`HUES`): edits filled, findings outlined, and
+    nothing for a category whose filter box is unticked."""
     rules = []
     for name, hue in HUES.items():
         rules.append(

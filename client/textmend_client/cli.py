@@ -9,10 +9,11 @@
     textmend report docs/ -o report.html         # side-by-side HTML with every edit
     textmend health
 
-This module only parses arguments, reads input and formats output; the calls are
-`textmend_client.TextMendClient`'s. Exit codes: 0 success, 1 usage (bad arguments, bad JSON
-Lines input; for `check`: something needs repair), 2 I/O (a file that cannot be read or
-written), 3 the server refused a document, failed, or could not be reached.
+This module parses the arguments and hands them to the command's body in
+`textmend_client.commands`, which reads the input, calls the server through
+`textmend_client.TextMendClient` and writes the output. Exit codes: 0 success, 1 usage (bad
+arguments, bad JSON Lines input; for `check`: something needs repair), 2 I/O (a file that
+cannot be read or written), 3 the server refused a document, failed, or could not be reached.
 """
 
 from __future__ import annotations

@@ -11,17 +11,16 @@ Needs only gRPC and the generated stubs (`textmend.v1`), not the engine::
 
 from importlib.metadata import PackageNotFoundError, version
 
-from textmend_client.client import (
+from textmend_client.client import TextMendClient
+from textmend_client.errors import (
     DeadlineExceeded,
     InvalidInput,
-    TextMendClient,
     TextMendError,
     TooLarge,
     Unauthenticated,
     Unavailable,
-    as_request,
-    make_request,
 )
+from textmend_client.request import as_request, make_request
 
 try:
     __version__ = version("textmend")

@@ -15,15 +15,23 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from textmend.v1 import textmend_pb2
-from textmend_client.client import TextMendClient, Unavailable
+from textmend_client.client import TextMendClient
+from textmend_client.errors import Unavailable
 from textmend_client.files import EXIT_IO, EXIT_OK, EXIT_SERVER, iter_files, repair_files
-from textmend_client.report import category_name, verdict_name
+from textmend_client.responses import VERDICTS, category_name, verdict_name
+
+#: Width of a summary's label column, in characters: every label of a batch run's summary
+#: fits (the longest, `skipped (binary)`, has 16); a longer one, such as an error code in a
+#: backfill's summary, widens its own row.
+SUMMARY_LABEL_WIDTH = 18
+#: Width of a summary's count column: counts up to 9,999 line up; larger ones widen their row.
+SUMMARY_COUNT_WIDTH = 4
 
 
 @dataclass
@@ -40,6 +48,7 @@ class Tally:
     bytes_in: int = 0
 
     def add(self, response: textmend_pb2.RepairResponse, size: int) -> None:
+        """Count one repaired document of size bytes: its verdict and its edits."""
         self.documents += 1
         self.bytes_in += size
         self.verdicts[verdict_name(response)] += 1
@@ -62,6 +71,8 @@ class Progress:
         self.drawn = False
 
     def advance(self, size: int) -> None:
+        """One more document of size bytes done; redraw when the interval has passed, and
+        at the end when a line was drawn before."""
         self.done += 1
         self.bytes += size
         now = time.monotonic()
@@ -204,7 +215,7 @@ def summary(tally: Tally) -> str:
       mojibake           3
     """
     rows = [("documents", sum(tally.verdicts.values()))]
-    rows += [(f"  {v}", tally.verdicts[v]) for v in ("clean", "repaired", "suspect", "unreadable")]
+    rows += [(f"  {v}", tally.verdicts[v]) for v in VERDICTS]
     rows += [
         ("already done", tally.skipped_existing),
         ("skipped (binary)", tally.refused),
@@ -213,4 +224,17 @@ def summary(tally: Tally) -> str:
         ("edits", sum(tally.edits.values())),
     ]
     rows += [(f"  {name}", count) for name, count in tally.edits.most_common()]
-    return "".join(f"{label:<18} {count:>4}\n" for label, count in rows)
+    return count_table(rows)
+
+
+def count_table(rows: Sequence[tuple[str, int]]) -> str:
+    """Labelled counts as the summaries of batch runs and backfills print them: labels in
+    `SUMMARY_LABEL_WIDTH` columns, counts right-aligned in `SUMMARY_COUNT_WIDTH`.
+
+    >>> print(count_table([("documents", 3), ("  clean", 2)]), end="")
+    documents            3
+      clean              2
+    """
+    return "".join(
+        f"{label:<{SUMMARY_LABEL_WIDTH}} {count:>{SUMMARY_COUNT_WIDTH}}\n" for label, count in rows
+    )

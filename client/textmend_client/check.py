@@ -27,7 +27,7 @@ from typing import IO, Any
 from textmend.v1 import textmend_pb2
 from textmend_client.client import TextMendClient
 from textmend_client.files import EXIT_IO, EXIT_OK, EXIT_SERVER, repair_files, report_outcome
-from textmend_client.report import LineIndex, category_name, reconstruct_original, verdict_name
+from textmend_client.responses import LineIndex, category_name, reconstruct_original, verdict_name
 from textmend_client.visible import escaped
 
 __all__ = [

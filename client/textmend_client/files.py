@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import IO
 
 from textmend.v1 import textmend_pb2
-from textmend_client.client import TextMendClient, TextMendError, Unavailable
+from textmend_client.client import TextMendClient
 from textmend_client.content import content_type_for
+from textmend_client.errors import TextMendError, Unavailable
 from textmend_client.visible import visible_text
 
 #: Exit codes every command shares: success, a file that could not be read or written, and a
@@ -155,6 +156,7 @@ def repair_files(
 
 
 def warn(stream: IO[str], message: str) -> None:
+    """Write `textmend: message` on its own line to stream (standard error), at once."""
     stream.write(f"textmend: {message}\n")
     stream.flush()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 
 # Letters that draw as nothing at all (Hangul fillers, Braille blank): invisible, though not
 # format characters.
@@ -53,14 +54,37 @@ def escaped(text: str, *, breaks: bool = False) -> str:
     >>> print(escaped("zero\u200bwidth, bell\x07"), escaped("a\tb\n", breaks=True))
     zero\u200bwidth, bell\u0007 a\tb\n
     """
-    out = []
-    for ch in text:
-        if breaks and ch in "\t\n":
-            out.append("\\t" if ch == "\t" else "\\n")
-        elif is_invisible(ch):
-            out.append(escape(ch))
-        else:
-            out.append(ch)
+    return mark_invisible(text, escape, _escape_breaks if breaks else _as_is)
+
+
+def _escape_breaks(text: str) -> str:
+    return text.replace("\t", "\\t").replace("\n", "\\n")
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+def mark_invisible(
+    text: str, mark: Callable[[str], str], plain: Callable[[str], str] = _as_is
+) -> str:
+    r"""Text with each invisible character replaced by `mark(ch)` and each stretch between
+    them by `plain(stretch)`: the one walk over a text that every rendering here shares (an
+    HTML page passes `html.escape` as `plain`).
+
+    >>> mark_invisible("a\u200bb<", lambda ch: "[" + code_point(ch) + "]", str.upper)
+    'A[U+200B]B<'
+    """
+    out: list[str] = []
+    last = 0
+    for match in CANDIDATES.finditer(text):
+        ch = match[0]
+        if not is_invisible(ch):
+            continue
+        out.append(plain(text[last : match.start()]))
+        out.append(mark(ch))
+        last = match.end()
+    out.append(plain(text[last:]))
     return "".join(out)
 
 
@@ -75,4 +99,4 @@ def visible_text(text: str) -> str:
     >>> visible_text("abc\u202egnp.exe")
     'abc⟨U+202E⟩gnp.exe'
     """
-    return CANDIDATES.sub(lambda m: f"⟨{code_point(m[0])}⟩" if is_invisible(m[0]) else m[0], text)
+    return mark_invisible(text, lambda ch: f"⟨{code_point(ch)}⟩")

@@ -1,0 +1,366 @@
+"""What each `textmend` command does once its arguments are parsed (`textmend_client.cli`):
+read the input, call the server through `TextMendClient`, write the output, return the exit
+code. Exit codes: 0 success, 1 usage (`UsageError`), 2 I/O, 3 the server refused a document,
+failed, or could not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, Any
+
+import grpc
+import orjson
+from google.protobuf import json_format
+
+from textmend.v1 import textmend_pb2
+from textmend_client import jsonl
+from textmend_client.batch import Progress, run_batch
+from textmend_client.channels import is_valid_token
+from textmend_client.check import run_check
+from textmend_client.client import TextMendClient
+from textmend_client.content import content_type_for
+from textmend_client.diff_view import render_diff
+from textmend_client.errors import TextMendError
+from textmend_client.files import EXIT_OK, EXIT_SERVER
+from textmend_client.report import run_report
+from textmend_client.request import as_request
+
+EXIT_USAGE = 1
+
+PROG = "textmend"
+
+
+class UsageError(Exception):
+    """Bad arguments or bad input; reported as one line, exit code 1."""
+
+
+# --- input and output ------------------------------------------------------------------------
+
+
+def _read_input(path: str | None) -> bytes:
+    """The bytes of path, or of standard input for None or '-'."""
+    if path in (None, "-"):
+        stream = sys.stdin
+        buffer = getattr(stream, "buffer", None)
+        return buffer.read() if buffer is not None else stream.read().encode("utf-8")
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def write(text: str, stream: IO[str] | None = None) -> None:
+    """Write text as UTF-8 whatever the locale, so that repaired text is never mangled."""
+    stream = stream or sys.stdout
+    buffer = getattr(stream, "buffer", None)
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("_", "-")
+    if buffer is not None and encoding not in {"utf-8", "utf8"}:
+        stream.flush()
+        buffer.write(text.encode("utf-8"))
+        buffer.flush()
+    else:
+        stream.write(text)
+    stream.flush()
+
+
+def _use_color(choice: str) -> bool:
+    """Whether `--color` asks for colour: auto colours a terminal, unless NO_COLOR is set or
+    TERM is dumb."""
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(sys.stdout, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def to_json(response: textmend_pb2.RepairResponse, *, compact: bool = False) -> str:
+    """A response as JSON with the proto's field names (`original_start`, not camelCase)."""
+    if not compact:
+        return json_format.MessageToJson(
+            response, preserving_proto_field_name=True, ensure_ascii=False
+        )
+    return json.dumps(
+        json_format.MessageToDict(response, preserving_proto_field_name=True),
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def _read_token(path: str) -> str:
+    """The token in the file at path: its first line, without surrounding whitespace."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        token = data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: the token must be printable ASCII") from None
+    if not is_valid_token(token):
+        raise UsageError(f"{path}: expected one token of printable ASCII without spaces")
+    return token
+
+
+def _client(args: argparse.Namespace) -> TextMendClient:
+    """The client the connection options (`--server`, `--timeout`, TLS, token) ask for."""
+    options: dict[str, Any] = {"channels": getattr(args, "channels", 1)}
+    if args.timeout is not None:
+        options.update(timeout=args.timeout, stream_timeout=args.timeout)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
+    options.update(tls=args.tls or None, tls_ca=args.tls_ca, tls_cert=args.tls_cert)
+    options.update(tls_key=args.tls_key)
+    if args.token_file is not None:
+        options["token"] = _read_token(args.token_file)
+    return TextMendClient(args.server, **options)
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """`textmend repair`: one document (text, diff or JSON out), JSON Lines over streams
+    (`--jsonl`), or files into a directory (`--output-dir`); the exit code."""
+    paths: list[str] = args.path
+    if args.output_dir is not None:
+        if args.jsonl or args.format is not None or not paths or "-" in paths:
+            raise UsageError("--output-dir takes files and directories, without --jsonl/--format")
+        with _client(args) as client:
+            return run_batch(
+                paths,
+                client,
+                args.output_dir,
+                policy=dict(args.policy),
+                content_type=args.content_type,
+            )
+    if len(paths) > 1:
+        raise UsageError("to repair several files, give an --output-dir to write them to")
+    args.path = paths[0] if paths else None
+    if args.jsonl:
+        if args.format not in (None, "json"):
+            raise UsageError("--jsonl always writes JSON; leave out --format")
+        return _repair_jsonl(args)
+    if args.fields is not None or args.processes != 1:
+        raise UsageError("--fields and --processes go with --jsonl")
+    if args.path is None:
+        raise UsageError("give a PATH to repair, or - for standard input")
+    content = _read_input(args.path)
+    with _client(args) as client:
+        response = client.repair(
+            content,
+            id=os.path.basename(args.path) if args.path != "-" else "stdin",
+            declared_encoding=args.encoding,
+            content_type=content_type_for(args.path, args.content_type),
+            policy=dict(args.policy),
+            omit_diff=args.format in (None, "text"),
+        )
+    output_format = args.format or "text"
+    if output_format == "text":
+        write(response.text)
+    elif output_format == "json":
+        write(to_json(response) + "\n")
+    else:
+        write(render_diff(response, content, color=_use_color(args.color)))
+    return EXIT_OK
+
+
+def read_jsonl(lines: Sequence[str] | IO[str], defaults: dict[str, Any]) -> list[dict[str, Any]]:
+    """Parse and check JSON Lines input before anything is sent; blank lines are skipped.
+
+    Each object gets an `id` (its line number when it has none); ids must be unique. Raises
+    `UsageError` naming the line of the first problem.
+    """
+    return [item for item, _ in _read_requests(lines, defaults)]
+
+
+def _read_requests(
+    lines: Iterable[str | bytes], defaults: dict[str, Any]
+) -> list[tuple[dict[str, Any], textmend_pb2.RepairRequest]]:
+    """`read_jsonl`'s items, each with its request, built once (orjson parses the lines)."""
+    items: list[tuple[dict[str, Any], textmend_pb2.RepairRequest]] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise UsageError(f"line {number}: not valid JSON: {exc}") from None
+        if not isinstance(item, dict):
+            raise UsageError(f"line {number}: expected a JSON object, got {type(item).__name__}")
+        if defaults:
+            item = {**defaults, **item}
+        item["id"] = str(item.get("id", number))
+        if item["id"] in seen:
+            raise UsageError(
+                f"line {number}: duplicate id {item['id']!r} (first on line {seen[item['id']]})"
+            )
+        seen[item["id"]] = number
+        try:
+            request = as_request(item)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"line {number}: {exc}") from None
+        items.append((item, request))
+    return items
+
+
+def in_input_order(
+    ids: Sequence[str], responses: Iterable[textmend_pb2.RepairResponse]
+) -> Iterator[textmend_pb2.RepairResponse]:
+    """Yield responses in the order of ids, each as soon as every earlier one has arrived.
+
+    >>> got = [textmend_pb2.RepairResponse(id=i) for i in "bca"]
+    >>> [r.id for r in in_input_order(["a", "b", "c"], got)]
+    ['a', 'b', 'c']
+    """
+    waiting: dict[str, textmend_pb2.RepairResponse] = {}
+    position = 0
+    for response in responses:
+        waiting[response.id] = response
+        while position < len(ids) and ids[position] in waiting:
+            yield waiting.pop(ids[position])
+            position += 1
+    if position < len(ids):
+        raise TextMendError(
+            grpc.StatusCode.UNKNOWN,
+            f"the stream ended without a response for {len(ids) - position} of {len(ids)} "
+            f"documents (first missing: id {ids[position]!r})",
+        )
+
+
+def _repair_jsonl(args: argparse.Namespace) -> int:
+    """`repair --jsonl`: every line's request built once, sent over the client's streams;
+    each response written (orjson, only the wanted fields) as soon as every earlier line's
+    has been, without a flush per line; over `--processes` processes when asked."""
+    fields = args.fields if args.fields is not None else jsonl.DEFAULT_FIELDS
+    # No diff unless it is asked for: it is derived from the edits, and costs the server.
+    defaults: dict[str, Any] = {"omit_diff": "diff" not in fields}
+    if args.encoding:
+        defaults["declared_encoding"] = args.encoding
+    if args.content_type:
+        defaults["content_type"] = args.content_type
+    if args.policy:
+        defaults["policy"] = dict(args.policy)
+    if args.path in (None, "-"):
+        stdin = getattr(sys.stdin, "buffer", sys.stdin)
+        requests = [request for _, request in _read_requests(stdin, defaults)]
+    else:
+        with open(args.path, "rb") as handle:
+            requests = [request for _, request in _read_requests(handle, defaults)]
+    encoder = jsonl.ResponseEncoder(fields)
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:  # a text stream without a buffer (a test's StringIO)
+        out = _TextAsBytes(sys.stdout)
+    sys.stdout.flush()
+    progress = Progress(len(requests), sys.stderr)
+    failed = 0
+
+    def run(share: Sequence[textmend_pb2.RepairRequest], sink: IO[bytes]) -> int:
+        """Send share over this process's streams, writing each response's line to sink."""
+        failures = 0
+        ids = [request.id for request in share]
+        with _client(args) as client:
+            for response in in_input_order(ids, client.repair_stream(share)):
+                failures += response.HasField("error")
+                sink.write(encoder.encode(response))
+                if sink is out:
+                    progress.advance(response.content_bytes)
+        sink.flush()
+        return failures
+
+    if args.processes == 1 or len(requests) < 2:
+        failed = run(requests, out)
+        code = EXIT_OK
+    else:
+
+        def copied(index: int, line: bytes) -> None:
+            nonlocal failed
+            if b'"error":' in line and "error" in orjson.loads(line):
+                failed += 1
+            progress.advance(len(requests[index].content))
+
+        code = jsonl.run_parallel(
+            requests,
+            min(args.processes, len(requests)),
+            lambda share, sink: EXIT_SERVER if run(share, sink) else EXIT_OK,
+            out,
+            copied,
+        )
+        out.flush()
+    if failed:
+        error(f'{failed} of {len(requests)} documents failed; see their "error" field')
+        return EXIT_SERVER
+    return code
+
+
+class _TextAsBytes:
+    """A bytes sink writing UTF-8 into a text stream."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, data: bytes) -> int:
+        self.stream.write(data.decode("utf-8"))
+        return len(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """`textmend health`: print the server's health status; 0 when it is SERVING."""
+    with _client(args) as client:
+        status = client.health_status(args.service)
+    write(status + "\n")
+    return EXIT_OK if status == "SERVING" else EXIT_SERVER
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`textmend report`: repair the files and write the HTML report (`run_report`)."""
+    with _client(args) as client:
+        return run_report(
+            args.paths, client, args.output, title=args.title, policy=dict(args.policy)
+        )
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """`textmend check`: list what repairing the files would change (`run_check`)."""
+    with _client(args) as client:
+        return run_check(args.paths, client, format=args.format, policy=dict(args.policy))
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """`textmend backfill`: a stored corpus repaired on Ray (`repair_dataset`); a missing
+    Ray or a bad option is a usage error."""
+    from textmend_client import backfill  # Ray and pyarrow are imported when the job starts
+
+    try:
+        result = backfill.repair_dataset(
+            args.sources,
+            args.output,
+            input_format=args.input_format,
+            output_format=args.output_format,
+            columns=backfill.Columns(
+                args.column, args.id_column, args.encoding_column, args.content_type_column
+            ),
+            content_type=args.content_type,
+            policy=dict(args.policy),
+            server=args.server,
+            timeout=args.timeout,
+            address=args.address,
+            actors=args.actors,
+            partition_rows=args.partition_rows,
+        )
+    except ImportError as exc:
+        raise UsageError(f"backfill needs Ray: pip install 'textmend[ray]' ({exc})") from None
+    except backfill.BackfillError as exc:
+        raise UsageError(str(exc)) from None
+    write(backfill.summary(result))
+    return EXIT_OK
+
+
+def error(message: str) -> None:
+    """Say on standard error what stopped the command, as `textmend: error: ...`."""
+    write(f"{PROG}: error: {message}\n", sys.stderr)

@@ -1,0 +1,93 @@
+"""What a failed call raises: `TextMendError` and its subclasses, one per gRPC status code
+a caller acts on, made from a `grpc.RpcError` by `error_from_rpc`.
+
+Callers of `TextMendClient` never see a bare `grpc.RpcError`: the status code and the
+server's message travel in the `TextMendError`, and the subclass says what to do (fix the
+input, split the document, retry later, send a token).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import grpc
+
+# Trailing metadata the server sets on a call it refused at its `--max-calls` or
+# `--max-streams` (textmend_server's interceptors): busy, not unreachable.
+BUSY_METADATA = "textmend-busy"
+# Trailing metadata of a stream the server ended at its --max-stream-documents.
+STREAM_LIMIT_METADATA = "textmend-stream-limit"
+# Trailing metadata of a stream the server ended after --stream-idle-seconds without a request.
+STREAM_IDLE_METADATA = "textmend-stream-idle"
+# Trailing metadata of a call refused because its worker had not finished starting (NOT_SERVING).
+STARTING_METADATA = "textmend-starting"
+# What gRPC says when a message exceeds a side's size limit, before textmend can say which flag.
+SIZE_REFUSALS = ("Sent message larger than max", "Received message larger than max")
+
+
+class TextMendError(Exception):
+    """A call failed; `code` is the gRPC status code and `details` the server's message.
+
+    `str(error)` reads `INVALID_ARGUMENT: content is empty: ...`.
+    """
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self.code = code
+        self.details = details
+        super().__init__(f"{code.name}: {details}")
+
+
+class InvalidInput(TextMendError):
+    """INVALID_ARGUMENT: empty or binary content, an unknown charset or policy name."""
+
+
+class TooLarge(TextMendError):
+    """RESOURCE_EXHAUSTED: the document is larger than the server (or this client) accepts."""
+
+
+class Unavailable(TextMendError):
+    """UNAVAILABLE: no server could be reached, it is shutting down, or it stayed busy (at its
+    `--max-calls` or `--max-streams`) until the deadline; safe to retry."""
+
+
+class DeadlineExceeded(TextMendError):
+    """DEADLINE_EXCEEDED: the call took longer than its timeout."""
+
+
+class Unauthenticated(TextMendError):
+    """UNAUTHENTICATED: the server wants a bearer token, and none or a wrong one was sent."""
+
+
+_ERRORS: Mapping[grpc.StatusCode, type[TextMendError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: TooLarge,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
+}
+
+
+def error_from_rpc(error: grpc.RpcError, target: str = "") -> TextMendError:
+    """Translate a `grpc.RpcError` (threaded or asyncio) into its `TextMendError` subclass.
+
+    The message says what to do where gRPC's own does not: which server could not be
+    reached (given `target`), and which size limit a message too large ran into.
+    """
+    # Threaded calls are `grpc.Call`s; asyncio calls raise `grpc.aio.AioRpcError`.
+    is_call = isinstance(error, grpc.Call | grpc.aio.AioRpcError)
+    code = error.code() if is_call else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
+    details = (error.details() if is_call else None) or str(error)  # type: ignore[attr-defined]
+    trailers = (error.trailing_metadata() if is_call else None) or ()  # type: ignore[attr-defined]
+    refused_busy = any(
+        key in {BUSY_METADATA, STREAM_IDLE_METADATA, STARTING_METADATA} for key, _ in trailers
+    )
+    if code is grpc.StatusCode.UNAVAILABLE and target and not refused_busy:
+        details = f"cannot reach the textmend server at {target}: {details}"
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and any(r in details for r in SIZE_REFUSALS):
+        side = "this client's max_message_mb" if SIZE_REFUSALS[0] in details else "the server's"
+        details = (
+            f"{details}: the request is larger than {side} limit allows (the document plus 1 MiB "
+            "for the other fields): split the document, or raise the server's --max-message-mb "
+            "and the client's max_message_mb together"
+        )
+    return _ERRORS.get(code, TextMendError)(code, details)

@@ -1,0 +1,126 @@
+"""Building a `RepairRequest`: from keyword arguments (`make_request`), or from a mapping as
+in JSON Lines input (`as_request`), checked here rather than refused by the server.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any, TypedDict
+
+from textmend.v1 import textmend_pb2
+
+#: Longest `RepairRequest.id` the server accepts, in characters (the proto's limit).
+MAX_ID_CHARS = 2048
+
+_ACTIONS: Mapping[str, textmend_pb2.Policy.ValueType] = {
+    "fix": textmend_pb2.POLICY_FIX,
+    "flag": textmend_pb2.POLICY_FLAG,
+    "off": textmend_pb2.POLICY_OFF,
+}
+
+
+class RequestFields(TypedDict, total=False):
+    """The fields of a request other than its content, as `make_request` takes them (and
+    `TextMendClient.repair` passes them on); each may be left out for its default."""
+
+    id: str
+    declared_encoding: str
+    content_type: str
+    policy: Mapping[str, str] | None
+    omit_diff: bool
+
+
+def policy_map(policy: Mapping[str, str] | None) -> dict[str, textmend_pb2.Policy.ValueType]:
+    """Turn `{"mojibake": "flag"}` into the request's `policy` map of `Policy` values.
+
+    Category names are checked by the server, which takes them in lower case only; this
+    function lowers them, so `--policy MOJIBAKE=flag` works. Actions must be fix, flag or off.
+
+    >>> policy_map({"Mojibake": "FLAG"}) == {"mojibake": textmend_pb2.POLICY_FLAG}
+    True
+    """
+    result: dict[str, textmend_pb2.Policy.ValueType] = {}
+    for name, action in (policy or {}).items():
+        try:
+            result[str(name).lower()] = _ACTIONS[str(action).lower()]
+        except KeyError:
+            raise ValueError(
+                f"unknown action {action!r} for {name!r} in policy; use fix, flag or off"
+            ) from None
+    return result
+
+
+def _content_bytes(content: bytes | bytearray | memoryview | str) -> bytes:
+    """Bytes are sent as they are; text is sent as UTF-8."""
+    if isinstance(content, str):
+        return content.encode("utf-8")
+    if isinstance(content, bytes | bytearray | memoryview):
+        return bytes(content)
+    raise TypeError(
+        f"content must be bytes (the document as fetched) or str, not {type(content).__name__}"
+    )
+
+
+def make_request(
+    content: bytes | str,
+    *,
+    id: str = "",
+    declared_encoding: str = "",
+    content_type: str = "",
+    policy: Mapping[str, str] | None = None,
+    omit_diff: bool = False,
+) -> textmend_pb2.RepairRequest:
+    """Build a `RepairRequest`; str content is sent as UTF-8.
+
+    An id longer than the server accepts (`MAX_ID_CHARS`) raises ValueError here rather than
+    travelling to be refused.
+    """
+    if len(id) > MAX_ID_CHARS:
+        raise ValueError(
+            f"id is {len(id)} characters, over the server's limit of {MAX_ID_CHARS}: use a "
+            "shorter id (a hash of a long name, for example)"
+        )
+    return textmend_pb2.RepairRequest(
+        id=id,
+        content=_content_bytes(content),
+        declared_encoding=declared_encoding,
+        content_type=content_type,
+        policy=policy_map(policy),
+        omit_diff=omit_diff,
+    )
+
+
+def as_request(item: textmend_pb2.RepairRequest | Mapping[str, Any]) -> textmend_pb2.RepairRequest:
+    """Accept a `RepairRequest`, or a mapping as in JSON Lines input.
+
+    The mapping holds `id` and one of `text` (str), `content` (bytes or str) or `content_b64`,
+    plus optional `declared_encoding`, `content_type`, `policy` and `omit_diff`.
+
+    >>> as_request({"id": 7, "content_b64": "aGk="}).content
+    b'hi'
+    """
+    if isinstance(item, textmend_pb2.RepairRequest):
+        return item
+    if not isinstance(item, Mapping):
+        raise TypeError(f"expected a RepairRequest or a mapping, not {type(item).__name__}")
+    sources = [key for key in ("text", "content", "content_b64") if key in item]
+    if len(sources) != 1:
+        raise ValueError('give exactly one of "text", "content" or "content_b64"')
+    if sources == ["content_b64"]:
+        try:
+            content: bytes | str = base64.b64decode(item["content_b64"], validate=True)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f'"content_b64" is not valid base64: {exc}') from None
+    else:
+        content = item[sources[0]]
+        if sources == ["text"] and not isinstance(content, str):
+            raise ValueError('"text" must be a string')
+    return make_request(
+        content,
+        id=str(item.get("id", "")),
+        declared_encoding=str(item.get("declared_encoding") or ""),
+        content_type=str(item.get("content_type") or ""),
+        policy=item.get("policy"),
+        omit_diff=bool(item.get("omit_diff", False)),
+    )

@@ -1,0 +1,197 @@
+"""Streams over several connections at once: `fan_out` keeps a window of documents in flight
+on every stream and resends what a broken stream left unanswered; `BackgroundLoop` is the
+asyncio thread they run on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextlib
+import operator
+import queue
+import threading
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import grpc
+
+from textmend_client.retry import RETRY_PAUSE_MAX, STREAM_RETRY_PAUSE, doubling_pause, is_idle_close
+
+#: Default number of documents each stream of `repair_stream` keeps in flight: enough to hide
+#: the network round trip, few enough that a slow worker does not hoard documents.
+DEFAULT_WINDOW = 4
+
+#: How long `repair_stream` keeps reopening a broken stream without getting any response, in
+#: seconds, before it gives up: long enough for a worker to be restarted.
+STREAM_RETRY_SECONDS = 30.0
+
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
+
+_DONE = object()
+
+
+class BackgroundLoop:
+    """An asyncio event loop on a daemon thread, where a client's streams run.
+
+    All streams of a client share this one thread: gRPC's asyncio API moves a message with
+    far fewer thread switches than its threaded API, which spends a thread per stream and per
+    direction and makes them take turns at the GIL.
+    """
+
+    def __init__(self, name: str = "textmend-io") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(
+        self, coroutine: Coroutine[Any, Any, _Response]
+    ) -> concurrent.futures.Future[_Response]:
+        """Schedule coroutine on the loop; the returned future can be waited on or cancelled."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def close(self) -> None:
+        """Stop the loop and its thread (streams still running are abandoned)."""
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+def fan_out(
+    background: BackgroundLoop,
+    openers: Sequence[Callable[[], Any]],
+    items: Iterable[Any],
+    convert: Callable[[Any], _Request],
+    *,
+    window: int = DEFAULT_WINDOW,
+    resumable: Callable[[BaseException], bool] | None = None,
+    retry_seconds: float = STREAM_RETRY_SECONDS,
+    key: Callable[[Any], Any] = operator.attrgetter("id"),
+) -> Iterator[_Response]:
+    """Send items over several bidirectional streams at once; yield every response.
+
+    Each opener, called on the background loop, starts one `grpc.aio` stream-stream call.
+    Items are taken from `items` one at a time (on the loop's thread, so the iterable should
+    not block for long) by whichever stream has fewer than `window` requests awaiting a
+    response, so each stream, and the worker behind its connection, gets documents as fast as
+    it answers them. `convert` turns an item into a request; an exception it raises ends the
+    whole call and is raised here. Responses come in the order they arrive.
+
+    A stream that fails with an error `resumable` accepts is opened again (with the same
+    opener, after a short backoff), and the requests it had sent without getting their
+    responses are sent again first, matched by `key` (`id` by default), so every request
+    still gets exactly one response. It gives up when a stream has had no response for
+    `retry_seconds`. Stopping iteration early, or any other failure, cancels every stream;
+    a stream's `grpc.RpcError` is raised here.
+    """
+    if window < 1:
+        raise ValueError(f"window must be at least 1, not {window}")
+    source = iter(items)
+    resend: collections.deque[Any] = collections.deque()
+    arrivals: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def take() -> Any:
+        """The next request: one a broken stream left unanswered first, then a new one."""
+        if resend:
+            return resend.popleft()
+        try:
+            return convert(next(source))
+        except StopIteration:
+            return None
+
+    async def one_call(
+        call: Any, outstanding: dict[Any, collections.deque[Any]], answered: list[int]
+    ) -> None:
+        """Run one stream to its end; requests awaiting a response stay in outstanding."""
+        free = asyncio.Semaphore(window)
+
+        async def send() -> None:
+            while True:
+                await free.acquire()
+                request = take()
+                if request is None:
+                    break
+                outstanding.setdefault(key(request), collections.deque()).append(request)
+                try:
+                    await call.write(request)
+                except (grpc.RpcError, asyncio.InvalidStateError):
+                    return  # the call ended; reading it reports why
+            with contextlib.suppress(grpc.RpcError, asyncio.InvalidStateError):
+                await call.done_writing()
+
+        def stop_if_failed(task: asyncio.Future[None]) -> None:
+            # A request that cannot be built ends the call, which would otherwise wait for
+            # more requests forever.
+            if not task.cancelled() and task.exception() is not None:
+                call.cancel()
+
+        sender = asyncio.ensure_future(send())
+        sender.add_done_callback(stop_if_failed)
+        try:
+            async for response in call:
+                free.release()
+                waiting = outstanding.get(key(response))
+                if waiting:
+                    waiting.popleft()
+                    if not waiting:
+                        del outstanding[key(response)]
+                answered[0] += 1
+                arrivals.put(response)
+            await sender
+        except (asyncio.CancelledError, grpc.RpcError):
+            if sender.done() and not sender.cancelled() and sender.exception() is not None:
+                raise sender.exception() from None  # type: ignore[misc]
+            raise
+        finally:
+            sender.cancel()
+            call.cancel()
+
+    async def one_stream(opener: Callable[[], Any]) -> None:
+        loop = asyncio.get_running_loop()
+        failures = 0
+        last_progress = loop.time()
+        while True:
+            outstanding: dict[Any, collections.deque[Any]] = {}
+            answered = [0]
+            try:
+                await one_call(opener(), outstanding, answered)
+                return
+            except grpc.RpcError as exc:
+                if answered[0] or is_idle_close(exc):
+                    failures, last_progress = 0, loop.time()
+                if resumable is None or not resumable(exc):
+                    raise
+                if loop.time() - last_progress > retry_seconds:
+                    raise
+                for waiting in outstanding.values():
+                    resend.extendleft(reversed(waiting))
+                failures += 1
+                await asyncio.sleep(doubling_pause(failures, STREAM_RETRY_PAUSE, RETRY_PAUSE_MAX))
+
+    async def all_streams() -> None:
+        tasks = [asyncio.ensure_future(one_stream(opener)) for opener in openers]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException as exc:
+            for task in tasks:
+                task.cancel()
+            arrivals.put(exc)
+        finally:
+            arrivals.put(_DONE)
+
+    future = background.run(all_streams())
+    try:
+        while True:
+            arrived = arrivals.get()
+            if arrived is _DONE:
+                break
+            if isinstance(arrived, BaseException):
+                raise arrived
+            yield arrived
+    finally:
+        future.cancel()

@@ -497,19 +497,6 @@ _SHIFT_CODES = re.compile(r"\x1b\$[()]?[@ABCD]|[\x0e\x0f]")
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3\uf900-\ufaff]+")
 
 
-def warm_up() -> None:
-    """Build the CJK character and word models (a quarter of a second each) and the letter-pair
-    models of the alphabetic languages (two seconds for all) now rather than on the first
-    document that needs them, so a server reports SERVING with its latency steady."""
-    from textmend_server import langmodel
-    from textmend_server.cjk.lm import get_model, release_word_lists
-
-    for lang in ("zh", "ja", "ko"):
-        get_model(lang).words()
-    langmodel.warm_up()
-    release_word_lists()
-
-
 # --- choosing ------------------------------------------------------------------------------
 
 # How much lower (anomalies per 100 non-ASCII characters) a reading must score to unseat the

@@ -46,19 +46,18 @@ _CJK_RUN = re.compile(f"[{char_class(CJK_BLOCKS)}]+")
 _KANA = re.compile(f"[{char_class((KANA_BLOCK,))}]")
 _HANGUL = re.compile(f"[{char_class((HANGUL_SYLLABLES,))}]")
 
-# Characters of a text that the CJK checks read at most: enough to tell a reading (about 20
-# characters of mixed text per CJK character looked at), bounded for long documents. Set by
-# hand with the checks (commit 6ed88e7).
+# Characters at the start of a reading in which `has_cjk` and `shift_codes` look: bounded, so a
+# long document costs no more than a short one. Set by hand with the checks (commit 6ed88e7).
 SCAN_CHARS = 20000
 # CJK characters `cjk_surprise` scores at most, and how much text it scans to find them
 # (SURPRISE_SCAN times as many characters). Set by hand with the checks (commit 6ed88e7).
 SURPRISE_CHARS = 400
 SURPRISE_SCAN = 20
-# Which character model reads the characters: Korean when more than this share of them is
-# hangul, else Japanese when more than KANA_SHARE is kana, else Chinese. Japanese writes kana
-# in most sentences, Chinese none; set by hand with the checks (commit 6ed88e7).
-HANGUL_SHARE = 1 / 3
-KANA_SHARE = 1 / 10
+# Which character model reads the characters: Korean when more than one in HANGUL_PART of them
+# is hangul, else Japanese when more than one in KANA_PART is kana, else Chinese. Japanese
+# writes kana in most sentences, Chinese none; set by hand with the checks (commit 6ed88e7).
+HANGUL_PART = 3
+KANA_PART = 10
 
 
 def has_cjk(text: str) -> bool:
@@ -81,13 +80,10 @@ def cjk_surprise(text: str, limit: int = SURPRISE_CHARS) -> float:
     joined = "".join(chars)
     kana = len(_KANA.findall(joined))
     hangul = len(_HANGUL.findall(joined))
-    lang = (
-        "ko"
-        if hangul > len(chars) * HANGUL_SHARE
-        else "ja"
-        if kana > len(chars) * KANA_SHARE
-        else "zh"
-    )
+    if hangul > len(chars) / HANGUL_PART:
+        lang = "ko"
+    else:
+        lang = "ja" if kana > len(chars) / KANA_PART else "zh"
     model = get_model(lang)
     # Score within runs of adjacent CJK characters (context across other text is noise).
     total = 0.0

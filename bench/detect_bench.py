@@ -31,7 +31,7 @@ from pathlib import Path
 import chardet
 
 from textmend_server.decoding import decode
-from textmend_server.detection import warm_up
+from textmend_server.engine import warm_up
 
 # Written by scripts/fetch_peer_data.py (chardet 5.2.0's tests/ from its PyPI sdist).
 CORPUS = Path(__file__).resolve().parents[1] / ".cache" / "peer" / "charset_corpus"

@@ -55,7 +55,7 @@ from pathlib import Path
 import chardet
 
 from textmend_server.decoding import decode
-from textmend_server.detection import warm_up
+from textmend_server.engine import warm_up
 
 DEFAULT_DEBS = Path("/tmp/legacy-src/x")
 # Length of the stretches cut from each encoded text, as the issue asks.

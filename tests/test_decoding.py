@@ -11,18 +11,17 @@ from textmend_server.errors import BinaryContentError, EmptyContentError, Unknow
 
 GERMAN = "Größere Straßen führen über die Brücke, sagte der Bürgermeister."
 CHINESE = "公司的人都說他們很好。這是一個測試，看看編碼能不能被正確識別出來。" * 2
+# Each Unicode encoding with the byte order mark that announces it.
+BOMS = [
+    ("utf-8", codecs.BOM_UTF8),
+    ("utf-16-le", codecs.BOM_UTF16_LE),
+    ("utf-16-be", codecs.BOM_UTF16_BE),
+    ("utf-32-le", codecs.BOM_UTF32_LE),
+    ("utf-32-be", codecs.BOM_UTF32_BE),
+]
 
 
-@pytest.mark.parametrize(
-    ("codec", "bom"),
-    [
-        ("utf-8", codecs.BOM_UTF8),
-        ("utf-16-le", codecs.BOM_UTF16_LE),
-        ("utf-16-be", codecs.BOM_UTF16_BE),
-        ("utf-32-le", codecs.BOM_UTF32_LE),
-        ("utf-32-be", codecs.BOM_UTF32_BE),
-    ],
-)
+@pytest.mark.parametrize(("codec", "bom"), BOMS)
 def test_bom_decides_and_is_not_part_of_the_text(codec: str, bom: bytes) -> None:
     decoded = decode(bom + GERMAN.encode(codec), declared="iso-8859-1")
     assert decoded.text == GERMAN
@@ -109,16 +108,7 @@ def test_empty_content_is_refused() -> None:
         decode(b"")
 
 
-@pytest.mark.parametrize(
-    ("codec", "bom"),
-    [
-        ("utf-8", codecs.BOM_UTF8),
-        ("utf-16-le", codecs.BOM_UTF16_LE),
-        ("utf-16-be", codecs.BOM_UTF16_BE),
-        ("utf-32-le", codecs.BOM_UTF32_LE),
-        ("utf-32-be", codecs.BOM_UTF32_BE),
-    ],
-)
+@pytest.mark.parametrize(("codec", "bom"), BOMS)
 def test_a_removed_bom_is_named(codec: str, bom: bytes) -> None:
     decoded = decode(bom + GERMAN.encode(codec))
     assert decoded.text == GERMAN

@@ -7,15 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from textmend_server.decoding import EncodingSource, decode
-from textmend_server.detection import (
-    choose,
-    foreign_words,
-    implausibility,
-    markup_charset,
-    sample_of,
-    widen,
-)
+from textmend_server.charsets import widen
+from textmend_server.decoding import EncodingSource, decode, markup_charset, sample_of
+from textmend_server.detection import rank_codecs
+from textmend_server.plausibility import foreign_words, implausibility
 
 SIMPLIFIED = "我们公司的人都说他们很好。这是一个测试，看看编码能不能被正确识别出来。" * 3
 FRENCH = "Le cœur déçu mais l'âme plutôt naïve, Louÿs rêva d'un été à Noël."
@@ -140,7 +135,7 @@ def test_scoring_prefers_the_reading_that_reads_like_text() -> None:
 
 def test_choose_keeps_the_detector_favourite_unless_another_reads_clearly_better() -> None:
     content = "Съешь же ещё этих мягких французских булок, да выпей чаю. " * 4
-    choice = choose(content.encode("cp1251"))
+    choice = rank_codecs(content.encode("cp1251")).best
     assert choice is not None
     assert choice.name == "cp1251"
     assert choice.text == content

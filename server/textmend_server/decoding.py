@@ -1,11 +1,17 @@
-"""Turn bytes into text: BOM, then the declared charset if the bytes agree, then detection.
+"""Turn bytes into text: this module owns bytes → chosen codec → text.
 
-Detection decodes candidates and keeps the reading that reads best (`detection`); a declared
-charset is kept unless its reading is clearly worse than another candidate's, and then it is
-overruled with the reason. A UTF-8 document holding a paragraph in a legacy codec (a CMS
-splice) is decoded region by region. Undecodable bytes are never dropped: each undecodable
-run becomes one U+FFFD and is reported with its byte offsets. Binary files and empty input are
-refused with a message saying why.
+In order: a BOM decides; binary content is refused; UTF-16/32 without a BOM is recognised by
+where its NUL bytes fall; the document's own declaration (`<?xml encoding>`, or `<meta
+charset>` in HTML) is read; valid UTF-8 and ASCII are decoded without a detector. Only then is
+detection asked, once, to rank the candidate codecs of a sample (`detection.rank_codecs`, a
+pure function of the bytes); this module then decides: a declared charset is kept unless its
+reading is clearly worse than the best-ranked one, and then it is overruled with the reason; a
+UTF-8 document holding a paragraph in a legacy codec (a CMS splice) is decoded region by
+region (the legacy lines' codec ranked by detection on those lines alone); the chosen codec is
+applied to the whole content, and a detected reading below `IN_DOUBT` is marked in doubt.
+
+Undecodable bytes are never dropped: each undecodable run becomes one U+FFFD and is reported
+with its byte offsets. Binary files and empty input are refused with a message saying why.
 """
 
 from __future__ import annotations
@@ -17,9 +23,17 @@ import time
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from textmend_server import detection
-from textmend_server.detection import MULTIBYTE, UNICODE, Candidate, implausibility, strict, widen
+from textmend_server.charsets import (
+    DECLARATION_BYTES,
+    MULTIBYTE,
+    UNICODE,
+    codec_of,
+    strict,
+    widen,
+)
+from textmend_server.detection import Candidate, Choice, Source, rank_codecs
 from textmend_server.errors import BinaryContentError, EmptyContentError, UnknownEncodingError
+from textmend_server.plausibility import implausibility, non_ascii
 
 
 class EncodingSource(StrEnum):
@@ -72,7 +86,7 @@ class DecodedText:
     # order; empty when one codec decoded everything.
     regions: list[Region] = field(default_factory=list)
     # Other readings of the bytes the language models found plausible, as (codec, probability),
-    # likeliest first (`detection.RIVAL_SHARE` or more); empty when detection was not needed.
+    # likeliest first (`langscoring.RIVAL_SHARE` or more); empty when detection was not needed.
     alternatives: list[tuple[str, float]] = field(default_factory=list)
     # The decoding is only one of several plausible readings: detected (not declared, not a
     # BOM) with confidence below IN_DOUBT. Its text may be mojibake of the right one, so it is
@@ -92,6 +106,72 @@ class DecodedText:
 # Confidence below which a detected decoding is in doubt: the benchmark's calibration
 # (bench/legacy_decoding.py) has readings at 0.9 or more right 99.5% of the time or more.
 IN_DOUBT = 0.9
+
+# The bytes detection ranks candidates on (`sample_of`); the chosen codec decodes the whole
+# content. 64 KB is far more than the scoring reads (`plausibility.SCORED_CHARS`,
+# `langscoring.LM_BYTES_MAX`) and keeps chardet's time bounded; set with candidate scoring
+# (commit 6ed88e7).
+SAMPLE_BYTES = 65536
+# How far back from SAMPLE_BYTES `sample_of` looks for a byte that ends a character in every
+# codec (one is always near in text; set with candidate scoring, commit 6ed88e7).
+SAMPLE_BOUNDARY_SEARCH = 4096
+# How many of the detector's answers are reported as runners-up (set with the first decoder,
+# commit e074ef1).
+RUNNERS_UP = 4
+# Confidence reported for valid UTF-8 with multi-byte sequences, decided without a detector:
+# legacy text is valid UTF-8 by accident only for a few bytes (set with the fast path, commit
+# fd3651a).
+UTF8_CONFIDENCE = 0.99
+# Confidence reported for UTF-16/32 recognised without a BOM by where its NUL bytes fall (set
+# with the first decoder, commit e074ef1).
+BOMLESS_CONFIDENCE = 0.9
+
+# How much of the content `sniff_binary` and the BOM-less UTF-16/32 check read: 8 KB, enough
+# to see the pattern of a format's bytes (set with the first decoder, commit e074ef1).
+SNIFF_BYTES = 8192
+# Content is data, not text, when more than one byte in CONTROL_SHARE of its head is a
+# control byte (`_CONTROL_BYTES`), and more than CONTROL_MIN of them: a few stray controls do
+# occur in text (set with the first decoder, commit e074ef1).
+CONTROL_SHARE = 10
+CONTROL_MIN = 8
+# UTF-16/32 without a BOM, told by the share of NUL bytes in each byte position of 4 (ASCII-range
+# text in UTF-32 has NULs in three positions, the fourth holding the character; in UTF-16, in
+# one of each two). A position is full of NULs above NUL_FULL and empty below NUL_EMPTY for
+# UTF-32; for UTF-16 the looser UTF16_FULL / UTF16_EMPTY allow for text outside ASCII (set
+# with the first decoder, commit e074ef1).
+NUL_FULL = 0.9
+NUL_EMPTY = 0.5
+UTF16_FULL = 0.6
+UTF16_EMPTY = 0.2
+
+# Arbitration (`_arbitrate`): a declared charset is only argued with when its reading holds
+# ARGUE_MIN non-ASCII characters, and overruled when its implausibility is above
+# OVERRULE_FACTOR times the best reading's plus OVERRULE_SLACK: the caller usually knows, so
+# only a clearly worse reading overrules it. Set with candidate scoring (commit 6ed88e7).
+ARGUE_MIN = 8
+OVERRULE_FACTOR = 2
+OVERRULE_SLACK = 2.0
+
+# UTF-8 with damaged bytes or legacy lines (`_utf8_regions`, `_legacy_codec`), set with
+# per-region decoding (commit 6ed88e7). The content is UTF-8 at heart when it holds at least
+# MIN_UTF8 valid non-ASCII characters, at least DAMAGE_RATIO times its damaged ones, and at
+# most MAX_FAULTS undecodable bytes (beyond, a legacy document); from DAMAGE_MIN damaged
+# characters on, damage above one in DAMAGE_RATIO ends the search early. Without a legacy
+# codec for the invalid lines the bar is MIN_UTF8_DAMAGED valid characters.
+MIN_UTF8 = 3
+MIN_UTF8_DAMAGED = 4
+DAMAGE_RATIO = 3
+DAMAGE_MIN = 16
+MAX_FAULTS = 64 * 1024
+# UTF-8 lines kept to check a legacy codec against (more says nothing new).
+UTF8_LINES_KEPT = 200
+# A legacy codec for the invalid lines needs at least LEGACY_MIN_BYTES bytes above 0x7F to go
+# on, must read them with implausibility at most LEGACY_MAX_IMPLAUSIBILITY, and reading the
+# UTF-8 lines with it must be worse by more than MISREAD_SLACK (else the document is one
+# legacy text, not UTF-8 with a splice).
+LEGACY_MIN_BYTES = 2
+LEGACY_MAX_IMPLAUSIBILITY = 3.0
+MISREAD_SLACK = 1.0
 
 
 # Byte order marks, longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
@@ -154,10 +234,23 @@ def codec_name(label: str) -> str:
     >>> codec_name(" ISO-8859-1 "), codec_name("x-sjis"), codec_name("GBK")
     ('iso8859-1', 'shift_jis', 'gbk')
     """
-    codec = detection.codec_of(label)
+    codec = codec_of(label)
     if codec is None:
         raise UnknownEncodingError(label)
     return codec
+
+
+def sample_of(content: bytes) -> bytes:
+    """The bytes detection ranks codecs on: the first SAMPLE_BYTES of content, ended just after
+    a byte below 0x40, which no multi-byte codec uses as a trailing byte, so the sample never
+    splits a character."""
+    if len(content) <= SAMPLE_BYTES:
+        return content
+    head = content[:SAMPLE_BYTES]
+    for end in range(len(head) - 1, max(len(head) - SAMPLE_BOUNDARY_SEARCH, 0), -1):
+        if head[end] < 0x40:
+            return head[: end + 1]
+    return head
 
 
 def sniff_binary(content: bytes) -> str | None:
@@ -169,13 +262,13 @@ def sniff_binary(content: bytes) -> str | None:
     for magic, kind in _MAGIC:
         if content.startswith(magic):
             return kind
-    head = content[:8192]
+    head = content[:SNIFF_BYTES]
     if _ISO2022.search(head):
         # 7-bit ISO-2022 text switches character sets with ESC, SO and SI.
         head = head.replace(b"\x0e", b"").replace(b"\x0f", b"")
     if b"\x00" in head and _utf16_or_32_without_bom(head) is None:
         return "data with NUL bytes"
-    if len(_CONTROL_BYTES.findall(head)) > max(8, len(head) // 10):
+    if len(_CONTROL_BYTES.findall(head)) > max(CONTROL_MIN, len(head) // CONTROL_SHARE):
         return "data with many control bytes"
     return None
 
@@ -186,14 +279,14 @@ def _utf16_or_32_without_bom(head: bytes) -> str | None:
     if n < 4:
         return None
     lanes = [head[i:n:4].count(0) / (n // 4) for i in range(4)]
-    if lanes[1] > 0.9 and lanes[2] > 0.9 and lanes[3] > 0.9 and lanes[0] < 0.5:
+    if min(lanes[1:]) > NUL_FULL and lanes[0] < NUL_EMPTY:
         return "utf-32-le"
-    if lanes[0] > 0.9 and lanes[1] > 0.9 and lanes[2] > 0.9 and lanes[3] < 0.5:
+    if min(lanes[:3]) > NUL_FULL and lanes[3] < NUL_EMPTY:
         return "utf-32-be"
     even, odd = (lanes[0] + lanes[2]) / 2, (lanes[1] + lanes[3]) / 2
-    if odd > 0.6 and even < 0.2:
+    if odd > UTF16_FULL and even < UTF16_EMPTY:
         return "utf-16-le"
-    if even > 0.6 and odd < 0.2:
+    if even > UTF16_FULL and odd < UTF16_EMPTY:
         return "utf-16-be"
     return None
 
@@ -226,9 +319,12 @@ def decode(content: bytes, declared: str | None = None, *, html: bool = False) -
     kind = sniff_binary(content)
     if kind is not None:
         raise BinaryContentError(kind)
-    bomless = _utf16_or_32_without_bom(content[:8192]) if b"\x00" in content[:8192] else None
+    head = content[:SNIFF_BYTES]
+    bomless = _utf16_or_32_without_bom(head) if b"\x00" in head else None
     if bomless is not None:
-        return _decode_lossless(content, bomless, EncodingSource.DETECTED, 0.9, declared, total)
+        return _decode_lossless(
+            content, bomless, EncodingSource.DETECTED, BOMLESS_CONFIDENCE, declared, total
+        )
 
     markup = _markup_codec(content, html)
     if declared_codec in (None, "utf-8", "ascii"):
@@ -237,20 +333,22 @@ def decode(content: bytes, declared: str | None = None, *, html: bool = False) -
             return plain
 
     detecting = time.perf_counter()
-    decoded = _detected(content, declared, declared_codec, total, markup)
+    decoded = _from_ranking(content, declared, declared_codec, total, markup)
     return replace(decoded, detect_seconds=time.perf_counter() - detecting)
 
 
-def _detected(
+def _from_ranking(
     content: bytes, declared: str | None, declared_codec: str | None, total: int, markup: str | None
 ) -> DecodedText:
-    """The decoding detection chooses (and arbitration with a declared charset allows), for
-    content that is not plain UTF-8 or ASCII."""
-    sample = detection.sample_of(content)
-    answers = detection.detector_answers(sample)
-    choice = detection.choose(sample, declared=declared_codec, markup=markup, answers=answers)
-    runners_up = [(n, c) for n, c in answers if not choice or n != choice.name][:4]
+    """The decoding of content that is not plain UTF-8 or ASCII: detection ranks the codecs of
+    a sample, once; a declared charset is then kept or overruled (`_arbitrate`), UTF-8 with
+    damage or legacy lines is decoded by region (`_utf8_regions`), and otherwise the
+    best-ranked codec that decodes the whole content is applied."""
+    sample = sample_of(content)
+    ranking = rank_codecs(sample, declared=declared_codec, markup=markup)
+    choice = ranking.best
     found = choice.candidates if choice else []
+    runners_up = _runners_up(ranking.detector, choice.name if choice else None)
     overruled = None
     if declared_codec is not None:
         kept = _arbitrate(content, declared_codec, choice)
@@ -258,10 +356,9 @@ def _detected(
             text, codec = kept
             chosen = [replace(c, chosen=c.name == codec) for c in found]
             chosen.sort(key=lambda c: not c.chosen)
-            runners_up = [(n, c) for n, c in answers if n != codec][:4]
             return DecodedText(
-                text, codec, 1.0, EncodingSource.DECLARED, runners_up, declared, total,
-                candidates=chosen,
+                text, codec, 1.0, EncodingSource.DECLARED, _runners_up(ranking.detector, codec),
+                declared, total, candidates=chosen,
             )  # fmt: skip
         overruled = kept
     extra = {"overruled": overruled, "candidates": found}
@@ -270,25 +367,14 @@ def _detected(
         if mixed is not None:
             return replace(mixed, runners_up=runners_up, **extra)
     if choice is not None:
-        ordered = [choice.name] + [c.name for c in choice.candidates if c.decodes]
-        for codec in dict.fromkeys(ordered):
-            text = strict(content, codec) if len(content) > len(sample) else None
-            if text is None and codec == choice.name and len(content) == len(sample):
-                text = choice.text
-            if text is not None:
-                source = (
-                    EncodingSource.MARKUP
-                    if codec == choice.name and choice.source == detection.Source.MARKUP
-                    else EncodingSource.DETECTED
-                )
-                # A codec other than the chosen one means the chosen failed past the sample.
-                doubt = source is EncodingSource.DETECTED and (
-                    choice.confidence < IN_DOUBT or codec != choice.name
-                )
-                return DecodedText(
-                    text, codec, choice.confidence, source, runners_up, declared, total, **extra,
-                    alternatives=choice.alternatives, in_doubt=doubt, language=choice.lang,
-                )  # fmt: skip
+        applied = _apply_best(content, len(content) == len(sample), choice)
+        if applied is not None:
+            text, codec, source = applied
+            return DecodedText(
+                text, codec, choice.confidence, source, runners_up, declared, total, **extra,
+                alternatives=choice.alternatives, in_doubt=_in_doubt(source, choice, codec),
+                language=choice.lang,
+            )  # fmt: skip
     # Nothing decodes cleanly: the candidate losing the fewest bytes, marks and all.
     lossy = [declared_codec] if declared_codec else []
     lossy += [c.name for c in found] + ["utf-8"]
@@ -298,6 +384,42 @@ def _detected(
     ]
     chosen = min(results, key=lambda d: sum(e - s for _, s, e in d.undecodable))
     return replace(chosen, runners_up=runners_up, **extra)
+
+
+def _runners_up(detector: list[tuple[str, float]], chosen: str | None) -> list[tuple[str, float]]:
+    """The detector's answers other than the chosen codec, best first, at most RUNNERS_UP."""
+    return [(n, c) for n, c in detector if n != chosen][:RUNNERS_UP]
+
+
+def _apply_best(
+    content: bytes, whole: bool, choice: Choice
+) -> tuple[str, str, EncodingSource] | None:
+    """The whole content decoded strictly with the best-ranked codec, or when that fails past
+    the sample with the next candidate that decoded the sample, as (text, codec, source);
+    None when none decodes it. whole says the sample ranked was all of content: the
+    best-ranked reading is then the text."""
+    ordered = [choice.name] + [c.name for c in choice.candidates if c.decodes]
+    for codec in dict.fromkeys(ordered):
+        text = strict(content, codec) if not whole else None
+        if text is None and codec == choice.name and whole:
+            text = choice.text
+        if text is not None:
+            source = (
+                EncodingSource.MARKUP
+                if codec == choice.name and choice.source == Source.MARKUP
+                else EncodingSource.DETECTED
+            )
+            return text, codec, source
+    return None
+
+
+def _in_doubt(source: EncodingSource, choice: Choice, codec: str) -> bool:
+    """The in-doubt verdict: a detected decoding (not a declaration) whose ranking is below
+    IN_DOUBT, or that is not the best-ranked codec (which means the best failed past the
+    sample)."""
+    return source is EncodingSource.DETECTED and (
+        choice.confidence < IN_DOUBT or codec != choice.name
+    )
 
 
 def _plain_utf8(
@@ -314,15 +436,15 @@ def _plain_utf8(
         text = content.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    source, origin = EncodingSource.DETECTED, detection.Source.UTF8
+    source, origin = EncodingSource.DETECTED, Source.UTF8
     if text.isascii():
         if b"\x1b" in content or b"~{" in content:
             return None
         codec, confidence = "ascii", 1.0
         if markup is not None:
-            codec, source, origin = markup, EncodingSource.MARKUP, detection.Source.MARKUP
+            codec, source, origin = markup, EncodingSource.MARKUP, Source.MARKUP
     else:
-        codec, confidence = "utf-8", 0.99
+        codec, confidence = "utf-8", UTF8_CONFIDENCE
     overruled = None
     if markup not in (None, "utf-8", "ascii") and codec == "utf-8":
         # Pages that declare a legacy charset and are saved as UTF-8 are common; the other
@@ -330,7 +452,7 @@ def _plain_utf8(
         overruled = f"the document declares {markup}, but its bytes are valid UTF-8"
     if declared_codec is not None and (declared_codec == "utf-8" or codec == "ascii"):
         codec, confidence = declared_codec, 1.0
-        source, origin = EncodingSource.DECLARED, detection.Source.DECLARED
+        source, origin = EncodingSource.DECLARED, Source.DECLARED
     candidate = Candidate(codec, codec, origin, confidence, True, 0.0, chosen=True)
     return DecodedText(
         text, codec, confidence, source, [], declared, total, candidates=[candidate],
@@ -338,18 +460,38 @@ def _plain_utf8(
     )  # fmt: skip
 
 
+# A document's own declaration: an XML declaration at the very start, or (HTML) a meta tag.
+_XML_DECL = re.compile(rb"""^\s*<\?xml[^>]{0,200}?encoding\s*=\s*["']\s*([A-Za-z0-9._:-]+)""")
+_META = re.compile(rb"""<meta[^>]{0,300}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
+
+
+def markup_charset(content: bytes, html: bool = False) -> str | None:
+    """The charset the document declares itself: `<?xml encoding>` at its start, or for HTML
+    the first `<meta charset>` / `http-equiv` in its first `DECLARATION_BYTES`. None when
+    there is none.
+
+    >>> markup_charset(b'<?xml version="1.0" encoding="gb2312"?><rss/>')
+    'gb2312'
+    >>> markup_charset(b'<html><meta charset="utf-8">', html=True)
+    'utf-8'
+    """
+    head = content[:DECLARATION_BYTES]
+    found = _XML_DECL.match(head)
+    if found is None and html:
+        found = _META.search(head)
+    return found.group(1).decode("ascii").lower() if found else None
+
+
 def _markup_codec(content: bytes, html: bool) -> str | None:
     """The codec the document declares for itself, if Python knows it and it can apply."""
-    label = detection.markup_charset(content, html)
-    codec = detection.codec_of(label) if label else None
+    label = markup_charset(content, html)
+    codec = codec_of(label) if label else None
     if codec in UNICODE and codec != "utf-8":
         return "utf-8"  # a UTF-16/32 label on 8-bit bytes means UTF-8, as browsers read it
     return codec
 
 
-def _arbitrate(
-    content: bytes, codec: str, choice: detection.Choice | None
-) -> tuple[str, str] | str:
+def _arbitrate(content: bytes, codec: str, choice: Choice | None) -> tuple[str, str] | str:
     """Decode with the declared codec if the bytes agree, as (text, codec used); otherwise
     say why not.
 
@@ -366,16 +508,16 @@ def _arbitrate(
         return decoded
     if used not in MULTIBYTE and strict(content, "utf-8") is not None:
         return f"the bytes are valid UTF-8 with multi-byte sequences, which {codec} misreads"
-    if choice is None or choice.name == used or _non_ascii(text) < 8:
+    if choice is None or choice.name == used or non_ascii(text) < ARGUE_MIN:
         return decoded  # too little text to argue with the caller
     theirs = next((c for c in choice.candidates if c.name == choice.name), None)
     mine = next((c for c in choice.candidates if c.name == used and c.decodes), None)
-    if theirs is None or theirs.source == detection.Source.SIBLING:
+    if theirs is None or theirs.source == Source.SIBLING:
         return decoded
     if used in MULTIBYTE and theirs.name not in MULTIBYTE:
         return decoded  # a CJK reading is only overruled by another CJK reading
     mine_score = mine.implausibility if mine is not None else implausibility(text)
-    if mine_score > 2 * theirs.implausibility + 2.0:
+    if mine_score > OVERRULE_FACTOR * theirs.implausibility + OVERRULE_SLACK:
         return (
             f"decoded as {used} the text reads as mojibake ({mine_score:.1f} vs "
             f"{theirs.implausibility:.1f} anomalies per 100 non-ASCII characters "
@@ -385,11 +527,6 @@ def _arbitrate(
 
 
 _LINE = re.compile(rb"[^\n]*\n?")
-
-
-def _non_ascii(text: str) -> int:
-    """How many characters of text are not ASCII (at C speed)."""
-    return len(text) - len(text.encode("ascii", "ignore"))
 
 
 def _utf8_regions(content: bytes, declared: str | None) -> DecodedText | None:
@@ -404,7 +541,7 @@ def _utf8_regions(content: bytes, declared: str | None) -> DecodedText | None:
     """
     rough = content.decode("utf-8", "replace")
     faults = rough.count("\ufffd")
-    if _non_ascii(rough) - faults < 3 or faults > 64 * 1024:
+    if non_ascii(rough) - faults < MIN_UTF8 or faults > MAX_FAULTS:
         return None
     legacy: list[tuple[int, int]] = []
     wide = bad = 0
@@ -416,7 +553,7 @@ def _utf8_regions(content: bytes, declared: str | None) -> DecodedText | None:
             continue
         text = line.decode("utf-8", "replace")
         faults = text.count("\ufffd")
-        valid = _non_ascii(text) - faults
+        valid = non_ascii(text) - faults
         if faults and not valid:
             if legacy and legacy[-1][1] == start:
                 legacy[-1] = (legacy[-1][0], end)
@@ -425,16 +562,16 @@ def _utf8_regions(content: bytes, declared: str | None) -> DecodedText | None:
             continue
         wide += valid
         bad += faults
-        if bad >= 16 and 3 * bad > wide:
+        if bad >= DAMAGE_MIN and DAMAGE_RATIO * bad > wide:
             return None  # damage everywhere: a legacy document, not UTF-8 at heart
-        if not faults and len(utf8_foreign) < 200:
+        if not faults and len(utf8_foreign) < UTF8_LINES_KEPT:
             utf8_foreign.append(text)
-    if wide < 3 or wide < 3 * bad:
+    if wide < MIN_UTF8 or wide < DAMAGE_RATIO * bad:
         return None
     codec = _legacy_codec(content, legacy, utf8_foreign) if legacy else None
     if codec is None:
         bad += sum(e - s for s, e in legacy)
-        if wide < 4 or wide < 3 * bad:
+        if wide < MIN_UTF8_DAMAGED or wide < DAMAGE_RATIO * bad:
             return None
         decoded = _decode_lossless(
             content, "utf-8", EncodingSource.DETECTED, 0.0, declared, len(content)
@@ -472,10 +609,10 @@ def _legacy_codec(
 ) -> str | None:
     """The codec the legacy lines are in, if one reads them plausibly and reading the UTF-8
     lines' bytes with it instead would be worse (so they are not one legacy document)."""
-    spliced = b"".join(content[s:e] for s, e in legacy)[: detection.SAMPLE_BYTES]
-    if sum(1 for b in spliced if b > 0x7F) < 2:
+    spliced = b"".join(content[s:e] for s, e in legacy)[:SAMPLE_BYTES]
+    if sum(1 for b in spliced if b > 0x7F) < LEGACY_MIN_BYTES:
         return None
-    choice = detection.choose(spliced)
+    choice = rank_codecs(spliced).best
     if choice is None or choice.name in UNICODE:
         return None
     name, score = choice.name, implausibility(choice.text)
@@ -484,13 +621,15 @@ def _legacy_codec(
     common = widen(spliced, "cp1252")
     if common is not None and implausibility(common[0]) <= score:
         name, score = common[1], implausibility(common[0])
-    if score > 3.0:
+    if score > LEGACY_MAX_IMPLAUSIBILITY:
         return None
     as_utf8 = "".join(utf8_lines)
     misread = widen(as_utf8.encode("utf-8"), name)
-    if misread is not None and implausibility(misread[0]) <= implausibility(as_utf8) + 1.0:
-        return None
-    return name
+    # Reading the UTF-8 lines' bytes with the codec as well as they read: one legacy document.
+    one_document = misread is not None and (
+        implausibility(misread[0]) <= implausibility(as_utf8) + MISREAD_SLACK
+    )
+    return None if one_document else name
 
 
 def _decode_lossless(

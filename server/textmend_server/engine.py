@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import partial
 
-from textmend_server import detection
 from textmend_server.decoding import DecodedText, EncodingSource, decode
 from textmend_server.diffing import unified_diff
 from textmend_server.edits import Edit, EditLog, Proposal
@@ -286,8 +285,17 @@ def repair_bytes(
 
 
 def warm_up() -> None:
-    """Build every table and language model now, not on the first document that needs it."""
-    detection.warm_up()
+    """Build every table and language model now, not on the first document that needs it, so a
+    server reports SERVING with its latency steady: the CJK character and word models (a
+    quarter of a second each), the letter-pair models detection reads with (two seconds for
+    all), then wordfreq's lists, which the models no longer need, are released."""
+    from textmend_server import langmodel
+    from textmend_server.cjk.lm import get_model, release_word_lists
+
+    for lang in ("zh", "ja", "ko"):
+        get_model(lang).words()
+    langmodel.warm_up()
+    release_word_lists()
     repair_bytes("warm-up: cafÃ© — it’s 創(chuàng)建者 公司?!彼Q他們".encode())
 
 

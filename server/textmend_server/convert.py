@@ -54,16 +54,18 @@ class ProtoEnum:
 
     values: Mapping[str, int]
     names: Mapping[int, str]
+    unspecified: int
 
     @classmethod
     def of(cls, enum: EnumTypeWrapper, prefix: str) -> ProtoEnum:
         """The table of enum, whose value names all start with prefix (`"CATEGORY_"`)."""
         values = {name.removeprefix(prefix).lower(): value for name, value in enum.items()}
-        return cls(values, {value: name for name, value in values.items()})
+        names = {value: name for name, value in values.items()}
+        return cls(values, names, values[_UNSPECIFIED])
 
     def value(self, name: str) -> Any:
         """The proto value of an engine name; `*_UNSPECIFIED` for a name the proto lacks."""
-        return self.values.get(name, self.values[_UNSPECIFIED])
+        return self.values.get(name, self.unspecified)
 
     def name(self, value: int) -> str:
         """The engine name of a proto value (`"unspecified"` for the zero value)."""
@@ -195,15 +197,13 @@ _TIMING_FIELDS = (
 _US_PER_SECOND = 1_000_000
 
 
-def _timing_fields(timings: Mapping[str, float]) -> dict[str, int]:
-    """The nonzero fields of a `Timings` message: the engine's seconds per stage, as whole
-    microseconds (a negative rounding error becomes 0)."""
-    fields = {}
+def _set_timings(message: textmend_pb2.Timings, timings: Mapping[str, float]) -> None:
+    """Fill a `Timings` message with the engine's seconds per stage, as whole microseconds
+    (a negative rounding error becomes 0); a stage without time is left unset."""
     for key, name in _TIMING_FIELDS:
         value = timings.get(key)
         if value:
-            fields[name] = max(0, round(value * _US_PER_SECOND))
-    return fields
+            setattr(message, name, max(0, round(value * _US_PER_SECOND)))
 
 
 def to_edit(edit: Edit, *, finding: bool = False) -> textmend_pb2.Edit:
@@ -234,7 +234,9 @@ def to_timings(timings: Mapping[str, float]) -> textmend_pb2.Timings:
     >>> to_timings({"decode": 0.0015, "total": 0.01}).total_us
     10000
     """
-    return textmend_pb2.Timings(**_timing_fields(timings))
+    message = textmend_pb2.Timings()
+    _set_timings(message, timings)
+    return message
 
 
 def to_response(repaired: Repaired, request_id: str) -> textmend_pb2.RepairResponse:
@@ -270,10 +272,8 @@ def to_response(repaired: Repaired, request_id: str) -> textmend_pb2.RepairRespo
         response.edits.add(**_edit_fields(edit, False))
     for finding in repaired.findings:
         response.findings.add(**_edit_fields(finding, True))
-    times = response.timings
-    times.SetInParent()
-    for name, value in _timing_fields(repaired.timings).items():
-        setattr(times, name, value)
+    response.timings.SetInParent()
+    _set_timings(response.timings, repaired.timings)
     return response
 
 

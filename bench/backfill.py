@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,11 +34,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from textmend_server.testing import LaunchError, launch, server_command
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-#: How long the server may take to report its port (loading the engine): a bound, not a claim.
-STARTUP_LIMIT = 180.0
 #: Rows per partition: the backfill's default.
 PARTITION_ROWS = 1000
 
@@ -75,23 +74,13 @@ def build(repeat: int, directory: Path) -> tuple[list[dict[str, Any]], Path, Pat
 def running_server(directory: Path, workers: int) -> Iterator[str]:
     """A local `textmend-server` (its target) from SERVING until the block ends."""
     directory.mkdir()
-    port_file = directory / "port"
-    log = (directory / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "textmend_server.main", "--host", "127.0.0.1", "--port", "0",
-         "--port-file", str(port_file), "--workers", str(workers)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + STARTUP_LIMIT
-    while not port_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("textmend-server did not start; see " + str(directory / "server.log"))
-        time.sleep(0.1)
     try:
-        yield f"127.0.0.1:{int(port_file.read_text())}"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(60)
+        with launch(server_command("--workers", str(workers)), directory) as server:
+            yield server.target
+    except LaunchError:
+        raise SystemExit(
+            "textmend-server did not start; see " + str(directory / "server.log")
+        ) from None
 
 
 def main() -> None:

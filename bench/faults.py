@@ -136,7 +136,7 @@ def killer(server: Server, stop: float, interval: float, kills: list[int]) -> No
     rng = random.Random(1)
     while time.monotonic() + interval < stop:
         time.sleep(interval)
-        workers = server.workers()
+        workers = server.serving_pids()
         if len(workers) < 2:
             continue  # a replacement is still starting
         victim = rng.choice(workers)
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         command = textmend_command(2, "--log-level", "INFO", "--max-message-mb", "4")
         with start_server(command, "textmend-server", log_dir=Path(tmp)) as server:
-            first = server.workers()
+            first = server.serving_pids()
             stop = time.monotonic() + args.seconds
             if kinds:
                 threads = [
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             # The last kill may be a moment old: give its replacement time to start.
             until = time.monotonic() + 120
             while time.monotonic() < until:
-                last = server.workers()
+                last = server.serving_pids()
                 if len(last) == len(first) and not set(last) & set(kills):
                     break
                 time.sleep(0.2)

@@ -195,7 +195,7 @@ def memory(pid: int) -> Memory | None:
 
 def _memory(server: Server) -> dict[int, Memory]:
     """Memory of every worker, and of the parent under its pid."""
-    found = {pid: memory(pid) for pid in [server.process.pid, *server.workers()]}
+    found = {pid: memory(pid) for pid in [server.process.pid, *server.serving_pids()]}
     return {pid: m for pid, m in found.items() if m is not None}
 
 
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         args.workers, "--max-message-mb", str(max_message_mb), *args.server_option
     )
     with start_server(command, "textmend-server", log_dir=directory) as server:
-        pids_at_start = server.workers()
+        pids_at_start = server.serving_pids()
         samples: list[tuple[float, dict[int, Memory]]] = [(0.0, _memory(server))]
         outcomes: Counter[tuple[str, str]] = Counter()
         unexpected: Counter[tuple[str, str]] = Counter()
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             thread.join()
         elapsed = time.monotonic() - started
         samples.append((elapsed, _memory(server)))
-        pids_at_end = server.workers()
+        pids_at_end = server.serving_pids()
         server.process.send_signal(signal.SIGTERM)
         exit_code = server.process.wait(120)
 

@@ -45,7 +45,6 @@ import importlib.util
 import os
 import random
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -55,6 +54,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from textmend_server.testing import LaunchedServer, LaunchError, launch, server_command
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -71,7 +72,11 @@ MIXED_CORRUPTED_SHARE = 0.1
 # `--processes` values the CLI rows are timed with (the machine the README's figures come
 # from has 2 cores).
 CLI_PROCESSES = (1, 2)
+# Seconds a server may take to report SERVING: a bound so that a broken one fails the bench
+# instead of hanging it, not a figure.
 STARTUP_LIMIT = 120.0
+# Seconds a server may take to stop on SIGTERM before the bench kills it.
+SHUTDOWN_LIMIT = 30.0
 
 
 # --- corpora ---------------------------------------------------------------------------------
@@ -333,23 +338,8 @@ def streamed(
 # --- servers ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    """A server process started by the bench, with its worker processes."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def workers(self) -> list[int]:
-        """Pids of the worker processes (the children of the server process)."""
-        pid = self.process.pid
-        path = Path(f"/proc/{pid}/task/{pid}/children")
-        pids = sorted(int(p) for p in path.read_text().split()) if path.exists() else []
-        return pids or [pid]
+#: A server process started by the bench, with its worker processes.
+Server = LaunchedServer
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -379,48 +369,23 @@ def start_server(command: list[str], name: str, log_dir: Path | None = None) -> 
     """Start a server that writes its port to `--port-file`; stop it with SIGTERM (if it is
     still running). Its log is kept in log_dir when given, else deleted."""
     with tempfile.TemporaryDirectory() as tmp:
-        where = log_dir or Path(tmp)
-        port_file = where / "port"
-        log = where / "server.log"
-        with log.open("wb") as handle:
-            process = subprocess.Popen(
-                [*command, "--port-file", str(port_file)],
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                cwd=ROOT,
-            )
         try:
-            deadline = time.monotonic() + STARTUP_LIMIT
-            while not port_file.exists():
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"{name} did not start:\n{log.read_text(errors='replace')}")
-                time.sleep(0.1)
-            yield Server(process, int(port_file.read_text()))
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            with launch(
+                command,
+                log_dir or Path(tmp),
+                startup_limit=STARTUP_LIMIT,
+                shutdown_limit=SHUTDOWN_LIMIT,
+                cwd=ROOT,
+                name=name,
+            ) as server:
+                yield server
+        except LaunchError as exc:
+            raise SystemExit(str(exc)) from None
 
 
 def textmend_command(workers: int, *options: str) -> list[str]:
     """`textmend-server` on 127.0.0.1, any free port, with options added."""
-    return [
-        sys.executable,
-        "-m",
-        "textmend_server.main",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--workers",
-        str(workers),
-        "--log-level",
-        "WARNING",
-        *options,
-    ]
+    return server_command("--workers", str(workers), "--log-level", "WARNING", *options)
 
 
 def echo_command(workers: int) -> list[str]:
@@ -519,13 +484,13 @@ def run_service(
                     raise RuntimeError(f"document {response.id}: {response.error.message}")
                 yield int(response.id)
 
-        for pid in server.workers():
+        for pid in server.serving_pids():
             reset_peak_rss(pid)
         for corpus, docs in corpora.items():
             for callers in callers_list:
                 results.append(concurrent_calls(corpus, f"{what} unary", unary, docs, callers))
             results.append(streamed(corpus, f"{what} stream", stream, docs))
-    return results, {pid: peak_rss_mb(pid) for pid in server.workers()}
+    return results, {pid: peak_rss_mb(pid) for pid in server.serving_pids()}
 
 
 def run_cli(server: Server, corpora: dict[str, list[bytes]]) -> list[Result]:
@@ -605,7 +570,7 @@ def run_big(server: Server, base: Sequence[str], size: int, shuffled: bool = Fal
     from textmend_client import TextMendClient, TextMendError
 
     content = big_document(base, size, shuffled)
-    workers = server.workers()
+    workers = server.serving_pids()
     before = max(rss_mb(pid) for pid in workers)
     for pid in workers:
         reset_peak_rss(pid)

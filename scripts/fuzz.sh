@@ -48,7 +48,7 @@ if [ "${1:-}" = "--coverage" ]; then
   data=fuzz/results/.coverage
   .venv/bin/python -m coverage run --data-file="$data" --branch \
     --source=server/textmend_server \
-    --omit='server/textmend_server/main.py,server/textmend_server/service.py,server/textmend_server/metrics.py,server/textmend_server/config.py' \
+    --omit='server/textmend_server/main.py,server/textmend_server/options.py,server/textmend_server/service.py,server/textmend_server/servicer.py,server/textmend_server/convert.py,server/textmend_server/limits.py,server/textmend_server/turns.py,server/textmend_server/admission.py,server/textmend_server/interceptors.py,server/textmend_server/testing.py,server/textmend_server/metrics.py,server/textmend_server/config.py' \
     fuzz/fuzz_engine.py --replay fuzz/results/corpus --sample "$sample"
   .venv/bin/python -m coverage report --data-file="$data" --sort=cover --show-missing
   exit 0

@@ -49,7 +49,7 @@ DEFAULT_STREAM_IDLE_SECONDS = 60.0
 # checks, refusals (a few microseconds each) and reflection's first message.
 DEFAULT_THREADS = 8
 # CPU seconds of engine time a document has in the light lane before it moves to the heavy one
-# (`textmend_server.service.Turns`; issue 16: a 5 KB clean document waited seconds behind CJK
+# (`textmend_server.turns.Turns`; issue 16: a 5 KB clean document waited seconds behind CJK
 # searches). Each worker runs at most one light and one heavy document at a time; the engine
 # asks between blocks, stages and phase-slip searches whether to go on, and that is where a
 # document past its slice moves. 50 ms is well above what a light 5 KB document costs (English

@@ -16,12 +16,9 @@ models in memory it shares with the parent and its siblings, and a replacement f
 died reports SERVING within a second instead of rebuilding them. `--cache-mb` caps each
 worker's memoised results (`textmend_server.cache`).
 
-Every flag has an environment variable twin (`--port` / `TEXTMEND_PORT`, ...); flags win.
-
-TLS (`--tls-cert`, `--tls-key`), mutual TLS (`--tls-client-ca`) and a bearer token
-(`--auth-token-file`) are off by default. The parent reads those files once, before it forks, so
-a worker restarted later needs no access to them, and the token never appears in `ps` or in the
-environment.
+The command line (every flag with its `TEXTMEND_*` environment twin, and the TLS and token
+files the parent reads once, before it forks) is `textmend_server.options`; this module runs
+the processes.
 """
 
 from __future__ import annotations
@@ -47,9 +44,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from types import FrameType
 
-from textmend_server import __version__, cache, metrics
-from textmend_server import config as defaults
-from textmend_server.config import ServerConfig, is_token
+from textmend_server import __version__, cache, metrics, options
+from textmend_server.options import Settings, build_parser
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -69,334 +65,24 @@ _MAX_RESTART_DELAY = 30.0
 # runs one document at a time per lane under the GIL, so two arenas cost no contention.
 MALLOC_ARENAS = 2
 _M_ARENA_MAX = -8  # mallopt's parameter number for the arena limit (glibc malloc.h)
-# Extra seconds, beyond --grace, that stopping workers get before they are killed.
+# Failures in a row of a worker that never reported SERVING after which the server gives up
+# (see _MAX_RESTART_DELAY): chosen, three is enough to tell a worker that cannot start from
+# one that lost a race once.
+_START_ATTEMPTS = 3
+# Extra seconds, beyond --grace, that stopping workers get before they are killed: a margin
+# for closing the server after its grace, chosen rather than measured (an orchestrator must
+# wait at least --grace plus this before it kills the parent).
 _STOP_SLACK = 10.0
+# Seconds the parent and a worker wait between looks at their stop flag and at the workers: a
+# stop or a dead worker is acted on within this long (chosen: well inside issue 16's 3 s for a
+# replacement to report SERVING).
 _POLL = 0.5
-
-
-# --- command line ----------------------------------------------------------------------------
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be 0..65535, not {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
-    return value
-
-
-def _log_level(text: str) -> str:
-    name = text.upper()
-    if name not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-        raise argparse.ArgumentTypeError(f"unknown log level {text!r}")
-    return name
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The `textmend-server` argument parser; defaults come from the environment."""
-    env = os.environ.get
-    parser = argparse.ArgumentParser(
-        prog="textmend-server",
-        description="Serve textmend (repair corrupted text) over gRPC, with health checking "
-        "and reflection.",
-        epilog="Each option can also be set by the environment variable shown; options win.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument(
-        "--host",
-        default=env("TEXTMEND_HOST", "[::]"),
-        help="address to listen on (TEXTMEND_HOST; default: [::], every interface)",
-    )
-    parser.add_argument(
-        "--port",
-        type=_port,
-        default=env("TEXTMEND_PORT", "50051"),
-        help="port to listen on, 0 to pick a free one (TEXTMEND_PORT; default: 50051)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=env("TEXTMEND_WORKERS", str(os.cpu_count() or 1)),
-        help="worker processes (TEXTMEND_WORKERS; default: the number of CPUs)",
-    )
-    parser.add_argument(
-        "--threads",
-        type=_positive_int,
-        default=env("TEXTMEND_THREADS", str(defaults.DEFAULT_THREADS)),
-        help="threads per worker kept for health checks, refusals and other short calls, on "
-        "top of one per call the limits below admit; no call ever waits for a thread "
-        f"(TEXTMEND_THREADS; default: {defaults.DEFAULT_THREADS})",
-    )
-    parser.add_argument(
-        "--max-calls",
-        type=_positive_int,
-        default=env("TEXTMEND_MAX_CALLS", str(defaults.DEFAULT_MAX_CALLS)),
-        help="most Repair calls one worker runs at once; the next gets UNAVAILABLE at once, "
-        "and the textmend client retries it after a backoff (TEXTMEND_MAX_CALLS; default: "
-        f"{defaults.DEFAULT_MAX_CALLS})",
-    )
-    parser.add_argument(
-        "--max-streams",
-        type=_positive_int,
-        default=env("TEXTMEND_MAX_STREAMS", str(defaults.DEFAULT_MAX_STREAMS)),
-        help="most open RepairStream calls per worker; the next gets UNAVAILABLE at once "
-        f"(TEXTMEND_MAX_STREAMS; default: {defaults.DEFAULT_MAX_STREAMS})",
-    )
-    parser.add_argument(
-        "--max-admin-streams",
-        type=_positive_int,
-        default=env("TEXTMEND_MAX_ADMIN_STREAMS", str(defaults.DEFAULT_MAX_ADMIN_STREAMS)),
-        help="most open health Watch and reflection streams per worker; the next gets "
-        "UNAVAILABLE; health Check is never limited (TEXTMEND_MAX_ADMIN_STREAMS; default: "
-        f"{defaults.DEFAULT_MAX_ADMIN_STREAMS})",
-    )
-    parser.add_argument(
-        "--stream-idle-seconds",
-        type=_positive_seconds,
-        default=env("TEXTMEND_STREAM_IDLE_SECONDS", f"{defaults.DEFAULT_STREAM_IDLE_SECONDS:g}"),
-        metavar="SECONDS",
-        help="a stream that sends nothing for this long while none of its documents is being "
-        "repaired is ended with UNAVAILABLE; everything it sent was answered "
-        f"(TEXTMEND_STREAM_IDLE_SECONDS; default: {defaults.DEFAULT_STREAM_IDLE_SECONDS:g})",
-    )
-    parser.add_argument(
-        "--max-message-mb",
-        type=_positive_int,
-        default=env("TEXTMEND_MAX_MESSAGE_MB", "64"),
-        help="largest document accepted, in MiB; larger ones get RESOURCE_EXHAUSTED "
-        "(TEXTMEND_MAX_MESSAGE_MB; default: 64)",
-    )
-    parser.add_argument(
-        "--log-level",
-        type=_log_level,
-        default=env("TEXTMEND_LOG_LEVEL", "INFO"),
-        help="DEBUG logs one line per document, without its text (TEXTMEND_LOG_LEVEL; "
-        "default: INFO)",
-    )
-    parser.add_argument(
-        "--grace",
-        type=_seconds,
-        default=env("TEXTMEND_GRACE", "10"),
-        metavar="SECONDS",
-        help="on SIGTERM, how long calls in flight may take to finish (TEXTMEND_GRACE; "
-        "default: 10)",
-    )
-    parser.add_argument(
-        "--metrics-port",
-        type=_port,
-        default=env("TEXTMEND_METRICS_PORT", "0"),
-        help="serve Prometheus metrics (summed over workers) at http://HOST:PORT/metrics; "
-        "0 turns them off (TEXTMEND_METRICS_PORT; default: 0)",
-    )
-    parser.add_argument(
-        "--log-format",
-        choices=["text", "json"],
-        default=env("TEXTMEND_LOG_FORMAT", "text"),
-        help="json writes one JSON object per line, for log collectors (TEXTMEND_LOG_FORMAT; "
-        "default: text)",
-    )
-    parser.add_argument(
-        "--max-line-kb",
-        type=_positive_int,
-        default=env("TEXTMEND_MAX_LINE_KB", "1024"),
-        help="longest line accepted, in KiB of content between line breaks; longer gets "
-        "RESOURCE_EXHAUSTED. The engine checks a caller's deadline between lines, so this bounds "
-        "work that cannot be stopped (TEXTMEND_MAX_LINE_KB; default: 1024)",
-    )
-    parser.add_argument(
-        "--max-edits",
-        type=_positive_int,
-        default=env("TEXTMEND_MAX_EDITS", "1000000"),
-        help="most edits plus findings for one document; a document needing more gets "
-        "RESOURCE_EXHAUSTED, never a shortened list (TEXTMEND_MAX_EDITS; default: 1000000)",
-    )
-    parser.add_argument(
-        "--max-seconds",
-        type=_positive_seconds,
-        default=env("TEXTMEND_MAX_SECONDS", "120"),
-        metavar="SECONDS",
-        help="most time one document may take, whatever the caller's deadline; work beyond it "
-        "is abandoned with RESOURCE_EXHAUSTED, so no input can hold a worker for long "
-        "(TEXTMEND_MAX_SECONDS; default: 120)",
-    )
-    parser.add_argument(
-        "--max-stream-documents",
-        type=_positive_int,
-        default=env("TEXTMEND_MAX_STREAM_DOCUMENTS", "1000000"),
-        help="most documents one RepairStream carries; the next one ends the stream with "
-        "RESOURCE_EXHAUSTED, and the textmend client resends what was not answered on a new "
-        "stream (TEXTMEND_MAX_STREAM_DOCUMENTS; default: 1000000)",
-    )
-    parser.add_argument(
-        "--cache-mb",
-        type=_non_negative_int,
-        default=env("TEXTMEND_CACHE_MB", str(defaults.DEFAULT_CACHE_MB)),
-        metavar="MIB",
-        help="MiB of memoised engine results each worker keeps (all of the engine's memos "
-        "together); 0 keeps none, which makes heavy CJK documents slower, never different "
-        f"(TEXTMEND_CACHE_MB; default: {defaults.DEFAULT_CACHE_MB})",
-    )
-    parser.add_argument(
-        "--log-content",
-        action="store_true",
-        default=env("TEXTMEND_LOG_CONTENT", "").lower() in {"1", "true", "yes"},
-        help="with --log-level DEBUG, also log the first 200 bytes of each document; off by "
-        "default, as documents may be private (TEXTMEND_LOG_CONTENT=1)",
-    )
-    parser.add_argument(
-        "--tls-cert",
-        type=Path,
-        default=env("TEXTMEND_TLS_CERT"),
-        metavar="PATH",
-        help="PEM certificate chain; with --tls-key, serve TLS only (TEXTMEND_TLS_CERT; "
-        "default: plaintext)",
-    )
-    parser.add_argument(
-        "--tls-key",
-        type=Path,
-        default=env("TEXTMEND_TLS_KEY"),
-        metavar="PATH",
-        help="PEM private key of --tls-cert (TEXTMEND_TLS_KEY)",
-    )
-    parser.add_argument(
-        "--tls-client-ca",
-        type=Path,
-        default=env("TEXTMEND_TLS_CLIENT_CA"),
-        metavar="PATH",
-        help="PEM CA bundle: require every client to present a certificate it signed (mutual "
-        "TLS); health probes then need a client certificate too (TEXTMEND_TLS_CLIENT_CA)",
-    )
-    parser.add_argument(
-        "--auth-token-file",
-        type=Path,
-        default=env("TEXTMEND_AUTH_TOKEN_FILE"),
-        metavar="PATH",
-        help="file holding a token; every textmend.v1.TextMend call must then carry "
-        "'authorization: Bearer <token>' or gets UNAUTHENTICATED. Health checks and reflection "
-        "stay open, so probes need no token. Use it with TLS: over plaintext the token can be "
-        "read on the wire (TEXTMEND_AUTH_TOKEN_FILE)",
-    )
-    parser.add_argument(
-        "--port-file",
-        type=Path,
-        metavar="PATH",
-        help="write the bound port to PATH once every worker is serving",
-    )
-    return parser
 
 
 # --- one server ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Settings:
-    """What a worker needs to start its server (picklable; forked, in practice)."""
-
-    address: str
-    config: ServerConfig
-
-
-@dataclass(frozen=True)
-class _Security:
-    """The contents of the TLS and token files, read once by the parent."""
-
-    tls_cert: bytes | None = None
-    tls_key: bytes | None = None
-    tls_client_ca: bytes | None = None
-    auth_token: str | None = None
-
-
-def _read_security(args: argparse.Namespace) -> _Security:
-    """Read the files the TLS and token options name; ValueError says what is wrong."""
-    if (args.tls_cert is None) != (args.tls_key is None):
-        raise ValueError("--tls-cert and --tls-key go together: give both to serve TLS")
-    if args.tls_client_ca is not None and args.tls_cert is None:
-        raise ValueError("--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)")
-
-    def read(path: Path | None, option: str) -> bytes | None:
-        if path is None:
-            return None
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ValueError(f"{option} {path}: {exc.strerror or exc}") from None
-        if not data.strip():
-            raise ValueError(f"{option} {path}: the file is empty")
-        return data
-
-    token = read(args.auth_token_file, "--auth-token-file")
-    auth_token = None
-    if token is not None:
-        try:
-            auth_token = token.decode("ascii").strip()
-        except UnicodeDecodeError:
-            raise ValueError("--auth-token-file: the token must be printable ASCII") from None
-        if not is_token(auth_token):
-            raise ValueError(
-                "--auth-token-file: the token must be one line of at most 4096 printable ASCII "
-                "characters without spaces"
-            )
-    return _Security(
-        tls_cert=read(args.tls_cert, "--tls-cert"),
-        tls_key=read(args.tls_key, "--tls-key"),
-        tls_client_ca=read(args.tls_client_ca, "--tls-client-ca"),
-        auth_token=auth_token,
-    )
-
-
-def _settings(args: argparse.Namespace, address: str, reuse_port: bool) -> _Settings:
-    security = args.security or _Security()
-    config = ServerConfig(
-        max_message_mb=args.max_message_mb,
-        threads=args.threads,
-        max_calls=args.max_calls,
-        max_streams=args.max_streams,
-        max_admin_streams=args.max_admin_streams,
-        stream_idle_seconds=args.stream_idle_seconds,
-        grace=args.grace,
-        reuse_port=reuse_port,
-        max_line_kb=args.max_line_kb,
-        max_edits=args.max_edits,
-        max_seconds=args.max_seconds,
-        max_stream_documents=args.max_stream_documents,
-        log_content=args.log_content,
-        cache_mb=args.cache_mb,
-        tls_cert=security.tls_cert,
-        tls_key=security.tls_key,
-        tls_client_ca=security.tls_client_ca,
-        auth_token=security.auth_token,
-    )
-    return _Settings(address, config)
-
-
-def _serve(settings: _Settings, stop: threading.Event, ready: Connection | None) -> int:
+def _serve(settings: Settings, stop: threading.Event, ready: Connection | None) -> int:
     """Run one gRPC server until stop is set, then stop it gracefully; returns an exit code.
 
     Sends the bound port through ready once the server reports SERVING. Imports gRPC here,
@@ -464,7 +150,7 @@ def prepare_parent(cache_mb: int) -> None:
     )
 
 
-def _worker_main(settings: _Settings, ready: Connection) -> None:
+def _worker_main(settings: Settings, ready: Connection) -> None:
     """Entry point of a forked worker: SIGTERM stops it; SIGINT is the parent's to handle."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
@@ -540,7 +226,7 @@ class _Worker:
 class _Supervisor:
     """Starts workers, restarts the ones that die, and stops them all on request."""
 
-    settings: _Settings
+    settings: Settings
     count: int
     stop_requested: threading.Event = field(default_factory=threading.Event)
     workers: dict[int, _Worker] = field(default_factory=dict)
@@ -661,7 +347,7 @@ class _Supervisor:
 def _supervise(args: argparse.Namespace) -> int:
     """Reserve the port, fork the workers, supervise them until SIGTERM/SIGINT."""
     with _reserve_port(args.host, args.port) as port:
-        settings = _settings(args, _address(args.host, port), reuse_port=True)
+        settings = options.settings(args, _address(args.host, port), reuse_port=True)
         supervisor = _Supervisor(settings, args.workers)
 
         def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -678,7 +364,9 @@ def _supervise(args: argparse.Namespace) -> int:
             supervisor.start(slot)
         while not supervisor.all_serving() and not supervisor.stop_requested.is_set():
             supervisor.poll()
-            failed = [slot for slot, (_, n, _) in supervisor.pending.items() if n >= 3]
+            failed = [
+                slot for slot, (_, n, _) in supervisor.pending.items() if n >= _START_ATTEMPTS
+            ]
             if failed:
                 _LOGGER.error("workers cannot start (see the errors above); giving up")
                 supervisor.stop_requested.set()
@@ -713,7 +401,7 @@ def _serve_in_process(args: argparse.Namespace) -> int:
     limit_malloc_arenas()
     cache.configure(args.cache_mb)
     reader, writer = multiprocessing.Pipe(duplex=False)
-    settings = _settings(args, _address(args.host, args.port), reuse_port=False)
+    settings = options.settings(args, _address(args.host, args.port), reuse_port=False)
     server_thread_result: list[int] = []
 
     def run() -> None:
@@ -779,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.security = _read_security(args)
+        args.security = options.read_security(args)
     except ValueError as exc:
         parser.error(str(exc))
     _configure_logging(args.log_level, args.log_format)

@@ -1,0 +1,186 @@
+"""Admission: how many calls of each kind a worker runs, and how long a stream may stay idle.
+
+Both are counted per worker process, never by blocking: a call that finds its kind full is
+refused at once, and a stream that sends nothing for `--stream-idle-seconds` is ended (issue
+16: idle streams used to hold every thread of a worker). The gRPC side of both, the
+interceptor that applies them to every call, is `interceptors.AdmissionInterceptor`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import grpc
+
+from textmend_server.config import ServerConfig
+from textmend_server.convert import SERVICE_NAME
+
+# What each method counts against; a method not named here (health `Check`, reflection's
+# and health's unknown future methods that are unary) is never limited.
+_REPAIR_METHOD = f"/{SERVICE_NAME}/Repair"
+_STREAM_METHOD = f"/{SERVICE_NAME}/RepairStream"
+
+
+class Admission:
+    """How many calls of each kind a worker runs, against the limits `ServerConfig` sets.
+
+    Never blocks: a call that finds its kind full is refused at once (UNAVAILABLE, see
+    `busy_message`), because one that waited would hold a thread, and threads are what idle
+    streams used to exhaust (issue 16). Kinds: `repair` (`Repair`, `--max-calls`), `stream`
+    (`RepairStream`, `--max-streams`) and `admin` (health `Watch` and reflection streams,
+    `--max-admin-streams`).
+
+    >>> admission = Admission(ServerConfig(max_calls=1))
+    >>> admission.enter("repair"), admission.enter("repair"), admission.running("repair")
+    (True, False, 1)
+    >>> admission.leave("repair"); admission.enter("repair")
+    True
+    """
+
+    #: kind -> (config attribute, flag, what the calls are)
+    KINDS: Mapping[str, tuple[str, str, str]] = {
+        "repair": ("max_calls", "--max-calls", "Repair calls"),
+        "stream": ("max_streams", "--max-streams", "open RepairStream calls"),
+        "admin": ("max_admin_streams", "--max-admin-streams", "health Watch and reflection calls"),
+    }
+
+    def __init__(self, config: ServerConfig) -> None:
+        self._limits = {kind: getattr(config, attr) for kind, (attr, _, _) in self.KINDS.items()}
+        self._running = dict.fromkeys(self.KINDS, 0)
+        self._lock = threading.Lock()
+
+    def enter(self, kind: str) -> bool:
+        """Count one more call of kind and return True, or return False when it is full."""
+        with self._lock:
+            if self._running[kind] >= self._limits[kind]:
+                return False
+            self._running[kind] += 1
+            return True
+
+    def leave(self, kind: str) -> None:
+        """Count one call of kind fewer."""
+        with self._lock:
+            self._running[kind] -= 1
+
+    def running(self, kind: str) -> int:
+        """Calls of kind running now."""
+        with self._lock:
+            return self._running[kind]
+
+    def busy_message(self, kind: str) -> str:
+        """What a refused caller reads: why, and what to do."""
+        _, flag, what = self.KINDS[kind]
+        return (
+            f"this server worker is busy: it is already running {self._limits[kind]} {what}, "
+            f"its limit ({flag}): retry after a short backoff (the textmend client does so by "
+            f"itself within its deadline), spread the calls over more workers or replicas, or "
+            f"raise the server's {flag}"
+        )
+
+
+def call_kind(method: str, handler: grpc.RpcMethodHandler) -> str | None:
+    """The `Admission` kind a call to method counts against, or None when it is not limited.
+
+    Health `Check` and every other unary call but `Repair` are never limited: they finish in
+    microseconds, and the pool keeps `--threads` threads for them.
+    """
+    if method == _REPAIR_METHOD:
+        return "repair"
+    if method == _STREAM_METHOD:
+        return "stream"
+    if handler.request_streaming or handler.response_streaming:
+        return "admin"
+    return None
+
+
+# How often a stream's reader checks that its call is still wanted while its queue is full.
+# Chosen, not measured: a reader left behind by a finished call ends within half a second, for
+# two wake-ups a second while a handler is busy with the request before.
+_POLL_SECONDS = 0.5
+
+
+class StreamIdle(Exception):
+    """A stream's caller sent nothing for the idle limit (raised in the handler's thread)."""
+
+
+_END = object()
+
+
+class IdleLimitedRequests:
+    """A stream's request iterator that raises `StreamIdle` when no request arrives for
+    seconds while the handler waits for one.
+
+    gRPC's iterator has no timeout, so a daemon thread reads it into a queue of one request
+    (no more read-ahead than before: HTTP/2 flow control still holds the rest back) and the
+    handler waits on the queue. The thread ends when the call does: gRPC's iterator then ends
+    or raises, and `close` stops a reader waiting to hand over a request.
+
+    >>> list(IdleLimitedRequests(iter(["a", "b"]), seconds=5))
+    ['a', 'b']
+    >>> caller_done = threading.Event()
+    >>> def silent():
+    ...     caller_done.wait()
+    ...     yield from ()
+    >>> requests = IdleLimitedRequests(silent(), seconds=0.05)
+    >>> next(requests)
+    Traceback (most recent call last):
+    ...
+    textmend_server.admission.StreamIdle
+    >>> requests.close(); caller_done.set()
+    """
+
+    def __init__(self, requests: Iterator[Any], seconds: float) -> None:
+        self._seconds = seconds
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._closed = threading.Event()
+        self._ended = False
+        self._reader = threading.Thread(
+            target=self._read, args=(requests,), name="textmend-stream-reader", daemon=True
+        )
+        self._reader.start()
+
+    def _read(self, requests: Iterator[Any]) -> None:
+        item: Any = _END
+        try:
+            for request in requests:
+                if not self._put(request):
+                    return
+        except BaseException as exc:  # handed to the handler's thread, which raises it
+            item = exc
+        self._put(item)
+
+    def _put(self, item: Any) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> IdleLimitedRequests:
+        return self
+
+    def __next__(self) -> Any:
+        if self._ended:
+            raise StopIteration
+        try:
+            item = self._queue.get(timeout=self._seconds)
+        except queue.Empty:
+            raise StreamIdle() from None
+        if item is _END:
+            self._ended = True
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stop the reader from handing over more requests (the call is over)."""
+        self._closed.set()
+
+
+__all__ = ["Admission", "IdleLimitedRequests", "StreamIdle", "call_kind"]

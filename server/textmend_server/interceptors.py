@@ -1,0 +1,300 @@
+"""The server's interceptors, outermost first: the version every answer carries, the bearer
+token a `textmend.v1.TextMend` call must present, and admission (limits and start-up).
+
+Each wraps the one behaviour of the handler gRPC found for a call (`_HandlerInterceptor`), so
+it runs on the call's own thread, and answers a refusal with a status code and a trailer a
+caller can act on; the trailer keys are named here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import grpc
+
+from textmend_server import __version__
+from textmend_server.admission import Admission, IdleLimitedRequests, StreamIdle, call_kind
+from textmend_server.config import ServerConfig
+from textmend_server.convert import SERVICE_NAME
+
+_LOGGER = logging.getLogger(__name__)
+
+#: Metadata every answer carries: initial metadata with the first response, trailing metadata
+#: on a call that fails.
+VERSION_METADATA = (("textmend-version", __version__),)
+#: Trailing metadata key of a call refused because its worker runs as many calls of its kind as
+#: it may (UNAVAILABLE); its value is the flag that sets the limit (`--max-calls`, ...).
+BUSY_METADATA = "textmend-busy"
+#: Trailing metadata key of a stream ended because it sent nothing for `--stream-idle-seconds`
+#: (UNAVAILABLE); its value is that limit. Every request it had sent was answered.
+STREAM_IDLE_METADATA = "textmend-stream-idle"
+#: Trailing metadata key of a call refused because its worker is still starting (UNAVAILABLE,
+#: health NOT_SERVING); nothing was done, and another worker or a moment later will serve it.
+STARTING_METADATA = "textmend-starting"
+
+# The attributes of `grpc.RpcMethodHandler` that hold its behaviour; exactly one is set.
+_KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+
+#: A handler's behaviour: (request or request iterator, context) -> response or responses.
+Behaviour = Callable[..., Any]
+
+
+class _HandlerInterceptor(grpc.ServerInterceptor):
+    """An interceptor that may replace the behaviour of each handler gRPC finds (`_intercept`);
+    a call to an unknown method (no handler) passes untouched."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        return self._intercept(handler, handler_call_details)
+
+    def _intercept(
+        self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        raise NotImplementedError
+
+
+def _replace_behaviour(
+    handler: grpc.RpcMethodHandler, wrap: Callable[[Behaviour, bool], Behaviour]
+) -> grpc.RpcMethodHandler:
+    """handler with its behaviour replaced by wrap(behaviour, response_streaming)."""
+    for kind in _KINDS:
+        behaviour = getattr(handler, kind)
+        if behaviour is not None:
+            return handler._replace(**{kind: wrap(behaviour, handler.response_streaming)})
+    return handler
+
+
+# --- version ---------------------------------------------------------------------------------
+
+
+class VersionInterceptor(_HandlerInterceptor):
+    """Sends `textmend-version` as initial metadata on every call, health and reflection
+    included, so a caller or a proxy can tell which release answered.
+
+    The headers go out with the first response, not when the call starts: a client may retry
+    a call only until it has received headers, so a worker that dies mid-repair leaves the
+    call retryable (`Repair` is retried on UNAVAILABLE by the client's service config). A call
+    that fails carries the version in its trailers instead.
+    """
+
+    def _intercept(
+        self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        return _replace_behaviour(handler, _with_version)
+
+
+def _with_version(behaviour: Behaviour, streaming: bool) -> Behaviour:
+    """behaviour, sending `VERSION_METADATA` with its first response (or its trailers)."""
+    return _with_version_streaming(behaviour) if streaming else _with_version_unary(behaviour)
+
+
+def _with_version_unary(behaviour: Behaviour) -> Behaviour:
+    def wrapped(request_or_iterator: object, context: grpc.ServicerContext) -> object:
+        context.set_trailing_metadata(VERSION_METADATA)  # for a call that fails
+        response = behaviour(request_or_iterator, context)
+        context.send_initial_metadata(VERSION_METADATA)
+        return response
+
+    return wrapped
+
+
+def _with_version_streaming(behaviour: Callable[..., Iterator[object]]) -> Behaviour:
+    def wrapped(request_or_iterator: object, context: grpc.ServicerContext) -> Iterator[object]:
+        context.set_trailing_metadata(VERSION_METADATA)  # for a call that fails
+        sent = False
+        for response in behaviour(request_or_iterator, context):
+            if not sent:
+                context.send_initial_metadata(VERSION_METADATA)
+                sent = True
+            yield response
+
+    return wrapped
+
+
+# --- bearer token ----------------------------------------------------------------------------
+
+_UNAUTHENTICATED_MESSAGE = (
+    "this server requires a bearer token: send the metadata 'authorization: Bearer <token>' "
+    "(textmend --token-file PATH, or TextMendClient(token=...))"
+)
+_WRONG_TOKEN_MESSAGE = "the bearer token is not valid for this server"
+
+
+def _digest(token: bytes) -> bytes:
+    return hashlib.sha256(token).digest()
+
+
+class AuthInterceptor(_HandlerInterceptor):
+    """Refuses `textmend.v1.TextMend` calls without `authorization: Bearer <token>`.
+
+    The presented and expected tokens are compared as SHA-256 digests with
+    `hmac.compare_digest`, so neither the time taken nor the length reveals the token. Health
+    checks and reflection are not checked: probes carry no secrets.
+    """
+
+    def __init__(self, token: str) -> None:
+        self._expected = _digest(token.encode("ascii"))
+        self._prefix = f"/{SERVICE_NAME}/"
+
+    def _intercept(
+        self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        if not details.method.startswith(self._prefix):
+            return handler
+        message = self._refusal(details.invocation_metadata or ())
+        if message is None:
+            return handler
+        return _replace_behaviour(handler, lambda _behaviour, _streaming: _refuse(message))
+
+    def _refusal(self, metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
+        """None when the metadata carries the right token, else why the call is refused."""
+        values = [value for key, value in metadata if key == "authorization"]
+        if not values:
+            return _UNAUTHENTICATED_MESSAGE
+        value = values[0].encode("latin-1") if isinstance(values[0], str) else values[0]
+        scheme, _, token = value.partition(b" ")
+        if scheme.lower() != b"bearer":
+            return _UNAUTHENTICATED_MESSAGE
+        if not hmac.compare_digest(_digest(token.strip()), self._expected):
+            return _WRONG_TOKEN_MESSAGE
+        return None
+
+
+def _refuse(message: str) -> Behaviour:
+    def refused(_request_or_iterator: object, context: grpc.ServicerContext) -> object:
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    return refused
+
+
+# --- admission -------------------------------------------------------------------------------
+
+
+class AdmissionInterceptor(_HandlerInterceptor):
+    """Applies `Admission` to every call, and the idle limit to every request stream.
+
+    A refused call gets UNAVAILABLE with `busy_message` and the `textmend-busy` trailer, before
+    any response header, so gRPC clients with a retry policy (the bundled one, Envoy) may retry
+    it. A stream idle for `stream_idle_seconds` ends with UNAVAILABLE and the
+    `textmend-stream-idle` trailer. The count is taken and given back on the call's own thread,
+    so a handler that never runs (an interceptor outside this one refused the call) holds
+    nothing.
+    """
+
+    def __init__(self, config: ServerConfig) -> None:
+        self._admission = Admission(config)
+        self._idle = config.stream_idle_seconds
+        self._ready = threading.Event()
+
+    def ready(self) -> None:
+        """The engine is warm: admit `textmend.v1.TextMend` calls from now on (until then they
+        are refused with UNAVAILABLE and the `textmend-starting` trailer)."""
+        self._ready.set()
+
+    @property
+    def admission(self) -> Admission:
+        """The counts, for tests and logs."""
+        return self._admission
+
+    def _intercept(
+        self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler:
+        kind = call_kind(details.method, handler)
+        if kind is None:
+            return handler
+        request_streaming = handler.request_streaming
+
+        def wrap(behaviour: Behaviour, streaming: bool) -> Behaviour:
+            return (self._streaming if streaming else self._unary)(
+                behaviour, kind, request_streaming
+            )
+
+        return _replace_behaviour(handler, wrap)
+
+    def _refuse_starting(self, context: grpc.ServicerContext) -> None:
+        context.set_trailing_metadata((*VERSION_METADATA, (STARTING_METADATA, "1")))
+        context.abort(
+            grpc.StatusCode.UNAVAILABLE,
+            "this server worker is starting and reports NOT_SERVING: nothing was done; retry "
+            "after a short backoff or on another connection (the textmend client does so by "
+            "itself within its deadline)",
+        )
+
+    def _refuse(self, kind: str, context: grpc.ServicerContext) -> None:
+        flag = Admission.KINDS[kind][1]
+        _LOGGER.debug(
+            "refused a call: %d %s calls running (%s)", self._admission.running(kind), kind, flag
+        )
+        context.set_trailing_metadata((*VERSION_METADATA, (BUSY_METADATA, flag)))
+        context.abort(grpc.StatusCode.UNAVAILABLE, self._admission.busy_message(kind))
+
+    def _idle_ended(self, context: grpc.ServicerContext) -> None:
+        context.set_trailing_metadata(
+            (*VERSION_METADATA, (STREAM_IDLE_METADATA, f"{self._idle:g}"))
+        )
+        context.abort(
+            grpc.StatusCode.UNAVAILABLE,
+            f"this stream sent no request for {self._idle:g} s while none of its documents was "
+            "being repaired, the server's limit (--stream-idle-seconds); every request it sent "
+            "was answered: open a new stream when there is more to send, or raise the server's "
+            "--stream-idle-seconds",
+        )
+
+    @contextlib.contextmanager
+    def _admitted(
+        self, kind: str, request_streaming: bool, request_or_iterator: Any, context: Any
+    ) -> Iterator[Any]:
+        """Admit one call of kind (or refuse it), yield what its behaviour reads (a request
+        stream under the idle limit), and give its place back however it ends."""
+        if kind != "admin" and not self._ready.is_set():
+            self._refuse_starting(context)
+        if not self._admission.enter(kind):
+            self._refuse(kind, context)
+        requests = (
+            IdleLimitedRequests(request_or_iterator, self._idle) if request_streaming else None
+        )
+        try:
+            yield request_or_iterator if requests is None else requests
+        except StreamIdle:
+            self._idle_ended(context)
+        finally:
+            if requests is not None:
+                requests.close()
+            self._admission.leave(kind)
+
+    def _unary(self, behaviour: Behaviour, kind: str, request_streaming: bool) -> Behaviour:
+        def admitted(request_or_iterator: Any, context: grpc.ServicerContext) -> Any:
+            with self._admitted(kind, request_streaming, request_or_iterator, context) as reads:
+                return behaviour(reads, context)
+
+        return admitted
+
+    def _streaming(self, behaviour: Behaviour, kind: str, request_streaming: bool) -> Behaviour:
+        def admitted(request_or_iterator: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            with self._admitted(kind, request_streaming, request_or_iterator, context) as reads:
+                yield from behaviour(reads, context)
+
+        return admitted
+
+
+__all__ = [
+    "BUSY_METADATA",
+    "STARTING_METADATA",
+    "STREAM_IDLE_METADATA",
+    "VERSION_METADATA",
+    "AdmissionInterceptor",
+    "AuthInterceptor",
+    "VersionInterceptor",
+]

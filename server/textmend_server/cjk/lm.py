@@ -174,8 +174,9 @@ AFTER_DIGIT = frozenset(
     "台臺輛辆枚部張张本篇所座户戶株頁页章节節級级つ回円歳万"
 )
 
-# Bytes an entry of each of the models' memos holds (key, value and the dict's slot), measured
-# as `slip.ENTRY_BYTES_ALL` is; `cache` counts them against the process's one budget.
+# Bytes an entry of each of the models' memos holds (key, value and the dict's slot),
+# estimated as `slip.candidates.ENTRY_BYTES_ALL` are; `cache` counts them against the
+# process's one budget.
 ENTRY_BYTES_LOGP = 250
 ENTRY_BYTES_SHARED = 330
 ENTRY_BYTES_PREFIX = 200

@@ -9,10 +9,10 @@ applied on generated GBK documents (simplified and traditional) and every wrong-
 on the benchmark's codec pairs, it records the repair's confidence, the features the
 confidence is computed from, and whether the repair is exactly right (its replacement is
 what the clean text holds there). `--fit-seeds` fits the two logistic models of
-`textmend_server.cjk._confidence` and `textmend_server.cjk.codecrun.fill_confidence` on those
-seeds and prints their weights; `--check-seeds` prints, per confidence band, how many repairs
-fell in it, their mean confidence and how many were right (with the shipped confidences, and
-with the refitted ones when `--fit-seeds` is given).
+`textmend_server.cjk.slip.stage.confidence` and `textmend_server.cjk.codecrun.fill_confidence`
+on those seeds and prints their weights; `--check-seeds` prints, per confidence band, how many
+repairs fell in it, their mean confidence and how many were right (with the shipped
+confidences, and with the refitted ones when `--fit-seeds` is given).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import cjk_bench as cb  # noqa: E402
 from corruptors import diff_spans  # noqa: E402
 
-import textmend_server.cjk as cjk  # noqa: E402
 from textmend_server.cjk import find_phase_slips, find_wrong_codec_runs  # noqa: E402
+from textmend_server.cjk.slip import stage  # noqa: E402
 
 Row = dict[str, float]
 
@@ -42,7 +42,7 @@ Row = dict[str, float]
 def slip_rows(seeds: Sequence[int], docs: int) -> list[Row]:
     """One row per phase-slip repair applied: gap, margin, length, confidence, right."""
     seen: list[tuple[float, float]] = []
-    shipped = cjk._confidence
+    shipped = stage.confidence
 
     def recording(margin: float, gap: float, length: int) -> float:
         seen.append((margin, gap))
@@ -52,7 +52,7 @@ def slip_rows(seeds: Sequence[int], docs: int) -> list[Row]:
     half = len(daily) // 2
     corpora = [daily[:half], cb.traditional(daily[half : half + 3000])]
     rows: list[Row] = []
-    cjk._confidence = recording
+    stage.confidence = recording
     try:
         for seed in seeds:
             for paras in corpora:
@@ -68,7 +68,7 @@ def slip_rows(seeds: Sequence[int], docs: int) -> list[Row]:
                     applied = [(p, f) for p, f in zip(found, seen, strict=True) if not p.flag_only]
                     rows += _judge_slips(c.text, c.expected, applied)
     finally:
-        cjk._confidence = shipped
+        stage.confidence = shipped
     return rows
 
 
@@ -129,7 +129,7 @@ def codec_rows(seeds: Sequence[int], runs: int) -> list[Row]:
 
 
 def slip_features(r: Row) -> list[float]:
-    """As `textmend_server.cjk._confidence` reads a repair."""
+    """As `textmend_server.cjk.slip.stage.confidence` reads a repair."""
     n = max(r["length"], 1)
     return [1.0, min(max(r["gap"], 0.0), 20.0), math.log(n), min(max(r["margin"], 0) / n, 20.0)]
 

@@ -450,28 +450,19 @@ def test_work_grows_linearly_on_noise():
     small, large = _noise(10_000, 1), _noise(100_000, 2)
     w_small, w_large = _work(small), _work(large)
     assert w_large <= _budget(large)
-    # Most noise is let go before any search (`slip.reads_as_noise`), so the smaller text may
-    # cost nothing: ten times the text costs at most about ten times the smaller text's work
-    # or one block's floor, whichever is more.
+    # Most noise is let go before any search (`slip.context.reads_as_noise`), so the smaller
+    # text may cost nothing: ten times the text costs at most about ten times the smaller
+    # text's work or one block's floor, whichever is more.
     from textmend_server.cjk.slip import SEARCH_FLOOR
 
     assert w_large <= 15 * max(w_small, SEARCH_FLOOR)
 
 
 def test_exhausted_search_is_reported_not_edited():
-    from textmend_server.cjk import slip
+    from textmend_server.cjk import SearchBudget
 
     text = "公司?!彼Q他們的工作"
-    saved = slip.RUN_BUDGET
-    try:
-        slip.RUN_BUDGET = 50
-        import textmend_server.cjk as cjk
-
-        cjk.RUN_BUDGET = 50
-        found = find_phase_slips(text)
-    finally:
-        slip.RUN_BUDGET = saved
-        cjk.RUN_BUDGET = saved
+    found = find_phase_slips(text, SearchBudget(run_budget=50))
     assert all(p.flag_only for p in found)
 
 
@@ -499,18 +490,19 @@ def _first_look(text: str, i: int, budget: int, annotated=None):
 
 
 def test_a_repeated_first_look_is_reused_with_the_same_result_and_cost():
-    from textmend_server.cjk import slip
+    from textmend_server.cjk.budget import RUN_BUDGET
+    from textmend_server.cjk.slip import search
 
     text = "他們說公司?!彼Q他們的工作很好。"
     i = text.index("?")
-    slip._FIRST_LOOKS.clear()
-    first, spent = _first_look(text, i, slip.RUN_BUDGET)
+    search._FIRST_LOOKS.clear()
+    first, spent = _first_look(text, i, RUN_BUDGET)
     assert first is not None and first.replacement.startswith("。”他稱")
-    assert len(slip._FIRST_LOOKS) == 1
+    assert len(search._FIRST_LOOKS) == 1
     # Text far before the trigger, beyond all a search reads, changes nothing but positions.
     far = "很" * 40 + "\n" + text
-    again, spent_again = _first_look(far, i + 41, slip.RUN_BUDGET)
-    assert len(slip._FIRST_LOOKS) == 1, "not reused"
+    again, spent_again = _first_look(far, i + 41, RUN_BUDGET)
+    assert len(search._FIRST_LOOKS) == 1, "not reused"
     assert (again.start, again.end) == (first.start + 41, first.end + 41)
     assert (again.replacement, again.margin, spent_again) == (
         first.replacement,
@@ -518,26 +510,27 @@ def test_a_repeated_first_look_is_reused_with_the_same_result_and_cost():
         spent,
     )
     # What the search reads is in the key: a quotation open before the trigger is.
-    _first_look("“" + text, i + 1, slip.RUN_BUDGET)
-    assert len(slip._FIRST_LOOKS) == 2
+    _first_look("“" + text, i + 1, RUN_BUDGET)
+    assert len(search._FIRST_LOOKS) == 2
     # A document's annotation habits are not: its first looks are not kept.
-    _first_look("姥(lǎo)" + text, i + 6, slip.RUN_BUDGET, annotated_hosts("姥(lǎo)" + text))
-    assert len(slip._FIRST_LOOKS) == 2
+    _first_look("姥(lǎo)" + text, i + 6, RUN_BUDGET, annotated_hosts("姥(lǎo)" + text))
+    assert len(search._FIRST_LOOKS) == 2
 
 
 def test_a_first_look_cut_short_is_reused_only_under_the_same_budget():
-    from textmend_server.cjk import slip
+    from textmend_server.cjk.budget import RUN_BUDGET
+    from textmend_server.cjk.slip import search
 
     text = "他們說公司?!彼Q他們的工作很好。"
     i = text.index("?")
-    slip._FIRST_LOOKS.clear()
+    search._FIRST_LOOKS.clear()
     short, spent = _first_look(text, i, 40)
     assert short is None or short.exhausted
     assert _first_look(text, i, 40) == (short, spent)
-    fresh = slip._FIRST_LOOKS.copy()
-    full, _ = _first_look(text, i, slip.RUN_BUDGET)
+    fresh = search._FIRST_LOOKS.copy()
+    full, _ = _first_look(text, i, RUN_BUDGET)
     assert full is not None and not full.exhausted
-    assert slip._FIRST_LOOKS != fresh, "searched again under the larger budget"
+    assert search._FIRST_LOOKS != fresh, "searched again under the larger budget"
 
 
 @pytest.mark.parametrize(
@@ -633,11 +626,11 @@ def test_a_slip_after_a_folded_fullwidth_semicolon_is_repaired():
     assert _repair(text) == "对艾滋病的研究已取得实质性进展;有价值的治疗药物的研制也有了新的突破。"
 
 
-def test_searches_that_repair_are_not_charged_to_the_budget_of_the_length(monkeypatch):
+def test_searches_that_repair_are_not_charged_to_the_budget_of_the_length():
     """A page whose searches need more than its length allows is still repaired whole: the
     length's budget pays only for the searches that repair nothing, and all searches
     together stay under the ceiling (EARNED_CAP times that budget)."""
-    from textmend_server import cjk
+    from textmend_server.cjk import SearchBudget
     from textmend_server.cjk.slip import STARVED, work_done
 
     c = corrupt_document(TRADITIONAL, seed=7, pinyin_chars=[], trigger_p=1.0)
@@ -647,11 +640,9 @@ def test_searches_that_repair_are_not_charged_to_the_budget_of_the_length(monkey
     applied = sum(not p.flag_only for p in found)
     assert applied >= 3
     base = need // 3  # each search fits; the page needs three times that
-    monkeypatch.setattr(cjk, "call_budget", lambda length, per_char=0: base)
-    assert find_phase_slips(c.text) == found
+    assert find_phase_slips(c.text, SearchBudget.flat(base)) == found
     # A ceiling below what the page needs leaves it reported, not repaired.
-    monkeypatch.setattr(cjk, "EARNED_CAP", 1)
-    starved = find_phase_slips(c.text)
+    starved = find_phase_slips(c.text, SearchBudget.flat(base, earned_cap=1))
     assert all(p.flag_only for p in starved) and any(STARVED in p.reason for p in starved)
 
 

@@ -72,11 +72,13 @@ def test_a_budget_that_runs_out_flags_and_does_not_edit(monkeypatch: pytest.Monk
     """Han and `?` interleaved: the phase-slip search runs out of its budget, says so in a
     finding where it stopped, and edits nothing."""
     from textmend_server import cjk
+    from textmend_server.cjk.slip import stage
 
-    monkeypatch.setattr(cjk, "call_budget", lambda length, per_char=0: 20_000)
+    # The phase-slip stage's default budget, which the engine's call uses too.
+    monkeypatch.setattr(stage, "DEFAULT_BUDGET", cjk.SearchBudget.flat(20_000))
     # Most of this text is let go before any search (it reads as noise); the budget logic is
     # what is tested here, so every trigger is searched.
-    monkeypatch.setattr(cjk, "reads_as_noise", lambda *args: False)
+    monkeypatch.setattr(stage, "reads_as_noise", lambda *args: False)
     text = adversarial.han_qmark(3_000, random.Random(3))
     found = cjk.find_phase_slips(text)
     assert found and all(p.flag_only for p in found)
@@ -89,7 +91,7 @@ def test_a_budget_that_runs_out_flags_and_does_not_edit(monkeypatch: pytest.Monk
     )
 
 
-def test_a_dense_page_that_runs_out_edits_none_of_its_slips(monkeypatch: pytest.MonkeyPatch):
+def test_a_dense_page_that_runs_out_edits_none_of_its_slips():
     """Real slips, too many for the budget and its ceiling (searches that repair are charged
     only to the ceiling): every one is reported, none edited, and the place the search
     stopped is a finding (all or nothing keeps repairing idempotent)."""
@@ -99,25 +101,22 @@ def test_a_dense_page_that_runs_out_edits_none_of_its_slips(monkeypatch: pytest.
     from textmend_server import cjk
 
     c = corrupt_document(TRADITIONAL, seed=7, pinyin_chars=[], trigger_p=1.0)
-    monkeypatch.setattr(cjk, "call_budget", lambda length, per_char=0: 30_000)
-    monkeypatch.setattr(cjk, "EARNED_PER_REPAIR", 0)
-    monkeypatch.setattr(cjk, "EARNED_CAP", 1)
-    found = cjk.find_phase_slips(c.text)
+    limits = cjk.SearchBudget.flat(30_000, earned_per_repair=0, earned_cap=1)
+    found = cjk.find_phase_slips(c.text, limits)
     assert found and all(p.flag_only for p in found)
     assert sum("ran out here" in p.reason for p in found) == 1
 
 
-def test_wrong_codec_budget_that_runs_out_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrong_codec_budget_that_runs_out_is_reported() -> None:
     from corruptors import wrong_codec
 
-    from textmend_server.cjk import codecrun
+    from textmend_server.cjk import SearchBudget, codecrun
 
     clean = "保护消费者的价格权益，是价格法的主要立法宗旨之一。"
     bad = wrong_codec(clean, "utf-8", "gbk")
     text = "標題:\n" + bad + "\n" + bad
-    monkeypatch.setattr(codecrun, "call_budget", lambda length, per_char=0: 50)
     codecrun._FILLS.clear()
-    found = codecrun.find_wrong_codec_runs(text)
+    found = codecrun.find_wrong_codec_runs(text, SearchBudget.flat(50))
     assert found and all(p.flag_only for p in found)
     assert any("ran out here" in p.reason for p in found)
 

@@ -3,53 +3,39 @@
 Three detectors, each a stage the engine runs on the current text, in this order:
 
 * `find_phase_slips` — GBK, Big5 or Shift-JIS text read one byte out of step
-  (`公司?!彼Q他們` → `公司。”他稱他們`);
-* `find_wrong_codec_runs` — whole runs decoded with the wrong codec (`鏂囧瓧` → `文字`);
-* `find_ruby_leaks` — pinyin annotations left in the text (`創(chuàng)建者` → `創建者`).
+  (`公司?!彼Q他們` → `公司。”他稱他們`): `cjk.slip`;
+* `find_wrong_codec_runs` — whole runs decoded with the wrong codec (`鏂囧瓧` → `文字`):
+  `cjk.codecrun`;
+* `find_ruby_leaks` — pinyin annotations left in the text (`創(chuàng)建者` → `創建者`):
+  `cjk.ruby`.
 
 Each returns non-overlapping `Proposal`s sorted by start, in code points of the text given.
 Confidence comes from the evidence: how much better the repair scores than the text as it
 stands under a character model of the language (`textmend_server.cjk.lm`), and for pinyin,
 whether the syllables are a valid reading of the character before them. Clean text costs a
-compiled-regex scan and yields nothing.
+compiled-regex scan and yields nothing. The two searching stages take an optional
+`SearchBudget` (`cjk.budget`): what they may spend, the defaults when it is not given.
 """
 
 from __future__ import annotations
 
-import heapq
-import math
-import re
-from dataclasses import replace
-from itertools import islice
-
-from textmend_server.cjk.codecrun import find_wrong_codec_runs
-from textmend_server.cjk.dbcs import codec
-from textmend_server.cjk.lm import Scorer, get_model, is_traditional
-from textmend_server.cjk.ruby import Annotated, annotated_hosts, find_ruby_matches
-from textmend_server.cjk.scripts import CJK_ANY, char_class
-from textmend_server.cjk.slip import (
+from textmend_server.cjk.budget import (
     CALL_BUDGET,
-    EDIT_MARGIN,
-    FLAG_MARGIN,
-    RUN_BUDGET,
-    SlipRepair,
-    Work,
+    EARNED_CAP,
+    SearchBudget,
     call_budget,
-    candidate_positions,
-    exhausted_finding,
-    left_evidence,
-    looks_improbable,
-    reads_as_noise,
-    repair_at,
-    starve,
     work_done,
 )
-from textmend_server.edits import Proposal
-from textmend_server.errors import check_cancelled
-from textmend_server.policy import Category
+from textmend_server.cjk.codecrun import find_wrong_codec_runs
+from textmend_server.cjk.ruby import find_ruby_leaks
+from textmend_server.cjk.scripts import text_language
+from textmend_server.cjk.slip import LONE_SLIP_CONTEXT, find_phase_slips, max_growth
 
 __all__ = [
     "CALL_BUDGET",
+    "EARNED_CAP",
+    "LONE_SLIP_CONTEXT",
+    "SearchBudget",
     "call_budget",
     "find_phase_slips",
     "find_ruby_leaks",
@@ -58,367 +44,3 @@ __all__ = [
     "text_language",
     "work_done",
 ]
-
-# The bigram-only first look must come within this many nats of the text as it stands (or
-# better) for the full search to run.
-QUICK_MARGIN = 4.0
-# Work limits per call (the engine calls once per block of about 16K code points), so the cost
-# grows linearly with the text however it is built: at most MAX_SEARCHES trigger positions are
-# searched; the searches that end without a repair applied spend at most
-# `call_budget(len(text))` candidate evaluations (`work_done`) between them, and all searches
-# together, repairs or not, at most EARNED_CAP times that (the hard ceiling, never more than
-# EARNED_CAP * `slip.CALL_CEILING` for a full block). Each search is held to `slip.RUN_BUDGET`
-# and one that runs out is reported, not edited; positions left when a budget is gone are not
-# searched.
-#
-# Why searches that repair are not charged to the length's budget: a page dense with real
-# slips needs several times what its length gives (the benchmark's dense simplified
-# documents, 2,000-3,000 characters with about 90 repairs each, up to 4 million evaluations;
-# 110 slips in 18,000 characters about 3 million). Issue 16 cut the floor from 800,000 to
-# 150,000, and 3 of 60 such documents (seeds 31, 42 and 51 of `bench/cjk_bench.py --dense`)
-# then lost 5-11 repairs each to a budget spent on the searches that found them. Text built to
-# waste work has no repair to show for it, so it still gets only what its length gives.
-# Each repair applied also earns the searches that find nothing EARNED_PER_REPAIR more (up to
-# the ceiling): a page of slips has triggers between them that are genuine `?`. The stage
-# stops between searches when the caller has gone, so a long block does not hold a worker
-# past a deadline.
-MAX_SEARCHES = 256
-EARNED_PER_REPAIR = 60_000
-EARNED_CAP = 8
-_CODEC_NAMES = {"gbk": "GBK", "big5": "Big5", "shift_jis": "Shift-JIS", "euc_kr": "EUC-KR"}
-_LANG_NAMES = {"zh": "Chinese", "ja": "Japanese", "ko": "Korean"}
-_CODECS_FOR = {"zh": ("gbk", "big5"), "ja": ("shift_jis",), "ko": ("euc_kr",)}
-
-
-def text_language(text: str) -> str | None:
-    """The CJK language text is mostly written in ('zh', 'ja', 'ko'), or None if it has no
-    CJK characters.
-
-    >>> text_language("這是中文。"), text_language("これは日本語です。"), text_language("한국어")
-    ('zh', 'ja', 'ko')
-    >>> text_language("plain English") is None
-    True
-    """
-    counts = {"han": 0, "kana": 0, "hangul": 0}
-    for ch in text:
-        if ch >= "\u1100":
-            cls = char_class(ch)
-            if cls in counts:
-                counts[cls] += 1
-    total = sum(counts.values())
-    if total == 0:
-        return None
-    if counts["hangul"] > 0.2 * total:
-        return "ko"
-    if counts["kana"] > 0.2 * total and counts["kana"] >= 2:
-        return "ja"
-    if counts["han"] == 0:
-        return "ja" if counts["kana"] else "ko"
-    return "zh"
-
-
-# The chance that a re-phased reading is exactly right, as a logistic function of its gap over
-# the next-best reading (nats, capped at 20), the log of its length and its margin over the
-# text as it stands per character (capped at 20). Fitted to 598 repairs applied on generated
-# GBK slips (`bench/calibrate.py --fit-seeds 7,11,13 --docs 30`); on 492 others (seeds 17 and
-# 19) repairs given 0.8-1.0 were right 89% of the time (mean confidence 0.90), 0.4-0.6 54%
-# (0.49), 0.0-0.2 10% (0.12). The margin and gap alone said 0.96 for repairs right 67% of
-# the time: a long run has more characters to get wrong.
-_CONF_BIAS = 1.0616
-_CONF_GAP = 0.1352
-_CONF_LOG_LENGTH = -1.2768
-_CONF_MARGIN_PER_CHAR = 0.0999
-
-
-def _confidence(margin: float, gap: float, length: int) -> float:
-    """How likely a re-phased reading of length characters is to be exactly right, from its
-    margin over the text as it stands and its gap over the next-best reading (both in nats).
-
-    >>> _confidence(60.0, 20.0, 3) > _confidence(60.0, 2.0, 3) > _confidence(60.0, 2.0, 30)
-    True
-    """
-    x = (
-        _CONF_BIAS
-        + _CONF_GAP * min(max(gap, 0.0), 20.0)
-        + _CONF_LOG_LENGTH * math.log(max(length, 1))
-        + _CONF_MARGIN_PER_CHAR * min(max(margin, 0.0) / max(length, 1), 20.0)
-    )
-    return round(max(0.01, min(0.99, 1.0 / (1.0 + math.exp(-x)))), 3)
-
-
-def _suspect_spans(text: str, positions: list[int]) -> list[tuple[int, int]]:
-    """Where runs may lie: from each trigger to the end of its line (at most 120 characters);
-    the document cache of the character model learns only from the rest."""
-    out = []
-    for i in positions:
-        nl = text.find("\n", i)
-        out.append((max(0, i - 1), min(nl if nl >= 0 else len(text), i + 120)))
-    return out
-
-
-# A decoder that lost phase damages a document wherever that codec's text appears, so real
-# slips come several to a page (the sample article has 12 in about 9,000 characters). One
-# re-phasing, less than sure, in a long stretch of otherwise clean CJK text is more likely
-# text that only looks like a slip (`\*Q??\*U` in a Japanese man page, where `??` is a
-# user name): it is reported, not edited. LONE_SLIP_CONTEXT CJK characters make the stretch
-# long; below LONE_SLIP_CONFIDENCE the repair is less than sure (the calibration above: 0.8
-# and more were right 89% of the time).
-LONE_SLIP_CONTEXT = 3000
-LONE_SLIP_CONFIDENCE = 0.8
-_CJK_LETTER = re.compile(CJK_ANY)
-
-
-def _lone_in_clean_text(text: str, proposal: Proposal) -> bool:
-    """Whether proposal is a less-than-sure repair alone in a long stretch of CJK text."""
-    if proposal.confidence >= LONE_SLIP_CONFIDENCE:
-        return False
-    return sum(1 for _ in islice(_CJK_LETTER.finditer(text), LONE_SLIP_CONTEXT)) >= (
-        LONE_SLIP_CONTEXT
-    )
-
-
-def find_phase_slips(text: str) -> list[Proposal]:
-    """Runs of double-byte text read one byte out of phase, with their re-phased repair.
-
-    >>> [(p.start, p.end, p.replacement) for p in find_phase_slips("公司?!彼Q他們的工作")]
-    [(2, 6, '。”他稱')]
-    >>> find_phase_slips("真的嗎?!我不相信。")
-    []
-    """
-    positions = candidate_positions(text)
-    if not positions:
-        return []
-    positions_set = set(positions)
-    lang = text_language(text)
-    if lang is None:
-        return []
-    model = get_model(lang)
-    trad = is_traditional(text) if lang == "zh" else None
-    has_fullwidth = any("\uff01" <= ch <= "\uff5e" for ch in text)
-    out: list[Proposal] = []
-    covered = 0
-    scorer: Scorer | None = None
-    quick: Scorer | None = None
-    annotated: Annotated | None = None
-    # What searches that repair nothing may spend, and what all of them may (`EARNED_CAP`).
-    budget = call_budget(len(text))
-    ceiling = EARNED_CAP * budget
-    wasted = 0
-    work = Work()
-    searches = 0
-    starved = False
-    applied: list[Proposal] = []
-    pending = list(positions)  # sorted: a heap already
-    while pending:
-        i = heapq.heappop(pending)
-        if i < covered:
-            continue
-        # A repair just before the trigger gives it the CJK context it is judged in: in
-        # `これは?}?B`, `?B` follows Han only once `?}` reads `マ`. The trigger is judged in
-        # the text as it will read, so the engine's next pass finds nothing more to do.
-        view, vi = _chained_view(text, i, applied)
-        if not left_evidence(view, vi) or not looks_improbable(view, vi, model, trad):
-            continue
-        if reads_as_noise(*_judged_view(text, i, view, vi, out), model, trad):
-            continue  # no slip starts after text that is not the language: not searched
-        if wasted >= budget or work.spent >= ceiling or searches >= MAX_SEARCHES:
-            starved = True
-            work.starved_at = i
-            break
-        check_cancelled()  # a block dense with slips takes seconds: stop between searches
-        searches += 1
-        spent_before = work.spent
-        if quick is None:
-            quick = Scorer(model, trad, plain=True)
-            annotated = annotated_hosts(text) if lang == "zh" else None
-        nxt = text[i + 1 : i + 2]
-        folded = not has_fullwidth or nxt in ("!", "?")
-        best: SlipRepair | None = None
-        for name in _CODECS_FOR[lang]:
-            if name == "big5" and trad is False:
-                continue  # Big5 has no simplified characters: simplified text was not in it
-            # A first look with character bigrams alone: genuine text reads far worse re-phased
-            # and is let go cheaply; a promising run is searched again with the full model.
-            run = (view, vi, codec(name), model, trad, folded)
-            allowed = _run_budget(
-                budget - wasted - (work.spent - spent_before), ceiling - work.spent
-            )
-            rep = repair_at(*run, quick, allowed, work, annotated)
-            if rep is None or rep.margin < QUICK_MARGIN:
-                continue
-            if rep.guessed:
-                # A swallowed byte guessed from context: only ever reported, never edited; the
-                # first look's reading will do.
-                if best is None or rep.margin > best.margin:
-                    best = rep
-                continue
-            if scorer is None:
-                scorer = Scorer(model, trad, text, _suspect_spans(text, positions))
-            allowed = _run_budget(
-                budget - wasted - (work.spent - spent_before), ceiling - work.spent
-            )
-            rep = repair_at(*run, scorer, allowed, work, annotated)
-            if rep is not None and (best is None or rep.margin > best.margin):
-                best = rep
-        if best is None or best.margin < (EDIT_MARGIN if best.guessed else FLAG_MARGIN):
-            wasted += work.spent - spent_before
-            continue
-        length = best.end - best.start
-        invented = len(best.replacement) - length > max_growth(length)
-        flag = best.margin < EDIT_MARGIN or best.guessed or best.exhausted or invented
-        conf = _confidence(best.margin, best.gap, len(best.replacement))
-        reason = (
-            f"{_CODEC_NAMES[best.codec]} bytes read one byte out of phase; re-phased text "
-            f"scores {best.margin:.1f} nats better under the {_LANG_NAMES[lang]} character "
-            f"model"
-        )
-        if best.exhausted:
-            reason += " (search cut short: not edited)"
-        elif invented:
-            reason += " (restores more characters than dropped pairs can lose: not edited)"
-        elif flag:
-            reason += " (too little evidence to edit)"
-        # The run starts at the trigger, right of every splice: it maps back by one shift.
-        proposal = Proposal(
-            i,
-            best.end - vi + i,
-            best.replacement,
-            Category.CJK_PHASE_SLIP,
-            reason,
-            conf,
-            flag_only=flag,
-        )
-        out.append(proposal)
-        covered = proposal.end
-        if flag:
-            wasted += work.spent - spent_before
-        else:
-            applied.append(proposal)
-            budget = min(ceiling, budget + EARNED_PER_REPAIR)
-            # A `?` right after the repair may open the next slip once the repair reads as
-            # CJK (`?}?B`: the second `?` follows ASCII until `?}` reads `マ`).
-            if text[covered : covered + 1] == "?" and covered not in positions_set:
-                heapq.heappush(pending, covered)
-    if len(out) == 1 and applied and _lone_in_clean_text(text, applied[0]):
-        lone = applied[0]
-        reason = f"{lone.reason} (the only one in {LONE_SLIP_CONTEXT}+ CJK characters: not edited)"
-        out = [replace(lone, reason=reason, flag_only=True)]
-    if starved or wasted >= budget or work.spent >= ceiling:
-        out = starve(out)
-        if starved:
-            what = (
-                "byte-phase slips"
-                if searches < MAX_SEARCHES
-                else (f"byte-phase slips (at most {MAX_SEARCHES} searches a block)")
-            )
-            found = exhausted_finding(text, work.starved_at, Category.CJK_PHASE_SLIP, what, budget)
-            out = [p for p in out if p.end <= found.start] + [found]
-    return out
-
-
-# A re-phased run is longer than the run as it stands by the pairs the decoder dropped (one
-# character each) and the characters a lost byte took with it. Misread pairs fall in a
-# user-defined area about one time in seven, so a reading that needs more than half again
-# as many characters, plus a few, is the model inventing text ('卸卸卸' read as '行动行动'):
-# it is reported, never edited.
-MAX_GROWTH_EXTRA = 4
-
-
-def max_growth(length: int) -> int:
-    """How many characters a phase-slip repair of length characters may add and be applied.
-
-    >>> max_growth(2), max_growth(40)
-    (5, 24)
-    """
-    return length // 2 + MAX_GROWTH_EXTRA
-
-
-# How far a chained view reaches around its trigger, in code points: past what a search
-# reads to the left (the line's open quotes, the model's history) and past the longest run a
-# search budget can follow to the right.
-CHAIN_REACH = 16384
-# A repair ending this close before a trigger changes how the trigger is judged (the reach of
-# `slip.left_evidence`).
-CHAIN_LEFT = 24
-
-
-def _chained_view(text: str, i: int, applied: list[Proposal]) -> tuple[str, int]:
-    """The text around the trigger text[i] as it reads once the repairs applied before it are,
-    and the trigger's index there; text and i themselves when no repair ends close before it.
-    """
-    if not applied or i - applied[-1].end >= CHAIN_LEFT:
-        return text, i
-    lo = max(0, i - CHAIN_REACH)
-    pieces: list[str] = []
-    at = lo
-    for p in applied:
-        if p.end <= lo:
-            continue
-        if p.start < at:  # a repair straddling the window's left edge starts the view
-            at = p.start
-            pieces.clear()
-        pieces += [text[at : p.start], p.replacement]
-        at = p.end
-    head = "".join(pieces) + text[at:i]
-    return head + text[i : i + CHAIN_REACH], len(head)
-
-
-# How far before a trigger a run reported (not edited) is read as its suggested repair when
-# the trigger's left context is judged (`slip.reads_as_noise` reads up to 24 characters).
-JUDGED_REACH = 24
-
-
-def _judged_view(text: str, i: int, view: str, vi: int, found: list[Proposal]) -> tuple[str, int]:
-    """The text before the trigger text[i] as `reads_as_noise` judges it: the chained view,
-    and a run just before the trigger that was found but only reported read as its suggested
-    repair (a slip often follows another at once, and the first one's bytes read as noise).
-    """
-    if view is not text or not found or not found[-1].flag_only:
-        return view, vi
-    p = found[-1]
-    if p.end > i or i - p.end >= JUDGED_REACH:
-        return view, vi
-    head = text[max(0, p.start - JUDGED_REACH) : p.start] + p.replacement + text[p.end : i]
-    return head + text[i : i + 1], len(head)
-
-
-def _run_budget(left: int, below_ceiling: int) -> int:
-    """What the next search may spend: RUN_BUDGET, or less when the call's budget for searches
-    that repair nothing (left, if this one repairs nothing too) or its ceiling is nearer."""
-    return max(1, min(RUN_BUDGET, left, below_ceiling))
-
-
-def find_ruby_leaks(text: str) -> list[Proposal]:
-    """Pinyin annotations `字(zì)` whose syllables are a valid reading of the host characters.
-
-    Tone-marked (or numbered) readings are removed; toneless ones only when the same text
-    also holds tone-marked leaks (the same converter at work), and are reported otherwise.
-
-    >>> [(p.start, p.end, p.replacement) for p in find_ruby_leaks("ChatGPT創(chuàng)建者")]
-    [(7, 16, '創')]
-    >>> find_ruby_leaks("蘋果(Apple)、特斯拉(Tesla)和(第二版)")
-    []
-    """
-    if "(" not in text:
-        return []
-    matches = find_ruby_matches(text)
-    if not matches:
-        return []
-    any_toned = any(m.toned for m in matches)
-    out: list[Proposal] = []
-    for m in matches:
-        if m.toned:
-            conf = 0.97 if m.default else 0.9
-            flag = False
-            why = "pypinyin's default reading" if m.default else "a valid reading (heteronym)"
-        else:
-            conf = 0.75 if any_toned else 0.4
-            flag = not any_toned
-            why = "a toneless valid reading"
-        reason = (
-            f"Leaked pronunciation annotation: '({m.syllables})' after '{m.hosts}' is {why} of it"
-        )
-        out.append(
-            Proposal(m.start, m.end, m.hosts, Category.RUBY_LEAK, reason, conf, flag_only=flag)
-        )
-    return out

@@ -27,16 +27,28 @@ from functools import lru_cache
 from itertools import pairwise
 
 from textmend_server import cache
-from textmend_server.cjk.lm import CharModel, Scorer, WordModel, get_model, is_traditional
-from textmend_server.cjk.scripts import HAN_BLOCKS, HAN_RANGES, char_class
-from textmend_server.cjk.slip import (
+from textmend_server.cjk.budget import (
+    DEFAULT_BUDGET,
+    FILL_PER_CHAR,
+    SearchBudget,
     Work,
-    call_budget,
+    charge,
     exhausted_finding,
-    open_quotes,
-    pairing_cost,
     starve,
 )
+from textmend_server.cjk.lm import (
+    MAIN_CLASSES,
+    CharModel,
+    Scorer,
+    WordModel,
+    get_model,
+    is_traditional,
+)
+from textmend_server.cjk.scripts import HAN_BLOCKS, HAN_RANGES, char_class
+from textmend_server.cjk.slip.context import open_quotes, pairing_cost
+
+# The budget's cap per character for fills, which tests and benches read from here.
+__all__ = ["FILL_PER_CHAR", "fill_confidence", "find_wrong_codec_runs", "utf8_shaped"]
 from textmend_server.edits import Proposal
 from textmend_server.policy import Category
 
@@ -87,6 +99,10 @@ PER_CHAR_GAIN = 1.5
 TOTAL_GAIN = 10.0
 # Mean log-probability per character a re-decoded Latin-1-looking run needs to count as text.
 MIN_MEAN_LOGP = -8.5
+# A Han character the zh or ja word lists give more than this unigram probability is common:
+# wrong-codec output is made of the rest. Hand-set in the first version (18da600): it keeps
+# the 3,726 most frequent of the zh list's 9,196 characters and 2,678 of the ja list's 5,381.
+COMMON_HAN_P = 2e-6
 
 
 @lru_cache(maxsize=1)
@@ -96,10 +112,10 @@ def _common_han_table() -> dict[int, None]:
     zh, ja = get_model("zh"), get_model("ja")
     keep: dict[int, None] = {}
     for model in (zh, ja):
-        for ch, p in model._uni.items():
-            if len(ch) == 1 and p > 2e-6:
+        for ch, p in model.frequencies().items():
+            if len(ch) == 1 and p > COMMON_HAN_P:
                 keep[ord(ch)] = None
-    for k, v in zh._simplify.items():
+    for k, v in zh.simplify_table.items():
         if len(v) == 1 and ord(v) in keep:
             keep[k] = None
     return keep
@@ -188,9 +204,6 @@ def _redecode(run: str, read_as: str, written: str) -> str | None:
 
 FILL_BEAM = 48
 MAX_UNKNOWN = 120
-# A fill evaluation costs several times a phase-slip one, and a run that re-decodes needs at
-# most ~850 of them per character of the run on the benchmark: a tighter cap per character.
-FILL_PER_CHAR = 1_000
 
 
 def _feed(pending: bytes, chunk: bytes, written: str) -> tuple[str, bytes] | None:
@@ -218,7 +231,7 @@ def _unknown_bytes(read_as: str, nxt: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-# Bytes an entry of each memo holds, measured as `slip.ENTRY_BYTES_ALL` is.
+# Bytes an entry of each memo holds, estimated as `slip.candidates.ENTRY_BYTES_ALL` are.
 ENTRY_BYTES_BEST_AFTER = 250
 ENTRY_BYTES_FILL = 900
 _BEST_AFTER = cache.Memo("codecrun.best_after", entry_bytes=ENTRY_BYTES_BEST_AFTER)
@@ -282,9 +295,7 @@ def _fill_unknown(
             work.spent += hit[1]
         return hit[0]
     result, spent = _search_fill(run, read_as, written, model, trad, allowed, marks)
-    Work.total += spent
-    if work is not None:
-        work.spent += spent
+    charge(work, spent)
     _FILLS.put(key, (result, spent, allowed))
     return result
 
@@ -355,14 +366,17 @@ def _mostly_cjk(text: str, lang: str) -> bool:
     >>> _mostly_cjk("他說：“你因傷害了我。”", "zh"), _mostly_cjk("他說ÃÂ©¨µ", "zh")
     (True, False)
     """
-    want = {"zh": ("han",), "ja": ("han", "kana"), "ko": ("hangul", "han")}[lang]
+    want = MAIN_CLASSES[lang]
     classes = [char_class(ch) for ch in text if ch != " "]
     n = sum(1 for c in classes if c in want)
     return n >= 2 and n >= 0.7 * sum(1 for c in classes if c != "punct")
 
 
-def find_wrong_codec_runs(text: str) -> list[Proposal]:
+def find_wrong_codec_runs(text: str, limits: SearchBudget | None = None) -> list[Proposal]:
     """Runs decoded with the wrong CJK codec, with the run re-decoded as its repair.
+
+    limits is what the fill searches may spend (`cjk.budget`; the defaults when None): where
+    it runs out, nothing is edited and a finding says where.
 
     >>> [(p.start, p.end, p.replacement) for p in find_wrong_codec_runs("標題:鏂囧瓧缂栫爜")]
     [(3, 9, '文字编码')]
@@ -370,7 +384,8 @@ def find_wrong_codec_runs(text: str) -> list[Proposal]:
     []
     """
     out: list[Proposal] = []
-    work, budget = Work(), call_budget(len(text), per_char=FILL_PER_CHAR)
+    limits = limits or DEFAULT_BUDGET
+    work, budget = Work(), limits.for_call(len(text), per_char=limits.fill_per_char)
     if _HAN_CHECK_RE.search(text) and _rare_cluster_text_re().search(text):
         out += _han_runs(text, work, budget)
     if _LATIN_REGION_RE.search(text):
@@ -484,7 +499,8 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
             # Left as it is, so that repairing the result again changes nothing.
             continue
         unknown = text.count("\ufffd", start, end)
-        conf = round(min(0.99, 1 - 2.718 ** (-gain / 15), fill_confidence(unknown, len(cand))), 3)
+        conf = min(GAIN_CONF_CEILING, 1 - GAIN_CONF_BASE ** (-gain / GAIN_SCALE))
+        conf = round(min(conf, fill_confidence(unknown, len(cand))), 3)
         reason = (
             f"{_NAMES[written]} bytes read as {_NAMES[read_as]}; re-decoded text scores "
             f"{gain:.1f} nats better under the Chinese character model"
@@ -494,6 +510,15 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
         work.starved_at = runs[-1].start()
     return out
 
+
+# The first version's confidence from the gain alone (18da600, hand-set): 1 - e^(-gain/15),
+# e written to four figures (2.718, kept so that confidences stay as they were), capped at
+# 0.99. The minimum gain (TOTAL_GAIN, 10 nats) gives 0.49, 45 nats 0.95. Since df46fbe it
+# only caps `fill_confidence`, which is calibrated (below): a run the gain says little for
+# stays unsure however few bytes were filled.
+GAIN_CONF_BASE = 2.718
+GAIN_SCALE = 15
+GAIN_CONF_CEILING = 0.99
 
 # The chance that a re-decoded run is exactly right, as a logistic function of the bytes the
 # wrong decoder replaced (each a U+FFFD the search filled) and their share of the run. Fitted

@@ -26,10 +26,11 @@ class Dbcs:
 
     name: str
     python_codec: str
-    lead_lo: int
-    lead_hi: int
     trail_ranges: tuple[tuple[int, int], ...]
     uda: tuple[tuple[int, int, int, int], ...]
+    # Lead bytes run 0x81-0xFE in GBK, Big5 and EUC-KR; Shift-JIS has two ranges.
+    lead_lo: int = 0x81
+    lead_hi: int = 0xFE
     singles: tuple[tuple[int, int], ...] = ((0x00, 0x7F),)
     lead_ranges: tuple[tuple[int, int], ...] = ()
     pairs: dict[int, str] = field(default_factory=dict, compare=False, repr=False)
@@ -131,16 +132,12 @@ def _build(spec: Dbcs) -> Dbcs:
 GBK = Dbcs(
     name="gbk",
     python_codec="gbk",
-    lead_lo=0x81,
-    lead_hi=0xFE,
     trail_ranges=((0x40, 0x7E), (0x80, 0xFE)),
     uda=((0xAA, 0xAF, 0xA1, 0xFE), (0xF8, 0xFE, 0xA1, 0xFE), (0xA1, 0xA7, 0x40, 0xA0)),
 )
 BIG5 = Dbcs(
     name="big5",
     python_codec="cp950",
-    lead_lo=0x81,
-    lead_hi=0xFE,
     trail_ranges=((0x40, 0x7E), (0xA1, 0xFE)),
     uda=(
         (0xFA, 0xFE, 0x40, 0xFE),
@@ -162,8 +159,6 @@ SHIFT_JIS = Dbcs(
 EUC_KR = Dbcs(
     name="euc_kr",
     python_codec="cp949",
-    lead_lo=0x81,
-    lead_hi=0xFE,
     trail_ranges=((0x41, 0x5A), (0x61, 0x7A), (0x81, 0xFE)),
     uda=((0xC9, 0xC9, 0xA1, 0xFE), (0xFE, 0xFE, 0xA1, 0xFE)),
 )

@@ -31,9 +31,11 @@ import gzip
 import math
 import os
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from functools import cache as _once
 from functools import lru_cache
 from itertools import pairwise
+from types import MappingProxyType
 
 from textmend_server import cache
 from textmend_server.cjk.scripts import char_class as _char_class
@@ -41,221 +43,72 @@ from textmend_server.cjk.scripts import char_class as _char_class
 # Character classes are asked for millions of times in a search: cached.
 char_class = lru_cache(maxsize=1 << 16)(_char_class)
 
-# P(class of next | class of previous), per language. Rows need not sum exactly to 1: they are
-# normalised at build time. Kana inside Chinese, bopomofo inside running text, private-use
-# characters and hangul outside Korean are what mojibake produces, and are priced accordingly.
-_CLASS_TRANSITIONS: dict[str, dict[str, dict[str, float]]] = {
-    "zh": {
-        "han": {
-            "han": 0.83,
-            "punct": 0.14,
-            "latin": 0.008,
-            "digit": 0.008,
-            "space": 0.006,
-            "kana": 2e-5,
-            "bopomofo": 1e-6,
-            "hangul": 1e-6,
-            "other": 1e-4,
-            "pua": 1e-7,
-        },
-        "punct": {
-            "han": 0.75,
-            "punct": 0.12,
-            "latin": 0.03,
-            "digit": 0.03,
-            "space": 0.07,
-            "kana": 2e-5,
-            "bopomofo": 1e-6,
-            "hangul": 1e-6,
-            "other": 1e-4,
-            "pua": 1e-7,
-        },
-        "latin": {
-            "han": 0.12,
-            "punct": 0.06,
-            "latin": 0.76,
-            "digit": 0.01,
-            "space": 0.05,
-            "kana": 1e-5,
-            "bopomofo": 1e-6,
-            "hangul": 1e-6,
-            "other": 1e-4,
-            "pua": 1e-7,
-        },
-        "digit": {
-            "han": 0.3,
-            "punct": 0.15,
-            "latin": 0.02,
-            "digit": 0.5,
-            "space": 0.03,
-            "kana": 1e-5,
-            "bopomofo": 1e-6,
-            "hangul": 1e-6,
-            "other": 1e-4,
-            "pua": 1e-7,
-        },
-        "space": {
-            "han": 0.4,
-            "punct": 0.1,
-            "latin": 0.3,
-            "digit": 0.15,
-            "space": 0.05,
-            "kana": 1e-5,
-            "bopomofo": 1e-6,
-            "hangul": 1e-6,
-            "other": 1e-4,
-            "pua": 1e-7,
-        },
-    },
-    "ja": {
-        "han": {
-            "han": 0.45,
-            "kana": 0.45,
-            "punct": 0.08,
-            "latin": 0.005,
-            "digit": 0.005,
-            "space": 0.002,
-            "bopomofo": 1e-6,
-            "hangul": 1e-6,
-            "other": 1e-4,
-            "pua": 1e-7,
-        },
-        "kana": {
-            "han": 0.3,
-            "kana": 0.6,
-            "punct": 0.09,
-            "latin": 0.004,
-            "digit": 0.004,
-            "space": 0.002,
-            "bopomofo": 1e-6,
-            "hangul": 1e-6,
-            "other": 1e-4,
-            "pua": 1e-7,
-        },
-        "punct": {
-            "han": 0.45,
-            "kana": 0.35,
-            "punct": 0.1,
-            "latin": 0.03,
-            "digit": 0.03,
-            "space": 0.03,
-            "bopomofo": 1e-6,
-            "hangul": 1e-6,
-            "other": 1e-4,
-            "pua": 1e-7,
-        },
-        "latin": {
-            "han": 0.08,
-            "kana": 0.08,
-            "punct": 0.06,
-            "latin": 0.72,
-            "digit": 0.01,
-            "space": 0.05,
-            "bopomofo": 1e-6,
-            "hangul": 1e-6,
-            "other": 1e-4,
-            "pua": 1e-7,
-        },
-        "digit": {
-            "han": 0.3,
-            "kana": 0.1,
-            "punct": 0.1,
-            "latin": 0.02,
-            "digit": 0.45,
-            "space": 0.03,
-            "bopomofo": 1e-6,
-            "hangul": 1e-6,
-            "other": 1e-4,
-            "pua": 1e-7,
-        },
-        "space": {
-            "han": 0.3,
-            "kana": 0.2,
-            "punct": 0.1,
-            "latin": 0.25,
-            "digit": 0.1,
-            "space": 0.05,
-            "bopomofo": 1e-6,
-            "hangul": 1e-6,
-            "other": 1e-4,
-            "pua": 1e-7,
-        },
-    },
-    "ko": {
-        "hangul": {
-            "hangul": 0.78,
-            "space": 0.15,
-            "punct": 0.05,
-            "han": 0.003,
-            "latin": 0.005,
-            "digit": 0.005,
-            "kana": 1e-6,
-            "bopomofo": 1e-6,
-            "other": 1e-4,
-            "pua": 1e-7,
-        },
-        "space": {
-            "hangul": 0.8,
-            "space": 0.02,
-            "punct": 0.05,
-            "han": 0.01,
-            "latin": 0.06,
-            "digit": 0.06,
-            "kana": 1e-6,
-            "bopomofo": 1e-6,
-            "other": 1e-4,
-            "pua": 1e-7,
-        },
-        "punct": {
-            "hangul": 0.3,
-            "space": 0.55,
-            "punct": 0.1,
-            "han": 0.005,
-            "latin": 0.02,
-            "digit": 0.02,
-            "kana": 1e-6,
-            "bopomofo": 1e-6,
-            "other": 1e-4,
-            "pua": 1e-7,
-        },
-        "han": {
-            "hangul": 0.3,
-            "han": 0.5,
-            "space": 0.1,
-            "punct": 0.1,
-            "latin": 0.002,
-            "digit": 0.002,
-            "kana": 1e-6,
-            "bopomofo": 1e-6,
-            "other": 1e-4,
-            "pua": 1e-7,
-        },
-        "latin": {
-            "hangul": 0.15,
-            "space": 0.1,
-            "punct": 0.05,
-            "han": 0.001,
-            "latin": 0.7,
-            "digit": 0.01,
-            "kana": 1e-6,
-            "bopomofo": 1e-6,
-            "other": 1e-4,
-            "pua": 1e-7,
-        },
-        "digit": {
-            "hangul": 0.3,
-            "space": 0.1,
-            "punct": 0.1,
-            "han": 0.001,
-            "latin": 0.02,
-            "digit": 0.45,
-            "kana": 1e-6,
-            "bopomofo": 1e-6,
-            "other": 1e-4,
-            "pua": 1e-7,
-        },
-    },
-}
+# P(class of next | class of previous), per language: in each block the header names the
+# language and the classes of the character after, each row the class of the one before.
+# Rows need not sum exactly to 1: they are normalised at build time. Kana inside Chinese is
+# rare (a name, a borrowed の); the classes no text of the language writes (`_FOREIGN`) and
+# private-use characters are what mojibake produces, and are priced accordingly.
+#
+# Where the values come from: set by hand when the model was written (18da600) and unchanged
+# since; no corpus was counted for them, and they are meant to tell the scripts apart, not to
+# model any one text. Checked against the benchmark's corpora (`bench/cjk_bench.py`: People's
+# Daily for zh, 1.8M characters; hironsan's sentences for ja, 26K; konlpy's for ko, 58K) by
+# counting the classes of adjacent characters, against the rows as normalised: every cell of
+# 0.3 or more agrees within a factor of two (zh han→han 0.84 set, 0.89 counted; ja han→kana
+# 0.45, 0.38; kana→kana 0.60, 0.63; ko hangul→hangul 0.79, 0.66; space→hangul 0.80, 0.82)
+# but ko punct→space (0.55 set, 0.17 counted); smaller cells differ by up to five times (ja
+# punct→digit 0.03, 0.13; ko latin→punct 0.05, 0.34). The rare cells (kana in zh, the
+# foreign classes, private use, other) occur in none of the three corpora, as mojibake does
+# not. People's Daily is segmented text without spaces or Latin letters, so the zh latin and
+# space cells are the hand-set values alone.
+_CLASS_MATRICES = """
+zh      han     punct   latin   digit   space   kana
+han     0.83    0.14    0.008   0.008   0.006   2e-5
+punct   0.75    0.12    0.03    0.03    0.07    2e-5
+latin   0.12    0.06    0.76    0.01    0.05    1e-5
+digit   0.3     0.15    0.02    0.5     0.03    1e-5
+space   0.4     0.1     0.3     0.15    0.05    1e-5
+
+ja      han     kana    punct   latin   digit   space
+han     0.45    0.45    0.08    0.005   0.005   0.002
+kana    0.3     0.6     0.09    0.004   0.004   0.002
+punct   0.45    0.35    0.1     0.03    0.03    0.03
+latin   0.08    0.08    0.06    0.72    0.01    0.05
+digit   0.3     0.1     0.1     0.02    0.45    0.03
+space   0.3     0.2     0.1     0.25    0.1     0.05
+
+ko      hangul  space   punct   han     latin   digit
+hangul  0.78    0.15    0.05    0.003   0.005   0.005
+space   0.8     0.02    0.05    0.01    0.06    0.06
+punct   0.3     0.55    0.1     0.005   0.02    0.02
+han     0.3     0.1     0.1     0.5     0.002   0.002
+latin   0.15    0.1     0.05    0.001   0.7     0.01
+digit   0.3     0.1     0.1     0.001   0.02    0.45
+"""
+# After any character: a class of another language's script (FOREIGN_P each), a letter or
+# symbol no class above holds (OTHER_P), a private-use character (PUA_P).
+_FOREIGN = {"zh": ("bopomofo", "hangul"), "ja": ("bopomofo", "hangul"), "ko": ("kana", "bopomofo")}
+FOREIGN_P = 1e-6
+OTHER_P = 1e-4
+PUA_P = 1e-7
+
+
+def _read_matrices(text: str) -> dict[str, dict[str, dict[str, float]]]:
+    """The class matrices above as {language: {class before: {class after: P}}}, each row
+    completed with the classes mojibake makes."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for block in text.strip().split("\n\n"):
+        header, *rows = block.splitlines()
+        lang, *after = header.split()
+        rare = {**dict.fromkeys(_FOREIGN[lang], FOREIGN_P), "other": OTHER_P, "pua": PUA_P}
+        out[lang] = {
+            before: {**dict(zip(after, map(float, values), strict=True)), **rare}
+            for before, *values in map(str.split, rows)
+        }
+    return out
+
+
+_CLASS_TRANSITIONS = _read_matrices(_CLASS_MATRICES)
 
 # How often each mark is the punctuation used, in CJK running text (script knowledge: these
 # are the marks of the GB/T 15834 and JIS conventions, the rest share the remainder).
@@ -321,8 +174,9 @@ AFTER_DIGIT = frozenset(
     "台臺輛辆枚部張张本篇所座户戶株頁页章节節級级つ回円歳万"
 )
 
-# Bytes an entry of each of the models' memos holds (key, value and the dict's slot), measured
-# as `slip.ENTRY_BYTES_ALL` is; `cache` counts them against the process's one budget.
+# Bytes an entry of each of the models' memos holds (key, value and the dict's slot),
+# estimated as `slip.candidates.ENTRY_BYTES_ALL` are; `cache` counts them against the
+# process's one budget.
 ENTRY_BYTES_LOGP = 250
 ENTRY_BYTES_SHARED = 330
 ENTRY_BYTES_PREFIX = 200
@@ -337,6 +191,8 @@ SCORER_MEMO_MAX = 1_000_000
 SUCCESSORS = 40
 
 _LANG_LIST = {"zh": "large", "ja": "large", "ko": "small"}
+# The classes of each language's own scripts: what its word list counts, character by character.
+MAIN_CLASSES = {"zh": ("han",), "ja": ("han", "kana"), "ko": ("hangul", "han")}
 
 
 def _simplify_table() -> dict[int, str]:
@@ -369,11 +225,11 @@ class CharModel:
         pair: dict[str, float] = defaultdict(float)
         initial: dict[str, float] = defaultdict(float)
         final: dict[str, float] = defaultdict(float)
-        main = {"zh": ("han",), "ja": ("han", "kana"), "ko": ("hangul", "han")}[lang]
+        main = MAIN_CLASSES[lang]
         for word, f in freqs.items():
             if not all(char_class(c) in main for c in word):
                 continue
-            w = word.translate(self._simplify) if self._simplify else word
+            w = self.simplified(word)
             for c in w:
                 uni[c] += f
             for a, b in pairwise(w):
@@ -409,14 +265,45 @@ class CharModel:
             if len(c) == 1 and ord(c) not in self._simplify and self._s2t.convert(c) != c
         )
 
+    def simplified(self, text: str) -> str:
+        """text as the model counts it: traditional characters in wordfreq's simplified forms
+        for Chinese (its word lists are simplified), text itself for Japanese and Korean."""
+        return text.translate(self._simplify) if self._simplify else text
+
+    @property
+    def simplify_table(self) -> Mapping[int, str]:
+        """The traditional→simplified mapping `simplified` applies (code point → simplified
+        form; empty but for Chinese), read-only."""
+        return MappingProxyType(self._simplify)
+
+    @property
+    def main_classes(self) -> tuple[str, ...]:
+        """The character classes of the language's own scripts (`MAIN_CLASSES`)."""
+        return self._main
+
+    @property
+    def floor(self) -> float:
+        """The probability given a character the word lists do not know: a tenth of the
+        rarest one they do."""
+        return self._floor
+
+    def frequencies(self) -> Mapping[str, float]:
+        """The within-script unigram probability of each character the word lists know
+        (simplified forms for Chinese), read-only."""
+        return MappingProxyType(self._uni)
+
+    def is_simplified_only(self, ch: str) -> bool:
+        """Whether ch is a simplified form traditional text writes otherwise (not 出 or 只,
+        which both scripts write)."""
+        return ch in self._simp_only
+
     def known(self, ch: str) -> bool:
         """Whether the word lists know ch (after simplification)."""
-        return ch.translate(self._simplify) in self._uni if self._simplify else ch in self._uni
+        return self.simplified(ch) in self._uni
 
     def unigram(self, ch: str) -> float:
         """The within-script unigram probability of ch (a floor for unknown characters)."""
-        c = ch.translate(self._simplify) if self._simplify else ch
-        return self._uni.get(c, self._floor)
+        return self._uni.get(self.simplified(ch), self._floor)
 
     def logp(self, prev: str, ch: str, traditional: bool | None = None) -> float:
         """log P(ch | prev), in nats; traditional says which Chinese script the text is in."""
@@ -465,12 +352,12 @@ class CharModel:
 
     def _main_p(self, prev: str, pc: str, ch: str) -> float:
         """P(ch | prev) within the language's own scripts (the class transition aside)."""
-        c = ch.translate(self._simplify) if self._simplify else ch
+        c = self.simplified(ch)
         uni = self._uni.get(c)
         if uni is None:
             return self._floor
         if pc in self._main:
-            a = prev.translate(self._simplify) if self._simplify else prev
+            a = self.simplified(prev)
             ca = self._count.get(a)
             if ca:
                 cont = self._pair.get(a + c, 0.0) if len(a) == 1 == len(c) else 0.0
@@ -492,8 +379,7 @@ class CharModel:
                 a: tuple(b for _, b in sorted(v, reverse=True)[:SUCCESSORS])
                 for a, v in grouped.items()
             }
-        a = prev.translate(self._simplify) if self._simplify else prev
-        return succ.get(a, ())
+        return succ.get(self.simplified(prev), ())
 
     def words(self) -> WordModel:
         """The word-lattice model over the same word list, built on first use."""
@@ -535,15 +421,10 @@ def _normalised(table: dict[str, dict[str, float]]) -> dict[str, dict[str, float
     return {k: {c: v / sum(row.values()) for c, v in row.items()} for k, row in table.items()}
 
 
-_MODELS: dict[str, CharModel] = {}
-
-
+@_once
 def get_model(lang: str) -> CharModel:
     """The character model for lang, built on first use and kept for the process's life."""
-    model = _MODELS.get(lang)
-    if model is None:
-        model = _MODELS[lang] = CharModel(lang)
-    return model
+    return CharModel(lang)
 
 
 def release_word_lists() -> None:
@@ -571,10 +452,9 @@ def is_traditional(text: str) -> bool | None:
     for ch in text:
         if ch < "\u3400":
             continue
-        s = ch.translate(model._simplify)
-        if s != ch:
+        if model.simplified(ch) != ch:
             trad += 1
-        elif ch in model._simp_only:
+        elif model.is_simplified_only(ch):
             simp += 1
     if trad + simp < 2:
         return None
@@ -603,11 +483,11 @@ class WordModel:
         freqs = wordfreq.get_frequency_dict(cm.lang, wordlist=_LANG_LIST[cm.lang])
         words: dict[str, float] = defaultdict(float)
         for word, f in freqs.items():
-            if len(word) > self.MAXLEN or not all(char_class(c) in cm._main for c in word):
+            if len(word) > self.MAXLEN or not all(char_class(c) in cm.main_classes for c in word):
                 continue
-            words[word.translate(cm._simplify) if cm._simplify else word] += f
+            words[cm.simplified(word)] += f
         # Every known character may stand alone as a word, a little.
-        for c, u in cm._uni.items():
+        for c, u in cm.frequencies().items():
             words[c] += 0.1 * u
         total = sum(words.values())
         mass: dict[str, float] = defaultdict(float)
@@ -616,7 +496,7 @@ class WordModel:
                 mass[w[:k]] += f / total
         self._word = {w: f / total for w, f in words.items()}
         self._mass = dict(mass)
-        self._floor = cm._floor
+        self._floor = cm.floor
         self._pre = cache.Memo(f"lm.prefix.{cm.lang}", entry_bytes=ENTRY_BYTES_PREFIX)
         self._cond = cache.Memo(f"lm.cond.{cm.lang}", entry_bytes=ENTRY_BYTES_COND)
 
@@ -776,19 +656,14 @@ class Scorer:
             return hit
         prev = hist[-1:]
         base = m.logp(prev, ch, self.trad)
-        main = m._main
+        main = m.main_classes
         out: tuple[float, float | None]
         if char_class(ch) in main:
             pc = char_class(prev) if prev else "punct"
             k = len(hist)
             while k > 0 and char_class(hist[k - 1]) in main:
                 k -= 1
-            h = hist[k:]
-            simp = m._simplify
-            if simp:
-                h, c = h.translate(simp), ch.translate(simp)
-            else:
-                c = ch
+            h, c = m.simplified(hist[k:]), m.simplified(ch)
             p_bi = m._main_p(prev, pc, ch)
             p = WORD_WEIGHT * self.words.cond(h, c) + (1 - WORD_WEIGHT) * p_bi
             out = (base - math.log(max(p_bi, 1e-12)), p)

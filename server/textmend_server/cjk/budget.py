@@ -1,0 +1,191 @@
+"""What the CJK searches may spend, and what they report when it runs out.
+
+The phase-slip search (`cjk.slip`) and the wrong-codec fill search (`cjk.codecrun`) count
+their work in candidate evaluations: a character scored in context, or ranked by the cheap
+bigrams before that. Each call of a stage (the engine calls once per block of about 16K code
+points) gets a budget in proportion to the length of its text, so the cost grows linearly
+with the text however it is built. The limits are fields of `SearchBudget`, a frozen
+configuration a caller passes to the stage (`find_phase_slips(text, budget)`); the defaults
+are the values below. Nothing here is changed at run time: a caller that wants other limits
+passes another `SearchBudget`.
+
+When a budget runs out before every suspect run was searched, nothing in the block is edited
+(`starve`) and the place is reported as a finding (`exhausted_finding`): what was not
+searched is said, not silently skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from textmend_server.edits import Proposal
+from textmend_server.policy import Category
+
+# What one call of a search stage (per block of text) may spend: a floor for the searches a
+# single damaged run needs, plus a share per character, never more than MAX_PER_CHAR per
+# character (so that a short text does not get the whole floor) nor CALL_CEILING per block.
+# SEARCH_FLOOR: one slip running 28 characters (a folded digit run with an annotation, in
+# tests/test_cjk.py) spends 126,000 evaluations; a sentence of 25-31 characters holding one
+# short slip 24,000 (a first look and a full search in two codecs). The floor was 800,000
+# until issue 16: 565 bytes of random Unicode spent it in full, 0.6 s.
+# MAX_PER_CHAR: genuine short questions spend up to 3,000 a character (`為什麼??`: 14,000
+# for 5), and must be searched in full, or clean text would be reported as not searched.
+# BUDGET_PER_CHAR: what a page of slips needs beyond the floor (repairs applied earn more,
+# EARNED_PER_REPAIR). CALL_CEILING: the floor and the share of a full block (BLOCK_CHARS,
+# the engine's `BLOCK`).
+SEARCH_FLOOR = 150_000
+BUDGET_PER_CHAR = 60
+MAX_PER_CHAR = 4_000
+BLOCK_CHARS = 16_384
+CALL_CEILING = SEARCH_FLOOR + BUDGET_PER_CHAR * BLOCK_CHARS
+# The name the package has always exported for the per-call floor.
+CALL_BUDGET = SEARCH_FLOOR
+# A fill evaluation (`cjk.codecrun`) costs several times a phase-slip one, and a run that
+# re-decodes needs at most ~850 of them per character of the run on the benchmark: a tighter
+# cap per character.
+FILL_PER_CHAR = 1_000
+
+# One phase-slip search (a trigger, a codec, a scorer) that spends RUN_BUDGET stops, and
+# whatever it found is only reported, never edited.
+RUN_BUDGET = 300_000
+
+# The phase-slip stage's limits per call: at most MAX_SEARCHES trigger positions are
+# searched; the searches that end without a repair applied spend at most the call's budget
+# (`SearchBudget.for_call`) between them, and all searches together, repairs or not, at most
+# EARNED_CAP times that (the hard ceiling, never more than EARNED_CAP * CALL_CEILING for a
+# full block). Each search is held to RUN_BUDGET and one that runs out is reported, not
+# edited; positions left when a budget is gone are not searched.
+#
+# Why searches that repair are not charged to the length's budget: a page dense with real
+# slips needs several times what its length gives (the benchmark's dense simplified
+# documents, 2,000-3,000 characters with about 90 repairs each, up to 4 million evaluations;
+# 110 slips in 18,000 characters about 3 million). Issue 16 cut the floor from 800,000 to
+# 150,000, and 3 of 60 such documents (seeds 31, 42 and 51 of `bench/cjk_bench.py --dense`)
+# then lost 5-11 repairs each to a budget spent on the searches that found them. Text built to
+# waste work has no repair to show for it, so it still gets only what its length gives.
+# Each repair applied also earns the searches that find nothing EARNED_PER_REPAIR more (up to
+# the ceiling): a page of slips has triggers between them that are genuine `?`.
+MAX_SEARCHES = 256
+EARNED_PER_REPAIR = 60_000
+EARNED_CAP = 8
+
+
+@dataclass(frozen=True, slots=True)
+class SearchBudget:
+    """The work limits of the CJK search stages, in candidate evaluations (see the module
+    docstring and the constants above for where each value comes from).
+
+    >>> SearchBudget().for_call(12), SearchBudget(search_floor=0).for_call(100)
+    (48000, 6000)
+    """
+
+    search_floor: int = SEARCH_FLOOR
+    budget_per_char: int = BUDGET_PER_CHAR
+    max_per_char: int = MAX_PER_CHAR
+    call_ceiling: int = CALL_CEILING
+    fill_per_char: int = FILL_PER_CHAR
+    run_budget: int = RUN_BUDGET
+    max_searches: int = MAX_SEARCHES
+    earned_per_repair: int = EARNED_PER_REPAIR
+    earned_cap: int = EARNED_CAP
+
+    @classmethod
+    def flat(cls, per_call: int, **limits: int) -> SearchBudget:
+        """A budget of per_call for every call whatever its text's length (no floor, share or
+        cap beyond it), with other limits as given: what a test of running out wants.
+
+        >>> SearchBudget.flat(500).for_call(3), SearchBudget.flat(500).for_call(10**6)
+        (500, 500)
+        """
+        return cls(
+            search_floor=per_call,
+            budget_per_char=0,
+            max_per_char=per_call,
+            call_ceiling=per_call,
+            **limits,
+        )
+
+    def for_call(self, length: int, per_char: int | None = None) -> int:
+        """What one call may spend on a text of length code points: the floor and a share
+        per character, at most per_char (default `max_per_char`) for each and never more than
+        the ceiling."""
+        cap = self.max_per_char if per_char is None else per_char
+        return min(
+            self.call_ceiling, self.search_floor + self.budget_per_char * length, cap * length
+        )
+
+
+DEFAULT_BUDGET = SearchBudget()
+
+
+def call_budget(length: int, per_char: int = MAX_PER_CHAR) -> int:
+    """How many candidate evaluations one call may spend on a text of length code points under
+    the default budget, at most per_char for each and never more than CALL_CEILING.
+
+    >>> call_budget(12), call_budget(10_000), call_budget(50, per_char=500)
+    (48000, 750000, 25000)
+    """
+    return DEFAULT_BUDGET.for_call(length, per_char)
+
+
+class Work:
+    """Candidate evaluations spent by one call of a stage (`spent`, checked against its
+    budget), and where its budget ran out. Every charge is also added to a process-wide tally
+    (`work_done`), which tests and benches read to measure what a repair cost; no search
+    reads it to decide anything."""
+
+    total = 0
+
+    def __init__(self) -> None:
+        self.spent = 0
+        # Where in the text the budget ran out (-1: it did not): reported as a finding.
+        self.starved_at = -1
+
+
+def charge(work: Work | None, n: int) -> None:
+    """Count n evaluations against work (when the caller passed one) and the process's tally."""
+    Work.total += n
+    if work is not None:
+        work.spent += n
+
+
+def work_done() -> int:
+    """Candidate evaluations the phase-slip and wrong-codec searches have spent so far in
+    this process."""
+    return Work.total
+
+
+STARVED = " (more suspect runs here than the search budget covers: not edited)"
+# The reason of the finding a search stage leaves where its budget ran out.
+EXHAUSTED = (
+    "{what}: the search budget for this block ({budget:,} candidate evaluations, in proportion "
+    "to its length) ran out here; suspect runs from here on were not searched, and none in "
+    "the block was edited"
+)
+# The confidence of that finding: it says where the search stopped, not that text is damaged.
+EXHAUSTED_CONFIDENCE = 0.5
+
+
+def exhausted_finding(text: str, at: int, category: Category, what: str, budget: int) -> Proposal:
+    """The finding a search stage reports where its budget ran out (at, a position in text):
+    what was not searched is said, not silently skipped."""
+    at = max(0, min(at, len(text) - 1))
+    return Proposal(
+        at,
+        at + 1,
+        text[at : at + 1],
+        category,
+        EXHAUSTED.format(what=what, budget=budget),
+        EXHAUSTED_CONFIDENCE,
+        flag_only=True,
+    )
+
+
+def starve(proposals: list[Proposal]) -> list[Proposal]:
+    """proposals as findings only, when the budget ran out before every suspect run was
+    searched: editing some would leave the rest to a second repair, which has a budget of
+    its own and would edit them then. All or nothing keeps repairing idempotent."""
+    return [
+        p if p.flag_only else replace(p, reason=p.reason + STARVED, flag_only=True)
+        for p in proposals
+    ]

@@ -74,21 +74,35 @@ def test_a_budget_that_runs_out_flags_and_does_not_edit(monkeypatch: pytest.Monk
     from textmend_server import cjk
     from textmend_server.cjk.slip import stage
 
-    # The phase-slip stage's default budget, which the engine's call uses too.
-    monkeypatch.setattr(stage, "DEFAULT_BUDGET", cjk.SearchBudget.flat(20_000))
+    limits = cjk.SearchBudget.flat(20_000)
     # Most of this text is let go before any search (it reads as noise); the budget logic is
     # what is tested here, so every trigger is searched.
     monkeypatch.setattr(stage, "reads_as_noise", lambda *args: False)
     text = adversarial.han_qmark(3_000, random.Random(3))
-    found = cjk.find_phase_slips(text)
+    found = cjk.find_phase_slips(text, limits)
     assert found and all(p.flag_only for p in found)
     assert any("ran out here" in p.reason for p in found)
-    result = repair_text(text)
+    result = repair_text(text, config=engine.EngineConfig(search_budget=limits))
     assert not [e for e in result.edits if e.category is Category.CJK_PHASE_SLIP]
     assert any(
         f.category is Category.CJK_PHASE_SLIP and "ran out here" in f.reason
         for f in result.findings
     )
+
+
+def test_the_engine_searches_within_the_budget_its_configuration_names() -> None:
+    """The budget reaches the search stages through `EngineConfig`, not a module setting: the
+    same text runs out under a tiny budget and not under the default."""
+    from textmend_server import cjk
+
+    text = adversarial.han_qmark(300, random.Random(3))
+
+    def ran_out(result: engine.Repaired) -> int:
+        return sum("ran out here" in f.reason for f in result.findings)
+
+    assert ran_out(repair_text(text)) == 0
+    tiny = engine.EngineConfig(search_budget=cjk.SearchBudget.flat(200))
+    assert ran_out(repair_text(text, config=tiny)) == 1
 
 
 def test_a_dense_page_that_runs_out_edits_none_of_its_slips():

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import partial
 
+from textmend_server.cjk.budget import DEFAULT_BUDGET, SearchBudget
 from textmend_server.decoding import DecodedText, EncodingSource, decode
 from textmend_server.diffing import unified_diff
 from textmend_server.edits import Edit, EditLog, Proposal
@@ -97,6 +98,8 @@ class EngineConfig:
     # False has every pass run every stage over the whole text (the tests compare the two).
     narrow_passes: bool = True
     max_findings_per_category: int = MAX_FINDINGS_PER_CATEGORY
+    # What the CJK searches may spend (`cjk.budget`); tests give a small one to see it run out.
+    search_budget: SearchBudget = DEFAULT_BUDGET
 
 
 DEFAULT_CONFIG = EngineConfig()
@@ -430,7 +433,7 @@ def repair_text(
             # Markup is judged by the evidence of the whole text as it stands: a repair can
             # expose evidence (mojibake before a `/p>`) or remove it. When the judgement
             # changes, the markup stages look at the whole text again.
-            finders, markup, rejudged = _document_finders(log.text, policy, markup)
+            finders, markup, rejudged = _document_finders(log.text, policy, markup, config)
             changed = _one_pass(
                 log, policy, inserted, _Pass(windows, looked, finders, rejudged, config), by_stage
             )
@@ -464,13 +467,18 @@ def repair_text(
 
 
 def _document_finders(
-    text: str, policy: RepairPolicy, before: MarkupEvidence | None
+    text: str, policy: RepairPolicy, before: MarkupEvidence | None, config: EngineConfig
 ) -> tuple[dict[str, Finder], MarkupEvidence | None, bool]:
-    """The stages' finders for one pass over a document: the markup stages judge every block
-    by the evidence of the whole text (`markup_evidence`), and the leaks earlier passes saw.
-    Also returns that evidence, and whether it judges differently from `before` (the last
-    pass's)."""
-    finders = {stage.name: stage.finder for stage in STAGES}
+    """The stages' finders for one pass over a document: the search stages spend what the
+    configuration allows, the markup stages judge every block by the evidence of the whole
+    text (`markup_evidence`) and the leaks earlier passes saw. Also returns that evidence, and
+    whether it judges differently from `before` (the last pass's)."""
+    finders = {
+        stage.name: partial(stage.finder, limits=config.search_budget)
+        if stage.budgeted and config.search_budget is not DEFAULT_BUDGET
+        else stage.finder
+        for stage in STAGES
+    }
     if not policy.wants(Category.MARKUP_LEAK):
         return finders, None, False
     evidence = markup_evidence(text).remembering(before)

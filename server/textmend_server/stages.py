@@ -98,6 +98,9 @@ class Stage:
     # Whether it judges markup by the whole document's evidence (`markup.markup_evidence`):
     # the engine passes that evidence in, and looks at the whole text again when it changes.
     markup: bool = False
+    # Whether it searches within a budget (`cjk.budget.SearchBudget`, its `limits` argument):
+    # the engine passes the one its configuration names.
+    budgeted: bool = False
 
 
 def _always(facts: TextFacts) -> bool:
@@ -141,6 +144,7 @@ STAGES: tuple[Stage, ...] = (
         cjk.find_phase_slips,
         lambda f: f.cjk,
         Reach.BLOCK,
+        budgeted=True,
     ),
     Stage(
         "cjk_wrong_codec",
@@ -148,6 +152,7 @@ STAGES: tuple[Stage, ...] = (
         cjk.find_wrong_codec_runs,
         lambda f: not f.ascii,
         Reach.BLOCK,
+        budgeted=True,
     ),
     Stage(
         "ruby_leak",

@@ -56,6 +56,7 @@ from textmend_server.cjk import (  # noqa: E402
     find_wrong_codec_runs,
 )
 from textmend_server.fixes import apply_proposals  # noqa: E402
+from textmend_server.stages import apply_stages  # noqa: E402
 
 _TAG_RE = re.compile(r"</?[A-Za-z][^<>\n]*>")
 
@@ -123,11 +124,8 @@ def apply(text: str, proposals) -> str:
 
 
 def repair(text: str) -> str:
-    """The three CJK stages in engine order, then removal of leftover tags."""
-    text = apply(text, find_phase_slips(text))
-    text = apply(text, find_wrong_codec_runs(text))
-    text = apply(text, find_ruby_leaks(text))
-    return _TAG_RE.sub("", text)
+    """The CJK stages in engine order, then removal of leftover tags."""
+    return _TAG_RE.sub("", apply_stages(text))
 
 
 def classify(corrupted: str, expected: str) -> list[tuple[int, int, str]]:

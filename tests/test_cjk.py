@@ -24,6 +24,7 @@ from textmend_server.cjk.ruby import annotated_hosts
 from textmend_server.cjk.scripts import fold_width
 from textmend_server.fixes import apply_proposals
 from textmend_server.policy import Category
+from textmend_server.stages import apply_stages
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _TAG_RE = re.compile(r"</?[A-Za-z][^<>\n]*>")
@@ -71,11 +72,8 @@ def _apply(text: str, proposals) -> str:
 
 
 def _repair(text: str) -> str:
-    """The three stages in engine order, then removal of leftover tags (the markup stage)."""
-    text = _apply(text, find_phase_slips(text))
-    text = _apply(text, find_wrong_codec_runs(text))
-    text = _apply(text, find_ruby_leaks(text))
-    return _TAG_RE.sub("", text)
+    """The CJK stages in engine order, then removal of leftover tags (the markup stage)."""
+    return _TAG_RE.sub("", apply_stages(text))
 
 
 def _well_formed(text, proposals):

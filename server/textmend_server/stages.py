@@ -25,14 +25,10 @@ from textmend_server.cjk.scripts import (
     KANA_RANGES,
 )
 from textmend_server.edits import apply_proposals
-from textmend_server.fixes import (
-    Finder,
-    find_mojibake,
-    find_repeated_blocks,
-    find_stray_characters,
-)
+from textmend_server.fixes import Finder, find_mojibake, find_stray_characters
 from textmend_server.markup import find_entity_leaks, find_tag_leaks
 from textmend_server.policy import Category
+from textmend_server.repeats import find_repeated_blocks
 
 # CJK blocks no CJK stage reads as letters, but which only CJK text (or CJK text read in the
 # wrong code page) carries: Kangxi and supplementary radicals, enclosed letters and
@@ -120,18 +116,25 @@ STRAY_CATEGORIES = frozenset(
     }
 )
 
+
+def _markup_stage(name: str, finder: Finder, needs: str) -> Stage:
+    """A markup stage: it reports leaked markup, judged on the document's evidence, and can
+    find nothing in a text without the character `needs`."""
+    return Stage(
+        name,
+        frozenset({Category.MARKUP_LEAK}),
+        finder,
+        lambda f: needs in f.text,
+        Reach.LOCAL,
+        markup=True,
+    )
+
+
 # The order matters: mojibake is undone before the CJK stages read the text, the CJK stages
 # run before markup (a slip can swallow the `<` of a tag: `?/p>`), and strays and repeats are
 # judged last, on text the other repairs have settled.
 STAGES: tuple[Stage, ...] = (
-    Stage(
-        "entities",
-        frozenset({Category.MARKUP_LEAK}),
-        find_entity_leaks,
-        lambda f: "&" in f.text,
-        Reach.LOCAL,
-        markup=True,
-    ),
+    _markup_stage("entities", find_entity_leaks, "&"),
     Stage(
         "mojibake",
         frozenset({Category.MOJIBAKE}),
@@ -162,14 +165,7 @@ STAGES: tuple[Stage, ...] = (
         lambda f: f.cjk and "(" in f.text,
         Reach.BLOCK,
     ),
-    Stage(
-        "tags",
-        frozenset({Category.MARKUP_LEAK}),
-        find_tag_leaks,
-        lambda f: ">" in f.text,
-        Reach.LOCAL,
-        markup=True,
-    ),
+    _markup_stage("tags", find_tag_leaks, ">"),
     Stage("stray", STRAY_CATEGORIES, find_stray_characters, _always, Reach.LOCAL),
     Stage(
         "repeated",

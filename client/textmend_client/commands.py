@@ -354,7 +354,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             partition_rows=args.partition_rows,
         )
     except ImportError as exc:
-        raise UsageError(f"backfill needs Ray: pip install 'textmend[ray]' ({exc})") from None
+        hint = "pip install -e '.[ray]' from a checkout"
+        raise UsageError(f"backfill needs Ray: {hint} ({exc})") from None
     except backfill.BackfillError as exc:
         raise UsageError(str(exc)) from None
     write(backfill.summary(result))

@@ -5,7 +5,7 @@ what `google.protobuf.json_format.MessageToDict(response, preserving_proto_field
 would (enum names, 64-bit integers as strings, float32 values at their shortest, defaults left
 out), but an order of magnitude faster: the field plan of each message type is worked out once
 from its descriptor, not per message (`json_format` spends about 50-70 µs on a clean 5 KB
-response, the encoder a few; see the README's Performance section). It can leave out
+response, the encoder a few; see docs/performance.md). It can leave out
 top-level fields the caller does not want (`--fields text,encoding,edits`); `id` and `error`
 are always written, since a caller matches lines by the one and must see the other.
 

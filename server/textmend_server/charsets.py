@@ -146,7 +146,7 @@ _POPULARITY = {
 
 # The rank `popularity` gives a codec the list above does not name: after every listed one.
 # 40 (not 31, the list's length) is the value set with the list; it enters the priors of
-# detection (`detection.POPULARITY_NATS`), so the measured figures were taken with it.
+# detection (`langscoring.POPULARITY_NATS`), so the measured figures were taken with it.
 UNLISTED_RANK = 40
 
 

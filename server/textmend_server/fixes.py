@@ -1,5 +1,6 @@
-"""One function per repair. Each finder returns `Proposal`s; each `fix_`/`remove_` applies them.
-The engine runs them in the order `textmend_server.stages` gives.
+"""The mojibake and stray-character repairs, one function each (markup's are in `markup.py`,
+repeats in `repeats.py`, the CJK stages in `cjk/`). Each finder returns `Proposal`s; each
+`fix_`/`remove_` applies them. The engine runs them in the order `textmend_server.stages` gives.
 
 Finders look at text and say what they would change and why; they never decide policy (the
 engine does) and never see bytes (decoding comes first). Every finder leaves valid text alone:

@@ -27,7 +27,7 @@ punctuation costs about what a letter in context does and control characters and
 cost far more). The language is the one of its script with the lowest cost, among the three
 that its non-ASCII letters alone favour.
 
-Cost: about 3 MB for the 30 models (measured with tracemalloc, see `warm_up`) and half a
+Cost: a few MB for the 35 models (about 3 MB for 30, measured with tracemalloc) and half a
 second to build them; scoring reads a text once at C speed (translate, count) and looks up
 each distinct letter pair once per language tried.
 """

@@ -12,7 +12,7 @@ cjk_phase_slip     fix      CJK text read one byte out of phase
 cjk_wrong_codec    fix      CJK text decoded with the wrong CJK codec
 ruby_leak          fix      `字(zì)` pronunciation annotations left in the text
 markup_leak        fix      tags, tag fragments and entities left in plain text
-control_char       fix      C0/C1 controls other than tab, newline, carriage return, form feed
+control_char       fix      C0/C1 controls other than tab, newline, vertical tab, CR, form feed
 replacement_char   flag     U+FFFD already in the text; removing it would hide a loss
 private_use        flag     private-use characters; meaningful to one vendor only
 noncharacter       fix      code points Unicode reserves as never being characters

@@ -687,7 +687,8 @@ class RepairResponse(_message.Message):
     @_builtins.property
     def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Edit]:
         """Places reported but not changed (policy `flag`, or evidence too weak to repair), ordered
-        by `original_start`. May overlap each other.
+        by `original_start`. May overlap each other. At most 1,000 of one category are listed;
+        the 1,000th then says how many more there were and where the last one ends.
         """
 
     @_builtins.property

@@ -60,7 +60,7 @@ class TextMendStub:
                          `declared_encoding` or `content_type` longer than 100 characters.
       RESOURCE_EXHAUSTED content larger than the server's limit (`--max-message-mb`), a line
                          longer than `--max-line-kb`, more edits and findings than
-                         `--max-edits` (never a shortened list), or more time than
+                         `--max-edits` (never a shortened list of edits), or more time than
                          `--max-seconds`; the message names the flag. A whole message larger
                          than the content limit plus 1 MiB is refused by gRPC's transport
                          before textmend sees it, with gRPC's own message ("Received message
@@ -109,7 +109,7 @@ class TextMendAsyncStub(TextMendStub):
                          `declared_encoding` or `content_type` longer than 100 characters.
       RESOURCE_EXHAUSTED content larger than the server's limit (`--max-message-mb`), a line
                          longer than `--max-line-kb`, more edits and findings than
-                         `--max-edits` (never a shortened list), or more time than
+                         `--max-edits` (never a shortened list of edits), or more time than
                          `--max-seconds`; the message names the flag. A whole message larger
                          than the content limit plus 1 MiB is refused by gRPC's transport
                          before textmend sees it, with gRPC's own message ("Received message
@@ -161,7 +161,7 @@ class TextMendServicer(metaclass=_abc_1.ABCMeta):
                              `declared_encoding` or `content_type` longer than 100 characters.
           RESOURCE_EXHAUSTED content larger than the server's limit (`--max-message-mb`), a line
                              longer than `--max-line-kb`, more edits and findings than
-                             `--max-edits` (never a shortened list), or more time than
+                             `--max-edits` (never a shortened list of edits), or more time than
                              `--max-seconds`; the message names the flag. A whole message larger
                              than the content limit plus 1 MiB is refused by gRPC's transport
                              before textmend sees it, with gRPC's own message ("Received message

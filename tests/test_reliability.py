@@ -457,6 +457,9 @@ def test_codec_names_follow_the_proto(client: TextMendClient) -> None:
         with pytest.raises(InvalidInput) as caught:
             client.repair(b"plain words", declared_encoding=name)
         assert "not a character set" in caught.value.details, name
+    # A NUL in the name is no name Python can look up: refused as unknown, not a server error.
+    with pytest.raises(InvalidInput):
+        client.repair(b"plain words", declared_encoding="utf-8\x00")
 
 
 def test_policy_keys_are_lower_case_as_the_proto_says(target: str) -> None:

@@ -12,6 +12,9 @@ import contextlib
 import datetime
 import functools
 import ipaddress
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -356,6 +359,39 @@ def test_token_streams_and_raw_calls_are_refused_without_it(
             assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
         reply = stub.Repair(request, timeout=10, metadata=(("authorization", f"Bearer {TOKEN}"),))
         assert reply.text == "x"
+
+
+def _grpcurl() -> str | None:
+    beside = Path(sys.executable).parent / "grpcurl"
+    return str(beside) if beside.exists() else shutil.which("grpcurl")
+
+
+@pytest.mark.skipif(_grpcurl() is None, reason="grpcurl is not installed (dev extra)")
+def test_a_token_that_is_not_latin1_is_unauthenticated(tls_server: ServerProcess, pki: Pki) -> None:
+    """grpcurl sends `Bearer €` as UTF-8 (the Python client refuses to): the token check once
+    failed on it with UNKNOWN instead of refusing the call."""
+    grpcurl = _grpcurl()
+    assert grpcurl is not None
+    done = subprocess.run(
+        [
+            grpcurl,
+            "-cacert",
+            str(pki.ca),
+            "-max-time",
+            "30",
+            "-H",
+            "authorization: Bearer \u20ac",
+            "-d",
+            '{"content": "YWJj"}',
+            tls_server.target,
+            "textmend.v1.TextMend/Repair",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "Code: Unauthenticated" in done.stderr, done.stderr
 
 
 def test_health_needs_no_token(

@@ -187,13 +187,13 @@ def codec_of(label: str) -> str | None:
 
     >>> codec_of(" ISO-8859-1 "), codec_of("x-sjis"), codec_of("EUC-TW"), codec_of("rot13")
     ('iso8859-1', 'shift_jis', None, None)
-    >>> codec_of("unicode_escape"), codec_of("punycode")
-    (None, None)
+    >>> codec_of("unicode_escape"), codec_of("punycode"), codec_of("utf-8\\x00")
+    (None, None, None)
     """
     cleaned = label.strip().strip("\"'").lower()
     try:
         info = codecs.lookup(ALIASES.get(cleaned, cleaned))
-    except LookupError:
+    except (LookupError, ValueError):  # (ValueError: a NUL in the name)
         return None
     if not getattr(info, "_is_text_encoding", True) or info.name in NOT_CHARSETS:
         return None

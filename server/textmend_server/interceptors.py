@@ -163,13 +163,22 @@ class AuthInterceptor(_HandlerInterceptor):
         values = [value for key, value in metadata if key == "authorization"]
         if not values:
             return _UNAUTHENTICATED_MESSAGE
-        value = values[0].encode("latin-1") if isinstance(values[0], str) else values[0]
+        value = values[0] if isinstance(values[0], bytes) else _header_bytes(values[0])
         scheme, _, token = value.partition(b" ")
         if scheme.lower() != b"bearer":
             return _UNAUTHENTICATED_MESSAGE
         if not hmac.compare_digest(_digest(token.strip()), self._expected):
             return _WRONG_TOKEN_MESSAGE
         return None
+
+
+def _header_bytes(value: str) -> bytes:
+    """A metadata value as the bytes that were sent: gRPC hands text headers over as str, read
+    as Latin-1, but a client may send UTF-8 (`Bearer €`), which no Latin-1 token equals."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass")
 
 
 def _refuse(message: str) -> Behaviour:

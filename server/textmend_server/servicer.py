@@ -238,13 +238,20 @@ def _gone(
     return cancelled
 
 
+# A call without a deadline reports the time left to gRPC's infinite one (about 2**63 ns, 292
+# years); anything past a year is no deadline.
+NO_DEADLINE_SECONDS = 365 * 24 * 3600
+
+
 def _abort_if_expired(context: grpc.ServicerContext) -> float | None:
     """Abort with DEADLINE_EXCEEDED when the caller's deadline has already passed; else the
     deadline on the `time.perf_counter` clock, or None when the call has none."""
     remaining = context.time_remaining()
     if remaining is not None and remaining <= 0:
         context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the caller's deadline passed")
-    return None if remaining is None else time.perf_counter() + remaining
+    if remaining is None or remaining > NO_DEADLINE_SECONDS:
+        return None
+    return time.perf_counter() + remaining
 
 
 # --- logs and metrics --------------------------------------------------------------------------
@@ -267,11 +274,14 @@ def _log_abandoned(
 ) -> None:
     """Log a document whose caller cancelled or whose deadline passed while it was worked on."""
     now = time.perf_counter()
+    if deadline is None:
+        why = "the caller, which set no deadline, cancelled"
+    elif now < deadline:
+        why = f"the caller cancelled {deadline - now:.2f} s before its deadline"
+    else:
+        why = f"the caller's deadline passed {now - deadline:.2f} s ago"
     _LOGGER.info(
-        "repair id=%s abandoned after %.2f s (%s): the caller cancelled or its deadline passed",
-        shown_id(request.id),
-        now - started,
-        "no deadline" if deadline is None else f"{now - deadline:.2f} s past deadline",
+        "repair id=%s abandoned after %.2f s: %s", shown_id(request.id), now - started, why
     )
 
 

@@ -19,7 +19,6 @@ from enum import Enum
 from textmend_server import cjk
 from textmend_server.cjk.scripts import (
     BOPOMOFO_RANGES,
-    CJK_PUNCT_RANGES,
     HAN_RANGES,
     HANGUL_RANGES,
     KANA_RANGES,
@@ -31,14 +30,15 @@ from textmend_server.policy import Category
 from textmend_server.repeats import find_repeated_blocks
 
 # CJK blocks no CJK stage reads as letters, but which only CJK text (or CJK text read in the
-# wrong code page) carries: Kangxi and supplementary radicals, enclosed letters and
+# wrong code page) carries: Kangxi and supplementary radicals, CJK punctuation, enclosed letters and
 # compatibility squares, Hangul Jamo extensions, vertical and full-width forms. A gate must
 # let through every text its stage could find something in, so it is wider than the letters.
-_OTHER_CJK_BLOCKS = "\u2e80-\u2fdf\u3200-\u33ff\u4dc0-\u4dff\ua960-\ua97f\ud7b0-\ud7ff"
+# (Not the curly quotes and dashes `scripts.CJK_PUNCT_RANGES` also lists: English has them,
+# and the CJK stages would then search every English text that quotes.)
+_OTHER_CJK_BLOCKS = "\u2e80-\u2fdf\u3000-\u303f\u3200-\u33ff\u4dc0-\u4dff\ua960-\ua97f\ud7b0-\ud7ff"
 _FORMS = "\ufe30-\ufe4f\uff00-\uffef"
 _CJK_GATE = re.compile(
-    f"[{HAN_RANGES}{KANA_RANGES}{BOPOMOFO_RANGES}{HANGUL_RANGES}{CJK_PUNCT_RANGES}"
-    f"{_OTHER_CJK_BLOCKS}{_FORMS}]"
+    f"[{HAN_RANGES}{KANA_RANGES}{BOPOMOFO_RANGES}{HANGUL_RANGES}{_OTHER_CJK_BLOCKS}{_FORMS}]"
 )
 
 
@@ -64,7 +64,11 @@ class TextFacts:
     @property
     def cjk(self) -> bool:
         """Whether the text has a Han, kana, bopomofo or Hangul character, CJK punctuation or
-        a full-width form."""
+        a full-width form.
+
+        >>> TextFacts("It\u2019s \u201cfine\u201d \u2014 caf\u00e9").cjk, TextFacts("\u3002").cjk
+        (False, True)
+        """
         if self._cjk is None:
             self._cjk = not self.ascii and _CJK_GATE.search(self.text) is not None
         return self._cjk

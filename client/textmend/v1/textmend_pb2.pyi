@@ -99,9 +99,9 @@ class _CategoryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Category.Val
     """
     CATEGORY_CONTROL_CHAR: _Category.ValueType  # 8
     """[fix] C0 and C1 control characters other than tab, line feed, vertical tab, carriage return
-    and form feed. A lone BEL, backspace or the like outside a word is only reported; whole
-    terminal escape sequences (ESC [ ... m) and the information separators U+001C..U+001F are
-    reported, never removed.
+    and form feed. A lone BEL, backspace or the like outside a word, or any in roff source, is
+    only reported; whole terminal escape sequences (ESC [ ... m), nroff's overstrikes
+    (`b` BS `b`) and the information separators U+001C..U+001F are reported, never removed.
     """
     CATEGORY_REPLACEMENT_CHAR: _Category.ValueType  # 9
     """[flag] U+FFFD REPLACEMENT CHARACTER already present in the decoded text: something was lost
@@ -163,9 +163,9 @@ own (Markdown, roff, code). Applies to `text/plain` only.
 """
 CATEGORY_CONTROL_CHAR: Category.ValueType  # 8
 """[fix] C0 and C1 control characters other than tab, line feed, vertical tab, carriage return
-and form feed. A lone BEL, backspace or the like outside a word is only reported; whole
-terminal escape sequences (ESC [ ... m) and the information separators U+001C..U+001F are
-reported, never removed.
+and form feed. A lone BEL, backspace or the like outside a word, or any in roff source, is
+only reported; whole terminal escape sequences (ESC [ ... m), nroff's overstrikes
+(`b` BS `b`) and the information separators U+001C..U+001F are reported, never removed.
 """
 CATEGORY_REPLACEMENT_CHAR: Category.ValueType  # 9
 """[flag] U+FFFD REPLACEMENT CHARACTER already present in the decoded text: something was lost

@@ -122,7 +122,16 @@ def child(parent: int, labels: dict[int, str], docs: list[bytes]) -> dict[str, o
                 copied += 1
                 label = labels.get(lo // PAGE + i, "unlabelled")
                 by[label] = by.get(label, 0) + 1
-    return {"copied": copied, "seconds": seconds, "by": by}
+    return {"copied": copied, "seconds": seconds, "by": by, "uss_mib": uss_mib(os.getpid())}
+
+
+def uss_mib(pid: int) -> float:
+    """The process's unique set size, MiB: its private pages, clean and dirty."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value = line.split(":", 1)
+        fields[name] = int(value.split()[0])
+    return (fields["Private_Clean"] + fields["Private_Dirty"]) / 1024
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     mib = PAGE / 2**20
     print(
         f"{len(docs)} documents in {result['seconds']:.1f} s; the child copied "
-        f"{result['copied'] * mib:.1f} MiB of the parent's pages"
+        f"{result['copied'] * mib:.1f} MiB of the parent's pages; its USS is "
+        f"{result['uss_mib']:.1f} MiB"
     )
     for label, pages in sorted(result["by"].items(), key=lambda kv: -kv[1])[: args.top]:
         print(f"{pages * mib:8.1f} MiB  {label}")

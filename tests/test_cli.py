@@ -378,31 +378,38 @@ def test_progress_line_reports_rates_and_eta() -> None:
     assert "docs/s" in line and "MB/s" in line and "ETA 0:00:0" in line
 
 
+def _cli_process(argv: list[str], stdin: bytes) -> tuple[int, list[dict]]:
+    """Run the command in a process of its own: `--processes` forks, which is safe only in a
+    process that has no gRPC channel yet (this test process has many), as in real use."""
+    done = subprocess.run(
+        [sys.executable, "-m", "textmend_client.cli", *argv],
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+    )
+    return done.returncode, [json.loads(line) for line in done.stdout.decode().splitlines()]
+
+
 @pytest.mark.parametrize("processes", ["1", "2"])
-def test_jsonl_fields_write_what_they_name(
-    target: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], processes
-) -> None:
+def test_jsonl_fields_write_what_they_name(target: str, processes: str) -> None:
     items = [{"id": f"d{i}", "text": f"Zeile {i}: schön."} for i in range(7)]
     items[2] = {"id": "d2", "text": "cafÃ© au lait"}
     items[5] = {"id": "d5", "text": ""}
     argv = ["repair", "--jsonl", "--server", target, "--processes", processes]
-    _stdin(monkeypatch, _jsonl(items))
-    assert main([*argv, "--fields", "text,edits"]) == 3  # d5 is empty: an error line
-    responses = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    code, responses = _cli_process([*argv, "--fields", "text,edits"], _jsonl(items))
+    assert code == 3  # d5 is empty: an error line
     assert [r["id"] for r in responses] == [item["id"] for item in items]
     assert responses[2]["text"] == "café au lait" and responses[2]["edits"]
     assert responses[5]["error"]["code"] == "INVALID_ARGUMENT"
     for r in responses[:5]:
         assert set(r) <= {"id", "text", "edits"}
     # By default everything but the diff, which the server is not asked to make.
-    _stdin(monkeypatch, _jsonl(items[:3]))
-    assert main(argv) == 0
-    responses = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    code, responses = _cli_process(argv, _jsonl(items[:3]))
+    assert code == 0
     assert {"text", "encoding", "edits", "verdict"} <= set(responses[2])
     assert "diff" not in responses[2]
-    _stdin(monkeypatch, _jsonl(items[:3]))
-    assert main([*argv, "--fields", "diff"]) == 0
-    responses = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    code, responses = _cli_process([*argv, "--fields", "diff"], _jsonl(items[:3]))
+    assert code == 0
     assert set(responses[2]) == {"id", "diff"} and responses[2]["diff"].startswith("--- a/d2")
 
 

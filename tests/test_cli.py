@@ -360,6 +360,20 @@ def test_batch_repairs_a_tree_and_resumes(target: str, tmp_path, capsys) -> None
     assert (output / "a.txt").read_text(encoding="utf-8") == "kept as it is"
 
 
+def test_batch_shows_invisible_characters_in_file_names(target: str, tmp_path, capsys) -> None:
+    """A file name is the caller's data: an override or an escape in it is shown as a code
+    point, never sent to the terminal (as `check` and `report` already did)."""
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "ok.txt").write_text("fine\n", encoding="utf-8")
+    (source / "evil\u202egnp.exe\x1b[31m").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    argv = ["repair", str(source), "--output-dir", str(tmp_path / "out"), "--server", target]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "skipped" in err and "evil⟨U+202E⟩gnp.exe⟨U+001B⟩[31m" in err
+    assert "\u202e" not in err and "\x1b" not in err
+
+
 def test_batch_needs_an_output_dir_for_several_paths(tmp_path, capsys) -> None:
     assert main(["repair", str(tmp_path), str(tmp_path)]) == 1
     assert "--output-dir" in capsys.readouterr().err

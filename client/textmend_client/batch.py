@@ -25,6 +25,7 @@ from textmend_client.client import TextMendClient
 from textmend_client.errors import Unavailable
 from textmend_client.files import EXIT_IO, EXIT_OK, EXIT_SERVER, iter_files, repair_files
 from textmend_client.responses import VERDICTS, category_name, verdict_name
+from textmend_client.visible import visible_text
 
 #: Width of a summary's label column, in characters: every label of a batch run's summary
 #: fits (the longest, `skipped (binary)`, has 16); a longer one, such as an error code in a
@@ -149,8 +150,8 @@ def run_batch(
     todo: dict[str, Path] = {}
     for path, target in pairs:
         if os.path.realpath(target) in inputs:
-            err.write(f"textmend: error: {target} would overwrite an input; choose another "
-                      "--output-dir\n")  # fmt: skip
+            err.write(f"textmend: error: {visible_text(str(target))} would overwrite an input; "
+                      "choose another --output-dir\n")  # fmt: skip
             return EXIT_IO
         if target.exists():
             tally.skipped_existing += 1
@@ -165,7 +166,8 @@ def run_batch(
             try:
                 _write_atomically(todo[outcome.path], outcome.response.text)
             except OSError as exc:
-                err.write(f"textmend: error: {todo[outcome.path]}: {exc.strerror or exc}\n")
+                shown = visible_text(str(todo[outcome.path]))
+                err.write(f"textmend: error: {shown}: {exc.strerror or exc}\n")
                 tally.io_errors += 1
                 continue
             tally.add(outcome.response, len(outcome.content))
@@ -173,13 +175,13 @@ def run_batch(
             _write_atomically(todo[outcome.path], "")
             tally.verdicts["clean"] += 1
         elif outcome.status == "refused":
-            err.write(f"textmend: warning: skipped {outcome.path}: {outcome.error}\n")
+            err.write(f"textmend: warning: skipped {visible_text(outcome.path)}: {outcome.error}\n")
             tally.refused += 1
         elif outcome.status == "io":
-            err.write(f"textmend: error: {outcome.path}: {outcome.error}\n")
+            err.write(f"textmend: error: {visible_text(outcome.path)}: {outcome.error}\n")
             tally.io_errors += 1
         else:
-            err.write(f"textmend: error: {outcome.path}: {outcome.error}\n")
+            err.write(f"textmend: error: {visible_text(outcome.path)}: {outcome.error}\n")
             tally.failed += 1
             if isinstance(outcome.error, Unavailable):
                 break

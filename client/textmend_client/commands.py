@@ -7,7 +7,6 @@ failed, or could not be reached.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -77,17 +76,9 @@ def _use_color(choice: str) -> bool:
     return bool(isatty and isatty())
 
 
-def to_json(response: textmend_pb2.RepairResponse, *, compact: bool = False) -> str:
+def to_json(response: textmend_pb2.RepairResponse) -> str:
     """A response as JSON with the proto's field names (`original_start`, not camelCase)."""
-    if not compact:
-        return json_format.MessageToJson(
-            response, preserving_proto_field_name=True, ensure_ascii=False
-        )
-    return json.dumps(
-        json_format.MessageToDict(response, preserving_proto_field_name=True),
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    return json_format.MessageToJson(response, preserving_proto_field_name=True, ensure_ascii=False)
 
 
 # --- commands ---------------------------------------------------------------------------------

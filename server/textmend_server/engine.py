@@ -475,7 +475,7 @@ def _document_finders(
     whether it judges differently from `before` (the last pass's)."""
     finders = {
         stage.name: partial(stage.finder, limits=config.search_budget)
-        if stage.budgeted and config.search_budget is not DEFAULT_BUDGET
+        if stage.budgeted
         else stage.finder
         for stage in STAGES
     }

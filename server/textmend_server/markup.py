@@ -48,6 +48,8 @@ BLOCK_ELEMENTS = frozenset(
     {"p", "div", "li", "tr", "td", "th", "dd", "dt", "h1", "h2", "h3", "h4", "h5", "h6"}
     | {"ul", "ol", "table", "blockquote", "pre", "section", "article", "header", "footer"}
 )
+# Tags whose removal is surest (`BLOCK_TAG_CONFIDENCE`): block elements and line breaks.
+_LINE_BREAKING = BLOCK_ELEMENTS | {"br"}
 
 
 def _build_tag_regex() -> re.Pattern[str]:
@@ -398,7 +400,7 @@ def find_tag_leaks(text: str, evidence: MarkupEvidence | None = None) -> list[Pr
             name = m.group("tag")
             replacement = "\n" if name.lower() in ("br", "/br") else ""
             what = f"HTML <{name}> tag left in plain text"
-            block = name.lower().lstrip("/") in BLOCK_ELEMENTS | {"br"}
+            block = name.lower().lstrip("/") in _LINE_BREAKING
             confidence = BLOCK_TAG_CONFIDENCE if block else TAG_CONFIDENCE
         else:
             replacement = ""

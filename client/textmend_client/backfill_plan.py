@@ -171,18 +171,25 @@ def plan_partitions(
 
 
 def _lines(stream: Any, chunk: int = READ_CHUNK_BYTES) -> Iterator[bytes]:
-    """The lines of a binary stream, each with its line feed (the last may lack one)."""
-    rest = b""
-    while True:
-        data = stream.read(chunk)
-        if not data:
-            break
-        data = rest + data
-        lines = data.split(b"\n")
-        rest = lines.pop()
-        for line in lines:
-            yield line + b"\n"
-    if rest:
+    """The lines of a binary stream, each with its line feed (the last may lack one).
+
+    An unfinished line is kept in pieces and joined once it ends, so a line of any length
+    costs its length, not its square.
+
+    >>> import io
+    >>> list(_lines(io.BytesIO(b"ab\\ncd" + b"e" * 5 + b"\\nf"), chunk=3))
+    [b'ab\\n', b'cdeeeee\\n', b'f']
+    """
+    pieces: list[bytes] = []
+    while data := stream.read(chunk):
+        *lines, tail = data.split(b"\n")
+        if lines:
+            lines[0] = b"".join(pieces) + lines[0]
+            pieces = []
+            for line in lines:
+                yield line + b"\n"
+        pieces.append(tail)
+    if rest := b"".join(pieces):
         yield rest
 
 

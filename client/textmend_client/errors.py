@@ -9,6 +9,7 @@ input, split the document, retry later, send a token).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeGuard
 
 import grpc
 
@@ -67,14 +68,19 @@ _ERRORS: Mapping[grpc.StatusCode, type[TextMendError]] = {
 }
 
 
+def is_call_error(error: BaseException) -> TypeGuard[grpc.Call | grpc.aio.AioRpcError]:
+    """Whether error is a failed call with a status code: threaded calls are `grpc.Call`s,
+    asyncio calls raise `grpc.aio.AioRpcError`."""
+    return isinstance(error, grpc.aio.AioRpcError | grpc.Call)
+
+
 def error_from_rpc(error: grpc.RpcError, target: str = "") -> TextMendError:
     """Translate a `grpc.RpcError` (threaded or asyncio) into its `TextMendError` subclass.
 
     The message says what to do where gRPC's own does not: which server could not be
     reached (given `target`), and which size limit a message too large ran into.
     """
-    # Threaded calls are `grpc.Call`s; asyncio calls raise `grpc.aio.AioRpcError`.
-    is_call = isinstance(error, grpc.Call | grpc.aio.AioRpcError)
+    is_call = is_call_error(error)
     code = error.code() if is_call else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
     details = (error.details() if is_call else None) or str(error)  # type: ignore[attr-defined]
     trailers = (error.trailing_metadata() if is_call else None) or ()  # type: ignore[attr-defined]

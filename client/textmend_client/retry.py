@@ -10,11 +10,10 @@ new stream (`is_resumable`, `is_idle_close`). Pauses double from a first one up 
 from __future__ import annotations
 
 import random
-from typing import TypeGuard
 
 import grpc
 
-from textmend_client.errors import STREAM_IDLE_METADATA, STREAM_LIMIT_METADATA
+from textmend_client.errors import STREAM_IDLE_METADATA, STREAM_LIMIT_METADATA, is_call_error
 
 # The first pause before retrying a refused or dropped `repair`, doubling up to the longest;
 # each pause is drawn between half and all of that (`jittered`), so refused callers do not
@@ -53,18 +52,13 @@ def jittered(pause: float) -> float:
     return pause * random.uniform(0.5, 1.0)
 
 
-def _is_call(error: BaseException) -> TypeGuard[grpc.Call | grpc.aio.AioRpcError]:
-    """Whether error is a failed call (threaded or asyncio) with a status code."""
-    return isinstance(error, grpc.aio.AioRpcError | grpc.Call)
-
-
 def is_busy_refusal(error: grpc.RpcError) -> bool:
     """Whether a call was refused without being worked on, so that retrying it later may
     succeed: UNAVAILABLE (a worker at its `--max-calls`, still starting (NOT_SERVING), dead or
     going away; not when no connection could be made, which gRPC has already retried), or
     gRPC's own concurrency refusal (RESOURCE_EXHAUSTED, which otherwise means a document too
     large to retry)."""
-    if not _is_call(error):
+    if not is_call_error(error):
         return False
     code, details = error.code(), error.details() or ""
     if code is grpc.StatusCode.UNAVAILABLE:
@@ -82,7 +76,7 @@ def is_resumable(error: BaseException) -> bool:
     concurrency refusal; any other RESOURCE_EXHAUSTED is a document too large to send, which
     resending would only repeat. Resending is safe: repair is idempotent.
     """
-    if not _is_call(error):
+    if not is_call_error(error):
         return False
     code = error.code()
     details = error.details() or ""
@@ -101,7 +95,7 @@ def is_resumable(error: BaseException) -> bool:
 def is_idle_close(error: BaseException) -> bool:
     """Whether the server closed a stream because it sent nothing for `--stream-idle-seconds`
     (every request it had sent was answered): not a failure, just a stream to open again."""
-    if not _is_call(error):
+    if not is_call_error(error):
         return False
     trailers = error.trailing_metadata() or ()
     return any(key == STREAM_IDLE_METADATA for key, _ in trailers)

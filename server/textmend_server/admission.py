@@ -137,10 +137,9 @@ class IdleLimitedRequests:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._closed = threading.Event()
         self._ended = False
-        self._reader = threading.Thread(
+        threading.Thread(
             target=self._read, args=(requests,), name="textmend-stream-reader", daemon=True
-        )
-        self._reader.start()
+        ).start()
 
     def _read(self, requests: Iterator[Any]) -> None:
         item: Any = _END

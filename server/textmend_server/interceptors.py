@@ -212,11 +212,6 @@ class AdmissionInterceptor(_HandlerInterceptor):
         are refused with UNAVAILABLE and the `textmend-starting` trailer)."""
         self._ready.set()
 
-    @property
-    def admission(self) -> Admission:
-        """The counts, for tests and logs."""
-        return self._admission
-
     def _intercept(
         self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler:

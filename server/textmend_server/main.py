@@ -233,7 +233,6 @@ class _Supervisor:
     # slot -> (monotonic time to restart at, quick failures so far, when its worker died)
     pending: dict[int, tuple[float, int, float]] = field(default_factory=dict)
     #: Seconds from a worker's death to its replacement reporting SERVING, for each one so far.
-    recoveries: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # Fork, not spawn or forkserver: the workers must inherit the warm parent's memory.
@@ -307,7 +306,6 @@ class _Supervisor:
             _LOGGER.debug("worker %d (pid %d) is serving", worker.slot, worker.process.pid)
             return
         seconds = time.monotonic() - worker.replaces_death
-        self.recoveries.append(seconds)
         _LOGGER.info(
             "worker %d (pid %d) serving %.3f s after its predecessor died",
             worker.slot,

@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import adversarial  # noqa: E402
 import corruptors  # noqa: E402
+from load import memory  # noqa: E402
 
 from textmend_server.engine import repair_bytes, warm_up  # noqa: E402
 
@@ -122,16 +123,9 @@ def child(parent: int, labels: dict[int, str], docs: list[bytes]) -> dict[str, o
                 copied += 1
                 label = labels.get(lo // PAGE + i, "unlabelled")
                 by[label] = by.get(label, 0) + 1
-    return {"copied": copied, "seconds": seconds, "by": by, "uss_mib": uss_mib(os.getpid())}
-
-
-def uss_mib(pid: int) -> float:
-    """The process's unique set size, MiB: its private pages, clean and dirty."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-        name, value = line.split(":", 1)
-        fields[name] = int(value.split()[0])
-    return (fields["Private_Clean"] + fields["Private_Dirty"]) / 1024
+    used = memory(os.getpid())
+    uss = used.uss if used is not None else float("nan")
+    return {"copied": copied, "seconds": seconds, "by": by, "uss_mib": uss}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -448,7 +448,11 @@ def _script_cost(text: str, code: str, hint: tuple[str, ...] = ()) -> tuple[floa
         chars = Counter(padded)
         wide = Counter({ch: n for ch, n in chars.items() if ch > "\x7f"}) or chars
         by_wide = sorted(langs, key=lambda lang: model(lang).unigram_cost(wide))[:3]
-        by_all = sorted(langs, key=lambda lang: model(lang).unigram_cost(chars))[:3]
+        by_all = (
+            by_wide
+            if wide is chars  # (no letter beyond ASCII: the same ranking)
+            else sorted(langs, key=lambda lang: model(lang).unigram_cost(chars))[:3]
+        )
         langs = tuple(dict.fromkeys([*by_wide, *by_all, *(h for h in hint if h in langs)]))
     found, lang = min((model(lang).cost(pairs), lang) for lang in langs)
     foreign = [(pair, n) for pair, n in pairs.items() if not pair.isascii()]

@@ -20,7 +20,6 @@ compiled-regex scan and yields nothing. The two searching stages take an optiona
 from __future__ import annotations
 
 from textmend_server.cjk.budget import (
-    CALL_BUDGET,
     EARNED_CAP,
     SearchBudget,
     call_budget,
@@ -32,7 +31,6 @@ from textmend_server.cjk.scripts import text_language
 from textmend_server.cjk.slip import LONE_SLIP_CONTEXT, find_phase_slips, max_growth
 
 __all__ = [
-    "CALL_BUDGET",
     "EARNED_CAP",
     "LONE_SLIP_CONTEXT",
     "SearchBudget",

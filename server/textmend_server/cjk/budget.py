@@ -38,8 +38,6 @@ BUDGET_PER_CHAR = 60
 MAX_PER_CHAR = 4_000
 BLOCK_CHARS = 16_384
 CALL_CEILING = SEARCH_FLOOR + BUDGET_PER_CHAR * BLOCK_CHARS
-# The name the package has always exported for the per-call floor.
-CALL_BUDGET = SEARCH_FLOOR
 # A fill evaluation (`cjk.codecrun`) costs several times a phase-slip one, and a run that
 # re-decodes needs at most ~850 of them per character of the run on the benchmark: a tighter
 # cap per character.

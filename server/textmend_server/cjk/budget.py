@@ -139,6 +139,11 @@ class Work:
         # Where in the text the budget ran out (-1: it did not): reported as a finding.
         self.starved_at = -1
 
+    def note_starved(self, at: int, budget: int) -> None:
+        """Remember at as where the budget ran out, the first time the spending passes it."""
+        if self.spent > budget and self.starved_at < 0:
+            self.starved_at = at
+
 
 def charge(work: Work | None, n: int) -> None:
     """Count n evaluations against work (when the caller passed one) and the process's tally."""

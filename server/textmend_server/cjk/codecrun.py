@@ -446,8 +446,7 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
     rest.append(text[last:])
     trad = is_traditional("".join(rest))
     for m in runs:
-        if work.spent > budget and work.starved_at < 0:
-            work.starved_at = m.start()
+        work.note_starved(m.start(), budget)
         whole = m.group()
         stop = m.end()
         if stop < len(text) and "\x40" <= text[stop] <= "\x7e":
@@ -506,8 +505,7 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
             f"{gain:.1f} nats better under the Chinese character model"
         )
         out.append(Proposal(start, end, cand, Category.CJK_WRONG_CODEC, reason, conf))
-    if work.spent > budget and work.starved_at < 0:
-        work.starved_at = runs[-1].start()
+    work.note_starved(runs[-1].start(), budget)
     return out
 
 
@@ -596,8 +594,7 @@ def _latin_runs(text: str, work: Work, budget: int) -> list[Proposal]:
     last = 0
     for m in _LATIN_REGION_RE.finditer(text):
         start, end = m.start(), m.end()
-        if work.spent > budget and work.starved_at < 0:
-            work.starved_at = last
+        work.note_starved(last, budget)
         last = start
         region = m.group()
         if sum(1 for ch in region if ch >= "\x80") < 3 or utf8_shaped(region):
@@ -635,8 +632,7 @@ def _latin_runs(text: str, work: Work, budget: int) -> list[Proposal]:
                         best = (mean, cand, read_as, written, lang, sub.start(), stop)
             if best is not None and best[0] >= MIN_MEAN_LOGP:
                 out.append(_latin_proposal(best, text))
-    if work.spent > budget and work.starved_at < 0:
-        work.starved_at = last
+    work.note_starved(last, budget)
     return out
 
 

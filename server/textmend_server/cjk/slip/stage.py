@@ -182,9 +182,7 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
             # A first look with character bigrams alone: genuine text reads far worse re-phased
             # and is let go cheaply; a promising run is searched again with the full model.
             run = (view, vi, codec(name), model, trad, folded)
-            allowed = _run_budget(
-                limits, budget - wasted - (work.spent - spent_before), ceiling - work.spent
-            )
+            allowed = _run_budget(limits, budget - wasted, work, spent_before, ceiling)
             rep = repair_at(*run, quick, allowed, work, annotated)
             if rep is None or rep.margin < QUICK_MARGIN:
                 continue
@@ -196,9 +194,7 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
                 continue
             if scorer is None:
                 scorer = Scorer(model, trad, text, _suspect_spans(text, positions))
-            allowed = _run_budget(
-                limits, budget - wasted - (work.spent - spent_before), ceiling - work.spent
-            )
+            allowed = _run_budget(limits, budget - wasted, work, spent_before, ceiling)
             rep = repair_at(*run, scorer, allowed, work, annotated)
             if rep is not None and (best is None or rep.margin > best.margin):
                 best = rep
@@ -324,8 +320,11 @@ def _judged_view(text: str, i: int, view: str, vi: int, found: list[Proposal]) -
     return head + text[i : i + 1], len(head)
 
 
-def _run_budget(limits: SearchBudget, left: int, below_ceiling: int) -> int:
+def _run_budget(
+    limits: SearchBudget, unspent: int, work: Work, spent_before: int, ceiling: int
+) -> int:
     """What the next search may spend: limits.run_budget, or less when the call's budget for
-    searches that repair nothing (left, if this one repairs nothing too) or its ceiling is
-    nearer."""
-    return max(1, min(limits.run_budget, left, below_ceiling))
+    searches that repair nothing (unspent before this trigger, less what its searches spent
+    since spent_before, if this one repairs nothing too) or its ceiling is nearer."""
+    left = unspent - (work.spent - spent_before)
+    return max(1, min(limits.run_budget, left, ceiling - work.spent))

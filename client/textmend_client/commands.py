@@ -168,9 +168,9 @@ def read_jsonl(lines: Sequence[str] | IO[str], defaults: dict[str, Any]) -> list
 
 def _read_requests(
     lines: Iterable[str | bytes], defaults: dict[str, Any]
-) -> list[tuple[dict[str, Any], textmend_pb2.RepairRequest]]:
-    """`read_jsonl`'s items, each with its request, built once (orjson parses the lines)."""
-    items: list[tuple[dict[str, Any], textmend_pb2.RepairRequest]] = []
+) -> Iterator[tuple[dict[str, Any], textmend_pb2.RepairRequest]]:
+    """`read_jsonl`'s items, each with its request, built once (orjson parses the lines), one
+    at a time: a caller keeping only the requests never holds every item beside them."""
     seen: dict[str, int] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -193,8 +193,7 @@ def _read_requests(
             request = as_request(item)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"line {number}: {exc}") from None
-        items.append((item, request))
-    return items
+        yield item, request
 
 
 def in_input_order(

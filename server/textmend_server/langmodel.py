@@ -42,6 +42,8 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
+from textmend_server.plausibility import case_break
+
 # Languages with a wordfreq list, by the script they are written in: every language whose
 # legacy code pages textmend decodes (windows-1250…1258, ISO-8859-n, KOI8, Mac and DOS pages),
 # and the others of those scripts, so that a text in Catalan is not forced to read as Spanish.
@@ -194,16 +196,8 @@ _DOT_AFTER_WORD = re.compile("(?<=[^\\W\\d_])\u00b7(?![^\\W\\d_])")
 WEDGED_NATS = 10.0
 
 
-def _build_case_break() -> re.Pattern[str]:
-    """A non-ASCII capital right after a lower-case letter (`nobodyŤ`, `пРиВЕТ`): a quote or a
-    letter of another code page. ASCII capitals are left alone (`McDonald`, `iPhone`)."""
-    letters = [chr(c) for c in range(0xC0, 0x530)]
-    upper = "".join(c for c in letters if c.isupper())
-    lower = "a-z" + "".join(c for c in letters if c.islower())
-    return re.compile(f"(?<=[{lower}])[{re.escape(upper)}]")
-
-
-_CASE_BREAK = _build_case_break()
+# A non-ASCII capital right after a lower-case letter (`nobodyŤ`, `пРиВЕТ`).
+_CASE_BREAK = case_break(followed=False)
 CASE_BREAK_NATS = 8.0
 
 

@@ -87,17 +87,24 @@ _WEDGED = re.compile(
 )
 
 
-def _build_case_break() -> re.Pattern[str]:
-    """A non-ASCII capital between two lower-case letters (`BlanchardÕs`, `пРиВЕТ`): a quote or
-    a letter of another codec read with the wrong one. ASCII capitals are left alone
-    (`McDonald`, `iPhone`)."""
+def case_break(followed: bool = True) -> re.Pattern[str]:
+    """A non-ASCII capital right after a lower-case letter (`nobodyŤ`, `пРиВЕТ`), and, when
+    followed, before one too (`BlanchardÕs`): a quote or a letter of another codec read with
+    the wrong one. ASCII capitals are left alone (`McDonald`, `iPhone`).
+
+    >>> bool(case_break().search("BlanchardÕs")), bool(case_break().search("nobodyŤ"))
+    (True, False)
+    >>> bool(case_break(followed=False).search("nobodyŤ"))
+    True
+    """
     letters = [chr(c) for c in range(0xC0, 0x530)]
     upper = "".join(c for c in letters if c.isupper())
     lower = "a-z" + "".join(c for c in letters if c.islower())
-    return re.compile(f"(?<=[{lower}])[{re.escape(upper)}](?=[{lower}])")
+    after = f"(?=[{lower}])" if followed else ""
+    return re.compile(f"(?<=[{lower}])[{re.escape(upper)}]{after}")
 
 
-_CASE_BREAK = _build_case_break()
+_CASE_BREAK = case_break()
 # Three or more accented Latin letters in a row, which no Latin-script language writes much.
 _ACCENT_RUN = re.compile(r"[\u00c0-\u024f]{3,}")
 # Box drawing and block elements inside running text: DOS code pages read with the wrong one.

@@ -60,6 +60,18 @@ HANGUL_PART = 3
 KANA_PART = 10
 
 
+def cjk_language(text: str) -> str:
+    """Which character model reads text's CJK characters (`HANGUL_PART`, `KANA_PART`).
+
+    >>> cjk_language("中文"), cjk_language("日本語のテキスト"), cjk_language("한국어 text")
+    ('zh', 'ja', 'ko')
+    """
+    chars = "".join(_CJK.findall(text))
+    if len(_HANGUL.findall(chars)) > len(chars) / HANGUL_PART:
+        return "ko"
+    return "ja" if len(_KANA.findall(chars)) > len(chars) / KANA_PART else "zh"
+
+
 def has_cjk(text: str) -> bool:
     """Whether the first `SCAN_CHARS` characters of text hold a CJK character (`CJK_BLOCKS`)."""
     return _CJK.search(text, 0, SCAN_CHARS) is not None
@@ -77,14 +89,7 @@ def cjk_surprise(text: str, limit: int = SURPRISE_CHARS) -> float:
         return 0.0
     from textmend_server.cjk.lm import get_model
 
-    joined = "".join(chars)
-    kana = len(_KANA.findall(joined))
-    hangul = len(_HANGUL.findall(joined))
-    if hangul > len(chars) / HANGUL_PART:
-        lang = "ko"
-    else:
-        lang = "ja" if kana > len(chars) / KANA_PART else "zh"
-    model = get_model(lang)
+    model = get_model(cjk_language("".join(chars)))
     # Score within runs of adjacent CJK characters (context across other text is noise).
     total = 0.0
     for run in _CJK_RUN.findall(text, 0, scan)[:limit]:

@@ -42,6 +42,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
+from textmend_server.cjkreadings import cjk_language
 from textmend_server.plausibility import case_break
 
 # Languages with a wordfreq list, by the script they are written in: every language whose
@@ -108,7 +109,6 @@ _SCRIPT_RANGES = {
 }
 _SCRIPT_NAME = {"L": "latin", "C": "cyrillic", "G": "greek", "H": "hebrew", "A": "arabic"}
 _SCRIPT_CODE = {v: k for k, v in _SCRIPT_NAME.items()}
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3\uf900-\ufaff]")
 
 
 def _build_classes() -> str:
@@ -335,10 +335,7 @@ class Reading:
 def _cjk_cost(text: str) -> Reading:
     from textmend_server.cjk.lm import get_model
 
-    kana = sum(1 for ch in text if "\u3040" <= ch <= "\u30ff")
-    hangul = sum(1 for ch in text if "\uac00" <= ch <= "\ud7a3")
-    cjk = len(_CJK.findall(text))
-    lang = "ko" if hangul > cjk / 3 else "ja" if kana > cjk / 10 else "zh"
+    lang = cjk_language(text)
     return Reading(-get_model(lang).score(text), lang)
 
 

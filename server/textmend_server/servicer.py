@@ -325,7 +325,9 @@ def _observe(
         method,
         code,
         time.perf_counter() - started,
-        len(request.content),
+        # (A response already says how long its content was: reading `request.content` again
+        # copies the whole document.)
+        response.content_bytes or len(request.content),
         edits=[CATEGORIES.name(e.category) for e in response.edits],
         findings=[CATEGORIES.name(f.category) for f in response.findings],
         encoding=response.encoding.name,

@@ -18,12 +18,12 @@ from textmend_client.backfill_plan import Job, Partition, Row, read_partition
 from textmend_client.channels import DEFAULT_CHANNELS
 from textmend_client.client import TextMendClient
 from textmend_client.errors import TextMendError
-from textmend_client.request import make_request
+from textmend_client.request import check_id, make_request
 
 
 def _request(row: Row, job: Job, request_id: str) -> textmend_pb2.RepairRequest:
     """The request the service would get for a row (ValueError for an id over the limit)."""
-    make_request(b"", id=row.id or "")  # the id's length is checked against the real id
+    check_id(row.id or "")  # the row's own id (a stream sends a position as the id instead)
     return make_request(
         row.content,
         id=request_id,

@@ -62,6 +62,16 @@ def _content_bytes(content: bytes | bytearray | memoryview | str) -> bytes:
     )
 
 
+def check_id(id: str) -> None:
+    """Raise ValueError for an id longer than the server accepts (`MAX_ID_CHARS`), rather than
+    let it travel to be refused."""
+    if len(id) > MAX_ID_CHARS:
+        raise ValueError(
+            f"id is {len(id)} characters, over the server's limit of {MAX_ID_CHARS}: use a "
+            "shorter id (a hash of a long name, for example)"
+        )
+
+
 def make_request(
     content: bytes | str,
     *,
@@ -73,14 +83,9 @@ def make_request(
 ) -> textmend_pb2.RepairRequest:
     """Build a `RepairRequest`; str content is sent as UTF-8.
 
-    An id longer than the server accepts (`MAX_ID_CHARS`) raises ValueError here rather than
-    travelling to be refused.
+    An id longer than the server accepts raises ValueError here (`check_id`).
     """
-    if len(id) > MAX_ID_CHARS:
-        raise ValueError(
-            f"id is {len(id)} characters, over the server's limit of {MAX_ID_CHARS}: use a "
-            "shorter id (a hash of a long name, for example)"
-        )
+    check_id(id)
     return textmend_pb2.RepairRequest(
         id=id,
         content=_content_bytes(content),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import re
 import shutil
@@ -140,6 +141,122 @@ def test_500_idle_streams_delay_neither_health_nor_repair(
         documents = [{"id": str(n), "text": f"cafÃ© {n}"} for n in range(100)]
         responses = {r.id: r.text for r in other.repair_stream(documents)}
         assert responses == {str(n): f"café {n}" for n in range(100)}
+
+
+async def _open_headers_only(target: str, method: str, count: int) -> tuple[list[Any], list[Any]]:
+    """count calls to a unary method that send their headers and never their request (a
+    request stream that never yields: on the wire exactly what a stalled unary caller sends),
+    over their own connections; returns the calls and their channels."""
+    options = [("grpc.use_local_subchannel_pool", 1), ("grpc.enable_retries", 0)]
+    channels = [grpc.aio.insecure_channel(target, options=options) for _ in range(IDLE_CONNECTIONS)]
+    never = asyncio.Event()
+
+    async def nothing() -> Any:
+        await never.wait()
+        yield b""
+
+    calls = [
+        channels[n % len(channels)].stream_unary(method)(nothing(), timeout=PATIENCE * 4)
+        for n in range(count)
+    ]
+    for channel in channels:
+        await channel.channel_ready()
+    return calls, channels
+
+
+async def _details(call: Any) -> tuple[grpc.StatusCode, str, tuple[Any, ...]]:
+    """An ended aio call's code, message and trailers."""
+    with contextlib.suppress(grpc.RpcError, asyncio.CancelledError):
+        await call
+    trailers = await call.trailing_metadata()
+    return await call.code(), await call.details(), tuple(trailers or ())
+
+
+@pytest.mark.parametrize("admitted", [True, False], ids=["all-admitted", "default-limits"])
+def test_unary_calls_that_never_send_their_request_hold_no_thread(
+    tmp_path_factory: pytest.TempPathFactory, admitted: bool
+) -> None:
+    """500 `Repair` calls that send headers and no request: health and another caller's
+    `Repair` still answer within 1 s. gRPC's threaded server used to wait for such a request on
+    a pool thread, before any interceptor saw the call, so about a hundred of them made every
+    call to that worker fail with RESOURCE_EXHAUSTED for as long as they stayed open. Now each
+    is counted against `--max-calls` before its request is read (past it, refused at once), and
+    ended after `--stream-idle-seconds` without one."""
+    directory = tmp_path_factory.mktemp("headers-only")
+    options = ("--workers", "1", "--stream-idle-seconds", "4")
+    if admitted:  # all 500 held by the server, as the idle streams are above
+        options += ("--max-calls", str(IDLE_STREAMS + 100))
+    method = f"/{service.SERVICE_NAME}/Repair"
+    with run_server(directory, *options) as server, TextMendClient(server.target) as other:
+        # Beside 500 held calls another caller's Repair is answered; beside the 64 that
+        # default limits hold, it is refused at once as busy (the bundled client would retry
+        # until the held calls' idle limit frees their places).
+        if admitted:
+            expected: Any = "café"
+
+            def repair() -> Any:
+                return other.repair("cafÃ©").text
+        else:
+            expected = (grpc.StatusCode.UNAVAILABLE, ("textmend-busy", "--max-calls"))
+
+            def repair() -> Any:
+                refused = _refusal(server.target, textmend_pb2.RepairRequest(content=b"x"))
+                busy = dict(refused.trailing_metadata()).get("textmend-busy")
+                return refused.code(), ("textmend-busy", busy)
+
+        async def scenario() -> tuple[list[float], list[float], list[Any], list[Any]]:
+            calls, channels = await _open_headers_only(server.target, method, IDLE_STREAMS)
+            await asyncio.sleep(1.0)  # let every call reach the worker
+            refused_at_once = [call for call in calls if call.done()]
+            health_times, repair_times = [], []
+            for _ in range(5):
+                health_times.append(await asyncio.to_thread(_timed, other.health, True))
+                repair_times.append(await asyncio.to_thread(_timed, repair, expected))
+            # The held ones end by themselves after the idle limit.
+            refused = [await _details(call) for call in refused_at_once]
+            held = [await _details(call) for call in calls if call not in refused_at_once]
+            for channel in channels:
+                await channel.close()
+            return health_times, repair_times, refused, held
+
+        health_times, repair_times, refused, held = asyncio.run(scenario())
+        assert max(health_times) < LIVENESS_SECONDS, health_times
+        assert max(repair_times) < LIVENESS_SECONDS, repair_times
+        # With the default limits 64 are held and the rest refused at once, naming the flag;
+        # none of them was read.
+        assert len(held) == (IDLE_STREAMS if admitted else ServerConfig().max_calls)
+        for code, message, trailers in refused:
+            assert code is grpc.StatusCode.UNAVAILABLE and "--max-calls" in message
+            assert ("textmend-busy", "--max-calls") in trailers
+        for code, message, trailers in held:
+            assert code is grpc.StatusCode.UNAVAILABLE, (code, message)
+            assert "sent no request for 4 s" in message
+            assert ("textmend-stream-idle", "4") in trailers
+        assert other.repair("naÃ¯ve").text == "naïve"
+
+
+def test_health_checks_that_never_send_their_request_are_bounded(target: str) -> None:
+    """Health `Check` calls without a request hold at most `--threads` places, and the next
+    is refused at once naming the flag; `Repair` is not affected by them."""
+
+    async def scenario() -> list[Any]:
+        calls, channels = await _open_headers_only(target, "/grpc.health.v1.Health/Check", 40)
+        await asyncio.sleep(1.0)
+        done = [await _details(call) for call in calls if call.done()]
+        for call in calls:
+            call.cancel()
+        for channel in channels:
+            await channel.close()
+        return done
+
+    # The server under `target` has two workers, each holding its own --threads (8) places.
+    refused = asyncio.run(scenario())
+    assert 40 - 2 * 8 <= len(refused) < 40
+    for code, message, trailers in refused:
+        assert code is grpc.StatusCode.UNAVAILABLE and "--threads" in message
+        assert ("textmend-busy", "--threads") in trailers
+    with TextMendClient(target) as client:
+        assert client.repair("cafÃ©").text == "café"
 
 
 def test_limits_refuse_and_idle_streams_close(tmp_path_factory: pytest.TempPathFactory) -> None:

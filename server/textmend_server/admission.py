@@ -2,8 +2,13 @@
 
 Both are counted per worker process, never by blocking: a call that finds its kind full is
 refused at once, and a stream that sends nothing for `--stream-idle-seconds` is ended (issue
-16: idle streams used to hold every thread of a worker). The gRPC side of both, the
-interceptor that applies them to every call, is `interceptors.AdmissionInterceptor`.
+16: idle streams used to hold every thread of a worker). A unary call is counted from its
+arrival too, not once its request has come: gRPC's threaded server reads a unary request on
+a pool thread, so calls that sent their headers and never their message used to hold every
+thread of a worker (health included) for as long as their connection stayed open. Such a call
+now waits for its request under its kind's limit and the same idle limit (`read_request`).
+The gRPC side of both, the interceptor that applies them to every call, is
+`interceptors.AdmissionInterceptor`.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Executor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import grpc
@@ -18,8 +25,8 @@ import grpc
 from textmend_server.config import ServerConfig
 from textmend_server.convert import SERVICE_NAME
 
-# What each method counts against; a method not named here (health `Check`, reflection's
-# and health's unknown future methods that are unary) is never limited.
+# What each method counts against; every other call is `admin` when it streams and `short`
+# when it does not (health `Check`).
 _REPAIR_METHOD = f"/{SERVICE_NAME}/Repair"
 _STREAM_METHOD = f"/{SERVICE_NAME}/RepairStream"
 
@@ -30,8 +37,10 @@ class Admission:
     Never blocks: a call that finds its kind full is refused at once (UNAVAILABLE, see
     `busy_message`), because one that waited would hold a thread, and threads are what idle
     streams used to exhaust (issue 16). Kinds: `repair` (`Repair`, `--max-calls`), `stream`
-    (`RepairStream`, `--max-streams`) and `admin` (health `Watch` and reflection streams,
-    `--max-admin-streams`).
+    (`RepairStream`, `--max-streams`), `admin` (health `Watch` and reflection streams,
+    `--max-admin-streams`) and `short` (health `Check` and any other unary call, held to
+    `--threads`, the threads the pool keeps for them: a `Check` that never sends its request
+    holds one until `--stream-idle-seconds`).
 
     >>> admission = Admission(ServerConfig(max_calls=1))
     >>> admission.enter("repair"), admission.enter("repair"), admission.running("repair")
@@ -45,6 +54,7 @@ class Admission:
         "repair": ("max_calls", "--max-calls", "Repair calls"),
         "stream": ("max_streams", "--max-streams", "open RepairStream calls"),
         "admin": ("max_admin_streams", "--max-admin-streams", "health Watch and reflection calls"),
+        "short": ("threads", "--threads", "health Check and other short calls"),
     }
 
     def __init__(self, config: ServerConfig) -> None:
@@ -81,11 +91,11 @@ class Admission:
         )
 
 
-def call_kind(method: str, handler: grpc.RpcMethodHandler) -> str | None:
-    """The `Admission` kind a call to method counts against, or None when it is not limited.
+def call_kind(method: str, handler: grpc.RpcMethodHandler) -> str:
+    """The `Admission` kind a call to method counts against.
 
-    Health `Check` and every other unary call but `Repair` are never limited: they finish in
-    microseconds, and the pool keeps `--threads` threads for them.
+    Health `Check` and every other unary call but `Repair` are `short`: they finish in
+    microseconds once their request is there, and the pool keeps `--threads` threads for them.
     """
     if method == _REPAIR_METHOD:
         return "repair"
@@ -93,7 +103,7 @@ def call_kind(method: str, handler: grpc.RpcMethodHandler) -> str | None:
         return "stream"
     if handler.request_streaming or handler.response_streaming:
         return "admin"
-    return None
+    return "short"
 
 
 # How often a stream's reader checks that its call is still wanted while its queue is full.
@@ -106,7 +116,41 @@ class StreamIdle(Exception):
     """A stream's caller sent nothing for the idle limit (raised in the handler's thread)."""
 
 
+class NoRequest(Exception):
+    """A unary call ended its request stream without sending its one request."""
+
+
 _END = object()
+
+
+def read_request(requests: Iterator[Any], seconds: float, readers: Executor) -> Any:
+    """The one request of a unary call, read from its request stream by one of readers;
+    `StreamIdle` when none arrives within seconds, `NoRequest` when the caller half-closes
+    without one.
+
+    gRPC's iterator has no timeout, so a thread of readers (kept, not started per call: a new
+    thread a call tripled the time of a 5 KB `Repair`) waits for the request while the call's
+    thread waits on it with a timeout. A reader left waiting is freed when the call ends. Only
+    the first message is read: gRPC's own unary handling reads no further either.
+
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> with ThreadPoolExecutor(1) as readers:
+    ...     read_request(iter(["only"]), 5, readers)
+    'only'
+    >>> with ThreadPoolExecutor(1) as readers:
+    ...     read_request(iter([]), 5, readers)
+    Traceback (most recent call last):
+    ...
+    textmend_server.admission.NoRequest
+    """
+    future = readers.submit(next, requests, _END)
+    try:
+        item = future.result(timeout=seconds)
+    except FutureTimeout:
+        raise StreamIdle() from None
+    if item is _END:
+        raise NoRequest()
+    return item
 
 
 class IdleLimitedRequests:
@@ -182,4 +226,11 @@ class IdleLimitedRequests:
         self._closed.set()
 
 
-__all__ = ["Admission", "IdleLimitedRequests", "StreamIdle", "call_kind"]
+__all__ = [
+    "Admission",
+    "IdleLimitedRequests",
+    "NoRequest",
+    "StreamIdle",
+    "call_kind",
+    "read_request",
+]

@@ -45,8 +45,10 @@ DEFAULT_MAX_ADMIN_STREAMS = 8
 # reopens a stream closed for idleness by itself); a minute outlasts a producer's ordinary
 # pauses and frees a hostile caller's idle streams' slots within a minute.
 DEFAULT_STREAM_IDLE_SECONDS = 60.0
-# Threads kept, beyond one per admitted call, for the calls that are never queued: health
-# checks, refusals (a few microseconds each) and reflection's first message.
+# Health checks and other short unary calls at once, and as many threads again for refusals (a
+# few microseconds each), beyond one thread per admitted call. Probes send one Check every
+# few seconds; eight at once is room for several probers and a burst, chosen rather than
+# measured.
 DEFAULT_THREADS = 8
 # CPU seconds of engine time a document has in the light lane before it moves to the heavy one
 # (`textmend_server.turns.Turns`; issue 16: a 5 KB clean document waited seconds behind CJK
@@ -74,11 +76,13 @@ class ServerConfig:
 
     max_message_mb: largest accepted content, in MiB (gRPC's receive limit is this plus 1 MiB
         for the rest of the request; its send limit is `RESPONSE_SIZE_FACTOR` times as much).
-    threads: threads kept for health checks, refusals and other short calls, on top of one
-        thread per call the limits below admit. The server's pool is `pool_threads`, and gRPC
-        refuses a call beyond that many (RESOURCE_EXHAUSTED) rather than queue it, so a
-        health check never waits behind repairs or streams. The work is CPU-bound Python:
-        more threads do not add throughput (add worker processes for that).
+    threads: most health checks and other short unary calls at once (`--threads`; a `Check`
+        is counted from its arrival, so ones that never send their request hold at most this
+        many threads), and as many threads again for refusals, on top of one thread per call
+        the limits below admit. The server's pool is `pool_threads`, and gRPC refuses a call
+        beyond that many (RESOURCE_EXHAUSTED) rather than queue it, so a health check never
+        waits behind repairs or streams. The work is CPU-bound Python: more threads do not
+        add throughput (add worker processes for that).
     max_calls: most `Repair` calls this process runs at once; the next is refused at once
         with UNAVAILABLE and a message naming `--max-calls` (see `DEFAULT_MAX_CALLS`).
     max_streams: most open `RepairStream` calls; the next is refused the same way, naming
@@ -163,8 +167,9 @@ class ServerConfig:
     @property
     def pool_threads(self) -> int:
         """Threads of the server's pool, and the most calls gRPC lets in at once: one per
-        call the admission limits allow, plus `threads` for everything else."""
-        return self.max_calls + self.max_streams + self.max_admin_streams + self.threads
+        call the admission limits allow (`threads` of them short calls), plus `threads` more
+        for refusals, which take microseconds each."""
+        return self.max_calls + self.max_streams + self.max_admin_streams + 2 * self.threads
 
     @property
     def max_line_bytes(self) -> int:

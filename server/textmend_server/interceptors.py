@@ -14,12 +14,20 @@ import hmac
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent import futures
 from typing import Any
 
 import grpc
 
 from textmend_server import __version__
-from textmend_server.admission import Admission, IdleLimitedRequests, StreamIdle, call_kind
+from textmend_server.admission import (
+    Admission,
+    IdleLimitedRequests,
+    NoRequest,
+    StreamIdle,
+    call_kind,
+    read_request,
+)
 from textmend_server.config import ServerConfig
 from textmend_server.convert import SERVICE_NAME
 
@@ -200,12 +208,22 @@ class AdmissionInterceptor(_HandlerInterceptor):
     `textmend-stream-idle` trailer. The count is taken and given back on the call's own thread,
     so a handler that never runs (an interceptor outside this one refused the call) holds
     nothing.
+
+    A unary method is served as a request stream of one message (`_unary_request_first`), so
+    that the call is counted, or refused, before its request is read, and a request that does
+    not come within the idle limit ends the call: gRPC would otherwise wait for it on a pool
+    thread for as long as the connection lives. Callers see no difference on the wire.
     """
 
     def __init__(self, config: ServerConfig) -> None:
         self._admission = Admission(config)
         self._idle = config.stream_idle_seconds
         self._ready = threading.Event()
+        # One reader per unary call that can be waiting for its request: never more than the
+        # calls gRPC lets in at once.
+        self._readers = futures.ThreadPoolExecutor(
+            max_workers=config.pool_threads, thread_name_prefix="textmend-read"
+        )
 
     def ready(self) -> None:
         """The engine is warm: admit `textmend.v1.TextMend` calls from now on (until then they
@@ -216,16 +234,30 @@ class AdmissionInterceptor(_HandlerInterceptor):
         self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler:
         kind = call_kind(details.method, handler)
-        if kind is None:
-            return handler
-        request_streaming = handler.request_streaming
+        if not handler.request_streaming:
+            return self._unary_request_first(handler, kind)
 
         def wrap(behaviour: Behaviour, streaming: bool) -> Behaviour:
-            return (self._streaming if streaming else self._unary)(
-                behaviour, kind, request_streaming
-            )
+            return (self._streaming if streaming else self._unary)(behaviour, kind, True)
 
         return _replace_behaviour(handler, wrap)
+
+    def _unary_request_first(
+        self, handler: grpc.RpcMethodHandler, kind: str
+    ) -> grpc.RpcMethodHandler:
+        """handler, served as a request stream whose call is admitted before its one request
+        is read (`read_request`); what the behaviour sees is unchanged."""
+        if handler.response_streaming:
+            return handler._replace(
+                request_streaming=True,
+                unary_stream=None,
+                stream_stream=self._streaming(handler.unary_stream, kind, False),
+            )
+        return handler._replace(
+            request_streaming=True,
+            unary_unary=None,
+            stream_unary=self._unary(handler.unary_unary, kind, False),
+        )
 
     def _refuse_starting(self, context: grpc.ServicerContext) -> None:
         context.set_trailing_metadata((*VERSION_METADATA, (STARTING_METADATA, "1")))
@@ -244,25 +276,33 @@ class AdmissionInterceptor(_HandlerInterceptor):
         context.set_trailing_metadata((*VERSION_METADATA, (BUSY_METADATA, flag)))
         context.abort(grpc.StatusCode.UNAVAILABLE, self._admission.busy_message(kind))
 
-    def _idle_ended(self, context: grpc.ServicerContext) -> None:
+    def _idle_ended(self, context: grpc.ServicerContext, unary: bool) -> None:
         context.set_trailing_metadata(
             (*VERSION_METADATA, (STREAM_IDLE_METADATA, f"{self._idle:g}"))
         )
-        context.abort(
-            grpc.StatusCode.UNAVAILABLE,
-            f"this stream sent no request for {self._idle:g} s while none of its documents was "
-            "being repaired, the server's limit (--stream-idle-seconds); every request it sent "
-            "was answered: open a new stream when there is more to send, or raise the server's "
-            "--stream-idle-seconds",
-        )
+        if unary:
+            message = (
+                f"this call sent no request for {self._idle:g} s, the server's limit "
+                "(--stream-idle-seconds): nothing was done; send the request with the call's "
+                "headers, or raise the server's --stream-idle-seconds"
+            )
+        else:
+            message = (
+                f"this stream sent no request for {self._idle:g} s while none of its documents "
+                "was being repaired, the server's limit (--stream-idle-seconds); every request "
+                "it sent was answered: open a new stream when there is more to send, or raise "
+                "the server's --stream-idle-seconds"
+            )
+        context.abort(grpc.StatusCode.UNAVAILABLE, message)
 
     @contextlib.contextmanager
     def _admitted(
         self, kind: str, request_streaming: bool, request_or_iterator: Any, context: Any
     ) -> Iterator[Any]:
         """Admit one call of kind (or refuse it), yield what its behaviour reads (a request
-        stream under the idle limit), and give its place back however it ends."""
-        if kind != "admin" and not self._ready.is_set():
+        stream under the idle limit, or a unary call's one request), and give its place back
+        however it ends."""
+        if kind not in ("admin", "short") and not self._ready.is_set():
             self._refuse_starting(context)
         if not self._admission.enter(kind):
             self._refuse(kind, context)
@@ -270,9 +310,18 @@ class AdmissionInterceptor(_HandlerInterceptor):
             IdleLimitedRequests(request_or_iterator, self._idle) if request_streaming else None
         )
         try:
-            yield request_or_iterator if requests is None else requests
+            if requests is None:
+                yield read_request(request_or_iterator, self._idle, self._readers)
+            else:
+                yield requests
         except StreamIdle:
-            self._idle_ended(context)
+            self._idle_ended(context, unary=requests is None)
+        except NoRequest:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "this call ended its request stream without a request: a unary method takes "
+                "exactly one",
+            )
         finally:
             if requests is not None:
                 requests.close()

@@ -135,8 +135,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--workers", "worker processes", _positive_int, os.cpu_count() or 1, "the number of CPUs"),
     Flag(
         "--threads",
-        "threads per worker kept for health checks, refusals and other short calls, on top of "
-        "one per call the limits below admit; no call ever waits for a thread",
+        "most health checks and other short calls per worker at once, and as many threads "
+        "again for refusals, on top of one per call the limits below admit; no call ever "
+        "waits for a thread",
         _positive_int,
         _limit("threads"),
     ),

@@ -507,6 +507,40 @@ def test_ids_in_logs_are_escaped_and_cut(small_server: ServerProcess) -> None:
     _quotes_at_most(log, QUOTED, "L")
 
 
+def test_a_request_that_does_not_parse_is_invalid_argument_and_logs_no_traceback(
+    small_server: ServerProcess,
+) -> None:
+    """gRPC answers a request body that is not a valid message with INTERNAL and logs its
+    traceback at ERROR each time, so any caller could fill the logs; the server answers
+    INVALID_ARGUMENT, naming the fault and not the bytes, and logs nothing for it."""
+    marker = "parse-check-" + "Q" * 20
+    with grpc.insecure_channel(small_server.target) as channel:
+        repair = channel.unary_unary(f"/{service.SERVICE_NAME}/Repair")  # raw bytes
+        for body in (b"\xff\xff\xff", b"\x0a\xff\xff\xff\xff\x0f" + marker.encode()):
+            with pytest.raises(grpc.RpcError) as caught:
+                repair(body, timeout=PATIENCE)
+            assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            assert "not a valid message" in caught.value.details()
+            assert marker not in caught.value.details()
+        stream = channel.stream_stream(
+            f"/{service.SERVICE_NAME}/RepairStream",
+            request_serializer=None,
+            response_deserializer=textmend_pb2.RepairResponse.FromString,
+        )
+        good = textmend_pb2.RepairRequest(id="first", content=b"caf\xc3\x83\xc2\xa9")
+        call = stream(iter([good.SerializeToString(), b"\xff\xff"]), timeout=PATIENCE)
+        answered = []
+        with pytest.raises(grpc.RpcError) as caught:
+            answered.extend(response.text for response in call)
+        assert answered == ["café"]
+        assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "request 2 of this stream" in caught.value.details()
+        health = health_pb2_grpc.HealthStub(channel)
+        assert health.Check(health_pb2.HealthCheckRequest(), timeout=PATIENCE).status == 1
+    log = small_server.log_text()
+    assert "Traceback" not in log and "Exception deserializing" not in log
+
+
 def test_size_limit_applies_to_content_and_every_refusal_names_the_flag(
     small_server: ServerProcess,
 ) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -121,6 +121,44 @@ class NoRequest(Exception):
 
 
 _END = object()
+
+
+# The most characters of a parser's error quoted back to the caller: protobuf's messages name
+# the type and the fault, never the bytes, and are far shorter than this.
+_PARSE_ERROR_CHARS = 200
+
+
+class Malformed:
+    """A request message that did not parse, in place of the request (`tolerant`)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: str) -> None:
+        self.error = error[:_PARSE_ERROR_CHARS]
+
+
+def tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """deserializer, returning `Malformed` where it would raise.
+
+    gRPC answers a request that does not parse with INTERNAL and logs its traceback at ERROR,
+    once per message, so any caller could fill the logs and see the server's fault where the
+    fault is theirs; the admission interceptor answers `Malformed` with INVALID_ARGUMENT.
+
+    >>> from google.protobuf import wrappers_pb2
+    >>> parse = tolerant(wrappers_pb2.StringValue.FromString)
+    >>> parse(b"\\x0a\\x02hi").value, type(parse(b"\\xff\\xff")).__name__
+    ('hi', 'Malformed')
+    """
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # protobuf's DecodeError, or a parser's own
+            return Malformed(f"{type(exc).__name__}: {exc}")
+
+    return parse
 
 
 def read_request(requests: Iterator[Any], seconds: float, readers: Executor) -> Any:
@@ -229,8 +267,10 @@ class IdleLimitedRequests:
 __all__ = [
     "Admission",
     "IdleLimitedRequests",
+    "Malformed",
     "NoRequest",
     "StreamIdle",
     "call_kind",
     "read_request",
+    "tolerant",
 ]

@@ -23,10 +23,12 @@ from textmend_server import __version__
 from textmend_server.admission import (
     Admission,
     IdleLimitedRequests,
+    Malformed,
     NoRequest,
     StreamIdle,
     call_kind,
     read_request,
+    tolerant,
 )
 from textmend_server.config import ServerConfig
 from textmend_server.convert import SERVICE_NAME
@@ -234,6 +236,7 @@ class AdmissionInterceptor(_HandlerInterceptor):
         self, handler: grpc.RpcMethodHandler, details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler:
         kind = call_kind(details.method, handler)
+        handler = handler._replace(request_deserializer=tolerant(handler.request_deserializer))
         if not handler.request_streaming:
             return self._unary_request_first(handler, kind)
 
@@ -295,6 +298,25 @@ class AdmissionInterceptor(_HandlerInterceptor):
             )
         context.abort(grpc.StatusCode.UNAVAILABLE, message)
 
+    def _well_formed(self, requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+        """requests, ending the call at the first that did not parse."""
+        for number, request in enumerate(requests, 1):
+            if isinstance(request, Malformed):
+                self._malformed(context, request, number)
+            yield request
+
+    def _malformed(self, context: grpc.ServicerContext, request: Malformed, number: int) -> None:
+        """End the call with INVALID_ARGUMENT: request number (0: a unary call's only one)
+        did not parse."""
+        if number == 0:
+            message = f"the request is not a valid message of this method's type ({request.error})"
+        else:
+            message = (
+                f"request {number} of this stream is not a valid message of this method's type "
+                f"({request.error}): the stream ends here; every request before it was answered"
+            )
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+
     @contextlib.contextmanager
     def _admitted(
         self, kind: str, request_streaming: bool, request_or_iterator: Any, context: Any
@@ -311,9 +333,12 @@ class AdmissionInterceptor(_HandlerInterceptor):
         )
         try:
             if requests is None:
-                yield read_request(request_or_iterator, self._idle, self._readers)
+                request = read_request(request_or_iterator, self._idle, self._readers)
+                if isinstance(request, Malformed):
+                    self._malformed(context, request, 0)
+                yield request
             else:
-                yield requests
+                yield self._well_formed(requests, context)
         except StreamIdle:
             self._idle_ended(context, unary=requests is None)
         except NoRequest:

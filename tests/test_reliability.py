@@ -416,6 +416,45 @@ def test_a_light_document_never_waits_for_a_heavy_one() -> None:
     assert turns.waiting() == 0
 
 
+def test_heavy_documents_go_in_the_order_they_are_due() -> None:
+    """`Turns`: among heavy documents that have had as much engine time, the one whose
+    caller's deadline comes first runs first, whatever the order they arrived in: a document
+    retried after its worker died keeps its call's deadline, and so its place."""
+    turns = service.Turns(slice_seconds=1e-9)  # any engine time at all is a whole slice
+    never = lambda: False  # noqa: E731 - the callers stay
+    holder = turns.new_turn()
+    assert turns.acquire(holder, never)
+    sum(range(10_000))
+    assert turns.checkpoint(holder, never)  # holds the heavy lane from now on
+    now = time.monotonic()
+    late, due = turns.new_turn(now + 600), turns.new_turn(now + 60)  # `due` arrived second
+    order: list[str] = []
+
+    def heavy(turn: service.Turn, name: str) -> None:
+        assert turns.acquire(turn, never)
+        sum(range(10_000))
+        assert turns.checkpoint(turn, never)  # waits for the heavy lane
+        order.append(name)
+        turns.release(turn)
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(heavy, late, "late")
+        _until(lambda: turns.waiting() == 1)
+        second = pool.submit(heavy, due, "due")
+        _until(lambda: turns.waiting() == 2)
+        turns.release(holder)
+        first.result(PATIENCE), second.result(PATIENCE)
+    assert order == ["due", "late"]
+
+
+def _until(condition: Any) -> None:
+    """Wait until condition() holds (at most PATIENCE seconds)."""
+    deadline = time.monotonic() + PATIENCE
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert condition()
+
+
 def test_a_waiting_document_whose_caller_left_gives_its_place_up() -> None:
     turns = service.Turns(slice_seconds=1.0)
     holder, waiter = turns.new_turn(), turns.new_turn()

@@ -113,7 +113,9 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
         The engine asks between blocks of work whether the caller is still there, so a call
         whose deadline passed or that was cancelled stops using the CPU (`Cancelled`).
         """
-        turn = self._turns.new_turn()
+        left = context.time_remaining()
+        due = math.inf if left is None or left > NO_DEADLINE_SECONDS else time.monotonic() + left
+        turn = self._turns.new_turn(due)
         watch = _gone(context, started, self._config.max_seconds)
 
         def cancelled() -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -30,9 +31,12 @@ _TURN_CLASSES = 2
 class Turn:
     """One document's place at the engine of a worker (see `Turns`)."""
 
-    #: Arrival order: among documents that have had about as much engine time, the oldest
-    #: goes first.
+    #: Arrival order: among documents that have had about as much engine time and have the
+    #: same deadline, the oldest goes first.
     seq: int
+    #: The caller's deadline (`time.monotonic` clock; infinity without one): among heavy
+    #: documents that have had about as much engine time, the one due first goes first.
+    deadline: float = math.inf
     #: CPU seconds the document's thread spent in the engine in earlier turns.
     attained: float = 0.0
     #: `time.thread_time()` when its current turn began (the turn is taken, used and given
@@ -58,10 +62,14 @@ class Turns:
       (the engine asks whether to go on between blocks, stages and phase-slip searches: its
       `cancelled` callback calls `checkpoint`), freeing the light lane for the next arrival.
       Heavy documents are ranked by the engine time they have had, in classes (one to two
-      slices, then more, see `_TURN_CLASSES`), the oldest first within a class; the running one
-      yields at a check to a waiting one of a lower class, so one that needed a little more
-      than a slice goes before the long CJK searches, and the searches finish in the order they
-      came instead of all slowing down together.
+      slices, then more, see `_TURN_CLASSES`), and within a class by their caller's deadline,
+      the earliest first (then the oldest); the running one yields at a check to a waiting one
+      of a lower class, so one that needed a little more than a slice goes before the long CJK
+      searches, and the searches finish in the order they are due instead of all slowing down
+      together. Callers that set the same timeout are served in the order they sent, so a
+      document retried after its worker died (the bundled client keeps the call's deadline)
+      goes before the ones sent after it, instead of joining the back of the queue with part
+      of its time gone.
 
     So at most two documents share the worker's core: a light one never waits for a heavy one
     to reach its next check, only for the light ones before it. Engine time is the thread's CPU
@@ -85,20 +93,22 @@ class Turns:
         self._slice = slice_seconds
         self._lock = threading.Lock()
         self._free = [True, True]  # per lane
-        # Per lane, waiting turns as (class, arrival, turn): the light lane's class is always 0.
-        self._queues: list[list[tuple[int, int, Turn]]] = [[], []]
+        # Per lane, waiting turns as (class, deadline, arrival, turn): in the light lane the
+        # class is always 0 and the deadline infinity (arrival order).
+        self._queues: list[list[tuple[int, float, int, Turn]]] = [[], []]
         self._seq = 0
 
-    def new_turn(self) -> Turn:
-        """A place for one more document, behind every document that came before it."""
+    def new_turn(self, deadline: float = math.inf) -> Turn:
+        """A place for one more document, behind every document that came before it in the
+        light lane; deadline (`time.monotonic` clock) ranks it in the heavy lane."""
         with self._lock:
             self._seq += 1
-            return Turn(self._seq)
+            return Turn(self._seq, deadline)
 
     def waiting(self) -> int:
         """Documents waiting for their turn now."""
         with self._lock:
-            return sum(not t.abandoned for queue in self._queues for _, _, t in queue)
+            return sum(not entry[-1].abandoned for queue in self._queues for entry in queue)
 
     def _class(self, attained: float) -> int:
         """0 below one slice, then 1, 2, ... as attained doubles (at most `_TURN_CLASSES`)."""
@@ -109,10 +119,16 @@ class Turns:
             bound *= 2
         return level
 
-    def _best(self, lane: int) -> tuple[int, int, Turn] | None:
+    def _rank(self, turn: Turn, lane: int, attained: float) -> tuple[int, float, int]:
+        """Where turn stands in lane's queue: lower goes first."""
+        if lane == self.LIGHT:
+            return (0, math.inf, turn.seq)
+        return (self._class(attained), turn.deadline, turn.seq)
+
+    def _best(self, lane: int) -> tuple[int, float, int, Turn] | None:
         """The waiting document of lane to run next (dropping places given up), or None."""
         queue = self._queues[lane]
-        while queue and queue[0][2].abandoned:
+        while queue and queue[0][3].abandoned:
             heapq.heappop(queue)
         return queue[0] if queue else None
 
@@ -123,8 +139,8 @@ class Turns:
             self._free[lane] = True
             return
         heapq.heappop(self._queues[lane])
-        best[2].holding = True
-        best[2].event.set()
+        best[3].holding = True
+        best[3].event.set()
 
     def _take_or_queue(self, turn: Turn, lane: int, attained: float) -> bool:
         """Take lane's turn now (True) or join its queue (False); the lock is held."""
@@ -135,7 +151,7 @@ class Turns:
             turn.granted = time.thread_time()
             return True
         turn.event.clear()
-        heapq.heappush(self._queues[lane], (self._class(attained), turn.seq, turn))
+        heapq.heappush(self._queues[lane], (*self._rank(turn, lane, attained), turn))
         return False
 
     def acquire(self, turn: Turn, gone: Callable[[], bool]) -> bool:
@@ -158,7 +174,7 @@ class Turns:
         with self._lock:
             if turn.lane == self.HEAVY:
                 best = self._best(self.HEAVY)
-                if best is None or best[:2] >= (self._class(attained), turn.seq):
+                if best is None or best[:3] >= self._rank(turn, self.HEAVY, attained):
                     return True
             turn.holding = False
             turn.attained = attained

@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
@@ -47,6 +47,17 @@ STREAM_IDLE_METADATA = "textmend-stream-idle"
 #: Trailing metadata key of a call refused because its worker is still starting (UNAVAILABLE,
 #: health NOT_SERVING); nothing was done, and another worker or a moment later will serve it.
 STARTING_METADATA = "textmend-starting"
+
+
+def abort_with(
+    context: grpc.ServicerContext, code: grpc.StatusCode, message: str, trailer: tuple[str, str]
+) -> NoReturn:
+    """End the call with code and message, its trailers carrying the version and trailer (the
+    key a caller acts on, and its value)."""
+    context.set_trailing_metadata((*VERSION_METADATA, trailer))
+    context.abort(code, message)
+    raise AssertionError("context.abort returned")  # it always raises
+
 
 # The attributes of `grpc.RpcMethodHandler` that hold its behaviour; exactly one is set.
 _KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
@@ -263,12 +274,13 @@ class AdmissionInterceptor(_HandlerInterceptor):
         )
 
     def _refuse_starting(self, context: grpc.ServicerContext) -> None:
-        context.set_trailing_metadata((*VERSION_METADATA, (STARTING_METADATA, "1")))
-        context.abort(
+        abort_with(
+            context,
             grpc.StatusCode.UNAVAILABLE,
             "this server worker is starting and reports NOT_SERVING: nothing was done; retry "
             "after a short backoff or on another connection (the textmend client does so by "
             "itself within its deadline)",
+            (STARTING_METADATA, "1"),
         )
 
     def _refuse(self, kind: str, context: grpc.ServicerContext) -> None:
@@ -276,13 +288,14 @@ class AdmissionInterceptor(_HandlerInterceptor):
         _LOGGER.debug(
             "refused a call: %d %s calls running (%s)", self._admission.running(kind), kind, flag
         )
-        context.set_trailing_metadata((*VERSION_METADATA, (BUSY_METADATA, flag)))
-        context.abort(grpc.StatusCode.UNAVAILABLE, self._admission.busy_message(kind))
+        abort_with(
+            context,
+            grpc.StatusCode.UNAVAILABLE,
+            self._admission.busy_message(kind),
+            (BUSY_METADATA, flag),
+        )
 
     def _idle_ended(self, context: grpc.ServicerContext, unary: bool) -> None:
-        context.set_trailing_metadata(
-            (*VERSION_METADATA, (STREAM_IDLE_METADATA, f"{self._idle:g}"))
-        )
         if unary:
             message = (
                 f"this call sent no request for {self._idle:g} s, the server's limit "
@@ -296,7 +309,12 @@ class AdmissionInterceptor(_HandlerInterceptor):
                 "it sent was answered: open a new stream when there is more to send, or raise "
                 "the server's --stream-idle-seconds"
             )
-        context.abort(grpc.StatusCode.UNAVAILABLE, message)
+        abort_with(
+            context,
+            grpc.StatusCode.UNAVAILABLE,
+            message,
+            (STREAM_IDLE_METADATA, f"{self._idle:g}"),
+        )
 
     def _well_formed(self, requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         """requests, ending the call at the first that did not parse."""
@@ -375,4 +393,5 @@ __all__ = [
     "AdmissionInterceptor",
     "AuthInterceptor",
     "VersionInterceptor",
+    "abort_with",
 ]

@@ -25,7 +25,7 @@ from textmend_server.config import ServerConfig
 from textmend_server.convert import CATEGORIES, SOURCES, VERDICTS, error_response, to_response
 from textmend_server.engine import Repaired
 from textmend_server.errors import MAX_QUOTED_CHARS, shown
-from textmend_server.interceptors import VERSION_METADATA
+from textmend_server.interceptors import abort_with
 from textmend_server.limits import LimitError, repair_request
 from textmend_server.turns import Turns
 
@@ -209,12 +209,13 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
         """End a stream that has carried `max_stream_documents` (RESOURCE_EXHAUSTED)."""
         limit = self._config.max_stream_documents
         _LOGGER.info("stream ended at its limit of %d documents", limit)
-        context.set_trailing_metadata((*VERSION_METADATA, (STREAM_LIMIT_METADATA, str(limit))))
-        context.abort(
+        abort_with(
+            context,
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             f"this stream has carried {limit} documents, the server's limit per "
             "stream: open a new stream for the rest (documents without a response were "
             "not repaired), or raise the server's --max-stream-documents",
+            (STREAM_LIMIT_METADATA, str(limit)),
         )
 
 

@@ -64,6 +64,7 @@ from textmend_client.backfill_output import (
     output_schema,
     prepare_output,
     response_row,
+    total_stats,
     write_partition,
 )
 from textmend_client.backfill_plan import (
@@ -233,9 +234,10 @@ def repair_dataset(
         for _ in dataset.iter_rows():
             pass
         clean_tmp(job)
+    counts = collect_stats(job, partitions)
     return BackfillResult(
-        collect_stats(job, partitions),
-        collect_stats(job, todo),
+        total_stats(counts.values()),
+        total_stats(counts[partition.name] for partition in todo),
         len(partitions),
         len(partitions) - len(todo),
         time.monotonic() - started,

@@ -10,7 +10,7 @@ import json
 import posixpath
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -252,15 +252,24 @@ def prepare_output(job: Job, plan: dict[str, Any]) -> set[str]:
     return done
 
 
-def collect_stats(job: Job, partitions: Sequence[Partition]) -> Stats:
-    """The counts of the given partitions summed from their `_stats` files: a rerun's summary
-    counts the partitions earlier runs finished too."""
+def collect_stats(job: Job, partitions: Sequence[Partition]) -> dict[str, Stats]:
+    """The counts of the given partitions, by name, read from their `_stats` files (each read
+    once: a rerun's summary counts the partitions earlier runs finished too, and this run's
+    from the same reading)."""
     filesystem, root = filesystem_of(job.output)
-    total = Stats()
+    counts = {}
     for partition in partitions:
         path = f"{root}/{STATS_DIR}/{partition.name}.json"
         with filesystem.open_input_stream(path) as handle:
-            total.merge(Stats.from_json(handle.read().decode("utf-8")))
+            counts[partition.name] = Stats.from_json(handle.read().decode("utf-8"))
+    return counts
+
+
+def total_stats(counts: Iterable[Stats]) -> Stats:
+    """counts summed."""
+    total = Stats()
+    for stats in counts:
+        total.merge(stats)
     return total
 
 

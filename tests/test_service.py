@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import signal
 import socket
 import time
@@ -451,6 +452,9 @@ def test_metrics_count_requests_edits_and_encodings(
     assert 'textmend_requests_total{code="INVALID_ARGUMENT",method="Repair"} 1.0' in body
     assert 'textmend_edits_total{category="mojibake"} 2.0' in body
     assert 'textmend_encodings_total{encoding="utf-8",source="detected"} 1.0' in body
+    # The failed document has no verdict (it used to be counted as "unspecified").
+    verdicts = re.findall(r'^textmend_verdicts_total\{verdict="(\w+)"\} (\S+)$', body, re.M)
+    assert verdicts == [("repaired", "1.0")], verdicts
     assert "textmend_request_seconds_bucket" in body
 
 

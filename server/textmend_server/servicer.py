@@ -335,7 +335,8 @@ def _observe(
         findings=[CATEGORIES.name(f.category) for f in response.findings],
         encoding=response.encoding.name,
         source=SOURCES.name(response.encoding.source),
-        verdict=VERDICTS.name(response.verdict),
+        # A document that failed has no verdict: its status code says what happened.
+        verdict=VERDICTS.name(response.verdict) if response.verdict else "",
     )
 
 

@@ -13,6 +13,7 @@ import pytest
 from corruptors import corrupt_document, diff_spans, lossy_decode, wrong_codec
 
 from textmend_server.cjk import (
+    DEFAULT_BUDGET,
     find_phase_slips,
     find_ruby_leaks,
     find_wrong_codec_runs,
@@ -451,9 +452,8 @@ def test_work_grows_linearly_on_noise():
     # Most noise is let go before any search (`slip.context.reads_as_noise`), so the smaller
     # text may cost nothing: ten times the text costs at most about ten times the smaller
     # text's work or one block's floor, whichever is more.
-    from textmend_server.cjk.slip import SEARCH_FLOOR
 
-    assert w_large <= 15 * max(w_small, SEARCH_FLOOR)
+    assert w_large <= 15 * max(w_small, DEFAULT_BUDGET.search_floor)
 
 
 def test_exhausted_search_is_reported_not_edited():
@@ -488,18 +488,17 @@ def _first_look(text: str, i: int, budget: int, annotated=None):
 
 
 def test_a_repeated_first_look_is_reused_with_the_same_result_and_cost():
-    from textmend_server.cjk.budget import RUN_BUDGET
     from textmend_server.cjk.slip import search
 
     text = "他們說公司?!彼Q他們的工作很好。"
     i = text.index("?")
     search._FIRST_LOOKS.clear()
-    first, spent = _first_look(text, i, RUN_BUDGET)
+    first, spent = _first_look(text, i, DEFAULT_BUDGET.run_budget)
     assert first is not None and first.replacement.startswith("。”他稱")
     assert len(search._FIRST_LOOKS) == 1
     # Text far before the trigger, beyond all a search reads, changes nothing but positions.
     far = "很" * 40 + "\n" + text
-    again, spent_again = _first_look(far, i + 41, RUN_BUDGET)
+    again, spent_again = _first_look(far, i + 41, DEFAULT_BUDGET.run_budget)
     assert len(search._FIRST_LOOKS) == 1, "not reused"
     assert (again.start, again.end) == (first.start + 41, first.end + 41)
     assert (again.replacement, again.margin, spent_again) == (
@@ -508,15 +507,16 @@ def test_a_repeated_first_look_is_reused_with_the_same_result_and_cost():
         spent,
     )
     # What the search reads is in the key: a quotation open before the trigger is.
-    _first_look("“" + text, i + 1, RUN_BUDGET)
+    _first_look("“" + text, i + 1, DEFAULT_BUDGET.run_budget)
     assert len(search._FIRST_LOOKS) == 2
     # A document's annotation habits are not: its first looks are not kept.
-    _first_look("姥(lǎo)" + text, i + 6, RUN_BUDGET, annotated_hosts("姥(lǎo)" + text))
+    _first_look(
+        "姥(lǎo)" + text, i + 6, DEFAULT_BUDGET.run_budget, annotated_hosts("姥(lǎo)" + text)
+    )
     assert len(search._FIRST_LOOKS) == 2
 
 
 def test_a_first_look_cut_short_is_reused_only_under_the_same_budget():
-    from textmend_server.cjk.budget import RUN_BUDGET
     from textmend_server.cjk.slip import search
 
     text = "他們說公司?!彼Q他們的工作很好。"
@@ -526,7 +526,7 @@ def test_a_first_look_cut_short_is_reused_only_under_the_same_budget():
     assert short is None or short.exhausted
     assert _first_look(text, i, 40) == (short, spent)
     fresh = search._FIRST_LOOKS.copy()
-    full, _ = _first_look(text, i, RUN_BUDGET)
+    full, _ = _first_look(text, i, DEFAULT_BUDGET.run_budget)
     assert full is not None and not full.exhausted
     assert search._FIRST_LOOKS != fresh, "searched again under the larger budget"
 
@@ -627,7 +627,7 @@ def test_a_slip_after_a_folded_fullwidth_semicolon_is_repaired():
 def test_searches_that_repair_are_not_charged_to_the_budget_of_the_length():
     """A page whose searches need more than its length allows is still repaired whole: the
     length's budget pays only for the searches that repair nothing, and all searches
-    together stay under the ceiling (EARNED_CAP times that budget)."""
+    together stay under the ceiling (`earned_cap` times that budget)."""
     from textmend_server.cjk import SearchBudget
     from textmend_server.cjk.slip import STARVED, work_done
 

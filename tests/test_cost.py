@@ -21,7 +21,6 @@ import adversarial
 
 from textmend_server import cache, engine, repair_bytes, repair_text
 from textmend_server.cjk import slip, work_done
-from textmend_server.cjk.codecrun import FILL_PER_CHAR
 from textmend_server.policy import Category
 
 
@@ -33,8 +32,10 @@ def _work_bound(text: str) -> int:
 
     blocks = len(text) // engine.BLOCK + 1
     n = min(len(text), engine.BLOCK + 200)
-    slips = max(cjk.call_budget(n), cjk.EARNED_CAP * slip.CALL_CEILING)
-    fills = cjk.call_budget(n, per_char=FILL_PER_CHAR)
+    slips = max(
+        cjk.call_budget(n), cjk.DEFAULT_BUDGET.earned_cap * slip.DEFAULT_BUDGET.call_ceiling
+    )
+    fills = cjk.call_budget(n, per_char=cjk.DEFAULT_BUDGET.fill_per_char)
     # A search may overshoot its budget by what one step costs (a beam of candidates).
     step = slip.BEAM * 2 * slip.CHILDREN * 4
     return engine.MAX_PASSES * blocks * (slips + fills + 2 * step)

@@ -62,7 +62,7 @@ class Repaired:
 MAX_PASSES = 4
 # Code points per block of lines: long texts are searched a block at a time, checking between
 # blocks whether the caller is still waiting. 16,384 keeps a block's CJK search within one
-# call budget (`cjk/budget.py`'s CALL_CEILING is sized for it).
+# call budget (`cjk.budget.SearchBudget.call_ceiling` is sized for it).
 BLOCK = 1 << 14
 # Code points of one line a stage sees at most: a single line of a megabyte (minified HTML, a
 # log without line breaks) is cut into pieces this long, or every line-local search in it would

@@ -20,7 +20,7 @@ compiled-regex scan and yields nothing. The two searching stages take an optiona
 from __future__ import annotations
 
 from textmend_server.cjk.budget import (
-    EARNED_CAP,
+    DEFAULT_BUDGET,
     SearchBudget,
     call_budget,
     work_done,
@@ -31,7 +31,7 @@ from textmend_server.cjk.scripts import text_language
 from textmend_server.cjk.slip import LONE_SLIP_CONTEXT, find_phase_slips, max_growth
 
 __all__ = [
-    "EARNED_CAP",
+    "DEFAULT_BUDGET",
     "LONE_SLIP_CONTEXT",
     "SearchBudget",
     "call_budget",

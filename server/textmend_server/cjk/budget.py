@@ -21,71 +21,67 @@ from dataclasses import dataclass, replace
 from textmend_server.edits import Proposal
 from textmend_server.policy import Category
 
-# What one call of a search stage (per block of text) may spend: a floor for the searches a
-# single damaged run needs, plus a share per character, never more than MAX_PER_CHAR per
-# character (so that a short text does not get the whole floor) nor CALL_CEILING per block.
-# SEARCH_FLOOR: one slip running 28 characters (a folded digit run with an annotation, in
-# tests/test_cjk.py) spends 126,000 evaluations; a sentence of 25-31 characters holding one
-# short slip 24,000 (a first look and a full search in two codecs). The floor was 800,000
-# until issue 16: 565 bytes of random Unicode spent it in full, 0.6 s.
-# MAX_PER_CHAR: genuine short questions spend up to 3,000 a character (`為什麼??`: 14,000
-# for 5), and must be searched in full, or clean text would be reported as not searched.
-# BUDGET_PER_CHAR: what a page of slips needs beyond the floor (repairs applied earn more,
-# EARNED_PER_REPAIR). CALL_CEILING: the floor and the share of a full block (BLOCK_CHARS,
-# the engine's `BLOCK`).
-SEARCH_FLOOR = 150_000
-BUDGET_PER_CHAR = 60
-MAX_PER_CHAR = 4_000
-BLOCK_CHARS = 16_384
-CALL_CEILING = SEARCH_FLOOR + BUDGET_PER_CHAR * BLOCK_CHARS
-# A fill evaluation (`cjk.codecrun`) costs several times a phase-slip one, and a run that
-# re-decodes needs at most ~850 of them per character of the run on the benchmark: a tighter
-# cap per character.
-FILL_PER_CHAR = 1_000
-
-# One phase-slip search (a trigger, a codec, a scorer) that spends RUN_BUDGET stops, and
-# whatever it found is only reported, never edited.
-RUN_BUDGET = 300_000
-
-# The phase-slip stage's limits per call: at most MAX_SEARCHES trigger positions are
-# searched; the searches that end without a repair applied spend at most the call's budget
-# (`SearchBudget.for_call`) between them, and all searches together, repairs or not, at most
-# EARNED_CAP times that (the hard ceiling, never more than EARNED_CAP * CALL_CEILING for a
-# full block). Each search is held to RUN_BUDGET and one that runs out is reported, not
-# edited; positions left when a budget is gone are not searched.
-#
 # Why searches that repair are not charged to the length's budget: a page dense with real
-# slips needs several times what its length gives (the benchmark's dense simplified
-# documents, 2,000-3,000 characters with about 90 repairs each, up to 4 million evaluations;
-# 110 slips in 18,000 characters about 3 million). Issue 16 cut the floor from 800,000 to
-# 150,000, and 3 of 60 such documents (seeds 31, 42 and 51 of `bench/cjk_bench.py --dense`)
-# then lost 5-11 repairs each to a budget spent on the searches that found them. Text built to
-# waste work has no repair to show for it, so it still gets only what its length gives.
-# Each repair applied also earns the searches that find nothing EARNED_PER_REPAIR more (up to
-# the ceiling): a page of slips has triggers between them that are genuine `?`.
-MAX_SEARCHES = 256
-EARNED_PER_REPAIR = 60_000
-EARNED_CAP = 8
+# slips needs several times what its length gives (the benchmark's dense simplified documents,
+# 2,000-3,000 characters with about 90 repairs each, up to 4 million evaluations; 110 slips in
+# 18,000 characters about 3 million). Issue 16 cut the floor from 800,000 to 150,000, and 3 of
+# 60 such documents (seeds 31, 42 and 51 of `bench/cjk_bench.py --dense`) then lost 5-11
+# repairs each to a budget spent on the searches that found them. Text built to waste work has
+# no repair to show for it, so it still gets only what its length gives.
+
+# Code points of the engine's blocks (its `BLOCK`): what the call ceiling is sized for.
+BLOCK_CHARS = 16_384
 
 
 @dataclass(frozen=True, slots=True)
 class SearchBudget:
-    """The work limits of the CJK search stages, in candidate evaluations (see the module
-    docstring and the constants above for where each value comes from).
+    """The work limits of the CJK search stages, in candidate evaluations; the defaults are
+    the service's, each with where its value comes from.
+
+    What one call of a search stage (per block of text) may spend, `for_call`: a floor for the
+    searches a single damaged run needs, plus a share per character, never more than
+    `max_per_char` per character (so that a short text does not get the whole floor) nor
+    `call_ceiling` per block. The phase-slip stage searches at most `max_searches` trigger
+    positions a call; the searches that end without a repair applied spend at most the call's
+    budget between them, and all searches together, repairs or not, at most `earned_cap` times
+    that (never more than `earned_cap * call_ceiling` for a full block). Each search is held to
+    `run_budget`, and one that runs out is reported, not edited; positions left when a budget
+    is gone are not searched.
 
     >>> SearchBudget().for_call(12), SearchBudget(search_floor=0).for_call(100)
     (48000, 6000)
     """
 
-    search_floor: int = SEARCH_FLOOR
-    budget_per_char: int = BUDGET_PER_CHAR
-    max_per_char: int = MAX_PER_CHAR
-    call_ceiling: int = CALL_CEILING
-    fill_per_char: int = FILL_PER_CHAR
-    run_budget: int = RUN_BUDGET
-    max_searches: int = MAX_SEARCHES
-    earned_per_repair: int = EARNED_PER_REPAIR
-    earned_cap: int = EARNED_CAP
+    # One slip running 28 characters (a folded digit run with an annotation, in
+    # tests/test_cjk.py) spends 126,000 evaluations; a sentence of 25-31 characters holding one
+    # short slip 24,000 (a first look and a full search in two codecs). The floor was 800,000
+    # until issue 16: 565 bytes of random Unicode spent it in full, 0.6 s.
+    search_floor: int = 150_000
+    # What a page of slips needs beyond the floor (repairs applied earn more,
+    # `earned_per_repair`).
+    budget_per_char: int = 60
+    # Genuine short questions spend up to 3,000 a character (`為什麼??`: 14,000 for 5), and
+    # must be searched in full, or clean text would be reported as not searched.
+    max_per_char: int = 4_000
+    # The floor and the share of a full block of BLOCK_CHARS.
+    call_ceiling: int = 150_000 + 60 * BLOCK_CHARS
+    # A fill evaluation (`cjk.codecrun`) costs several times a phase-slip one, and a run that
+    # re-decodes needs at most ~850 of them per character of the run on the benchmark: a
+    # tighter cap per character.
+    fill_per_char: int = 1_000
+    # One phase-slip search (a trigger, a codec, a scorer) that spends this stops, and whatever
+    # it found is only reported, never edited.
+    run_budget: int = 300_000
+    # Trigger positions searched per call: the benchmark's densest pages hold about one slip
+    # per 160 characters, about 100 a block; 256 leaves room for the genuine `?` between them
+    # (chosen, not measured).
+    max_searches: int = 256
+    # What each repair applied earns the searches that find nothing (up to the ceiling): a page
+    # of slips has triggers between them that are genuine `?`.
+    earned_per_repair: int = 60_000
+    # All searches of a call together, repairs or not, spend at most this many times the
+    # call's budget.
+    earned_cap: int = 8
 
     @classmethod
     def flat(cls, per_call: int, **limits: int) -> SearchBudget:
@@ -116,9 +112,10 @@ class SearchBudget:
 DEFAULT_BUDGET = SearchBudget()
 
 
-def call_budget(length: int, per_char: int = MAX_PER_CHAR) -> int:
+def call_budget(length: int, per_char: int | None = None) -> int:
     """How many candidate evaluations one call may spend on a text of length code points under
-    the default budget, at most per_char for each and never more than CALL_CEILING.
+    the default budget, at most per_char for each (default `max_per_char`) and never more than
+    its `call_ceiling`.
 
     >>> call_budget(12), call_budget(10_000), call_budget(50, per_char=500)
     (48000, 750000, 25000)

@@ -29,7 +29,6 @@ from itertools import pairwise
 from textmend_server import cache
 from textmend_server.cjk.budget import (
     DEFAULT_BUDGET,
-    FILL_PER_CHAR,
     SearchBudget,
     Work,
     charge,
@@ -46,11 +45,10 @@ from textmend_server.cjk.lm import (
 )
 from textmend_server.cjk.scripts import HAN_BLOCKS, HAN_RANGES, char_class
 from textmend_server.cjk.slip.context import open_quotes, pairing_cost
-
-# The budget's cap per character for fills, which tests and benches read from here.
-__all__ = ["FILL_PER_CHAR", "fill_confidence", "find_wrong_codec_runs", "utf8_shaped"]
 from textmend_server.edits import Proposal
 from textmend_server.policy import Category
+
+__all__ = ["fill_confidence", "find_wrong_codec_runs", "utf8_shaped"]
 
 # Runs of non-ASCII characters with single ASCII characters inside (trail bytes in the ASCII
 # range): a wrong decoder's output holds any character of the codec it used (kana, box

@@ -17,8 +17,7 @@ What the searches may spend is `cjk.budget`'s, shared with the wrong-codec stage
 from __future__ import annotations
 
 from textmend_server.cjk.budget import (
-    CALL_CEILING,
-    SEARCH_FLOOR,
+    DEFAULT_BUDGET,
     STARVED,
     Work,
     call_budget,
@@ -28,14 +27,13 @@ from textmend_server.cjk.slip.context import left_evidence
 from textmend_server.cjk.slip.search import BEAM, CHILDREN, SlipRepair, repair_at
 from textmend_server.cjk.slip.stage import LONE_SLIP_CONTEXT, find_phase_slips, max_growth
 
-# The budget's names and the beam's size are here too: tests and benches have long read
+# The default budget and the beam's size are here too: tests and benches have long read
 # them as `slip.NAME`.
 __all__ = [
     "BEAM",
-    "CALL_CEILING",
     "CHILDREN",
+    "DEFAULT_BUDGET",
     "LONE_SLIP_CONTEXT",
-    "SEARCH_FLOOR",
     "STARVED",
     "SlipRepair",
     "Work",

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from textmend_server import cache
-from textmend_server.cjk.budget import RUN_BUDGET, Work, charge
+from textmend_server.cjk.budget import DEFAULT_BUDGET, Work, charge
 from textmend_server.cjk.dbcs import Dbcs
 from textmend_server.cjk.lm import CharModel, Scorer, WordModel
 from textmend_server.cjk.ruby import PINYIN_TAIL_RE, Annotated, readings
@@ -82,8 +82,6 @@ MAX_GAP = 20.0
 # slips hold one or two, a wall of `?` is not text. (A search's work limit, `run_budget`, is
 # the caller's: `cjk.budget`.)
 MAX_UNREADABLE = 2
-
-_TAG_TAIL_RE = re.compile(r"/?[A-Za-z][A-Za-z0-9]{0,9}(?:\s[^<>\n]{0,200})?/?>")
 
 
 @dataclass(slots=True)
@@ -150,7 +148,7 @@ class _Search:
         c: Dbcs,
         scorer: Scorer,
         folded: bool,
-        budget: int = RUN_BUDGET,
+        budget: int = DEFAULT_BUDGET.run_budget,
         annotated: Annotated | None = None,
     ) -> None:
         self.budget = budget
@@ -387,6 +385,10 @@ def _best_per_end(
     return out
 
 
+# What follows a swallowed `<`: the rest of a tag (its name, attributes, and `>`).
+_TAG_TAIL_RE = re.compile(r"/?[A-Za-z][A-Za-z0-9]{0,9}(?:\s[^<>\n]{0,200})?/?>")
+
+
 def _after_swallow(text: str, end: int, out: str) -> tuple[int, str, float] | None:
     """Decide what a swallowed byte was from what follows it; returns the new end, the output
     and the score bonus. A pinyin reading of the last character after it means `(`, and the
@@ -427,7 +429,7 @@ def repair_at(
     traditional: bool | None,
     folded: bool,
     scorer: Scorer | None = None,
-    budget: int = RUN_BUDGET,
+    budget: int = DEFAULT_BUDGET.run_budget,
     work: Work | None = None,
     annotated: Annotated | None = None,
 ) -> SlipRepair | None:

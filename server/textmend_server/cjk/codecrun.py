@@ -372,6 +372,32 @@ def _mostly_cjk(text: str, lang: str) -> bool:
     return n >= 2 and n >= 0.7 * sum(1 for c in classes if c != "punct")
 
 
+# Three high characters in a row: what every `_LATIN_REGION_RE` match leaves once the ASCII
+# between them is taken out.
+_THREE_HIGH_RE = re.compile(f"[{_HIGH}]{{3}}")
+
+
+def may_hold_wrong_codec(text: str, rest: str) -> bool:
+    """Whether `find_wrong_codec_runs` can find anything in text or in any part of it, given
+    rest, the text less printable ASCII and layout (`fixes.plain_rest`): False proves it
+    finds nothing, since it searches only when text has a rare Han cluster or a Latin-looking
+    region (with no search, nothing is spent and no budget runs out). Taking ASCII out only
+    brings a cluster's characters closer, and leaves a region's high characters next to each
+    other, so the cheap tests on the rest can only say yes more often; the region is then
+    looked for in the text itself. No pattern has anchors or look-arounds: a match in a part
+    of the text is a match in the whole.
+
+    >>> t = "標題:鏂囧瓧缂栫爜"
+    >>> may_hold_wrong_codec(t, t.replace(":", "")), may_hold_wrong_codec("文字编码", "文字编码")
+    (True, False)
+    >>> may_hold_wrong_codec("It’s fine", "’"), may_hold_wrong_codec("“It’s fine”", "“’”")
+    (False, True)
+    """
+    if _HAN_CHECK_RE.search(rest) and _rare_cluster_text_re().search(rest):
+        return True
+    return _THREE_HIGH_RE.search(rest) is not None and _LATIN_REGION_RE.search(text) is not None
+
+
 def find_wrong_codec_runs(text: str, limits: SearchBudget | None = None) -> list[Proposal]:
     """Runs decoded with the wrong CJK codec, with the run re-decoded as its repair.
 

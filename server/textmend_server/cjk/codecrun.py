@@ -464,13 +464,21 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
     if not runs:
         return out
     # Which Chinese script the document is in, from the text outside the suspect runs (their
-    # mojibake is full of traditional-looking characters).
+    # mojibake is full of traditional-looking characters). Read only when a re-decoding is
+    # scored: it costs about a millisecond on 5 KB, and most runs of clean text (a name of
+    # rare characters) have none worth scoring.
     rest, last = [], 0
     for m in runs:
         rest.append(text[last : m.start()])
         last = m.end()
     rest.append(text[last:])
-    trad = is_traditional("".join(rest))
+    script: list[bool | None] = []
+
+    def trad() -> bool | None:
+        if not script:
+            script.append(is_traditional("".join(rest)))
+        return script[0]
+
     for m in runs:
         work.note_starved(m.start(), budget)
         whole = m.group()
@@ -499,7 +507,7 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
                 marks = (tuple(open_quotes(text, at)), line_ends)
             for read_as, written, _lang in _HAN_PAIRS:
                 if "\ufffd" in run:
-                    cand = _fill_unknown(run, read_as, written, model, trad, work, budget, marks)
+                    cand = _fill_unknown(run, read_as, written, model, trad(), work, budget, marks)
                 else:
                     cand = _redecode(run, read_as, written)
                 if not cand or cand == run or not _mostly_cjk(cand, "zh"):
@@ -507,8 +515,8 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
                 if kept_score is None:
                     # The run as it stands, under whichever language reads it best (Japanese
                     # text must not look like damaged Chinese for its kana).
-                    kept_score = max(model.score(run, "", trad), ja.score(run))
-                gain = model.score(cand, "", trad) - kept_score
+                    kept_score = max(model.score(run, "", trad()), ja.score(run))
+                gain = model.score(cand, "", trad()) - kept_score
                 if gain / max(len(cand), 1) < PER_CHAR_GAIN:
                     continue
                 if best is None or gain > best[0]:

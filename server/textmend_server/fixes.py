@@ -104,8 +104,10 @@ def mojibake_hints(text: str) -> Iterator[int]:
 # next to it in the rest.
 PLAIN_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\x0b\x0c\r"
 _PLAIN = frozenset(PLAIN_BYTES.decode("ascii"))
-_PLAIN_AFTER = {
-    lead: tuple(sorted(after & _PLAIN)) for lead, after in MOJIBAKE_PAIRS.items() if after & _PLAIN
+_PLAIN_PAIRS = {
+    lead: tuple(lead + c for c in sorted(after & _PLAIN))
+    for lead, after in MOJIBAKE_PAIRS.items()
+    if after & _PLAIN
 }
 
 
@@ -142,13 +144,14 @@ def may_hold_mojibake(text: str, rest: str) -> bool:
     if text.isascii():
         return False
     looked: set[str] = set()
+    end = len(rest)
     for match in MOJIBAKE_LEAD.finditer(rest):
         lead, after = match.group(), match.end()
         if lead < "\xa0":
             return True
-        pairs = [lead + plain for plain in _PLAIN_AFTER.get(lead, ())]
-        if after < len(rest) and rest[after] in MOJIBAKE_PAIRS[lead]:
-            pairs.append(lead + rest[after])
+        pairs = _PLAIN_PAIRS.get(lead, ())
+        if after < end and rest[after] in MOJIBAKE_PAIRS[lead]:
+            pairs = (*pairs, lead + rest[after])
         for pair in pairs:
             if pair not in looked:
                 looked.add(pair)

@@ -23,6 +23,7 @@ a JSON output line:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -62,7 +63,7 @@ def transport(docs: list[bytes]) -> tuple[float, float, float]:
     """Client CPU µs, echo-worker CPU µs and wall µs per document over the bare echo stream."""
     import grpc
     from echo_server import STREAM_METHOD
-    from throughput import echo_command, start_server
+    from throughput import STARTUP_LIMIT, echo_command, start_server
 
     from textmend_client.client import (
         DEFAULT_CHANNELS,
@@ -83,6 +84,13 @@ def transport(docs: list[bytes]) -> tuple[float, float, float]:
             ]
 
         channels = background.run(open_channels()).result()
+
+        async def ready() -> None:
+            # The echo server writes its port file before its workers serve: wait for them.
+            for channel in channels:
+                await asyncio.wait_for(channel.channel_ready(), STARTUP_LIMIT)
+
+        background.run(ready()).result()
         streams = [channel.stream_stream(STREAM_METHOD) for channel in channels]
         openers = [lambda s=s: s(timeout=600) for s in streams]
 

@@ -118,3 +118,15 @@ def test_a_removed_bom_is_named(codec: str, bom: bytes) -> None:
 def test_no_bom_no_bom_removed() -> None:
     assert decode(GERMAN.encode("utf-8")).bom_removed is None
     assert decode(GERMAN.encode("cp1252")).bom_removed is None
+
+
+def test_control_bytes_are_counted_as_the_pattern_finds_them() -> None:
+    """`sniff_binary` counts control bytes by deleting every other byte; the count is the
+    number of `_CONTROL_BYTES` matches, for every byte value and for a head near the limit."""
+    from textmend_server.decoding import _CONTROL_BYTES, _NOT_CONTROL_BYTES
+
+    every = bytes(range(256)) * 3
+    assert len(every.translate(None, _NOT_CONTROL_BYTES)) == len(_CONTROL_BYTES.findall(every))
+    text = b"plain text\n" * 80
+    assert sniff_binary(text + b"\x01" * 8) is None
+    assert sniff_binary(text + b"\x01" * 100) == "data with many control bytes"

@@ -212,6 +212,9 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 
 # Bytes that text never holds in any quantity: C0 controls other than tab, LF, FF, CR, ESC.
 _CONTROL_BYTES = re.compile(rb"[\x01-\x08\x0e-\x1a\x1c-\x1f]")
+# Every other byte: deleting these from a head leaves its control bytes, counted in C (a
+# regex's findall over 8 KB cost about 10 µs, a fifth of decoding a clean 5 KB document).
+_NOT_CONTROL_BYTES = bytes(b for b in range(256) if not _CONTROL_BYTES.match(bytes((b,))))
 _ISO2022 = re.compile(rb"\x1b\$[)(]?[@ABCD]")
 _MARK = "\ud800"  # placed by the recording error handler; strict decoders never produce it
 _local = threading.local()
@@ -268,7 +271,8 @@ def sniff_binary(content: bytes) -> str | None:
         head = head.replace(b"\x0e", b"").replace(b"\x0f", b"")
     if b"\x00" in head and _utf16_or_32_without_bom(head) is None:
         return "data with NUL bytes"
-    if len(_CONTROL_BYTES.findall(head)) > max(CONTROL_MIN, len(head) // CONTROL_SHARE):
+    controls = len(head.translate(None, _NOT_CONTROL_BYTES))
+    if controls > max(CONTROL_MIN, len(head) // CONTROL_SHARE):
         return "data with many control bytes"
     return None
 

@@ -100,6 +100,12 @@ class EngineConfig:
     max_findings_per_category: int = MAX_FINDINGS_PER_CATEGORY
     # What the CJK searches may spend (`cjk.budget`); tests give a small one to see it run out.
     search_budget: SearchBudget = DEFAULT_BUDGET
+    # The clean-text fast path: a stage whose trigger proves it can find nothing is skipped
+    # (`stages.Stage.trigger`), and the first pass reads the document's markup evidence only
+    # when a markup stage has a candidate to judge. False runs every finder its gate lets
+    # through and reads the evidence every pass, the reference the tests compare it with
+    # (the answers must be the same).
+    fast_path: bool = True
 
 
 DEFAULT_CONFIG = EngineConfig()
@@ -418,7 +424,7 @@ def repair_text(
     # nothing: repairing the result again then finds nothing to do.
     by_stage: dict[str, list[tuple[int, int, Proposal]]] = {}
     windows: list[tuple[int, int]] | None = None  # None: the whole text
-    markup: MarkupEvidence | None = None
+    markup: MarkupEvidence | _LazyEvidence | None = None
     check = CANCEL_CHECK.set(cancelled)
     try:
         for _ in range(config.max_passes):
@@ -433,7 +439,8 @@ def repair_text(
             # Markup is judged by the evidence of the whole text as it stands: a repair can
             # expose evidence (mojibake before a `/p>`) or remove it. When the judgement
             # changes, the markup stages look at the whole text again.
-            finders, markup, rejudged = _document_finders(log.text, policy, markup, config)
+            earlier = markup.get() if isinstance(markup, _LazyEvidence) else markup
+            finders, markup, rejudged = _document_finders(log.text, policy, earlier, config)
             changed = _one_pass(
                 log, policy, inserted, _Pass(windows, looked, finders, rejudged, config), by_stage
             )
@@ -466,13 +473,38 @@ def repair_text(
     )
 
 
+class _LazyEvidence:
+    """The markup evidence of the text a first pass starts from, read when a markup stage
+    first has a candidate to judge: clean text without tags or entities never needs it, and it
+    is the most costly read of a clean document (`markup_evidence` tries every format sign).
+    The first pass has no evidence before it, so nothing else asks for it until the next pass,
+    which reads it (`get`) to see whether the markup is judged differently."""
+
+    __slots__ = ("_evidence", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._evidence: MarkupEvidence | None = None
+
+    def get(self) -> MarkupEvidence:
+        """The evidence, read once."""
+        if self._evidence is None:
+            self._evidence = markup_evidence(self._text)
+        return self._evidence
+
+    def judge(self, finder: Callable[..., list[Proposal]], text: str) -> list[Proposal]:
+        """finder's proposals for text, judged by the evidence."""
+        return finder(text, evidence=self.get())
+
+
 def _document_finders(
     text: str, policy: RepairPolicy, before: MarkupEvidence | None, config: EngineConfig
-) -> tuple[dict[str, Finder], MarkupEvidence | None, bool]:
+) -> tuple[dict[str, Finder], MarkupEvidence | _LazyEvidence | None, bool]:
     """The stages' finders for one pass over a document: the search stages spend what the
     configuration allows, the markup stages judge every block by the evidence of the whole
-    text (`markup_evidence`) and the leaks earlier passes saw. Also returns that evidence, and
-    whether it judges differently from `before` (the last pass's)."""
+    text (`markup_evidence`) and the leaks earlier passes saw. Also returns that evidence (on
+    the fast path's first pass, a `_LazyEvidence` read only if needed), and whether it judges
+    differently from `before` (the last pass's)."""
     finders = {
         stage.name: partial(stage.finder, limits=config.search_budget)
         if stage.budgeted
@@ -481,6 +513,13 @@ def _document_finders(
     }
     if not policy.wants(Category.MARKUP_LEAK):
         return finders, None, False
+    if config.fast_path and before is None:
+        # (`remembering(None)` is the evidence itself, and no earlier pass to judge against.)
+        lazy = _LazyEvidence(text)
+        for stage in STAGES:
+            if stage.markup:
+                finders[stage.name] = partial(lazy.judge, stage.finder)
+        return finders, lazy, False
     evidence = markup_evidence(text).remembering(before)
     for stage in STAGES:
         if stage.markup:
@@ -535,6 +574,8 @@ def _one_pass(
         by_stage[name] = found
         if not any(policy.wants(c) for c in stage.categories) or not stage.gate(facts):
             continue
+        if run.config.fast_path and not stage.trigger(facts):
+            continue  # it would find nothing: what it found outside the windows stands
         to_apply: list[Proposal] = []
         where = windows if narrow else None
         whole = stage.reach is Reach.WHOLE

@@ -98,6 +98,68 @@ def mojibake_hints(text: str) -> Iterator[int]:
             yield match.start()
 
 
+# The characters `plain_rest` leaves out of a text: printable ASCII and the layout controls
+# (tab, line feed, vertical tab, form feed, carriage return). Which of them a continuation
+# character can be (a 0xA0 byte that became a space): a lead followed by one of these is not
+# next to it in the rest.
+PLAIN_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\x0b\x0c\r"
+_PLAIN = frozenset(PLAIN_BYTES.decode("ascii"))
+_PLAIN_PAIRS = {
+    lead: tuple(lead + c for c in sorted(after & _PLAIN))
+    for lead, after in MOJIBAKE_PAIRS.items()
+    if after & _PLAIN
+}
+
+
+def plain_rest(text: str) -> str:
+    """text less printable ASCII and layout (`PLAIN_BYTES`), in order: every character a
+    stroke of mojibake, a stray or a CJK character can be, and nothing else. Clean English is a
+    few curly quotes; the work is done on UTF-8 bytes in C (a byte below 0x80 is always a whole
+    ASCII character, so deleting some leaves every other character whole).
+
+    >>> plain_rest("It’s a café.\\n\\x07")
+    '’é\\x07'
+    """
+    data = text.encode("utf-8", "surrogatepass").translate(None, PLAIN_BYTES)
+    return data.decode("utf-8", "surrogatepass")
+
+
+def may_hold_mojibake(text: str, rest: str) -> bool:
+    """Whether `find_mojibake` can find anything in text or in any part of it, given
+    `rest = plain_rest(text)`: False proves it finds nothing, since it looks only around
+    `mojibake_hints`. A hint is a C1 control (kept in the rest), or a lead followed by a
+    continuation: one the rest keeps stays next to its lead there (and the pair is then looked
+    for in the text, as the rest also puts side by side characters the text keeps apart), one
+    the rest leaves out (a space) is looked for in the text. A pair in a part of the text is a
+    pair in the whole.
+
+    >>> t = "It’s “fine”, naïve"
+    >>> may_hold_mojibake(t, plain_rest(t)), may_hold_mojibake("cafÃ©", "Ã©")
+    (False, True)
+    >>> may_hold_mojibake("Ã x", "Ã"), may_hold_mojibake("it\\x92s", "\\x92")
+    (True, True)
+    >>> may_hold_mojibake("Ãx©", "Ã©")
+    False
+    """
+    if text.isascii():
+        return False
+    looked: set[str] = set()
+    end = len(rest)
+    for match in MOJIBAKE_LEAD.finditer(rest):
+        lead, after = match.group(), match.end()
+        if lead < "\xa0":
+            return True
+        pairs = _PLAIN_PAIRS.get(lead, ())
+        if after < end and rest[after] in MOJIBAKE_PAIRS[lead]:
+            pairs = (*pairs, lead + rest[after])
+        for pair in pairs:
+            if pair not in looked:
+                looked.add(pair)
+                if pair in text:
+                    return True
+    return False
+
+
 def _diff_proposals(
     old: str, new: str, offset: int, category: Category, reason: str, confidence: float
 ) -> list[Proposal]:
@@ -523,6 +585,17 @@ def _control_tier(text: str, start: int, end: int, many: bool, roff: bool) -> st
     if wedged and not text[end].isspace():
         return None  # `Ã\x07©`, `be\x08ll`: inside a word, where no writer puts one
     return "a lone control character, not inside a word: reported, not removed"
+
+
+def may_hold_strays(rest: str) -> bool:
+    """Whether `find_stray_characters` can find anything in a text whose `plain_rest` is rest
+    (or in any part of it): False proves it finds nothing, since every stray it reports
+    starts with a `STRAY_HINT` character, none of which the rest leaves out.
+
+    >>> may_hold_strays(plain_rest("It’s fine.\\n")), may_hold_strays(plain_rest("a\\x00b"))
+    (False, True)
+    """
+    return STRAY_HINT.search(rest) is not None
 
 
 def find_stray_characters(text: str) -> list[Proposal]:

@@ -91,6 +91,29 @@ def _is_source(text: str) -> bool:
     return bool(lines) and source >= _SOURCE_SHARE * len(lines)
 
 
+def may_repeat(text: str) -> bool:
+    """Whether `find_repeated_blocks` can find anything in text: False proves it finds
+    nothing, since every run it reports starts with a line (stripped, not blank) that an
+    earlier line already was and that reads as prose (`_is_prose`); rules, table rows and
+    headings repeat in clean documents without starting one.
+
+    >>> para = "A paragraph of prose, long enough to be read as one by the stage."
+    >>> may_repeat("one\\n----\\n\\n\\none\\n----\\n"), may_repeat(f"{para}\\n\\n {para} \\n")
+    (False, True)
+    """
+    seen: set[str] = set()
+    judged: set[str] = set()
+    for line in map(str.strip, text.split("\n")):
+        if line in seen:
+            if line not in judged:
+                judged.add(line)
+                if _is_prose(line):
+                    return True
+        elif line:
+            seen.add(line)
+    return False
+
+
 def find_repeated_blocks(text: str) -> list[Proposal]:
     """Runs of paragraphs repeating earlier ones verbatim, where they look like a document
     stored twice rather than a text repeating itself.

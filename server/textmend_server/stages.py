@@ -4,9 +4,16 @@ tests and the benches.
 A stage is a finder (text → `Proposal`s, in the spirit of ftfy's `fixes.py`: each one small,
 named and testable alone) with what the engine needs to run it cheaply: the categories it can
 report (a policy that wants none of them skips it), a gate (a quick test of whether it can find
-anything at all in a text, so clean text passes on the gates alone) and its reach (how much of
-the text one finding depends on, which decides whether it can be run a block of lines at a time
-and, after the first pass, only around what the pass before changed).
+anything at all in a text, so clean text passes on the gates alone), a trigger (a sharper
+test, for the engine's fast path: False proves the finder finds nothing in the text or in any
+part of it) and its reach (how much of the text one finding depends on, which decides whether
+it can be run a block of lines at a time and, after the first pass, only around what the pass
+before changed).
+
+A trigger must be sound for every part of the text the engine may hand its finder (a block, a
+window around a change): each one tests for a superset of what its finder matches, with
+patterns that have no anchors or look-arounds, so that what matches in a part matches in the
+whole. `tests/test_fast_paths.py` checks that the engine answers the same with and without them.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from textmend_server import cjk
+from textmend_server.cjk.codecrun import may_hold_wrong_codec
 from textmend_server.cjk.scripts import (
     BOPOMOFO_RANGES,
     HAN_RANGES,
@@ -24,10 +32,22 @@ from textmend_server.cjk.scripts import (
     KANA_RANGES,
 )
 from textmend_server.edits import apply_proposals
-from textmend_server.fixes import Finder, find_mojibake, find_stray_characters
-from textmend_server.markup import find_entity_leaks, find_tag_leaks
+from textmend_server.fixes import (
+    Finder,
+    find_mojibake,
+    find_stray_characters,
+    may_hold_mojibake,
+    may_hold_strays,
+    plain_rest,
+)
+from textmend_server.markup import (
+    find_entity_leaks,
+    find_tag_leaks,
+    may_hold_entities,
+    may_hold_tags,
+)
 from textmend_server.policy import Category
-from textmend_server.repeats import find_repeated_blocks
+from textmend_server.repeats import find_repeated_blocks, may_repeat
 
 # CJK blocks no CJK stage reads as letters, but which only CJK text (or CJK text read in the
 # wrong code page) carries: Kangxi and supplementary radicals, CJK punctuation, enclosed letters and
@@ -47,12 +67,13 @@ class TextFacts:
     asks whether the text has CJK characters three times, and the answer only changes when a
     stage has edited it."""
 
-    __slots__ = ("_ascii", "_cjk", "text")
+    __slots__ = ("_ascii", "_cjk", "_rest", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._ascii: bool | None = None
         self._cjk: bool | None = None
+        self._rest: str | None = None
 
     @property
     def ascii(self) -> bool:
@@ -70,8 +91,17 @@ class TextFacts:
         (False, True)
         """
         if self._cjk is None:
-            self._cjk = not self.ascii and _CJK_GATE.search(self.text) is not None
+            # Every character the gate looks for is beyond ASCII, so the rest holds them all.
+            self._cjk = not self.ascii and _CJK_GATE.search(self.rest) is not None
         return self._cjk
+
+    @property
+    def rest(self) -> str:
+        """The text less printable ASCII and layout (`fixes.plain_rest`): what the triggers
+        that look for characters beyond ASCII scan, a few characters of clean English."""
+        if self._rest is None:
+            self._rest = plain_rest(self.text)
+        return self._rest
 
 
 class Reach(Enum):
@@ -85,6 +115,10 @@ class Reach(Enum):
     BLOCK = "block"
     # The whole document (a repeat is found against everything before it): never cut.
     WHOLE = "whole"
+
+
+def _always(facts: TextFacts) -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -102,10 +136,9 @@ class Stage:
     # Whether it searches within a budget (`cjk.budget.SearchBudget`, its `limits` argument):
     # the engine passes the one its configuration names.
     budgeted: bool = False
-
-
-def _always(facts: TextFacts) -> bool:
-    return True
+    # The fast path's sharper gate: False proves the finder finds nothing in the text or any
+    # part of it (see the module's docstring).
+    trigger: Callable[[TextFacts], bool] = _always
 
 
 STRAY_CATEGORIES = frozenset(
@@ -121,9 +154,9 @@ STRAY_CATEGORIES = frozenset(
 )
 
 
-def _markup_stage(name: str, finder: Finder, needs: str) -> Stage:
+def _markup_stage(name: str, finder: Finder, needs: str, trigger: Callable[[str], bool]) -> Stage:
     """A markup stage: it reports leaked markup, judged on the document's evidence, and can
-    find nothing in a text without the character `needs`."""
+    find nothing in a text without the character `needs`, nor where `trigger` says no."""
     return Stage(
         name,
         frozenset({Category.MARKUP_LEAK}),
@@ -131,6 +164,7 @@ def _markup_stage(name: str, finder: Finder, needs: str) -> Stage:
         lambda f: needs in f.text,
         Reach.LOCAL,
         markup=True,
+        trigger=lambda f: trigger(f.text),
     )
 
 
@@ -139,11 +173,18 @@ def _cjk_stage(
     finder: Finder,
     gate: Callable[[TextFacts], bool],
     budgeted: bool = False,
+    trigger: Callable[[TextFacts], bool] = _always,
 ) -> Stage:
     """A CJK stage: named after the one category it reports, judging a run by the language
     of its block (`Reach.BLOCK`)."""
     return Stage(
-        category.value, frozenset({category}), finder, gate, Reach.BLOCK, budgeted=budgeted
+        category.value,
+        frozenset({category}),
+        finder,
+        gate,
+        Reach.BLOCK,
+        budgeted=budgeted,
+        trigger=trigger,
     )
 
 
@@ -151,25 +192,40 @@ def _cjk_stage(
 # run before markup (a slip can swallow the `<` of a tag: `?/p>`), and strays and repeats are
 # judged last, on text the other repairs have settled.
 STAGES: tuple[Stage, ...] = (
-    _markup_stage("entities", find_entity_leaks, "&"),
+    _markup_stage("entities", find_entity_leaks, "&", may_hold_entities),
     Stage(
         "mojibake",
         frozenset({Category.MOJIBAKE}),
         find_mojibake,
         lambda f: not f.ascii,
         Reach.LOCAL,
+        trigger=lambda f: may_hold_mojibake(f.text, f.rest),
     ),
     _cjk_stage(Category.CJK_PHASE_SLIP, cjk.find_phase_slips, lambda f: f.cjk, budgeted=True),
-    _cjk_stage(Category.CJK_WRONG_CODEC, cjk.find_wrong_codec_runs, lambda f: not f.ascii, True),
+    _cjk_stage(
+        Category.CJK_WRONG_CODEC,
+        cjk.find_wrong_codec_runs,
+        lambda f: not f.ascii,
+        budgeted=True,
+        trigger=lambda f: may_hold_wrong_codec(f.text, f.rest),
+    ),
     _cjk_stage(Category.RUBY_LEAK, cjk.find_ruby_leaks, lambda f: f.cjk and "(" in f.text),
-    _markup_stage("tags", find_tag_leaks, ">"),
-    Stage("stray", STRAY_CATEGORIES, find_stray_characters, _always, Reach.LOCAL),
+    _markup_stage("tags", find_tag_leaks, ">", may_hold_tags),
+    Stage(
+        "stray",
+        STRAY_CATEGORIES,
+        find_stray_characters,
+        _always,
+        Reach.LOCAL,
+        trigger=lambda f: may_hold_strays(f.rest),
+    ),
     Stage(
         "repeated",
         frozenset({Category.REPEATED_BLOCK}),
         find_repeated_blocks,
         _always,
         Reach.WHOLE,
+        trigger=lambda f: may_repeat(f.text),
     ),
 )
 

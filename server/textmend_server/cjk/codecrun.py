@@ -370,6 +370,32 @@ def _mostly_cjk(text: str, lang: str) -> bool:
     return n >= 2 and n >= 0.7 * sum(1 for c in classes if c != "punct")
 
 
+# Three high characters in a row: what every `_LATIN_REGION_RE` match leaves once the ASCII
+# between them is taken out.
+_THREE_HIGH_RE = re.compile(f"[{_HIGH}]{{3}}")
+
+
+def may_hold_wrong_codec(text: str, rest: str) -> bool:
+    """Whether `find_wrong_codec_runs` can find anything in text or in any part of it, given
+    rest, the text less printable ASCII and layout (`fixes.plain_rest`): False proves it
+    finds nothing, since it searches only when text has a rare Han cluster or a Latin-looking
+    region (with no search, nothing is spent and no budget runs out). Taking ASCII out only
+    brings a cluster's characters closer, and leaves a region's high characters next to each
+    other, so the cheap tests on the rest can only say yes more often; the region is then
+    looked for in the text itself. No pattern has anchors or look-arounds: a match in a part
+    of the text is a match in the whole.
+
+    >>> t = "標題:鏂囧瓧缂栫爜"
+    >>> may_hold_wrong_codec(t, t.replace(":", "")), may_hold_wrong_codec("文字编码", "文字编码")
+    (True, False)
+    >>> may_hold_wrong_codec("It’s fine", "’"), may_hold_wrong_codec("“It’s fine”", "“’”")
+    (False, True)
+    """
+    if _HAN_CHECK_RE.search(rest) and _rare_cluster_text_re().search(rest):
+        return True
+    return _THREE_HIGH_RE.search(rest) is not None and _LATIN_REGION_RE.search(text) is not None
+
+
 def find_wrong_codec_runs(text: str, limits: SearchBudget | None = None) -> list[Proposal]:
     """Runs decoded with the wrong CJK codec, with the run re-decoded as its repair.
 
@@ -436,13 +462,21 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
     if not runs:
         return out
     # Which Chinese script the document is in, from the text outside the suspect runs (their
-    # mojibake is full of traditional-looking characters).
+    # mojibake is full of traditional-looking characters). Read only when a re-decoding is
+    # scored: it costs about a millisecond on 5 KB, and most runs of clean text (a name of
+    # rare characters) have none worth scoring.
     rest, last = [], 0
     for m in runs:
         rest.append(text[last : m.start()])
         last = m.end()
     rest.append(text[last:])
-    trad = is_traditional("".join(rest))
+    script: list[bool | None] = []
+
+    def trad() -> bool | None:
+        if not script:
+            script.append(is_traditional("".join(rest)))
+        return script[0]
+
     for m in runs:
         work.note_starved(m.start(), budget)
         whole = m.group()
@@ -471,7 +505,7 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
                 marks = (tuple(open_quotes(text, at)), line_ends)
             for read_as, written, _lang in _HAN_PAIRS:
                 if "\ufffd" in run:
-                    cand = _fill_unknown(run, read_as, written, model, trad, work, budget, marks)
+                    cand = _fill_unknown(run, read_as, written, model, trad(), work, budget, marks)
                 else:
                     cand = _redecode(run, read_as, written)
                 if not cand or cand == run or not _mostly_cjk(cand, "zh"):
@@ -479,8 +513,8 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
                 if kept_score is None:
                     # The run as it stands, under whichever language reads it best (Japanese
                     # text must not look like damaged Chinese for its kana).
-                    kept_score = max(model.score(run, "", trad), ja.score(run))
-                gain = model.score(cand, "", trad) - kept_score
+                    kept_score = max(model.score(run, "", trad()), ja.score(run))
+                gain = model.score(cand, "", trad()) - kept_score
                 if gain / max(len(cand), 1) < PER_CHAR_GAIN:
                     continue
                 if best is None or gain > best[0]:

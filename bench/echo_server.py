@@ -21,16 +21,21 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 SERVICE = "bench.Echo"
 UNARY_METHOD = f"/{SERVICE}/Echo"
 STREAM_METHOD = f"/{SERVICE}/EchoStream"
 
 _MIB = 1024 * 1024
+# Seconds a worker may take to start serving: a bound so that a broken one fails the bench
+# instead of hanging it (a worker starts in well under a second).
+_READY_SECONDS = 60.0
 
 
-def _serve(port: int, threads: int, max_message_mb: int, stop: threading.Event) -> None:
-    """Run one echo server on port (SO_REUSEPORT) until stop is set."""
+def _serve(port: int, threads: int, max_message_mb: int, stop: threading.Event, ready: Any) -> None:
+    """Run one echo server on port (SO_REUSEPORT) until stop is set; put its pid on ready
+    once it serves."""
     from concurrent import futures
 
     import grpc
@@ -60,19 +65,21 @@ def _serve(port: int, threads: int, max_message_mb: int, stop: threading.Event) 
     )
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
+    ready.put(os.getpid())
     stop.wait()
     server.stop(1).wait()
 
 
-def _worker(port: int, threads: int, max_message_mb: int) -> None:
+def _worker(port: int, threads: int, max_message_mb: int, ready: Any) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _serve(port, threads, max_message_mb, stop)
+    _serve(port, threads, max_message_mb, stop, ready)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Reserve a port, fork the echo workers, write the port file, wait for SIGTERM."""
+    """Reserve a port, fork the echo workers, write the port file once every one serves,
+    wait for SIGTERM."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--threads", type=int, default=8)
@@ -85,9 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     reserve.bind(("127.0.0.1", 0))
     port = reserve.getsockname()[1]
     context = multiprocessing.get_context("fork")
+    ready = context.Queue()
     # Forked before this process creates any gRPC object.
     workers = [
-        context.Process(target=_worker, args=(port, args.threads, args.max_message_mb))
+        context.Process(target=_worker, args=(port, args.threads, args.max_message_mb, ready))
         for _ in range(args.workers)
     ]
     for worker in workers:
@@ -95,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
     signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
+    # The port file says the whole server serves (a caller's first connections may reach any
+    # worker), as `textmend-server`'s does.
+    for _ in workers:
+        ready.get(timeout=_READY_SECONDS)
     tmp = args.port_file.with_name(args.port_file.name + ".tmp")
     tmp.write_text(f"{port}\n")
     os.replace(tmp, args.port_file)

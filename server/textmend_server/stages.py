@@ -13,7 +13,7 @@ before changed).
 A trigger must be sound for every part of the text the engine may hand its finder (a block, a
 window around a change): each one tests for a superset of what its finder matches, with
 patterns that have no anchors or look-arounds, so that what matches in a part matches in the
-whole. `tests/test_fast_paths.py` checks that the engine answers the same with and without them.
+whole. `tests/test_clean_path.py` checks that the engine answers the same with and without them.
 """
 
 from __future__ import annotations

@@ -30,6 +30,8 @@ from textmend_server.cjk.slip.context import (
     left_evidence,
     looks_improbable,
     reads_as_noise,
+    stretch_of,
+    stretch_reads_as_noise,
 )
 from textmend_server.cjk.slip.search import EDIT_MARGIN, FLAG_MARGIN, MAX_GAP, SlipRepair, repair_at
 from textmend_server.edits import Proposal
@@ -150,6 +152,7 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
     searches = 0
     starved = False
     applied: list[Proposal] = []
+    stretches: dict[tuple[int, int], bool] = {}
     pending = list(positions)  # sorted: a heap already
     while pending:
         i = heapq.heappop(pending)
@@ -161,7 +164,15 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
         view, vi = _chained_view(text, i, applied)
         if not left_evidence(view, vi) or not looks_improbable(view, vi, model, trad):
             continue
-        if reads_as_noise(*_judged_view(text, i, view, vi, out), model, trad):
+        noise = reads_as_noise(*_judged_view(text, i, view, vi, out), model, trad)
+        if noise is None:
+            # Too little before the trigger to judge (the first triggers of a line): the
+            # stretch of the line around it is judged, once for all its triggers.
+            span = stretch_of(text, i)
+            noise = stretches.get(span)
+            if noise is None:
+                noise = stretches[span] = stretch_reads_as_noise(text, *span, model, trad)
+        if noise:
             continue  # no slip starts after text that is not the language: not searched
         if wasted >= budget or work.spent >= ceiling or searches >= limits.max_searches:
             starved = True

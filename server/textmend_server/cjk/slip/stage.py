@@ -2,12 +2,14 @@
 what the search finds.
 
 `find_phase_slips` finds the `?` that could open a slip (`context.candidate_positions`), keeps
-those a slip could follow and that are followed by something improbable, and searches each
-(`search.repair_at`) in the codecs of the text's language: first with the character bigrams
-alone, then, where that looks promising, with the full model. A reading clearly better than
-the text as it stands is applied; a weaker one, a search cut short, a reading that invents
-characters, or a lone unsure repair in long clean text is reported, not edited. What the
-searches may spend is the caller's `SearchBudget` (`cjk.budget`).
+those a slip could follow and that are followed by something improbable, lets go those after
+text that reads as noise (`context.reads_as_noise`; for the first triggers of a line, with too
+little before them to tell, the stretch of the line around them, `stretch_reads_as_noise`),
+and searches each (`search.repair_at`) in the codecs of the text's language: first with the
+character bigrams alone, then, where that looks promising, with the full model. A reading
+clearly better than the text as it stands is applied; a weaker one, a search cut short, a
+reading that invents characters, or a lone unsure repair in long clean text is reported, not
+edited. What the searches may spend is the caller's `SearchBudget` (`cjk.budget`).
 """
 
 from __future__ import annotations

@@ -290,8 +290,8 @@ def repair_bytes(
 def warm_up() -> None:
     """Build every table and language model now, not on the first document that needs it, so a
     server reports SERVING with its latency steady: the CJK character and word models (a
-    quarter of a second each) and the frequency tables of the four double-byte codecs' characters
-    (0.15 s in all), the letter-pair models detection reads with (two seconds for
+    quarter of a second each) and the frequency tables of the four double-byte codecs'
+    characters (0.15 s in all), the letter-pair models detection reads with (two seconds for
     all), then wordfreq's lists, which the models no longer need, are released."""
     from textmend_server import langmodel
     from textmend_server.cjk.dbcs import codec

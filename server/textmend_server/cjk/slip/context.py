@@ -185,9 +185,8 @@ def stretch_reads_as_noise(
     """Whether text[start:end] (a stretch of one line) reads as random characters with `?`
     strewn among them: its characters that are not ASCII average below NOISE_FLOOR nats under
     the character bigrams, and it holds a trigger for every TRIGGER_SPACING of them and at
-    least MIN_TRIGGERS. Too few
-    characters (fewer than NOISE_CONTEXT, or fewer than NOISE_CONTEXT_MIN distinct) are not
-    judged: False, and the trigger is searched.
+    least MIN_TRIGGERS. Too few characters (fewer than NOISE_CONTEXT, or fewer than
+    NOISE_CONTEXT_MIN distinct) are not judged: False, and the trigger is searched.
 
     >>> from textmend_server.cjk.lm import get_model
     >>> m = get_model("zh")

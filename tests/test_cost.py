@@ -91,11 +91,17 @@ def test_a_budget_that_runs_out_flags_and_does_not_edit(monkeypatch: pytest.Monk
     )
 
 
-def test_the_engine_searches_within_the_budget_its_configuration_names() -> None:
+def test_the_engine_searches_within_the_budget_its_configuration_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The budget reaches the search stages through `EngineConfig`, not a module setting: the
     same text runs out under a tiny budget and not under the default."""
     from textmend_server import cjk
+    from textmend_server.cjk.slip import stage
 
+    # Han and `?` reads as noise from end to end and is not searched at all; the first
+    # triggers of its line, with too little before them to judge, are searched here.
+    monkeypatch.setattr(stage, "stretch_reads_as_noise", lambda *args: False)
     text = adversarial.han_qmark(300, random.Random(3))
 
     def ran_out(result: engine.Repaired) -> int:
@@ -193,3 +199,47 @@ def test_a_line_of_megabytes_is_searched_in_bounded_pieces() -> None:
     windows = _hint_windows(line[: engine.LONG_LINE])
     assert windows and all(end - start <= MOJIBAKE_WINDOW_MAX + 1 for start, end in windows)
     assert all(a <= b for (_, a), (b, _) in pairwise(windows))
+
+
+@pytest.mark.parametrize("kind", ["han_qmark", "random_unicode", "random_cjk_qmark"])
+def test_short_noise_is_not_searched_and_would_stay_within_its_length_budget(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100 bytes of the adversarial mixes (the bench's own inputs): their first triggers have
+    too little before them to judge, and the stretch of the line they stand in reads as noise
+    with `?` strewn through it, so none is searched. With that judgement switched off, what
+    the searches spend is still bounded by the budget of the text's length (no repair earns
+    more)."""
+    from textmend_server.cjk import SearchBudget, find_phase_slips
+    from textmend_server.cjk.slip import stage
+
+    text = adversarial.KINDS[kind](100, random.Random(f"16:{kind}:100"))
+    before = work_done()
+    found = find_phase_slips(text)
+    assert work_done() == before and not found
+
+    monkeypatch.setattr(stage, "stretch_reads_as_noise", lambda *args: False)
+    before = work_done()
+    find_phase_slips(text)
+    # A search may overshoot by what one step costs (a beam of candidates).
+    step = slip.BEAM * 2 * slip.CHILDREN * 4
+    assert work_done() - before <= SearchBudget().for_call(len(text)) + step
+
+
+def test_a_short_genuine_slip_is_still_searched_and_repaired() -> None:
+    """A short text that is one slip reads as noise from end to end, but holds one trigger,
+    not the many of text built of `?`: it is searched and repaired; so is a slip at the start
+    of a short sentence, with too little before it to judge."""
+    from textmend_server.cjk import find_phase_slips
+    from textmend_server.cjk.lm import get_model
+    from textmend_server.cjk.slip import context
+
+    text = "3人??偛酶窭赘瘛げ剂_克曼"
+    model = get_model("zh")
+    assert context.reads_as_noise(text, 2, model, False) is None
+    assert not context.stretch_reads_as_noise(text, 0, len(text), model, False)
+    (p,) = find_phase_slips(text)
+    assert p.replacement == "。總裁格雷格·布羅" and not p.flag_only
+    (p,) = find_phase_slips("公司?!彼Q他們的工作")
+    assert p.replacement == "。”他稱" and not p.flag_only
+    assert repair_text("公司?!彼Q他們的工作").text == "公司。”他稱他們的工作"

@@ -5,7 +5,9 @@ The phase-slip stage (`cjk.slip.stage`) asks these before it spends a search on 
 `candidate_positions` finds the `?` that could open a slip (the cheap pre-check),
 `left_evidence` whether CJK text a slip could cut stands before it, `looks_improbable` whether
 the text after it holds something the language does not write, and `reads_as_noise` whether
-the text before it is random characters rather than the language. The search
+the text before it is random characters rather than the language (or, when too little stands
+before it to tell, `stretch_reads_as_noise` whether the stretch of its line around it is
+random characters with `?` strewn among them, as no damaged text is). The search
 (`cjk.slip.search`) and the wrong-codec fills (`cjk.codecrun`) score readings in the context
 these give: the text before and after a run without leaked pinyin annotations
 (`text_before`, `text_after`), and the paired marks open before it (`open_quotes`,
@@ -118,18 +120,20 @@ NOISE_CONTEXT_MIN = 3
 NOISE_REACH = 3 * NOISE_CONTEXT
 
 
-def reads_as_noise(text: str, i: int, model: CharModel, traditional: bool | None) -> bool:
+def reads_as_noise(text: str, i: int, model: CharModel, traditional: bool | None) -> bool | None:
     """Whether the text just before the trigger text[i] reads as random characters (averages
     below NOISE_FLOOR nats a character under the character bigrams, leaked annotations
     aside): text a decoder read in step is the language, so no slip starts after noise, and
     a search there only spends budget (issue 16's random Unicode and Han-and-`?` mixes).
+    None when there is too little before the trigger to judge: the caller judges the stretch
+    of the line around it instead (`stretch_reads_as_noise`).
 
     >>> from textmend_server.cjk.lm import get_model
     >>> m = get_model("zh")
     >>> reads_as_noise("他們說公司?!彼Q", 5, m, True), reads_as_noise("唫剈低冉圁匎?", 6, m, False)
     (False, True)
-    >>> reads_as_noise("乤?吭?堡?喲?凌?", 9, m, False)
-    True
+    >>> reads_as_noise("乤?吭?堡?喲?凌?", 9, m, False), reads_as_noise("唫?剈?", 1, m, False)
+    (True, None)
     """
     # ASCII is left out: `?` between random characters reads as a plausible neighbour of any
     # of them (`字?字?`), and digits, folded marks and entities say nothing of whether the
@@ -141,11 +145,87 @@ def reads_as_noise(text: str, i: int, model: CharModel, traditional: bool | None
         # Too little to judge, or one character repeated, which the bigrams cannot tell from
         # noise: a wall of one GBK character re-phased is left to the search, whose growth
         # rule reports it (tests/test_properties.py).
-        return False
+        return None
     total = 0.0
     for prev, ch in pairwise(left):
         total += model.logp(prev, ch, traditional)
     return total < NOISE_FLOOR * (len(left) - 1)
+
+
+# When the text before a trigger is too short to judge (the first triggers of a line), the
+# stretch of the line around it is judged instead (`stretch_reads_as_noise`): the line cut in
+# pieces of STRETCH code points, the trigger's piece weighed whole. Twice `stage.SUSPECT_REACH`
+# (120), the farthest a run is followed past its trigger: a piece holds the trigger's run and
+# the text around it. Pieces, not a window centred on each trigger, so that a line is weighed
+# once whatever the number of its triggers.
+STRETCH = 240
+# A stretch is noise only if it also holds at least one trigger (a `?` that passes
+# `left_evidence` and `looks_improbable`) for every TRIGGER_SPACING characters that are not
+# ASCII, and MIN_TRIGGERS in all: real slips are sparse. Measured on every trigger that had
+# too little before it to judge and that the stage searched (the rule switched off), in the
+# `?` strings of tests/test_cjk.py and tests/test_cost.py, `bench/cjk_bench.py`'s documents
+# at seed 90210 (120 GBK of each kind, 40 Big5, 40 Shift-JIS), its 60 dense documents and the
+# sample article: 46 stretches, 41 repaired or reported, 35 of those with enough characters
+# to judge; they averaged -4.3 to -13.4 nats a character, and the 4 below NOISE_FLOOR with
+# two triggers or more held at most one per 13.5 characters. The adversarial corpus's random
+# mixes and Han-and-`?` (`bench/adversarial.py`, 100 B to 3 KB, 8 seeds each: 60 stretches)
+# averaged -13.7 to -19 with at least one trigger per 9.3 characters (one per 1 for Han and
+# `?`), two at the fewest. The average alone would have left a margin of 0.3 nats, and the
+# density alone does not separate them (a repaired stretch held one trigger per 8
+# characters); with both, every adversarial stretch is noise and no repaired one is.
+TRIGGER_SPACING = 10
+# One trigger says nothing of how sparse they are: a short text that is one slip reads as
+# noise from end to end and holds one (`3人??偛酶窭赘瘛げ剂_克曼`, tests/test_cjk.py).
+MIN_TRIGGERS = 2
+
+
+def stretch_reads_as_noise(
+    text: str, start: int, end: int, model: CharModel, traditional: bool | None
+) -> bool:
+    """Whether text[start:end] (a stretch of one line) reads as random characters with `?`
+    strewn among them: its characters that are not ASCII average below NOISE_FLOOR nats under
+    the character bigrams, and it holds a trigger for every TRIGGER_SPACING of them and at
+    least MIN_TRIGGERS. Too few characters (fewer than NOISE_CONTEXT, or fewer than
+    NOISE_CONTEXT_MIN distinct) are not judged: False, and the trigger is searched.
+
+    >>> from textmend_server.cjk.lm import get_model
+    >>> m = get_model("zh")
+    >>> t = "唫?剈?低?冉?圁?匎?俰?刐?呭?咾?"
+    >>> stretch_reads_as_noise(t, 0, len(t), m, False)
+    True
+    >>> t = "公司?!彼Q他們的工作很好，大家都知道這件事情。"
+    >>> stretch_reads_as_noise(t, 0, len(t), m, True)
+    False
+    """
+    piece = text[start:end]
+    chars = [ch for ch in piece if not ch.isascii()]
+    if len(chars) < NOISE_CONTEXT or len(set(chars)) < NOISE_CONTEXT_MIN:
+        return False
+    total = 0.0
+    for prev, ch in pairwise(chars):
+        total += model.logp(prev, ch, traditional)
+    if total >= NOISE_FLOOR * (len(chars) - 1):
+        return False
+    triggers = sum(
+        1
+        for k in candidate_positions(piece)
+        if left_evidence(piece, k) and looks_improbable(piece, k, model, traditional)
+    )
+    return triggers >= MIN_TRIGGERS and triggers * TRIGGER_SPACING >= len(chars)
+
+
+def stretch_of(text: str, i: int) -> tuple[int, int]:
+    """The stretch of its line the trigger text[i] is judged in when the text before it is
+    too short (`stretch_reads_as_noise`): the line cut in pieces of STRETCH code points.
+
+    >>> stretch_of("ab\\n" + "x" * 500, 300)
+    (243, 483)
+    """
+    line = text.rfind("\n", 0, i) + 1
+    end = text.find("\n", i)
+    end = len(text) if end < 0 else end
+    start = line + (i - line) // STRETCH * STRETCH
+    return start, min(end, start + STRETCH)
 
 
 def looks_improbable(text: str, i: int, model: CharModel, traditional: bool | None) -> bool:

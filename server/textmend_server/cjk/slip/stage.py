@@ -2,12 +2,14 @@
 what the search finds.
 
 `find_phase_slips` finds the `?` that could open a slip (`context.candidate_positions`), keeps
-those a slip could follow and that are followed by something improbable, and searches each
-(`search.repair_at`) in the codecs of the text's language: first with the character bigrams
-alone, then, where that looks promising, with the full model. A reading clearly better than
-the text as it stands is applied; a weaker one, a search cut short, a reading that invents
-characters, or a lone unsure repair in long clean text is reported, not edited. What the
-searches may spend is the caller's `SearchBudget` (`cjk.budget`).
+those a slip could follow and that are followed by something improbable, lets go those after
+text that reads as noise (`context.reads_as_noise`; for the first triggers of a line, with too
+little before them to tell, the stretch of the line around them, `stretch_reads_as_noise`),
+and searches each (`search.repair_at`) in the codecs of the text's language: first with the
+character bigrams alone, then, where that looks promising, with the full model. A reading
+clearly better than the text as it stands is applied; a weaker one, a search cut short, a
+reading that invents characters, or a lone unsure repair in long clean text is reported, not
+edited. What the searches may spend is the caller's `SearchBudget` (`cjk.budget`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from textmend_server.cjk.slip.context import (
     left_evidence,
     looks_improbable,
     reads_as_noise,
+    stretch_of,
+    stretch_reads_as_noise,
 )
 from textmend_server.cjk.slip.search import EDIT_MARGIN, FLAG_MARGIN, MAX_GAP, SlipRepair, repair_at
 from textmend_server.edits import Proposal
@@ -150,6 +154,7 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
     searches = 0
     starved = False
     applied: list[Proposal] = []
+    stretches: dict[tuple[int, int], bool] = {}
     pending = list(positions)  # sorted: a heap already
     while pending:
         i = heapq.heappop(pending)
@@ -161,7 +166,15 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
         view, vi = _chained_view(text, i, applied)
         if not left_evidence(view, vi) or not looks_improbable(view, vi, model, trad):
             continue
-        if reads_as_noise(*_judged_view(text, i, view, vi, out), model, trad):
+        noise = reads_as_noise(*_judged_view(text, i, view, vi, out), model, trad)
+        if noise is None:
+            # Too little before the trigger to judge (the first triggers of a line): the
+            # stretch of the line around it is judged, once for all its triggers.
+            span = stretch_of(text, i)
+            noise = stretches.get(span)
+            if noise is None:
+                noise = stretches[span] = stretch_reads_as_noise(text, *span, model, trad)
+        if noise:
             continue  # no slip starts after text that is not the language: not searched
         if wasted >= budget or work.spent >= ceiling or searches >= limits.max_searches:
             starved = True

@@ -402,19 +402,24 @@ def _apply_best(
     the sample with the next candidate that decoded the sample, as (text, codec, source);
     None when none decodes it. whole says the sample ranked was all of content: the
     best-ranked reading is then the text."""
+    if whole:
+        if choice.text is None:
+            return None
+        return choice.text, choice.name, _source_of(choice, choice.name)
     ordered = [choice.name] + [c.name for c in choice.candidates if c.decodes]
     for codec in dict.fromkeys(ordered):
-        text = strict(content, codec) if not whole else None
-        if text is None and codec == choice.name and whole:
-            text = choice.text
+        text = strict(content, codec)
         if text is not None:
-            source = (
-                EncodingSource.MARKUP
-                if codec == choice.name and choice.source == Source.MARKUP
-                else EncodingSource.DETECTED
-            )
-            return text, codec, source
+            return text, codec, _source_of(choice, codec)
     return None
+
+
+def _source_of(choice: Choice, codec: str) -> EncodingSource:
+    """Where the codec applied came from: the markup's declaration when it is the one the
+    ranking chose from markup, else detection."""
+    if codec == choice.name and choice.source == Source.MARKUP:
+        return EncodingSource.MARKUP
+    return EncodingSource.DETECTED
 
 
 def _in_doubt(source: EncodingSource, choice: Choice, codec: str) -> bool:

@@ -306,12 +306,8 @@ def _reason(
     best = readings[best_key]
     winner = best.names[0]
     if chunks:
-        runner = min(
-            (r for r in readings.values() if r is not best and r.cost is not None),
-            key=lambda r: r.cost or 0.0,
-            default=None,
-        )
-        if runner is not None and standing is not None and best_key != standing:
+        priced = any(r is not best and r.cost is not None for r in readings.values())
+        if priced and standing is not None and best_key != standing:
             theirs = readings[standing].cost
             behind = f"{theirs:.0f}" if theirs is not None else "far more"
             return (

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from textmend_server.charsets import strict
-from textmend_server.cjk.scripts import HAN_BLOCKS
+from textmend_server.cjk.scripts import HAN_BLOCKS, ranges_class
 
 # The Han blocks of the Basic Multilingual Plane: `cjk.scripts.HAN_BLOCKS` without the
 # supplementary-plane ideographs, which detection has never counted (GB18030 and Big5-HKSCS
@@ -32,19 +32,10 @@ HANGUL_SYLLABLES = (0xAC00, 0xD7A3)
 CJK_BLOCKS = (KANA_BLOCK, *BMP_HAN_BLOCKS, HANGUL_SYLLABLES)
 
 
-def char_class(blocks: tuple[tuple[int, int], ...]) -> str:
-    """The body of a regex character class matching the code point ranges blocks.
-
-    >>> char_class(((0x41, 0x43), (0x61, 0x61)))
-    'A-Ca-a'
-    """
-    return "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in blocks)
-
-
-_CJK = re.compile(f"[{char_class(CJK_BLOCKS)}]")
-_CJK_RUN = re.compile(f"[{char_class(CJK_BLOCKS)}]+")
-_KANA = re.compile(f"[{char_class((KANA_BLOCK,))}]")
-_HANGUL = re.compile(f"[{char_class((HANGUL_SYLLABLES,))}]")
+_CJK = re.compile(f"[{ranges_class(CJK_BLOCKS)}]")
+_CJK_RUN = re.compile(f"[{ranges_class(CJK_BLOCKS)}]+")
+_KANA = re.compile(f"[{ranges_class((KANA_BLOCK,))}]")
+_HANGUL = re.compile(f"[{ranges_class((HANGUL_SYLLABLES,))}]")
 
 # Characters at the start of a reading in which `has_cjk` and `shift_codes` look: bounded, so a
 # long document costs no more than a short one. Set by hand with the checks (commit 6ed88e7).

@@ -42,6 +42,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
+from textmend_server.cjk.scripts import ranges_class
 from textmend_server.cjkreadings import cjk_language
 from textmend_server.plausibility import case_break
 
@@ -202,7 +203,7 @@ CASE_BREAK_NATS = 8.0
 
 
 def _ranges(code: str) -> str:
-    return "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in _SCRIPT_RANGES[code])
+    return ranges_class(_SCRIPT_RANGES[code])
 
 
 # Per script: the characters that are not its letters (ASCII letters count as Latin), which

@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
+
+
+def ranges_class(blocks: Iterable[tuple[int, int]]) -> str:
+    """The body of a regex character class matching the code point ranges blocks.
+
+    >>> ranges_class(((0x41, 0x43), (0x61, 0x61)))
+    'A-Ca-a'
+    """
+    return "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in blocks)
+
 
 # The Han blocks as code point pairs (Extension A, the unified ideographs, compatibility
 # ideographs, the supplementary ideographic planes), and as a regex character class.
 HAN_BLOCKS = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
-HAN_RANGES = "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in HAN_BLOCKS)
+HAN_RANGES = ranges_class(HAN_BLOCKS)
 KANA_RANGES = "\u3041-\u309f\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f"
 BOPOMOFO_RANGES = "\u3100-\u312f\u31a0-\u31bf"
 HANGUL_RANGES = "\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f"

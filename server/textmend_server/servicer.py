@@ -106,16 +106,18 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
         self._turns = Turns(config.time_slice)
 
     def _run(
-        self, request: textmend_pb2.RepairRequest, context: grpc.ServicerContext, started: float
+        self,
+        request: textmend_pb2.RepairRequest,
+        context: grpc.ServicerContext,
+        started: float,
+        deadline: float | None,
     ) -> Repaired:
         """Run the engine on one document when its turn comes.
 
         The engine asks between blocks of work whether the caller is still there, so a call
         whose deadline passed or that was cancelled stops using the CPU (`Cancelled`).
         """
-        left = context.time_remaining()
-        due = math.inf if left is None or left > NO_DEADLINE_SECONDS else time.monotonic() + left
-        turn = self._turns.new_turn(due)
+        turn = self._turns.new_turn(math.inf if deadline is None else deadline)
         watch = _gone(context, started, self._config.max_seconds)
 
         def cancelled() -> bool:
@@ -137,10 +139,11 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
     ) -> textmend_pb2.RepairResponse:
         """Repair one document, log it and count it; raise `RepairFailed` when it could not be
         repaired. deadline is the call's, on the `time.perf_counter` clock (None without one),
-        for the log."""
+        for its place among heavy documents (`Turns`) and the log; asked of gRPC once a call,
+        not once a document, since each question takes a lock its threads contend for."""
         started = time.perf_counter()
         try:
-            response = to_response(self._run(request, context, started), request.id)
+            response = to_response(self._run(request, context, started, deadline), request.id)
         except Exception as exc:
             failure = RepairFailed(*classify_error(exc))
             if failure.code is grpc.StatusCode.INTERNAL:

@@ -34,7 +34,7 @@ class Turn:
     #: Arrival order: among documents that have had about as much engine time and have the
     #: same deadline, the oldest goes first.
     seq: int
-    #: The caller's deadline (`time.monotonic` clock; infinity without one): among heavy
+    #: The caller's deadline (`time.perf_counter` clock; infinity without one): among heavy
     #: documents that have had about as much engine time, the one due first goes first.
     deadline: float = math.inf
     #: CPU seconds the document's thread spent in the engine in earlier turns.
@@ -100,7 +100,7 @@ class Turns:
 
     def new_turn(self, deadline: float = math.inf) -> Turn:
         """A place for one more document, behind every document that came before it in the
-        light lane; deadline (`time.monotonic` clock) ranks it in the heavy lane."""
+        light lane; deadline (`time.perf_counter` clock) ranks it in the heavy lane."""
         with self._lock:
             self._seq += 1
             return Turn(self._seq, deadline)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -108,10 +109,37 @@ _REASON = _skip_reason()
 pytestmark = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
 
 
-def _free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# The lowest port of the range the kernel hands out for outgoing connections (Linux's
+# ip_local_port_range; 32768 is its default). A port taken from that range and let go can be
+# given to any connection before podman binds it: one run failed so, "address already in use".
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Where the free ports for Envoy are looked for: below the ephemeral range, above the ports
+# services are commonly given.
+_PORT_FLOOR = 20000
+
+
+def _free_loopback_port(taken: tuple[int, ...] = ()) -> int:
+    """A loopback port that binds now and that the kernel does not hand out to outgoing
+    connections, none of taken."""
+    pick = random.Random()
+    high = max(_PORT_FLOOR + 1000, _ephemeral_low() - 1)
+    for _ in range(200):
+        port = pick.randint(_PORT_FLOOR, high)
+        if port in taken:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.fail(f"no free loopback port in {_PORT_FLOOR}-{high}")
 
 
 def _run(argv: list[str], *, timeout: float, env: dict[str, str] | None = None) -> str:
@@ -187,7 +215,8 @@ def _no_containers_left(deployment: Deployment) -> list[str]:
 def deployment() -> Iterator[Deployment]:
     """The compose topology, up; always brought down again, and checked to leave nothing."""
     project = f"tmtest{os.getpid()}"
-    grpc_port, admin_port = _free_loopback_port(), _free_loopback_port()
+    grpc_port = _free_loopback_port()
+    admin_port = _free_loopback_port(taken=(grpc_port,))
     env = os.environ | {
         "TEXTMEND_PROJECT": project,
         "TEXTMEND_GRPC_PORT": str(grpc_port),

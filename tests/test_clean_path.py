@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
+from documents import TESTS, case_and_real_documents
 from fuzz_target import fe
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -35,26 +35,13 @@ from textmend_server.markup import markup_evidence
 from textmend_server.policy import Action, Category
 from textmend_server.stages import STAGES, TextFacts
 
-TESTS = Path(__file__).parent
-REAL = TESTS / "fixtures" / "real"
 # Blocks and long lines this small cut the generated texts into several parts, so that the
 # stages see blocks of them (the real block is 16,384 code points).
 SMALL = EngineConfig(block=48, long_line=96)
 
 
 def _documents() -> list[pytest.param]:
-    docs = []
-    for path in sorted((TESTS / "cases").glob("*.json")):
-        for case in json.loads(path.read_text(encoding="utf-8")):
-            for key in ("original", "expected"):
-                docs.append(
-                    pytest.param(
-                        case[key].encode("utf-8"), "", id=f"{path.stem}:{case['label']}:{key}"
-                    )
-                )
-    for entry in json.loads((REAL / "manifest.json").read_text(encoding="utf-8")):
-        content = (REAL / "files" / entry["path"]).read_bytes()
-        docs.append(pytest.param(content, entry.get("content_type", ""), id=entry["path"]))
+    docs = case_and_real_documents()
     snippets = json.loads((TESTS / "fixtures" / "legacy" / "snippets.json").read_text("utf-8"))
     for name, snippet in snippets.items():
         content = snippet["text"].encode(snippet["codec"])

@@ -11,10 +11,10 @@ encoding must agree, and so must the whole message. `--fields` writes what it na
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import grpc
 import pytest
+from documents import case_and_real_documents
 from google.protobuf import json_format
 
 from textmend.v1 import textmend_pb2
@@ -22,27 +22,7 @@ from textmend_client import jsonl
 from textmend_server import InputError, Repaired, repair_bytes, repair_text
 from textmend_server.service import error_response, to_response, to_response_full
 
-TESTS = Path(__file__).parent
-REAL = TESTS / "fixtures" / "real"
-
-
-def _documents() -> list[pytest.param]:
-    docs = []
-    for path in sorted((TESTS / "cases").glob("*.json")):
-        for case in json.loads(path.read_text(encoding="utf-8")):
-            for key in ("original", "expected"):
-                docs.append(
-                    pytest.param(
-                        case[key].encode("utf-8"), "", id=f"{path.stem}:{case['label']}:{key}"
-                    )
-                )
-    for entry in json.loads((REAL / "manifest.json").read_text(encoding="utf-8")):
-        content = (REAL / "files" / entry["path"]).read_bytes()
-        docs.append(pytest.param(content, entry.get("content_type", ""), id=entry["path"]))
-    return docs
-
-
-DOCUMENTS = _documents()
+DOCUMENTS = case_and_real_documents()
 
 
 def _repair(content: bytes, content_type: str, include_diff: bool = True) -> Repaired:

@@ -38,7 +38,8 @@ DEFAULT_MAX_CALLS = 64
 # their connections to the same worker.
 DEFAULT_MAX_STREAMS = 32
 # Open health `Watch` and reflection streams per worker: grpcurl opens one reflection stream
-# per command and probes use the unary `Check`, which is never limited; a few tools at once.
+# per command and probes use the unary `Check`, counted against `threads` instead; a few tools
+# at once.
 DEFAULT_MAX_ADMIN_STREAMS = 8
 # Seconds a stream may send nothing while none of its documents is being repaired. The bundled
 # client keeps documents in flight, so its streams are idle only when its input pauses (and it

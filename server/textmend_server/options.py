@@ -157,7 +157,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "--max-admin-streams",
         "most open health Watch and reflection streams per worker; the next gets UNAVAILABLE; "
-        "health Check is never limited",
+        "health Check counts against --threads",
         _positive_int,
         _limit("max_admin_streams"),
     ),

@@ -305,7 +305,7 @@ def warm_up() -> None:
     from textmend_server.cjk.slip.candidates import priors
 
     for lang, codecs in (("zh", ("gbk", "big5")), ("ja", ("shift_jis",)), ("ko", ("euc_kr",))):
-        get_model(lang).words()
+        get_model(lang).warm()
         for name in codecs:
             priors(codec(name), get_model(lang))
     langmodel.warm_up()

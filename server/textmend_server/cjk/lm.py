@@ -195,6 +195,20 @@ _LANG_LIST = {"zh": "large", "ja": "large", "ko": "small"}
 MAIN_CLASSES = {"zh": ("han",), "ja": ("han", "kana"), "ko": ("hangul", "han")}
 
 
+def shared_values(items: Iterable[tuple[str, float]]) -> dict[str, float]:
+    """A table of items in which equal values are one object.
+
+    Why: reading a value from a dict writes its reference count, so a forked worker copies
+    every page of the parent's that holds a value it reads (issue 16: the zh tables' floats
+    were 19 MiB of each worker's copied pages). The word lists' frequencies repeat (wordfreq
+    stores them in centibels): the 353,000 prefix masses of Chinese are 42,000 values, its
+    240,000 character pairs 54,000, so one object per value keeps the pages a worker writes few.
+    The values are the same floats: nothing computed from them changes.
+    """
+    pool: dict[float, float] = {}
+    return {key: pool.setdefault(value, value) for key, value in items}
+
+
 def _simplify_table() -> dict[int, str]:
     """wordfreq's traditional→simplified character mapping (what its own lookups use)."""
     import msgpack
@@ -238,11 +252,11 @@ class CharModel:
             final[w[-1]] += f
         total = sum(uni.values())
         init_total = sum(initial.values())
-        self._uni = {c: v / total for c, v in uni.items()}
-        self._count = dict(uni)
-        self._pair = dict(pair)
-        self._initial = {c: v / init_total for c, v in initial.items()}
-        self._final = dict(final)
+        self._uni = shared_values((c, v / total) for c, v in uni.items())
+        self._count = shared_values(uni.items())
+        self._pair = shared_values(pair.items())
+        self._initial = shared_values((c, v / init_total) for c, v in initial.items())
+        self._final = shared_values(final.items())
         self._floor = min(self._uni.values()) * 0.1
         self._classes = _normalised(_CLASS_TRANSITIONS[lang])
         self._main = main
@@ -368,18 +382,27 @@ class CharModel:
 
     def successors(self, prev: str) -> tuple[str, ...]:
         """The characters the word list has right after prev inside a word, most frequent
-        first (simplified forms for Chinese); built on first use."""
+        first (simplified forms for Chinese); built on first use (`warm`)."""
         succ = self._succ
         if succ is None:
             grouped: dict[str, list[tuple[float, str]]] = defaultdict(list)
+            # One object per character, not one per pair it ends: the search iterates these
+            # tuples, which writes each character's reference count (see `shared_values`).
+            chars: dict[str, str] = {}
             for ab, f in self._pair.items():
                 a, b = ab[0], ab[1:]
-                grouped[a].append((f, b))
+                grouped[a].append((f, chars.setdefault(b, b)))
             succ = self._succ = {
                 a: tuple(b for _, b in sorted(v, reverse=True)[:SUCCESSORS])
                 for a, v in grouped.items()
             }
         return succ.get(self.simplified(prev), ())
+
+    def warm(self) -> None:
+        """Build now what is otherwise built on first use (the successors and the word model),
+        so that a server builds it once, before forking its workers."""
+        self.successors("")
+        self.words()
 
     def words(self) -> WordModel:
         """The word-lattice model over the same word list, built on first use."""
@@ -494,8 +517,8 @@ class WordModel:
         for w, f in words.items():
             for k in range(1, len(w) + 1):
                 mass[w[:k]] += f / total
-        self._word = {w: f / total for w, f in words.items()}
-        self._mass = dict(mass)
+        self._word = shared_values((w, f / total) for w, f in words.items())
+        self._mass = shared_values(mass.items())
         self._floor = cm.floor
         self._pre = cache.Memo(f"lm.prefix.{cm.lang}", entry_bytes=ENTRY_BYTES_PREFIX)
         self._cond = cache.Memo(f"lm.cond.{cm.lang}", entry_bytes=ENTRY_BYTES_COND)

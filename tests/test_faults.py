@@ -346,3 +346,37 @@ def test_stream_limit_ends_the_stream_and_the_client_resumes(limited: ServerProc
         responses = list(client.repair_stream({"id": k, "text": v} for k, v in documents.items()))
     assert sorted(r.id for r in responses) == sorted(documents)
     assert all(r.text == f"café {r.id[1:]}" for r in responses)
+
+
+def test_malloc_is_tuned_before_the_fork_unless_the_environment_says_otherwise() -> None:
+    """The parent fixes glibc's arena count and mmap threshold (`tune_malloc`), which its
+    workers inherit, and leaves a setting alone when its environment variable is set."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json; from textmend_server.main import tune_malloc; "
+        "print(json.dumps(tune_malloc()))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+
+    def applied(**extra: str) -> dict[str, bool]:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(done.stdout)
+
+    assert applied() == {"MALLOC_ARENA_MAX": True, "MALLOC_MMAP_THRESHOLD_": True}
+    assert applied(MALLOC_MMAP_THRESHOLD_="65536") == {
+        "MALLOC_ARENA_MAX": True,
+        "MALLOC_MMAP_THRESHOLD_": False,
+    }
+    assert applied(MALLOC_ARENA_MAX="4") == {
+        "MALLOC_ARENA_MAX": False,
+        "MALLOC_MMAP_THRESHOLD_": True,
+    }

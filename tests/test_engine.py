@@ -253,6 +253,25 @@ def test_repeats_of_clean_documents_are_not_reported(text: str) -> None:
     assert not [f for f in result.findings if f.category is Category.REPEATED_BLOCK]
 
 
+def test_the_repeat_check_keeps_no_copy_of_a_document_of_short_lines() -> None:
+    """`may_repeat` runs on every document; on one of short lines (numbers, a word list) it
+    held each line, 15 times the text in all. Memory counted by tracemalloc, not time."""
+    import tracemalloc
+
+    from textmend_server.repeats import may_repeat
+
+    text = "".join(f"{n}\n" for n in range(200_000))
+    prose = "A paragraph of prose, long enough to be read as one by the stage.\n"
+    tracemalloc.start()
+    try:
+        assert not may_repeat(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < len(text) // 10
+    assert may_repeat(prose + text + prose)  # a repeated paragraph is still seen
+
+
 def test_a_page_stored_twice_is_reported() -> None:
     page = "".join(
         f"Paragraph {n} of the article tells its reader something the others do not.\n"

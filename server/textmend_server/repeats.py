@@ -5,6 +5,7 @@ appended again. Reported, never edited (which copy is the right one is the calle
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from textmend_server.edits import Proposal
 from textmend_server.policy import Category
@@ -13,13 +14,19 @@ from textmend_server.policy import Category
 _LINES = re.compile(r"[^\n]*\n|[^\n]+")
 
 
-def _line_spans(text: str) -> list[tuple[int, int]]:
-    return [m.span() for m in _LINES.finditer(text)]
+def _line_spans(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each line of text, its line feed included, one at a time."""
+    return (m.span() for m in _LINES.finditer(text))
 
 
 # A line shorter than this is not a paragraph: headings, rules, list items and short
 # sentences repeat on purpose. (The shortest repeated paragraph of the sample article is 40.)
 _PARAGRAPH_MIN = 40
+# The fewest visible characters a line of prose has: spaces are a quarter of a paragraph.
+_PROSE_MIN_VISIBLE = _PARAGRAPH_MIN * 3 // 4
+# A line (between line feeds) with at least that many characters: the only lines
+# `may_repeat` looks at.
+_LONG_LINE = re.compile(rf"(?m)^[^\n]{{{_PROSE_MIN_VISIBLE},}}")
 # A repeated run shorter than this is a stock sentence (a licence's "WITHOUT ANY WARRANTY"
 # line, a table row): ingestion damage repeats whole paragraphs. The sample article's shortest
 # repeated run of paragraphs is 202 characters.
@@ -66,7 +73,7 @@ def _is_prose(line: str) -> bool:
             return False
         line = stripped
     visible = [c for c in line if not c.isspace()]
-    if len(visible) < _PARAGRAPH_MIN * 3 // 4:  # (spaces are a quarter of a line of prose)
+    if len(visible) < _PROSE_MIN_VISIBLE:
         return False
     letters = sum(1 for c in visible if c.isalpha())
     symbols = sum(1 for c in visible if c in _CODE_SYMBOLS)
@@ -97,20 +104,29 @@ def may_repeat(text: str) -> bool:
     earlier line already was and that reads as prose (`_is_prose`); rules, table rows and
     headings repeat in clean documents without starting one.
 
+    Only lines long enough to read as prose are looked at, and each is remembered by its hash:
+    this runs on every document, and remembering every line of a document of short lines (a
+    list of numbers, a word list) took 15 times its size. Two lines with the same hash count as
+    a repeat, so the answer can only err towards True, which runs the exact finder.
+
     >>> para = "A paragraph of prose, long enough to be read as one by the stage."
     >>> may_repeat("one\\n----\\n\\n\\none\\n----\\n"), may_repeat(f"{para}\\n\\n {para} \\n")
     (False, True)
     """
-    seen: set[str] = set()
-    judged: set[str] = set()
-    for line in map(str.strip, text.split("\n")):
-        if line in seen:
+    seen: set[int] = set()
+    judged: set[str] = set()  # lines, not hashes: a collision must not skip a prose line
+    for match in _LONG_LINE.finditer(text):
+        line = match.group().strip()
+        if len(line) < _PROSE_MIN_VISIBLE:
+            continue
+        key = hash(line)
+        if key in seen:
             if line not in judged:
                 judged.add(line)
                 if _is_prose(line):
                     return True
-        elif line:
-            seen.add(line)
+        else:
+            seen.add(key)
     return False
 
 

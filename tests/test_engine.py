@@ -339,3 +339,27 @@ def test_detection_time_is_reported_apart_from_decoding() -> None:
     assert legacy.timings["detect"] > 0
     assert legacy.timings["total"] >= legacy.timings["detect"] + legacy.timings["decode"]
     assert repair_bytes(b"plain ASCII").timings["detect"] == 0
+
+
+def test_the_repeat_finder_remembers_a_bounded_number_of_lines() -> None:
+    """`find_repeated_blocks` holds at most `REPEAT_MAX_LINES` distinct lines (about 120 bytes
+    each), whatever the document: one of a million numbered lines and a repeated paragraph
+    took 18 times its size. Repeats of the lines remembered are still found."""
+    import tracemalloc
+
+    from textmend_server import repeats
+
+    page = "".join(
+        f"Paragraph {n} of the article tells its reader something the others do not.\n"
+        for n in range(60)  # past REPEAT_ALWAYS_CHARS: reported whatever the document's length
+    )
+    lines = "".join(f"{n}\n" for n in range(2 * repeats.REPEAT_MAX_LINES))
+    text = page + lines + page
+    tracemalloc.start()
+    try:
+        found = repeats.find_repeated_blocks(text)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(p.start, p.end) for p in found] == [(len(page) + len(lines), len(text) - 1)]
+    assert peak < repeats.REPEAT_MAX_LINES * 160  # about 120 bytes a line; 230 before

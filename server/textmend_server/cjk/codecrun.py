@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from functools import cache as _forever
 from functools import lru_cache
 from itertools import pairwise
@@ -577,15 +578,22 @@ def _cjk_mean(cand: str, lang: str) -> float | None:
     """Mean log-probability of cand's non-ASCII characters under the lang model, or None when
     they are not mostly that language's scripts (ASCII passes through both codecs as is)."""
     want = {"ja": ("han", "kana", "punct"), "ko": ("hangul", "han", "punct")}[lang]
-    wide = [i for i, ch in enumerate(cand) if ch >= "\x80"]
-    if len(wide) < 2:
-        return None
-    cjk = sum(1 for i in wide if char_class(cand[i]) in want)
-    if cjk < 0.9 * len(wide) or cjk - sum(1 for i in wide if char_class(cand[i]) == "punct") < 2:
+    # Counted as they come, not listed: a list of the positions held about 36 bytes per
+    # character of a run that may be a whole line (a megabyte of `Ã` took 157 times its size).
+    wide = cjk = punct = 0
+    for ch in cand:
+        if ch >= "\x80":
+            wide += 1
+            cls = char_class(ch)
+            cjk += cls in want
+            punct += cls == "punct"
+    if wide < 2 or cjk < 0.9 * wide or cjk - punct < 2:
         return None
     model = get_model(lang)
-    total = sum(model.logp(cand[i - 1] if i else "", cand[i]) for i in wide)
-    return total / len(wide)
+    total = sum(
+        model.logp(cand[i - 1] if i else "", ch) for i, ch in enumerate(cand) if ch >= "\x80"
+    )
+    return total / wide
 
 
 def utf8_shaped(run: str) -> bool:
@@ -604,11 +612,11 @@ def utf8_shaped(run: str) -> bool:
         return False
 
 
-def _latin_candidates(run: str, work: Work, budget: int) -> list[tuple[str, str, str, str]]:
-    """(candidate, read_as, written, lang) for each pair the run re-decodes strictly under."""
+def _latin_candidates(run: str, work: Work, budget: int) -> Iterator[tuple[str, str, str, str]]:
+    """(candidate, read_as, written, lang) for each pair the run re-decodes strictly under,
+    one at a time: a run may be a whole line, and a list held a re-decoding of it per pair."""
     if utf8_shaped(run):
-        return []
-    out = []
+        return
     for read_as, written, lang in _LATIN_PAIRS:
         if "\ufffd" in run:
             if read_as == "latin-1":
@@ -617,8 +625,7 @@ def _latin_candidates(run: str, work: Work, budget: int) -> list[tuple[str, str,
         else:
             cand = _redecode(run, read_as, written)
         if cand and cand != run:
-            out.append((cand, read_as, written, lang))
-    return out
+            yield cand, read_as, written, lang
 
 
 def _latin_runs(text: str, work: Work, budget: int) -> list[Proposal]:

@@ -154,6 +154,63 @@ def test_findings_of_one_category_are_capped_with_their_count() -> None:
     assert result.text == content.decode()
 
 
+def test_a_stage_keeps_the_first_findings_of_each_category_and_counts_the_rest() -> None:
+    """`StageFindings` holds at most cap findings of a category, whatever order they come in,
+    and `capped` over what it kept gives what it gives over every finding."""
+    from textmend_server.capping import StageFindings, capped
+    from textmend_server.edits import Proposal
+
+    rng = random.Random(7)
+    bidi = Proposal(0, 1, "", Category.BIDI_CONTROL, "bidi", 0.9, flag_only=True)
+    stray = Proposal(0, 1, "", Category.CONTROL_CHAR, "control", 0.9)
+    everything = [(i, i + 1, rng.choice((bidi, stray))) for i in range(5_000)]
+    rng.shuffle(everything)
+    kept = StageFindings(cap=50)
+    for start, end, p in everything:
+        kept.add(start, end, p)
+    assert len(kept.items()) == 100
+    whole = capped(sorted(everything, key=lambda f: (f[0], f[1])), 50)
+    assert capped(sorted(kept.items(), key=lambda f: (f[0], f[1])), 50, kept.beyond) == whole
+
+
+def test_a_document_of_findings_costs_memory_by_the_cap_not_by_the_findings() -> None:
+    """100,000 bidi controls: every one a finding, 1,000 listed. Kept until the end of the
+    repair and capped then, they took 124 times the document (tracemalloc's peak); counted as
+    they are made, a stage holds at most the cap of them and a block's worth of proposals."""
+    import tracemalloc
+
+    content = ("\u202e" * 100_000).encode()
+    engine.warm_up()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        result = repair_bytes(content)
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    assert len(result.findings) == engine.MAX_FINDINGS_PER_CATEGORY
+    assert "and 99,000 more like it" in result.findings[-1].reason
+    assert peak < 60 * len(content)
+
+
+def test_a_long_run_of_latin_letters_costs_memory_by_its_length_not_more() -> None:
+    """A line of one Latin-1 letter is a run the wrong-codec search re-decodes: the regular
+    expressions that find it kept backtracking state per character and the search listed every
+    position, 157 times the document in all (tracemalloc's peak); now a few times."""
+    import tracemalloc
+
+    content = ("\u00c3" * 100_000).encode()
+    engine.warm_up()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        repair_bytes(content)
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * len(content)
+
+
 def test_findings_under_the_cap_are_listed_whole() -> None:
     result = repair_bytes(("a\u202eb " * 10).encode())
     assert len(result.findings) == 10

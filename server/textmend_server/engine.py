@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import partial
 
+from textmend_server.capping import StageFindings, capped, merged_beyond
 from textmend_server.cjk.budget import DEFAULT_BUDGET, SearchBudget
 from textmend_server.decoding import DecodedText, EncodingSource, decode
 from textmend_server.diffing import unified_diff
@@ -136,26 +137,22 @@ def _find(
     whole: bool,
     config: EngineConfig,
     windows: list[tuple[int, int]] | None = None,
-) -> list[Proposal]:
+) -> Iterator[Proposal]:
     """Run finder over text (or only over the windows given), block by block unless it must
-    see the whole text."""
+    see the whole text; proposals come a block at a time, so that a stage never holds more
+    than a block's (`StageFindings` keeps what it reports)."""
     if windows is not None:
-        found: list[Proposal] = []
         for start, end in windows:
-            found += [
-                replace(p, start=p.start + start, end=p.end + start)
-                for p in _find(finder, text[start:end], whole, config)
-            ]
-        return found
+            for p in _find(finder, text[start:end], whole, config):
+                yield replace(p, start=p.start + start, end=p.end + start)
+        return
     if whole or len(text) <= config.block:
-        return finder(text)
-    found = []
+        yield from finder(text)
+        return
     for start, end in blocks(text, config):
         check_cancelled()
-        found += [
-            replace(p, start=p.start + start, end=p.end + start) for p in finder(text[start:end])
-        ]
-    return found
+        for p in finder(text[start:end]):
+            yield replace(p, start=p.start + start, end=p.end + start)
 
 
 def dirty_windows(
@@ -427,7 +424,7 @@ def repair_text(
     # A repair can expose damage a stage before it has already looked for (`Ã\x07©` is
     # mojibake only once the control character is gone), so passes repeat until one changes
     # nothing: repairing the result again then finds nothing to do.
-    by_stage: dict[str, list[tuple[int, int, Proposal]]] = {}
+    by_stage: dict[str, StageFindings] = {}
     windows: list[tuple[int, int]] | None = None  # None: the whole text
     markup: MarkupEvidence | _LazyEvidence | None = None
     check = CANCEL_CHECK.set(cancelled)
@@ -456,13 +453,14 @@ def repair_text(
                 windows = dirty_windows(log.text, spans, config.local_reach)
     finally:
         CANCEL_CHECK.reset(check)
-    found = seeds + [item for items in by_stage.values() for item in items]
+    found = seeds + [item for kept in by_stage.values() for item in kept.items()]
     found.sort(key=lambda f: (f[0], f[1]))
     repaired_at = time.perf_counter()
     edits = log.edits()
+    beyond = merged_beyond(list(by_stage.values()))
     findings = [
         _finding(log, start, end, p)
-        for start, end, p in capped(found, config.max_findings_per_category)
+        for start, end, p in capped(found, config.max_findings_per_category, beyond)
     ]
     diff = unified_diff(text, log.text, edits, label) if include_diff else ""
     done = time.perf_counter()
@@ -554,7 +552,7 @@ def _one_pass(
     policy: RepairPolicy,
     inserted: set[int],
     run: _Pass,
-    by_stage: dict[str, list[tuple[int, int, Proposal]]],
+    by_stage: dict[str, StageFindings],
 ) -> list[tuple[int, int]]:
     """Run every stage once over the log's text (the local stages only over the pass's
     windows, when given); apply fixes, update by_stage's findings (original coordinates);
@@ -572,10 +570,15 @@ def _one_pass(
             and stage.reach is Reach.LOCAL
             and not (stage.markup and run.rejudged)
         )
-        found: list[tuple[int, int, Proposal]] = []
-        if narrow and looked is not None:
+        found = StageFindings(run.config.max_findings_per_category)
+        earlier = by_stage.get(name)
+        if earlier is not None and earlier.beyond:
+            narrow = False  # what it only counted cannot be told inside from outside: look again
+        if narrow and looked is not None and earlier is not None:
             # What this stage found outside the windows stands; inside, it looks again.
-            found = [f for f in by_stage.get(name, []) if not _inside(f[0], f[1], looked)]
+            for f in earlier.items():
+                if not _inside(f[0], f[1], looked):
+                    found.add(*f)
         by_stage[name] = found
         if not any(policy.wants(c) for c in stage.categories) or not stage.gate(facts):
             continue
@@ -597,7 +600,7 @@ def _one_pass(
             if action is Action.FIX and not proposal.flag_only:
                 to_apply.append(proposal)
             else:
-                found.append((*log.to_original(proposal.start, proposal.end), proposal))
+                found.add(*log.to_original(proposal.start, proposal.end), proposal)
         changed += [
             log.to_original(p.start, p.end)
             for p in to_apply
@@ -626,49 +629,6 @@ def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
             out[-1] = (out[-1][0], max(b, out[-1][1]))
         else:
             out.append((a, b))
-    return out
-
-
-MORE_LIKE_IT = (
-    "; and {more:,} more like it up to code point {end:,}, not listed (at most {cap:,} findings "
-    "of one category per document)"
-)
-
-
-def capped(
-    found: list[tuple[int, int, Proposal]], cap: int = DEFAULT_CONFIG.max_findings_per_category
-) -> list[tuple[int, int, Proposal]]:
-    """found (sorted by position) with at most cap findings of each category: the cap-th of
-    a category says how many more there were, and how far they reach.
-
-    >>> p = Proposal(0, 1, "", Category.BIDI_CONTROL, "bidi", 0.9, flag_only=True)
-    >>> out = capped([(i, i + 1, p) for i in range(5)], cap=2)
-    >>> [(s, e) for s, e, _ in out]
-    [(0, 1), (1, 2)]
-    >>> out[-1][2].reason.split(",")[0]
-    'bidi; and 3 more like it up to code point 5'
-
-    """
-    counts: dict[Category, int] = {}
-    for _, _, p in found:
-        counts[p.category] = counts.get(p.category, 0) + 1
-    if all(n <= cap for n in counts.values()):
-        return found
-    last_end: dict[Category, int] = {}
-    for _, end, p in found:
-        last_end[p.category] = max(end, last_end.get(p.category, 0))
-    out: list[tuple[int, int, Proposal]] = []
-    seen: dict[Category, int] = {}
-    for start, end, p in found:
-        k = seen[p.category] = seen.get(p.category, 0) + 1
-        if k > cap:
-            continue
-        if k == cap and counts[p.category] > cap:
-            more = MORE_LIKE_IT.format(
-                more=counts[p.category] - cap, end=last_end[p.category], cap=cap
-            )
-            p = replace(p, reason=p.reason + more)
-        out.append((start, end, p))
     return out
 
 

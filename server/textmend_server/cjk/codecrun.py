@@ -68,11 +68,14 @@ _CP1252_EXTRA = (
     "\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013-\u203a\u20ac\u2122"
 )
 _HIGH = f"\u0080-\u00ff{_CP1252_EXTRA}\ufffd"
-_LATIN_RUN_RE = re.compile(rf"[{_HIGH}](?:[\x21-\x7e]?[{_HIGH}]){{2,}}")
+# The repetitions are possessive (`?+`, `{2,}+`): ASCII and high characters are disjoint, so
+# giving a character back never helps a match, and without it the regex engine keeps no
+# backtracking state per repetition (128 bytes a character: 38 MiB for a run of 300,000 `Ã`).
+_LATIN_RUN_RE = re.compile(rf"[{_HIGH}](?:[\x21-\x7e]?+[{_HIGH}]){{2,}}+")
 # A region of such runs with short stretches of ASCII between them (spaces, digits): a
 # document in a CJK codec read as Latin-1 keeps its ASCII as it was. At least three high
 # characters: fewer are typography (quotes, a dash), never a run worth re-decoding.
-_LATIN_REGION_RE = re.compile(rf"[{_HIGH}](?:[\x20-\x7e]{{0,12}}[{_HIGH}]){{2,}}")
+_LATIN_REGION_RE = re.compile(rf"[{_HIGH}](?:[\x20-\x7e]{{0,12}}+[{_HIGH}]){{2,}}+")
 
 # (read as, written in, language of the result)
 _HAN_PAIRS = (("gbk", "utf-8", "zh"), ("big5", "gbk", "zh"), ("gbk", "big5", "zh"))

@@ -4,6 +4,7 @@
     .venv/bin/python bench/adversarial.py --max-mb 1 --repeats 2   # quicker
     .venv/bin/python bench/adversarial.py --huge          # also 64 MB of each kind (slow)
     .venv/bin/python bench/adversarial.py --kinds han_qmark,bidi --sizes 100,10000
+    .venv/bin/python bench/adversarial.py --memory --sizes 1000000   # peak memory per byte
 
 Every input is generated from a seed, so a run is reproducible: random Unicode mixes (CJK,
 astral characters, `?`), Han and `?` interleaved, long runs of one character, high Latin-1 and
@@ -249,8 +250,50 @@ def measure(content: bytes, repeats: int) -> tuple[float, int, int, int]:
     return best, units, edits, findings
 
 
+# With --memory, the memos are held to this many MiB, so that the peak is the repair's own
+# memory rather than the memos' (a worker holds those to --cache-mb whatever the input).
+MEMORY_CACHE_MB = 4
+
+
+def peak_memory(content: bytes) -> float:
+    """tracemalloc's peak above its start during one repair of content, per input byte (the
+    memos emptied first). Slower than the timed runs: tracemalloc traces every allocation."""
+    import tracemalloc
+
+    cache.clear()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        repair_bytes(content)
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    return peak / max(len(content), 1)
+
+
+def _memory_report(kinds: list[str], sizes: list[int], seed: int) -> int:
+    """Print the peak memory per input byte of each kind and size, and each kind's worst."""
+    cache.configure(MEMORY_CACHE_MB)
+    worst: dict[str, tuple[float, int]] = {}
+    print(f"{'kind':18s} {'bytes':>10s} {'peak × input':>12s}")
+    for kind, _size, content in corpus(kinds, sizes, seed):
+        ratio = peak_memory(content)
+        print(f"{kind:18s} {len(content):10d} {ratio:11.1f}×", flush=True)
+        if kind not in worst or ratio > worst[kind][0]:
+            worst[kind] = (ratio, len(content))
+    print(f"\n{'kind':18s} {'worst × input':>13s} {'at bytes':>10s}")
+    for kind, (ratio, size) in sorted(worst.items(), key=lambda kv: -kv[1][0]):
+        print(f"{kind:18s} {ratio:12.1f}× {size:10d}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="report tracemalloc's peak per input byte instead of CPU time (one repair each)",
+    )
     parser.add_argument("--kinds", default=",".join(KINDS), help="comma-separated kinds")
     parser.add_argument("--sizes", default="", help="comma-separated sizes in bytes")
     parser.add_argument("--max-mb", type=float, default=4.0, help="largest size (MB)")
@@ -273,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.huge:
         sizes.append(HUGE)
     warm_up()
+    if args.memory:
+        return _memory_report(kinds, sizes, args.seed)
     worst: dict[str, tuple[float, int]] = {}
     print(
         f"{'kind':18s} {'bytes':>10s} {'µs/byte':>9s} {'units/byte':>10s} {'edits':>7s} "

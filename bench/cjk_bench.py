@@ -151,12 +151,38 @@ def _length_summary(lengths: list[int]) -> str:
     return f"B span length median {mid}, p90 {p90}, max {top} chars"
 
 
-def score_document(corrupted: str, expected: str, repaired: str) -> tuple[Counter, Counter, int]:
-    """Spans per class, spans restored per class, and false edits (repair diffs that touch no
-    corrupted span)."""
+def locate(diffs: list[tuple[int, int, int, int]], j1: int, j2: int) -> tuple[int, int]:
+    """Where [j1, j2) of the expected text stands in another text, diffs being
+    `diff_spans(other, expected)`: widened to every difference that touches it.
+
+    >>> locate(diff_spans("ab??cd", "abXYcd"), 2, 4)
+    (2, 4)
+    >>> locate(diff_spans("a?bcd", "aXYbcd"), 4, 5)  # `c`, after a two-for-one difference
+    (3, 4)
+    """
+    before = 0
+    touching = []
+    for d in diffs:
+        if d[3] < j1:
+            before += (d[1] - d[0]) - (d[3] - d[2])
+        elif d[2] <= j2:
+            touching.append(d)
+    if not touching:
+        return j1 + before, j2 + before
+    after = before + sum((d[1] - d[0]) - (d[3] - d[2]) for d in touching)
+    return min(j1 + before, touching[0][0]), max(j2 + after, touching[-1][1])
+
+
+def score_document(
+    corrupted: str, expected: str, repaired: str
+) -> tuple[Counter, Counter, int, Counter]:
+    """Spans per class, spans restored per class, false edits (repair diffs that touch no
+    corrupted span), and spans rewritten wrongly per class (not restored, and not left as they
+    were either: an edit that put in something other than the original)."""
     spans = classify(corrupted, expected)
     bad = diff_spans(repaired, expected)
-    total, restored = Counter(), Counter()
+    damage = diff_spans(corrupted, expected)
+    total, restored, wrong = Counter(), Counter(), Counter()
     used = set()
     for j1, j2, cls in spans:
         total[cls] += 1
@@ -164,8 +190,13 @@ def score_document(corrupted: str, expected: str, repaired: str) -> tuple[Counte
         used.update(hit)
         if not hit:
             restored[cls] += 1
+            continue
+        c1, c2 = locate(damage, j1, j2)
+        r1, r2 = locate(bad, j1, j2)
+        if repaired[r1:r2] != corrupted[c1:c2]:
+            wrong[cls] += 1
     false_edits = len(bad) - len(used)
-    return total, restored, false_edits
+    return total, restored, false_edits, wrong
 
 
 def _encodable(text: str, codec: str) -> bool:
@@ -228,7 +259,7 @@ def bench_slips(args, simp: list[str], trad: list[str], ja: list[str]) -> None:
     ]
     for label, paras, codec, opts in setups:
         paras = [p for p in paras if _encodable(p, codec)]
-        total, restored = Counter(), Counter()
+        total, restored, wrong = Counter(), Counter(), Counter()
         exact = docs = false_edits = 0
         lengths: list[int] = []
         t0 = time.perf_counter()
@@ -236,7 +267,7 @@ def bench_slips(args, simp: list[str], trad: list[str], ja: list[str]) -> None:
         for c in corrupted_documents(paras, n, rng, args.seed, codec, **opts):
             out = repair(c.text)
             lengths += span_lengths(c.text, c.expected)
-            t, r, f = score_document(c.text, c.expected, out)
+            t, r, f, w = score_document(c.text, c.expected, out)
             if f and args.show_false:
                 for i1, i2, j1, j2 in diff_spans(out, c.expected):
                     k = c.text.find(out[max(0, i1 - 8) : i1])
@@ -245,6 +276,7 @@ def bench_slips(args, simp: list[str], trad: list[str], ja: list[str]) -> None:
                     print(f"    exp {c.expected[max(0, j1 - 8) : j2 + 8]!r}")
             total += t
             restored += r
+            wrong += w
             false_edits += f
             docs += 1
             exact += out == c.expected
@@ -258,6 +290,12 @@ def bench_slips(args, simp: list[str], trad: list[str], ja: list[str]) -> None:
             f"false edits {false_edits}; {secs:.1f} s"
         )
         print(f"{'':20s} {_length_summary(lengths)}")
+        if total["B"]:
+            print(
+                f"{'':20s} B spans rewritten wrongly {wrong['B']} "
+                f"({100 * wrong['B'] / total['B']:.1f} per 100), left as they were "
+                f"{total['B'] - restored['B'] - wrong['B']}"
+            )
 
 
 def wrong_codec_cases(

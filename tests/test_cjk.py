@@ -7,6 +7,7 @@ byte level independently of the repair code.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -345,14 +346,38 @@ def test_genuine_latin1_and_rare_han_get_no_codec_proposal(text):
 
 
 def test_slip_after_a_folded_fullwidth_digit_with_annotation():
-    """`１５` holds B1 A3, the bytes of 保: the annotation lands inside the number."""
+    """`１５` holds B1 A3, the bytes of 保: the annotation lands inside the number. The search
+    finds the original exactly; a 27-character reading with close rivals is rated below
+    `MIN_EDIT_CONFIDENCE`, so it is reported with that reading as its suggestion."""
+    from textmend_server.cjk.slip.stage import MIN_EDIT_CONFIDENCE
+
     c = corrupt_document(
         ["在淮河流域１５６２家污染企业中，已有１１３９家完成治理任务。"],
         pinyin_chars=["保"],
         trigger_p=0.0,
     )
     assert c.text.startswith("在淮河流域1?bǎo)")
-    assert _repair(c.text) == c.expected
+    (slip,) = find_phase_slips(c.text)
+    assert apply_proposals(c.text, [replace(slip, flag_only=False)]) == c.expected
+    assert slip.confidence < MIN_EDIT_CONFIDENCE
+    assert slip.flag_only and "not edited" in slip.reason
+    assert "担叮布椅廴" in _repair(c.text)
+
+
+def test_a_reading_rated_unlikely_to_be_exact_is_reported_not_applied():
+    """Whatever else a slip's reading has for it, one rated below `MIN_EDIT_CONFIDENCE` is a
+    finding; readings rated above it, with the margin to edit, are still applied."""
+    from textmend_server.cjk.slip.stage import MIN_EDIT_CONFIDENCE
+
+    rated: list[tuple[float, bool]] = []
+    # One long paragraph cut at random places: runs long enough to be rated low.
+    for prose in ("".join(SIMPLIFIED), "".join(TRADITIONAL)):
+        for seed in range(20):
+            c = corrupt_document([prose], seed=seed, trigger_p=0.0, random_rate=0.01)
+            rated += [(p.confidence, p.flag_only) for p in find_phase_slips(c.text)]
+    low = [flag for conf, flag in rated if conf < MIN_EDIT_CONFIDENCE]
+    assert low and all(low)
+    assert any(not flag for conf, flag in rated if conf >= MIN_EDIT_CONFIDENCE)
 
 
 def test_word_lattice_prefers_whole_words():

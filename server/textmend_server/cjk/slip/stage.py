@@ -65,6 +65,16 @@ _CONF_FLOOR = 0.01
 _CONF_CEILING = 0.99
 
 
+# A re-phased reading rated less likely than this to be exactly right is reported with the
+# reading as its suggestion, not applied: the evidence is weak. Repairs rated below 0.2 were
+# right 10% of the time on seeds 17 and 19 (above) and 5% on seed 90210 (docs/internals.md).
+# Chosen on seeds 7 and 11 (`bench/cjk_bench.py`'s simplified GBK setup, 20 documents each,
+# 201 slip spans): with no floor 103 spans come back exactly and 77 differ from both the
+# original and the damaged text; at 0.2, 103 and 64; at 0.3, 98 and 58 (with the stage off,
+# 4 and 16: other stages' edits inside damaged spans).
+MIN_EDIT_CONFIDENCE = 0.2
+
+
 def confidence(margin: float, gap: float, length: int) -> float:
     """How likely a re-phased reading of length characters is to be exactly right, from its
     margin over the text as it stands and its gap over the next-best reading (both in nats).
@@ -216,8 +226,9 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
             continue
         length = best.end - best.start
         invented = len(best.replacement) - length > max_growth(length)
-        flag = best.margin < EDIT_MARGIN or best.guessed or best.exhausted or invented
         conf = confidence(best.margin, best.gap, len(best.replacement))
+        unsure = conf < MIN_EDIT_CONFIDENCE
+        flag = best.margin < EDIT_MARGIN or best.guessed or best.exhausted or invented or unsure
         reason = (
             f"{_CODEC_NAMES[best.codec]} bytes read one byte out of phase; re-phased text "
             f"scores {best.margin:.1f} nats better under the {_LANG_NAMES[lang]} character "
@@ -227,6 +238,11 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
             reason += " (search cut short: not edited)"
         elif invented:
             reason += " (restores more characters than dropped pairs can lose: not edited)"
+        elif unsure:
+            reason += (
+                f" (rated {conf:.2f} likely to be exactly right, below {MIN_EDIT_CONFIDENCE}: "
+                "not edited)"
+            )
         elif flag:
             reason += " (too little evidence to edit)"
         # The run starts at the trigger, right of every splice: it maps back by one shift.

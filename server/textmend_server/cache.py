@@ -30,10 +30,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-# Default budget for all memos of one process, MiB: the memos of issue 16's mixed load held
-# about 600 MiB uncapped (four of them 169k-273k entries); 256 MiB keeps a worker within the
-# README's 440-540 MiB (340 MiB of models and tables plus the memos) while the working set of
-# one heavy CJK document (the sample article: 14 MB of memo entries) fits many times over.
+# Default budget for all memos of one process that never calls `configure` (the engine used
+# as a library, the benches), MiB: the memos of issue 16's mixed load held about 600 MiB
+# uncapped (four of them 169k-273k entries); 256 MiB caps that while the working set of one
+# heavy CJK document (the sample article: 14 MB of memo entries) fits many times over. The
+# server configures its own budget per worker (`--cache-mb`, `config.DEFAULT_CACHE_MB`).
 DEFAULT_MB = 256
 # Of a memo over budget, this share of its oldest entries goes at once: eviction runs once per
 # many insertions, not on each.

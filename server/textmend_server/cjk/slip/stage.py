@@ -235,7 +235,8 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
         invented = len(best.replacement) - length > max_growth(length)
         conf = confidence(best.margin, best.gap, len(best.replacement), best.lost)
         unsure = conf < MIN_EDIT_CONFIDENCE
-        flag = best.margin < EDIT_MARGIN or best.guessed or best.exhausted or invented or unsure
+        weak = best.margin < EDIT_MARGIN or best.guessed or best.exhausted or invented
+        flag = weak or unsure
         reason = (
             f"{_CODEC_NAMES[best.codec]} bytes read one byte out of phase; re-phased text "
             f"scores {best.margin:.1f} nats better under the {_LANG_NAMES[lang]} character "
@@ -264,8 +265,13 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
         )
         out.append(proposal)
         covered = proposal.end
-        if flag:
+        if weak:
             wasted += work.spent - spent_before
+        elif flag:
+            # Damage found, its reading too unsure to apply: a search that found a run, not one
+            # wasted on text that reads well as it stands. Counted as wasted, the readings of a
+            # page dense with slips ran a block out of budget and turned its repairs into flags.
+            budget = min(ceiling, budget + limits.earned_per_repair)
         else:
             applied.append(proposal)
             budget = min(ceiling, budget + limits.earned_per_repair)

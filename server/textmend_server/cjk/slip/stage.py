@@ -267,7 +267,7 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
         covered = proposal.end
         if weak:
             wasted += work.spent - spent_before
-        elif flag:
+        elif unsure:
             # Damage found, its reading too unsure to apply: a search that found a run, not one
             # wasted on text that reads well as it stands. Counted as wasted, the readings of a
             # page dense with slips ran a block out of budget and turned its repairs into flags.

@@ -118,6 +118,93 @@ def test_stream_resends_what_a_killed_worker_had_not_answered(
     assert any(entry.endswith("True") for entry in resumed), resumed
 
 
+def test_a_stream_that_waited_long_is_reopened_when_its_worker_dies(
+    two_workers: ServerProcess,
+) -> None:
+    """A stream a worker took but has not answered for longer than `stream_retry_seconds`
+    (its document is long) is reopened when that worker dies: the wait was the worker's work,
+    not a failure to reopen, and the document is answered once."""
+    content, fixed = heavy("long-wait", 600 * KIB)
+    retry_seconds = 0.5
+    with TextMendClient(
+        two_workers.target, timeout=120, channels=1, window=1, stream_retry_seconds=retry_seconds
+    ) as client:
+        with ThreadPoolExecutor(1) as pool:
+            requests = [{"id": "long-wait", "content": content, "omit_diff": True}]
+            started = time.monotonic()
+            call = pool.submit(lambda: list(client.repair_stream(requests)))
+            victim = busiest_worker(two_workers)
+            time.sleep(max(0.0, started + 2 * retry_seconds - time.monotonic()))
+            assert not call.done(), "the document was repaired before the worker could die"
+            os.kill(victim, signal.SIGKILL)
+            responses = call.result()
+    assert [(r.id, r.text == fixed, r.HasField("error")) for r in responses] == [
+        ("long-wait", True, False)
+    ]
+
+
+class _Dropping:
+    """A stand-in server for `RepairStream` that takes every stream (sends headers, or with
+    take=False refuses it before them) and then ends it UNAVAILABLE without answering."""
+
+    def __init__(self, take: bool) -> None:
+        self.take = take
+        self.sent: Counter[str] = Counter()
+        self.server = grpc.server(ThreadPoolExecutor(4))
+        handler = grpc.stream_stream_rpc_method_handler(
+            self._stream,
+            request_deserializer=textmend_pb2.RepairRequest.FromString,
+            response_serializer=textmend_pb2.RepairResponse.SerializeToString,
+        )
+        service = grpc.method_handlers_generic_handler(
+            "textmend.v1.TextMend", {"RepairStream": handler}
+        )
+        self.server.add_generic_rpc_handlers([service])
+        self.port = self.server.add_insecure_port("127.0.0.1:0")
+
+    def _stream(
+        self, requests: Iterator[textmend_pb2.RepairRequest], context: grpc.ServicerContext
+    ) -> Iterator[textmend_pb2.RepairResponse]:
+        if self.take:
+            context.send_initial_metadata((("textmend-version", "test"),))
+            for request in requests:
+                self.sent[request.id] += 1
+                break
+        context.abort(grpc.StatusCode.UNAVAILABLE, "dropped")
+        yield from ()
+
+
+@pytest.fixture
+def dropping(request: pytest.FixtureRequest) -> Iterator[_Dropping]:
+    stand_in = _Dropping(take=request.param)
+    stand_in.server.start()
+    yield stand_in
+    stand_in.server.stop(None)
+
+
+@pytest.mark.parametrize("dropping", [True], indirect=True)
+def test_a_document_whose_streams_all_break_ends_the_call(dropping: _Dropping) -> None:
+    """A document sent on `STREAM_MAX_ATTEMPTS` streams that each broke before answering it
+    (a document that takes its worker down) ends the call instead of being resent until the
+    deadline, although every one of those streams was taken."""
+    with TextMendClient(
+        f"127.0.0.1:{dropping.port}", channels=1, stream_timeout=60, stream_retry_seconds=60
+    ) as client:
+        with pytest.raises(Unavailable):
+            list(client.repair_stream([{"id": "poison", "content": b"text"}]))
+    assert dropping.sent == {"poison": client_module.STREAM_MAX_ATTEMPTS}
+
+
+@pytest.mark.parametrize("dropping", [False], indirect=True)
+def test_a_stream_no_worker_takes_gives_up_after_the_retry_window(dropping: _Dropping) -> None:
+    with TextMendClient(
+        f"127.0.0.1:{dropping.port}", channels=1, stream_timeout=60, stream_retry_seconds=0.5
+    ) as client:
+        with pytest.raises(Unavailable):
+            list(client.repair_stream([{"id": "refused", "content": b"text"}]))
+    assert not dropping.sent
+
+
 def test_many_calls_lose_nothing_when_a_worker_is_killed(two_workers: ServerProcess) -> None:
     unary = {f"u{i}": heavy(f"u{i}", 20 * KIB) for i in range(48)}
     streamed = {f"s{i}": heavy(f"s{i}", 20 * KIB) for i in range(96)}

@@ -73,6 +73,7 @@ from textmend_client.retry import (
 )
 from textmend_client.retry import is_idle_close as is_idle_close
 from textmend_client.streams import DEFAULT_WINDOW, BackgroundLoop, fan_out
+from textmend_client.streams import STREAM_MAX_ATTEMPTS as STREAM_MAX_ATTEMPTS
 from textmend_client.streams import STREAM_RETRY_SECONDS as STREAM_RETRY_SECONDS
 
 # The names imported as themselves (`MIB as MIB`) are not used here: this module offered them
@@ -102,7 +103,8 @@ class TextMendClient:
     call in seconds; `max_message_mb` should match the server's `--max-message-mb`.
     `channels` is how many connections to open (lazily, on first use), at least twice the
     server's worker count to keep every worker busy; `window` is how many documents each
-    stream of `repair_stream` keeps in flight. Safe to share between threads.
+    stream of `repair_stream` keeps in flight, and `stream_retry_seconds` how long it keeps
+    reopening a broken stream that no worker takes. Safe to share between threads.
 
     TLS is on when `tls` is True or any of `tls_ca`, `tls_cert` is given: `tls_ca` is the CA
     that signed the server's certificate (PEM bytes or a file path; None trusts the system's
@@ -118,6 +120,7 @@ class TextMendClient:
         timeout: float = DEFAULT_TIMEOUT,
         max_message_mb: int = DEFAULT_MAX_MESSAGE_MB,
         stream_timeout: float = DEFAULT_STREAM_TIMEOUT,
+        stream_retry_seconds: float = STREAM_RETRY_SECONDS,
         channels: int = DEFAULT_CHANNELS,
         window: int = DEFAULT_WINDOW,
         tls: bool | None = None,
@@ -126,7 +129,7 @@ class TextMendClient:
         tls_key: bytes | str | os.PathLike[str] | None = None,
         token: str | None = None,
     ) -> None:
-        if timeout <= 0 or stream_timeout <= 0:
+        if timeout <= 0 or stream_timeout <= 0 or stream_retry_seconds <= 0:
             raise ValueError("timeouts must be positive numbers of seconds")
         if channels < 1 or window < 1:
             raise ValueError("channels and window must be at least 1")
@@ -135,6 +138,7 @@ class TextMendClient:
         self.target = target
         self.timeout = timeout
         self.stream_timeout = stream_timeout
+        self.stream_retry_seconds = stream_retry_seconds
         self.window = window
         if tls is None:
             tls = tls_ca is not None or tls_cert is not None
@@ -279,7 +283,9 @@ class TextMendClient:
 
         A stream that breaks (UNAVAILABLE: its worker died or is shutting down) or reaches the
         server's `--max-stream-documents` is opened again and the documents it had not answered
-        are sent again, so every document still gets exactly one response (see `fan_out`).
+        are sent again, so every document still gets exactly one response (see `fan_out`). It
+        gives up when no worker takes a reopened stream for `stream_retry_seconds`, or when a
+        document has been sent on `STREAM_MAX_ATTEMPTS` streams that each broke first.
         """
         deadline = time.monotonic() + (timeout or self.stream_timeout)
         background, stubs = self._streams()
@@ -297,6 +303,7 @@ class TextMendClient:
                 as_request,
                 window=self.window,
                 resumable=is_resumable,
+                retry_seconds=self.stream_retry_seconds,
             )
         except grpc.RpcError as err:
             raise error_from_rpc(err, self.target) from err

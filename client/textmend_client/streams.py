@@ -23,9 +23,15 @@ from textmend_client.retry import RETRY_PAUSE_MAX, STREAM_RETRY_PAUSE, doubling_
 #: the network round trip, few enough that a slow worker does not hoard documents.
 DEFAULT_WINDOW = 4
 
-#: How long `repair_stream` keeps reopening a broken stream without getting any response, in
+#: How long `repair_stream` keeps reopening a broken stream while no worker takes it, in
 #: seconds, before it gives up: long enough for a worker to be restarted.
 STREAM_RETRY_SECONDS = 30.0
+
+#: How many streams one document may be sent on, the first included, when each breaks before
+#: answering it: a document that takes its worker down every time (or workers killed that
+#: often) ends the call instead of being resent until the deadline. 5 is the most attempts
+#: gRPC's own retry policy allows a call.
+STREAM_MAX_ATTEMPTS = 5
 
 _Request = TypeVar("_Request")
 _Response = TypeVar("_Response")
@@ -62,6 +68,17 @@ class BackgroundLoop:
             self.loop.close()
 
 
+class _Progress:
+    """What one stream call got before it ended: headers from a worker that took it, and how
+    many responses."""
+
+    __slots__ = ("answered", "taken")
+
+    def __init__(self) -> None:
+        self.taken = False
+        self.answered = 0
+
+
 def fan_out(
     background: BackgroundLoop,
     openers: Sequence[Callable[[], Any]],
@@ -71,6 +88,7 @@ def fan_out(
     window: int = DEFAULT_WINDOW,
     resumable: Callable[[BaseException], bool] | None = None,
     retry_seconds: float = STREAM_RETRY_SECONDS,
+    max_attempts: int = STREAM_MAX_ATTEMPTS,
     key: Callable[[Any], Any] = operator.attrgetter("id"),
 ) -> Iterator[_Response]:
     """Send items over several bidirectional streams at once; yield every response.
@@ -85,8 +103,11 @@ def fan_out(
     A stream that fails with an error `resumable` accepts is opened again (with the same
     opener, after a short backoff), and the requests it had sent without getting their
     responses are sent again first, matched by `key` (`id` by default), so every request
-    still gets exactly one response. It gives up when a stream has had no response for
-    `retry_seconds`. Stopping iteration early, or any other failure, cancels every stream;
+    still gets exactly one response. It gives up, raising the stream's last error, when for
+    `retry_seconds` no call it opened was taken by a worker (response headers) or answered
+    anything, or when a document has been sent on `max_attempts` streams that each broke
+    before answering it. How long a taken stream waits for its answers only the caller's
+    deadline bounds. Stopping iteration early, or any other failure, cancels every stream;
     a stream's `grpc.RpcError` is raised here.
     """
     if window < 1:
@@ -104,8 +125,10 @@ def fan_out(
         except StopIteration:
             return None
 
+    attempts: collections.Counter[Any] = collections.Counter()
+
     async def one_call(
-        call: Any, outstanding: dict[Any, collections.deque[Any]], answered: list[int]
+        call: Any, outstanding: dict[Any, collections.deque[Any]], progress: _Progress
     ) -> None:
         """Run one stream to its end; requests awaiting a response stay in outstanding."""
         free = asyncio.Semaphore(window)
@@ -133,6 +156,11 @@ def fan_out(
         sender = asyncio.ensure_future(send())
         sender.add_done_callback(stop_if_failed)
         try:
+            # Headers on a call still running: a worker took the stream (a textmend server
+            # sends them when it admits one; another server may send them with its first
+            # response). A refused call ends with trailers alone.
+            headers = await call.initial_metadata()
+            progress.taken = bool(headers) or not call.done()
             async for response in call:
                 free.release()
                 waiting = outstanding.get(key(response))
@@ -140,7 +168,7 @@ def fan_out(
                     waiting.popleft()
                     if not waiting:
                         del outstanding[key(response)]
-                answered[0] += 1
+                progress.answered += 1
                 arrivals.put(response)
             await sender
         except (asyncio.CancelledError, grpc.RpcError):
@@ -154,21 +182,30 @@ def fan_out(
     async def one_stream(opener: Callable[[], Any]) -> None:
         loop = asyncio.get_running_loop()
         failures = 0
-        last_progress = loop.time()
+        failing_since: float | None = None
         while True:
             outstanding: dict[Any, collections.deque[Any]] = {}
-            answered = [0]
+            progress = _Progress()
             try:
-                await one_call(opener(), outstanding, answered)
+                await one_call(opener(), outstanding, progress)
                 return
             except grpc.RpcError as exc:
-                if answered[0] or is_idle_close(exc):
-                    failures, last_progress = 0, loop.time()
+                now = loop.time()
+                if progress.answered or progress.taken or is_idle_close(exc):
+                    # The stream worked until now: the time it spent waiting for answers
+                    # is the caller's deadline's business, not a failure to reopen.
+                    failures, failing_since = 0, now
+                elif failing_since is None:
+                    failing_since = now
                 if resumable is None or not resumable(exc):
                     raise
-                if loop.time() - last_progress > retry_seconds:
+                if now - failing_since > retry_seconds:
                     raise
                 for waiting in outstanding.values():
+                    for request in waiting:
+                        attempts[key(request)] += 1
+                        if attempts[key(request)] >= max_attempts:
+                            raise
                     resend.extendleft(reversed(waiting))
                 failures += 1
                 await asyncio.sleep(doubling_pause(failures, STREAM_RETRY_PAUSE, RETRY_PAUSE_MAX))

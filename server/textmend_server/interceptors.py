@@ -107,7 +107,9 @@ class VersionInterceptor(_HandlerInterceptor):
     The headers go out with the first response, not when the call starts: a client may retry
     a call only until it has received headers, so a worker that dies mid-repair leaves the
     call retryable (`Repair` is retried on UNAVAILABLE by the client's service config). A call
-    that fails carries the version in its trailers instead.
+    that fails carries the version in its trailers instead. A streaming behaviour may send
+    them sooner (`RepairStream` does once it is admitted, so that its caller can tell a stream
+    a worker took from one no worker would take); they go out once either way.
     """
 
     def _intercept(
@@ -131,14 +133,30 @@ def _with_version_unary(behaviour: Behaviour) -> Behaviour:
     return wrapped
 
 
+class _HeadersOnce:
+    """A call's context whose initial metadata carries the version and goes out once: when the
+    behaviour asks (`send_initial_metadata`) or with the first response, whichever is first.
+    Everything else is the call's own context."""
+
+    def __init__(self, context: grpc.ServicerContext) -> None:
+        self._context = context
+        self.sent = False
+
+    def send_initial_metadata(self, initial_metadata: Iterable[tuple[str, str]] = ()) -> None:
+        if not self.sent:
+            self.sent = True
+            self._context.send_initial_metadata((*VERSION_METADATA, *initial_metadata))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
 def _with_version_streaming(behaviour: Callable[..., Iterator[object]]) -> Behaviour:
     def wrapped(request_or_iterator: object, context: grpc.ServicerContext) -> Iterator[object]:
         context.set_trailing_metadata(VERSION_METADATA)  # for a call that fails
-        sent = False
-        for response in behaviour(request_or_iterator, context):
-            if not sent:
-                context.send_initial_metadata(VERSION_METADATA)
-                sent = True
+        headers = _HeadersOnce(context)
+        for response in behaviour(request_or_iterator, headers):
+            headers.send_initial_metadata()
             yield response
 
     return wrapped

@@ -177,12 +177,18 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
     ) -> Iterator[textmend_pb2.RepairResponse]:
         """Repair documents as they arrive, one response per request, errors per document.
 
-        A document beyond `max_stream_documents` ends the stream with RESOURCE_EXHAUSTED and
-        the `textmend-stream-limit` trailer; the caller resends it, and any other document not
+        The response headers go out as soon as the stream is admitted. A document beyond
+        `max_stream_documents` ends the stream with RESOURCE_EXHAUSTED and the
+        `textmend-stream-limit` trailer; the caller resends it, and any other document not
         yet answered, on a new stream.
         """
         count = 0
         deadline = _abort_if_expired(context)
+        # Headers now, not with the first response: they tell the caller that a worker took
+        # the stream, so a stream that breaks later (its worker killed while the documents
+        # waited their turn) is reopened at once rather than counted as one no worker would
+        # take. No retry policy covers streams, so sending them early costs no retry.
+        context.send_initial_metadata(())
         checked = time.perf_counter()
         for request in request_iterator:
             # Asking gRPC about the call takes a lock its threads contend for; a cancelled

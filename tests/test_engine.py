@@ -282,6 +282,32 @@ def test_a_page_stored_twice_is_reported() -> None:
     assert [(f.original_start, f.original_end) for f in repeats] == [(len(page) + 1, 2 * len(page))]
 
 
+def test_a_long_finding_carries_its_text_cut_and_its_whole_span() -> None:
+    """A repeated run longer than `MAX_FINDING_TEXT` is reported with its first code points
+    only, and a span covering all of it; nothing in it changed, so the cleaned text holds it
+    whole. Through the response too: no suggestion, replacement equal to original."""
+    from textmend_server.capping import MAX_FINDING_TEXT
+    from textmend_server.convert import to_response
+
+    page = "".join(
+        f"Paragraph {n} of the long article tells its reader something the others do not.\n"
+        for n in range(60)
+    )
+    assert len(page) > 2 * MAX_FINDING_TEXT
+    result = repair_text(page + "\n" + page)
+    (repeat,) = [f for f in result.findings if f.category is Category.REPEATED_BLOCK]
+    assert (repeat.original_start, repeat.original_end) == (len(page) + 1, 2 * len(page))
+    assert repeat.original == page[:MAX_FINDING_TEXT] == repeat.replacement
+    assert result.text[repeat.cleaned_start : repeat.cleaned_end] == page[:-1]
+    (shown,) = to_response(result, "doc").findings
+    assert shown.original == shown.replacement == page[:MAX_FINDING_TEXT]
+    assert shown.suggestion == ""
+    # A short one is whole.
+    text = page[:600] + "\n" + page[:600]
+    (short,) = repair_text(text).findings
+    assert short.original == text[short.original_start : short.original_end] == short.replacement
+
+
 def test_controls_a_writer_may_have_typed_are_reported_not_removed() -> None:
     # A help text's BEL, a catalogue's unit separators and argp's vertical tab are content.
     text = "  \x07   ring the bell\nNumber\x1f: %s%%0AOwner\x1f: %s\nCatalogue.\x0bIf FILE is -"

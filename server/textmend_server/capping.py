@@ -1,6 +1,7 @@
 """At most a fixed number of findings of one category per document, counted as they are made.
 
-A document can hold a finding in every character (a megabyte of U+202E is 333,333 bidi
+A finding's text is bounded too (`MAX_FINDING_TEXT`). A document can hold a finding in every
+character (a megabyte of U+202E is 333,333 bidi
 controls). The response lists at most `EngineConfig.max_findings_per_category` of one category,
 the first by position, the last of them saying how many more there were and how far they reach
 (issue 16: 160,001 findings made an 18 MB response). The engine used to keep every finding until
@@ -23,6 +24,16 @@ MORE_LIKE_IT = (
     "; and {more:,} more like it up to code point {end:,}, not listed (at most {cap:,} findings "
     "of one category per document)"
 )
+
+# Code points of a finding's text (`original`, and `replacement` when it only repeats it) kept
+# in the finding (`EngineConfig.max_finding_text`); past it the text is cut there, and the
+# finding's span still covers all of it (nothing in it was changed, so a caller reads it whole
+# in the cleaned text at the cleaned span). Edits are never cut: applying them must give the
+# cleaned text. Why: a `repeated_block` finding spans a whole repeated run and carried its text
+# twice, so a 16 MB document that repeated itself got 327 findings totalling 30 MB, and a 64
+# MB one a 191 MB response (issue 19). 1,000 code points, chosen, show several sentences of a
+# block (a repeated run is 200 or more, `repeats.REPEAT_MIN_CHARS`).
+MAX_FINDING_TEXT = 1000
 
 # One finding in original coordinates: (start, end, proposal).
 Found = tuple[int, int, Proposal]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import partial
 
-from textmend_server.capping import StageFindings, capped, merged_beyond
+from textmend_server.capping import MAX_FINDING_TEXT, StageFindings, capped, merged_beyond
 from textmend_server.cjk.budget import DEFAULT_BUDGET, SearchBudget
 from textmend_server.decoding import DecodedText, EncodingSource, decode
 from textmend_server.diffing import unified_diff
@@ -99,6 +99,7 @@ class EngineConfig:
     # False has every pass run every stage over the whole text (the tests compare the two).
     narrow_passes: bool = True
     max_findings_per_category: int = MAX_FINDINGS_PER_CATEGORY
+    max_finding_text: int = MAX_FINDING_TEXT
     # What the CJK searches may spend (`cjk.budget`); tests give a small one to see it run out.
     search_budget: SearchBudget = DEFAULT_BUDGET
     # The clean-text fast path: a stage whose trigger proves it can find nothing is skipped
@@ -459,7 +460,7 @@ def repair_text(
     edits = log.edits()
     beyond = merged_beyond(list(by_stage.values()))
     findings = [
-        _finding(log, start, end, p)
+        _finding(log, start, end, p, config.max_finding_text)
         for start, end, p in capped(found, config.max_findings_per_category, beyond)
     ]
     diff = unified_diff(text, log.text, edits, label) if include_diff else ""
@@ -632,16 +633,27 @@ def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _finding(log: EditLog, start: int, end: int, proposal: Proposal) -> Edit:
+def _finding(log: EditLog, start: int, end: int, proposal: Proposal, limit: int) -> Edit:
+    """The finding of proposal at [start, end) of the original, its text cut to limit code
+    points (`capping.MAX_FINDING_TEXT`); a suggested repair that differs from the text is kept
+    whole."""
     c_start, c_end = log.original_to_cleaned(start, end)
+    cut = min(end, start + limit)
+    original = log.original[start:cut]
+    replacement = proposal.replacement
+    if cut < end and (
+        replacement == original
+        or (len(replacement) == end - start and log.original.startswith(replacement, start))
+    ):
+        replacement = original  # it only repeats the text
     return Edit(
         category=proposal.category,
         original_start=start,
         original_end=end,
         cleaned_start=c_start,
         cleaned_end=c_end,
-        original=log.original[start:end],
-        replacement=proposal.replacement,
+        original=original,
+        replacement=replacement,
         reason=proposal.reason,
         confidence=proposal.confidence,
         byte_span=proposal.byte_span,

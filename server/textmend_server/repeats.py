@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from textmend_server.capping import MAX_FINDING_TEXT
 from textmend_server.edits import Proposal
 from textmend_server.policy import Category
 
@@ -204,7 +205,8 @@ def _repeat(text: str, run: list[int]) -> Proposal:
     return Proposal(
         start,
         end,
-        text[start:end],
+        # The text, as far as a finding shows it: a run can be most of the document.
+        text[start : min(end, start + MAX_FINDING_TEXT)],
         Category.REPEATED_BLOCK,
         f"repeats text first seen at line {first_line}",
         REPEAT_CONFIDENCE,

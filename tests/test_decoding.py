@@ -130,3 +130,26 @@ def test_control_bytes_are_counted_as_the_pattern_finds_them() -> None:
     text = b"plain text\n" * 80
     assert sniff_binary(text + b"\x01" * 8) is None
     assert sniff_binary(text + b"\x01" * 100) == "data with many control bytes"
+
+
+@pytest.mark.parametrize(
+    "codec", ["utf-8", "gb18030", "big5", "shift_jis", "euc-kr", "utf-16", "iso2022_jp", "cp1252"]
+)
+def test_a_long_document_decodes_in_pieces_to_the_same_text(codec: str) -> None:
+    """Decoding a document longer than `DECODE_PIECE` a piece at a time gives exactly what
+    one call gives, characters cut by a piece's end included (the text is offset by one
+    byte per repetition so that every cut falls at a different place in a character), and
+    fails where one call fails."""
+    from textmend_server.charsets import DECODE_PIECE, decoded, strict
+
+    unit = (
+        "Grüße, 字符 and テキスト, 한국어 — “quoted” text. " if codec != "cp1252" else "café “x” "
+    )
+    unit = "".join(ch for ch in unit if ch.encode(codec, "ignore"))
+    text = "".join(unit + "x" * (n % 3) for n in range(3 * DECODE_PIECE // len(unit)))
+    content = text.encode(codec)
+    assert len(content) > 2 * DECODE_PIECE
+    assert decoded(content, codec) == content.decode(codec) == text
+    if codec in ("utf-8", "shift_jis"):
+        broken = content[: DECODE_PIECE + 7] + b"\xff" + content[DECODE_PIECE + 7 :]
+        assert strict(broken, codec) is None

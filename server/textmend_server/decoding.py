@@ -28,6 +28,7 @@ from textmend_server.charsets import (
     MULTIBYTE,
     UNICODE,
     codec_of,
+    decoded,
     strict,
     widen,
 )
@@ -442,7 +443,7 @@ def _plain_utf8(
     Not for 7-bit encodings that look like ASCII (ISO-2022 escapes, HZ's `~{`).
     """
     try:
-        text = content.decode("utf-8")
+        text = decoded(content, "utf-8")
     except UnicodeDecodeError:
         return None
     source, origin = EncodingSource.DETECTED, Source.UTF8

@@ -153,3 +153,29 @@ def test_a_long_document_decodes_in_pieces_to_the_same_text(codec: str) -> None:
     if codec in ("utf-8", "shift_jis"):
         broken = content[: DECODE_PIECE + 7] + b"\xff" + content[DECODE_PIECE + 7 :]
         assert strict(broken, codec) is None
+
+
+@pytest.mark.parametrize(
+    ("unit", "bound"),
+    [
+        ("中文的句子，很长的一段文字。English.\n", 2.0),
+        ("An English sentence, “quoted” and plain, of the article.\n", 3.1),
+    ],
+    ids=["mostly chinese", "english"],
+)
+def test_a_long_document_is_decoded_in_little_more_than_its_text(unit: str, bound: float) -> None:
+    """What decoding 8 MB or more of UTF-8 allocates above its bytes, text included
+    (tracemalloc's peak, as a multiple of the bytes): under twice for mostly Chinese text,
+    decoded in pieces, where one call peaked at 3 times; English, decoded in one call since
+    pieces would take more, stays at about 3."""
+    import tracemalloc
+
+    content = (unit * (8_000_000 // len(unit.encode()) + 1)).encode()
+    tracemalloc.start()
+    try:
+        text = decode(content).text
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert text[: len(unit)] == unit
+    assert peak < bound * len(content), peak / len(content)

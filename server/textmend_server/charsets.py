@@ -200,20 +200,27 @@ def codec_of(label: str) -> str | None:
     return info.name
 
 
-# Bytes decoded at a time by `decoded` when content is longer. Decoding in one call, CPython
-# sizes its buffer by the byte count at the widest kind of character seen (2 or 4 bytes each),
-# so 16 MB of mixed English and Chinese UTF-8 peaked at 48 MB for a 12.5 MB result; in pieces
-# the buffer is a piece's, and the pieces are joined once. 1 MiB, chosen: the cost per piece
-# is lost in a megabyte's decoding, and the transient is small beside a large document.
+# Bytes decoded at a time by `decoded` when content is longer, and how many characters a byte
+# the first piece must come to for the rest to be decoded in pieces. Decoding in one call,
+# CPython sizes its buffer by the byte count and widens it as wider characters come: tracemalloc
+# peaks at 3.0 times the bytes for every text tried (8-14 MB of English with curly quotes,
+# English and Chinese, mostly Chinese). In pieces the peak is the pieces and their join, about
+# 2 x characters x the widest character's size: 1.8 times the bytes for mostly Chinese UTF-8
+# (3 bytes a character), but 3.2-3.7 for English whose quotes make every character 2 bytes.
+# For 2-byte characters the two meet at 0.75 characters a byte, so pieces are used below it:
+# CJK text, where a 64 MB document's decoding is the largest allocation of its repair.
+# 1 MiB, chosen: the cost per piece is lost in a megabyte's decoding.
 DECODE_PIECE = 1 << 20
+PIECES_BELOW = 0.75
 
 
 def decoded(content: bytes, codec: str) -> str:
-    """content decoded strictly with codec, a piece at a time when it is longer than
-    `DECODE_PIECE` (the same text as `content.decode(codec)`, in less memory); raises
-    UnicodeDecodeError or LookupError as `bytes.decode` does.
+    """content decoded strictly with codec (the same text as `content.decode(codec)`): a piece
+    at a time when it is longer than `DECODE_PIECE` and its first piece reads as fewer than
+    `PIECES_BELOW` characters a byte, which takes less memory; raises UnicodeDecodeError or
+    LookupError as `bytes.decode` does.
 
-    >>> text = "naïve 字 " * 200_000
+    >>> text = "文字 " * 600_000
     >>> decoded(text.encode("utf-8"), "utf-8") == text
     True
     """
@@ -221,9 +228,15 @@ def decoded(content: bytes, codec: str) -> str:
         return content.decode(codec)
     decoder = codecs.getincrementaldecoder(codec)()
     view = memoryview(content)
-    pieces = [
-        decoder.decode(view[at : at + DECODE_PIECE]) for at in range(0, len(content), DECODE_PIECE)
-    ]
+    first = decoder.decode(view[:DECODE_PIECE])
+    if len(first) >= PIECES_BELOW * DECODE_PIECE:
+        del first  # not held while the whole is decoded
+        return content.decode(codec)
+    pieces = [first]
+    pieces += (
+        decoder.decode(view[at : at + DECODE_PIECE])
+        for at in range(DECODE_PIECE, len(content), DECODE_PIECE)
+    )
     pieces.append(decoder.decode(b"", final=True))
     return "".join(pieces)
 

@@ -107,14 +107,19 @@ def repair_request(
     request: textmend_pb2.RepairRequest,
     config: ServerConfig,
     cancelled: Callable[[], bool] | None = None,
+    *,
+    content: bytes | None = None,
 ) -> Repaired:
     """Run the engine on one request within the server's limits.
 
+    content, when given, is the request's content, which the caller has taken out of it (the
+    server does, so that a large document is held once rather than by the request as well).
     Raises the engine's `InputError`s and `Cancelled`, and `LimitError`.
     """
     check_request(request)
-    # Each read of a bytes field copies it: read once (a document may be 64 MB).
-    content = request.content
+    if content is None:
+        # Each read of a bytes field copies it: read once (a document may be 64 MB).
+        content = request.content
     check_limits(content, config)
     repaired = repair_bytes(
         content,

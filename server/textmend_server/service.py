@@ -35,7 +35,6 @@ from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
-from textmend.v1 import textmend_pb2_grpc
 from textmend_server import engine
 from textmend_server.admission import Admission, IdleLimitedRequests, call_kind
 from textmend_server.config import ServerConfig
@@ -71,6 +70,7 @@ from textmend_server.servicer import (
     STREAM_LIMIT_METADATA,
     RepairFailed,
     TextMendServicer,
+    add_servicer,
     classify_error,
     shown_id,
 )
@@ -192,7 +192,7 @@ def create_server(
         interceptors=interceptors,
         maximum_concurrent_rpcs=config.pool_threads,
     )
-    textmend_pb2_grpc.add_TextMendServicer_to_server(TextMendServicer(config), server)
+    add_servicer(TextMendServicer(config), server)
     health_servicer = health_servicer or health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection(server, (SERVICE_NAME, health.SERVICE_NAME))

@@ -22,12 +22,20 @@ import grpc
 from textmend.v1 import textmend_pb2, textmend_pb2_grpc
 from textmend_server import Cancelled, InputError, TooLargeError, metrics
 from textmend_server.config import ServerConfig
-from textmend_server.convert import CATEGORIES, SOURCES, VERDICTS, error_response, to_response
+from textmend_server.convert import (
+    CATEGORIES,
+    SERVICE_NAME,
+    SOURCES,
+    VERDICTS,
+    error_response,
+    to_response,
+)
 from textmend_server.engine import Repaired
 from textmend_server.errors import MAX_QUOTED_CHARS, shown
 from textmend_server.interceptors import abort_with
 from textmend_server.limits import LimitError, repair_request
 from textmend_server.turns import Turns
+from textmend_server.wire import Received, parse_request
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -108,6 +116,7 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
     def _run(
         self,
         request: textmend_pb2.RepairRequest,
+        content: bytes,
         context: grpc.ServicerContext,
         started: float,
         deadline: float | None,
@@ -126,53 +135,61 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
         try:
             if not self._turns.acquire(turn, watch):
                 raise Cancelled()
-            return repair_request(request, self._config, cancelled)
+            return repair_request(request, self._config, cancelled, content=content)
         finally:
             self._turns.release(turn)
 
     def _repair(
         self,
-        request: textmend_pb2.RepairRequest,
+        received: Received | textmend_pb2.RepairRequest,
         context: grpc.ServicerContext,
         method: str,
         deadline: float | None,
     ) -> textmend_pb2.RepairResponse:
-        """Repair one document, log it and count it; raise `RepairFailed` when it could not be
-        repaired. deadline is the call's, on the `time.perf_counter` clock (None without one),
-        for its place among heavy documents (`Turns`) and the log; asked of gRPC once a call,
-        not once a document, since each question takes a lock its threads contend for."""
+        """Repair one document, log it and count it; raise `RepairFailed` when it could not
+        be repaired. Its content is held here alone, and let go of before the response is
+        built (`unpack`). deadline is the call's, on the `time.perf_counter` clock (None
+        without one), for its place among heavy documents (`Turns`) and the log; asked of gRPC
+        once a call, not once a document, since each question takes a lock its threads
+        contend for."""
         started = time.perf_counter()
+        request, content = unpack(received)
+        size = len(content)
+        head = content[:LOG_CONTENT_BYTES] if self._config.log_content else None
         try:
-            response = to_response(self._run(request, context, started, deadline), request.id)
+            repaired = self._run(request, content, context, started, deadline)
+            del content  # before the response, which holds the text again
+            response = to_response(repaired, request.id)
+            del repaired
         except Exception as exc:
             failure = RepairFailed(*classify_error(exc))
             if failure.code is grpc.StatusCode.INTERNAL:
-                _log_unexpected(exc, request)
+                _log_unexpected(exc, request, size)
             if failure.code is grpc.StatusCode.CANCELLED:
                 _log_abandoned(request, started, deadline)
-            _log_done(request, failure.code.name, started, self._config.log_content)
-            _observe(method, request, _NOTHING, failure.code.name, started)
+            _log_done(request, size, failure.code.name, started, head)
+            _observe(method, size, _NOTHING, failure.code.name, started)
             raise failure from exc
-        _log_done(request, _outcome(response), started, self._config.log_content)
-        _observe(method, request, response, "OK", started)
+        _log_done(request, size, _outcome(response), started, head)
+        _observe(method, size, response, "OK", started)
         return response
 
     def Repair(
-        self, request: textmend_pb2.RepairRequest, context: grpc.ServicerContext
+        self, received: Received | textmend_pb2.RepairRequest, context: grpc.ServicerContext
     ) -> textmend_pb2.RepairResponse:
         """Repair one document; failures leave as the status code the proto documents."""
         deadline = _abort_if_expired(context)
         try:
-            response = self._repair(request, context, "Repair", deadline)
+            response = self._repair(received, context, "Repair", deadline)
         except RepairFailed as failed:
             context.abort(failed.code, failed.message)
         if not context.is_active():
-            _LOGGER.debug("repair id=%s finished after the caller gave up", shown_id(request.id))
+            _LOGGER.debug("repair id=%s finished after the caller gave up", shown_id(response.id))
         return response
 
     def RepairStream(
         self,
-        request_iterator: Iterable[textmend_pb2.RepairRequest],
+        request_iterator: Iterable[Received | textmend_pb2.RepairRequest],
         context: grpc.ServicerContext,
     ) -> Iterator[textmend_pb2.RepairResponse]:
         """Repair documents as they arrive, one response per request, errors per document.
@@ -190,7 +207,7 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
         # take. No retry policy covers streams, so sending them early costs no retry.
         context.send_initial_metadata(())
         checked = time.perf_counter()
-        for request in request_iterator:
+        for received in request_iterator:
             # Asking gRPC about the call takes a lock its threads contend for; a cancelled
             # stream also ends the request iterator, so asking every CANCEL_CHECK_AFTER is
             # enough (documents arrive far more often than that on a busy stream).
@@ -205,11 +222,11 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
             if count >= self._config.max_stream_documents:
                 self._end_stream_at_limit(context)
             try:
-                response = self._repair(request, context, "RepairStream", deadline)
+                response = self._repair(received, context, "RepairStream", deadline)
             except RepairFailed as failed:
                 if failed.code is grpc.StatusCode.CANCELLED:
                     return
-                response = error_response(request.id, failed.code, failed.message)
+                response = error_response(_fields(received).id, failed.code, failed.message)
             yield response
             count += 1
         _LOGGER.debug("stream finished: %d documents", count)
@@ -269,14 +286,48 @@ def _abort_if_expired(context: grpc.ServicerContext) -> float | None:
 # --- logs and metrics --------------------------------------------------------------------------
 
 
-def _log_unexpected(exc: BaseException, request: textmend_pb2.RepairRequest) -> None:
+def add_servicer(servicer: TextMendServicer, server: grpc.Server) -> None:
+    """Serve servicer's methods on server, as the generated `add_TextMendServicer_to_server`
+    does, but with requests parsed by `wire.parse_request`: a document's content is held once,
+    apart from the request's other fields."""
+    serialize = textmend_pb2.RepairResponse.SerializeToString
+    handlers = {
+        "Repair": grpc.unary_unary_rpc_method_handler(
+            servicer.Repair, request_deserializer=parse_request, response_serializer=serialize
+        ),
+        "RepairStream": grpc.stream_stream_rpc_method_handler(
+            servicer.RepairStream,
+            request_deserializer=parse_request,
+            response_serializer=serialize,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+
+
+def _fields(received: Received | textmend_pb2.RepairRequest) -> textmend_pb2.RepairRequest:
+    """The request's fields (its content may have been taken)."""
+    return received.fields if isinstance(received, Received) else received
+
+
+def unpack(
+    received: Received | textmend_pb2.RepairRequest,
+) -> tuple[textmend_pb2.RepairRequest, bytes]:
+    """A request's fields and its content, which the caller then holds alone: a `Received`
+    gives its content up, and a plain `RepairRequest` (a caller that parsed it with protobuf
+    itself) is read once."""
+    if isinstance(received, Received):
+        return received.fields, received.take_content()
+    return received, received.content
+
+
+def _log_unexpected(exc: BaseException, request: textmend_pb2.RepairRequest, size: int) -> None:
     """Log a bug with its traceback but without the exception's message, which may quote text."""
     frames = "".join(traceback.format_tb(exc.__traceback__))
     _LOGGER.error(
         "unexpected %s while repairing id=%s (%d bytes); traceback:\n%s",
         type(exc).__name__,
         shown_id(request.id),
-        len(request.content),
+        size,
         frames.rstrip(),
     )
 
@@ -298,19 +349,23 @@ def _log_abandoned(
 
 
 def _log_done(
-    request: textmend_pb2.RepairRequest, outcome: str, started: float, content: bool = False
+    request: textmend_pb2.RepairRequest,
+    size: int,
+    outcome: str,
+    started: float,
+    head: bytes | None = None,
 ) -> None:
-    """One DEBUG line per document: id, size and outcome; the text only when asked for
-    (`--log-content`). Nothing is worked out when DEBUG is off."""
+    """One DEBUG line per document: id, size and outcome; the content's head only when asked
+    for (`--log-content`). Nothing is worked out when DEBUG is off."""
     if _LOGGER.isEnabledFor(logging.DEBUG):
         _LOGGER.debug(
             "repair id=%s bytes=%d declared=%s -> %s in %.1f ms%s",
             shown_id(request.id),
-            len(request.content),
+            size,
             shown(request.declared_encoding),
             outcome,
             (time.perf_counter() - started) * 1000,
-            f" content={request.content[:LOG_CONTENT_BYTES]!r}" if content else "",
+            f" content={head!r}" if head is not None else "",
         )
 
 
@@ -324,22 +379,20 @@ def _outcome(response: textmend_pb2.RepairResponse) -> str:
 
 def _observe(
     method: str,
-    request: textmend_pb2.RepairRequest,
+    size: int,
     response: textmend_pb2.RepairResponse,
     code: str,
     started: float,
 ) -> None:
-    """Count one document in the Prometheus metrics (when the server exports them), by the
-    engine's names of its categories, encoding source and verdict."""
+    """Count one document of size bytes in the Prometheus metrics (when the server exports
+    them), by the engine's names of its categories, encoding source and verdict."""
     if not metrics.enabled():
         return
     metrics.observe(
         method,
         code,
         time.perf_counter() - started,
-        # (A response already says how long its content was: reading `request.content` again
-        # copies the whole document.)
-        response.content_bytes or len(request.content),
+        size,
         edits=[CATEGORIES.name(e.category) for e in response.edits],
         findings=[CATEGORIES.name(f.category) for f in response.findings],
         encoding=response.encoding.name,
@@ -355,6 +408,8 @@ __all__ = [
     "STREAM_LIMIT_METADATA",
     "RepairFailed",
     "TextMendServicer",
+    "add_servicer",
     "classify_error",
     "shown_id",
+    "unpack",
 ]

@@ -20,6 +20,7 @@ from google.protobuf import json_format
 from textmend.v1 import textmend_pb2
 from textmend_client import jsonl
 from textmend_server import InputError, Repaired, repair_bytes, repair_text
+from textmend_server.convert import set_text
 from textmend_server.service import error_response, to_response, to_response_full
 
 DOCUMENTS = case_and_real_documents()
@@ -56,6 +57,10 @@ def test_fast_response_equals_full_response(content: bytes, content_type: str) -
         assert fast.SerializeToString(deterministic=True) == full.SerializeToString(
             deterministic=True
         )
+        # The server's way: the text set last, from its UTF-8 bytes.
+        lean = to_response(repaired, "doc", with_text=False)
+        set_text(lean, repaired.text.encode("utf-8"))
+        assert lean == full
 
 
 @pytest.mark.parametrize(("content", "content_type"), DOCUMENTS)

@@ -239,17 +239,20 @@ def to_timings(timings: Mapping[str, float]) -> textmend_pb2.Timings:
     return message
 
 
-def to_response(repaired: Repaired, request_id: str) -> textmend_pb2.RepairResponse:
+def to_response(
+    repaired: Repaired, request_id: str, *, with_text: bool = True
+) -> textmend_pb2.RepairResponse:
     """Convert the engine's result for one document to a `RepairResponse`.
 
     Every message is built once, in place inside the response (a submessage passed to a
     constructor is copied into it); a document with nothing to report (the usual case) builds
     no edit, finding or diff at all. Returns exactly what `to_response_full` returns (tests
-    compare them over the case files and the real corpus).
+    compare them over the case files and the real corpus). with_text=False leaves `text` out,
+    for a caller that sets it once it has let the document go (`set_text`).
     """
     response = textmend_pb2.RepairResponse(
         id=request_id,
-        text=repaired.text,
+        text=repaired.text if with_text else "",
         diff=repaired.diff,
         original_length=len(repaired.original),
         verdict=VERDICTS.value(repaired.verdict.value),
@@ -275,6 +278,17 @@ def to_response(repaired: Repaired, request_id: str) -> textmend_pb2.RepairRespo
     response.timings.SetInParent()
     _set_timings(response.timings, repaired.timings)
     return response
+
+
+def set_text(response: textmend_pb2.RepairResponse, encoded: bytes) -> None:
+    """Set the response's text from its UTF-8 bytes.
+
+    Set from a str, protobuf keeps the text's UTF-8 form inside the str as well as its own
+    copy; from bytes it keeps only its copy. A server that encodes the text, lets the str go
+    and then sets it holds a 64 MB English document's text (128 MB as a str, its curly quotes
+    being 2 bytes wide) and 64 MB of bytes at most, instead of the str, its UTF-8 form and the
+    response's copy (issue 19)."""
+    response.text = encoded
 
 
 def to_response_full(repaired: Repaired, request_id: str) -> textmend_pb2.RepairResponse:
@@ -321,6 +335,7 @@ __all__ = [
     "policy_from_request",
     "to_edit",
     "to_encoding_info",
+    "set_text",
     "to_response",
     "to_response_full",
     "to_timings",

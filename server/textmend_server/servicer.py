@@ -28,6 +28,7 @@ from textmend_server.convert import (
     SOURCES,
     VERDICTS,
     error_response,
+    set_text,
     to_response,
 )
 from textmend_server.engine import Repaired
@@ -159,8 +160,11 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
         try:
             repaired = self._run(request, content, context, started, deadline)
             del content  # before the response, which holds the text again
-            response = to_response(repaired, request.id)
-            del repaired
+            response = to_response(repaired, request.id, with_text=False)
+            text = repaired.text.encode("utf-8")
+            del repaired  # the text as a str, before protobuf copies its UTF-8
+            set_text(response, text)
+            del text
         except Exception as exc:
             failure = RepairFailed(*classify_error(exc))
             if failure.code is grpc.StatusCode.INTERNAL:

@@ -1,15 +1,15 @@
 """At most a fixed number of findings of one category per document, counted as they are made.
 
 A finding's text is bounded too (`MAX_FINDING_TEXT`). A document can hold a finding in every
-character (a megabyte of U+202E is 333,333 bidi
-controls). The response lists at most `EngineConfig.max_findings_per_category` of one category,
-the first by position, the last of them saying how many more there were and how far they reach
-(issue 16: 160,001 findings made an 18 MB response). The engine used to keep every finding until
-the end of a repair and cap them then, which held about 370 bytes per finding: 124 times the
-size of a document of bidi controls (tracemalloc, `repair_bytes` of 1 MB). `StageFindings`
-keeps, for one stage in one pass, only the first `cap` findings of each category and counts the
-rest, so a repair holds at most `cap` findings per category per stage whatever the document;
-`capped` then gives the same list the whole set would have given.
+character (a megabyte of U+202E is 333,333 bidi controls). The response lists at most
+`EngineConfig.max_findings_per_category` of one category, the first by position, the last of
+them saying how many more there were and how far they reach (issue 16: 160,001 findings made an
+18 MB response). The engine used to keep every finding until the end of a repair and cap them
+then, which held about 370 bytes per finding: 124 times the size of a document of bidi controls
+(tracemalloc, `repair_bytes` of 1 MB). `StageFindings` keeps, for one stage in one pass, only
+the first `cap` findings of each category and counts the rest, so a repair holds at most `cap`
+findings per category per stage whatever the document; `capped` then gives the same list the
+whole set would have given.
 """
 
 from __future__ import annotations

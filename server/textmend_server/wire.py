@@ -6,8 +6,8 @@ field. The server's threads hold a request until its response is sent, so a 64 M
 was held twice over for the whole repair, and a third time while the wire bytes were parsed
 (issue 19: a worker grew by about 10 times the document). `parse_request` takes the content
 field out of the wire bytes as one `bytes` object and parses the rest, so the document is held
-once, by whoever holds `Received.content`, which the servicer then lets go of as soon as the
-engine has decoded it.
+once, by whoever holds `Received.content`: the servicer takes it, and lets go of it once the
+engine has repaired it, before the response is built.
 """
 
 from __future__ import annotations

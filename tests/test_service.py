@@ -277,6 +277,35 @@ def test_oversized_content_is_resource_exhausted(small_server: ServerProcess) ->
         assert small.repair(b"small and fine").text == "small and fine"
 
 
+def test_a_large_document_comes_back_as_the_engine_repairs_it(client: TextMendClient) -> None:
+    """3 MB of Chinese with mojibake and a long repeated run, through `Repair` and
+    `RepairStream`: the server's own paths for large documents (its content parsed apart,
+    decoded in pieces, the text set from its bytes) answer what the engine answers in
+    process."""
+    from textmend_server.engine import repair_bytes
+    from textmend_server.service import to_response
+
+    run = "".join(
+        f"第{n}段：公司的工作人员说，这个项目很重要，大家都同意他的意见，会议在下午结束了。\n"
+        for n in range(200)
+    )
+    lines = [f"第{n}行，文字内容不同，编号{n * 7919 % 100003}。\n" for n in range(70_000)]
+    lines[100] = "café 的 cafÃ© 在这里。\n"
+    content = (run + "".join(lines) + run).encode("utf-8")
+    assert len(content) > 3 * MIB
+    expected = to_response(repair_bytes(content, label="big"), "big")
+    assert [e.original for e in expected.edits] == ["Ã©"]
+    assert [len(f.original) for f in expected.findings] == [1000]
+    answered = client.repair(content, id="big")
+    (streamed,) = client.repair_stream([{"id": "big", "content": content}])
+    for response in (answered, streamed):
+        assert response.text == expected.text
+        assert response.edits == expected.edits
+        assert response.findings == expected.findings
+        assert response.diff == expected.diff
+        assert response.content_bytes == len(content)
+
+
 def test_deadline_applies_to_a_server_that_never_answers() -> None:
     # A socket that accepts connections but never speaks HTTP/2: only the deadline ends the call.
     with socket.socket() as silent:

@@ -551,7 +551,10 @@ class Edit(_message.Message):
     cleaned_end: _builtins.int
     original: _builtins.str
     """The original text of the span, and what replaced it (equal to `original` for a finding;
-    the proposed repair, when there is one, is in `suggestion`).
+    the proposed repair, when there is one, is in `suggestion`). A finding's text is cut to
+    its first 1,000 code points (a repeated block can span most of a document): a caller tells
+    by `original` being shorter than its span, and reads the whole of it in `text` at the
+    cleaned span (with any edits inside it applied). An edit's text is never cut.
     """
     replacement: _builtins.str
     reason: _builtins.str

@@ -98,7 +98,10 @@ class TextMendServicer:
         or when the caller sent no request for `--stream-idle-seconds` (default 60) while none of
         its documents was being repaired (trailer `textmend-stream-idle`; every request sent was
         answered: open a new stream for more); and with RESOURCE_EXHAUSTED after
-        `--max-stream-documents` (trailer `textmend-stream-limit`).
+        `--max-stream-documents` (trailer `textmend-stream-limit`). The response headers come as
+        soon as a worker admits the stream, before any response: a stream that breaks after them
+        was taken and may be reopened at once, however long its documents waited (a worker under
+        load may take many seconds to answer a stream's first document).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -87,7 +87,10 @@ class TextMendStub:
     or when the caller sent no request for `--stream-idle-seconds` (default 60) while none of
     its documents was being repaired (trailer `textmend-stream-idle`; every request sent was
     answered: open a new stream for more); and with RESOURCE_EXHAUSTED after
-    `--max-stream-documents` (trailer `textmend-stream-limit`).
+    `--max-stream-documents` (trailer `textmend-stream-limit`). The response headers come as
+    soon as a worker admits the stream, before any response: a stream that breaks after them
+    was taken and may be reopened at once, however long its documents waited (a worker under
+    load may take many seconds to answer a stream's first document).
     """
 
 @_typing.type_check_only
@@ -136,7 +139,10 @@ class TextMendAsyncStub(TextMendStub):
     or when the caller sent no request for `--stream-idle-seconds` (default 60) while none of
     its documents was being repaired (trailer `textmend-stream-idle`; every request sent was
     answered: open a new stream for more); and with RESOURCE_EXHAUSTED after
-    `--max-stream-documents` (trailer `textmend-stream-limit`).
+    `--max-stream-documents` (trailer `textmend-stream-limit`). The response headers come as
+    soon as a worker admits the stream, before any response: a stream that breaks after them
+    was taken and may be reopened at once, however long its documents waited (a worker under
+    load may take many seconds to answer a stream's first document).
     """
 
 class TextMendServicer(metaclass=_abc_1.ABCMeta):
@@ -194,7 +200,10 @@ class TextMendServicer(metaclass=_abc_1.ABCMeta):
         or when the caller sent no request for `--stream-idle-seconds` (default 60) while none of
         its documents was being repaired (trailer `textmend-stream-idle`; every request sent was
         answered: open a new stream for more); and with RESOURCE_EXHAUSTED after
-        `--max-stream-documents` (trailer `textmend-stream-limit`).
+        `--max-stream-documents` (trailer `textmend-stream-limit`). The response headers come as
+        soon as a worker admits the stream, before any response: a stream that breaks after them
+        was taken and may be reopened at once, however long its documents waited (a worker under
+        load may take many seconds to answer a stream's first document).
         """
 
 def add_TextMendServicer_to_server(servicer: TextMendServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -76,7 +76,7 @@ _M_ARENA_MAX = -8  # mallopt's parameter number for the arena limit (glibc mallo
 # 238-242 to 209-210 MiB, with as many documents served (10,581 and 10,470). At 32 KiB, which
 # the receive buffers of large messages exceed, the mixed load's large hostile inputs leave no
 # space in the heap either (worker USS 179-185 against 193-205 MiB in 120 s runs); with
-# `--cache-mb 24`, over 30 minutes of that load, each worker's USS stayed at 142-156 MiB and
+# `--cache-mb 24`, over 30 minutes of that load, each worker's USS stayed at 129-160 MiB and
 # its RSS within 1.09 times its value after warm-up (docs/reliability.md).
 MALLOC_MMAP_THRESHOLD = 32 * 1024
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number for it (glibc malloc.h)

@@ -56,3 +56,16 @@ def test_the_last_content_wins_and_unknown_fields_are_kept() -> None:
     received = parse_request(first + unknown + second)
     assert (received.fields.id, received.take_content()) == ("a", b"two")
     assert received.fields.SerializeToString().endswith(unknown)
+
+
+@pytest.mark.parametrize("extra", [b"\xa0\x06\x07", b"\x12\x01x"], ids=["unknown", "content"])
+def test_a_message_of_many_fields_is_parsed_whole(extra: bytes) -> None:
+    """Past `MAX_SPLIT_FIELDS` fields (here unknown ones, or the content repeated) the message
+    goes to protobuf whole, and still reads the same."""
+    from textmend_server.wire import MAX_SPLIT_FIELDS, split_content
+
+    wire = textmend_pb2.RepairRequest(id="a", content=b"body").SerializeToString()
+    many = wire + extra * (10 * MAX_SPLIT_FIELDS)
+    with pytest.raises(ValueError, match="fields"):
+        split_content(many)
+    _same(many)

@@ -163,6 +163,7 @@ def fan_out(
             progress.taken = bool(headers) or not call.done()
             async for response in call:
                 free.release()
+                attempts.pop(key(response), None)  # answered: only its failures counted
                 waiting = outstanding.get(key(response))
                 if waiting:
                     waiting.popleft()

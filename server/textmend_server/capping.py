@@ -25,12 +25,12 @@ MORE_LIKE_IT = (
     "of one category per document)"
 )
 
-# Code points of a finding's text (`original`, and `replacement` when it only repeats it) kept
-# in the finding (`EngineConfig.max_finding_text`); past it the text is cut there, and the
-# finding's span still covers all of it (nothing in it was changed, so a caller reads it whole
-# in the cleaned text at the cleaned span). Edits are never cut: applying them must give the
-# cleaned text. Why: a `repeated_block` finding spans a whole repeated run and carried its text
-# twice, so a 16 MB document that repeated itself got 327 findings totalling 30 MB, and a 64
+# Code points of a finding's text (`original`, and `replacement` when it only repeats it) kept in
+# the finding (`engine._finding`, and `repeats`, which cuts its own there); past it the text is
+# cut, and the finding's span still covers all of it (nothing in it was changed, so a caller reads
+# it whole in the cleaned text at the cleaned span). Edits are never cut: applying them must give
+# the cleaned text. Why: a `repeated_block` finding spans a whole repeated run and carried its
+# text twice, so a 16 MB document that repeated itself got 327 findings totalling 30 MB, and a 64
 # MB one a 191 MB response (issue 19). 1,000 code points, chosen, show several sentences of a
 # block (a repeated run is 200 or more, `repeats.REPEAT_MIN_CHARS`).
 MAX_FINDING_TEXT = 1000

@@ -224,9 +224,10 @@ def decoded(content: bytes, codec: str) -> str:
     >>> decoded(text.encode("utf-8"), "utf-8") == text
     True
     """
-    if len(content) <= DECODE_PIECE:
+    incremental = codecs.lookup(codec).incrementaldecoder  # raises LookupError as decode does
+    if len(content) <= DECODE_PIECE or incremental is None:
         return content.decode(codec)
-    decoder = codecs.getincrementaldecoder(codec)()
+    decoder = incremental()
     view = memoryview(content)
     first = decoder.decode(view[:DECODE_PIECE])
     if len(first) >= PIECES_BELOW * DECODE_PIECE:

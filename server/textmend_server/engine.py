@@ -99,7 +99,6 @@ class EngineConfig:
     # False has every pass run every stage over the whole text (the tests compare the two).
     narrow_passes: bool = True
     max_findings_per_category: int = MAX_FINDINGS_PER_CATEGORY
-    max_finding_text: int = MAX_FINDING_TEXT
     # What the CJK searches may spend (`cjk.budget`); tests give a small one to see it run out.
     search_budget: SearchBudget = DEFAULT_BUDGET
     # The clean-text fast path: a stage whose trigger proves it can find nothing is skipped
@@ -460,7 +459,7 @@ def repair_text(
     edits = log.edits()
     beyond = merged_beyond(list(by_stage.values()))
     findings = [
-        _finding(log, start, end, p, config.max_finding_text)
+        _finding(log, start, end, p)
         for start, end, p in capped(found, config.max_findings_per_category, beyond)
     ]
     diff = unified_diff(text, log.text, edits, label) if include_diff else ""
@@ -633,12 +632,12 @@ def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _finding(log: EditLog, start: int, end: int, proposal: Proposal, limit: int) -> Edit:
-    """The finding of proposal at [start, end) of the original, its text cut to limit code
-    points (`capping.MAX_FINDING_TEXT`); a suggested repair that differs from the text is kept
-    whole."""
+def _finding(log: EditLog, start: int, end: int, proposal: Proposal) -> Edit:
+    """The finding of proposal at [start, end) of the original, its text cut to
+    `capping.MAX_FINDING_TEXT` code points (a finder may cut its own text there too:
+    `repeats`); a suggested repair that differs from the text is kept whole."""
     c_start, c_end = log.original_to_cleaned(start, end)
-    cut = min(end, start + limit)
+    cut = min(end, start + MAX_FINDING_TEXT)
     original = log.original[start:cut]
     replacement = proposal.replacement
     if cut < end and (

@@ -20,6 +20,11 @@ from textmend.v1 import textmend_pb2
 _CONTENT_FIELD = 2
 # Protobuf wire types (the low 3 bits of a field's key).
 _VARINT, _FIXED64, _LENGTH, _FIXED32 = 0, 1, 2, 5
+# Fields `split_content` reads, one at a time in Python, before it leaves the message to
+# protobuf whole: a request has 6 fields and a policy entry per category (14), so 256 leaves
+# room for a newer client's unknown fields, while a hostile message of millions of tiny fields
+# costs no more than protobuf's own parser (in C) would.
+MAX_SPLIT_FIELDS = 256
 
 
 @dataclass
@@ -52,8 +57,8 @@ def _varint(data: memoryview, at: int) -> tuple[int, int]:
 def split_content(data: bytes) -> tuple[bytes, tuple[int, int] | None]:
     """The message's bytes without its content field, and where the content's last occurrence
     lies in data (proto3 keeps the last of a repeated scalar); raises ValueError on bytes that
-    are not a well-formed message of known wire types (the caller then parses it whole, and
-    protobuf says what is wrong).
+    are not a well-formed message of known wire types, or of more than `MAX_SPLIT_FIELDS`
+    fields (the caller then parses it whole, and protobuf says what is wrong, if anything).
 
     >>> wire = textmend_pb2.RepairRequest(id="a", content=b"xyz", omit_diff=True)
     >>> rest, (start, end) = split_content(wire.SerializeToString())
@@ -63,8 +68,11 @@ def split_content(data: bytes) -> tuple[bytes, tuple[int, int] | None]:
     view = memoryview(data)
     kept: list[memoryview] = []
     content: tuple[int, int] | None = None
-    at = 0
+    at = read = 0
     while at < len(view):
+        read += 1
+        if read > MAX_SPLIT_FIELDS:
+            raise ValueError(f"more than {MAX_SPLIT_FIELDS} fields")
         key, body = _varint(view, at)
         number, kind = key >> 3, key & 7
         if kind == _VARINT:
@@ -94,7 +102,7 @@ def parse_request(data: bytes) -> Received:
     try:
         rest, where = split_content(data)
     except ValueError:
-        fields = textmend_pb2.RepairRequest.FromString(data)  # raises, saying what is wrong
+        fields = textmend_pb2.RepairRequest.FromString(data)  # or raises, saying what is wrong
         content = fields.content
         fields.ClearField("content")
         return Received(fields, content)

@@ -267,14 +267,13 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
         covered = proposal.end
         if weak:
             wasted += work.spent - spent_before
-        elif unsure:
-            # Damage found, its reading too unsure to apply: a search that found a run, not one
-            # wasted on text that reads well as it stands. Counted as wasted, the readings of a
-            # page dense with slips ran a block out of budget and turned its repairs into flags.
-            budget = min(ceiling, budget + limits.earned_per_repair)
-        else:
+            continue
+        # Damage found earns budget, applied or only too unsure to apply: counted as wasted,
+        # the unsure readings of a page dense with slips ran a block out of budget and turned
+        # its repairs into flags.
+        budget = min(ceiling, budget + limits.earned_per_repair)
+        if not unsure:
             applied.append(proposal)
-            budget = min(ceiling, budget + limits.earned_per_repair)
             # A `?` right after the repair may open the next slip once the repair reads as
             # CJK (`?}?B`: the second `?` follows ASCII until `?}` reads `マ`).
             if text[covered : covered + 1] == "?" and covered not in positions_set:

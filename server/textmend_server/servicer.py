@@ -149,12 +149,12 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
     ) -> textmend_pb2.RepairResponse:
         """Repair one document, log it and count it; raise `RepairFailed` when it could not
         be repaired. Its content is held here alone, and let go of before the response is
-        built (`unpack`). deadline is the call's, on the `time.perf_counter` clock (None
+        built (`_unpack`). deadline is the call's, on the `time.perf_counter` clock (None
         without one), for its place among heavy documents (`Turns`) and the log; asked of gRPC
         once a call, not once a document, since each question takes a lock its threads
         contend for."""
         started = time.perf_counter()
-        request, content = unpack(received)
+        request, content = _unpack(received)
         size = len(content)
         head = content[:LOG_CONTENT_BYTES] if self._config.log_content else None
         try:
@@ -313,7 +313,7 @@ def _fields(received: Received | textmend_pb2.RepairRequest) -> textmend_pb2.Rep
     return received.fields if isinstance(received, Received) else received
 
 
-def unpack(
+def _unpack(
     received: Received | textmend_pb2.RepairRequest,
 ) -> tuple[textmend_pb2.RepairRequest, bytes]:
     """A request's fields and its content, which the caller then holds alone: a `Received`
@@ -415,5 +415,4 @@ __all__ = [
     "add_servicer",
     "classify_error",
     "shown_id",
-    "unpack",
 ]

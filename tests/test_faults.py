@@ -9,8 +9,11 @@ The invariant checked is the caller's: every document gets exactly one successfu
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -438,10 +441,6 @@ def test_stream_limit_ends_the_stream_and_the_client_resumes(limited: ServerProc
 def test_malloc_is_tuned_before_the_fork_unless_the_environment_says_otherwise() -> None:
     """The parent fixes glibc's arena count and mmap threshold (`tune_malloc`), which its
     workers inherit, and leaves a setting alone when its environment variable is set."""
-    import json
-    import subprocess
-    import sys
-
     code = (
         "import json; from textmend_server.main import tune_malloc; "
         "print(json.dumps(tune_malloc()))"
@@ -467,3 +466,33 @@ def test_malloc_is_tuned_before_the_fork_unless_the_environment_says_otherwise()
         "MALLOC_ARENA_MAX": False,
         "MALLOC_MMAP_THRESHOLD_": True,
     }
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_heap_trimmer_gives_freed_heap_back() -> None:
+    """What a serving process calls every `HEAP_TRIM_INTERVAL`: after many blocks are freed
+    below one still held (so the heap's top cannot shrink by itself), it returns their pages to
+    the kernel, which the process's resident memory shows."""
+    code = """
+import json
+from textmend_server.main import _heap_trimmer, tune_malloc
+
+def rss_kib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+tune_malloc()
+trim = _heap_trimmer()
+blocks = [bytearray(4000) for _ in range(20_000)]  # 80 MB in blocks under the mmap threshold
+pin = bytearray(4000)
+del blocks
+before = rss_kib()
+trim(0)
+print(json.dumps({"before": before, "after": rss_kib()}))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    rss = json.loads(done.stdout)
+    assert rss["before"] - rss["after"] > 60_000, rss

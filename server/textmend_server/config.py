@@ -67,7 +67,8 @@ DEFAULT_TIME_SLICE = 0.05
 # land in pages of the parent's heap, copying them (bench/cow_pages.py: 75 MiB copied after 400
 # documents, 12 MiB of them model tables), so the memos get what is left of that budget. With
 # 24 MiB and a 32 KiB mmap threshold (`main.MALLOC_MMAP_THRESHOLD`), over 30 minutes of that
-# load each worker's USS stayed at 129-160 MiB (docs/reliability.md); 64 MiB served 10-18%
+# load each worker's USS stayed at 129-160 MiB, and at 137-150 MiB once the workers trimmed
+# their heaps (`main.HEAP_TRIM_INTERVAL`; docs/reliability.md); 64 MiB served 10-18%
 # more documents in 30 minutes (99,525 against 84,314-90,263) with each worker's USS at
 # 221-236 MiB, and 16 MiB did not lower the USS. 0 made the heavy CJK documents miss
 # 60 s deadlines under that load (the sample article's working set is about 14 MB).

@@ -174,7 +174,7 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
             _log_done(request, size, failure.code.name, started, head)
             _observe(method, size, _NOTHING, failure.code.name, started)
             raise failure from exc
-        _log_done(request, size, _outcome(response), started, head)
+        _log_done(request, size, response, started, head)
         _observe(method, size, response, "OK", started)
         return response
 
@@ -355,13 +355,16 @@ def _log_abandoned(
 def _log_done(
     request: textmend_pb2.RepairRequest,
     size: int,
-    outcome: str,
+    outcome: str | textmend_pb2.RepairResponse,
     started: float,
     head: bytes | None = None,
 ) -> None:
-    """One DEBUG line per document: id, size and outcome; the content's head only when asked
-    for (`--log-content`). Nothing is worked out when DEBUG is off."""
+    """One DEBUG line per document: id, size and outcome (a failure's code, or the response
+    summed up); the content's head only when asked for (`--log-content`). Nothing is worked
+    out when DEBUG is off."""
     if _LOGGER.isEnabledFor(logging.DEBUG):
+        if not isinstance(outcome, str):
+            outcome = _outcome(outcome)
         _LOGGER.debug(
             "repair id=%s bytes=%d declared=%s -> %s in %.1f ms%s",
             shown_id(request.id),

@@ -345,6 +345,29 @@ def test_genuine_latin1_and_rare_han_get_no_codec_proposal(text):
     assert find_wrong_codec_runs(text) == []
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Reduplicated rare characters of classical verse (Wang Anshi, Cui Hao), and a
+        # dictionary's rare entries, each of which re-decodes into "better" Chinese.
+        "爆竹声中一岁除，春风送暖入屠苏。\n千门万户曈曈日，总把新桃换旧符。\n",
+        "晴川历历汉阳树，芳草萋萋鹦鹉洲。\n日暮乡关何处是？烟波江上使人愁。\n",
+        "さえずr /囀/哢;<rare>/\nふつくm /恚/慍/憤/\n",
+    ],
+)
+def test_a_short_rare_run_is_reported_with_its_reading_not_rewritten(text):
+    """A wrong decoder garbles all it reads: two or three rare characters among text read
+    right are weak evidence (`MIN_EDIT_RUN`), so their re-decoding is only a suggestion."""
+    from textmend_server import repair_text
+    from textmend_server.cjk.codecrun import MIN_EDIT_RUN, SHORT_RUN_REASON
+
+    proposals = find_wrong_codec_runs(text)
+    assert proposals and all(p.flag_only for p in proposals)
+    assert all(SHORT_RUN_REASON in p.reason for p in proposals)
+    assert all(sum(ch >= "\u0080" for ch in p.replacement) < MIN_EDIT_RUN for p in proposals)
+    assert repair_text(text).text == text
+
+
 def test_slip_after_a_folded_fullwidth_digit_with_annotation():
     """`１５` holds B1 A3, the bytes of 保: the annotation lands inside the number. The search
     reads the run back exactly; a 27-character reading with close rivals is rated below

@@ -318,9 +318,36 @@ def test_controls_a_writer_may_have_typed_are_reported_not_removed() -> None:
         ("\x1f", Category.CONTROL_CHAR),
         ("\x1f", Category.CONTROL_CHAR),
     ]
-    # Inside a word, or one of several, a control is damage.
+    # Inside a word, in a text that holds few, a control is damage.
     assert repair_text("be\x07ll").text == "bell"
-    assert repair_text("a\x07 b\x08 c\x07 d").text == "a b c d"
+    assert repair_text("Ã\x07©t\x7fé").text == "été"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A fortune file's underline: three underscores struck over by the word.
+        "The client is *___\b\b\bnot* a suspect.\n%\n\x07\x07\x07 BOOM\n",
+        # An Info file's tag table (DEL before each offset) and an index entry's marker.
+        "\x1f\nTag Table:\nNode: Top\x7f722\nNode: Intro\x7f1530\nNode: Usage\x7f4012\n\x1f",
+        "* Menu:\n\x00\x08[index\x00\x08]\n* config file:  Files.   (line 7)\n",
+        # Vim macros: ESC and Ctrl-V typed into mappings.
+        "map N   C/n\x1b\nmap ,x  :s/a/\x16\x0d/g\x1b\nmap ,y  yyp\x1b\n",
+        # A bare ESC where a word stood, and a broken colour sequence.
+        "Si pudiera comprar a \x1b por lo que vale\n",
+        "edit “~/.bashrc”\x1b[;\x1b[34;1mm here\n",
+        # groff: BEL as an escape's delimiter in a macro file that has no roff header.
+        ".ie \\B\x07\\*[cols]\x07 \\\n.  nr cols 3\n",
+        # Several controls between words: a pattern, whatever made it.
+        "a\x07 b\x08 c\x07 d",
+    ],
+)
+def test_controls_that_recur_or_stand_between_words_are_reported_not_removed(text: str) -> None:
+    """Writable controls a real file holds on purpose (found removed in Debian documents
+    outside the real corpus) come back untouched, each reported."""
+    result = repair_text(text)
+    assert result.text == text and result.edits == []
+    assert any(f.category is Category.CONTROL_CHAR for f in result.findings)
 
 
 def test_a_leading_bom_removed_by_decoding_is_reported() -> None:

@@ -72,13 +72,17 @@ def test_markup_that_leaked_is_repaired(client: TextMendClient, text: str, expec
     assert all("the document shows leaked markup" in e.reason for e in response.edits)
 
 
-def test_terminal_formatting_is_reported_and_a_bare_escape_removed(client: TextMendClient) -> None:
+def test_terminal_formatting_and_a_bare_escape_are_reported(client: TextMendClient) -> None:
     text = "\x1b[1mWarning:\x1b[0m disk full\n"
     response = client.repair(text.encode("utf-8"), id="sgr")
     assert response.text == text
     assert [f.original for f in response.findings] == ["\x1b[1m", "\x1b[0m"]
     assert all(f.category == textmend_pb2.CATEGORY_CONTROL_CHAR for f in response.findings)
+    # A bare ESC between words is what an editor macro holds; inside a word it is damage.
     response = client.repair(b"Warning:\x1b disk full", id="esc")
+    assert response.text == "Warning:\x1b disk full" and not response.edits
+    assert [f.original for f in response.findings] == ["\x1b"]
+    response = client.repair(b"Warn\x1bing: disk full", id="wedged")
     assert response.text == "Warning: disk full"
     assert [e.original for e in response.edits] == ["\x1b"]
 

@@ -34,6 +34,20 @@ CONCURRENCY_REFUSAL = "Concurrent RPC limit exceeded!"
 NO_CONNECTION = "connections to all backends failing"
 # What gRPC's core says of a stream it tore down while a write was in flight.
 CORE_INTERNAL_ERROR = "Internal error from Core"
+# How gRPC's core begins the INTERNAL it reports for a call whose HTTP/2 stream the other end
+# reset without a status (`Stream removed (RST_STREAM …)`): a proxy such as Envoy does so when
+# the replica behind it dies after the call's headers went out (tests/test_containers.py lost
+# 2 of 18,069 calls that way when a replica was killed). No answer came, so the call is
+# retried like one a dying worker dropped. The server's own INTERNAL never says this.
+STREAM_REMOVED = "Stream removed"
+
+
+def dropped_by_transport(code: grpc.StatusCode, details: str) -> bool:
+    """Whether a call's INTERNAL status is gRPC's core reporting a stream torn down under it
+    (`CORE_INTERNAL_ERROR`, `STREAM_REMOVED`), not a failure of the server's own."""
+    return code is grpc.StatusCode.INTERNAL and (
+        details == CORE_INTERNAL_ERROR or details.startswith(STREAM_REMOVED)
+    )
 
 
 def doubling_pause(attempt: int, first: float, most: float) -> float:
@@ -55,12 +69,24 @@ def jittered(pause: float) -> float:
 def is_busy_refusal(error: grpc.RpcError) -> bool:
     """Whether a call was refused without being worked on, so that retrying it later may
     succeed: UNAVAILABLE (a worker at its `--max-calls`, still starting (NOT_SERVING), dead or
-    going away; not when no connection could be made, which gRPC has already retried), or
-    gRPC's own concurrency refusal (RESOURCE_EXHAUSTED, which otherwise means a document too
-    large to retry)."""
+    going away; not when no connection could be made, which gRPC has already retried), a
+    stream torn down under the call with no answer (`dropped_by_transport`), or gRPC's own
+    concurrency refusal (RESOURCE_EXHAUSTED, which otherwise means a document too large to
+    retry).
+
+    >>> from grpc.aio import AioRpcError, Metadata
+    >>> def error(code, details):
+    ...     return AioRpcError(code, Metadata(), Metadata(), details)
+    >>> is_busy_refusal(error(grpc.StatusCode.INTERNAL, "Stream removed (RST_STREAM)"))
+    True
+    >>> is_busy_refusal(error(grpc.StatusCode.INTERNAL, "internal error while repairing the document"))
+    False
+    """
     if not is_call_error(error):
         return False
     code, details = error.code(), error.details() or ""
+    if dropped_by_transport(code, details):
+        return True
     if code is grpc.StatusCode.UNAVAILABLE:
         return NO_CONNECTION not in details
     return code is grpc.StatusCode.RESOURCE_EXHAUSTED and details == CONCURRENCY_REFUSAL
@@ -72,9 +98,9 @@ def is_resumable(error: BaseException) -> bool:
     UNAVAILABLE (the connection or the worker went away, the worker was at its `--max-streams`,
     or the stream was closed after `--stream-idle-seconds` without a request), INTERNAL raised
     by gRPC's own core rather than by the server (a stream torn down while a write was in
-    flight), RESOURCE_EXHAUSTED with the server's stream-limit trailer, or gRPC's own
-    concurrency refusal; any other RESOURCE_EXHAUSTED is a document too large to send, which
-    resending would only repeat. Resending is safe: repair is idempotent.
+    flight, or reset by a proxy), RESOURCE_EXHAUSTED with the server's stream-limit trailer,
+    or gRPC's own concurrency refusal; any other RESOURCE_EXHAUSTED is a document too large to
+    send, which resending would only repeat. Resending is safe: repair is idempotent.
     """
     if not is_call_error(error):
         return False
@@ -83,7 +109,7 @@ def is_resumable(error: BaseException) -> bool:
     if code is grpc.StatusCode.UNAVAILABLE:
         return True
     if code is grpc.StatusCode.INTERNAL:
-        return details == CORE_INTERNAL_ERROR
+        return dropped_by_transport(code, details)
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
         trailers = error.trailing_metadata() or ()
         return details == CONCURRENCY_REFUSAL or any(

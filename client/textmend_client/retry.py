@@ -79,7 +79,7 @@ def is_busy_refusal(error: grpc.RpcError) -> bool:
     ...     return AioRpcError(code, Metadata(), Metadata(), details)
     >>> is_busy_refusal(error(grpc.StatusCode.INTERNAL, "Stream removed (RST_STREAM)"))
     True
-    >>> is_busy_refusal(error(grpc.StatusCode.INTERNAL, "internal error while repairing the document"))
+    >>> is_busy_refusal(error(grpc.StatusCode.INTERNAL, "internal error while repairing"))
     False
     """
     if not is_call_error(error):

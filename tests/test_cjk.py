@@ -368,6 +368,16 @@ def test_a_short_rare_run_is_reported_with_its_reading_not_rewritten(text):
     assert repair_text(text).text == text
 
 
+def test_latin_text_that_lost_its_accents_upstream_is_not_redecoded_as_cjk():
+    """Czech whose accented letters a decoder replaced before the text reached us: every
+    high character is U+FFFD, so any CJK reading of it would be the model's invention."""
+    from textmend_server import repair_text
+
+    text = "zda mu neu\ufffdlo n\ufffdco d\ufffdle\ufffdit\ufffdho.\n"
+    assert find_wrong_codec_runs(text) == []
+    assert repair_text(text).text == text
+
+
 def test_slip_after_a_folded_fullwidth_digit_with_annotation():
     """`１５` holds B1 A3, the bytes of 保: the annotation lands inside the number. The search
     reads the run back exactly; a 27-character reading with close rivals is rated below

@@ -628,10 +628,29 @@ def utf8_shaped(run: str) -> bool:
         return False
 
 
+# The most of a Latin-looking run's high characters that may be U+FFFD for it to be re-decoded:
+# a byte the wrong decoder replaced is the model's guess, so a run of little else is the
+# model's invention, not a reading. Czech text that had lost its accented letters upstream
+# (`neu�lo n�co d�le�it�ho`, in a Debian Info manual) was "re-decoded" into Japanese.
+MAX_UNKNOWN_SHARE = 0.5
+
+
+def mostly_unknown(run: str) -> bool:
+    """Whether more than `MAX_UNKNOWN_SHARE` of run's non-ASCII characters are U+FFFD.
+
+    >>> mostly_unknown("neu\ufffdlo n\ufffdco d\ufffdle\ufffdit\ufffdho")
+    True
+    >>> mostly_unknown("ƒ\ufffd‚±‚ê")
+    False
+    """
+    high = sum(1 for ch in run if ch >= "\x80")
+    return run.count("\ufffd") > MAX_UNKNOWN_SHARE * high
+
+
 def _latin_candidates(run: str, work: Work, budget: int) -> Iterator[tuple[str, str, str, str]]:
     """(candidate, read_as, written, lang) for each pair the run re-decodes strictly under,
     one at a time: a run may be a whole line, and a list held a re-decoding of it per pair."""
-    if utf8_shaped(run):
+    if utf8_shaped(run) or mostly_unknown(run):
         return
     for read_as, written, lang in _LATIN_PAIRS:
         if "\ufffd" in run:

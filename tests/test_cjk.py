@@ -368,6 +368,27 @@ def test_a_short_rare_run_is_reported_with_its_reading_not_rewritten(text):
     assert repair_text(text).text == text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Info's index entry, a reST footnote, Emacs Lisp and LaTeX: a `?` before a bracket
+        # that pairs with another on its line is text, though `?[`, `?]` and `?}` re-phase
+        # into kana and kanji.
+        "* 設定はどこ?[設定ファイルはどこ?]:     Files.            (line   5)\n",
+        ".. [#] 名前の由来は [Q1-1 それは他の辞書とは違うのですか?].\n",
+        '              (concat (propertize "{どれを参照?}" \'face\n',
+        "\t\\item \\href{http://example.org/bbs/?id=9}{论文用\\LaTeX 排版，之后的提交会麻烦么?}\n",
+    ],
+)
+def test_a_question_mark_before_a_paired_bracket_is_reported_not_rephased(text):
+    from textmend_server import repair_text
+
+    proposals = find_phase_slips(text)
+    assert proposals and all(p.flag_only for p in proposals)
+    assert all("pairs with another on its line" in p.reason for p in proposals)
+    assert repair_text(text).text == text
+
+
 def test_latin_text_that_lost_its_accents_upstream_is_not_redecoded_as_cjk():
     """Czech whose accented letters a decoder replaced before the text reached us: every
     high character is U+FFFD, so any CJK reading of it would be the model's invention."""

@@ -126,6 +126,33 @@ LONE_SLIP_CONFIDENCE = 0.8
 _CJK_LETTER = re.compile(CJK_ANY)
 
 
+# The double-byte codecs' trail bytes include ASCII's brackets (0x5B, 0x5D, 0x7B, 0x7D), so a
+# `?` before one can be a lost lead byte; a bracket that pairs with another on its line is
+# markup or code instead (Emacs Lisp `{どれを参照?}`, a regex's `の?[\n ]*`, Info's
+# `どこ?[ここはとこ?]`: eight Debian files whose `?` before a bracket was re-phased into a
+# kana or kanji).
+_BRACKET_PARTNER = {"[": "]", "{": "}", "]": "[", "}": "{"}
+
+
+def pairs_on_its_line(text: str, i: int) -> bool:
+    """Whether the character after the `?` at i is a bracket with its partner on the same
+    line: an opener closed after it, or a closer opened before it.
+
+    >>> pairs_on_its_line("{どれを参照?}", 6), pairs_on_its_line("月の?[ ]*日", 2)
+    (True, True)
+    >>> pairs_on_its_line("公司?]他們", 2), pairs_on_its_line("一?[", 1)
+    (False, False)
+    """
+    bracket = text[i + 1 : i + 2]
+    partner = _BRACKET_PARTNER.get(bracket)
+    if partner is None:
+        return False
+    if bracket in "[{":
+        end = text.find("\n", i + 2)
+        return partner in text[i + 2 : len(text) if end < 0 else end]
+    return partner in text[text.rfind("\n", 0, i) + 1 : i]
+
+
 def _lone_in_clean_text(text: str, proposal: Proposal) -> bool:
     """Whether proposal is a less-than-sure repair alone in a long stretch of CJK text."""
     if proposal.confidence >= LONE_SLIP_CONFIDENCE:
@@ -236,7 +263,8 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
         conf = confidence(best.margin, best.gap, len(best.replacement), best.lost)
         unsure = conf < MIN_EDIT_CONFIDENCE
         weak = best.margin < EDIT_MARGIN or best.guessed or best.exhausted or invented
-        flag = weak or unsure
+        paired = pairs_on_its_line(text, i)
+        flag = weak or unsure or paired
         reason = (
             f"{_CODEC_NAMES[best.codec]} bytes read one byte out of phase; re-phased text "
             f"scores {best.margin:.1f} nats better under the {_LANG_NAMES[lang]} character "
@@ -251,6 +279,8 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
                 f" (rated {conf:.2f} likely to be exactly right, below {MIN_EDIT_CONFIDENCE}: "
                 "not edited)"
             )
+        elif paired:
+            reason += " (the bracket after `?` pairs with another on its line: not edited)"
         elif flag:
             reason += " (too little evidence to edit)"
         # The run starts at the trigger, right of every splice: it maps back by one shift.

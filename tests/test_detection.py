@@ -99,37 +99,6 @@ def test_meta_charset_counts_only_for_html() -> None:
     assert decode(page).encoding in ("ascii", "utf-8")
 
 
-_PAGE = (
-    b'<html><head><meta http-equiv="Content-Type" content="text/html; charset=%s">'
-    b"<title>Patterns</title></head><body><pre>\n"
-)
-
-
-@pytest.mark.parametrize(
-    ("charset", "body", "written", "expected"),
-    [
-        # A table of symbols in a declared EUC-JP page: the character models priced its
-        # GB18030 reading (`ⅲⅲ””∶`) lower, and the page was read as GB18030.
-        (
-            b"euc-jp",
-            "Shapes #1 to #4:\n.  ■■￣￣｜  ■■■■\n.  ■■  ｜｜  ■■ ■■\n",
-            "euc_jp",
-            "euc_jp",
-        ),
-        # Declarations that are wrong still lose where the other reading has letters to read.
-        (b"iso-8859-1", "He said “hello” – and left.\n", "cp1252", "cp1252"),
-        (b"windows-1251", "Привет, как дела? Это обычный русский текст.\n", "koi8-r", "koi8-r"),
-    ],
-)
-def test_a_declaration_stands_against_stretches_of_symbols_alone(
-    charset: bytes, body: str, written: str, expected: str
-) -> None:
-    page = _PAGE.replace(b"%s", charset) + body.encode(written) + b"</pre></body></html>\n"
-    decoded = decode(page, html=True)
-    assert decoded.encoding == expected
-    assert body in decoded.text
-
-
 def test_utf8_document_with_a_legacy_paragraph_is_decoded_per_region() -> None:
     head = "Intro – “quoted” in UTF-8, naïve café.\n"
     tail = "Outro: Grüße aus Köln.\n"

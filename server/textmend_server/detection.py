@@ -254,10 +254,6 @@ def _best_reading(
             blind = detector_answers(sample, blind=True)
             return _best_reading(sample, declared, None, blind + answers)
     chunks = scored_bytes(sample) if len(scored) > 1 else []
-    if chunks and markup and standing is not None:
-        if readings[standing].names[0].source == Source.MARKUP:
-            # The declaration stands on stretches that tell the languages nothing.
-            chunks = [chunk for chunk in chunks if _has_letters(chunk, standing)]
     if chunks:
         best_key = _by_language(readings, sample, chunks, answers, order)
     else:
@@ -385,23 +381,6 @@ def _gather(
         key_of[name] = key
         candidates.append(candidate)
     return candidates, readings, key_of
-
-
-def _has_letters(chunk: bytes, codec: str) -> bool:
-    """Whether chunk read with codec has a letter outside ASCII. Where the document's declared
-    reading of a stretch is symbols alone (EUC-JP's `■■￣￣｜`), the stretch says nothing
-    against the declaration, yet the character models price symbols unevenly: a valid EUC-JP
-    page declaring `charset=euc-jp` was read as GB18030 (`ⅲⅲ””∶`) for a table of them. A wrong
-    declaration's reading of text in another script is letters (`Ã©`, `ÄãºÃ`, kanji).
-
-    >>> _has_letters("■■￣￣｜".encode("euc_jp"), "euc_jp")
-    False
-    >>> _has_letters("日本語".encode("euc_jp"), "euc_jp")
-    True
-    >>> _has_letters("你好".encode("gbk"), "cp1252")  # a wrong declaration reads as letters
-    True
-    """
-    return any(ch.isalpha() for ch in chunk.decode(codec, "ignore") if ch >= "\x80")
 
 
 def _by_language(

@@ -297,12 +297,17 @@ def test_calls_over_one_connection_go_round_robin(deployment: Deployment) -> Non
     counts = sorted(after[h] - before.get(h, 0) for h in after)
     deployment.figures["round_robin"] = counts
     assert len(counts) == REPLICAS and sum(counts) == ROUND_ROBIN_CALLS, deployment.hosts()
-    # Round robin over the replicas in Envoy's balancing set: every replica, or (when Envoy's
-    # DNS refresh or a health check takes one out for the moment, as happened once on a loaded
-    # machine: [0, 15, 15]) all but that one. One replica taking every call would fail.
+    # Round robin over the replicas in Envoy's balancing set: every replica, or all but one
+    # that Envoy's DNS refresh or a health check took out for the moment. Not exactly even:
+    # when its host set is refreshed Envoy starts the round again, so CI runs have seen
+    # [10, 10, 10], [9, 10, 11] and, on a loaded machine, [0, 15, 15]. One connection's calls
+    # pinned to one replica, or piled on one, would fail.
     served = [count for count in counts if count]
     assert len(served) >= REPLICAS - 1, (counts, deployment.hosts())
-    assert max(served) - min(served) <= 1, (counts, deployment.hosts())
+    assert max(served) - min(served) <= ROUND_ROBIN_CALLS // (3 * REPLICAS), (
+        counts,
+        deployment.hosts(),
+    )
 
 
 @dataclass

@@ -298,10 +298,10 @@ def test_calls_over_one_connection_go_round_robin(deployment: Deployment) -> Non
     deployment.figures["round_robin"] = counts
     assert len(counts) == REPLICAS and sum(counts) == ROUND_ROBIN_CALLS, deployment.hosts()
     # Round robin over the replicas in Envoy's balancing set: every replica, or all but one
-    # that Envoy's DNS refresh or a health check took out for the moment. Not exactly even:
-    # when its host set is refreshed Envoy starts the round again, so CI runs have seen
-    # [10, 10, 10], [9, 10, 11] and, on a loaded machine, [0, 15, 15]. One connection's calls
-    # pinned to one replica, or piled on one, would fail.
+    # that Envoy's DNS refresh or a health check took out for the moment. Not exactly even
+    # (CI runs have seen [10, 10, 10], [9, 10, 11] and, on a loaded machine, [0, 15, 15];
+    # Envoy's round may restart when its host set is refreshed). One connection's calls pinned
+    # to one replica, or piled on one, would fail.
     served = [count for count in counts if count]
     assert len(served) >= REPLICAS - 1, (counts, deployment.hosts())
     assert max(served) - min(served) <= ROUND_ROBIN_CALLS // (3 * REPLICAS), (

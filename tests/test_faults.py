@@ -148,10 +148,13 @@ def test_a_stream_that_waited_long_is_reopened_when_its_worker_dies(
 
 class _Dropping:
     """A stand-in server for `RepairStream` that takes every stream (sends headers, or with
-    take=False refuses it before them) and then ends it UNAVAILABLE without answering."""
+    take=False refuses it before them) and then ends it UNAVAILABLE without answering; with
+    serve_after=N, it answers every request from the (N+1)th stream on."""
 
-    def __init__(self, take: bool) -> None:
+    def __init__(self, take: bool, serve_after: int | None = None) -> None:
         self.take = take
+        self.serve_after = serve_after
+        self.streams = 0
         self.sent: Counter[str] = Counter()
         self.server = grpc.server(ThreadPoolExecutor(4))
         handler = grpc.stream_stream_rpc_method_handler(
@@ -168,6 +171,11 @@ class _Dropping:
     def _stream(
         self, requests: Iterator[textmend_pb2.RepairRequest], context: grpc.ServicerContext
     ) -> Iterator[textmend_pb2.RepairResponse]:
+        self.streams += 1
+        if self.serve_after is not None and self.streams > self.serve_after:
+            for request in requests:
+                yield textmend_pb2.RepairResponse(id=request.id, text="served")
+            return
         if self.take:
             context.send_initial_metadata((("textmend-version", "test"),))
             for request in requests:
@@ -179,7 +187,8 @@ class _Dropping:
 
 @pytest.fixture
 def dropping(request: pytest.FixtureRequest) -> Iterator[_Dropping]:
-    stand_in = _Dropping(take=request.param)
+    take, serve_after = request.param if isinstance(request.param, tuple) else (request.param, None)
+    stand_in = _Dropping(take=take, serve_after=serve_after)
     stand_in.server.start()
     yield stand_in
     stand_in.server.stop(None)
@@ -206,6 +215,22 @@ def test_a_stream_no_worker_takes_gives_up_after_the_retry_window(dropping: _Dro
         with pytest.raises(Unavailable):
             list(client.repair_stream([{"id": "refused", "content": b"text"}]))
     assert not dropping.sent
+
+
+@pytest.mark.parametrize(
+    "dropping", [(False, client_module.STREAM_MAX_ATTEMPTS + 1)], indirect=True
+)
+def test_streams_refused_before_a_worker_takes_them_are_not_attempts(dropping: _Dropping) -> None:
+    """A stream refused before its headers (a worker starting, a killed worker's port) did
+    nothing with its documents: refusals past `STREAM_MAX_ATTEMPTS` within the retry window
+    still end in an answer. (A kill test once lost a stream's 10 documents, the call ended
+    UNAVAILABLE; refusals counted as attempts are one way that happens.)"""
+    with TextMendClient(
+        f"127.0.0.1:{dropping.port}", channels=1, stream_timeout=60, stream_retry_seconds=60
+    ) as client:
+        answers = list(client.repair_stream([{"id": "patient", "content": b"text"}]))
+    assert [a.id for a in answers] == ["patient"]
+    assert dropping.streams == client_module.STREAM_MAX_ATTEMPTS + 2
 
 
 def test_many_calls_lose_nothing_when_a_worker_is_killed(two_workers: ServerProcess) -> None:

@@ -27,10 +27,10 @@ DEFAULT_WINDOW = 4
 #: seconds, before it gives up: long enough for a worker to be restarted.
 STREAM_RETRY_SECONDS = 30.0
 
-#: How many streams one document may be sent on, the first included, when each breaks before
-#: answering it: a document that takes its worker down every time (or workers killed that
-#: often) ends the call instead of being resent until the deadline. 5 is the most attempts
-#: gRPC's own retry policy allows a call.
+#: How many streams one document may be sent on, the first included, when each is taken by a
+#: worker and breaks before answering it: a document that takes its worker down every time (or
+#: workers killed that often) ends the call instead of being resent until the deadline. 5 is
+#: the most attempts gRPC's own retry policy allows a call.
 STREAM_MAX_ATTEMPTS = 5
 
 _Request = TypeVar("_Request")
@@ -202,8 +202,12 @@ def fan_out(
                     raise
                 if now - failing_since > retry_seconds:
                     raise
+                # Only a stream a worker took counts as an attempt at its documents: one refused
+                # before its headers (a worker starting, a connection to a killed worker's
+                # port) did nothing with them, and the retry window bounds those.
+                taken = progress.answered or progress.taken
                 for waiting in outstanding.values():
-                    for request in waiting:
+                    for request in waiting if taken else ():
                         attempts[key(request)] += 1
                         if attempts[key(request)] >= max_attempts:
                             raise

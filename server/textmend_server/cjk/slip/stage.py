@@ -147,10 +147,11 @@ def pairs_on_its_line(text: str, i: int) -> bool:
     partner = _BRACKET_PARTNER.get(bracket)
     if partner is None:
         return False
+    # Searched in place, not sliced: a block may be one long line, asked about at every slip.
     if bracket in "[{":
         end = text.find("\n", i + 2)
-        return partner in text[i + 2 : len(text) if end < 0 else end]
-    return partner in text[text.rfind("\n", 0, i) + 1 : i]
+        return text.find(partner, i + 2, len(text) if end < 0 else end) >= 0
+    return text.find(partner, text.rfind("\n", 0, i) + 1, i) >= 0
 
 
 def _lone_in_clean_text(text: str, proposal: Proposal) -> bool:

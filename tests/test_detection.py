@@ -236,3 +236,29 @@ def test_utf8_and_ascii_skip_the_language_models() -> None:
         decoded = decode(content)
         assert decoded.confidence >= 0.99 and not decoded.in_doubt and not decoded.alternatives
         assert len(decoded.candidates) == 1
+
+
+# A kana-to-kanji dictionary's entries (the form of Canna's `.ctd` files) and a Korean keyboard
+# table: EUC-KR reads the hiragana row of EUC-JP as jamo, archaic ones for `の`, `ん`, `る`.
+KANA_DICTIONARY = (
+    "きりがな #KY きりがな\nっけ #kke @\nうち #KN @\nこと #KN @\nもの #KN @\n"
+    "られる #T35 @\nのみ #KJ @\nんだ #KN @\n"
+)
+KEYBOARD_JAMO = "".join(
+    f"{jamo} {key}\n"
+    for jamo, key in zip(
+        "ㄱㄲㄴㄷㄸㄹㅁㅂㅃㅅㅆㅇㅈㅉㅊㅋㅌㅍㅎㅏㅐㅑㅓㅔㅕㅗㅛㅜㅠㅡㅣ",
+        "rRseEfaqQtTdwWczxvgkoijpuhynbml",
+        strict=True,
+    )
+)
+
+
+def test_a_kana_dictionary_in_euc_jp_is_not_read_as_korean_jamo() -> None:
+    decoded = decode(KANA_DICTIONARY.encode("euc_jp"))
+    assert decoded.text == KANA_DICTIONARY
+
+
+def test_a_table_of_modern_jamo_in_euc_kr_stays_korean() -> None:
+    decoded = decode(KEYBOARD_JAMO.encode("euc_kr"))
+    assert decoded.text == KEYBOARD_JAMO

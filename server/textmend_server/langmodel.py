@@ -87,6 +87,7 @@ UNMODELLED_LETTER = 5.0
 # the language never writes.
 SYMBOL_COSTS = {
     "o": UNKNOWN_LETTER,
+    "k": UNKNOWN_LETTER,
     "m": 4.0,
     "d": 8.0,
     "p": 5.0,
@@ -147,7 +148,19 @@ def _build_classes() -> str:
     for lo, hi in ((0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3)):
         for code in range(lo, hi + 1):
             table[code] = "J"
+    for code in range(ARCHAIC_JAMO[0], ARCHAIC_JAMO[1] + 1):
+        table[code] = "k"
     return "".join(table)
+
+
+# Old Hangul letters standing alone (the archaic compatibility jamo U+3165–318E: `ㅥ`, `ㆆ`,
+# `ㆍ`...): no modern Korean text writes them, but EUC-KR puts them where EUC-JP has the
+# commonest hiragana (row A4 from A4D4 on: `の`, `ん`, `る`, `を`...), so a short Japanese
+# dictionary read as EUC-KR is full of them. As letters of no modelled script they were priced
+# as an unmodelled alphabet's (`UNMODELLED_LETTER`), below what the Japanese model asks of
+# real kana; they are class "k", priced as a letter the language never writes. The modern
+# jamo (U+3131–3164) stay letters of their own: keyboard tables and input methods list them.
+ARCHAIC_JAMO = (0x3165, 0x318E)
 
 
 _CLASS_OF = _build_classes()
@@ -369,7 +382,7 @@ def cost(text: str, hint: tuple[str, ...] = ()) -> Reading:
         text = unicodedata.normalize("NFC", text)
     classes = text.translate(_CLASS_OF)
     letters = {code: classes.count(code) for code in "LCGHAJo"}
-    fixed = sum(classes.count(cls) * SYMBOL_COSTS[cls] for cls in "mdpqx")
+    fixed = sum(classes.count(cls) * SYMBOL_COSTS[cls] for cls in "mdpqxk")
     fixed += len(_ASTRAL.findall(text)) * SYMBOL_COSTS["x"]
     fixed += len(_LEADING_QUOTE.findall(text)) * LEADING_QUOTE_NATS
     fixed += len(_ORPHAN_MARK.findall(text)) * (SYMBOL_COSTS["x"] - SYMBOL_COSTS["m"])

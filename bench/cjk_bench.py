@@ -55,8 +55,15 @@ from textmend_server.cjk import (  # noqa: E402
     find_ruby_leaks,
     find_wrong_codec_runs,
 )
+from textmend_server.edits import EditLog, Proposal  # noqa: E402
 from textmend_server.fixes import apply_proposals  # noqa: E402
+from textmend_server.policy import Category  # noqa: E402
 from textmend_server.stages import apply_stages  # noqa: E402
+
+try:  # an older engine (on PYTHONPATH) has no log of the stages' edits: no per-edit count
+    from textmend_server.stages import staged_log
+except ImportError:
+    staged_log = None
 
 _TAG_RE = re.compile(r"</?[A-Za-z][^<>\n]*>")
 
@@ -126,6 +133,30 @@ def apply(text: str, proposals) -> str:
 def repair(text: str) -> str:
     """The CJK stages in engine order, then removal of leftover tags."""
     return _TAG_RE.sub("", apply_stages(text))
+
+
+def judged_edits(corrupted: str, expected: str) -> tuple[str, int, int]:
+    """The repair `repair` makes, how many edits the CJK stages made in it and how many of
+    those are wrong: an edit is wrong when the finished text disagrees with the clean text
+    inside what the edit wrote (an edit beside a damaged run it left alone is not)."""
+    log = staged_log(corrupted)
+    cjk_text = log.text
+    tags = EditLog(cjk_text)
+    tags.apply(
+        [
+            Proposal(m.start(), m.end(), "", Category.MARKUP_LEAK, "tag", 1.0)
+            for m in _TAG_RE.finditer(cjk_text)
+        ]
+    )
+    finished = tags.text
+    mismatched = diff_spans(finished, expected)
+    wrong = 0
+    edits = log.edits()
+    for e in edits:
+        a, b = tags.original_to_cleaned(e.cleaned_start, e.cleaned_end)
+        if any(i1 < b and i2 > a if a < b else i1 < a < i2 for i1, i2, _, _ in mismatched):
+            wrong += 1
+    return finished, len(edits), wrong
 
 
 def classify(corrupted: str, expected: str) -> list[tuple[int, int, str]]:
@@ -260,12 +291,17 @@ def bench_slips(args, simp: list[str], trad: list[str], ja: list[str]) -> None:
     for label, paras, codec, opts in setups:
         paras = [p for p in paras if _encodable(p, codec)]
         total, restored, wrong = Counter(), Counter(), Counter()
-        exact = docs = false_edits = 0
+        exact = docs = false_edits = edits_made = edits_wrong = 0
         lengths: list[int] = []
         t0 = time.perf_counter()
         n = args.docs if codec == "gbk" else max(20, args.docs // 3)
         for c in corrupted_documents(paras, n, rng, args.seed, codec, **opts):
-            out = repair(c.text)
+            if staged_log is not None:
+                out, made, bad_edits = judged_edits(c.text, c.expected)
+                edits_made += made
+                edits_wrong += bad_edits
+            else:
+                out = repair(c.text)
             lengths += span_lengths(c.text, c.expected)
             t, r, f, w = score_document(c.text, c.expected, out)
             if f and args.show_false:
@@ -295,6 +331,11 @@ def bench_slips(args, simp: list[str], trad: list[str], ja: list[str]) -> None:
                 f"{'':20s} B spans rewritten wrongly {wrong['B']} "
                 f"({100 * wrong['B'] / total['B']:.1f} per 100), left as they were "
                 f"{total['B'] - restored['B'] - wrong['B']}"
+            )
+        if staged_log is not None and total["B"]:
+            print(
+                f"{'':20s} edits {edits_made}, wrong {edits_wrong} "
+                f"({100 * edits_wrong / total['B']:.1f} per 100 B spans)"
             )
 
 

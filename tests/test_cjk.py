@@ -791,3 +791,25 @@ def test_a_lone_unsure_slip_in_long_clean_text_is_reported_not_edited() -> None:
     [lone] = find_phase_slips(text)
     assert lone.flag_only and lone.replacement == short.replacement
     assert "not edited" in lone.reason
+
+
+# A GBK slip run the search leaves unrepaired, with an annotation the converter matched across
+# two misread characters inside it (`桌(zhuō)`), and two genuine leaks outside it.
+GARBLED_WITH_LEAKS = "大利(lì)的城市街头经??梢钥吹轿藜铱晒檎撸懊桌(zhuō)纪?tái)”希望通过(guò)这一"
+
+
+def test_no_edit_goes_inside_a_run_reported_as_misread_and_left():
+    """Taking `(zhuō)` out of an unrepaired run would turn one garble into another: it is
+    reported, while the leaks outside the run are repaired."""
+    from textmend_server import repair_text
+    from textmend_server.stages import GARBLE_REASON
+
+    result = repair_text(GARBLED_WITH_LEAKS)
+    slip = [f for f in result.findings if f.category is Category.CJK_PHASE_SLIP]
+    assert slip and "桌(zhuō)" in slip[0].original
+    inside = [f for f in result.findings if f.category is Category.RUBY_LEAK]
+    assert [f.original for f in inside] == ["桌(zhuō)"]
+    assert inside[0].reason.endswith(GARBLE_REASON)
+    assert sorted(e.original for e in result.edits) == ["利(lì)", "过(guò)"]
+    assert result.text == apply_stages(GARBLED_WITH_LEAKS)
+    assert "桌(zhuō)" in result.text and "(lì)" not in result.text

@@ -26,7 +26,7 @@ from textmend_server.errors import CANCEL_CHECK, TooLargeError, check_cancelled
 from textmend_server.fixes import Finder
 from textmend_server.markup import MarkupEvidence, markup_evidence
 from textmend_server.policy import INFORMATIONAL, Action, Category, RepairPolicy
-from textmend_server.stages import STAGES, Reach, TextFacts
+from textmend_server.stages import STAGES, Garbled, Reach, TextFacts, left_garbled
 
 
 class Verdict(StrEnum):
@@ -560,6 +560,11 @@ def _one_pass(
     changed: list[tuple[int, int]] = []
     facts = TextFacts(log.text)
     windows, looked = run.windows, run.looked
+    # Runs reported as misread and left: no later edit goes inside one (`stages.Garbled`).
+    garbled = Garbled()
+    for kept in by_stage.values():
+        for start, end, proposal in kept.items():
+            garbled.add(start, end, proposal)
     for stage in STAGES:
         name = stage.name
         check_cancelled()
@@ -597,10 +602,14 @@ def _one_pass(
                     continue
             if action is Action.OFF:
                 continue
+            span = log.to_original(proposal.start, proposal.end)
             if action is Action.FIX and not proposal.flag_only:
-                to_apply.append(proposal)
-            else:
-                found.add(*log.to_original(proposal.start, proposal.end), proposal)
+                if not garbled.holds(*span):
+                    to_apply.append(proposal)
+                    continue
+                proposal = left_garbled(proposal)
+            found.add(*span, proposal)
+            garbled.add(*span, proposal)
         changed += [
             log.to_original(p.start, p.end)
             for p in to_apply

@@ -262,3 +262,31 @@ def test_a_kana_dictionary_in_euc_jp_is_not_read_as_korean_jamo() -> None:
 def test_a_table_of_modern_jamo_in_euc_kr_stays_korean() -> None:
     decoded = decode(KEYBOARD_JAMO.encode("euc_kr"))
     assert decoded.text == KEYBOARD_JAMO
+
+
+# Text files that declare their coding the way their editors and tools read it.
+DECLARING_FILES = [
+    (';;; skk-x.el -*- coding: euc-japan -*-\n(defvar skk-x-regexp "[ぁ-ん]")\n', "euc_jp"),
+    ("% -*- coding: sjis -*-\n\\def\\contentsname{目次}\n\\def\\listfigurename{図目次}\n", "cp932"),
+    ('# -*- coding: euc-kr -*-\nrings = ["├" "└" "│"]\n', "euc_kr"),
+    ("x = 1\n# vim: set fileencoding=koi8-r :\n# Привет\n", "koi8_r"),
+]
+
+
+@pytest.mark.parametrize(("text", "codec"), DECLARING_FILES)
+def test_a_text_files_own_coding_declaration_is_read(text: str, codec: str) -> None:
+    decoded = decode(text.encode(codec))
+    assert decoded.text == text
+    assert decoded.source is EncodingSource.MARKUP
+
+
+@pytest.mark.parametrize(
+    ("word", "codec"), [("Компьютер", "cp1251"), ("Καλημέρα", "cp1253"), ("Zażółć", "cp1250")]
+)
+def test_a_page_declaring_latin1_over_one_word_in_another_code_page_is_overruled(
+    word: str, codec: str
+) -> None:
+    page = f'<html><meta charset="iso-8859-1"><p>{word}</p></html>'
+    decoded = decode(page.encode(codec), html=True)
+    assert decoded.text == page
+    assert decoded.source is EncodingSource.DETECTED

@@ -477,8 +477,9 @@ _META = re.compile(rb"""<meta[^>]{0,300}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+
 
 def markup_charset(content: bytes, html: bool = False) -> str | None:
     """The charset the document declares itself: `<?xml encoding>` at its start, or for HTML
-    the first `<meta charset>` / `http-equiv` in its first `DECLARATION_BYTES`. None when
-    there is none.
+    the first `<meta charset>` / `http-equiv` in its first `DECLARATION_BYTES`; else the
+    coding a text file declares for its editors and tools (`text_charset`). None when there is
+    none.
 
     >>> markup_charset(b'<?xml version="1.0" encoding="gb2312"?><rss/>')
     'gb2312'
@@ -489,7 +490,107 @@ def markup_charset(content: bytes, html: bool = False) -> str | None:
     found = _XML_DECL.match(head)
     if found is None and html:
         found = _META.search(head)
-    return found.group(1).decode("ascii").lower() if found else None
+    if found is None:
+        return text_charset(content)
+    return found.group(1).decode("ascii").lower()
+
+
+# A text file's own declaration of its coding, in the forms the tools that read it honour, each
+# where that tool looks: Emacs's `-*- coding: X -*-` and Python's PEP 263 comment on the first
+# or second line; Vim's modeline (`vim: set fileencoding=X`) in the first or last
+# `MODELINE_LINES` lines; Emacs's `Local Variables:` block (`coding: X`) in the last
+# `LOCAL_VARIABLES_BYTES`; LaTeX's `\usepackage[X]{inputenc}` or `\inputencoding{X}`, and a
+# gettext catalogue's `Content-Type: text/plain; charset=X`, in the first `DECLARATION_BYTES`.
+# The numbers are the tools' own: Vim reads 5 modelines at each end (`:help modelines`), Emacs
+# looks for the local variables in the last 3,000 characters (`hack-local-variables`).
+MODELINE_LINES = 5
+LOCAL_VARIABLES_BYTES = 3000
+_CODING_LINE = re.compile(
+    rb"^(?:[^\n]*?-\*-[^\n]*?\bcoding:|[ \t\f]*#[^\n]*?coding[:=])[ \t]*([-\w.]+)", re.M
+)
+_VIM_MODELINE = re.compile(rb"(?:^|\s)(?:vim?|ex):.*?\b(?:fileencoding|fenc)=([-\w.]+)")
+_LOCAL_CODING = re.compile(rb"^\W*coding:[ \t]*([-\w.]+)", re.M)
+_LATEX_INPUTENC = re.compile(
+    rb"\\(?:usepackage\[(?:[-\w.]+,)*([-\w.]+)\]\{inputenc\}|inputencoding\{([-\w.]+)\})"
+)
+_PO_CHARSET = re.compile(rb'^"Content-Type: text/plain; charset=([-\w.]+)', re.M)
+# Emacs's names for codings Python knows by others (`M-x list-coding-systems`); an end-of-line
+# suffix (`-unix`, `-dos`, `-mac`) is dropped first. Names that mean "no particular coding"
+# (`undecided`, `raw-text`, `binary`, `no-conversion`) are not charsets and declare nothing.
+EMACS_CODINGS = {
+    "japanese-iso-8bit": "euc_jp",
+    "euc-japan": "euc_jp",
+    "euc-japan-1990": "euc_jp",
+    "japanese-shift-jis": "shift_jis",
+    "sjis": "shift_jis",
+    "iso-2022-7bit": "iso2022_jp",
+    "junet": "iso2022_jp",
+    "chinese-iso-8bit": "gb2312",
+    "cn-gb-2312": "gb2312",
+    "cn-gb": "gb2312",
+    "euc-china": "gb2312",
+    "euc-cn": "gb2312",
+    "chinese-gbk": "gbk",
+    "chinese-big5": "big5",
+    "cn-big5": "big5",
+    "korean-iso-8bit": "euc_kr",
+    "euc-korea": "euc_kr",
+    "cyrillic-koi8": "koi8_r",
+    "cyrillic-iso-8bit": "iso8859_5",
+    "cyrillic-alternativnyj": "cp866",
+    "greek-iso-8bit": "iso8859_7",
+    "hebrew-iso-8bit": "iso8859_8",
+    "iso-latin-1": "latin_1",
+    "iso-latin-2": "iso8859_2",
+    "iso-latin-9": "iso8859_15",
+    "latin-0": "iso8859_15",
+    "mule-utf-8": "utf-8",
+    "utf-8-emacs": "utf-8",
+    "prefer-utf-8": "utf-8",
+    "utf-8-with-signature": "utf-8",
+}
+
+
+def text_charset(content: bytes) -> str | None:
+    r"""The coding a text file declares for Emacs, Vim, Python, LaTeX or gettext, as a label
+    `codec_of` knows; None when it declares none.
+
+    >>> text_charset(b";;; skk-xml.el --- XML -*- coding: euc-japan -*-\n(require 'skk)\n")
+    'euc_jp'
+    >>> text_charset(b"#!/usr/bin/python\n# -*- coding: latin-1 -*-\nprint(1)\n")
+    'latin-1'
+    >>> text_charset(b"x\n% Local Variables:\n% coding: cp1251-unix\n% End:\n")
+    'cp1251'
+    >>> text_charset(b"\\documentclass{article}\\usepackage[koi8-r]{inputenc}")
+    'koi8-r'
+    >>> text_charset(b"# vim: set fileencoding=utf-8 :\nx\n"), text_charset(b"coding: undecided")
+    ('utf-8', None)
+    """
+    head = content[:DECLARATION_BYTES]
+    first_two = b"\n".join(head.split(b"\n", 2)[:2])
+    lines = head.split(b"\n", MODELINE_LINES)[:MODELINE_LINES]
+    lines += content[-LOCAL_VARIABLES_BYTES:].split(b"\n")[-MODELINE_LINES - 1 :]
+    tail = content[-LOCAL_VARIABLES_BYTES:]
+    found: list[bytes] = []
+    if m := _CODING_LINE.search(first_two):
+        found.append(m.group(1))
+    found += [m.group(1) for line in lines if (m := _VIM_MODELINE.search(line))]
+    if b"Local Variables:" in tail and (
+        m := _LOCAL_CODING.search(tail, tail.rfind(b"Local Variables:"))
+    ):
+        found.append(m.group(1))
+    if m := _LATEX_INPUTENC.search(head):
+        found.append(m.group(1) or m.group(2))
+    if m := _PO_CHARSET.search(head):
+        found.append(m.group(1))
+    for raw in found:
+        label = raw.decode("ascii", "replace").lower()
+        for suffix in ("-unix", "-dos", "-mac"):
+            label = label.removesuffix(suffix)
+        label = EMACS_CODINGS.get(label, label)
+        if codec_of(label) is not None:
+            return label
+    return None
 
 
 def _markup_codec(content: bytes, html: bool) -> str | None:

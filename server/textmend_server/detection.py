@@ -403,7 +403,11 @@ def _by_language(
     if len(head) < len(chunks) and len(keys) > 2:
         glance = {key: langmodel.cost(stretch_text(head, key), hint).cost for key in keys}
         ahead = min(glance.values())
-        keys = [key for key in keys if glance[key] <= ahead + LM_PRUNE_NATS]
+        keys = [
+            key
+            for key in keys
+            if glance[key] <= ahead + LM_PRUNE_NATS or _declares(readings[key])
+        ]
     for key in keys:
         reading = readings[key]
         scored = langmodel.cost(stretch_text(chunks, key), hint)
@@ -411,13 +415,20 @@ def _by_language(
         prior = langscoring.prior_nats(
             reading.names[0].name,
             max((detector.get(c.name, 0.0) for c in reading.names), default=0.0),
-            any(c.source in (Source.MARKUP, Source.DECLARED) for c in reading.names),
+            _declares(reading),
         )
         totals[key] = scored.cost + prior
     shares = langscoring.posteriors(totals)
     for key, reading in readings.items():
         reading.posterior = shares.get(key, 0.0)
     return min(totals, key=lambda k: (totals[k], order[readings[k].names[0].name]))
+
+
+def _declares(reading: Reading) -> bool:
+    """Whether the caller or the document declares this reading's charset: such a reading is
+    always read whole, however its first stretches read (a table of symbols can open a page
+    that is Japanese further on)."""
+    return any(c.source in (Source.MARKUP, Source.DECLARED) for c in reading.names)
 
 
 def _name_rank(c: Candidate, position: int) -> tuple:

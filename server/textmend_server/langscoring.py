@@ -95,11 +95,19 @@ def stretch_text(chunks: list[bytes], codec: str) -> str:
 
 # A priori cost of a reading, in nats, added to its language cost: the popularity rank of its
 # codec on the web (`charsets.popularity`) times POPULARITY_NATS, less DETECTOR_NATS times the
-# detector's confidence for its answers and MARKUP_NATS for the document's own declaration.
-# They decide only between readings the language models price alike; set on the tune split.
+# detector's confidence for its answers and MARKUP_NATS for a declaration (the caller's, or
+# the document's own: `decoding.markup_charset`). The first two decide only between readings
+# the language models price alike; set on the tune split. MARKUP_NATS was 6 (set with them);
+# raised to 15, since a declaration that decodes is right far more often than a few stretches
+# of symbols or isolated kana can say: at 6, Japanese javadoc pages declaring Shift_JIS (9 of
+# one package) read as mac_cyrillic, a KANJIDIC page declaring EUC-JP as GB18030, and Emacs
+# Lisp and LaTeX files declaring their coding were read otherwise. A declaration whose reading
+# is implausible is still judged on the bytes alone (`detection.DOUBT`), and a declared
+# iso-8859-1 on a single word of Russian, Greek or Polish in its own code page is still
+# overruled (tests/test_detection.py).
 POPULARITY_NATS = 0.15
 DETECTOR_NATS = 2.0
-MARKUP_NATS = 6.0
+MARKUP_NATS = 15.0
 # The posterior is a softmax of −(cost + prior) / TEMPERATURE. Letter-pair models treat the
 # letters of a text as more independent than they are, which makes raw posteriors
 # overconfident; TEMPERATURE flattens them. Fitted on the tune split so that readings given

@@ -378,6 +378,8 @@ def test_a_short_rare_run_is_reported_with_its_reading_not_rewritten(text):
         ".. [#] 名前の由来は [Q1-1 それは他の辞書とは違うのですか?].\n",
         '              (concat (propertize "{どれを参照?}" \'face\n',
         "\t\\item \\href{http://example.org/bbs/?id=9}{论文用\\LaTeX 排版，之后的提交会麻烦么?}\n",
+        # Info's emphasis, `_…_`: `?_` re-phases into `ダ`.
+        "ことができます。\n\n   _誰かこのキーを Gnus タワーに予約してくれませんか?_\n\nこの他に\n",
     ],
 )
 def test_a_question_mark_before_a_paired_bracket_is_reported_not_rephased(text):
@@ -386,6 +388,20 @@ def test_a_question_mark_before_a_paired_bracket_is_reported_not_rephased(text):
     proposals = find_phase_slips(text)
     assert proposals and all(p.flag_only for p in proposals)
     assert all("pairs with another on its line" in p.reason for p in proposals)
+    assert repair_text(text).text == text
+
+
+def test_a_question_mark_quantifying_an_escaped_group_is_reported_not_rephased():
+    """Emacs Lisp's `\\\\(?:画像\\\\)?＞[`: the `?` after the escaped parenthesis is the
+    pattern's, though `?＞[` re-phases as Shift-JIS into `メЪ`."""
+    from textmend_server import repair_text
+
+    text = (
+        '    "＜拡大\\\\(?:画像\\\\)?＞[\t\n ]*</a>\\\\|\\\\(?:<div[\t\n ]+[^>]+>[\t\n ]*\\\\)"\n'
+    )
+    proposals = find_phase_slips(text)
+    assert proposals and all(p.flag_only for p in proposals)
+    assert all("quantifies a pattern's group" in p.reason for p in proposals)
     assert repair_text(text).text == text
 
 

@@ -36,6 +36,10 @@ CLEAN = [
     # What catalogues carry: argp's vertical tab, gnupg's unit separators, a help text's BEL.
     "Generate message catalog.\x0bIf INPUT-FILE is -, input is read from standard input.\n"
     "Number\x1f: %s%%0AHolder\x1f: %s\n  \x07   alert (BEL)\n",
+    # DocBook's entities.ent: character references are what a DTD's entity values are made of.
+    "<!-- Common entity declarations used for sorting. -->\n\n<!ENTITY lowercase \"'"
+    "Aa&#192;&#224;&#193;&#225;&#194;&#226;&#195;&#227;Bb&#384;&#385;&#595;Cc&#199;&#231;"
+    "&#262;&#263;Pp&#420;&#421;&#7764;&#7765;&#7766;&#7767;Qq&#672;Rr&#340;&#341;&#342;'\">\n",
     # bash.1: BEL as the delimiter of roff's width escape, where quotes may occur.
     '.\\" .ie !\\n()Iu+\\n()Ru-\\w\x07\\*(]X\x07u-3p \\{\\*(]X\n.SH NAME\nbash \\- shell\n',
     # man-db's manual as nroff formats it: overstruck bullets and bold.

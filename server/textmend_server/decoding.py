@@ -499,10 +499,12 @@ def markup_charset(content: bytes, html: bool = False) -> str | None:
 # where that tool looks: Emacs's `-*- coding: X -*-` and Python's PEP 263 comment on the first
 # or second line; Vim's modeline (`vim: set fileencoding=X`) in the first or last
 # `MODELINE_LINES` lines; Emacs's `Local Variables:` block (`coding: X`) in the last
-# `LOCAL_VARIABLES_BYTES`; LaTeX's `\usepackage[X]{inputenc}` or `\inputencoding{X}`, and a
-# gettext catalogue's `Content-Type: text/plain; charset=X`, in the first `DECLARATION_BYTES`.
-# The numbers are the tools' own: Vim reads 5 modelines at each end (`:help modelines`), Emacs
-# looks for the local variables in the last 3,000 characters (`hack-local-variables`).
+# `LOCAL_VARIABLES_BYTES`; LaTeX's `\usepackage[X]{inputenc}` or `\inputencoding{X}`, a
+# gettext catalogue's `Content-Type: text/plain; charset=X` and hunspell's `SET X`, in the
+# first `DECLARATION_BYTES`; hyphenation and thesaurus dictionaries' charset, alone on their
+# first line. The numbers are the tools' own: Vim reads 5 modelines at each end (`:help
+# modelines`), Emacs looks for the local variables in the last 3,000 characters
+# (`hack-local-variables`).
 MODELINE_LINES = 5
 LOCAL_VARIABLES_BYTES = 3000
 _CODING_LINE = re.compile(
@@ -514,6 +516,8 @@ _LATEX_INPUTENC = re.compile(
     rb"\\(?:usepackage\[(?:[-\w.]+,)*([-\w.]+)\]\{inputenc\}|inputencoding\{([-\w.]+)\})"
 )
 _PO_CHARSET = re.compile(rb'^"Content-Type: text/plain; charset=([-\w.]+)', re.M)
+_HUNSPELL_SET = re.compile(rb"^SET[ \t]+([-\w.]+)[ \t]*\r?$", re.M)
+_FIRST_LINE_ALONE = re.compile(rb"\A([A-Za-z][-\w.]{2,30})[ \t]*\r?\n")
 # Emacs's names for codings Python knows by others (`M-x list-coding-systems`); an end-of-line
 # suffix (`-unix`, `-dos`, `-mac`) is dropped first. Names that mean "no particular coding"
 # (`undecided`, `raw-text`, `binary`, `no-conversion`) are not charsets and declare nothing.
@@ -565,6 +569,8 @@ def text_charset(content: bytes) -> str | None:
     'koi8-r'
     >>> text_charset(b"# vim: set fileencoding=utf-8 :\nx\n"), text_charset(b"coding: undecided")
     ('utf-8', None)
+    >>> text_charset(b"ISO8859-2\nLEFTHYPHENMIN 2\n"), text_charset(b"Introduction\nText\n")
+    ('iso8859-2', None)
     """
     head = content[:DECLARATION_BYTES]
     first_two = b"\n".join(head.split(b"\n", 2)[:2])
@@ -582,6 +588,10 @@ def text_charset(content: bytes) -> str | None:
     if m := _LATEX_INPUTENC.search(head):
         found.append(m.group(1) or m.group(2))
     if m := _PO_CHARSET.search(head):
+        found.append(m.group(1))
+    if m := _HUNSPELL_SET.search(head):
+        found.append(m.group(1))
+    if m := _FIRST_LINE_ALONE.match(head):
         found.append(m.group(1))
     for raw in found:
         label = raw.decode("ascii", "replace").lower()

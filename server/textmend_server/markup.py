@@ -103,6 +103,11 @@ _FORMAT_SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("Markdown headings", re.compile(r"^#{1,6} \S|^(?:=+|-+)[ \t]*$", re.M)),
     ("C or C++ source", re.compile(r"^[ \t]*#[ \t]*(?:include|define|ifn?def|pragma)\b", re.M)),
     ("an HTML or XML document", re.compile(r"\A\s*(?:<!DOCTYPE|<\?xml|<html\b)", re.I)),
+    # A DTD or entity file (DocBook's `entities.ent`: `<!ENTITY lowercase 'Aa&#192;&#224;…'>`).
+    (
+        "SGML or XML declarations",
+        re.compile(r"^[ \t]*<!(?:ENTITY|ELEMENT|ATTLIST|NOTATION)\s", re.M),
+    ),
     ("markup quoted as a literal", re.compile(r"[\"'`]</?[A-Za-z][\w-]*[^<>\"'`\n]{0,40}>[\"'`]")),
 )
 # The end of a line, after optional blanks.

@@ -132,26 +132,49 @@ _CJK_LETTER = re.compile(CJK_ANY)
 # `どこ?[ここはとこ?]`: eight Debian files whose `?` before a bracket was re-phased into a
 # kana or kanji).
 _BRACKET_PARTNER = {"[": "]", "{": "}", "]": "[", "}": "{"}
+# The same holds for the marks plain-text formats put around emphasis, which are trail bytes
+# too (0x5F; Info writes `@emph` as `_…_`: `予約してくれませんか?_` in a Japanese Info manual
+# was re-phased into `かダ`): one with another on its line, before or after it, is markup.
+_EMPHASIS = "_"
 
 
 def pairs_on_its_line(text: str, i: int) -> bool:
     """Whether the character after the `?` at i is a bracket with its partner on the same
-    line: an opener closed after it, or a closer opened before it.
+    line (an opener closed after it, or a closer opened before it), or an emphasis mark with
+    another on its line.
 
     >>> pairs_on_its_line("{どれを参照?}", 6), pairs_on_its_line("月の?[ ]*日", 2)
     (True, True)
     >>> pairs_on_its_line("公司?]他們", 2), pairs_on_its_line("一?[", 1)
     (False, False)
+    >>> pairs_on_its_line("_誰か予約してくれませんか?_", 13), pairs_on_its_line("公司?_他", 2)
+    (True, False)
     """
     bracket = text[i + 1 : i + 2]
+    # Searched in place, not sliced: a block may be one long line, asked about at every slip.
+    start = text.rfind("\n", 0, i) + 1
+    end = text.find("\n", i + 2)
+    end = len(text) if end < 0 else end
+    if bracket and bracket in _EMPHASIS:
+        return text.find(bracket, start, i) >= 0 or text.find(bracket, i + 2, end) >= 0
     partner = _BRACKET_PARTNER.get(bracket)
     if partner is None:
         return False
-    # Searched in place, not sliced: a block may be one long line, asked about at every slip.
     if bracket in "[{":
-        end = text.find("\n", i + 2)
-        return text.find(partner, i + 2, len(text) if end < 0 else end) >= 0
-    return text.find(partner, text.rfind("\n", 0, i) + 1, i) >= 0
+        return text.find(partner, i + 2, end) >= 0
+    return text.find(partner, start, i) >= 0
+
+
+def quantifies_a_group(text: str, i: int) -> bool:
+    r"""Whether the `?` at i follows a regular expression's escaped closing parenthesis or
+    bracket (`\\(?:画像\\)?＞[` in Emacs Lisp, `\)?` in sed and grep patterns): an escaped
+    bracket is pattern syntax, and the `?` after it the pattern's quantifier, not a lost lead
+    byte (a Japanese Emacs Lisp file's `\\)?＞[` was re-phased into `メЪ`).
+
+    >>> quantifies_a_group(r"\\(?:画像\\)?＞[", 10), quantifies_a_group("(cái)?!保", 5)
+    (True, False)
+    """
+    return i >= 2 and text[i - 1] in ")]" and text[i - 2] == "\\"
 
 
 def _lone_in_clean_text(text: str, proposal: Proposal) -> bool:
@@ -265,7 +288,8 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
         unsure = conf < MIN_EDIT_CONFIDENCE
         weak = best.margin < EDIT_MARGIN or best.guessed or best.exhausted or invented
         paired = pairs_on_its_line(text, i)
-        flag = weak or unsure or paired
+        quantifier = quantifies_a_group(text, i)
+        flag = weak or unsure or paired or quantifier
         reason = (
             f"{_CODEC_NAMES[best.codec]} bytes read one byte out of phase; re-phased text "
             f"scores {best.margin:.1f} nats better under the {_LANG_NAMES[lang]} character "
@@ -281,7 +305,9 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
                 "not edited)"
             )
         elif paired:
-            reason += " (the bracket after `?` pairs with another on its line: not edited)"
+            reason += " (the mark after `?` pairs with another on its line: not edited)"
+        elif quantifier:
+            reason += " (`?` after an escaped bracket quantifies a pattern's group: not edited)"
         elif flag:
             reason += " (too little evidence to edit)"
         # The run starts at the trigger, right of every splice: it maps back by one shift.

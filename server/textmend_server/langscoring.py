@@ -100,8 +100,8 @@ def stretch_text(chunks: list[bytes], codec: str) -> str:
 # the language models price alike; set on the tune split. MARKUP_NATS was 6 (set with them);
 # raised to 15, since a declaration that decodes is right far more often than a few stretches
 # of symbols or isolated kana can say: at 6, Japanese javadoc pages declaring Shift_JIS (9 of
-# one package) read as mac_cyrillic, a KANJIDIC page declaring EUC-JP as GB18030, and Emacs
-# Lisp and LaTeX files declaring their coding were read otherwise. A declaration whose reading
+# one package) read as mac_cyrillic, and Emacs Lisp and LaTeX files declaring their coding were
+# read otherwise (docs/real-text.md, the fourth set). A declaration whose reading
 # is implausible is still judged on the bytes alone (`detection.DOUBT`), and a declared
 # iso-8859-1 on a single word of Russian, Greek or Polish in its own code page is still
 # overruled (tests/test_detection.py).

@@ -416,3 +416,25 @@ def test_the_repeat_finder_remembers_a_bounded_number_of_lines() -> None:
         tracemalloc.stop()
     assert [(p.start, p.end) for p in found] == [(len(page) + len(lines), len(text) - 1)]
     assert peak < repeats.REPEAT_MAX_LINES * 160  # about 120 bytes a line; 230 before
+
+
+# LibreOffice's Chinese and Korean help hold characters that lost their lead bytes, leaving a C1
+# control between letters; in English a C1 control is the windows-1252 quote it stands for.
+@pytest.mark.parametrize(
+    "text",
+    [
+        "可用于在应用禀\x8b序间交换数据库或电子表格数据。",
+        "포인터가 십자 눈금으로 바뀔 때까지 계속 누릅니다.\n§\x88우스 버튼을 누른 상태에서",
+    ],
+)
+def test_a_c1_control_among_letters_of_another_script_is_not_read_as_windows_1252(
+    text: str,
+) -> None:
+    """It is what is left of a broken character: not `‹` or `ˆ`, just a stray control."""
+    result = repair_text(text)
+    assert [(e.category, e.replacement) for e in result.edits] == [(Category.CONTROL_CHAR, "")]
+    assert result.text == "".join(ch for ch in text if not "\x80" <= ch <= "\x9f")
+
+
+def test_c1_controls_in_english_are_the_windows_1252_quotes_they_stand_for() -> None:
+    assert repair_text("He said \x93hello\x94 twice.").text == "He said “hello” twice."

@@ -404,9 +404,7 @@ def _by_language(
         glance = {key: langmodel.cost(stretch_text(head, key), hint).cost for key in keys}
         ahead = min(glance.values())
         keys = [
-            key
-            for key in keys
-            if glance[key] <= ahead + LM_PRUNE_NATS or _declares(readings[key])
+            key for key in keys if glance[key] <= ahead + LM_PRUNE_NATS or _declares(readings[key])
         ]
     for key in keys:
         reading = readings[key]

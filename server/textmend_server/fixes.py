@@ -432,8 +432,37 @@ def find_mojibake(text: str) -> list[Proposal]:
         reason = _explain(steps)
         for proposal in _diff_proposals(window, fixed, start, Category.MOJIBAKE, reason, 0.0):
             confidence = _mojibake_confidence(_badness_drop(text, proposal))
-            proposals.append(replace(proposal, confidence=confidence))
+            proposal = replace(proposal, confidence=confidence)
+            if _C1_ONLY.fullmatch(text, proposal.start, proposal.end) and _among_other_scripts(
+                text, proposal.start, proposal.end
+            ):
+                proposal = replace(proposal, flag_only=True, reason=reason + C1_AMONG_REASON)
+            proposals.append(proposal)
     return proposals
+
+
+# A C1 control read as the windows-1252 punctuation it stands for (ftfy's `fix_c1_controls`)
+# is right in text that windows-1252 writes: `\x93quoted\x94` in English or French decoded as
+# Latin-1. Between letters of another script it is what is left of a broken multi-byte
+# character (`应用禀\x8b序` for `应用程序`, `기본ꮀ\x92입니다` in LibreOffice's help: five such in
+# 2.4 MB of its Chinese and Korean text, every one turned into `‹`, `…`, `‰`, `ˆ` or `’`), so
+# it is reported, not rewritten. C1_CONTEXT letters are looked at on each side.
+_C1_ONLY = re.compile("[\x80-\x9f]+")
+C1_CONTEXT = 3
+C1_AMONG_REASON = " (among letters of a script windows-1252 does not write: not edited)"
+
+
+def _among_other_scripts(text: str, start: int, end: int) -> bool:
+    """Whether a letter of a script other than Latin is among the C1_CONTEXT letters on
+    either side of text[start:end].
+
+    >>> _among_other_scripts("应用禀\x8b序间", 3, 4), _among_other_scripts("a \x93quoted\x94", 2, 3)
+    (True, False)
+    """
+    left = [c for c in text[max(0, start - 4 * C1_CONTEXT) : start] if c.isalpha()]
+    right = [c for c in text[end : end + 4 * C1_CONTEXT] if c.isalpha()]
+    near = left[-C1_CONTEXT:] + right[:C1_CONTEXT]
+    return any(c > "\u024f" and not ("\u1e00" <= c <= "\u1eff") for c in near)
 
 
 def fix_mojibake(text: str) -> str:

@@ -15,7 +15,9 @@ Corruption uses `tests/corruptors.py` (the byte model of each mechanism). Run:
 
     .venv/bin/python bench/cjk_bench.py [--docs 120] [--seed 1000] [--clean-kb 1100]
 
-and it prints spans restored per class, documents restored exactly, wrong-codec runs restored
+(`--register help` takes the documents from software help and manuals instead, text of another
+register never used for tuning: `scripts/fetch_cjk_text.py` fetches it) and it prints spans
+restored per class, documents restored exactly, wrong-codec runs restored
 per codec pair, false edits on clean text, and seconds (with ftfy on the same clean text).
 
     .venv/bin/python bench/cjk_bench.py --only dense --dense 60 --dump /tmp/dense.json
@@ -116,6 +118,19 @@ def korean() -> list[str]:
     for path in sorted(base.glob("*/*.txt")):
         out += [x.strip() for x in path.read_text("utf-8").splitlines() if x.strip()]
     return out
+
+
+HELP_TEXT = ROOT / ".cache" / "cjk-text" / "text"
+
+
+def help_text(lang: str) -> list[str]:
+    """Running text of another register than the corpora above, never used for tuning:
+    software help, technical manuals and (zh-Hans) proverbs and poems, one paragraph a line, as
+    `scripts/fetch_cjk_text.py` writes it."""
+    path = HELP_TEXT / f"{lang}.txt"
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run .venv/bin/python scripts/fetch_cjk_text.py")
+    return [x for x in path.read_text("utf-8").splitlines() if x.strip()]
 
 
 def traditional(paras: list[str]) -> list[str]:
@@ -508,11 +523,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--show-false", action="store_true", help="print the diffs of documents with false edits"
     )
+    ap.add_argument(
+        "--register",
+        choices=["news", "help"],
+        default="news",
+        help="news: the corpora above (the tuning one); help: software help and manuals",
+    )
     args = ap.parse_args(argv)
-    daily = people_daily()
-    half = len(daily) // 2
-    simp, trad = daily[:half], traditional(daily[half : half + 3000])
-    ja, ko = japanese(), korean()
+    if args.register == "help":
+        simp, trad, ja, ko = (help_text(lang) for lang in ("zh-Hans", "zh-Hant", "ja", "ko"))
+    else:
+        daily = people_daily()
+        half = len(daily) // 2
+        simp, trad = daily[:half], traditional(daily[half : half + 3000])
+        ja, ko = japanese(), korean()
     # Warm the models so that build time is not counted against any one section.
     repair("公司?!彼Q他們")
     repair("本当?!すごい")
@@ -523,7 +547,10 @@ def main(argv: list[str] | None = None) -> int:
         bench_slips(args, simp, trad, ja)
     if args.only in (None, "codec"):
         bench_wrong_codec(args, simp, trad, ja, ko)
-    if args.only in (None, "clean"):
+    if args.only in (None, "clean") and args.register == "help":
+        corpora = {"zh-Hans help": simp, "zh-Hant help": trad, "ja help": ja, "ko help": ko}
+        bench_clean(args, corpora)
+    elif args.only in (None, "clean"):
         corpora = {
             "zh-Hans news": simp[-4000:],
             "zh-Hans reviews": reviews(),

@@ -517,7 +517,9 @@ _LATEX_INPUTENC = re.compile(
 )
 _PO_CHARSET = re.compile(rb'^"Content-Type: text/plain; charset=([-\w.]+)', re.M)
 _HUNSPELL_SET = re.compile(rb"^SET[ \t]+([-\w.]+)[ \t]*\r?$", re.M)
-_FIRST_LINE_ALONE = re.compile(rb"\A([A-Za-z][-\w.]{2,30})[ \t]*\r?\n")
+# A charset's name alone on the first line holds a digit (`ISO8859-2`, `UTF-8`, `KOI8-R`): a
+# word such as `Greek` or `Latin`, which Python also takes for a charset, is a title.
+_FIRST_LINE_ALONE = re.compile(rb"\A([A-Za-z][-\w.]{0,30}\d[-\w.]{0,30})[ \t]*\r?\n")
 # Emacs's names for codings Python knows by others (`M-x list-coding-systems`); an end-of-line
 # suffix (`-unix`, `-dos`, `-mac`) is dropped first. Names that mean "no particular coding"
 # (`undecided`, `raw-text`, `binary`, `no-conversion`) are not charsets and declare nothing.
@@ -556,8 +558,8 @@ EMACS_CODINGS = {
 
 
 def text_charset(content: bytes) -> str | None:
-    r"""The coding a text file declares for Emacs, Vim, Python, LaTeX or gettext, as a label
-    `codec_of` knows; None when it declares none.
+    r"""The coding a text file declares for Emacs, Vim, Python, LaTeX, gettext, hunspell or a
+    hyphenation dictionary, as a label `codec_of` knows; None when it declares none.
 
     >>> text_charset(b";;; skk-xml.el --- XML -*- coding: euc-japan -*-\n(require 'skk)\n")
     'euc_jp'
@@ -569,14 +571,14 @@ def text_charset(content: bytes) -> str | None:
     'koi8-r'
     >>> text_charset(b"# vim: set fileencoding=utf-8 :\nx\n"), text_charset(b"coding: undecided")
     ('utf-8', None)
-    >>> text_charset(b"ISO8859-2\nLEFTHYPHENMIN 2\n"), text_charset(b"Introduction\nText\n")
+    >>> text_charset(b"ISO8859-2\nLEFTHYPHENMIN 2\n"), text_charset(b"Greek\nText\n")
     ('iso8859-2', None)
     """
     head = content[:DECLARATION_BYTES]
     first_two = b"\n".join(head.split(b"\n", 2)[:2])
-    lines = head.split(b"\n", MODELINE_LINES)[:MODELINE_LINES]
-    lines += content[-LOCAL_VARIABLES_BYTES:].split(b"\n")[-MODELINE_LINES - 1 :]
     tail = content[-LOCAL_VARIABLES_BYTES:]
+    lines = head.split(b"\n", MODELINE_LINES)[:MODELINE_LINES]
+    lines += tail.split(b"\n")[-MODELINE_LINES - 1 :]
     found: list[bytes] = []
     if m := _CODING_LINE.search(first_two):
         found.append(m.group(1))

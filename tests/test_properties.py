@@ -222,9 +222,15 @@ def test_more_suspect_runs_than_the_budget_covers_are_all_reported() -> None:
     # Read as Big5 with its undecodable bytes replaced, as the input was decoded then.
     result = repair_text(content.decode("big5", errors="replace"))
     fe.check_result(result, RepairPolicy())
+    searches = {Category.CJK_PHASE_SLIP, Category.CJK_WRONG_CODEC}
+    # Where the budget ran out, and the runs found before it: reported, for want of budget or,
+    # when already too unsure to edit, for that.
+    ran_out = [f for f in result.findings if "ran out here" in f.reason]
+    assert ran_out and {f.category for f in ran_out} <= searches
+    assert [f for f in result.findings if f.category in searches and f not in ran_out]
+    assert not [e for e in result.edits if e.category in searches]
     starved = [f for f in result.findings if f.reason.endswith(STARVED)]
-    assert starved
-    assert {f.category for f in starved} <= {Category.CJK_PHASE_SLIP, Category.CJK_WRONG_CODEC}
+    assert {f.category for f in starved} <= searches
 
 
 def test_a_second_repair_of_unrepaired_slips_changes_nothing() -> None:

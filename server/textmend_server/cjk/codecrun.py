@@ -108,6 +108,24 @@ TOTAL_GAIN = 10.0
 # classical verse (`萋萋` read `抵抵`, `曈曈` `槌槌`) and a dictionary's rare entries (`囀/哢`).
 MIN_EDIT_RUN = 4
 SHORT_RUN_REASON = f"; fewer than {MIN_EDIT_RUN} CJK characters: reported, not edited"
+# A re-decoded run rated less likely than this to be exactly right (`fill_confidence`: the
+# bytes the wrong decoder replaced are the model's guesses) is reported with the reading as its
+# suggestion, not applied. Chosen on tuning seeds 7 and 11 (`bench/calibrate.py --check-seeds
+# 7,11 --docs 10`, 360 re-decodings): below 0.2, 4 of which none right; 0.2-0.4, 30 of which
+# 27% right; 0.4-0.6, 39 of which 67% right; 0.6-0.8, 69 of which 74%. At 0.4 each restored
+# run given up keeps three wrong rewrites out; past it, fewer than one. The slips' floor
+# (`slip.stage.MIN_EDIT_CONFIDENCE`) is the same number, chosen the same way.
+MIN_EDIT_CONFIDENCE = 0.4
+
+
+def unsure_reason(confidence: float) -> str:
+    """What a reading rated below `MIN_EDIT_CONFIDENCE` adds to its reason."""
+    return (
+        f" (rated {confidence:.2f} likely to be exactly right, below {MIN_EDIT_CONFIDENCE}: "
+        "not edited)"
+    )
+
+
 # Mean log-probability per character a re-decoded Latin-1-looking run needs to count as text.
 MIN_MEAN_LOGP = -8.5
 # A Han character the zh or ja word lists give more than this unigram probability is common:
@@ -550,10 +568,15 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
             f"{gain:.1f} nats better under the Chinese character model"
         )
         short = sum(1 for ch in cand if ch >= "\u0080") < MIN_EDIT_RUN
+        unsure = conf < MIN_EDIT_CONFIDENCE
         if short:
             reason += SHORT_RUN_REASON
+        elif unsure:
+            reason += unsure_reason(conf)
         out.append(
-            Proposal(start, end, cand, Category.CJK_WRONG_CODEC, reason, conf, flag_only=short)
+            Proposal(
+                start, end, cand, Category.CJK_WRONG_CODEC, reason, conf, flag_only=short or unsure
+            )
         )
     work.note_starved(runs[-1].start(), budget)
     return out
@@ -720,4 +743,7 @@ def _latin_proposal(best: tuple[float, str, str, str, str, int, int], text: str)
         f"{_NAMES[written]} bytes read as {_NAMES[read_as]}; re-decoded text averages "
         f"{mean:.1f} nats a character under the {language} character model"
     )
-    return Proposal(start, end, cand, Category.CJK_WRONG_CODEC, reason, conf)
+    unsure = conf < MIN_EDIT_CONFIDENCE
+    if unsure:
+        reason += unsure_reason(conf)
+    return Proposal(start, end, cand, Category.CJK_WRONG_CODEC, reason, conf, flag_only=unsure)

@@ -23,7 +23,7 @@ from textmend_server.cjk import (
 )
 from textmend_server.cjk.lm import get_model
 from textmend_server.cjk.ruby import annotated_hosts
-from textmend_server.cjk.scripts import fold_width
+from textmend_server.cjk.scripts import CJK_ANY, fold_width
 from textmend_server.fixes import apply_proposals
 from textmend_server.policy import Category
 from textmend_server.stages import apply_stages
@@ -368,7 +368,7 @@ def test_a_short_rare_run_is_reported_with_its_reading_not_rewritten(text):
     proposals = find_wrong_codec_runs(text)
     assert proposals and all(p.flag_only for p in proposals)
     assert all(SHORT_RUN_REASON in p.reason for p in proposals)
-    assert all(sum(ch >= "\u0080" for ch in p.replacement) < MIN_EDIT_RUN for p in proposals)
+    assert all(len(re.findall(CJK_ANY, p.replacement)) < MIN_EDIT_RUN for p in proposals)
     assert repair_text(text).text == text
 
 
@@ -406,6 +406,34 @@ def test_a_question_mark_quantifying_an_escaped_group_is_reported_not_rephased()
     proposals = find_phase_slips(text)
     assert proposals and all(p.flag_only for p in proposals)
     assert all("quantifies a pattern's group" in p.reason for p in proposals)
+    assert repair_text(text).text == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'msgid "Continue?\\n"\nmsgstr "是否继续?\\n"\n',
+        '  "confirm": "확실하십니까?\\n계속하려면 확인을 누르십시오.",\n',
+        'printf("続けますか?\\t[y/n] ");\n',
+    ],
+)
+def test_a_question_mark_before_a_backslash_escape_is_reported_not_rephased(text):
+    """`?\\` re-phases as GBK or Shift-JIS (0x5C is a trail byte): in code and catalogues it
+    is a string's escape."""
+    from textmend_server import repair_text
+
+    assert repair_text(text).text == text
+    proposals = find_phase_slips(text)
+    assert all("backslash escape" in p.reason for p in proposals if p.flag_only)
+    assert not [p for p in proposals if not p.flag_only]
+
+
+def test_a_short_run_counts_its_cjk_letters_not_the_symbols_beside_them():
+    """CLDR's transliteration data: `籖鎆鏲]→` re-decodes as Big5 into `舞澋蓳]↙`, three
+    characters and two symbols: too short to edit."""
+    from textmend_server import repair_text
+
+    text = "<tRule>[籖鎆鏲]→q ;</tRule>\n"
     assert repair_text(text).text == text
 
 

@@ -40,6 +40,12 @@ CLEAN = [
     "<!-- Common entity declarations used for sorting. -->\n\n<!ENTITY lowercase \"'"
     "Aa&#192;&#224;&#193;&#225;&#194;&#226;&#195;&#227;Bb&#384;&#385;&#595;Cc&#199;&#231;"
     "&#262;&#263;Pp&#420;&#421;&#7764;&#7765;&#7766;&#7767;Qq&#672;Rr&#340;&#341;&#342;'\">\n",
+    # MediaWiki's message files: JSON strings hold markup and entities as data.
+    '{\n\t"@metadata": {\n\t\t"authors": ["Ann", "Bob"]\n\t},\n'
+    '\t"copyrightwarning": "Всички приноси могат да бъдат редактирани.<br />\\nАко не сте '
+    'съгласни — не ги публикувайте.",\n'
+    '\t"dash": "Страница &mdash; заглавие",\n'
+    '\t"bold": "Това е <strong>важно</strong> и <code>код</code>."\n}\n',
     # bash.1: BEL as the delimiter of roff's width escape, where quotes may occur.
     '.\\" .ie !\\n()Iu+\\n()Ru-\\w\x07\\*(]X\x07u-3p \\{\\*(]X\n.SH NAME\nbash \\- shell\n',
     # man-db's manual as nroff formats it: overstruck bullets and bold.

@@ -432,12 +432,11 @@ def find_mojibake(text: str) -> list[Proposal]:
         reason = _explain(steps)
         for proposal in _diff_proposals(window, fixed, start, Category.MOJIBAKE, reason, 0.0):
             confidence = _mojibake_confidence(_badness_drop(text, proposal))
-            proposal = replace(proposal, confidence=confidence)
             if _C1_ONLY.fullmatch(text, proposal.start, proposal.end) and _among_other_scripts(
                 text, proposal.start, proposal.end
             ):
-                proposal = replace(proposal, flag_only=True, reason=reason + C1_AMONG_REASON)
-            proposals.append(proposal)
+                continue  # a broken character's remnant: the stray-character stage's to judge
+            proposals.append(replace(proposal, confidence=confidence))
     return proposals
 
 
@@ -446,10 +445,10 @@ def find_mojibake(text: str) -> list[Proposal]:
 # Latin-1. Between letters of another script it is what is left of a broken multi-byte
 # character (`应用禀\x8b序` for `应用程序`, `기본ꮀ\x92입니다` in LibreOffice's help: five such in
 # 2.4 MB of its Chinese and Korean text, every one turned into `‹`, `…`, `‰`, `ˆ` or `’`), so
-# it is reported, not rewritten. C1_CONTEXT letters are looked at on each side.
+# the mojibake stage leaves it to the stray-character stage, which takes a control out or
+# reports it. C1_CONTEXT letters are looked at on each side.
 _C1_ONLY = re.compile("[\x80-\x9f]+")
 C1_CONTEXT = 3
-C1_AMONG_REASON = " (among letters of a script windows-1252 does not write: not edited)"
 
 
 def _among_other_scripts(text: str, start: int, end: int) -> bool:

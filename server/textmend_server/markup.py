@@ -103,6 +103,8 @@ _FORMAT_SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("Markdown headings", re.compile(r"^#{1,6} \S|^(?:=+|-+)[ \t]*$", re.M)),
     ("C or C++ source", re.compile(r"^[ \t]*#[ \t]*(?:include|define|ifn?def|pragma)\b", re.M)),
     ("an HTML or XML document", re.compile(r"\A\s*(?:<!DOCTYPE|<\?xml|<html\b)", re.I)),
+    # JSON: its strings hold markup as data (MediaWiki's message files: `<strong>`, `&lt;`).
+    ("JSON data", re.compile(r'\A\s*[\[{]\s*"[^"\n]*"\s*[:,\]]')),
     # A DTD or entity file (DocBook's `entities.ent`: `<!ENTITY lowercase 'Aa&#192;&#224;…'>`).
     (
         "SGML or XML declarations",

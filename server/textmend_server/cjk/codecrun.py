@@ -44,7 +44,7 @@ from textmend_server.cjk.lm import (
     get_model,
     is_traditional,
 )
-from textmend_server.cjk.scripts import HAN_BLOCKS, HAN_RANGES, char_class
+from textmend_server.cjk.scripts import CJK_ANY, HAN_BLOCKS, HAN_RANGES, char_class
 from textmend_server.cjk.slip.context import open_quotes, pairing_cost
 from textmend_server.edits import Proposal
 from textmend_server.policy import Category
@@ -99,15 +99,18 @@ _PY = {"big5": "cp950", "shift_jis": "cp932", "euc_kr": "cp949"}
 # Nats per character the re-decoded run must gain over the run as it stands, and in total.
 PER_CHAR_GAIN = 1.5
 TOTAL_GAIN = 10.0
-# CJK characters a re-decoded Han run must have to be edited (counted as the reading's
-# non-ASCII characters, full-width punctuation included); a shorter one is reported with its
-# reading as the suggestion. A wrong decoder garbles everything it reads, so its runs are
-# as long as the text it read (the bench's are 60 characters); two or three rare characters
-# among text read right are as likely a rare word. In 5,551 Debian documents outside the real
-# corpus, every Han re-decoding edited was of such a run and wrong: the reduplicated words of
-# classical verse (`萋萋` read `抵抵`, `曈曈` `槌槌`) and a dictionary's rare entries (`囀/哢`).
+# CJK characters a re-decoded Han run must have to be edited (counted as the reading's Han,
+# kana and hangul: not its punctuation and symbols, which a wrong decoder also makes of bytes
+# in the ASCII range, `籖鎆鏲]→` in CLDR's transliteration data read `舞澋蓳]↙`); a shorter
+# one is reported with its reading as the suggestion. A wrong decoder garbles everything it
+# reads, so its runs are as long as the text it read (the bench's are 60 characters); two or
+# three rare characters among text read right are as likely a rare word. In 5,551 Debian
+# documents outside the real corpus, every Han re-decoding edited was of such a run and wrong:
+# the reduplicated words of classical verse (`萋萋` read `抵抵`, `曈曈` `槌槌`) and a
+# dictionary's rare entries (`囀/哢`).
 MIN_EDIT_RUN = 4
 SHORT_RUN_REASON = f"; fewer than {MIN_EDIT_RUN} CJK characters: reported, not edited"
+_CJK_LETTER = re.compile(CJK_ANY)
 # A re-decoded run rated less likely than this to be exactly right (`fill_confidence`: the
 # bytes the wrong decoder replaced are the model's guesses) is reported with the reading as its
 # suggestion, not applied. Chosen on tuning seeds 7 and 11 (`bench/calibrate.py --check-seeds
@@ -567,7 +570,7 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
             f"{_NAMES[written]} bytes read as {_NAMES[read_as]}; re-decoded text scores "
             f"{gain:.1f} nats better under the Chinese character model"
         )
-        short = sum(1 for ch in cand if ch >= "\u0080") < MIN_EDIT_RUN
+        short = len(_CJK_LETTER.findall(cand)) < MIN_EDIT_RUN
         unsure = conf < MIN_EDIT_CONFIDENCE
         if short:
             reason += SHORT_RUN_REASON

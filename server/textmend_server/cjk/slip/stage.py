@@ -177,6 +177,28 @@ def quantifies_a_group(text: str, i: int) -> bool:
     return i >= 2 and text[i - 1] in ")]" and text[i - 2] == "\\"
 
 
+# What follows a backslash in a string's escape (`\n`, `\t`, `\"`, `\\`, `\u…`, `\x…`): the
+# backslash is a trail byte too (0x5C), so `是否继续?\n"` in a translation catalogue, a JSON
+# string or C source re-phased into `是否继续運n` (three catalogues, a JSON file and `<pre>` code
+# among 10,307 Debian documents).
+_ESCAPED = frozenset("nrtabfv0\"'\\ux")
+
+
+def before_an_escape(text: str, i: int) -> bool:
+    r"""Whether the `?` at i stands before a backslash escape, or a backslash that ends its
+    line (a continuation): code and catalogues, not a lost lead byte.
+
+    >>> before_an_escape(r'msgstr "是否继续?\n"', 12), before_an_escape("继续?\\", 2)
+    (True, True)
+    >>> before_an_escape(r"公司?\Q他", 2)
+    False
+    """
+    if text[i + 1 : i + 2] != "\\":
+        return False
+    after = text[i + 2 : i + 3]
+    return after in ("", "\n", "\r") or after in _ESCAPED
+
+
 def _lone_in_clean_text(text: str, proposal: Proposal) -> bool:
     """Whether proposal is a less-than-sure repair alone in a long stretch of CJK text."""
     if proposal.confidence >= LONE_SLIP_CONFIDENCE:
@@ -289,7 +311,8 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
         weak = best.margin < EDIT_MARGIN or best.guessed or best.exhausted or invented
         paired = pairs_on_its_line(text, i)
         quantifier = quantifies_a_group(text, i)
-        flag = weak or unsure or paired or quantifier
+        escape = before_an_escape(text, i)
+        flag = weak or unsure or paired or quantifier or escape
         reason = (
             f"{_CODEC_NAMES[best.codec]} bytes read one byte out of phase; re-phased text "
             f"scores {best.margin:.1f} nats better under the {_LANG_NAMES[lang]} character "
@@ -308,6 +331,8 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
             reason += " (the mark after `?` pairs with another on its line: not edited)"
         elif quantifier:
             reason += " (`?` after an escaped bracket quantifies a pattern's group: not edited)"
+        elif escape:
+            reason += " (a backslash escape follows `?`: code or a catalogue's string, not edited)"
         elif flag:
             reason += " (too little evidence to edit)"
         # The run starts at the trigger, right of every splice: it maps back by one shift.

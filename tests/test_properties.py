@@ -332,6 +332,13 @@ _EXPOSED_TEXTS = st.builds(
 @example(text=_EXPOSED[3], policy=fe.POLICIES[0], html=False)
 @example(text=_EXPOSED[4], policy=fe.POLICIES[2], html=False)
 @example(text=_EXPOSED[5], policy=fe.POLICIES[0], html=False)
+# Three BELs in the document, one in the window a later pass looked at: the window alone
+# counted too few to call them the document's own (`fixes.ControlContext`).
+@example(
+    text="Ã\x07©x\ufffd Ã\x07©\n" + "y" * 400 + "\ufffd Ã©\nz\u202e &amp;Ã\x07©",
+    policy=fe.POLICIES[0],
+    html=False,
+)
 @given(
     text=st.one_of(texts(max_pieces=80), _EXPOSED_TEXTS),
     policy=st.sampled_from(fe.POLICIES),

@@ -40,6 +40,12 @@ CLEAN = [
     "<!-- Common entity declarations used for sorting. -->\n\n<!ENTITY lowercase \"'"
     "Aa&#192;&#224;&#193;&#225;&#194;&#226;&#195;&#227;Bb&#384;&#385;&#595;Cc&#199;&#231;"
     "&#262;&#263;Pp&#420;&#421;&#7764;&#7765;&#7766;&#7767;Qq&#672;Rr&#340;&#341;&#342;'\">\n",
+    # A CUPS template and an Apache error page (server-side includes), sent as plain text.
+    '<H2 CLASS="title">A&ntilde;adir clase</H2>\n\n<P>Se ha a&ntilde;adido con &eacute;xito '
+    'la clase <A HREF="/classes/{printer_name}">{printer_name}</A>.\n',
+    '<!--#set var="TITLE" value="Zas&#243;b usuni&#281;ty!"\n--><!--#include '
+    'virtual="include/top.html" -->\n\n    Poszukiwany zas&#243;b nie jest ju&#380; '
+    'dost&#281;pny.\n    <a href="/">strona</a>\n',
     # MediaWiki's message files: JSON strings hold markup and entities as data.
     '{\n\t"@metadata": {\n\t\t"authors": ["Ann", "Bob"]\n\t},\n'
     '\t"copyrightwarning": "Всички приноси могат да бъдат редактирани.<br />\\nАко не сте '

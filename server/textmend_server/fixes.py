@@ -650,7 +650,37 @@ def may_hold_strays(rest: str) -> bool:
     return STRAY_HINT.search(rest) is not None
 
 
-def find_stray_characters(text: str) -> list[Proposal]:
+class ControlContext:
+    """What judging a control character asks of the whole document, asked once: whether it
+    holds `CONTROL_MANY` writable controls, and whether it is roff source. The engine hands the
+    stray-character finder a block or a window of the document; judged on that part alone, a
+    control's fate would depend on where the part was cut (three BELs in a document, one in a
+    window around a later pass's change)."""
+
+    __slots__ = ("_many", "_roff", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._many: bool | None = None
+        self._roff: bool | None = None
+
+    @property
+    def many(self) -> bool:
+        """Whether the document holds at least CONTROL_MANY writable controls."""
+        if self._many is None:
+            found = islice(_WRITABLE_C0.finditer(self._text), CONTROL_MANY)
+            self._many = sum(1 for _ in found) >= CONTROL_MANY
+        return self._many
+
+    @property
+    def roff(self) -> bool:
+        """Whether the document is roff source."""
+        if self._roff is None:
+            self._roff = ROFF_SOURCE.search(self._text) is not None
+        return self._roff
+
+
+def find_stray_characters(text: str, context: ControlContext | None = None) -> list[Proposal]:
     """Control characters, U+FFFD, private-use, noncharacters, stray BOMs, zero-width spaces
     inside words and bidi controls, each proposed for removal under its own category.
 
@@ -661,14 +691,15 @@ def find_stray_characters(text: str) -> list[Proposal]:
     removed. Zero-width joiners
     and non-joiners are never touched (emoji sequences, Persian, Indic scripts), nor are
     zero-width spaces in scripts that use them to mark word breaks (Thai, Khmer, Japanese).
+    context is the whole document's (`ControlContext`) when text is a part of it.
 
     >>> [(p.category.value, p.start) for p in find_stray_characters("a\\x00b\\u200bc\\u202e")]
     [('control_char', 1), ('zero_width', 3), ('bidi_control', 5)]
     """
     proposals = []
     end = 0
-    many: bool | None = None  # whether the text has CONTROL_MANY writable controls, once asked
-    roff: bool | None = None  # whether the text is roff source, once asked
+    if context is None:
+        context = ControlContext(text)  # text is the whole document
     # The full pattern (with its look-arounds) is tried only where the one-class scan stops.
     for hint in STRAY_HINT.finditer(text):
         if hint.start() < end:
@@ -680,11 +711,7 @@ def find_stray_characters(text: str) -> list[Proposal]:
         category = Category(m.lastgroup)
         reason, confidence = _STRAY_REASONS[category]
         if category is Category.CONTROL_CHAR:
-            if many is None:
-                found = islice(_WRITABLE_C0.finditer(text), CONTROL_MANY)
-                many = sum(1 for _ in found) >= CONTROL_MANY
-                roff = ROFF_SOURCE.search(text) is not None
-            weak = _control_tier(text, m.start(), m.end(), many, bool(roff))
+            weak = _control_tier(text, m.start(), m.end(), context.many, context.roff)
             if weak is not None:
                 flag = Proposal(m.start(), m.end(), "", category, weak, WEAK_STRAY_CONFIDENCE)
                 proposals.append(replace(flag, flag_only=True))

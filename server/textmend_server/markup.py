@@ -103,6 +103,8 @@ _FORMAT_SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("Markdown headings", re.compile(r"^#{1,6} \S|^(?:=+|-+)[ \t]*$", re.M)),
     ("C or C++ source", re.compile(r"^[ \t]*#[ \t]*(?:include|define|ifn?def|pragma)\b", re.M)),
     ("an HTML or XML document", re.compile(r"\A\s*(?:<!DOCTYPE|<\?xml|<html\b)", re.I)),
+    # Server-side includes: a template's source (Apache's error pages, `<!--#set var=… -->`).
+    ("server-side include directives", re.compile(r"<!--#[a-z]+\s")),
     # JSON: its strings hold markup as data (MediaWiki's message files: `<strong>`, `&lt;`).
     ("JSON data", re.compile(r'\A\s*[\[{]\s*"[^"\n]*"\s*[:,\]]')),
     # A DTD or entity file (DocBook's `entities.ent`: `<!ENTITY lowercase 'Aa&#192;&#224;…'>`).
@@ -120,7 +122,11 @@ _LINE_END = re.compile(r"[ \t]*(?:\r?\n|\Z)")
 # real corpus: 39% at the least, 74% the median).
 MARKUP_DENSITY = 0.05
 # ... and there are at least this many of them: a one-line leak (`done</p>`) is dense too.
+# A text that opens with a block element's start tag is a page or a template (CUPS's `<H2
+# CLASS="title">…`, sent as plain text) however few tags it has: 20 such templates lost their
+# paired tags and kept their unpaired `<P>`.
 MARKUP_DENSITY_MIN_TAGS = 10
+_OPENS_WITH_A_TAG = re.compile(r"\s*<([A-Za-z][\w-]*)(?:\s[^<>]*)?>")
 
 
 class Tier(Enum):
@@ -272,7 +278,11 @@ def markup_evidence(text: str) -> MarkupEvidence:
             + " to a character the text also writes directly"
         )
     signs = [name for name, sign in _FORMAT_SIGNS if sign.search(text)]
-    if tags >= MARKUP_DENSITY_MIN_TAGS and tag_chars > MARKUP_DENSITY * len(text):
+    dense = tag_chars > MARKUP_DENSITY * len(text)
+    opener = _OPENS_WITH_A_TAG.match(text)
+    if dense and (
+        tags >= MARKUP_DENSITY_MIN_TAGS or (opener and opener.group(1).lower() in BLOCK_ELEMENTS)
+    ):
         signs.append("tags are a large share of the text")
     return MarkupEvidence(tuple(leaks), tuple(signs), frozenset(openers), frozenset(closers))
 

@@ -31,13 +31,13 @@ import argparse
 import html
 import json
 import re
-import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+
+from debian_packages import FetchError, download, extract
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = REPO / ".cache" / "cjk-text"
@@ -266,71 +266,9 @@ def keep(line: str) -> bool:
     return len(_WIDE_RE.findall(line)) >= MIN_CJK_SHARE * solid
 
 
-def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
-
-
 def fail(message: str) -> None:
     print(f"fetch_cjk_text: {message}", file=sys.stderr)
     raise SystemExit(2)
-
-
-def candidate(name: str) -> str | None:
-    """The version apt would install now, or None when apt knows no such package."""
-    result = run(["apt-cache", "policy", name], Path("/"))
-    match = re.search(r"Candidate:\s*(\S+)", result.stdout)
-    return match.group(1) if match and match.group(1) != "(none)" else None
-
-
-def deb_version(deb: Path) -> str:
-    return run(["dpkg-deb", "-f", str(deb), "Version"], Path("/")).stdout.strip()
-
-
-def download(pin: Pin, debs: Path, allow_newer: bool) -> tuple[Path, str]:
-    """The cached .deb of a pin (downloaded first if needed) and its version."""
-    for deb in sorted(debs.glob(f"{pin.name}_*.deb")):
-        version = deb_version(deb)
-        if version == pin.version or allow_newer:
-            return deb, version
-    if shutil.which("apt-get") is None:
-        fail("apt-get is not on PATH: this script needs a Debian system with apt")
-    if candidate(pin.name) is None:
-        update = run(["apt-get", "update"], debs)
-        if update.returncode != 0:
-            fail(f"apt-get update failed; is the Debian mirror reachable?\n{update.stderr.strip()}")
-    now = candidate(pin.name)
-    if now is None:
-        fail(f"apt knows no package {pin.name!r}; check /etc/apt/sources.list* (bookworm, main)")
-    version = pin.version
-    if now != version:
-        if not allow_newer:
-            fail(
-                f"{pin.name}={version} is pinned but the mirror offers {now}; update PINS, "
-                "or re-run with --allow-newer to take it"
-            )
-        version = now
-    result = run(["apt-get", "download", f"{pin.name}={version}"], debs)
-    if result.returncode != 0:
-        fail(f"apt-get download {pin.name}={version} failed:\n{result.stderr.strip()}")
-    for deb in sorted(debs.glob(f"{pin.name}_*.deb")):
-        if deb_version(deb) == version:
-            return deb, version
-    fail(f"apt-get download {pin.name}={version} left no .deb in {debs}")
-    raise AssertionError  # unreachable
-
-
-def extract(deb: Path, root: Path) -> None:
-    """`dpkg -x` a package into root, once (`.done` marks a finished extraction)."""
-    marker = root / ".done"
-    if marker.exists():
-        return
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
-    result = run(["dpkg", "-x", str(deb), str(root)], root)
-    if result.returncode != 0:
-        fail(f"dpkg -x {deb.name} failed:\n{result.stderr.strip()}")
-    marker.touch()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -346,9 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     versions: dict[str, str] = {}
     needed = list(dict.fromkeys(s.package for s in SOURCES))
     for k, name in enumerate(needed, 1):
-        deb, versions[name] = download(PINS[name], debs, args.allow_newer)
-        print(f"[{k}/{len(needed)}] {name}={versions[name]}: extracting", flush=True)
-        extract(deb, roots / name)
+        try:
+            deb, versions[name] = download(name, PINS[name].version, debs, args.allow_newer)
+            print(f"[{k}/{len(needed)}] {name}={versions[name]}: extracting", flush=True)
+            extract(deb, roots / name)
+        except FetchError as error:
+            fail(str(error))
     seen: dict[str, set[str]] = {lang: set() for lang in LANGS}
     outs = {lang: (text_dir / f"{lang}.txt").open("w", encoding="utf-8") for lang in LANGS}
     manifest: list[dict[str, object]] = []

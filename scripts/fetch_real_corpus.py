@@ -31,12 +31,12 @@ import gzip
 import io
 import json
 import re
-import shutil
-import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from debian_packages import FetchError, download, extract
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -494,77 +494,10 @@ def evenly(items: list[str], count: int) -> list[str]:
     return [items[int(i * step)] for i in range(count)]
 
 
-def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run a command, capturing its output as text."""
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
-
-
 def fail(message: str) -> None:
     """Print a message on stderr and exit 2."""
     print(f"fetch_real_corpus: {message}", file=sys.stderr)
     raise SystemExit(2)
-
-
-def candidate(name: str) -> str | None:
-    """The version apt would install now, or None when apt knows no such package."""
-    result = run(["apt-cache", "policy", name], Path("/"))
-    match = re.search(r"Candidate:\s*(\S+)", result.stdout)
-    return match.group(1) if match and match.group(1) != "(none)" else None
-
-
-def download(pin: Pin, debs: Path, allow_newer: bool) -> tuple[Path, str]:
-    """The cached .deb of a pin (downloading it first if needed) and its version."""
-    version = pin.version
-    pattern = f"{pin.name}_{version.split(':')[-1]}_*.deb"
-    cached = sorted(debs.glob(pattern))
-    if cached:
-        return cached[0], version
-    if shutil.which("apt-get") is None:
-        fail("apt-get is not on PATH: this script needs a Debian system with apt")
-    if candidate(pin.name) is None:
-        update = run(["apt-get", "update"], debs)
-        if update.returncode != 0:
-            fail(f"apt-get update failed; is the Debian mirror reachable?\n{update.stderr.strip()}")
-    now = candidate(pin.name)
-    if now is None:
-        fail(
-            f"apt knows no package {pin.name!r}; "
-            "check /etc/apt/sources.list* (Debian bookworm, main)"
-        )
-    if now != version:
-        if not allow_newer:
-            fail(
-                f"{pin.name}={version} is pinned but the mirror offers {now}; "
-                "update the pin in PACKAGES, or re-run with --allow-newer to take it"
-            )
-        version = now
-    result = run(["apt-get", "download", f"{pin.name}={version}"], debs)
-    if result.returncode != 0:
-        fail(
-            f"could not download {pin.name}={version} from the Debian mirror "
-            f"(apt-get exited {result.returncode}); is the mirror reachable?\n"
-            + result.stderr.strip()
-        )
-    cached = sorted(debs.glob(f"{pin.name}_{version.split(':')[-1].replace(':', '%3a')}_*.deb"))
-    if not cached:
-        cached = sorted(debs.glob(f"{pin.name}_*.deb"))
-    if not cached:
-        fail(f"apt-get download {pin.name}={version} left no .deb in {debs}")
-    return cached[0], version
-
-
-def extract(deb: Path, root: Path) -> None:
-    """`dpkg -x` a package into root, once (a `.done` marker records a finished extraction)."""
-    marker = root / ".done"
-    if marker.exists():
-        return
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
-    result = run(["dpkg", "-x", str(deb), str(root)], root)
-    if result.returncode != 0:
-        fail(f"dpkg -x {deb.name} failed:\n{result.stderr.strip()}")
-    marker.touch()
 
 
 @dataclass
@@ -700,9 +633,12 @@ def main(argv: list[str] | None = None) -> int:
     entries: list[dict[str, object]] = []
     languages: set[str] = set()
     for number, pin in enumerate(pins, 1):
-        deb, version = download(pin, debs, args.allow_newer)
-        root = roots / pin.name
-        extract(deb, root)
+        try:
+            deb, version = download(pin.name, pin.version, debs, args.allow_newer)
+            root = roots / pin.name
+            extract(deb, root)
+        except FetchError as error:
+            fail(str(error))
         if not languages:
             languages = load_languages(root)
             if args.set != "corpus":

@@ -428,6 +428,24 @@ def test_a_question_mark_before_a_backslash_escape_is_reported_not_rephased(text
     assert not [p for p in proposals if not p.flag_only]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Regular expressions of a Japanese address normaliser and a calendar library: `|` and
+        # the bracket a run would take are trail bytes, and their pairs are on the line.
+        "const chome = /(丁目?|番(町|丁)|条|軒|線|(の|ノ)町|地割)/;\n",
+        'ERA = re.compile(r"(三十一?|二?十[一二三四五六七八九]?|十[一二三四五六七八九]?)")\n',
+        "  .replace(/^字?家[6六]/, '家6')\n",
+    ],
+)
+def test_regular_expressions_in_cjk_code_are_not_rephased(text):
+    """A run that would take `|` or half of a bracket pair out of a balanced line is code."""
+    from textmend_server import repair_text
+
+    assert repair_text(text).text == text
+    assert not [p for p in find_phase_slips(text) if not p.flag_only]
+
+
 def test_a_short_run_counts_its_cjk_letters_not_the_symbols_beside_them():
     """CLDR's transliteration data: `籖鎆鏲]→` re-decodes as Big5 into `舞澋蓳]↙`, three
     characters and two symbols: too short to edit."""

@@ -136,12 +136,16 @@ _BRACKET_PARTNER = {"[": "]", "{": "}", "]": "[", "}": "{"}
 # too (0x5F; Info writes `@emph` as `_…_`: `予約してくれませんか?_` in a Japanese Info manual
 # was re-phased into `かダ`): one with another on its line, before or after it, is markup.
 _EMPHASIS = "_"
+# A regular expression's alternation (`(丁目?|番(町|丁)` in a Japanese address normaliser,
+# `三十一?|二?十` in a calendar library): `|` is a trail byte too (0x7C). One with another `|`
+# on its line, or inside parentheses closed on it, is syntax.
+_ALTERNATION = "|"
 
 
 def pairs_on_its_line(text: str, i: int) -> bool:
     """Whether the character after the `?` at i is a bracket with its partner on the same
-    line (an opener closed after it, or a closer opened before it), or an emphasis mark with
-    another on its line.
+    line (an opener closed after it, or a closer opened before it), an emphasis mark with
+    another on its line, or an alternation's `|` (another on its line, or parentheses around).
 
     >>> pairs_on_its_line("{どれを参照?}", 6), pairs_on_its_line("月の?[ ]*日", 2)
     (True, True)
@@ -157,12 +161,55 @@ def pairs_on_its_line(text: str, i: int) -> bool:
     end = len(text) if end < 0 else end
     if bracket and bracket in _EMPHASIS:
         return text.find(bracket, start, i) >= 0 or text.find(bracket, i + 2, end) >= 0
+    if bracket == _ALTERNATION:
+        other = text.find(bracket, start, i) >= 0 or text.find(bracket, i + 2, end) >= 0
+        return other or (text.find("(", start, i) >= 0 and text.find(")", i + 2, end) >= 0)
     partner = _BRACKET_PARTNER.get(bracket)
     if partner is None:
         return False
     if bracket in "[{":
         return text.find(partner, i + 2, end) >= 0
     return text.find(partner, start, i) >= 0
+
+
+# The longest line `breaks_a_pair` weighs: a block may be one long line, and a run's
+# bracket pairs are a line's, not a page's (a first-version bound, with the rule).
+PAIR_LINE_MAX = 4096
+_OPENER_OF = {")": "(", "]": "[", "}": "{"}
+
+
+def _balanced(s: str) -> bool:
+    """Whether every ASCII bracket in s is closed, by its own kind, in order."""
+    stack: list[str] = []
+    for ch in s:
+        if ch in "([{":
+            stack.append(ch)
+        elif ch in _OPENER_OF:
+            if not stack or stack.pop() != _OPENER_OF[ch]:
+                return False
+    return not stack
+
+
+def breaks_a_pair(text: str, start: int, end: int, replacement: str) -> bool:
+    """Whether putting replacement for text[start:end] would unbalance the ASCII brackets of
+    its line, which were balanced: the run holds half of a pair, and the pair is code or
+    markup (`^字?家[6六]` in a regex re-phased into `^字都要遊6六]`). A damaged line rarely
+    balances: the lossy decoder swallows what follows a lost byte, brackets included.
+
+    >>> breaks_a_pair("^字?家[6六]", 2, 5, "都要遊")
+    True
+    >>> breaks_a_pair("公司?!彼Q他們", 2, 6, "。”他稱")
+    False
+    """
+    if not any(ch in "()[]{}" for ch in text[start:end]):
+        return False
+    first = text.rfind("\n", 0, start) + 1
+    last = text.find("\n", end)
+    last = len(text) if last < 0 else last
+    if last - first > PAIR_LINE_MAX:
+        return False
+    line = text[first:last]
+    return _balanced(line) and not _balanced(text[first:start] + replacement + text[end:last])
 
 
 def quantifies_a_group(text: str, i: int) -> bool:
@@ -312,7 +359,8 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
         paired = pairs_on_its_line(text, i)
         quantifier = quantifies_a_group(text, i)
         escape = before_an_escape(text, i)
-        flag = weak or unsure or paired or quantifier or escape
+        unpaired = breaks_a_pair(text, i, best.end - vi + i, best.replacement)
+        flag = weak or unsure or paired or quantifier or escape or unpaired
         reason = (
             f"{_CODEC_NAMES[best.codec]} bytes read one byte out of phase; re-phased text "
             f"scores {best.margin:.1f} nats better under the {_LANG_NAMES[lang]} character "
@@ -333,6 +381,8 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
             reason += " (`?` after an escaped bracket quantifies a pattern's group: not edited)"
         elif escape:
             reason += " (a backslash escape follows `?`: code or a catalogue's string, not edited)"
+        elif unpaired:
+            reason += " (the run holds half of a bracket pair on its line: not edited)"
         elif flag:
             reason += " (too little evidence to edit)"
         # The run starts at the trigger, right of every splice: it maps back by one shift.

@@ -446,6 +446,18 @@ def test_regular_expressions_in_cjk_code_are_not_rephased(text):
     assert not [p for p in find_phase_slips(text) if not p.flag_only]
 
 
+@pytest.mark.parametrize(
+    "text",
+    ['  ["b8df","肅腕腔腋腑腎脹腆"],\n', '  ["d0ba","綞綦綧綪綳綶綷綹緂"],\n'],
+)
+def test_a_code_tables_run_of_characters_is_not_redecoded(text):
+    """A code-page table lists characters in code order (here Big5's and EUC-JP's): read as
+    another codec they make common characters, but a table is not text read wrongly."""
+    from textmend_server import repair_text
+
+    assert repair_text(text).text == text
+
+
 def test_a_short_run_counts_its_cjk_letters_not_the_symbols_beside_them():
     """CLDR's transliteration data: `籖鎆鏲]→` re-decodes as Big5 into `舞澋蓳]↙`, three
     characters and two symbols: too short to edit."""

@@ -107,7 +107,10 @@ TOTAL_GAIN = 10.0
 # three rare characters among text read right are as likely a rare word. In 5,551 Debian
 # documents outside the real corpus, every Han re-decoding edited was of such a run and wrong:
 # the reduplicated words of classical verse (`萋萋` read `抵抵`, `曈曈` `槌槌`) and a
-# dictionary's rare entries (`囀/哢`).
+# dictionary's rare entries (`囀/哢`). Kept at 4 though a README's list of homophones
+# (`傷湯殤鞝觴賞`) is re-decoded: 5 restores fewer of the help register's wrong-codec runs
+# (`bench/cjk_bench.py --register help --only codec --seed 90210`: 13, 19, 8 of 30 against 16,
+# 21, 9) and rewrites more wrongly (14, 10, 13 against 12, 8, 13).
 MIN_EDIT_RUN = 4
 SHORT_RUN_REASON = f"; fewer than {MIN_EDIT_RUN} CJK characters: reported, not edited"
 _CJK_LETTER = re.compile(CJK_ANY)
@@ -558,6 +561,8 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
         gain, cand, read_as, written, start, end = best
         if gain < TOTAL_GAIN:
             continue
+        if code_table(text[start:end]):
+            continue
         if settled and _han_runs(cand, Work(), budget, settled=False):
             # The reading would itself be re-decoded: a garbage run (one rare character over
             # and over) walking through codecs, not text decoded once with the wrong one.
@@ -603,6 +608,39 @@ GAIN_CONF_CEILING = 0.99
 _FILL_BIAS = 3.9748
 _FILL_LOG_UNKNOWN = -1.3523
 _FILL_SHARE = -2.078
+
+
+# A run whose characters follow one another in the code order of a CJK codec is a table of
+# that codec (iconv-lite's and xlsx's code-page tables: `肅腕腔腋腑腎脹腆`, each one after the
+# last in Big5, "re-decoded" into GB2312's `德得的蹬灯登等瞪`; an EUC-JP table's
+# `綞綦綧綪綳綶綷綹緂`), not text: text read with the wrong codec keeps the order of its words.
+# TABLE_RUN characters at the least, TABLE_SHARE of the steps between them one or two code
+# points up (a table skips its gaps); first-version values.
+TABLE_RUN = 4
+TABLE_SHARE = 0.6
+TABLE_CODECS = ("gbk", "cp950", "euc_jp", "euc_kr")
+
+
+def code_table(run: str) -> bool:
+    """Whether run's characters are in the code order of one of TABLE_CODECS.
+
+    >>> code_table("肅腕腔腋腑腎脹腆"), code_table("綞綦綧綪綳綶綷綹緂")
+    (True, True)
+    >>> code_table("保护消费者的价格权益")
+    False
+    """
+    chars = [ch for ch in run if ch >= "\u0080"]
+    if len(chars) < TABLE_RUN:
+        return False
+    for codec in TABLE_CODECS:
+        try:
+            units = [int.from_bytes(ch.encode(codec), "big") for ch in chars]
+        except UnicodeEncodeError:
+            continue
+        steps = [b - a for a, b in pairwise(units)]
+        if sum(1 for d in steps if 1 <= d <= 2) >= TABLE_SHARE * len(steps):
+            return True
+    return False
 
 
 def fill_confidence(unknown: int, length: int) -> float:

@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 from functools import cache as _forever
 from functools import lru_cache
-from itertools import pairwise
+from itertools import islice, pairwise
 
 from textmend_server import cache
 from textmend_server.cjk.budget import (
@@ -618,8 +618,11 @@ _FILL_SHARE = -2.078
 # points up (a table skips its gaps, and U+FFFD or characters a codec cannot hold are passed
 # over); first-version values. Checked before a run is searched: xlsx's table of cp936, 256
 # characters a row with its undefined places as U+FFFD, took 25 s of fill searches.
+# Only a run's first TABLE_SCAN characters are looked at: a table is one from its start, and a
+# run may be a whole page.
 TABLE_RUN = 4
 TABLE_SHARE = 0.6
+TABLE_SCAN = 64
 TABLE_CODECS = ("gbk", "cp950", "euc_jp", "euc_kr")
 
 
@@ -631,7 +634,7 @@ def code_table(run: str) -> bool:
     >>> code_table("保护消费者的价格权益")
     False
     """
-    chars = [ch for ch in run if "\u0080" <= ch != "\ufffd"]
+    chars = list(islice((ch for ch in run if "\u0080" <= ch != "\ufffd"), TABLE_SCAN))
     if len(chars) < TABLE_RUN:
         return False
     for codec in TABLE_CODECS:

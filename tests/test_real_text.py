@@ -46,6 +46,12 @@ CLEAN = [
     '<!--#set var="TITLE" value="Zas&#243;b usuni&#281;ty!"\n--><!--#include '
     'virtual="include/top.html" -->\n\n    Poszukiwany zas&#243;b nie jest ju&#380; '
     'dost&#281;pny.\n    <a href="/">strona</a>\n',
+    # A Vue component and a sidebar script that builds its HTML in strings, sent as plain text.
+    "></li>\n</template>\n<script>\n    const prefixCls = 'ivu-dropdown-item';\n"
+    "    export default {\n        name: 'DropdownItem'\n    };\n</script>\n",
+    "  function add_sidebar_button() {\n    sidebarbutton.find('span').text('«');\n"
+    "    sidebar.append(\n"
+    "        '<div id=\"sidebarbutton\"><span>&laquo;</span></div>');\n  }\n",
     # MediaWiki's message files: JSON strings hold markup and entities as data.
     '{\n\t"@metadata": {\n\t\t"authors": ["Ann", "Bob"]\n\t},\n'
     '\t"copyrightwarning": "Всички приноси могат да бъдат редактирани.<br />\\nАко не сте '

@@ -100,6 +100,16 @@ _FORMAT_SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "program source",
         re.compile(r"^(?:package [\w.]+;?|import [\w.\"(]|func |def \w|using namespace )", re.M),
     ),
+    # JavaScript and TypeScript (a sidebar script building its HTML in strings), and a
+    # component's sections (a Vue file's `<template>` and `<script>`).
+    (
+        "script source",
+        re.compile(
+            r"^[ \t]*(?:export (?:default|const|function|class)\b|module\.exports\b"
+            r"|function \w+\s*\(|(?:const|let|var) \w+ = )|^</?(?:template|script|style)\b",
+            re.M,
+        ),
+    ),
     ("Markdown headings", re.compile(r"^#{1,6} \S|^(?:=+|-+)[ \t]*$", re.M)),
     ("C or C++ source", re.compile(r"^[ \t]*#[ \t]*(?:include|define|ifn?def|pragma)\b", re.M)),
     ("an HTML or XML document", re.compile(r"\A\s*(?:<!DOCTYPE|<\?xml|<html\b)", re.I)),

@@ -52,6 +52,12 @@ CLEAN = [
     "  function add_sidebar_button() {\n    sidebarbutton.find('span').text('«');\n"
     "    sidebar.append(\n"
     "        '<div id=\"sidebarbutton\"><span>&laquo;</span></div>');\n  }\n",
+    # Code-page tables in JavaScript: a string of the C1 controls in code order, and a decode
+    # table marking its undefined places with U+FFFF.
+    '  "iso88591": {\n    "type": "_sbcs",\n    "chars": "'
+    + "".join(map(chr, range(0x80, 0xA0)))
+    + '¡¢£¤¥"\n  },\n',
+    '        cps: ASCII_CPS + "' + "\uffff" * 12 + 'ÀÁÂ" + "\uffff" * 3,\n',
     # MediaWiki's message files: JSON strings hold markup and entities as data.
     '{\n\t"@metadata": {\n\t\t"authors": ["Ann", "Bob"]\n\t},\n'
     '\t"copyrightwarning": "Всички приноси могат да бъдат редактирани.<br />\\nАко не сте '

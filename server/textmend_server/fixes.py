@@ -432,10 +432,13 @@ def find_mojibake(text: str) -> list[Proposal]:
         reason = _explain(steps)
         for proposal in _diff_proposals(window, fixed, start, Category.MOJIBAKE, reason, 0.0):
             confidence = _mojibake_confidence(_badness_drop(text, proposal))
-            if _C1_ONLY.fullmatch(text, proposal.start, proposal.end) and _among_other_scripts(
-                text, proposal.start, proposal.end
+            if _C1_ONLY.fullmatch(text, proposal.start, proposal.end) and (
+                _among_other_scripts(text, proposal.start, proposal.end)
+                or in_code_order(text, proposal.start)
             ):
-                continue  # a broken character's remnant: the stray-character stage's to judge
+                # A broken character's remnant, or a table of the controls: the stray-character
+                # stage's to judge.
+                continue
             proposals.append(replace(proposal, confidence=confidence))
     return proposals
 
@@ -497,6 +500,9 @@ def _noncharacters() -> str:
         f"\\U{(plane << 16) | 0xFFFE:08x}\\U{(plane << 16) | 0xFFFF:08x}" for plane in range(17)
     )
     return "\ufdd0-\ufdef" + planes
+
+
+_NONCHARACTER_RE = re.compile(f"[{_noncharacters()}]")
 
 
 _SPACED_LETTER = "A-Za-z\u00c0-\u024f\u0370-\u03ff\u0400-\u052f\u1e00-\u1eff"
@@ -613,6 +619,32 @@ def _inside_word(text: str, start: int, end: int) -> bool:
     )
 
 
+# Control characters (or noncharacters) one after another in code order, TABLE_RUN of them at
+# the least, are a table of characters (iconv-lite's and xlsx's single-byte code pages write
+# `\x80\x81\x82…\x9f` in a string; 658 controls of one file were removed): data, reported.
+# A document that holds CONTROL_MANY noncharacters uses them on purpose (jschardet's decode
+# tables mark their undefined places with U+FFFF, 3,917 of them); they are reported too.
+TABLE_RUN = 4
+CODE_ORDER_REASON = "one of a table of characters in code order: data, reported, not removed"
+NONCHARACTERS_MANY_REASON = "one of many noncharacters in this text: its own markers, reported"
+
+
+def in_code_order(text: str, at: int) -> bool:
+    """Whether text[at] stands in a run of TABLE_RUN or more characters each one code point
+    after the one before.
+
+    >>> in_code_order('"\x80\x81\x82\x83\x84"', 3), in_code_order("a\x81b", 1)
+    (True, False)
+    """
+    lo = at
+    while lo > 0 and at - lo < TABLE_RUN and ord(text[lo - 1]) == ord(text[lo]) - 1:
+        lo -= 1
+    hi = at
+    while hi + 1 < len(text) and hi - lo < TABLE_RUN and ord(text[hi + 1]) == ord(text[hi]) + 1:
+        hi += 1
+    return hi - lo + 1 >= TABLE_RUN
+
+
 def _control_tier(text: str, start: int, end: int, many: bool, roff: bool) -> str | None:
     """Why a control character is only reported, or None when it is removed: a whole terminal
     escape sequence or an overstrike, a separator, a NUL beside another control, a writable
@@ -628,6 +660,8 @@ def _control_tier(text: str, start: int, end: int, many: bool, roff: bool) -> st
         if any(c != "\x00" and _WRITABLE_C0.match(c) for c in text[max(0, start - 1) : end + 1]):
             return "NUL beside another control (a format's marker, as Info's index): reported"
         return None
+    if in_code_order(text, start):
+        return CODE_ORDER_REASON
     if not _WRITABLE_C0.match(char):
         return None
     if roff:
@@ -657,12 +691,21 @@ class ControlContext:
     control's fate would depend on where the part was cut (three BELs in a document, one in a
     window around a later pass's change)."""
 
-    __slots__ = ("_many", "_roff", "_text")
+    __slots__ = ("_many", "_noncharacters", "_roff", "_text")
 
     def __init__(self, text: str) -> None:
         self._text = text
         self._many: bool | None = None
         self._roff: bool | None = None
+        self._noncharacters: bool | None = None
+
+    @property
+    def many_noncharacters(self) -> bool:
+        """Whether the document holds at least CONTROL_MANY noncharacters."""
+        if self._noncharacters is None:
+            found = islice(_NONCHARACTER_RE.finditer(self._text), CONTROL_MANY)
+            self._noncharacters = sum(1 for _ in found) >= CONTROL_MANY
+        return self._noncharacters
 
     @property
     def many(self) -> bool:
@@ -710,12 +753,15 @@ def find_stray_characters(text: str, context: ControlContext | None = None) -> l
         end = m.end()
         category = Category(m.lastgroup)
         reason, confidence = _STRAY_REASONS[category]
+        weak = None
         if category is Category.CONTROL_CHAR:
             weak = _control_tier(text, m.start(), m.end(), context.many, context.roff)
-            if weak is not None:
-                flag = Proposal(m.start(), m.end(), "", category, weak, WEAK_STRAY_CONFIDENCE)
-                proposals.append(replace(flag, flag_only=True))
-                continue
+        elif category is Category.NONCHARACTER and context.many_noncharacters:
+            weak = NONCHARACTERS_MANY_REASON
+        if weak is not None:
+            flag = Proposal(m.start(), m.end(), "", category, weak, WEAK_STRAY_CONFIDENCE)
+            proposals.append(replace(flag, flag_only=True))
+            continue
         proposals.append(Proposal(m.start(), m.end(), "", category, reason, confidence))
     return proposals
 

@@ -574,24 +574,27 @@ def text_charset(content: bytes) -> str | None:
     >>> text_charset(b"ISO8859-2\nLEFTHYPHENMIN 2\n"), text_charset(b"Greek\nText\n")
     ('iso8859-2', None)
     """
+    # Every document is asked, so each form is looked for only where a plain substring test
+    # finds its keyword: on 5 KB of prose the patterns cost 140 µs, the tests about 10.
     head = content[:DECLARATION_BYTES]
-    first_two = b"\n".join(head.split(b"\n", 2)[:2])
     tail = content[-LOCAL_VARIABLES_BYTES:]
-    lines = head.split(b"\n", MODELINE_LINES)[:MODELINE_LINES]
-    lines += tail.split(b"\n")[-MODELINE_LINES - 1 :]
     found: list[bytes] = []
-    if m := _CODING_LINE.search(first_two):
+    first_two = b"\n".join(head.split(b"\n", 2)[:2])
+    if b"coding" in first_two and (m := _CODING_LINE.search(first_two)):
         found.append(m.group(1))
-    found += [m.group(1) for line in lines if (m := _VIM_MODELINE.search(line))]
+    if b"enc=" in head or b"enc=" in tail:  # `fileencoding=`, `fenc=`
+        lines = head.split(b"\n", MODELINE_LINES)[:MODELINE_LINES]
+        lines += tail.split(b"\n")[-MODELINE_LINES - 1 :]
+        found += [m.group(1) for line in lines if (m := _VIM_MODELINE.search(line))]
     if b"Local Variables:" in tail and (
         m := _LOCAL_CODING.search(tail, tail.rfind(b"Local Variables:"))
     ):
         found.append(m.group(1))
-    if m := _LATEX_INPUTENC.search(head):
+    if b"inputenc" in head and (m := _LATEX_INPUTENC.search(head)):
         found.append(m.group(1) or m.group(2))
-    if m := _PO_CHARSET.search(head):
+    if b"charset=" in head and (m := _PO_CHARSET.search(head)):
         found.append(m.group(1))
-    if m := _HUNSPELL_SET.search(head):
+    if b"SET" in head and (m := _HUNSPELL_SET.search(head)):
         found.append(m.group(1))
     if m := _FIRST_LINE_ALONE.match(head):
         found.append(m.group(1))

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import replace
 from difflib import SequenceMatcher
+from functools import cached_property
 from itertools import islice, pairwise
 
 import ftfy
@@ -686,41 +687,31 @@ def may_hold_strays(rest: str) -> bool:
 
 class ControlContext:
     """What judging a control character asks of the whole document, asked once: whether it
-    holds `CONTROL_MANY` writable controls, and whether it is roff source. The engine hands the
-    stray-character finder a block or a window of the document; judged on that part alone, a
-    control's fate would depend on where the part was cut (three BELs in a document, one in a
-    window around a later pass's change)."""
-
-    __slots__ = ("_many", "_noncharacters", "_roff", "_text")
+    holds `CONTROL_MANY` writable controls or noncharacters, and whether it is roff source.
+    The engine hands the stray-character finder a block or a window of the document; judged on
+    that part alone, a control's fate would depend on where the part was cut (three BELs in a
+    document, one in a window around a later pass's change)."""
 
     def __init__(self, text: str) -> None:
         self._text = text
-        self._many: bool | None = None
-        self._roff: bool | None = None
-        self._noncharacters: bool | None = None
 
-    @property
-    def many_noncharacters(self) -> bool:
-        """Whether the document holds at least CONTROL_MANY noncharacters."""
-        if self._noncharacters is None:
-            found = islice(_NONCHARACTER_RE.finditer(self._text), CONTROL_MANY)
-            self._noncharacters = sum(1 for _ in found) >= CONTROL_MANY
-        return self._noncharacters
+    def _holds_many(self, pattern: re.Pattern[str]) -> bool:
+        return sum(1 for _ in islice(pattern.finditer(self._text), CONTROL_MANY)) >= CONTROL_MANY
 
-    @property
+    @cached_property
     def many(self) -> bool:
         """Whether the document holds at least CONTROL_MANY writable controls."""
-        if self._many is None:
-            found = islice(_WRITABLE_C0.finditer(self._text), CONTROL_MANY)
-            self._many = sum(1 for _ in found) >= CONTROL_MANY
-        return self._many
+        return self._holds_many(_WRITABLE_C0)
 
-    @property
+    @cached_property
+    def many_noncharacters(self) -> bool:
+        """Whether the document holds at least CONTROL_MANY noncharacters."""
+        return self._holds_many(_NONCHARACTER_RE)
+
+    @cached_property
     def roff(self) -> bool:
         """Whether the document is roff source."""
-        if self._roff is None:
-            self._roff = ROFF_SOURCE.search(self._text) is not None
-        return self._roff
+        return ROFF_SOURCE.search(self._text) is not None
 
 
 def find_stray_characters(text: str, context: ControlContext | None = None) -> list[Proposal]:

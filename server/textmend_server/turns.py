@@ -42,11 +42,17 @@ class Turn:
     #: `time.thread_time()` when its current turn began (the turn is taken, used and given
     #: back on the call's own thread).
     granted: float = 0.0
+    #: `time.perf_counter()` then: the thread's CPU time since is at most the time since, so
+    #: `checkpoint` reads the thread's CPU clock (a system call, where the wall clock is not)
+    #: only once the wall clock says the slice may be used up.
+    granted_at: float = 0.0
     #: The lane it holds or waits for: `Turns.LIGHT` until it has had a slice, then `HEAVY`.
     lane: int = 0
     holding: bool = False
     abandoned: bool = False
-    event: threading.Event = dataclasses.field(default_factory=threading.Event)
+    #: Set when the turn is given to it while it waits; made only when it has to wait (most
+    #: documents never do, and a `threading.Event` costs a lock and a condition).
+    event: threading.Event | None = None
 
 
 class Turns:
@@ -140,6 +146,7 @@ class Turns:
             return
         heapq.heappop(self._queues[lane])
         best[3].holding = True
+        assert best[3].event is not None  # made when it was queued
         best[3].event.set()
 
     def _take_or_queue(self, turn: Turn, lane: int, attained: float) -> bool:
@@ -149,8 +156,12 @@ class Turns:
             self._free[lane] = False
             turn.holding = True
             turn.granted = time.thread_time()
+            turn.granted_at = time.perf_counter()
             return True
-        turn.event.clear()
+        if turn.event is None:
+            turn.event = threading.Event()
+        else:
+            turn.event.clear()
         heapq.heappush(self._queues[lane], (*self._rank(turn, lane, attained), turn))
         return False
 
@@ -166,7 +177,7 @@ class Turns:
         """Called where the engine may stop: move a document that has had its slice to the
         heavy lane, or let a heavy one yield to one that has had less, and wait for the turn
         when it must. False when the caller left while waiting."""
-        if not turn.holding:
+        if not turn.holding or turn.attained + time.perf_counter() - turn.granted_at < self._slice:
             return True
         attained = turn.attained + time.thread_time() - turn.granted
         if attained < self._slice:
@@ -193,8 +204,10 @@ class Turns:
             turn.abandoned = True
 
     def _wait(self, turn: Turn, gone: Callable[[], bool]) -> bool:
+        event = turn.event
+        assert event is not None  # made when it was queued
         try:
-            while not turn.event.wait(_TURN_POLL):
+            while not event.wait(_TURN_POLL):
                 if gone():
                     with self._lock:
                         if not turn.holding:
@@ -205,6 +218,7 @@ class Turns:
             self.release(turn)
             raise
         turn.granted = time.thread_time()
+        turn.granted_at = time.perf_counter()
         return True
 
 

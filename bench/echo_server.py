@@ -7,19 +7,27 @@ moving bytes through Python gRPC. The server forks worker processes on one SO_RE
 as `textmend-server` does, with the same thread count and message limits, so the two differ
 only in the work done per message.
 
+Two options serve `bench/transport_cost.py`, which asks what a server design costs around the
+work it does: `--busy-us N` spends N µs of CPU in Python on each message before answering it
+(the engine's place), and `--aio` serves with `grpc.aio` (one event loop per worker, the work
+done on the loop) instead of the threaded server.
+
     .venv/bin/python bench/echo_server.py --workers 2 --port-file /tmp/echo.port
+    .venv/bin/python bench/echo_server.py --workers 1 --aio --busy-us 100 --port-file /tmp/p
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import multiprocessing
 import os
 import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +41,30 @@ _MIB = 1024 * 1024
 _READY_SECONDS = 60.0
 
 
-def _serve(port: int, threads: int, max_message_mb: int, stop: threading.Event, ready: Any) -> None:
+def busy(seconds: float) -> None:
+    """Spend seconds of this thread's CPU time in the interpreter, as the engine would."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def _options(max_message_mb: int) -> list[tuple[str, int]]:
+    limit = (max_message_mb + 1) * _MIB
+    return [
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.max_send_message_length", limit),
+        ("grpc.so_reuseport", 1),
+    ]
+
+
+def _serve(
+    port: int,
+    threads: int,
+    max_message_mb: int,
+    stop: threading.Event,
+    ready: Any,
+    busy_seconds: float = 0.0,
+) -> None:
     """Run one echo server on port (SO_REUSEPORT) until stop is set; put its pid on ready
     once it serves."""
     from concurrent import futures
@@ -41,10 +72,15 @@ def _serve(port: int, threads: int, max_message_mb: int, stop: threading.Event, 
     import grpc
 
     def echo(request: bytes, _context: grpc.ServicerContext) -> bytes:
+        if busy_seconds:
+            busy(busy_seconds)
         return request
 
     def echo_stream(requests: Iterator[bytes], _context: grpc.ServicerContext) -> Iterator[bytes]:
-        yield from requests
+        for request in requests:
+            if busy_seconds:
+                busy(busy_seconds)
+            yield request
 
     handler = grpc.method_handlers_generic_handler(
         SERVICE,
@@ -53,15 +89,10 @@ def _serve(port: int, threads: int, max_message_mb: int, stop: threading.Event, 
             "EchoStream": grpc.stream_stream_rpc_method_handler(echo_stream),
         },
     )
-    limit = (max_message_mb + 1) * _MIB
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads),
         handlers=[handler],
-        options=[
-            ("grpc.max_receive_message_length", limit),
-            ("grpc.max_send_message_length", limit),
-            ("grpc.so_reuseport", 1),
-        ],
+        options=_options(max_message_mb),
     )
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
@@ -70,11 +101,49 @@ def _serve(port: int, threads: int, max_message_mb: int, stop: threading.Event, 
     server.stop(1).wait()
 
 
-def _worker(port: int, threads: int, max_message_mb: int, ready: Any) -> None:
+async def _serve_aio(port: int, max_message_mb: int, ready: Any, busy_seconds: float) -> None:
+    """Run one `grpc.aio` echo server on port (SO_REUSEPORT) until SIGTERM; the busy work runs
+    on the event loop, between messages."""
+    import grpc
+
+    async def echo(request: bytes, _context: Any) -> bytes:
+        if busy_seconds:
+            busy(busy_seconds)
+        return request
+
+    async def echo_stream(requests: AsyncIterator[bytes], _context: Any) -> AsyncIterator[bytes]:
+        async for request in requests:
+            if busy_seconds:
+                busy(busy_seconds)
+            yield request
+
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Echo": grpc.unary_unary_rpc_method_handler(echo),
+            "EchoStream": grpc.stream_stream_rpc_method_handler(echo_stream),
+        },
+    )
+    server = grpc.aio.server(handlers=[handler], options=_options(max_message_mb))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    ready.put(os.getpid())
+    await stop.wait()
+    await server.stop(1)
+
+
+def _worker(
+    port: int, threads: int, max_message_mb: int, ready: Any, busy_seconds: float, aio: bool
+) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if aio:
+        asyncio.run(_serve_aio(port, max_message_mb, ready, busy_seconds))
+        return
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _serve(port, threads, max_message_mb, stop, ready)
+    _serve(port, threads, max_message_mb, stop, ready, busy_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--max-message-mb", type=int, default=64)
     parser.add_argument("--port-file", type=Path, required=True)
+    parser.add_argument(
+        "--busy-us", type=float, default=0.0, help="CPU µs spent on each message (default 0)"
+    )
+    parser.add_argument(
+        "--aio", action="store_true", help="serve with grpc.aio instead of the threaded server"
+    )
     args = parser.parse_args(argv)
 
     reserve = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -95,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     ready = context.Queue()
     # Forked before this process creates any gRPC object.
     workers = [
-        context.Process(target=_worker, args=(port, args.threads, args.max_message_mb, ready))
+        context.Process(
+            target=_worker,
+            args=(port, args.threads, args.max_message_mb, ready, args.busy_us / 1e6, args.aio),
+        )
         for _ in range(args.workers)
     ]
     for worker in workers:

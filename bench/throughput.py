@@ -493,37 +493,59 @@ def run_service(
     return results, {pid: peak_rss_mb(pid) for pid in server.serving_pids()}
 
 
+def _cli_command(server: Server, path: Path, processes: int) -> list[str]:
+    """`textmend repair --jsonl path` against server."""
+    return [
+        sys.executable,
+        "-m",
+        "textmend_client.cli",
+        "repair",
+        "--jsonl",
+        str(path),
+        "--server",
+        server.target,
+        "--processes",
+        str(processes),
+    ]
+
+
+def _timed(command: list[str]) -> float:
+    """Seconds command takes to run, its output to /dev/null."""
+    started = time.perf_counter()
+    with open(os.devnull, "wb") as sink:
+        subprocess.run(command, stdout=sink, check=True, cwd=ROOT)
+    return time.perf_counter() - started
+
+
+def _write_jsonl(path: Path, docs: Sequence[bytes]) -> None:
+    import json
+
+    with path.open("w", encoding="utf-8") as handle:
+        for i, doc in enumerate(docs):
+            line = {"id": str(i), "text": doc.decode("utf-8")}
+            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
+def cli_startup(server: Server, doc: bytes) -> float:
+    """Median seconds of `textmend repair --jsonl` over a file of one document: the command's
+    start-up (imports, connections), which every run pays once."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "one.jsonl"
+        _write_jsonl(path, [doc])
+        return statistics.median(_timed(_cli_command(server, path, 1)) for _ in range(3))
+
+
 def run_cli(server: Server, corpora: dict[str, list[bytes]]) -> list[Result]:
     """`textmend repair --jsonl` as users run it, over a JSON Lines file of each corpus, its
     output to /dev/null; once per `CLI_PROCESSES` value. The whole command is timed, start-up
-    included (about 0.3 s of imports, the same for every corpus)."""
-    import json
-
+    included (`cli_startup`, the same for every corpus)."""
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for corpus, docs in corpora.items():
             path = Path(tmp) / f"{corpus}.jsonl"
-            with path.open("w", encoding="utf-8") as handle:
-                for i, doc in enumerate(docs):
-                    line = {"id": str(i), "text": doc.decode("utf-8")}
-                    handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+            _write_jsonl(path, docs)
             for processes in CLI_PROCESSES:
-                command = [
-                    sys.executable,
-                    "-m",
-                    "textmend_client.cli",
-                    "repair",
-                    "--jsonl",
-                    str(path),
-                    "--server",
-                    server.target,
-                    "--processes",
-                    str(processes),
-                ]
-                started = time.perf_counter()
-                with open(os.devnull, "wb") as sink:
-                    subprocess.run(command, stdout=sink, check=True, cwd=ROOT)
-                seconds = time.perf_counter() - started
+                seconds = _timed(_cli_command(server, path, processes))
                 what = "cli jsonl stream"
                 size = sum(map(len, docs))
                 results.append(Result(corpus, what, f"{processes} proc", seconds, size, len(docs)))
@@ -758,6 +780,7 @@ def main(argv: list[str] | None = None) -> int:
 
     peaks: dict[str, dict[int, float]] = {}
     big: BigRun | None = None
+    startup: float | None = None
     shuffled = args.big_text == "shuffled"
     if args.front in ("reuseport", "both") or args.big_only:
         with start_server(textmend_command(args.workers), "textmend-server") as server:
@@ -765,6 +788,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows, peaks["service"] = run_service(server, encoded, callers_list=callers_list)
                 results += rows
                 results += run_cli(server, {k: v for k, v in encoded.items() if k != "corrupted"})
+                startup = cli_startup(server, encoded["english"][0])
             if big_mb:
                 pairs = zip(corpora["english"], corpora["cjk"], strict=True)
                 clean = [doc for pair in pairs for doc in pair]
@@ -784,6 +808,12 @@ def main(argv: list[str] | None = None) -> int:
     for design, per_worker in peaks.items():
         listed = ", ".join(f"{mb:.0f}" for mb in per_worker.values())
         print(f"{design}: peak RSS per worker process over the 5 KB runs: {listed} MiB")
+    if startup is not None:
+        print(f"cli start-up (one document, whole command): {startup:.2f} s; without it:")
+        for r in results:
+            if r.what == "cli jsonl stream" and r.seconds > startup:
+                rate = r.total_bytes / (r.seconds - startup) / MB
+                print(f"  {r.corpus}, {r.callers}: {rate:.1f} MB/s")
     if big is not None:
         print(
             f"large document ({args.big_text}): {big.size / MB:.0f} MB through Repair in "

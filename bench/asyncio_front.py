@@ -44,14 +44,29 @@ def _ping(seconds: float) -> int:
     return os.getpid()
 
 
+class _Stays:
+    """A call context for the servicer whose caller never leaves (the front does not forward
+    cancellation to the pool)."""
+
+    def is_active(self) -> bool:
+        return True
+
+
 def repair_raw(data: bytes) -> tuple[bytes, str, str]:
-    """Repair one serialized `RepairRequest`: (serialized response, error code, message)."""
-    from textmend.v1 import textmend_pb2
+    """Repair one serialized `RepairRequest`: (serialized response, error code, message); a
+    document that failed gets a stream's error response and its code."""
+    from textmend_server.convert import error_response
+    from textmend_server.servicer import RepairFailed
+    from textmend_server.wire import parse_request
 
     assert _SERVICER is not None
-    response = _SERVICER._repair(textmend_pb2.RepairRequest.FromString(data))
-    if response.HasField("error"):
-        return response.SerializeToString(), response.error.code, response.error.message
+    received = parse_request(data)
+    request_id = received.fields.id
+    try:
+        response = _SERVICER._repair(received, _Stays(), "Repair", None)  # type: ignore[arg-type]
+    except RepairFailed as failed:
+        response = error_response(request_id, failed.code, failed.message)
+        return response.SerializeToString(), failed.code.name, failed.message
     return response.SerializeToString(), "", ""
 
 

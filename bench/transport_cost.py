@@ -9,7 +9,9 @@ streams: `DEFAULT_CHANNELS` connections, `DEFAULT_WINDOW` documents in flight on
   server `textmend-server` uses, and with `grpc.aio` (`--aio`), each spending `--busy-us` of
   CPU in Python on every message, as the engine would;
 * `textmend-server`: the service itself, next to the CPU its engine and servicer spend on
-  the same documents in process (`TextMendServicer._repair`, no transport).
+  the same documents in process (`TextMendServicer._repair`, no transport);
+* `aio worker`: the same servicer code on a `grpc.aio` event loop (`bench/aio_worker.py`, a
+  prototype without the server's admission, idle limit or turns).
 
 "work" is the CPU the handler itself spends on a document (the busy loop; the servicer in
 process), "around" the worker's CPU beyond the work: what the design costs. One worker by
@@ -119,11 +121,11 @@ def echo_rows(docs: list[bytes], workers: int, busy: Sequence[float]) -> list[tu
 
 
 def service_rows(docs: list[bytes], workers: int) -> list[tuple]:
-    """textmend-server, with the servicer's own CPU per document in process as its work."""
+    """textmend-server and the aio worker, with the servicer's own CPU per document in
+    process as their work."""
     from throughput import start_server, textmend_command
 
     from textmend.v1 import textmend_pb2
-    from textmend_client import TextMendClient
     from textmend_server.engine import warm_up
     from textmend_server.service import ServerConfig, TextMendServicer
     from textmend_server.wire import parse_request
@@ -148,21 +150,32 @@ def service_rows(docs: list[bytes], workers: int) -> list[tuple]:
             servicer._repair(parse_request(wire), context, "RepairStream", None)  # type: ignore[arg-type]
 
     work = statistics.median(_thread_cpu(in_process) / len(docs) * 1e6 for _ in range(ROUNDS))
-    with start_server(textmend_command(workers), "textmend-server") as server:
-        with TextMendClient(server.target, timeout=600) as client:
-            deadline = time.monotonic() + 120
-            while not client.health() and time.monotonic() < deadline:
-                time.sleep(0.2)
+    rows = []
+    aio = [sys.executable, str(BENCH / "aio_worker.py"), "--workers", str(workers)]
+    for name, command in (("textmend-server", textmend_command(workers)), ("aio worker", aio)):
+        with start_server(command, name) as server:
+            figures = _stream_service(server.target, server.serving_pids(), docs)
+        rows.append((name, work, *figures))
+    return rows
 
-            def run() -> None:
-                requests = ({"id": str(i), "content": doc} for i, doc in enumerate(docs))
-                for response in client.repair_stream(requests):
-                    if response.HasField("error"):
-                        raise RuntimeError(response.error.message)
 
-            run()
-            figures = measure(server.serving_pids(), run, len(docs))
-    return [("textmend-server", work, *figures)]
+def _stream_service(target: str, pids: Sequence[int], docs: list[bytes]) -> tuple[float, ...]:
+    """`measure` for a TextMend server at target, through the bundled client's stream."""
+    from textmend_client import TextMendClient
+
+    with TextMendClient(target, timeout=600) as client:
+        deadline = time.monotonic() + 120
+        while not client.health() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+        def run() -> None:
+            requests = ({"id": str(i), "content": doc} for i, doc in enumerate(docs))
+            for response in client.repair_stream(requests):
+                if response.HasField("error"):
+                    raise RuntimeError(response.error.message)
+
+        run()
+        return measure(pids, run, len(docs))
 
 
 def _thread_cpu(step: Callable[[], None]) -> float:

@@ -1,0 +1,160 @@
+"""Prototype of a `grpc.aio` worker: `textmend-server`'s own repair, run on an event loop.
+
+`bench/transport_cost.py` found that the threaded server spends about 265 µs of a worker's
+CPU around each streamed clean document, where a `grpc.aio` echo doing the same work spends
+about 65. This prototype measures the design with the real work: each worker process (forked,
+one SO_REUSEPORT port, as `textmend-server` does) serves `Repair` and `RepairStream` with
+`grpc.aio` and runs the servicer's own `TextMendServicer._repair` (request parsed by
+`wire.parse_request`, the engine, the response built in place) on the event loop, between
+messages; health `Check` answers SERVING. It has none of the server's admission, idle limit,
+turns between light and heavy documents, authentication or version header: only what the
+benchmark needs, to say what the transport would cost.
+
+    .venv/bin/python bench/aio_worker.py --workers 2 --port-file /tmp/aio.port
+
+`bench/transport_cost.py` measures it next to `textmend-server`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+# Seconds a worker may take to start serving: a bound so that a broken one fails the bench
+# instead of hanging it (a worker warms the engine in a few seconds).
+_READY_SECONDS = 120.0
+_MIB = 1024 * 1024
+
+
+class _Context:
+    """What the servicer asks of a call's context (`is_active`), from a `grpc.aio` one."""
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+
+    def is_active(self) -> bool:
+        return not self._context.done()
+
+
+async def _serve(port: int, ready: Any) -> None:
+    """Serve on port (SO_REUSEPORT) until SIGTERM; put this process's pid on ready first."""
+    import grpc
+    from grpc_health.v1 import health_pb2
+
+    from textmend.v1 import textmend_pb2
+    from textmend_server.config import ServerConfig
+    from textmend_server.engine import warm_up
+    from textmend_server.servicer import RepairFailed, TextMendServicer
+    from textmend_server.wire import parse_request
+
+    warm_up()
+    servicer = TextMendServicer(ServerConfig())
+    serialize = textmend_pb2.RepairResponse.SerializeToString
+
+    async def repair(received: Any, context: Any) -> Any:
+        try:
+            return servicer._repair(received, _Context(context), "Repair", None)
+        except RepairFailed as failed:
+            await context.abort(failed.code, failed.message)
+
+    async def repair_stream(requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+        wrapped = _Context(context)
+        async for received in requests:
+            try:
+                yield servicer._repair(received, wrapped, "RepairStream", None)
+            except RepairFailed as failed:
+                await context.abort(failed.code, failed.message)
+
+    serving = health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+
+    async def check(_request: bytes, _context: Any) -> bytes:
+        return serving.SerializeToString()
+
+    handlers = [
+        grpc.method_handlers_generic_handler(
+            "textmend.v1.TextMend",
+            {
+                "Repair": grpc.unary_unary_rpc_method_handler(
+                    repair, request_deserializer=parse_request, response_serializer=serialize
+                ),
+                "RepairStream": grpc.stream_stream_rpc_method_handler(
+                    repair_stream, request_deserializer=parse_request, response_serializer=serialize
+                ),
+            },
+        ),
+        grpc.method_handlers_generic_handler(
+            "grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(check)}
+        ),
+    ]
+    limit = 65 * _MIB
+    server = grpc.aio.server(
+        handlers=handlers,
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", 4 * limit),
+            ("grpc.so_reuseport", 1),
+        ],
+    )
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    ready.put(os.getpid())
+    await stop.wait()
+    await server.stop(1)
+
+
+def _worker(port: int, ready: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    asyncio.run(_serve(port, ready))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Reserve a port, fork the workers, write the port file once every one serves, wait for
+    SIGTERM."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--port-file", type=Path, required=True)
+    args = parser.parse_args(argv)
+
+    reserve = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    reserve.bind(("127.0.0.1", 0))
+    port = reserve.getsockname()[1]
+    context = multiprocessing.get_context("fork")
+    ready = context.Queue()
+    # Forked before this process creates any gRPC object.
+    workers = [context.Process(target=_worker, args=(port, ready)) for _ in range(args.workers)]
+    for worker in workers:
+        worker.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
+    signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
+    for _ in workers:
+        ready.get(timeout=_READY_SECONDS)
+    tmp = args.port_file.with_name(args.port_file.name + ".tmp")
+    tmp.write_text(f"{port}\n")
+    os.replace(tmp, args.port_file)
+    while not stop.wait(0.5):
+        if not all(worker.is_alive() for worker in workers):
+            break
+    for worker in workers:
+        if worker.pid is not None and worker.is_alive():
+            os.kill(worker.pid, signal.SIGTERM)
+    for worker in workers:
+        worker.join(5)
+    reserve.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

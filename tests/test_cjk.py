@@ -372,6 +372,27 @@ def test_a_short_rare_run_is_reported_with_its_reading_not_rewritten(text):
     assert repair_text(text).text == text
 
 
+def test_a_reading_that_does_not_read_as_text_is_reported_not_applied():
+    """cnchar 3.2.6's README (MIT) lists the homophones of shàng in a code sample; the rare
+    traditional ones "re-decode" from Big5 as GBK into `架顰乱洁`, rare characters again, which
+    only score better than the run (`MIN_HAN_READING_LOGP`)."""
+    from textmend_server import repair_bytes
+    from textmend_server.cjk.codecrun import MIN_HAN_READING_LOGP
+
+    text = (
+        "cnchar.spellToWord('shàng'); // 返回 '上尚绱鞝'\n"
+        "cnchar.spellToWord('shàng', 'alltone'); // 返回 "
+        "'上伤汤尚垧殇晌商绱觞赏墒熵裳傷湯殤鞝觴賞'\n"
+        "cnchar.spellToWord('shang4', 'alltone', 'trad'); // 返回 '傷湯殤鞝觴賞'\n"
+        "cnchar.spellToWord('lv2', 'simple'); // 返回 '驴闾榈'\n"
+    )
+    repaired = repair_bytes(text.encode("utf-8"))
+    assert repaired.text == text
+    runs = [f for f in repaired.findings if f.category.value == "cjk_wrong_codec"]
+    assert runs and all(f"below {MIN_HAN_READING_LOGP}" in f.reason for f in runs)
+    assert all(f.replacement and f.replacement != f.original for f in runs)
+
+
 @pytest.mark.parametrize(
     "text",
     [

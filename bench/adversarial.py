@@ -107,6 +107,12 @@ def run_of(ch: str) -> Callable[[int, random.Random], str]:
     return make
 
 
+def long_word_legacy(n: int, rng: random.Random) -> bytes:
+    """One Latin-1 word, then a word of n bytes without a space: not UTF-8, so the language
+    models read it (a Vim syntax file's 30,000-character line of keywords took 5 s)."""
+    return b"S\xf6der\n" + b"x" * max(0, n - 7)
+
+
 def latin_high(n: int, rng: random.Random) -> str:
     """High Latin-1 and cp1252 characters and U+FFFD with single ASCII characters between:
     what the wrong-codec stage re-decodes as Shift-JIS or EUC-KR, filling each U+FFFD."""
@@ -174,7 +180,7 @@ def fuzz_slow(n: int, rng: random.Random) -> str:
     return _fill(n, lambda: rng.choice(units) + "\n")
 
 
-KINDS: dict[str, Callable[[int, random.Random], str]] = {
+KINDS: dict[str, Callable[[int, random.Random], str | bytes]] = {
     "random_unicode": random_unicode,
     "random_cjk_qmark": random_cjk_qmark,
     "han_qmark": han_qmark,
@@ -183,6 +189,7 @@ KINDS: dict[str, Callable[[int, random.Random], str]] = {
     "run_rare_han": run_of("鏂"),
     "run_latin1": run_of("Ã"),
     "latin_high": latin_high,
+    "long_word_legacy": long_word_legacy,
     "mojibake_dense": mojibake_dense,
     "markup": markup,
     "bidi": bidi,
@@ -201,7 +208,8 @@ def corpus(kinds: list[str], sizes: list[int], seed: int = 16) -> Iterator[tuple
             if kind in ONLY_SIZES and size > max(sizes):
                 continue
             rng = random.Random(f"{seed}:{kind}:{size}")
-            yield kind, size, KINDS[kind](size, rng).encode("utf-8")
+            made = KINDS[kind](size, rng)
+            yield kind, size, made if isinstance(made, bytes) else made.encode("utf-8")
 
 
 # A repair that took longer than this many CPU seconds is not repeated: its minimum would

@@ -282,3 +282,20 @@ def test_a_short_genuine_slip_is_still_searched_and_repaired() -> None:
     (p,) = find_phase_slips("公司?!彼Q他們的工作")
     assert p.replacement == "。”他稱" and not p.flag_only
     assert repair_text("公司?!彼Q他們的工作").text == "公司。”他稱他們的工作"
+
+
+def test_language_model_stretches_start_where_a_run_of_their_bytes_does() -> None:
+    """`scored_bytes`'s pattern starts a stretch only where a run of letters, digits and
+    non-ASCII bytes begins (or at an ASCII word before it), so a long word is read once: tried
+    at each of its bytes, it read the rest of the word each time (40 KB of letters after a
+    Latin-1 word took 5 s)."""
+    from textmend_server.langscoring import _STRETCH, scored_bytes
+
+    word = b"x" * 100 + b"\xe9"
+    whole = _STRETCH.match(word, 0)
+    assert whole is not None and whole.group() == word
+    assert _STRETCH.match(word, 50) is None
+    # The word before a stretch still comes along, from inside a longer run (roff's `\fP`).
+    assert scored_bytes(b"\\fP \xe8 utilizzato") == [b"fP \xe8 utilizzato"]
+    long_word = adversarial.long_word_legacy(5_000, random.Random(1))
+    assert scored_bytes(long_word) == [b"S\xf6der"]

@@ -58,6 +58,10 @@ CLEAN = [
     + "".join(map(chr, range(0x80, 0xA0)))
     + '¡¢£¤¥"\n  },\n',
     '        cps: ASCII_CPS + "' + "\uffff" * 12 + 'ÀÁÂ" + "\uffff" * 3,\n',
+    # console-setup's character maps name each C1 control by its code on its row, and a
+    # minified script writes NEL between the escapes of the other line terminators.
+    "0x80\t'\x80'\n0x81\t'\x81'\n0x82\t'\x82'\n",
+    'O="\\r",U="\\n",_="[\\v\\f\x85\\u2028\\u2029]",N="[',
     # MediaWiki's message files: JSON strings hold markup and entities as data.
     '{\n\t"@metadata": {\n\t\t"authors": ["Ann", "Bob"]\n\t},\n'
     '\t"copyrightwarning": "Всички приноси могат да бъдат редактирани.<br />\\nАко не сте '

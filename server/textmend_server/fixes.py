@@ -436,6 +436,7 @@ def find_mojibake(text: str) -> list[Proposal]:
             if _C1_ONLY.fullmatch(text, proposal.start, proposal.end) and (
                 _among_other_scripts(text, proposal.start, proposal.end)
                 or in_code_order(text, proposal.start)
+                or written_as_data(text, proposal.start)
             ):
                 # A broken character's remnant, or a table of the controls: the stray-character
                 # stage's to judge.
@@ -646,6 +647,37 @@ def in_code_order(text: str, at: int) -> bool:
     return hi - lo + 1 >= TABLE_RUN
 
 
+# A control character its own line names by its code (`0x80\t'\x80'` in a console's
+# character map: 31 files of two Debian packages mapped bytes 0x80-0x9f to themselves), or
+# written beside a backslash escape (`[\v\f\x85\u2028\u2029]`, line terminators in a
+# minified script's regular expression), is data: reported, not removed nor read as
+# windows-1252. The line is looked at CODE_NAME_REACH characters on each side: a table's row
+# is short.
+CODE_NAME_REACH = 80
+LISTED_REASON = "a character its line names by its code, or beside an escape: data, reported"
+
+
+def written_as_data(text: str, at: int) -> bool:
+    r"""Whether the character at text[at] is named by its code on its line (`0x80`, `\x80`,
+    `U+0080`, `\u0080`, `&#128;`, `&#x80;`), or stands beside a backslash escape.
+
+    >>> written_as_data("0x80\t'\x80'\n", 6), written_as_data('"[\\f\x85\\u2028]"', 4)
+    (True, True)
+    >>> written_as_data("caf\x82 0x81\n", 3), written_as_data("it\x92s", 2)
+    (False, False)
+    """
+    if at >= 2 and text[at - 2] == "\\" and text[at - 1].isalnum():
+        return True
+    if text.startswith("\\", at + 1):
+        return True
+    lo = text.rfind("\n", max(0, at - CODE_NAME_REACH), at) + 1
+    hi = text.find("\n", at, at + CODE_NAME_REACH)
+    line = text[lo : hi if hi >= 0 else at + CODE_NAME_REACH]
+    code = ord(text[at])
+    names = rf"(?:0x|\\x|U\+|\\u|&#x)0*{code:x}(?![0-9a-f])|&#0*{code};"
+    return re.search(names, line, re.IGNORECASE) is not None
+
+
 def _control_tier(text: str, start: int, end: int, many: bool, roff: bool) -> str | None:
     """Why a control character is only reported, or None when it is removed: a whole terminal
     escape sequence or an overstrike, a separator, a NUL beside another control, a writable
@@ -663,6 +695,8 @@ def _control_tier(text: str, start: int, end: int, many: bool, roff: bool) -> st
         return None
     if in_code_order(text, start):
         return CODE_ORDER_REASON
+    if written_as_data(text, start):
+        return LISTED_REASON
     if not _WRITABLE_C0.match(char):
         return None
     if roff:

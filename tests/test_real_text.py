@@ -62,6 +62,10 @@ CLEAN = [
     # minified script writes NEL between the escapes of the other line terminators.
     "0x80\t'\x80'\n0x81\t'\x81'\n0x82\t'\x82'\n",
     'O="\\r",U="\\n",_="[\\v\\f\x85\\u2028\\u2029]",N="[',
+    # Roundcube's Icelandic year format (one letter four times is no Korean read as cp1252),
+    # and console-data's changelog writing the letter Â alone.
+    "$labels['dateformatY'] = 'ÁÁÁÁ';\n",
+    "\t- Correct Â that was improperly displayed as Å\n\t  in lat1-12.psf.\n",
     # MediaWiki's message files: JSON strings hold markup and entities as data.
     '{\n\t"@metadata": {\n\t\t"authors": ["Ann", "Bob"]\n\t},\n'
     '\t"copyrightwarning": "Всички приноси могат да бъдат редактирани.<br />\\nАко не сте '

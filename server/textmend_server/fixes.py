@@ -441,8 +441,34 @@ def find_mojibake(text: str) -> list[Proposal]:
                 # A broken character's remnant, or a table of the controls: the stray-character
                 # stage's to judge.
                 continue
+            if a_letter_a_circumflex(text, proposal):
+                reason = f"{proposal.reason}; {A_CIRCUMFLEX_REASON}"
+                proposal = replace(proposal, reason=reason, flag_only=True)
             proposals.append(replace(proposal, confidence=confidence))
     return proposals
+
+
+# ftfy reads `Â ` as a no-break space whose UTF-8 lost its second byte to a space (its
+# `restore_byte_a0`): `costsÂ more`, `Hello.Â World`. Standing alone, after a space or at a line's
+# start, `Â` is as often the letter itself (`Correct Â that was improperly displayed as Å` in
+# a changelog; `Z Â │` in a keyboard's diagram; `The letter Â is used in French.`): the
+# no-break space is then a suggestion, not an edit.
+A_CIRCUMFLEX_REASON = "a capital Â standing alone may be the letter itself: reported"
+
+
+def a_letter_a_circumflex(text: str, proposal: Proposal) -> bool:
+    """Whether proposal turns an `Â` that stands alone before a space into a no-break space.
+
+    >>> [a_letter_a_circumflex(t, p) for t in ("The letter Â is", "It costsÂ more")
+    ...  for p in find_mojibake(t)]
+    [True, False]
+    """
+    start = proposal.start
+    return (
+        text.startswith("Â ", start)
+        and proposal.replacement == "\xa0"
+        and (start == 0 or text[start - 1].isspace())
+    )
 
 
 # A C1 control read as the windows-1252 punctuation it stands for (ftfy's `fix_c1_controls`)

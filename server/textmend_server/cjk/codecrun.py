@@ -788,9 +788,15 @@ def _latin_runs(text: str, work: Work, budget: int) -> list[Proposal]:
         work.note_starved(last, budget)
         last = start
         region = m.group()
-        if sum(1 for ch in region if ch >= "\x80") < 3 or utf8_shaped(region):
+        high = [ch for ch in region if ch >= "\x80"]
+        if len(high) < 3 or utf8_shaped(region):
             # UTF-8 read as cp1252 (what ftfy could not put back, its lost bytes marked):
             # mojibake of another kind, in its runs too.
+            continue
+        if len(set(high)) == 1:
+            # One character over and over (`ÁÁÁÁ`, Icelandic's year format in a catalogue;
+            # `°°°°` and `¯¯¯¯` drawing a line): a text read with the wrong codec varies, and
+            # this one's reading would be one syllable repeated (`좋좋`).
             continue
         best: tuple[float, str, str, str, str, int, int] | None = None
         # The whole region (ASCII between the runs passes through both codecs unchanged),

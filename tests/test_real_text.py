@@ -66,6 +66,10 @@ CLEAN = [
     # and console-data's changelog writing the letter Â alone.
     "$labels['dateformatY'] = 'ÁÁÁÁ';\n",
     "\t- Correct Â that was improperly displayed as Å\n\t  in lat1-12.psf.\n",
+    # References glossed on their line or the next: Emacs's SGML input method, the output
+    # format the `unicode` tool's README shows.
+    ";; Input method for SGML/HTML entities.\n;; E.g.: &aacute; -> á\n",
+    "UTF-8: e2 82 ac   UTF-16BE: 20ac   Decimal: &#8364;\n€\n",
     # MediaWiki's message files: JSON strings hold markup and entities as data.
     '{\n\t"@metadata": {\n\t\t"authors": ["Ann", "Bob"]\n\t},\n'
     '\t"copyrightwarning": "Всички приноси могат да бъдат редактирани.<br />\\nАко не сте '

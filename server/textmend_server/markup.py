@@ -10,8 +10,9 @@ is deleted only when the *document* carries evidence that markup leaked into it:
 - a block's closing tag glued to the end of a line whose element never opens anywhere in the
   document (`End of paragraph.</p>`): what an extractor leaves when it strips half the markup;
 - a reference to a character beyond ASCII used as a letter inside a word (`It&#8217;s`,
-  `na&iuml;ve`), or to a character the text also writes directly (`&#8217;` beside `’`): one
-  text does not spell a character two ways on purpose, nor a word with markup.
+  `na&iuml;ve`), or to a character the text also writes directly (`&#8217;` beside `’`),
+  elsewhere than where it glosses the reference (`&aacute; -> á`): one text does not spell a
+  character two ways on purpose, nor a word with markup.
 
 With no such evidence, markup-shaped text is reported (`flag`) when it has the shape of real
 markup (paired tags, closing tags, tags with attributes, entities), and left alone when it has
@@ -254,6 +255,9 @@ def markup_evidence(text: str) -> MarkupEvidence:
     multi = 0
     written_both_ways = 0
     in_words = 0
+    # Where each character referenced is first and last written directly (-1: nowhere): one
+    # search each way per character, however many references name it.
+    written: dict[str, tuple[int, int]] = {}
     if "&" in text:
         for m in ENTITY_RE.finditer(text):
             unescaped = unescape_entity(m.group())
@@ -263,7 +267,9 @@ def markup_evidence(text: str) -> MarkupEvidence:
             if layers > 1:
                 multi += 1
             elif not value.isascii() and not _quoted(text, m.start(), m.end()):
-                if value in text:
+                if value not in written:
+                    written[value] = (text.find(value), text.rfind(value))
+                if _written_apart(text, m.start(), m.end(), written[value]):
                     written_both_ways += 1
                 elif _glued_to_a_word(text, m.start(), m.end()):
                     in_words += 1
@@ -295,6 +301,27 @@ def markup_evidence(text: str) -> MarkupEvidence:
     ):
         signs.append("tags are a large share of the text")
     return MarkupEvidence(tuple(leaks), tuple(signs), frozenset(openers), frozenset(closers))
+
+
+def _written_apart(text: str, start: int, end: int, where: tuple[int, int]) -> bool:
+    """Whether text also writes the character text[start:end] references directly (first and
+    last at `where`, -1 if nowhere) elsewhere than on the reference's line or the line after
+    it: there it glosses the reference (`&aacute; -> á` in an input method's comment; a tool's
+    output showing `Decimal: &#8364;` above `€`; an export table listing `"&alpha;" "α"`),
+    which says nothing of a leak.
+
+    >>> _written_apart("E.g.: &aacute; -> á", 6, 14, (18, 18))
+    False
+    >>> _written_apart("It&#8217;s here.\\nAnd here\\nit’s written.", 2, 9, (28, 28))
+    True
+    """
+    first, last = where
+    if first < 0:
+        return False
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    after = -1 if line_end < 0 else text.find("\n", line_end + 1)
+    return first < line_start or (after >= 0 and last > after)
 
 
 def _glued_to_a_word(text: str, start: int, end: int) -> bool:

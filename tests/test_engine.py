@@ -438,3 +438,12 @@ def test_a_c1_control_among_letters_of_another_script_is_not_read_as_windows_125
 
 def test_c1_controls_in_english_are_the_windows_1252_quotes_they_stand_for() -> None:
     assert repair_text("He said \x93hello\x94 twice.").text == "He said “hello” twice."
+
+
+def test_no_content_type_is_an_empty_one() -> None:
+    """None, as for `declared_encoding`, means "decide from the bytes"."""
+    page = b"<html><body><p>caf\xc3\x83\xc2\xa9</p></body></html>"
+    for content in (page, "naÃ¯ve cafÃ©".encode()):
+        none, empty = (repair_bytes(content, content_type=t) for t in (None, ""))
+        assert (none.text, none.edits, none.findings) == (empty.text, empty.edits, empty.findings)
+        assert none.text != content.decode()

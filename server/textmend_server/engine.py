@@ -215,7 +215,7 @@ def repair_bytes(
     content: bytes,
     *,
     declared_encoding: str | None = None,
-    content_type: str = "",
+    content_type: str | None = None,
     policy: RepairPolicy | None = None,
     include_diff: bool = True,
     label: str = "document",
@@ -225,8 +225,8 @@ def repair_bytes(
 ) -> Repaired:
     """Decode content and repair it; see `Repaired` for what comes back.
 
-    `content_type` empty means "decide from the bytes" (`is_html`): the rule every client
-    command and JSON Lines input share.
+    `content_type` empty or None means "decide from the bytes" (`is_html`): the rule every
+    client command and JSON Lines input share; so does an empty or None `declared_encoding`.
 
     Raises an `InputError` (empty, binary, unknown charset, unknown policy) or
     `TooLargeError`, each with a message saying what to send instead. `cancelled`, when
@@ -245,7 +245,7 @@ def repair_bytes(
     if max_bytes is not None and len(content) > max_bytes:
         raise TooLargeError(len(content), max_bytes)
     started = time.perf_counter()
-    html = is_html(content_type, content)
+    html = is_html(content_type or "", content)
     if policy is None:
         policy = RepairPolicy(html=html)
     elif html and not policy.html:

@@ -6,6 +6,7 @@ import codecs
 
 import pytest
 
+from textmend_server import repair_bytes
 from textmend_server.decoding import EncodingSource, codec_name, decode, sniff_binary
 from textmend_server.errors import BinaryContentError, EmptyContentError, UnknownEncodingError
 
@@ -179,3 +180,24 @@ def test_a_long_document_is_decoded_in_little_more_than_its_text(unit: str, boun
         tracemalloc.stop()
     assert text[: len(unit)] == unit
     assert peak < bound * len(content), peak / len(content)
+
+
+def test_one_latin1_letter_in_a_utf8_changelog_is_damage_not_the_encoding() -> None:
+    """bash's changelog credits eleven people in UTF-8 and one in Latin-1 (`O\\xc4uz`, on a
+    long line): the line's one bad byte is the damage, listed as undecodable. Counted as the
+    whole line, it outweighed the good characters and the file was read as Mac Roman, every
+    name in it turned to mojibake (`Vel√°zquez`)."""
+    lines = [
+        "\t  Report and fix from Marc Aurèle La France <tsi@tuyoix.net>",
+        "\t  Lawrence Velázquez <vq@larryv.me>,",
+        "\t  with incremental searches. Reported by Vandrus Zoltán",
+        "\t  From a report by Léa Gris <lea.gris@noiraude.net>",
+    ]
+    content = "\n".join(lines).encode("utf-8") + (
+        b"\n\t  jobs to wait for. Report and fix from O\xc4uz <oguzismailuysal@gmail.com>\n"
+    )
+    repaired = repair_bytes(content, include_diff=False)
+    assert repaired.decoded.encoding == "utf-8"
+    assert repaired.text.startswith("\n".join(lines))
+    assert "O\ufffduz" in repaired.text
+    assert [f.category.value for f in repaired.findings] == ["undecodable"]

@@ -703,7 +703,10 @@ def _utf8_regions(content: bytes, declared: str | None) -> DecodedText | None:
         return None
     codec = _legacy_codec(content, legacy, utf8_foreign) if legacy else None
     if codec is None:
-        bad += sum(e - s for s, e in legacy)
+        # Their non-ASCII bytes are the damage, not the whole lines: one Latin-1 letter in a
+        # long line of a UTF-8 changelog counted as the line's 80 bytes, outweighed eleven
+        # good characters, and the whole file was read as Mac Roman, each of them mojibake.
+        bad += sum(_high_bytes(content[s:e]) for s, e in legacy)
         if wide < MIN_UTF8_DAMAGED or wide < DAMAGE_RATIO * bad:
             return None
         decoded = _decode_lossless(
@@ -735,6 +738,14 @@ def _utf8_regions(content: bytes, declared: str | None) -> DecodedText | None:
         "".join(texts), "utf-8", round(wide / (wide + bad), 3), EncodingSource.DETECTED, [],
         declared, len(content), undecodable, regions=regions,
     )  # fmt: skip
+
+
+def _high_bytes(data: bytes) -> int:
+    """How many bytes of data are above 0x7F."""
+    return len(data) - len(data.translate(None, _HIGH))
+
+
+_HIGH = bytes(range(0x80, 0x100))
 
 
 def _legacy_codec(

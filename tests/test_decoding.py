@@ -201,3 +201,22 @@ def test_one_latin1_letter_in_a_utf8_changelog_is_damage_not_the_encoding() -> N
     assert repaired.text.startswith("\n".join(lines))
     assert "O\ufffduz" in repaired.text
     assert [f.category.value for f in repaired.findings] == ["undecodable"]
+
+
+def test_a_file_in_emacs_utf8_is_read_as_utf8_with_its_extra_characters_undecodable() -> None:
+    """Emacs's Tibetan table (`coding: utf-8-emacs`) writes glyphs beyond Unicode in four
+    bytes (`\\xf6\\x90\\x80\\x80`) among Tibetan in UTF-8: a damaged character every few good ones
+    for Python, over the ratio a document that does not say it is UTF-8 is held to. Read as
+    cp1256, every Tibetan letter became Arabic mojibake; read as the UTF-8 it declares, the
+    glyphs beyond Unicode are listed undecodable and the rest reads right."""
+    head = b";;; tibetan.el --- support for Tibetan language -*- coding: utf-8-emacs; -*-\n"
+    rows = [
+        b";;;2120 // \xf6\x90\x80\x80 \xf6\x90\x80\x81 \xf6\x90\x80\x82 \xf6\x90\x80\x83 ; glyphs",
+        b";;;2130 \xe0\xbc\x80 \xe0\xbc\x81 \xe0\xbc\x82 \xe0\xbc\x83 \xe0\xbc\x84 ; Punctuation",
+        b";;;2220 // \xe0\xbd\x80 \xe0\xbd\x81 \xf6\x90\x81\xa6 \xe0\xbd\x89 ; Base consonants",
+        b";;;2240 \xe0\xbd\x9f \xe0\xbd\xa0 \xf6\x90\x82\x89 \xf6\x90\x82\x8a ; Vowel signs.",
+    ]
+    repaired = repair_bytes(head + b"\n".join(rows) + b"\n", include_diff=False)
+    assert repaired.decoded.encoding == "utf-8"
+    assert "ༀ ༁ ༂ ༃ ༄" in repaired.text and "ཀ ཁ " + "\ufffd" * 4 + " ཉ" in repaired.text
+    assert {f.category.value for f in repaired.findings} == {"undecodable"}

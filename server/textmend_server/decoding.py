@@ -163,6 +163,10 @@ MIN_UTF8 = 3
 MIN_UTF8_DAMAGED = 4
 DAMAGE_RATIO = 3
 DAMAGE_MIN = 16
+# DAMAGE_RATIO for content that says it is UTF-8, the caller or its own declaration (Emacs's
+# `coding: utf-8-emacs` tables write characters beyond Unicode, a damaged character for Python
+# every few good ones: read as cp1256 or cp866 instead, every good one became mojibake).
+DECLARED_DAMAGE_RATIO = 1
 MAX_FAULTS = 64 * 1024
 # UTF-8 lines kept to check a legacy codec against (more says nothing new).
 UTF8_LINES_KEPT = 200
@@ -368,7 +372,7 @@ def _from_ranking(
         overruled = kept
     extra = {"overruled": overruled, "candidates": found}
     if strict(content, "utf-8") is None:
-        mixed = _utf8_regions(content, declared)
+        mixed = _utf8_regions(content, declared, "utf-8" in (declared_codec, markup))
         if mixed is not None:
             return replace(mixed, runners_up=runners_up, **extra)
     if choice is not None:
@@ -662,9 +666,12 @@ def _arbitrate(content: bytes, codec: str, choice: Choice | None) -> tuple[str, 
 _LINE = re.compile(rb"[^\n]*\n?")
 
 
-def _utf8_regions(content: bytes, declared: str | None) -> DecodedText | None:
+def _utf8_regions(
+    content: bytes, declared: str | None, says_utf8: bool = False
+) -> DecodedText | None:
     """UTF-8 with damaged bytes or legacy-encoded lines, decoded as such; None when the
-    content is not UTF-8 at heart.
+    content is not UTF-8 at heart. Content that says it is UTF-8 (the caller or the document
+    itself, `says_utf8`) needs only as many good characters as damaged ones.
 
     Lines holding invalid UTF-8 and no valid multi-byte sequence are legacy regions: they are
     decoded together with the codec that reads them best, when it reads them plausibly and
@@ -679,14 +686,19 @@ def _utf8_regions(content: bytes, declared: str | None) -> DecodedText | None:
     legacy: list[tuple[int, int]] = []
     wide = bad = 0
     utf8_foreign: list[str] = []
+    ratio = DECLARED_DAMAGE_RATIO if says_utf8 else DAMAGE_RATIO
     for match in _LINE.finditer(content):
         start, end = match.span()
         line = match.group()
         if line.isascii():
             continue
         text = line.decode("utf-8", "replace")
-        faults = text.count("\ufffd")
-        valid = non_ascii(text) - faults
+        replaced = text.count("\ufffd")
+        valid = non_ascii(text) - replaced
+        # Damaged characters, not bytes: the decoder replaces each byte of a sequence it cannot
+        # read, and Emacs's own UTF-8 writes characters beyond Unicode in 4 or 5 bytes (its
+        # Ethiopic, Tibetan and Indic tables, `coding: utf-8-emacs`).
+        faults = _replaced_runs(text) if replaced else 0
         if faults and not valid:
             if legacy and legacy[-1][1] == start:
                 legacy[-1] = (legacy[-1][0], end)
@@ -695,19 +707,19 @@ def _utf8_regions(content: bytes, declared: str | None) -> DecodedText | None:
             continue
         wide += valid
         bad += faults
-        if bad >= DAMAGE_MIN and DAMAGE_RATIO * bad > wide:
+        if bad >= DAMAGE_MIN and ratio * bad > wide:
             return None  # damage everywhere: a legacy document, not UTF-8 at heart
         if not faults and len(utf8_foreign) < UTF8_LINES_KEPT:
             utf8_foreign.append(text)
-    if wide < MIN_UTF8 or wide < DAMAGE_RATIO * bad:
+    if wide < MIN_UTF8 or wide < ratio * bad:
         return None
     codec = _legacy_codec(content, legacy, utf8_foreign) if legacy else None
     if codec is None:
-        # Their non-ASCII bytes are the damage, not the whole lines: one Latin-1 letter in a
-        # long line of a UTF-8 changelog counted as the line's 80 bytes, outweighed eleven
+        # Their damaged characters are the damage, not the whole lines: one Latin-1 letter in
+        # a long line of a UTF-8 changelog counted as the line's 80 bytes, outweighed eleven
         # good characters, and the whole file was read as Mac Roman, each of them mojibake.
-        bad += sum(_high_bytes(content[s:e]) for s, e in legacy)
-        if wide < MIN_UTF8_DAMAGED or wide < DAMAGE_RATIO * bad:
+        bad += sum(_replaced_runs(content[s:e].decode("utf-8", "replace")) for s, e in legacy)
+        if wide < MIN_UTF8_DAMAGED or wide < ratio * bad:
             return None
         decoded = _decode_lossless(
             content, "utf-8", EncodingSource.DETECTED, 0.0, declared, len(content)
@@ -740,12 +752,12 @@ def _utf8_regions(content: bytes, declared: str | None) -> DecodedText | None:
     )  # fmt: skip
 
 
-def _high_bytes(data: bytes) -> int:
-    """How many bytes of data are above 0x7F."""
-    return len(data) - len(data.translate(None, _HIGH))
+_REPLACED_RUN = re.compile("\ufffd+")
 
 
-_HIGH = bytes(range(0x80, 0x100))
+def _replaced_runs(text: str) -> int:
+    """How many runs of U+FFFD text holds: the characters the decoder could not read."""
+    return sum(1 for _ in _REPLACED_RUN.finditer(text))
 
 
 def _legacy_codec(

@@ -396,6 +396,26 @@ def test_a_reading_that_does_not_read_as_text_is_reported_not_applied():
 @pytest.mark.parametrize(
     "text",
     [
+        # Emacs's pinyin input methods (PY.el, TONEPY.el) list a syllable's characters in order
+        # of use, and skkdic's changelog lists words: the rare tail of a string that reads right.
+        '("la" "拉啦辣腊喇垃蜡剌邋旯瘌砬")\n',
+        '("rui3" "蕊")\n("rui4" "瑞锐芮枘睿蚋")\n("run4" "闰润")\n',
+        "稿料/広陵/公領/高粱/荒寥/蛟竜/亢竜",
+    ],
+)
+def test_a_rare_run_glued_to_han_that_reads_right_is_reported_not_redecoded(text):
+    from textmend_server import repair_text
+    from textmend_server.cjk.codecrun import glued_to_han
+
+    proposals = find_wrong_codec_runs(text)
+    assert proposals and all(p.flag_only for p in proposals)
+    assert all(glued_to_han(text, p.start, p.end) for p in proposals)
+    assert repair_text(text).text == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         # Info's index entry, a reST footnote, Emacs Lisp and LaTeX: a `?` before a bracket
         # that pairs with another on its line is text, though `?[`, `?]` and `?}` re-phase
         # into kana and kanji.

@@ -44,7 +44,7 @@ from textmend_server.cjk.lm import (
     get_model,
     is_traditional,
 )
-from textmend_server.cjk.scripts import CJK_ANY, HAN_BLOCKS, HAN_RANGES, char_class
+from textmend_server.cjk.scripts import CJK_ANY, HAN_BLOCKS, HAN_RANGES, char_class, is_han
 from textmend_server.cjk.slip.context import open_quotes, pairing_cost
 from textmend_server.edits import Proposal
 from textmend_server.policy import Category
@@ -122,6 +122,23 @@ _CJK_LETTER = re.compile(CJK_ANY)
 # run given up keeps three wrong rewrites out; past it, fewer than one. The slips' floor
 # (`slip.stage.MIN_EDIT_CONFIDENCE`) is the same number, chosen the same way.
 MIN_EDIT_CONFIDENCE = 0.4
+
+
+# A wrong decoder garbles all it reads, so its run starts and ends where the text it read does
+# (a quote, a space, a line): a run glued to Han characters it leaves as they are is the rare
+# tail of a list that reads right (an input method's homophones in order of use,
+# `"瑞锐芮枘睿蚋"`, whose `芮枘睿蚋` "re-decodes" into `秃藤和勇`); where it really is damage, its
+# limits are a guess. Reported with the reading, not edited.
+GLUED_REASON = "; the run is glued to Han characters that read right: reported, not edited"
+
+
+def glued_to_han(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] has a Han character right before or right after it.
+
+    >>> glued_to_han('("瑞锐芮枘睿蚋")', 4, 8), glued_to_han("标题:鏂囧瓧", 3, 6)
+    (True, False)
+    """
+    return (start > 0 and is_han(text[start - 1])) or (end < len(text) and is_han(text[end]))
 
 
 def letters_mean(text: str, model: CharModel, traditional: bool | None) -> float:
@@ -618,14 +635,17 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
         short = len(_CJK_LETTER.findall(cand)) < MIN_EDIT_RUN
         mean = letters_mean(cand, model, trad())
         unreadable = mean < MIN_HAN_READING_LOGP
+        glued = glued_to_han(text, start, end)
         unsure = conf < MIN_EDIT_CONFIDENCE
         if short:
             reason += SHORT_RUN_REASON
         elif unreadable:
             reason += unreadable_reason(mean)
+        elif glued:
+            reason += GLUED_REASON
         elif unsure:
             reason += unsure_reason(conf)
-        flag_only = short or unreadable or unsure
+        flag_only = short or unreadable or glued or unsure
         out.append(
             Proposal(start, end, cand, Category.CJK_WRONG_CODEC, reason, conf, flag_only=flag_only)
         )

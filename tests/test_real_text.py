@@ -70,6 +70,13 @@ CLEAN = [
     # format the `unicode` tool's README shows.
     ";; Input method for SGML/HTML entities.\n;; E.g.: &aacute; -> á\n",
     "UTF-8: e2 82 ac   UTF-16BE: 20ac   Decimal: &#8364;\n€\n",
+    # Org's exporter, in Emacs Lisp, documents the references it writes.
+    ";;; ox.el --- Export Framework for Org Mode  -*- lexical-binding: t; -*-\n"
+    "(require 'org-element)\n\n(defcustom org-export-with-entities t\n"
+    '  "Non-nil means interpret entities when exporting.\n\n'
+    'For example, HTML export converts \\\\alpha to &alpha; and \\\\AA to\n&Aring;."\n'
+    "  :type 'boolean)\n\n(defconst org-entities-table\n"
+    '  \'(("alpha" "α") ("Aring" "Å")))\n',
     # MediaWiki's message files: JSON strings hold markup and entities as data.
     '{\n\t"@metadata": {\n\t\t"authors": ["Ann", "Bob"]\n\t},\n'
     '\t"copyrightwarning": "Всички приноси могат да бъдат редактирани.<br />\\nАко не сте '

@@ -111,6 +111,14 @@ _FORMAT_SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             re.M,
         ),
     ),
+    # Emacs Lisp (Org's exporter documents `\alpha` as `&alpha;`), PHP (phpMyAdmin lists
+    # language names as character references) and Vim script (a syntax file's `\out{&alpha;}`).
+    (
+        "Lisp source",
+        re.compile(r"^\((?:defun|defvar|defcustom|defconst|defmacro|require|provide) ", re.M),
+    ),
+    ("PHP source", re.compile(r"\A\s*<\?php\b|^namespace [\w\\]+;", re.M)),
+    ("Vim script", re.compile(r"^[ \t]*(?:syn(?:tax)? (?:keyword|match|region|cluster) )", re.M)),
     ("Markdown headings", re.compile(r"^#{1,6} \S|^(?:=+|-+)[ \t]*$", re.M)),
     ("C or C++ source", re.compile(r"^[ \t]*#[ \t]*(?:include|define|ifn?def|pragma)\b", re.M)),
     ("an HTML or XML document", re.compile(r"\A\s*(?:<!DOCTYPE|<\?xml|<html\b)", re.I)),

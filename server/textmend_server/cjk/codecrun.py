@@ -181,6 +181,14 @@ def unsure_reason(confidence: float) -> str:
 
 # Mean log-probability per character a re-decoded Latin-1-looking run needs to count as text.
 MIN_MEAN_LOGP = -8.5
+# The punctuation English and European text writes beyond ASCII (curly quotes, dashes, the
+# ellipsis, the bullet, the no-break space): a Latin-looking region holding nothing else is
+# typography, not Shift-JIS or EUC-KR read as cp1252. Real such mojibake pairs lead bytes with
+# trail bytes across the code page (`ƒ`, `Ì`, `‚`, `Ÿ`, accented letters), so a region of three
+# or more high characters all from this set is rare in it, and common in news prose: a
+# reading `的知 all yours,派` was made of `“I’m all yours,”he` (a missing space after the
+# quote), in a page of mozilla/readability's test set.
+TYPOGRAPHY = frozenset("‘’‚“”„–—…•\xa0")
 # Mean log-probability per CJK letter (nats, `letters_mean`) a re-decoded Han run needs to be
 # edited; below it the reading is reported as the suggestion. A run of rare characters written
 # on purpose (a README's list of homophones, `殤鞝觴賞`) "re-decodes" into other rare
@@ -813,10 +821,11 @@ def _latin_runs(text: str, work: Work, budget: int) -> list[Proposal]:
             # UTF-8 read as cp1252 (what ftfy could not put back, its lost bytes marked):
             # mojibake of another kind, in its runs too.
             continue
-        if len(set(high)) == 1:
+        if len(set(high)) == 1 or set(high) <= TYPOGRAPHY:
             # One character over and over (`ÁÁÁÁ`, Icelandic's year format in a catalogue;
             # `°°°°` and `¯¯¯¯` drawing a line): a text read with the wrong codec varies, and
-            # this one's reading would be one syllable repeated (`좋좋`).
+            # this one's reading would be one syllable repeated (`좋좋`). Or nothing but
+            # typography (`“I’m here,”he said`: its cp1252 bytes pair up as Shift-JIS).
             continue
         best: tuple[float, str, str, str, str, int, int] | None = None
         # The whole region (ASCII between the runs passes through both codecs unchanged),

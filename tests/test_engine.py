@@ -447,3 +447,20 @@ def test_no_content_type_is_an_empty_one() -> None:
         none, empty = (repair_bytes(content, content_type=t) for t in (None, ""))
         assert (none.text, none.edits, none.findings) == (empty.text, empty.edits, empty.findings)
         assert none.text != content.decode()
+
+
+def test_an_html_pages_script_and_style_are_code_not_text() -> None:
+    """core-js, minified into a news page (newspaper4k's fox13now fixture), checks that `trim`
+    leaves a zero-width space and a NEL alone: read as windows-1252, its NEL became `…`. In a
+    page's script and style elements an edit is reported, not made; the page's text is still
+    repaired."""
+    page = (
+        "<html><body><p>caf\u00c3\u00a9 au lait</p>\n<script>a=function(t){return!!u[t]()||"
+        '"\u200b\x85"!="\u200b\x85"[t]()};var s="caf\u00c3\u00a9";</script>\n'
+        "<style>p:after{content:'\u00c3\u00a9'}</style></body></html>\n"
+    )
+    repaired = repair_bytes(page.encode("utf-8"), content_type="text/html")
+    assert [(e.original, e.replacement) for e in repaired.edits] == [("\u00c3\u00a9", "é")]
+    left = [f for f in repaired.findings if "<script> or <style>" in f.reason]
+    assert {f.original for f in left} == {"\x85", "\u00c3\u00a9"}
+    assert repaired.text == page.replace("caf\u00c3\u00a9 au", "café au", 1)

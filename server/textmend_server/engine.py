@@ -26,7 +26,16 @@ from textmend_server.errors import CANCEL_CHECK, TooLargeError, check_cancelled
 from textmend_server.fixes import ControlContext, Finder, find_stray_characters
 from textmend_server.markup import MarkupEvidence, markup_evidence
 from textmend_server.policy import INFORMATIONAL, Action, Category, RepairPolicy
-from textmend_server.stages import STAGES, Garbled, Reach, TextFacts, left_garbled
+from textmend_server.stages import (
+    STAGES,
+    Garbled,
+    Reach,
+    TextFacts,
+    code_elements,
+    inside_spans,
+    left_garbled,
+    left_in_code,
+)
 
 
 class Verdict(StrEnum):
@@ -426,6 +435,7 @@ def repair_text(
     # nothing: repairing the result again then finds nothing to do.
     by_stage: dict[str, StageFindings] = {}
     windows: list[tuple[int, int]] | None = None  # None: the whole text
+    code = code_elements(text) if policy.html else []
     markup: MarkupEvidence | _LazyEvidence | None = None
     check = CANCEL_CHECK.set(cancelled)
     try:
@@ -443,9 +453,8 @@ def repair_text(
             # changes, the markup stages look at the whole text again.
             earlier = markup.get() if isinstance(markup, _LazyEvidence) else markup
             finders, markup, rejudged = _document_finders(log.text, policy, earlier, config)
-            changed = _one_pass(
-                log, policy, inserted, _Pass(windows, looked, finders, rejudged, config), by_stage
-            )
+            run = _Pass(windows, looked, finders, rejudged, config, code)
+            changed = _one_pass(log, policy, inserted, run, by_stage)
             if log.text == before:
                 break
             if config.narrow_passes:
@@ -547,6 +556,8 @@ class _Pass:
     # then look at the whole text, not just the windows.
     rejudged: bool
     config: EngineConfig
+    # An HTML page's script and style contents (original coordinates): no edit is made there.
+    code: list[tuple[int, int]]
 
 
 def _one_pass(
@@ -606,10 +617,13 @@ def _one_pass(
                 continue
             span = log.to_original(proposal.start, proposal.end)
             if action is Action.FIX and not proposal.flag_only:
-                if not garbled.holds(*span):
+                if garbled.holds(*span):
+                    proposal = left_garbled(proposal)
+                elif run.code and inside_spans(run.code, *span):
+                    proposal = left_in_code(proposal)
+                else:
                     to_apply.append(proposal)
                     continue
-                proposal = left_garbled(proposal)
             found.add(*span, proposal)
             garbled.add(*span, proposal)
         changed += [

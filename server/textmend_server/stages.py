@@ -294,6 +294,49 @@ class Garbled:
         return k >= 0 and self._spans[k][1] > start
 
 
+# In an HTML page, what its script and style elements hold is code and data that a program
+# reads, not text: a minified library's `"\u200b\x85"` whitespace check (its NEL read as `…`),
+# a scrambled payload a script decodes (`Ü¹` "repaired" into a Syriac mark). An edit inside one
+# is reported, not made.
+CODE_ELEMENT_REASON = "; inside an HTML <script> or <style> element, code: reported, not edited"
+_CODE_ELEMENT_OPEN = re.compile(r"<(script|style)\b[^>]*>", re.IGNORECASE)
+
+
+def code_elements(text: str) -> list[tuple[int, int]]:
+    """The spans of the contents of text's `<script>` and `<style>` elements, in order (an
+    element left open runs to the end).
+
+    >>> code_elements('<p>a</p><script type="x">var a="<b>";</script><STYLE>p{}</STYLE>')
+    [(25, 37), (53, 56)]
+    """
+    if "<" not in text:
+        return []
+    lowered = text.lower()
+    spans: list[tuple[int, int]] = []
+    at = 0
+    while (m := _CODE_ELEMENT_OPEN.search(text, at)) is not None:
+        close = lowered.find("</" + m.group(1).lower(), m.end())
+        end = len(text) if close < 0 else close
+        spans.append((m.end(), end))
+        at = end
+    return spans
+
+
+def inside_spans(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether [start, end) overlaps one of the sorted, disjoint spans.
+
+    >>> inside_spans([(5, 9)], 8, 12), inside_spans([(5, 9)], 9, 12)
+    (True, False)
+    """
+    k = bisect_right(spans, (start, end)) - 1
+    return any(a < end and start < b for a, b in spans[max(k, 0) : k + 2])
+
+
+def left_in_code(proposal: Proposal) -> Proposal:
+    """proposal as a finding: it lies inside an HTML page's script or style element."""
+    return replace(proposal, flag_only=True, reason=proposal.reason + CODE_ELEMENT_REASON)
+
+
 def left_garbled(proposal: Proposal) -> Proposal:
     """proposal as a finding: it lies inside a run reported as misread (`GARBLE_CATEGORIES`)."""
     return replace(proposal, flag_only=True, reason=proposal.reason + GARBLE_REASON)

@@ -464,3 +464,14 @@ def test_an_html_pages_script_and_style_are_code_not_text() -> None:
     left = [f for f in repaired.findings if "<script> or <style>" in f.reason]
     assert {f.original for f in left} == {"\x85", "\u00c3\u00a9"}
     assert repaired.text == page.replace("caf\u00c3\u00a9 au", "café au", 1)
+
+
+def test_windows_1252_quotes_among_chinese_are_restored_in_pairs() -> None:
+    """A Hong Kong news article (newspaper4k's Chinese fixture) holds windows-1252 quotes read
+    as Latin-1 around a word: a pair is quotes, restored, where a lone C1 control among CJK is
+    a broken character's remnant, removed."""
+    text = "普遍指责梁振英\x93撒谎\x94，要求他马上辞职下台。"
+    repaired = repair_bytes(text.encode("utf-8"))
+    assert repaired.text == "普遍指责梁振英“撒谎”，要求他马上辞职下台。"
+    assert {e.category.value for e in repaired.edits} == {"mojibake"}
+    assert repair_bytes("应用禀\x8b序间".encode()).text == "应用禀序间"

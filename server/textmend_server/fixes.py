@@ -434,7 +434,10 @@ def find_mojibake(text: str) -> list[Proposal]:
         for proposal in _diff_proposals(window, fixed, start, Category.MOJIBAKE, reason, 0.0):
             confidence = _mojibake_confidence(_badness_drop(text, proposal))
             if _C1_ONLY.fullmatch(text, proposal.start, proposal.end) and (
-                _among_other_scripts(text, proposal.start, proposal.end)
+                (
+                    _among_other_scripts(text, proposal.start, proposal.end)
+                    and not paired_c1_quote(text, proposal.start)
+                )
                 or in_code_order(text, proposal.start)
                 or written_as_data(text, proposal.start)
             ):
@@ -480,6 +483,35 @@ def a_letter_a_circumflex(text: str, proposal: Proposal) -> bool:
 # reports it. C1_CONTEXT letters are looked at on each side.
 _C1_ONLY = re.compile("[\x80-\x9f]+")
 C1_CONTEXT = 3
+
+
+# windows-1252's quotes decoded as Latin-1 come in pairs: an opening C1 quote with its closing
+# one after it on the same line, within QUOTE_PAIR_REACH characters (`梁振英\x93撒谎\x94，` in a
+# Hong Kong news article: “ ” around a word), are quotes among CJK text too, not remnants of
+# broken characters, which do not pair.
+QUOTE_PAIR_REACH = 80
+_C1_QUOTE_PAIRS = {"\x93": "\x94", "\x91": "\x92"}
+
+
+def paired_c1_quote(text: str, at: int) -> bool:
+    r"""Whether text[at] is a C1 opening quote (0x93, 0x91) with its closing one after it on its
+    line, or a closing one with its opening one before it.
+
+    >>> paired_c1_quote("梁振英\x93撒谎\x94，", 3), paired_c1_quote("梁振英\x93撒谎\x94，", 6)
+    (True, True)
+    >>> paired_c1_quote("应用禀\x8b序", 3), paired_c1_quote("a\x93b\nc\x94", 1)
+    (False, False)
+    """
+    char = text[at]
+    if char in _C1_QUOTE_PAIRS:
+        close = _C1_QUOTE_PAIRS[char]
+        end = text.find("\n", at, at + QUOTE_PAIR_REACH)
+        return text.find(close, at + 1, end if end >= 0 else at + QUOTE_PAIR_REACH) >= 0
+    for opening, closing in _C1_QUOTE_PAIRS.items():
+        if char == closing:
+            start = text.rfind("\n", max(0, at - QUOTE_PAIR_REACH), at) + 1
+            return text.rfind(opening, max(start, at - QUOTE_PAIR_REACH), at) >= 0
+    return False
 
 
 def _among_other_scripts(text: str, start: int, end: int) -> bool:

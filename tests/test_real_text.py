@@ -73,6 +73,8 @@ CLEAN = [
     # News prose whose curly quotes pair up as Shift-JIS read as cp1252 (mozilla/readability's
     # test pages: a quote closed without a space after it).
     "“I’m all yours,”he tells me. “It’s fine,” she said.\n",
+    # Wikipedia's coordinates join their slash with zero-width no-break spaces (U+FEFF).
+    "Coordinates: 41°17′S 174°27′E\ufeff / \ufeff41.283°S 174.450°E\n",
     # Org's exporter, in Emacs Lisp, documents the references it writes.
     ";;; ox.el --- Export Framework for Org Mode  -*- lexical-binding: t; -*-\n"
     "(require 'org-element)\n\n(defcustom org-export-with-entities t\n"

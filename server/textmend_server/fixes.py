@@ -841,12 +841,35 @@ def find_stray_characters(text: str, context: ControlContext | None = None) -> l
             weak = _control_tier(text, m.start(), m.end(), context.many, context.roff)
         elif category is Category.NONCHARACTER and context.many_noncharacters:
             weak = NONCHARACTERS_MANY_REASON
+        elif category is Category.STRAY_BOM and used_as_joiner(text, m.start()):
+            weak = JOINER_REASON
         if weak is not None:
             flag = Proposal(m.start(), m.end(), "", category, weak, WEAK_STRAY_CONFIDENCE)
             proposals.append(replace(flag, flag_only=True))
             continue
         proposals.append(Proposal(m.start(), m.end(), "", category, reason, confidence))
     return proposals
+
+
+# U+FEFF is also the zero-width no-break space, and templates still use it so: Wikipedia's
+# coordinates write `&#xfeff; / &#xfeff;` around their slash, on every page that has them. A
+# byte order mark that concatenating files left in the text stands at the start of a line or
+# between tags (`</div>\ufeff<p>`); one inside a line beside a space is a joiner: reported.
+JOINER_REASON = "a zero-width no-break space beside a space inside a line: reported"
+
+
+def used_as_joiner(text: str, at: int) -> bool:
+    r"""Whether the U+FEFF at text[at] stands inside a line with a space on one side.
+
+    >>> used_as_joiner("174°27′E\ufeff / \ufeff41.283°S", 8), used_as_joiner("a\n\ufeffB", 2)
+    (True, False)
+    >>> used_as_joiner('<span class="geo">\ufeff / ', 18), used_as_joiner("</div>\ufeff<p>", 6)
+    (True, False)
+    """
+    if at == 0 or text[at - 1] == "\n":
+        return False
+    after = text[at + 1 : at + 2]
+    return text[at - 1] in " \t\xa0" or after in (" ", "\t", "\xa0")
 
 
 def remove_stray_characters(text: str) -> str:

@@ -856,18 +856,24 @@ def find_stray_characters(text: str, context: ControlContext | None = None) -> l
 # byte order mark that concatenating files left in the text stands at the start of a line or
 # between tags (`</div>\ufeff<p>`); one inside a line beside a space is a joiner: reported.
 JOINER_REASON = "a zero-width no-break space beside a space inside a line: reported"
+# Characters looked back for the start of the line (an include indented further is rare).
+JOINER_LOOK_BACK = 200
 
 
 def used_as_joiner(text: str, at: int) -> bool:
-    r"""Whether the U+FEFF at text[at] stands inside a line with a space on one side.
+    r"""Whether the U+FEFF at text[at] stands inside a line's text (not its indentation) with a
+    space on one side.
 
     >>> used_as_joiner("174°27′E\ufeff / \ufeff41.283°S", 8), used_as_joiner("a\n\ufeffB", 2)
     (True, False)
     >>> used_as_joiner('<span class="geo">\ufeff / ', 18), used_as_joiner("</div>\ufeff<p>", 6)
     (True, False)
+    >>> used_as_joiner("<div>\n\t\t  \ufeff<ol>", 10)
+    False
     """
-    if at == 0 or text[at - 1] == "\n":
-        return False
+    line_start = text.rfind("\n", max(0, at - JOINER_LOOK_BACK), at) + 1
+    if not text[line_start:at].strip():
+        return False  # at a line's start, or after its indentation: where an include begins
     after = text[at + 1 : at + 2]
     return text[at - 1] in " \t\xa0" or after in (" ", "\t", "\xa0")
 

@@ -436,6 +436,19 @@ def test_a_question_mark_before_a_paired_bracket_is_reported_not_rephased(text):
     assert repair_text(text).text == text
 
 
+@pytest.mark.parametrize(
+    "text", ["<title>他是谁?_网易新闻</title>\n", "怎么办?_百度知道\n", "是谁?_新浪网"]
+)
+def test_a_question_title_before_its_site_name_is_not_rephased(text):
+    """News pages title themselves `question?_site` (gne's NetEase fixture): `?_` re-phased as
+    GBK reads `開`, though `_` is a trail byte a lost lead seldom leaves behind."""
+    from textmend_server import repair_text
+
+    assert repair_text(text).text == text
+    proposals = find_phase_slips(text)
+    assert proposals and all(p.flag_only and "`_` after `?`" in p.reason for p in proposals)
+
+
 def test_a_question_mark_quantifying_an_escaped_group_is_reported_not_rephased():
     """Emacs Lisp's `\\\\(?:画像\\\\)?＞[`: the `?` after the escaped parenthesis is the
     pattern's, though `?＞[` re-phases as Shift-JIS into `メЪ`."""

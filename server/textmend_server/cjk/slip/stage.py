@@ -246,6 +246,18 @@ def before_an_escape(text: str, i: int) -> bool:
     return after in ("", "\n", "\r") or after in _ESCAPED
 
 
+def before_an_underscore(text: str, i: int) -> bool:
+    """Whether the `?` at i stands before `_`: web pages title themselves `question?_site`
+    (`他是谁?_网易新闻`, re-phased into `他是谁開网易新闻`), and identifiers join words with it.
+    `_` (0x5F) is one trail byte of the 190 GBK and Big5 use, so a lost lead byte seldom leaves
+    one behind; such a slip is reported, not re-phased.
+
+    >>> before_an_underscore("他是谁?_网易新闻", 3), before_an_underscore("公司?!彼Q", 2)
+    (True, False)
+    """
+    return text[i + 1 : i + 2] == "_"
+
+
 def _lone_in_clean_text(text: str, proposal: Proposal) -> bool:
     """Whether proposal is a less-than-sure repair alone in a long stretch of CJK text."""
     if proposal.confidence >= LONE_SLIP_CONFIDENCE:
@@ -359,8 +371,9 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
         paired = pairs_on_its_line(text, i)
         quantifier = quantifies_a_group(text, i)
         escape = before_an_escape(text, i)
+        underscore = before_an_underscore(text, i)
         unpaired = breaks_a_pair(text, i, best.end - vi + i, best.replacement)
-        flag = weak or unsure or paired or quantifier or escape or unpaired
+        flag = weak or unsure or paired or quantifier or escape or underscore or unpaired
         reason = (
             f"{_CODEC_NAMES[best.codec]} bytes read one byte out of phase; re-phased text "
             f"scores {best.margin:.1f} nats better under the {_LANG_NAMES[lang]} character "
@@ -381,6 +394,8 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
             reason += " (`?` after an escaped bracket quantifies a pattern's group: not edited)"
         elif escape:
             reason += " (a backslash escape follows `?`: code or a catalogue's string, not edited)"
+        elif underscore:
+            reason += " (`_` after `?` joins words, as a page title's `question?_site`: not edited)"
         elif unpaired:
             reason += " (the run holds half of a bracket pair on its line: not edited)"
         elif flag:

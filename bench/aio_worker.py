@@ -19,19 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import os
 import signal
-import socket
 import sys
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-# Seconds a worker may take to start serving: a bound so that a broken one fails the bench
-# instead of hanging it (a worker warms the engine in a few seconds).
-_READY_SECONDS = 120.0
 _MIB = 1024 * 1024
 
 
@@ -126,34 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port-file", type=Path, required=True)
     args = parser.parse_args(argv)
 
-    reserve = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    reserve.bind(("127.0.0.1", 0))
-    port = reserve.getsockname()[1]
-    context = multiprocessing.get_context("fork")
-    ready = context.Queue()
-    # Forked before this process creates any gRPC object.
-    workers = [context.Process(target=_worker, args=(port, ready)) for _ in range(args.workers)]
-    for worker in workers:
-        worker.start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda _s, _f: stop.set())
-    signal.signal(signal.SIGINT, lambda _s, _f: stop.set())
-    for _ in workers:
-        ready.get(timeout=_READY_SECONDS)
-    tmp = args.port_file.with_name(args.port_file.name + ".tmp")
-    tmp.write_text(f"{port}\n")
-    os.replace(tmp, args.port_file)
-    while not stop.wait(0.5):
-        if not all(worker.is_alive() for worker in workers):
-            break
-    for worker in workers:
-        if worker.pid is not None and worker.is_alive():
-            os.kill(worker.pid, signal.SIGTERM)
-    for worker in workers:
-        worker.join(5)
-    reserve.close()
-    return 0
+    from echo_server import run_workers
+
+    return run_workers(_worker, (), args.workers, args.port_file)
 
 
 if __name__ == "__main__":

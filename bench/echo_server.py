@@ -27,7 +27,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,19 @@ def busy(seconds: float) -> None:
     end = time.thread_time() + seconds
     while time.thread_time() < end:
         pass
+
+
+def _handlers(echo: Callable[..., Any], echo_stream: Callable[..., Any]) -> Any:
+    """The echo service's two methods, with no serializers: bytes in, bytes out."""
+    import grpc
+
+    return grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Echo": grpc.unary_unary_rpc_method_handler(echo),
+            "EchoStream": grpc.stream_stream_rpc_method_handler(echo_stream),
+        },
+    )
 
 
 def _options(max_message_mb: int) -> list[tuple[str, int]]:
@@ -82,16 +95,9 @@ def _serve(
                 busy(busy_seconds)
             yield request
 
-    handler = grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            "Echo": grpc.unary_unary_rpc_method_handler(echo),
-            "EchoStream": grpc.stream_stream_rpc_method_handler(echo_stream),
-        },
-    )
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads),
-        handlers=[handler],
+        handlers=[_handlers(echo, echo_stream)],
         options=_options(max_message_mb),
     )
     server.add_insecure_port(f"127.0.0.1:{port}")
@@ -117,14 +123,9 @@ async def _serve_aio(port: int, max_message_mb: int, ready: Any, busy_seconds: f
                 busy(busy_seconds)
             yield request
 
-    handler = grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            "Echo": grpc.unary_unary_rpc_method_handler(echo),
-            "EchoStream": grpc.stream_stream_rpc_method_handler(echo_stream),
-        },
+    server = grpc.aio.server(
+        handlers=[_handlers(echo, echo_stream)], options=_options(max_message_mb)
     )
-    server = grpc.aio.server(handlers=[handler], options=_options(max_message_mb))
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     stop = asyncio.Event()
@@ -135,7 +136,7 @@ async def _serve_aio(port: int, max_message_mb: int, ready: Any, busy_seconds: f
 
 
 def _worker(
-    port: int, threads: int, max_message_mb: int, ready: Any, busy_seconds: float, aio: bool
+    port: int, ready: Any, threads: int, max_message_mb: int, busy_seconds: float, aio: bool
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if aio:
@@ -162,6 +163,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    work = (args.threads, args.max_message_mb, args.busy_us / 1e6, args.aio)
+    return run_workers(_worker, work, args.workers, args.port_file)
+
+
+def run_workers(
+    target: Callable[..., None], work: tuple[Any, ...], count: int, port_file: Path
+) -> int:
+    """Reserve a port, fork count processes running target(port, ready, *work), write the port
+    to port_file once each has put its pid on ready, and stop them on SIGTERM (or when one
+    dies); returns 0. Also serves `bench/aio_worker.py`."""
     reserve = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     reserve.bind(("127.0.0.1", 0))
@@ -169,13 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     context = multiprocessing.get_context("fork")
     ready = context.Queue()
     # Forked before this process creates any gRPC object.
-    workers = [
-        context.Process(
-            target=_worker,
-            args=(port, args.threads, args.max_message_mb, ready, args.busy_us / 1e6, args.aio),
-        )
-        for _ in range(args.workers)
-    ]
+    workers = [context.Process(target=target, args=(port, ready, *work)) for _ in range(count)]
     for worker in workers:
         worker.start()
     stop = threading.Event()
@@ -185,9 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     # worker), as `textmend-server`'s does.
     for _ in workers:
         ready.get(timeout=_READY_SECONDS)
-    tmp = args.port_file.with_name(args.port_file.name + ".tmp")
+    tmp = port_file.with_name(port_file.name + ".tmp")
     tmp.write_text(f"{port}\n")
-    os.replace(tmp, args.port_file)
+    os.replace(tmp, port_file)
     while not stop.wait(0.5):
         if not all(worker.is_alive() for worker in workers):
             break

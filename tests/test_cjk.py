@@ -128,7 +128,7 @@ def test_phase_slip_swallowing_a_tag_consumes_its_remainder():
         ("一個(gè)解釋", "一個解釋"),
         ("中國(zhōngguó)人", "中國人"),
         ("為(wéi)了", "為了"),  # a heteronym's other reading
-        ("綠(lv4)色", "綠色"),  # numbered tones
+        ("綠(lǜ)色和紅(hong2)色", "綠色和紅色"),  # numbered tones beside a tone-marked leak
     ],
 )
 def test_ruby_leaks_removed(text, expected):
@@ -141,6 +141,13 @@ def test_ruby_leaks_removed(text, expected):
 def test_repeated_annotations_go_in_one_edit():
     proposals = find_ruby_leaks("一個文(wén)(wén)(wen)件,蘋果(píngguǒ)(Apple)")
     assert [(p.start, p.end, p.replacement) for p in proposals] == [(2, 18, "文"), (20, 31, "蘋果")]
+
+
+def test_numbered_tones_alone_are_only_flagged():
+    """fortunes-zh quotes the Analects with a reading typed for a rare name, `蘧(qu2)伯玉`:
+    numbered tones are how people type pinyin; a converter writes tone marks."""
+    (p,) = find_ruby_leaks("蘧(qu2)伯玉使人于孔子。")
+    assert p.flag_only and "numbered tones" in p.reason
 
 
 def test_toneless_reading_alone_is_only_flagged():
@@ -357,18 +364,24 @@ def test_genuine_latin1_and_rare_han_get_no_codec_proposal(text):
         "爆竹声中一岁除，春风送暖入屠苏。\n千门万户曈曈日，总把新桃换旧符。\n",
         "晴川历历汉阳树，芳草萋萋鹦鹉洲。\n日暮乡关何处是？烟波江上使人愁。\n",
         "さえずr /囀/哢;<rare>/\nふつくm /恚/慍/憤/\n",
+        # Four characters with a repeat: a subtitle's translated name said twice, Cantonese
+        # reduplication, a Shijing line (fortunes-zh).
+        "梅茛梅茛\n",
+        "個BB奀雌雌噉，唔係有病都係營養不良。\n",
+        "載弁俅俅\n",
     ],
 )
 def test_a_short_rare_run_is_reported_with_its_reading_not_rewritten(text):
     """A wrong decoder garbles all it reads: two or three rare characters among text read
-    right are weak evidence (`MIN_EDIT_RUN`), so their re-decoding is only a suggestion."""
+    right, or four that repeat one, are weak evidence (`MIN_EDIT_RUN` distinct characters), so
+    their re-decoding is only a suggestion."""
     from textmend_server import repair_text
     from textmend_server.cjk.codecrun import MIN_EDIT_RUN, SHORT_RUN_REASON
 
     proposals = find_wrong_codec_runs(text)
     assert proposals and all(p.flag_only for p in proposals)
     assert all(SHORT_RUN_REASON in p.reason for p in proposals)
-    assert all(len(re.findall(CJK_ANY, p.replacement)) < MIN_EDIT_RUN for p in proposals)
+    assert all(len(set(re.findall(CJK_ANY, p.replacement))) < MIN_EDIT_RUN for p in proposals)
     assert repair_text(text).text == text
 
 

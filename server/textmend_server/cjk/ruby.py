@@ -194,11 +194,17 @@ CONF_TONELESS_WITH_TONED = 0.75
 CONF_TONELESS_ALONE = 0.4
 
 
+def _numbered(syllables: str) -> bool:
+    """Whether syllables write their tones as digits (`qu2`), not as marks (`qú`)."""
+    return any(c.isdigit() for c in syllables)
+
+
 def find_ruby_leaks(text: str) -> list[Proposal]:
     """Pinyin annotations `字(zì)` whose syllables are a valid reading of the host characters.
 
-    Tone-marked (or numbered) readings are removed; toneless ones only when the same text
-    also holds tone-marked leaks (the same converter at work), and are reported otherwise.
+    Tone-marked readings are removed; toneless and numbered ones (`qu2`, typed by hand) only
+    when the same text also holds tone-marked leaks (the same converter at work), and are
+    reported otherwise.
 
     >>> [(p.start, p.end, p.replacement) for p in find_ruby_leaks("ChatGPT創(chuàng)建者")]
     [(7, 16, '創')]
@@ -211,8 +217,21 @@ def find_ruby_leaks(text: str) -> list[Proposal]:
     if not matches:
         return []
     any_toned = any(m.toned for m in matches)
+    # Tone marks are what a converter writes; numbered tones (`蘧(qu2)`) are how people type a
+    # reading by hand, to help a reader with a rare name in a quoted classic (fortunes-zh's
+    # Analects): removed only where the text also holds tone-marked leaks.
+    any_marked = any(m.toned and not _numbered(m.syllables) for m in matches)
     out: list[Proposal] = []
     for m in matches:
+        if m.toned and _numbered(m.syllables) and not any_marked:
+            reason = (
+                f"Pronunciation annotation: '({m.syllables})' after '{m.hosts}' is a valid "
+                "reading of it in numbered tones, as a person types one: reported"
+            )
+            conf = CONF_TONELESS_ALONE
+            category = Category.RUBY_LEAK
+            out.append(Proposal(m.start, m.end, m.hosts, category, reason, conf, flag_only=True))
+            continue
         if m.toned:
             conf = CONF_DEFAULT_READING if m.default else CONF_OTHER_READING
             flag = False

@@ -201,6 +201,9 @@ def test_one_latin1_letter_in_a_utf8_changelog_is_damage_not_the_encoding() -> N
     assert repaired.text.startswith("\n".join(lines))
     assert "O\ufffduz" in repaired.text
     assert [f.category.value for f in repaired.findings] == ["undecodable"]
+    # The finding names the byte: a lead byte whose sequence was cut (0xc4), not a Latin-1
+    # letter (0xf6 would be `ö`).
+    assert "(0xc4) is not valid utf-8" in repaired.findings[0].reason
 
 
 def test_a_file_in_emacs_utf8_is_read_as_utf8_with_its_extra_characters_undecodable() -> None:

@@ -261,7 +261,7 @@ def repair_bytes(
         policy = RepairPolicy(overrides=policy.overrides, html=True)
     decoded = decode(bytes(content), declared_encoding or None, html=html)
     decoded_at = time.perf_counter()
-    seeded = _decoding_findings(decoded)
+    seeded = _decoding_findings(decoded, content)
     if decoded.in_doubt:
         # The text may be mojibake of the right reading: nothing in it is rewritten, every
         # repair is reported as a suggestion.
@@ -333,7 +333,29 @@ def hold_back(policy: RepairPolicy) -> RepairPolicy:
     return RepairPolicy(overrides=overrides, html=policy.html)
 
 
-def _decoding_findings(decoded: DecodedText) -> list[Proposal]:
+# Bytes of an undecodable span its finding's reason shows, in hex: enough to tell a lone
+# Latin-1 letter (`0xf6`) from a truncated UTF-8 sequence (`0xc4`) or Emacs's own 4-byte
+# characters (`0xf6 0x90 0x80 0x80`).
+SHOWN_BYTES = 8
+
+
+def undecodable_reason(content: bytes, start: int, end: int, encoding: str) -> str:
+    """Why a U+FFFD the decoder inserted is there: which bytes, with their values.
+
+    >>> undecodable_reason(b"K\\xf6cher", 1, 2, "utf-8")
+    'byte 1 (0xf6) is not valid utf-8'
+    >>> undecodable_reason(b"a\\xf6\\x90\\x80\\x80", 1, 5, "utf-8")
+    'bytes 1-4 (0xf6 0x90 0x80 0x80) are not valid utf-8'
+    """
+    shown = " ".join(f"0x{b:02x}" for b in content[start : min(end, start + SHOWN_BYTES)])
+    if end - start > SHOWN_BYTES:
+        shown += " …"
+    if end - start == 1:
+        return f"byte {start} ({shown}) is not valid {encoding}"
+    return f"bytes {start}-{end - 1} ({shown}) are not valid {encoding}"
+
+
+def _decoding_findings(decoded: DecodedText, content: bytes) -> list[Proposal]:
     """Findings the decoder leaves: undecodable bytes, an overruled declared charset, a
     decoding in doubt (with the other plausible readings), a removed byte order mark."""
     found = [
@@ -342,7 +364,7 @@ def _decoding_findings(decoded: DecodedText) -> list[Proposal]:
             pos + 1,
             "\ufffd",
             Category.UNDECODABLE,
-            f"bytes {start}-{end - 1} are not valid {decoded.encoding}",
+            undecodable_reason(content, start, end, decoded.encoding),
             1.0,
             byte_span=(start, end),
             flag_only=True,

@@ -300,6 +300,8 @@ class Garbled:
 # is reported, not made.
 CODE_ELEMENT_REASON = "; inside an HTML <script> or <style> element, code: reported, not edited"
 _CODE_ELEMENT_OPEN = re.compile(r"<(script|style)\b[^>]*>", re.IGNORECASE)
+# Their ends, searched without a lower-cased copy of the page (a page may be 64 MB).
+_CODE_ELEMENT_CLOSE = {name: re.compile(f"</{name}", re.IGNORECASE) for name in ("script", "style")}
 
 
 def code_elements(text: str) -> list[tuple[int, int]]:
@@ -311,12 +313,11 @@ def code_elements(text: str) -> list[tuple[int, int]]:
     """
     if "<" not in text:
         return []
-    lowered = text.lower()
     spans: list[tuple[int, int]] = []
     at = 0
     while (m := _CODE_ELEMENT_OPEN.search(text, at)) is not None:
-        close = lowered.find("</" + m.group(1).lower(), m.end())
-        end = len(text) if close < 0 else close
+        close = _CODE_ELEMENT_CLOSE[m.group(1).lower()].search(text, m.end())
+        end = len(text) if close is None else close.start()
         spans.append((m.end(), end))
         at = end
     return spans

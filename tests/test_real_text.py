@@ -75,6 +75,12 @@ CLEAN = [
     "“I’m all yours,”he tells me. “It’s fine,” she said.\n",
     # Wikipedia's coordinates join their slash with zero-width no-break spaces (U+FEFF).
     "Coordinates: 41°17′S 174°27′E\ufeff / \ufeff41.283°S 174.450°E\n",
+    # Firefox's localisation files: values an application inserts as HTML, references and
+    # links included (a Georgian file keeps a translator's stray `</p>`).
+    "player.animationDurationLabel = Duration:\nplayer.infiniteIterationCount = &#8734;\n"
+    "player.animationIterationCountLabel = Repeats:\nplayer.infiniteTimeLabel = ∞\n",
+    "blocked-title = Text.</p>\nblocked-intro = See <a data-l10n-name='p'>{ $n }</a>.\n"
+    "blocked-more = More.\n",
     # Org's exporter, in Emacs Lisp, documents the references it writes.
     ";;; ox.el --- Export Framework for Org Mode  -*- lexical-binding: t; -*-\n"
     "(require 'org-element)\n\n(defcustom org-export-with-entities t\n"

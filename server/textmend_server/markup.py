@@ -118,6 +118,13 @@ _FORMAT_SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(r"^\((?:defun|defvar|defcustom|defconst|defmacro|require|provide) ", re.M),
     ),
     ("PHP source", re.compile(r"\A\s*<\?php\b|^namespace [\w\\]+;", re.M)),
+    # Localisation files, Java properties and Fluent (`key = value`, three lines in a row):
+    # their values are what an application inserts, markup and references included
+    # (Firefox's `player.infiniteIterationCount = &#8734;`, `<a data-l10n-name="…">`).
+    (
+        "key = value data",
+        re.compile(r"(?:^[\w.\-]+[ \t]*=[ \t]*[^\n]*\n){3}", re.M),
+    ),
     ("Vim script", re.compile(r"^[ \t]*(?:syn(?:tax)? (?:keyword|match|region|cluster) )", re.M)),
     ("Markdown headings", re.compile(r"^#{1,6} \S|^(?:=+|-+)[ \t]*$", re.M)),
     ("C or C++ source", re.compile(r"^[ \t]*#[ \t]*(?:include|define|ifn?def|pragma)\b", re.M)),

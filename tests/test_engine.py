@@ -475,3 +475,14 @@ def test_windows_1252_quotes_among_chinese_are_restored_in_pairs() -> None:
     assert repaired.text == "普遍指责梁振英“撒谎”，要求他马上辞职下台。"
     assert {e.category.value for e in repaired.edits} == {"mojibake"}
     assert repair_bytes("应用禀\x8b序间".encode()).text == "应用禀序间"
+
+
+def test_a_windows_1256_joiner_read_as_latin1_is_restored_not_removed() -> None:
+    """hazm's Persian word list holds `این\\x9dقدر`: windows-1256 writes the zero-width
+    non-joiner as 0x9D, which Latin-1 reads as a C1 control. Removed, it would join the two
+    parts the writer kept apart."""
+    repaired = repair_bytes("این\x9dقدر خوب است".encode())
+    assert repaired.text == "این\u200cقدر خوب است"
+    assert [(e.category.value, e.replacement) for e in repaired.edits] == [
+        ("control_char", "\u200c")
+    ]

@@ -836,6 +836,11 @@ def find_stray_characters(text: str, context: ControlContext | None = None) -> l
         end = m.end()
         category = Category(m.lastgroup)
         reason, confidence = _STRAY_REASONS[category]
+        if category is Category.CONTROL_CHAR and (joiner := arabic_joiner(text, m.start())):
+            proposals.append(
+                Proposal(m.start(), m.end(), joiner, category, ARABIC_JOINER_REASON, confidence)
+            )
+            continue
         weak = None
         if category is Category.CONTROL_CHAR:
             weak = _control_tier(text, m.start(), m.end(), context.many, context.roff)
@@ -876,6 +881,35 @@ def used_as_joiner(text: str, at: int) -> bool:
         return False  # at a line's start, or after its indentation: where an include begins
     after = text[at + 1 : at + 2]
     return text[at - 1] in " \t\xa0" or after in (" ", "\t", "\xa0")
+
+
+# Persian and Urdu write the zero-width non-joiner (and joiner) inside words (`این‌قدر`);
+# windows-1256 has them at 0x9D and 0x9E, so text in it read as Latin-1 holds U+009D and
+# U+009E between Arabic-script letters (hazm's Persian word list). They are restored, not
+# removed: removing one joins what the writer kept apart.
+_CP1256_JOINERS = {"\x9d": "\u200c", "\x9e": "\u200d"}
+ARABIC_JOINER_REASON = (
+    "windows-1256's zero-width (non-)joiner read as Latin-1, between Arabic-script letters"
+)
+
+
+def _arabic_letter(ch: str) -> bool:
+    return ch.isalpha() and (
+        "\u0600" <= ch <= "\u06ff" or "\u0750" <= ch <= "\u077f" or "\ufb50" <= ch <= "\ufeff"
+    )
+
+
+def arabic_joiner(text: str, at: int) -> str | None:
+    r"""The joiner windows-1256 writes with the byte text[at] stands for, when that is a
+    U+009D or U+009E between two Arabic-script letters; None otherwise.
+
+    >>> arabic_joiner("اینقدر", 3) == "‌", arabic_joiner("ab", 1)
+    (True, None)
+    """
+    joiner = _CP1256_JOINERS.get(text[at])
+    if joiner is None or at == 0 or at + 1 >= len(text):
+        return None
+    return joiner if _arabic_letter(text[at - 1]) and _arabic_letter(text[at + 1]) else None
 
 
 def remove_stray_characters(text: str) -> str:

@@ -89,22 +89,15 @@ async def _serve(port: int, ready: Any) -> None:
             "grpc.health.v1.Health", {"Check": grpc.unary_unary_rpc_method_handler(check)}
         ),
     ]
+    from echo_server import serve_aio_until_term
+
     limit = 65 * _MIB
-    server = grpc.aio.server(
-        handlers=handlers,
-        options=[
-            ("grpc.max_receive_message_length", limit),
-            ("grpc.max_send_message_length", 4 * limit),
-            ("grpc.so_reuseport", 1),
-        ],
-    )
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    ready.put(os.getpid())
-    await stop.wait()
-    await server.stop(1)
+    options = [
+        ("grpc.max_receive_message_length", limit),
+        ("grpc.max_send_message_length", 4 * limit),
+        ("grpc.so_reuseport", 1),
+    ]
+    await serve_aio_until_term(handlers, options, port, ready)
 
 
 def _worker(port: int, ready: Any) -> None:

@@ -110,7 +110,6 @@ def _serve(
 async def _serve_aio(port: int, max_message_mb: int, ready: Any, busy_seconds: float) -> None:
     """Run one `grpc.aio` echo server on port (SO_REUSEPORT) until SIGTERM; the busy work runs
     on the event loop, between messages."""
-    import grpc
 
     async def echo(request: bytes, _context: Any) -> bytes:
         if busy_seconds:
@@ -123,9 +122,18 @@ async def _serve_aio(port: int, max_message_mb: int, ready: Any, busy_seconds: f
                 busy(busy_seconds)
             yield request
 
-    server = grpc.aio.server(
-        handlers=[_handlers(echo, echo_stream)], options=_options(max_message_mb)
-    )
+    handlers = [_handlers(echo, echo_stream)]
+    await serve_aio_until_term(handlers, _options(max_message_mb), port, ready)
+
+
+async def serve_aio_until_term(
+    handlers: list[Any], options: list[tuple[str, int]], port: int, ready: Any
+) -> None:
+    """Serve handlers with `grpc.aio` on port (SO_REUSEPORT, in options) until SIGTERM; put this
+    process's pid on ready once it serves. Also serves `bench/aio_worker.py`."""
+    import grpc
+
+    server = grpc.aio.server(handlers=handlers, options=options)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     stop = asyncio.Event()

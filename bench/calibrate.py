@@ -190,6 +190,18 @@ def table(rows: list[Row], conf: Callable[[Row], float], title: str) -> None:
         )
 
 
+def floors(rows: list[Row], conf: Callable[[Row], float], title: str) -> None:
+    """What each confidence floor would let through: readings applied, right and wrong."""
+    print(f"  {title}, by floor:")
+    for floor in (0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95):
+        applied = [r for r in rows if conf(r) >= floor]
+        right = sum(r["right"] for r in applied)
+        print(
+            f"    {floor:.2f}: {len(applied):4d} applied, {right:.0f} right, "
+            f"{len(applied) - right:.0f} wrong"
+        )
+
+
 def _seeds(text: str) -> list[int]:
     return [int(s) for s in re.split(r"[,\s]+", text.strip()) if s]
 
@@ -217,8 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     slips = slip_rows(args.check_seeds, args.docs)
     codecs = codec_rows(args.check_seeds, args.runs)
     table(slips, lambda r: r["conf"], "phase-slip repairs, shipped confidence")
+    floors(slips, lambda r: r["conf"], "phase-slip repairs, shipped confidence")
     if fitted:
         table(slips, fitted["slip"], "phase-slip repairs, refitted")
+        floors(slips, fitted["slip"], "phase-slip repairs, refitted")
     table(codecs, lambda r: r["conf"], "wrong-codec repairs, shipped confidence")
     if fitted:
         table(codecs, fitted["codec"], "wrong-codec repairs, refitted")

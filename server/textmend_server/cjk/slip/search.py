@@ -530,12 +530,35 @@ def _first_look_key(text: str, i: int, c: Dbcs, scorer: Scorer, folded: bool) ->
     )
 
 
+# A reading of a run, as `ranked_readings` ranks them: (margin over the text as it stands, end of
+# the run it replaces, the reading, whether a swallowed byte was guessed, characters lost).
+Reading = tuple[float, int, str, bool, int]
+
+
 def _repair_at(
     text: str, i: int, c: Dbcs, folded: bool, scorer: Scorer, search: _Search
 ) -> SlipRepair | None:
-    """repair_at's search: every reading of the run from the trigger text[i] (after a cut,
-    and after a swallow where a pinyin tail follows), each weighed with the text after it
-    against the text as it stands; the best, with its margin and its gap over the next."""
+    """repair_at's search: the best of `ranked_readings`, with its margin and its gap over
+    the next distinct reading."""
+    results = ranked_readings(text, i, c, folded, scorer, search)
+    if not results:
+        return None
+    margin, end, out, guessed, lost = results[0]
+    gap = MAX_GAP
+    for other in results[1:]:
+        if other[2] != out or other[1] != end:
+            gap = margin - other[0]
+            break
+    replacement = fold_width(out) if folded else out
+    return SlipRepair(i, end, replacement, margin, gap, c.name, guessed, lost=lost)
+
+
+def ranked_readings(
+    text: str, i: int, c: Dbcs, folded: bool, scorer: Scorer, search: _Search
+) -> list[Reading]:
+    """Every reading of the run from the trigger text[i] (after a cut, and after a swallow
+    where a pinyin tail follows), each weighed with the text after it against the text as it
+    stands, best first."""
     starts: list[tuple[int, tuple[int, ...], float]] = []
     m = PINYIN_TAIL_RE.match(text, i + 1)
     if m and i > 0:
@@ -560,8 +583,8 @@ def _repair_at(
         for end, out, score, _chan, lost in search.run(i, pos, pending, "", channel):
             finished.append((score, end, out, lost))
     if not finished:
-        return None
-    results: list[tuple[float, int, str, bool, int]] = []
+        return []
+    results: list[Reading] = []
     left = text_before(text, i, WordModel.HIST)
     stack = open_quotes(text, i)
     kept_at: dict[int, float] = {}
@@ -600,16 +623,7 @@ def _repair_at(
         search.spent += len(tail)
         results.append((repaired - kept, new_end, out, guessed, lost))
     results.sort(key=lambda r: r[0], reverse=True)
-    if not results:
-        return None
-    margin, end, out, guessed, lost = results[0]
-    gap = MAX_GAP
-    for other in results[1:]:
-        if other[2] != out or other[1] != end:
-            gap = margin - other[0]
-            break
-    replacement = fold_width(out) if folded else out
-    return SlipRepair(i, end, replacement, margin, gap, c.name, guessed, lost=lost)
+    return results
 
 
 _RUBY_IN_RUN_RE = re.compile(rf"\(?[{PINYIN_LETTERS}1-5]+\)")

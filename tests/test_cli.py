@@ -11,6 +11,7 @@ import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -80,6 +81,8 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         ["repair", "x.txt", "--format", "yaml"],
         ["repair", "x.txt", "--policy", "mojibake"],
         ["repair", "--jsonl", "--format", "diff"],
+        ["repair", "x.txt", "--min-confidence", "90"],
+        ["check", "x.txt", "--min-confidence", "high"],
     ],
 )
 def test_usage_errors_exit_1(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -96,6 +99,21 @@ def test_repair_prints_exactly_the_text(
 ) -> None:
     assert main(["repair", str(mojibake_file), "--server", target]) == 0
     assert capsys.readouterr().out == CLEAN
+
+
+def test_min_confidence_keeps_the_text_of_edits_rated_below_it(
+    target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    article = Path(__file__).parent / "fixtures" / "fortune-openai-departures.txt"
+    assert main(["repair", str(article), "--server", target]) == 0
+    assert "公司。”他稱他們" in capsys.readouterr().out
+    argv = ["repair", str(article), "--server", target, "--min-confidence", "0.8"]
+    assert main(argv) == 0
+    assert "公司?!彼Q他們" in capsys.readouterr().out  # that repair is rated 0.48
+    items = [{"id": "a", "text": article.read_text("utf-8"), "min_confidence": 0.8}]
+    code, responses = _cli_process(["repair", "--jsonl", "--server", target], _jsonl(items))
+    assert code == 0
+    assert "公司?!彼Q他們" in responses[0]["text"]
 
 
 def test_repair_reads_stdin(

@@ -11,6 +11,7 @@ import pytest
 from textmend_server import (
     BinaryContentError,
     EmptyContentError,
+    InvalidMinConfidenceError,
     RepairPolicy,
     TooLargeError,
     UnknownEncodingError,
@@ -131,6 +132,32 @@ def test_policy_flag_reports_without_changing() -> None:
     [finding] = result.findings
     assert (finding.original, finding.replacement) == ("Ã©", "é")
     assert result.verdict is Verdict.SUSPECT
+
+
+@pytest.mark.parametrize("floor", [0.5, 0.8, 0.95])
+def test_min_confidence_reports_the_edits_rated_below_it(article: object, floor: float) -> None:
+    below = [e for e in article.edits if e.confidence < floor]
+    assert below  # the sample article has repairs rated under each floor tried
+    strict = repair_bytes(ARTICLE, policy=RepairPolicy(min_confidence=floor))
+    assert strict.edits and all(e.confidence >= floor for e in strict.edits)
+    assert apply_edits(strict.original, strict.edits) == strict.text
+    held = [
+        f for f in strict.findings if f"below the request's min_confidence of {floor:g}" in f.reason
+    ]
+    assert all(f.confidence < floor for f in held)
+    # Each held-back edit is reported where it was, with the repair it would have made (and
+    # so may be what a held-back repair would have taken with it: `?!?/p>`'s `/p>`).
+    reported = {(f.original_start, f.original, f.replacement) for f in held}
+    assert {(e.original_start, e.original, e.replacement) for e in below} <= reported
+    # What the floor leaves alone is made as before.
+    kept = {(e.original_start, e.replacement) for e in article.edits if e.confidence >= floor}
+    assert kept <= {(e.original_start, e.replacement) for e in strict.edits}
+
+
+@pytest.mark.parametrize("floor", [-0.1, 1.5, float("nan")])
+def test_min_confidence_outside_0_to_1_is_refused(floor: float) -> None:
+    with pytest.raises(InvalidMinConfidenceError, match="from 0 to 1"):
+        repair_bytes(b"text", policy=RepairPolicy.from_mapping({}, min_confidence=floor))
 
 
 def test_bidi_controls_are_reported_even_when_turned_off() -> None:

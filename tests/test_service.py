@@ -219,6 +219,36 @@ def test_policy_flag_reports_without_changing(client: TextMendClient) -> None:
     assert finding.suggestion == "é"
 
 
+def test_min_confidence_reports_edits_rated_below_it(client: TextMendClient) -> None:
+    article = (Path(__file__).parent / "fixtures" / "fortune-openai-departures.txt").read_bytes()
+    full = client.repair(article, omit_diff=True)
+    strict = client.repair(article, omit_diff=True, min_confidence=0.8)
+    below = [e for e in full.edits if e.confidence < 0.8]
+    assert below and all(e.confidence >= 0.8 for e in strict.edits)
+    held = {
+        (f.original_start, f.original, f.suggestion)
+        for f in strict.findings
+        if "below the request's min_confidence of 0.8:" in f.reason
+    }
+    assert {(e.original_start, e.original, e.replacement) for e in below} <= held
+    assert "公司?!彼Q他們" in strict.text and "公司。”他稱他們" in full.text
+
+
+@pytest.mark.parametrize("value", [-0.5, 1.5, float("nan"), float("inf")])
+def test_min_confidence_outside_0_to_1_is_invalid_argument(target: str, value: float) -> None:
+    request = textmend_pb2.RepairRequest(content=b"cafe", min_confidence=value)
+    with grpc.insecure_channel(target) as channel:
+        repair = channel.unary_unary(
+            "/textmend.v1.TextMend/Repair",
+            request_serializer=textmend_pb2.RepairRequest.SerializeToString,
+            response_deserializer=textmend_pb2.RepairResponse.FromString,
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            repair(request, timeout=30)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "min_confidence must be a number from 0 to 1" in caught.value.details()
+
+
 def test_omit_diff(client: TextMendClient) -> None:
     response = client.repair("cafÃ©", omit_diff=True)
     assert response.text == "café"

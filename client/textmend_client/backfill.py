@@ -82,6 +82,7 @@ from textmend_client.backfill_plan import (
     read_partition,
 )
 from textmend_client.batch import count_table
+from textmend_client.request import check_min_confidence
 from textmend_client.responses import VERDICTS
 
 # What this module has always offered, now defined by job in the modules above.
@@ -172,6 +173,7 @@ def repair_dataset(
     server: str | None = None,
     timeout: float | None = None,
     address: str | None = None,
+    min_confidence: float = 0.0,
     actors: int | None = None,
     partition_rows: int = DEFAULT_PARTITION_ROWS,
 ) -> BackfillResult:
@@ -188,6 +190,10 @@ def repair_dataset(
         raise BackfillError(f"output format must be parquet or jsonl, not {output_format!r}")
     if input_format not in (None, "parquet", "jsonl"):
         raise BackfillError(f"input format must be parquet or jsonl, not {input_format!r}")
+    try:
+        check_min_confidence(min_confidence)
+    except ValueError as exc:
+        raise BackfillError(str(exc)) from None
     if isinstance(sources, str):
         sources = [sources]
     columns = columns or Columns()
@@ -199,6 +205,7 @@ def repair_dataset(
         policy=dict(policy or {}),
         server=server,
         timeout=timeout,
+        min_confidence=min_confidence,
     )
     inputs = list_inputs(sources, input_format)
     partitions = plan_partitions(inputs, partition_rows)
@@ -210,6 +217,8 @@ def repair_dataset(
         "columns": dataclasses.asdict(columns),
         "content_type": content_type,
         "policy": job.policy,
+        # Only when set: a backfill begun before the option existed resumes as it was.
+        **({"min_confidence": job.min_confidence} if job.min_confidence else {}),
     }
     done = prepare_output(job, plan)
     todo = [p for p in partitions if p.name not in done]

@@ -31,6 +31,7 @@ def _request(row: Row, job: Job, request_id: str) -> textmend_pb2.RepairRequest:
         content_type=row.content_type,
         policy=job.policy,
         omit_diff=True,
+        min_confidence=job.min_confidence,
     )
 
 

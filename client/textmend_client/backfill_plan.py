@@ -207,6 +207,8 @@ class Job:
     policy: dict[str, str]
     server: str | None
     timeout: float | None
+    # Edits rated lower are reported instead of made (`RepairRequest.min_confidence`).
+    min_confidence: float = 0.0
 
 
 @dataclass

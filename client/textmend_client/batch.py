@@ -135,6 +135,7 @@ def run_batch(
     workers: int = 4,
     out: IO[str] | None = None,
     err: IO[str] | None = None,
+    min_confidence: float = 0.0,
 ) -> int:
     """Repair every file under paths into output_dir; returns the exit code.
 
@@ -159,7 +160,12 @@ def run_batch(
             todo[path] = target
     progress = Progress(len(todo), err)
     for outcome in repair_files(
-        list(todo), client, policy=policy, content_type=content_type, workers=workers
+        list(todo),
+        client,
+        policy=policy,
+        content_type=content_type,
+        workers=workers,
+        min_confidence=min_confidence,
     ):
         progress.advance(len(outcome.content))
         if outcome.status == "ok" and outcome.response is not None:

@@ -175,6 +175,7 @@ def run_check(
     policy: Mapping[str, str] | None = None,
     content_type: str = "",
     workers: int = 4,
+    min_confidence: float = 0.0,
 ) -> int:
     """Check every file under paths (directories recursively); return the exit code.
 
@@ -182,8 +183,8 @@ def run_check(
     `format="json"` writes one JSON object at the end, `{"documents": [check_json, ...],
     "skipped": [{"path", "reason"}], "errors": [{"path", "error"}]}`, documents including
     the clean ones. Warnings (a file skipped, a file unreadable, a server error) go to err.
-    `policy` and `content_type` are sent with every file (see `repair_files`). Exit codes are
-    listed in the module docstring.
+    `policy`, `content_type` and `min_confidence` are sent with every file (see
+    `repair_files`). Exit codes are listed in the module docstring.
     """
     if format not in ("text", "json"):
         raise ValueError(f"format must be 'text' or 'json', not {format!r}")
@@ -194,7 +195,12 @@ def run_check(
     skipped: list[dict[str, str]] = []
     errors: list[dict[str, str]] = []
     for outcome in repair_files(
-        paths, client, policy=policy, content_type=content_type, workers=workers
+        paths,
+        client,
+        policy=policy,
+        content_type=content_type,
+        workers=workers,
+        min_confidence=min_confidence,
     ):
         code = report_outcome(outcome, err)
         worst = max(worst, code)

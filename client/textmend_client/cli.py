@@ -19,6 +19,7 @@ cannot be read or written), 3 the server refused a document, failed, or could no
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -109,6 +110,16 @@ def _fields(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _confidence(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, not {text}")
+    return value
+
+
 def _add_policy_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy",
@@ -118,6 +129,15 @@ def _add_policy_option(parser: argparse.ArgumentParser) -> None:
         metavar="CATEGORY=ACTION",
         help="override a category's policy: fix, flag or off; repeatable "
         "(for example --policy mojibake=flag)",
+    )
+    parser.add_argument(
+        "--min-confidence",
+        type=_confidence,
+        default=0.0,
+        metavar="P",
+        help="report edits rated less than P (0 to 1) likely to be right as findings, with the "
+        "repair as their suggestion, instead of making them (default 0: each repair's own "
+        "floor)",
     )
 
 

@@ -233,9 +233,9 @@ class TextMendClient:
         """Repair one document: bytes as fetched (or str, sent as UTF-8).
 
         `fields` are the request's other fields, as `make_request` takes them: `id`,
-        `declared_encoding`, `content_type`, `policy` (`{"mojibake": "flag"}`) and
-        `omit_diff`. Raises `InvalidInput`, `TooLarge`, `Unavailable`, `DeadlineExceeded` or
-        `TextMendError`.
+        `declared_encoding`, `content_type`, `policy` (`{"mojibake": "flag"}`), `omit_diff`
+        and `min_confidence` (edits rated lower are reported as findings instead). Raises
+        `InvalidInput`, `TooLarge`, `Unavailable`, `DeadlineExceeded` or `TextMendError`.
         """
         request = make_request(content, **fields)
         # gRPC retries UNAVAILABLE itself (see the service config), but only on the same

@@ -124,6 +124,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
                 client,
                 args.output_dir,
                 policy=dict(args.policy),
+                min_confidence=args.min_confidence,
                 content_type=args.content_type,
             )
     if len(paths) > 1:
@@ -146,6 +147,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
             content_type=content_type_for(args.path, args.content_type),
             policy=dict(args.policy),
             omit_diff=args.format in (None, "text"),
+            min_confidence=args.min_confidence,
         )
     output_format = args.format or "text"
     if output_format == "text":
@@ -233,6 +235,8 @@ def _repair_jsonl(args: argparse.Namespace) -> int:
         defaults["content_type"] = args.content_type
     if args.policy:
         defaults["policy"] = dict(args.policy)
+    if args.min_confidence:
+        defaults["min_confidence"] = args.min_confidence
     if args.path in (None, "-"):
         stdin = getattr(sys.stdin, "buffer", sys.stdin)
         requests = [request for _, request in _read_requests(stdin, defaults)]
@@ -311,14 +315,25 @@ def cmd_report(args: argparse.Namespace) -> int:
     """`textmend report`: repair the files and write the HTML report (`run_report`)."""
     with _client(args) as client:
         return run_report(
-            args.paths, client, args.output, title=args.title, policy=dict(args.policy)
+            args.paths,
+            client,
+            args.output,
+            title=args.title,
+            policy=dict(args.policy),
+            min_confidence=args.min_confidence,
         )
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     """`textmend check`: list what repairing the files would change (`run_check`)."""
     with _client(args) as client:
-        return run_check(args.paths, client, format=args.format, policy=dict(args.policy))
+        return run_check(
+            args.paths,
+            client,
+            format=args.format,
+            policy=dict(args.policy),
+            min_confidence=args.min_confidence,
+        )
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -337,6 +352,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             ),
             content_type=args.content_type,
             policy=dict(args.policy),
+            min_confidence=args.min_confidence,
             server=args.server,
             timeout=args.timeout,
             address=args.address,

@@ -89,6 +89,7 @@ def _repair_one(
     walk_error: OSError | None,
     policy: Mapping[str, str] | None,
     content_type: str,
+    min_confidence: float,
 ) -> FileOutcome:
     if walk_error is not None:
         return FileOutcome(path, "io", error=walk_error)
@@ -106,6 +107,7 @@ def _repair_one(
             content_type=content_type_for(path, content_type),
             policy=dict(policy or {}),
             omit_diff=True,
+            min_confidence=min_confidence,
         )
     except TextMendError as exc:
         status = "refused" if exc.code.name == "INVALID_ARGUMENT" else "failed"
@@ -120,12 +122,14 @@ def repair_files(
     policy: Mapping[str, str] | None = None,
     content_type: str = "",
     workers: int = 4,
+    min_confidence: float = 0.0,
 ) -> Iterator[FileOutcome]:
     """Repair every file under paths (see `iter_files`), yielding outcomes in path order.
 
     Up to `workers` files are read and repaired at once (the client spreads them over its
-    connections). `content_type` applies to every file; empty means the client's rule
-    (`textmend_client.content`): text/html for markup file names, else the server sniffs.
+    connections). `policy`, `min_confidence` and `content_type` apply to every file; an
+    empty `content_type` means the client's rule (`textmend_client.content`): text/html for
+    markup file names, else the server sniffs.
     When the server cannot be reached (`Unavailable`) that outcome is the last: the files
     after it are not tried. Closing the iterator early cancels the work not yet started.
     """
@@ -137,7 +141,9 @@ def repair_files(
         try:
             for path, walk_error in files:
                 pending.append(
-                    pool.submit(_repair_one, client, path, walk_error, policy, content_type)
+                    pool.submit(
+                        _repair_one, client, path, walk_error, policy, content_type, min_confidence
+                    )
                 )
                 if len(pending) < 2 * workers:
                     continue

@@ -367,6 +367,7 @@ def run_report(
     policy: Mapping[str, str] | None = None,
     content_type: str = "",
     err: IO[str] | None = None,
+    min_confidence: float = 0.0,
 ) -> int:
     """Repair the files under paths and write the HTML report to output; the exit code.
 
@@ -377,7 +378,10 @@ def run_report(
     err = err or sys.stderr
     documents: list[tuple[str, bytes, textmend_pb2.RepairResponse]] = []
     worst = EXIT_OK
-    for outcome in repair_files(paths, client, policy=policy, content_type=content_type):
+    files = repair_files(
+        paths, client, policy=policy, content_type=content_type, min_confidence=min_confidence
+    )
+    for outcome in files:
         worst = max(worst, report_outcome(outcome, err))
         if outcome.response is not None:
             documents.append((outcome.path, outcome.content, outcome.response))

@@ -29,6 +29,7 @@ class RequestFields(TypedDict, total=False):
     content_type: str
     policy: Mapping[str, str] | None
     omit_diff: bool
+    min_confidence: float
 
 
 def policy_map(policy: Mapping[str, str] | None) -> dict[str, textmend_pb2.Policy.ValueType]:
@@ -72,6 +73,21 @@ def check_id(id: str) -> None:
         )
 
 
+def check_min_confidence(value: float) -> None:
+    """Raise ValueError for a `min_confidence` the server would refuse: not a number from 0
+    to 1 (0 keeps each repair's own floor).
+
+    >>> check_min_confidence(0.9)
+    >>> check_min_confidence(90)
+    Traceback (most recent call last):
+    ...
+    ValueError: min_confidence must be a number from 0 to 1, not 90 (0.9, not 90, for 90%)
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        hint = f" ({value / 100:g}, not {value}, for {value}%)" if value in range(2, 101) else ""
+        raise ValueError(f"min_confidence must be a number from 0 to 1, not {value!r}{hint}")
+
+
 def make_request(
     content: bytes | str,
     *,
@@ -80,12 +96,15 @@ def make_request(
     content_type: str = "",
     policy: Mapping[str, str] | None = None,
     omit_diff: bool = False,
+    min_confidence: float = 0.0,
 ) -> textmend_pb2.RepairRequest:
     """Build a `RepairRequest`; str content is sent as UTF-8.
 
-    An id longer than the server accepts raises ValueError here (`check_id`).
+    An id longer than the server accepts raises ValueError here (`check_id`), and so does a
+    `min_confidence` that is not a number from 0 to 1 (`check_min_confidence`).
     """
     check_id(id)
+    check_min_confidence(min_confidence)
     return textmend_pb2.RepairRequest(
         id=id,
         content=_content_bytes(content),
@@ -93,6 +112,7 @@ def make_request(
         content_type=content_type,
         policy=policy_map(policy),
         omit_diff=omit_diff,
+        min_confidence=min_confidence,
     )
 
 
@@ -100,7 +120,8 @@ def as_request(item: textmend_pb2.RepairRequest | Mapping[str, Any]) -> textmend
     """Accept a `RepairRequest`, or a mapping as in JSON Lines input.
 
     The mapping holds `id` and one of `text` (str), `content` (bytes or str) or `content_b64`,
-    plus optional `declared_encoding`, `content_type`, `policy` and `omit_diff`.
+    plus optional `declared_encoding`, `content_type`, `policy`, `omit_diff` and
+    `min_confidence`.
 
     >>> as_request({"id": 7, "content_b64": "aGk="}).content
     b'hi'
@@ -128,4 +149,5 @@ def as_request(item: textmend_pb2.RepairRequest | Mapping[str, Any]) -> textmend
         content_type=str(item.get("content_type") or ""),
         policy=item.get("policy"),
         omit_diff=bool(item.get("omit_diff", False)),
+        min_confidence=item.get("min_confidence") or 0.0,
     )

@@ -13,6 +13,7 @@ once from the proto's descriptor; a value the contract does not know yet becomes
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -83,8 +84,13 @@ _CATEGORY_NAMES = frozenset(category.value for category in Category)
 # --- request -> engine -----------------------------------------------------------------------
 
 
+# `min_confidence` travels as a 32-bit float (0.9 arrives as 0.8999999761...): rounded to
+# this many decimals, a caller's 0.9 is 0.9 again. Confidences are reported to three.
+MIN_CONFIDENCE_DECIMALS = 6
+
+
 def policy_from_request(request: textmend_pb2.RepairRequest) -> RepairPolicy:
-    """Build the engine's policy from a request's `policy` map.
+    """Build the engine's policy from a request's `policy` map and `min_confidence`.
 
     Keys are category names exactly as the proto spells them, in lower case: another case is
     refused with the name to use, so that `"mojibake"` and `"MOJIBAKE"` in one map cannot
@@ -100,6 +106,8 @@ def policy_from_request(request: textmend_pb2.RepairRequest) -> RepairPolicy:
     Traceback (most recent call last):
     ...
     textmend_server.errors.UnknownPolicyError: unknown category 'Mojibake' in policy: ...
+    >>> policy_from_request(textmend_pb2.RepairRequest(min_confidence=0.9)).min_confidence
+    0.9
     """
     mapping: dict[str, str] = {}
     for name, value in request.policy.items():
@@ -113,7 +121,10 @@ def policy_from_request(request: textmend_pb2.RepairRequest) -> RepairPolicy:
         if value == textmend_pb2.POLICY_UNSPECIFIED:
             continue
         mapping[name] = POLICIES.names.get(value, f"policy value {value}")
-    return RepairPolicy.from_mapping(mapping)
+    floor = request.min_confidence
+    if not math.isnan(floor):
+        floor = round(floor, MIN_CONFIDENCE_DECIMALS)
+    return RepairPolicy.from_mapping(mapping, min_confidence=floor)
 
 
 # --- engine -> response ----------------------------------------------------------------------

@@ -31,6 +31,7 @@ from textmend_server.stages import (
     Garbled,
     Reach,
     TextFacts,
+    below_floor,
     code_elements,
     inside_spans,
     left_garbled,
@@ -258,7 +259,7 @@ def repair_bytes(
     if policy is None:
         policy = RepairPolicy(html=html)
     elif html and not policy.html:
-        policy = RepairPolicy(overrides=policy.overrides, html=True)
+        policy = replace(policy, html=True)
     decoded = decode(bytes(content), declared_encoding or None, html=html)
     decoded_at = time.perf_counter()
     seeded = _decoding_findings(decoded, content)
@@ -330,7 +331,7 @@ def hold_back(policy: RepairPolicy) -> RepairPolicy:
         category: Action.FLAG if policy.action(category) is Action.FIX else policy.action(category)
         for category in Category
     }
-    return RepairPolicy(overrides=overrides, html=policy.html)
+    return replace(policy, overrides=overrides)
 
 
 # Bytes of an undecodable span its finding's reason shows, in hex: enough to tell a lone
@@ -639,7 +640,9 @@ def _one_pass(
                 continue
             span = log.to_original(proposal.start, proposal.end)
             if action is Action.FIX and not proposal.flag_only:
-                if garbled.holds(*span):
+                if policy.holds_back(proposal.confidence):
+                    proposal = below_floor(proposal, policy.min_confidence)
+                elif garbled.holds(*span):
                     proposal = left_garbled(proposal)
                 elif run.code and inside_spans(run.code, *span):
                     proposal = left_in_code(proposal)

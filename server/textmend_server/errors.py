@@ -70,6 +70,17 @@ class UnknownPolicyError(InputError):
     """The policy names a category or an action that does not exist."""
 
 
+class InvalidMinConfidenceError(InputError):
+    """`min_confidence` is not a number between 0 and 1."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+        super().__init__(
+            f"min_confidence must be a number from 0 to 1, not {value!r}: 0 keeps each "
+            "repair's own floor, 0.9 edits only what is rated at least 0.9 likely to be right"
+        )
+
+
 class TooLargeError(InputError):
     """The content is larger than the configured limit."""
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from textmend_server.errors import UnknownPolicyError, shown
+from textmend_server.errors import InvalidMinConfidenceError, UnknownPolicyError, shown
 
 
 class Category(StrEnum):
@@ -104,6 +104,21 @@ class RepairPolicy:
     overrides: Mapping[Category, Action] = field(default_factory=dict)
     # True when the text is HTML: markup is the document's own, so markup_leak is off.
     html: bool = False
+    # Edits rated less likely than this to be right are reported, with the repair as their
+    # suggestion, instead of made (`holds_back`). 0 keeps each stage's own floor.
+    min_confidence: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_confidence <= 1.0:  # NaN fails both comparisons
+            raise InvalidMinConfidenceError(self.min_confidence)
+
+    def holds_back(self, confidence: float) -> bool:
+        """Whether an edit of this confidence is reported instead of made.
+
+        >>> RepairPolicy(min_confidence=0.9).holds_back(0.85), RepairPolicy().holds_back(0.01)
+        (True, False)
+        """
+        return confidence < self.min_confidence
 
     def action(self, category: Category) -> Action:
         """The action for category, after overrides and the fixed rules above."""
@@ -122,7 +137,11 @@ class RepairPolicy:
 
     @classmethod
     def from_mapping(
-        cls, mapping: Mapping[str, str | Action], *, html: bool = False
+        cls,
+        mapping: Mapping[str, str | Action],
+        *,
+        html: bool = False,
+        min_confidence: float = 0.0,
     ) -> RepairPolicy:
         """Build a policy from names, as they arrive in a request; unknown names raise.
 
@@ -146,4 +165,4 @@ class RepairPolicy:
                 raise UnknownPolicyError(
                     f"unknown action {shown(str(action))} for {shown(name)}; use fix, flag or off"
                 ) from None
-        return cls(overrides=MappingProxyType(overrides), html=html)
+        return cls(overrides=MappingProxyType(overrides), html=html, min_confidence=min_confidence)

@@ -338,24 +338,39 @@ def left_in_code(proposal: Proposal) -> Proposal:
     return replace(proposal, flag_only=True, reason=proposal.reason + CODE_ELEMENT_REASON)
 
 
+def below_floor(proposal: Proposal, floor: float) -> Proposal:
+    """proposal as a finding: it is rated less likely to be right than the request's
+    `min_confidence` allows an edit to be (its repair stays as the suggestion)."""
+    reason = (
+        f"{proposal.reason} (rated {proposal.confidence:.2f} likely to be right, below the "
+        f"request's min_confidence of {floor:g}: not edited)"
+    )
+    return replace(proposal, flag_only=True, reason=reason)
+
+
 def left_garbled(proposal: Proposal) -> Proposal:
     """proposal as a finding: it lies inside a run reported as misread (`GARBLE_CATEGORIES`)."""
     return replace(proposal, flag_only=True, reason=proposal.reason + GARBLE_REASON)
 
 
-def apply_stages(text: str, stages: tuple[Stage, ...] = CJK_STAGES) -> str:
+def apply_stages(
+    text: str, stages: tuple[Stage, ...] = CJK_STAGES, min_confidence: float = 0.0
+) -> str:
     """The text with every edit (not flag-only findings) of the stages applied, one after the
     other in the order given, over the whole text at once: how the CJK benchmark and tests
     measure the CJK stages without the rest of the engine. As in the engine, an edit inside a
-    run an earlier stage reported as misread is not made (`Garbled`).
+    run an earlier stage reported as misread is not made (`Garbled`), nor one rated below
+    min_confidence (the request's `min_confidence`).
 
     >>> apply_stages("創(chuàng)建者")
     '創建者'
     """
-    return staged_log(text, stages).text
+    return staged_log(text, stages, min_confidence).text
 
 
-def staged_log(text: str, stages: tuple[Stage, ...] = CJK_STAGES) -> EditLog:
+def staged_log(
+    text: str, stages: tuple[Stage, ...] = CJK_STAGES, min_confidence: float = 0.0
+) -> EditLog:
     """What `apply_stages` does, as the log of its edits: the benchmark judges each edit."""
     log = EditLog(text)
     garbled = Garbled()
@@ -363,7 +378,7 @@ def staged_log(text: str, stages: tuple[Stage, ...] = CJK_STAGES) -> EditLog:
         edits = []
         for p in s.finder(log.text):
             start, end = log.to_original(p.start, p.end)
-            if p.flag_only:
+            if p.flag_only or p.confidence < min_confidence:
                 garbled.add(start, end, p)
             elif garbled.holds(start, end):
                 garbled.add(start, end, left_garbled(p))

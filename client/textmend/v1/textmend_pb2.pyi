@@ -262,6 +262,7 @@ class RepairRequest(_message.Message):
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     POLICY_FIELD_NUMBER: _builtins.int
     OMIT_DIFF_FIELD_NUMBER: _builtins.int
+    MIN_CONFIDENCE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Caller's identifier, echoed in the response. Free-form; may be empty for `Repair`.
     In `RepairStream` it is how a caller matches responses to requests, so make it unique.
@@ -295,6 +296,14 @@ class RepairRequest(_message.Message):
     """Whether to fill `RepairResponse.diff`. The diff is derived from `edits`; callers that only
     need the text and edits can skip it. Default (false) includes the diff.
     """
+    min_confidence: _builtins.float
+    """The least confidence an edit may have, 0..1. An edit rated lower (`Edit.confidence`) is
+    reported in `findings` with the repair as its `suggestion`, and the text keeps what it
+    had. 0 (the default) keeps each repair's own floor. A pipeline that would rather miss a
+    repair than accept a wrong one sets it high: docs/internals.md has, for the CJK repairs,
+    how many right and wrong edits each value lets through. Outside 0..1, or not a number:
+    INVALID_ARGUMENT.
+    """
     @_builtins.property
     def policy(self) -> _containers.ScalarMap[_builtins.str, Global___Policy.ValueType]:
         """Policy per category, overriding the defaults listed in `Category`. Keys are category names
@@ -312,10 +321,11 @@ class RepairRequest(_message.Message):
         content_type: _builtins.str = ...,
         policy: _abc.Mapping[_builtins.str, Global___Policy.ValueType] | None = ...,
         omit_diff: _builtins.bool = ...,
+        min_confidence: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "content_type", b"content_type", "declared_encoding", b"declared_encoding", "id", b"id", "omit_diff", b"omit_diff", "policy", b"policy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "content_type", b"content_type", "declared_encoding", b"declared_encoding", "id", b"id", "min_confidence", b"min_confidence", "omit_diff", b"omit_diff", "policy", b"policy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

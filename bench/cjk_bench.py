@@ -68,6 +68,9 @@ except ImportError:
     staged_log = None
 
 _TAG_RE = re.compile(r"</?[A-Za-z][^<>\n]*>")
+# Edits rated below it are reported, not made, as a request's `min_confidence` asks
+# (`--min-confidence`; 0, the default, keeps each repair's own floor).
+MIN_CONFIDENCE = 0.0
 
 
 def _package_dir(name: str) -> Path:
@@ -151,6 +154,8 @@ def apply(text: str, proposals) -> str:
 
 def repair(text: str) -> str:
     """The CJK stages in engine order, then removal of leftover tags."""
+    if MIN_CONFIDENCE:
+        return _TAG_RE.sub("", apply_stages(text, min_confidence=MIN_CONFIDENCE))
     return _TAG_RE.sub("", apply_stages(text))
 
 
@@ -158,7 +163,11 @@ def judged_edits(corrupted: str, expected: str) -> tuple[str, int, int]:
     """The repair `repair` makes, how many edits the CJK stages made in it and how many of
     those are wrong: an edit is wrong when the finished text disagrees with the clean text
     inside what the edit wrote (an edit beside a damaged run it left alone is not)."""
-    log = staged_log(corrupted)
+    log = (
+        staged_log(corrupted, min_confidence=MIN_CONFIDENCE)
+        if MIN_CONFIDENCE
+        else staged_log(corrupted)
+    )
     cjk_text = log.text
     tags = EditLog(cjk_text)
     tags.apply(
@@ -536,7 +545,15 @@ def main(argv: list[str] | None = None) -> int:
         default="news",
         help="news: the corpora above (the tuning one); help: software help and manuals",
     )
+    ap.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.0,
+        help="report, not make, edits rated below this (as a request's min_confidence)",
+    )
     args = ap.parse_args(argv)
+    global MIN_CONFIDENCE
+    MIN_CONFIDENCE = args.min_confidence
     if args.register == "help":
         simp, trad, ja, ko = (help_text(lang) for lang in ("zh-Hans", "zh-Hant", "ja", "ko"))
     else:

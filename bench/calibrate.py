@@ -5,8 +5,9 @@ that sets them.
     .venv/bin/python bench/calibrate.py --fit-seeds 7,11,13 --check-seeds 17,19   # refit
 
 Uses the corpora and the corruption of `bench/cjk_bench.py`. For every phase-slip reading with
-the margin to edit on generated GBK documents (simplified and traditional; those the
-confidence floor reports instead of applying included) and every wrong-codec repair
+the margin to edit on generated GBK documents (simplified and traditional), Big5 documents
+(traditional) and Shift-JIS documents (Japanese), those the confidence floor reports instead
+of applying included, and every wrong-codec repair
 on the benchmark's codec pairs, it records the repair's confidence, the features the
 confidence is computed from, and whether the repair is exactly right (its replacement is
 what the clean text holds there). `--fit-seeds` fits the two logistic models of
@@ -40,31 +41,49 @@ from textmend_server.cjk.slip import stage  # noqa: E402
 Row = dict[str, float]
 
 
-def slip_rows(seeds: Sequence[int], docs: int) -> list[Row]:
-    """One row per phase-slip reading with the margin to edit: gap, margin, length, pairs lost
-    whole, confidence, right. Readings the confidence floor (`stage.MIN_EDIT_CONFIDENCE`)
-    reports instead of applying are rows too: the fit is of the confidence, not of the floor."""
+# The generated slips each codec's weights are fitted to: the corpora (simplified and
+# traditional People's Daily for GBK, traditional for Big5, hironsan's Japanese for
+# Shift-JIS) and `cjk_bench.py`'s corruption of each. Big5 and Shift-JIS documents hold fewer
+# slips (no pinyin to cut runs, a slip in 250 characters): twice as many documents are read.
+SLIP_CODECS = ("gbk", "big5", "shift_jis")
+_GBK_DAMAGE = {"pinyin": True, "trigger_p": 0.85, "random_rate": 0.0}
+_OTHER_DAMAGE = {"pinyin": False, "trigger_p": 0.0, "random_rate": 0.004}
+
+
+def _slip_corpora(codec: str) -> list[list[str]]:
+    if codec == "shift_jis":
+        return [cb.japanese()]
+    daily = cb.people_daily()
+    half = len(daily) // 2
+    trad = cb.traditional(daily[half : half + 3000])
+    return [daily[:half], trad] if codec == "gbk" else [trad]
+
+
+def slip_rows(seeds: Sequence[int], docs: int, codec: str = "gbk") -> list[Row]:
+    """One row per phase-slip reading with the margin to edit on documents generated in
+    codec: gap, margin, length, pairs lost whole, confidence, right. Readings the confidence
+    floor (`stage.MIN_EDIT_CONFIDENCE`) reports instead of applying are rows too: the fit is of
+    the confidence, not of the floor."""
     seen: list[tuple[float, float, int]] = []
     shipped, floor = stage.confidence, stage.MIN_EDIT_CONFIDENCE
 
-    def recording(margin: float, gap: float, length: int, lost: int = 0) -> float:
+    def recording(
+        margin: float, gap: float, length: int, lost: int = 0, codec: str = "gbk"
+    ) -> float:
         seen.append((margin, gap, lost))
-        return shipped(margin, gap, length, lost)
+        return shipped(margin, gap, length, lost, codec)
 
-    daily = cb.people_daily()
-    half = len(daily) // 2
-    corpora = [daily[:half], cb.traditional(daily[half : half + 3000])]
+    damage = _GBK_DAMAGE if codec == "gbk" else _OTHER_DAMAGE
+    n = docs if codec == "gbk" else 2 * docs
     rows: list[Row] = []
     stage.confidence = recording
     stage.MIN_EDIT_CONFIDENCE = 0.0
     try:
         for seed in seeds:
-            for paras in corpora:
-                paras = [p for p in paras if cb._encodable(p, "gbk")]
+            for paras in _slip_corpora(codec):
+                paras = [p for p in paras if cb._encodable(p, codec)]
                 rng = random.Random(seed)
-                for c in cb.corrupted_documents(
-                    paras, docs, rng, seed, "gbk", pinyin=True, trigger_p=0.85, random_rate=0.0
-                ):
+                for c in cb.corrupted_documents(paras, n, rng, seed, codec, **damage):
                     seen.clear()
                     found = find_phase_slips(c.text)
                     if len(seen) != len(found):
@@ -144,6 +163,26 @@ def slip_features(r: Row) -> list[float]:
     ]
 
 
+def slip_features_no_lost(r: Row) -> list[float]:
+    """`slip_features` but the pairs lost whole: Big5's and Shift-JIS's weights are fitted on
+    their readings that lost none, and keep GBK's weight for them."""
+    return slip_features(r)[:4]
+
+
+def predictor_with_lost(w: list[float], lost_weight: float) -> Callable[[Row], float]:
+    """The confidence of weights fitted without the lost pairs, and lost_weight for them."""
+    return lambda r: (
+        1.0
+        / (
+            1.0
+            + math.exp(
+                -sum(a * b for a, b in zip(w, slip_features_no_lost(r), strict=True))
+                - lost_weight * math.log1p(r["lost"])
+            )
+        )
+    )
+
+
 def codec_features(r: Row) -> list[float]:
     """As `textmend_server.cjk.codecrun.fill_confidence` reads a repair."""
     return [1.0, math.log1p(r["unknown"]), r["unknown"] / max(r["length"], 1)]
@@ -220,19 +259,30 @@ def main(argv: list[str] | None = None) -> int:
         ws, wc = fit(slips, slip_features), fit(codecs, codec_features)
         print(f"fitted on seeds {args.fit_seeds}: {len(slips)} slip repairs, {len(codecs)} codec")
         print(
-            "  confidence (bias, gap, log length, margin per char, log1p lost):",
+            "  confidence, gbk (bias, gap, log length, margin per char, log1p lost):",
             [round(x, 4) for x in ws],
         )
+        fitted = {"gbk": predictor(ws, slip_features), "codec": predictor(wc, codec_features)}
+        for codec in SLIP_CODECS[1:]:
+            rows = [r for r in slip_rows(args.fit_seeds, args.docs, codec) if not r["lost"]]
+            w = fit(rows, slip_features_no_lost)
+            print(
+                f"  confidence, {codec} ({len(rows)} repairs with no pair lost; bias, gap, "
+                "log length, margin per char; log1p lost as gbk's):",
+                [round(x, 4) for x in w],
+            )
+            fitted[codec] = predictor_with_lost(w, ws[4])
         print("  fill_confidence (bias, log1p unknown, unknown share):", [round(x, 4) for x in wc])
-        fitted = {"slip": predictor(ws, slip_features), "codec": predictor(wc, codec_features)}
     print(f"measured on seeds {args.check_seeds}")
-    slips = slip_rows(args.check_seeds, args.docs)
+    for codec in SLIP_CODECS:
+        slips = slip_rows(args.check_seeds, args.docs, codec)
+        title = f"phase-slip repairs, {codec}"
+        table(slips, lambda r: r["conf"], f"{title}, shipped confidence")
+        floors(slips, lambda r: r["conf"], f"{title}, shipped confidence")
+        if fitted:
+            table(slips, fitted[codec], f"{title}, refitted")
+            floors(slips, fitted[codec], f"{title}, refitted")
     codecs = codec_rows(args.check_seeds, args.runs)
-    table(slips, lambda r: r["conf"], "phase-slip repairs, shipped confidence")
-    floors(slips, lambda r: r["conf"], "phase-slip repairs, shipped confidence")
-    if fitted:
-        table(slips, fitted["slip"], "phase-slip repairs, refitted")
-        floors(slips, fitted["slip"], "phase-slip repairs, refitted")
     table(codecs, lambda r: r["conf"], "wrong-codec repairs, shipped confidence")
     if fitted:
         table(codecs, fitted["codec"], "wrong-codec repairs, refitted")

@@ -238,9 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     seen: list[tuple[float, float, int, int]] = []
     shipped = stage.confidence
 
-    def recording(margin: float, gap: float, length: int, lost: int = 0) -> float:
+    def recording(
+        margin: float, gap: float, length: int, lost: int = 0, codec: str = "gbk"
+    ) -> float:
         seen.append((margin, gap, length, lost))
-        return shipped(margin, gap, length, lost)
+        return shipped(margin, gap, length, lost, codec)
 
     stage.confidence = recording
     try:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 import math
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import islice
 
 from textmend_server.cjk.budget import DEFAULT_BUDGET, SearchBudget, Work, exhausted_finding, starve
@@ -50,20 +50,41 @@ _CODECS_FOR = {"zh": ("gbk", "big5"), "ja": ("shift_jis",), "ko": ("euc_kr",)}
 # The chance that a re-phased reading is exactly right, as a logistic function of its gap over
 # the next-best reading (nats, capped at 20), the log of its length, its margin over the text
 # as it stands per character (capped at 20) and the log of one plus the characters whose pair
-# was lost whole (`SlipRepair.lost`: the model alone chose them). Fitted to the readings with
-# the margin to edit on generated GBK slips (`bench/calibrate.py --fit-seeds 7,11,13 --docs
-# 30`). On seeds 17, 19 and 90210 the lost pairs cut the log-loss from 0.484 to 0.472; of the
-# 695 readings there, the floor below (0.4) lets 519 through, 127 of them wrong, where the
-# fit without them let 532 through, 134 wrong.
+# was lost whole (`SlipRepair.lost`: the model alone chose them), with weights per codec.
+# GBK's are fitted to the readings with the margin to edit on generated GBK slips
+# (`bench/calibrate.py --fit-seeds 7,11,13 --docs 30`). On seeds 17, 19 and 90210 the lost
+# pairs cut the log-loss from 0.484 to 0.472; of the 695 readings there, the floor below (0.4)
+# lets 519 through, 127 of them wrong, where the fit without them let 532 through, 134 wrong.
+# Big5's and Shift-JIS's are fitted the same way on their own generated slips (`--docs 60`;
+# 404 and 223 readings with no pair lost, so the lost pairs keep GBK's weight: too few of
+# their readings lose one to fit it). On seeds 17 and 19 they take the log-loss from 0.400
+# to 0.383 (Big5, 273 readings) and from 0.326 to 0.243 (Shift-JIS, 162), where GBK's weights
+# rated one-character readings with a small gap 0.9 and more: at a floor of 0.9, Big5 lets
+# 159 readings through, 11 wrong, against 206, 21 wrong; Shift-JIS 134, 6 wrong, against 152,
+# 13 wrong. EUC-KR keeps GBK's (no corpus of its slips).
 # The margin and gap alone (the first version) said 0.96 for repairs right 67% of the time: a
 # long run has more characters to get wrong. Both nat features were capped at _CONF_CAP in the
 # fit (the gap a reading with no rival gets, `search.MAX_GAP`), and the result is kept within
 # _CONF_FLOOR.._CONF_CEILING: no reading is certain either way.
-_CONF_BIAS = 1.5307
-_CONF_GAP = 0.13
-_CONF_LOG_LENGTH = -0.9052
-_CONF_MARGIN_PER_CHAR = 0.0836
-_CONF_LOG_LOST = -1.0554
+
+
+@dataclass(frozen=True, slots=True)
+class _Weights:
+    """The logistic weights of `confidence`, in the order `bench/calibrate.py` prints them."""
+
+    bias: float
+    gap: float
+    log_length: float
+    margin_per_char: float
+    log_lost: float
+
+
+_GBK_WEIGHTS = _Weights(1.5307, 0.13, -0.9052, 0.0836, -1.0554)
+_WEIGHTS = {
+    "gbk": _GBK_WEIGHTS,
+    "big5": _Weights(-0.3807, 0.5457, -1.4603, 0.0847, _GBK_WEIGHTS.log_lost),
+    "shift_jis": _Weights(-0.6394, 0.7406, 0.7563, 0.0458, _GBK_WEIGHTS.log_lost),
+}
 _CONF_CAP = MAX_GAP
 _CONF_FLOOR = 0.01
 _CONF_CEILING = 0.99
@@ -78,22 +99,26 @@ _CONF_CEILING = 0.99
 MIN_EDIT_CONFIDENCE = 0.4
 
 
-def confidence(margin: float, gap: float, length: int, lost: int = 0) -> float:
+def confidence(margin: float, gap: float, length: int, lost: int = 0, codec: str = "gbk") -> float:
     """How likely a re-phased reading of length characters is to be exactly right, from its
     margin over the text as it stands and its gap over the next-best reading (both in nats),
-    and how many of its characters had their pair lost whole.
+    how many of its characters had their pair lost whole, and the codec it was read in.
 
     >>> confidence(60.0, 20.0, 3) > confidence(60.0, 2.0, 3) > confidence(60.0, 2.0, 30)
     True
     >>> confidence(60.0, 2.0, 3) > confidence(60.0, 2.0, 3, lost=2)
     True
+    >>> confidence(9.0, 0.5, 1, codec="big5") < 0.9 < confidence(9.0, 0.5, 1)
+    True
     """
+    w = _WEIGHTS.get(codec, _GBK_WEIGHTS)
+    n = max(length, 1)
     x = (
-        _CONF_BIAS
-        + _CONF_GAP * min(max(gap, 0.0), _CONF_CAP)
-        + _CONF_LOG_LENGTH * math.log(max(length, 1))
-        + _CONF_MARGIN_PER_CHAR * min(max(margin, 0.0) / max(length, 1), _CONF_CAP)
-        + _CONF_LOG_LOST * math.log1p(lost)
+        w.bias
+        + w.gap * min(max(gap, 0.0), _CONF_CAP)
+        + w.log_length * math.log(n)
+        + w.margin_per_char * min(max(margin, 0.0) / n, _CONF_CAP)
+        + w.log_lost * math.log1p(lost)
     )
     return round(max(_CONF_FLOOR, min(_CONF_CEILING, 1.0 / (1.0 + math.exp(-x)))), 3)
 
@@ -365,7 +390,7 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
             continue
         length = best.end - best.start
         invented = len(best.replacement) - length > max_growth(length)
-        conf = confidence(best.margin, best.gap, len(best.replacement), best.lost)
+        conf = confidence(best.margin, best.gap, len(best.replacement), best.lost, best.codec)
         unsure = conf < MIN_EDIT_CONFIDENCE
         weak = best.margin < EDIT_MARGIN or best.guessed or best.exhausted or invented
         paired = pairs_on_its_line(text, i)

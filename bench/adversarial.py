@@ -119,6 +119,13 @@ def latin_high(n: int, rng: random.Random) -> str:
     return _fill(n, lambda: rng.choice(_HIGH) + (rng.choice("ab1 ") if rng.random() < 0.3 else ""))
 
 
+def fffd_han(n: int, rng: random.Random) -> str:
+    """U+FFFD, `?` and Han characters at random, lines of 80: every Han run looks like a
+    wrong-codec run with bytes to fill (100 KB of it took 54 s of fill searches)."""
+    pools = (["\ufffd"], ["?"], _COMMON_HAN + _RARE_HAN)
+    return _fill(n, lambda: rng.choice(rng.choice(pools)) + ("\n" if rng.random() < 1 / 80 else ""))
+
+
 def mojibake_dense(n: int, rng: random.Random) -> str:
     """UTF-8 read as cp1252, every character: ftfy's windows merge along the line."""
     words = ("cafÃ©", "Ã ", "â€œ", "â€", "Ã¯", "Ã\x81", "æ–‡", "Ã©Ã©", "\x92")
@@ -189,6 +196,7 @@ KINDS: dict[str, Callable[[int, random.Random], str | bytes]] = {
     "run_rare_han": run_of("鏂"),
     "run_latin1": run_of("Ã"),
     "latin_high": latin_high,
+    "fffd_han": fffd_han,
     "long_word_legacy": long_word_legacy,
     "mojibake_dense": mojibake_dense,
     "markup": markup,

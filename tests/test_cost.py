@@ -35,13 +35,13 @@ def _work_bound(text: str) -> int:
     slips = max(
         cjk.call_budget(n), cjk.DEFAULT_BUDGET.earned_cap * slip.DEFAULT_BUDGET.call_ceiling
     )
-    fills = cjk.call_budget(n, per_char=cjk.DEFAULT_BUDGET.fill_per_char)
+    fills = cjk.DEFAULT_BUDGET.for_fills(n)
     # A search may overshoot its budget by what one step costs (a beam of candidates).
     step = slip.BEAM * 2 * slip.CHILDREN * 4
     return engine.MAX_PASSES * blocks * (slips + fills + 2 * step)
 
 
-KINDS = ["random_unicode", "random_cjk_qmark", "han_qmark", "latin_high", "fuzz_slow"]
+KINDS = ["random_unicode", "random_cjk_qmark", "han_qmark", "latin_high", "fffd_han", "fuzz_slow"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -299,3 +299,28 @@ def test_language_model_stretches_start_where_a_run_of_their_bytes_does() -> Non
     assert scored_bytes(b"\\fP \xe8 utilizzato") == [b"fP \xe8 utilizzato"]
     long_word = adversarial.long_word_legacy(5_000, random.Random(1))
     assert scored_bytes(long_word) == [b"S\xf6der"]
+
+
+def test_the_fill_searches_stop_soon_after_the_caller_has_gone() -> None:
+    """A page of U+FFFD among Han characters is one fill search after another: each asks
+    whether its caller is still there, so a cancelled repair stops within a search, not at
+    the end of its block (a 40 KB page kept a worker busy 22 s past a 1 s deadline)."""
+    from textmend_server import Cancelled
+
+    # A U+FFFD in three characters, the rest Han, no `?` (the phase-slip searches, which run
+    # first, stop between searches already).
+    rng = random.Random(3)
+    han = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
+    text = "".join(
+        rng.choice(("\ufffd", rng.choice(han), rng.choice(han))) + ("\n" if i % 80 == 79 else "")
+        for i in range(8_000)
+    )
+    before = work_done()
+
+    def cancelled() -> bool:
+        return work_done() - before > 20_000
+
+    with pytest.raises(Cancelled):
+        repair_text(text, cancelled=cancelled)
+    # One beam step of one search past the moment the caller went, at most.
+    assert work_done() - before < 40_000

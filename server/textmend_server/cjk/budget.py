@@ -69,6 +69,17 @@ class SearchBudget:
     # re-decodes needs at most ~850 of them per character of the run on the benchmark: a
     # tighter cap per character.
     fill_per_char: int = 1_000
+    # The fill searches' own floor and share (`for_fills`): an evaluation there costs about
+    # 20 µs, and the slip searches' floor and share let a page of U+FFFD among Han characters
+    # spend a million of them a block (22 s). On the benchmark's codec pairs
+    # (`bench/cjk_bench.py --only codec`, seed 90210) a sample's runs need at most 21,000 (GBK
+    # read as Big5: 123 characters, 169 a character); Big5 read as GBK spends what it is given
+    # and restores 2 runs in 16 (as with 150,000). The floor pays for one such run a block
+    # (12,000 lost GBK read as Big5 5 runs of 22); the share, 4 a character (80 µs, about 27
+    # µs a byte of CJK), for the runs of a long page. 10 KB of U+FFFD among Han
+    # (`bench/adversarial.py`'s `fffd_han`) then costs 72 µs a byte (5 s before), 100 KB 33.
+    fill_floor: int = 25_000
+    fill_budget_per_char: int = 4
     # One phase-slip search (a trigger, a codec, a scorer) that spends this stops, and whatever
     # it found is only reported, never edited.
     run_budget: int = 300_000
@@ -96,7 +107,23 @@ class SearchBudget:
             budget_per_char=0,
             max_per_char=per_call,
             call_ceiling=per_call,
+            fill_floor=per_call,
+            fill_budget_per_char=0,
             **limits,
+        )
+
+    def for_fills(self, length: int) -> int:
+        """What one call of the wrong-codec stage may spend on its fill searches, for a text
+        of length code points: `fill_floor` and `fill_budget_per_char` a character, at most
+        `fill_per_char` a character and never more than the ceiling.
+
+        >>> SearchBudget().for_fills(12), SearchBudget().for_fills(10_000)
+        (12000, 65000)
+        """
+        return min(
+            self.call_ceiling,
+            self.fill_floor + self.fill_budget_per_char * length,
+            self.fill_per_char * length,
         )
 
     def for_call(self, length: int, per_char: int | None = None) -> int:

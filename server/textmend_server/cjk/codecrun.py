@@ -47,6 +47,7 @@ from textmend_server.cjk.lm import (
 from textmend_server.cjk.scripts import CJK_ANY, HAN_BLOCKS, HAN_RANGES, char_class, is_han
 from textmend_server.cjk.slip.context import open_quotes, pairing_cost
 from textmend_server.edits import Proposal
+from textmend_server.errors import check_cancelled
 from textmend_server.policy import Category
 
 __all__ = ["fill_confidence", "find_wrong_codec_runs", "utf8_shaped"]
@@ -432,6 +433,7 @@ def _search_fill(
     beam: list[tuple[float, str, bytes]] = [(scorer.score(text), text, pending)]
     spent = 0
     for piece in raw[1:]:
+        check_cancelled()  # one search may take a second: a deadline is not kept waiting
         options = _unknown_bytes(rpy, piece[0] if piece else -1)
         grown: dict[tuple[str, bytes], float] = {}
         for score, out, pend in beam:
@@ -516,7 +518,7 @@ def find_wrong_codec_runs(text: str, limits: SearchBudget | None = None) -> list
     """
     out: list[Proposal] = []
     limits = limits or DEFAULT_BUDGET
-    work, budget = Work(), limits.for_call(len(text), per_char=limits.fill_per_char)
+    work, budget = Work(), limits.for_fills(len(text))
     if _HAN_CHECK_RE.search(text) and _rare_cluster_text_re().search(text):
         out += _han_runs(text, work, budget)
     if _LATIN_REGION_RE.search(text):
@@ -585,6 +587,7 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
         return script[0]
 
     for m in runs:
+        check_cancelled()  # a page of runs to fill takes seconds: stop once the caller has gone
         work.note_starved(m.start(), budget)
         if code_table(m.group()):
             continue  # a table of a codec, searched for nothing (xlsx's cp936 table: 25 s)
@@ -633,7 +636,7 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
         gain, cand, read_as, written, start, end = best
         if gain < TOTAL_GAIN:
             continue
-        if settled and _han_runs(cand, Work(), budget, settled=False):
+        if settled and _han_runs(cand, work, budget, settled=False):
             # The reading would itself be re-decoded: a garbage run (one rare character over
             # and over) walking through codecs, not text decoded once with the wrong one.
             # Left as it is, so that repairing the result again changes nothing.
@@ -817,6 +820,7 @@ def _latin_runs(text: str, work: Work, budget: int) -> list[Proposal]:
     out: list[Proposal] = []
     last = 0
     for m in _LATIN_REGION_RE.finditer(text):
+        check_cancelled()
         start, end = m.start(), m.end()
         work.note_starved(last, budget)
         last = start

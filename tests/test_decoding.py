@@ -52,6 +52,24 @@ def test_latin1_declared_on_utf8_is_overruled() -> None:
     assert decoded.overruled and "UTF-8" in decoded.overruled
 
 
+@pytest.mark.parametrize("label", ["utf-16", "UTF-16LE", "utf-16-be"])
+@pytest.mark.parametrize("text", ["Hello world, a plain sentence.\n", GERMAN])
+def test_utf16_declared_on_utf8_is_overruled(label: str, text: str) -> None:
+    # Any even number of bytes decodes as UTF-16: the label alone turned ASCII into `效汬`.
+    content = text.encode("utf-8")
+    content += b" " * (len(content) % 2)
+    decoded = decode(content, declared=label)
+    assert decoded.text == content.decode("utf-8")
+    assert decoded.overruled and "NUL" in decoded.overruled
+
+
+@pytest.mark.parametrize("text", ["Hello world, a plain sentence.\n", GERMAN, CHINESE])
+def test_utf16_declared_on_utf16_is_kept(text: str) -> None:
+    decoded = decode(text.encode("utf-16-le"), declared="utf-16-le")
+    assert decoded.text == text
+    assert decoded.overruled is None
+
+
 def test_latin1_declared_on_gbk_is_overruled() -> None:
     decoded = decode(CHINESE.encode("gbk"), declared="latin-1")
     assert decoded.text == CHINESE

@@ -628,6 +628,24 @@ def _markup_codec(content: bytes, html: bool) -> str | None:
     return codec
 
 
+# The Unicode encodings of two and four bytes a code unit. Nearly any even-length string of
+# bytes decodes as UTF-16: a caller's `utf-16` label on UTF-8 text "decodes" into CJK-looking
+# characters (`Hello` as `效汬`), so the label is weighed against the bytes.
+WIDE_UNICODE = UNICODE - {"utf-8"}
+
+
+def utf8_not_wide(content: bytes) -> bool:
+    """Whether content is UTF-8 (or ASCII) and not UTF-16 or UTF-32 text: it decodes as UTF-8
+    and holds no NUL byte, where UTF-16 text holds one for each space, digit or Latin letter
+    and UTF-32 text three for each. (CJK in UTF-16 alone, without a space or mark, holds none,
+    but is not valid UTF-8 past a few characters.)
+
+    >>> utf8_not_wide(b"Hello world"), utf8_not_wide("Hello".encode("utf-16-le"))
+    (True, False)
+    """
+    return b"\x00" not in content and strict(content, "utf-8") is not None
+
+
 def _arbitrate(content: bytes, codec: str, choice: Choice | None) -> tuple[str, str] | str:
     """Decode with the declared codec if the bytes agree, as (text, codec used); otherwise
     say why not.
@@ -641,6 +659,11 @@ def _arbitrate(content: bytes, codec: str, choice: Choice | None) -> tuple[str, 
     if decoded is None:
         return f"the bytes are not valid {codec}"
     text, used = decoded
+    if used in WIDE_UNICODE and utf8_not_wide(content):
+        return (
+            f"the bytes are valid UTF-8 and hold no NUL byte, which {used} text holds for "
+            "every space, digit and Latin letter"
+        )
     if used in UNICODE or text.isascii():
         return decoded
     if used not in MULTIBYTE and strict(content, "utf-8") is not None:

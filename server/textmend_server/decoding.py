@@ -261,6 +261,10 @@ def sample_of(content: bytes) -> bytes:
     return head
 
 
+# What `sniff_binary` calls bytes with NUL bytes where no UTF-16 or UTF-32 text has them.
+NUL_DATA = "data with NUL bytes"
+
+
 def sniff_binary(content: bytes) -> str | None:
     """Name the binary format content is in, or None when it may be text.
 
@@ -275,7 +279,7 @@ def sniff_binary(content: bytes) -> str | None:
         # 7-bit ISO-2022 text switches character sets with ESC, SO and SI.
         head = head.replace(b"\x0e", b"").replace(b"\x0f", b"")
     if b"\x00" in head and _utf16_or_32_without_bom(head) is None:
-        return "data with NUL bytes"
+        return NUL_DATA
     controls = len(head.translate(None, _NOT_CONTROL_BYTES))
     if controls > max(CONTROL_MIN, len(head) // CONTROL_SHARE):
         return "data with many control bytes"
@@ -326,6 +330,10 @@ def decode(content: bytes, declared: str | None = None, *, html: bool = False) -
                 decoded, candidates=[replace(bom_candidate, chosen=True)], bom_removed=codec
             )
     kind = sniff_binary(content)
+    if kind == NUL_DATA and declared_codec in WIDE_UNICODE and strict(content, declared_codec):
+        # UTF-16 text of Han characters alone has too few NUL bytes to be recognised by them
+        # (一 is 00 4E), and decodes as the caller says: it is text.
+        kind = None
     if kind is not None:
         raise BinaryContentError(kind)
     head = content[:SNIFF_BYTES]

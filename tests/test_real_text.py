@@ -100,6 +100,18 @@ CLEAN = [
     " +\x08o file names and paths\n +\x08o program names in b\x08bo\x08ol\x08ld\x08d\n",
     # gettext's en@boldquot catalogues: quoted words in terminal bold, on purpose.
     "use \x1b[1m\u2018--help\u2019\x1b[0m for more; \x1b[1m\u2018%s\u2019\x1b[0m not found\n" * 3,
+    # w3m's entity table: each reference beside the character it stands for, and one
+    # character listed under several names (ℬ as &Bernoullis; and &Bscr;).
+    "&AElig;                          0xC6           Æ      Æ\n"
+    "&Bernoullis;                     0x212C         ℬ      ℬ\n"
+    "&Bscr;                           0x212C         ℬ      ℬ\n",
+    # A raw e-mail's HTML part, under its MIME header (mail-parser's test mail).
+    '--=_alternative 005C1243C12580DD_=\nContent-Type: text/plain; charset="ISO-8859-1"\n\n'
+    "Gentili Business Partner, vi segnalo che oggi =E8 stato annunciato un=20\n"
+    '--=_alternative 005C1243C12580DD_=\nContent-Type: text/html; charset="ISO-8859-1"\n\n'
+    '</font><font size=3D2 color=3Dred face=3D"sans-serif"><b>RICEVUTI e CARICATI\n'
+    "da IBM tra il 20/01/2017 e il 31/03/2017.</b></font>\n<br>\n"
+    "all&#8217;attivit=E0 svolta\n",
 ]
 
 

@@ -133,6 +133,9 @@ _FORMAT_SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("server-side include directives", re.compile(r"<!--#[a-z]+\s")),
     # JSON: its strings hold markup as data (MediaWiki's message files: `<strong>`, `&lt;`).
     ("JSON data", re.compile(r'\A\s*[\[{]\s*"[^"\n]*"\s*[:,\]]')),
+    # A raw e-mail (mbox, .eml) carries its HTML part as it was sent: the part's header says
+    # so (`Content-Type: text/html; charset=...` under a MIME boundary).
+    ("a MIME part of type text/html", re.compile(r"^Content-Type:[ \t]*text/html\b", re.M | re.I)),
     # A DTD or entity file (DocBook's `entities.ent`: `<!ENTITY lowercase 'Aa&#192;&#224;…'>`).
     (
         "SGML or XML declarations",
@@ -284,7 +287,7 @@ def markup_evidence(text: str) -> MarkupEvidence:
             elif not value.isascii() and not _quoted(text, m.start(), m.end()):
                 if value not in written:
                     written[value] = (text.find(value), text.rfind(value))
-                if _written_apart(text, m.start(), m.end(), written[value]):
+                if _written_apart(text, m.start(), m.end(), value, written[value]):
                     written_both_ways += 1
                 elif _glued_to_a_word(text, m.start(), m.end()):
                     in_words += 1
@@ -318,25 +321,37 @@ def markup_evidence(text: str) -> MarkupEvidence:
     return MarkupEvidence(tuple(leaks), tuple(signs), frozenset(openers), frozenset(closers))
 
 
-def _written_apart(text: str, start: int, end: int, where: tuple[int, int]) -> bool:
-    """Whether text also writes the character text[start:end] references directly (first and
-    last at `where`, -1 if nowhere) elsewhere than on the reference's line or the line after
-    it: there it glosses the reference (`&aacute; -> á` in an input method's comment; a tool's
-    output showing `Decimal: &#8364;` above `€`; an export table listing `"&alpha;" "α"`),
-    which says nothing of a leak.
+# How far from a character reference its gloss is looked for, on its line and the next: a
+# table's row (`&AElig;   0xC6   Æ`, w3m's entity list) or a comment's `&aacute; -> á`.
+GLOSS_REACH = 200
 
-    >>> _written_apart("E.g.: &aacute; -> á", 6, 14, (18, 18))
+
+def _written_apart(text: str, start: int, end: int, value: str, where: tuple[int, int]) -> bool:
+    """Whether text also writes value, the character text[start:end] references, directly
+    (first and last at `where`, -1 if nowhere), and not on the reference's line or the line
+    after it. There it glosses the reference, which says nothing of a leak: `&aacute; -> á`
+    in an input method's comment, a tool's output showing `Decimal: &#8364;` above `€`, an
+    export table listing `"&alpha;" "α"`, an entity table's rows (one character may be
+    listed under several names).
+
+    >>> _written_apart("E.g.: &aacute; -> á", 6, 14, "á", (18, 18))
     False
-    >>> _written_apart("It&#8217;s here.\\nAnd here\\nit’s written.", 2, 9, (28, 28))
+    >>> _written_apart("It&#8217;s here.\\nAnd here\\nit’s written.", 2, 9, "’", (28, 28))
     True
+    >>> _written_apart("&Bernoullis; ℬ\\n&Bscr; ℬ", 15, 21, "ℬ", (13, 22))
+    False
     """
     first, last = where
     if first < 0:
         return False
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", end)
-    after = -1 if line_end < 0 else text.find("\n", line_end + 1)
-    return first < line_start or (after >= 0 and last > after)
+    line_start = text.rfind("\n", max(0, start - GLOSS_REACH), start) + 1
+    line_end = text.find("\n", end, end + GLOSS_REACH)
+    after = -1 if line_end < 0 else text.find("\n", line_end + 1, line_end + 1 + GLOSS_REACH)
+    near_from = max(line_start, start - GLOSS_REACH)
+    near_to = min(len(text), end + GLOSS_REACH) if after < 0 else after
+    if text.find(value, near_from, near_to) >= 0:
+        return False  # glossed where it is referenced
+    return first < near_from or last >= near_to
 
 
 def _glued_to_a_word(text: str, start: int, end: int) -> bool:

@@ -11,6 +11,7 @@ accents in either normal form, emoji sequences and right-to-left marks are all c
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import replace
 from difflib import SequenceMatcher
@@ -447,8 +448,29 @@ def find_mojibake(text: str) -> list[Proposal]:
             if a_letter_a_circumflex(text, proposal):
                 reason = f"{proposal.reason}; {A_CIRCUMFLEX_REASON}"
                 proposal = replace(proposal, reason=reason, flag_only=True)
+            elif not_a_character(proposal.replacement):
+                reason = f"{proposal.reason}; {NOT_A_CHARACTER_REASON}"
+                proposal = replace(proposal, reason=reason, flag_only=True)
             proposals.append(replace(proposal, confidence=confidence))
     return proposals
+
+
+# A re-decoding that gives a code point no text holds (unassigned, private use, a
+# noncharacter, a surrogate) did not find the text that was meant: a table of a code page's
+# characters in code order "re-decoded" from UTF-8 (iconv-lite's cp857 row `ğ¿®¬` became the
+# unassigned U+3FBAC; its Mac Greek row, a private-use character).
+NOT_A_CHARACTER_REASON = "the re-decoded text would hold a code point no text holds: reported"
+_NOT_TEXT_CATEGORIES = frozenset({"Cn", "Co", "Cs"})
+
+
+def not_a_character(text: str) -> bool:
+    """Whether text holds a code point that is unassigned, private-use, a surrogate or a
+    noncharacter (all of them Unicode category Cn, Co or Cs).
+
+    >>> not_a_character("\U0003fbac"), not_a_character("\ue000"), not_a_character("é’")
+    (True, True, False)
+    """
+    return any(unicodedata.category(ch) in _NOT_TEXT_CATEGORIES for ch in text)
 
 
 # ftfy reads `Â ` as a no-break space whose UTF-8 lost its second byte to a space (its

@@ -19,6 +19,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import random
 import re
 import shutil
 import socket
@@ -722,3 +723,45 @@ def test_grpcurl_lists_repairs_and_gets_errors(target: str) -> None:
     )
     assert "InvalidArgument" in huge.stderr
     _quotes_at_most(huge.stderr, QUOTED, "k")
+
+
+def test_a_repair_past_the_bytes_in_progress_is_refused_and_a_stream_waits(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """--max-inflight-mb counts bytes, not calls: while one worker repairs a heavy 210 KB
+    page under a 1 MiB budget, a 900 KB `Repair` is refused at once (UNAVAILABLE, the
+    `textmend-busy` trailer naming the flag), and the same document sent on a stream waits
+    for room and is repaired."""
+    rng = random.Random(5)
+    han = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
+    heavy = "".join(rng.choice(("\ufffd", "?", rng.choice(han))) for _ in range(90_000))
+    light = ("plain words " * 75_000).encode()  # 900,000 bytes: with the heavy page, over 1 MiB
+    options = ("--workers", "1", "--max-message-mb", "1", "--max-inflight-mb", "1")
+    with run_server(tmp_path_factory.mktemp("inflight"), *options) as server:
+        channel = grpc.insecure_channel(server.target)
+        repair = channel.unary_unary(
+            "/textmend.v1.TextMend/Repair",
+            request_serializer=textmend_pb2.RepairRequest.SerializeToString,
+            response_deserializer=textmend_pb2.RepairResponse.FromString,
+        )
+        slow = repair.future(
+            textmend_pb2.RepairRequest(
+                id="heavy", content=heavy.encode()[:624_000].decode(errors="ignore").encode()
+            ),
+            timeout=60,
+        )
+        refused = None
+        while refused is None and not slow.done():
+            try:
+                repair(textmend_pb2.RepairRequest(id="light", content=light), timeout=30)
+            except grpc.RpcError as exc:
+                refused = exc
+        assert refused is not None, "the heavy page finished before the light one met it"
+        assert refused.code() is grpc.StatusCode.UNAVAILABLE
+        assert "--max-inflight-mb" in refused.details()
+        assert ("textmend-busy", "--max-inflight-mb") in tuple(refused.trailing_metadata())
+        with TextMendClient(server.target, timeout=60) as client:
+            (answer,) = client.repair_stream([{"id": "waits", "content": light}])
+        assert answer.text == light.decode() and not answer.HasField("error")
+        slow.cancel()
+        channel.close()

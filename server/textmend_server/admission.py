@@ -22,7 +22,7 @@ from typing import Any
 
 import grpc
 
-from textmend_server.config import ServerConfig
+from textmend_server.config import MIB, ServerConfig
 from textmend_server.convert import SERVICE_NAME
 
 # What each method counts against; every other call is `admin` when it streams and `short`
@@ -88,6 +88,56 @@ class Admission:
             f"its limit ({flag}): retry after a short backoff (the textmend client does so by "
             f"itself within its deadline), spread the calls over more workers or replicas, or "
             f"raise the server's {flag}"
+        )
+
+
+class InFlight:
+    """The bytes of document content a worker is repairing, against `--max-inflight-mb`: the
+    call limits count calls, not bytes, and a few large documents (or small requests that
+    inflate into large ones) filled a worker's memory.
+
+    A document is always taken when nothing else is in progress, so that the largest one
+    accepted runs alone.
+
+    >>> budget = InFlight(100)
+    >>> budget.take(60), budget.take(60), budget.take(40)
+    (True, False, True)
+    >>> budget.give(60); budget.give(40); budget.take(150)
+    True
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        """Count size bytes in progress and return True, or return False when they would not
+        fit beside what is."""
+        with self._lock:
+            if self._held and self._held + size > self.limit:
+                return False
+            self._held += size
+            return True
+
+    def give(self, size: int) -> None:
+        """Count size bytes in progress fewer."""
+        with self._lock:
+            self._held -= size
+
+    def held(self) -> int:
+        """Bytes in progress now."""
+        with self._lock:
+            return self._held
+
+    def busy_message(self, size: int) -> str:
+        """What a refused caller reads: why, and what to do."""
+        return (
+            f"this server worker is busy: it is already repairing {self.held() / MIB:.0f} MiB "
+            f"of documents, and this one's {size / MIB:.1f} MiB would pass its limit of "
+            f"{self.limit / MIB:.0f} MiB (--max-inflight-mb): retry after a short backoff (the "
+            "textmend client does so by itself within its deadline), or raise the server's "
+            "--max-inflight-mb"
         )
 
 

@@ -33,6 +33,14 @@ RESPONSE_SIZE_FACTOR = 4
 # beyond it a call is refused with UNAVAILABLE and the client retries after a backoff instead
 # of queueing without bound.
 DEFAULT_MAX_CALLS = 64
+# Content of the documents a worker repairs at once, in MiB (`--max-inflight-mb`): the limits
+# above count calls, not bytes, and 20 gzip-compressed requests of 137 KB each, each inflating
+# to a 63 MiB document, took one worker to 3 GB. A worker's peak above idle is at most about
+# 4 times the document it repairs (issue 19's bound), so 256 MiB of documents in progress is
+# about a GiB at worst, what a 2-worker container of a few GiB holds (reasoned, not
+# measured). Never less than `--max-message-mb`: a document of the largest size accepted
+# always runs alone.
+DEFAULT_MAX_INFLIGHT_MB = 256
 # Open `RepairStream` calls per worker: the bundled client opens 8 streams per batch (its
 # `--channels` default), so 32 admits four batch jobs even when the kernel hands every one of
 # their connections to the same worker.
@@ -97,6 +105,10 @@ class ServerConfig:
     stream_idle_seconds: a stream that sends no request for this long while none of its
         documents is being repaired is ended with UNAVAILABLE and the `textmend-stream-idle`
         trailer; every request it sent was answered (see `DEFAULT_STREAM_IDLE_SECONDS`).
+    max_inflight_mb: most MiB of document content this process repairs at once, and never less
+        than `max_message_mb`: a `Repair` past it is refused with UNAVAILABLE (the
+        `textmend-busy: --max-inflight-mb` trailer; the client retries after a backoff), and a
+        stream's next document waits for room (see `DEFAULT_MAX_INFLIGHT_MB`).
     grace: seconds in-flight calls get to finish when the server stops.
     reuse_port: let several processes bind the same port (SO_REUSEPORT).
     warm_up: run one small repair before reporting SERVING, so that the engine's tables are
@@ -133,6 +145,7 @@ class ServerConfig:
     max_message_mb: int = 64
     threads: int = DEFAULT_THREADS
     max_calls: int = DEFAULT_MAX_CALLS
+    max_inflight_mb: int = DEFAULT_MAX_INFLIGHT_MB
     max_streams: int = DEFAULT_MAX_STREAMS
     max_admin_streams: int = DEFAULT_MAX_ADMIN_STREAMS
     stream_idle_seconds: float = DEFAULT_STREAM_IDLE_SECONDS
@@ -152,7 +165,7 @@ class ServerConfig:
     cache_mb: int = DEFAULT_CACHE_MB
 
     def __post_init__(self) -> None:
-        for name in ("threads", "max_calls", "max_streams", "max_admin_streams"):
+        for name in ("threads", "max_calls", "max_streams", "max_admin_streams", "max_inflight_mb"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.cache_mb < 0:
@@ -180,6 +193,12 @@ class ServerConfig:
     def max_line_bytes(self) -> int:
         """The longest accepted line, in bytes."""
         return self.max_line_kb * 1024
+
+    @property
+    def max_inflight_bytes(self) -> int:
+        """The most bytes of document content repaired at once: `max_inflight_mb`, and never
+        less than the largest document accepted."""
+        return max(self.max_inflight_mb * MIB, self.max_content_bytes)
 
     @property
     def max_content_bytes(self) -> int:

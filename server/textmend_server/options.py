@@ -176,6 +176,13 @@ FLAGS: tuple[Flag, ...] = (
         _limit("max_message_mb"),
     ),
     Flag(
+        "--max-inflight-mb",
+        "most MiB of documents one worker repairs at once (at least --max-message-mb); a "
+        "Repair past it gets UNAVAILABLE at once, a stream's next document waits",
+        _positive_int,
+        _limit("max_inflight_mb"),
+    ),
+    Flag(
         "--log-level",
         "DEBUG logs one line per document, without its text",
         _log_level,

@@ -21,6 +21,7 @@ import grpc
 
 from textmend.v1 import textmend_pb2, textmend_pb2_grpc
 from textmend_server import Cancelled, InputError, TooLargeError, metrics
+from textmend_server.admission import InFlight
 from textmend_server.config import ServerConfig
 from textmend_server.convert import (
     CATEGORIES,
@@ -33,7 +34,7 @@ from textmend_server.convert import (
 )
 from textmend_server.engine import Repaired
 from textmend_server.errors import MAX_QUOTED_CHARS, shown
-from textmend_server.interceptors import abort_with
+from textmend_server.interceptors import BUSY_METADATA, abort_with
 from textmend_server.limits import LimitError, repair_request
 from textmend_server.turns import Turns
 from textmend_server.wire import Received, parse_request
@@ -75,6 +76,19 @@ class RepairFailed(Exception):
         self.message = message
 
 
+class Busy(Exception):
+    """The worker's budget of document bytes in progress (`--max-inflight-mb`) has no room
+    for a `Repair`'s document: UNAVAILABLE, and the caller retries."""
+
+
+# The flag a caller refused for want of room in the budget of bytes in progress reads in the
+# `textmend-busy` trailer.
+INFLIGHT_FLAG = "--max-inflight-mb"
+# How often a stream's document waiting for room in the worker's budget of bytes in progress
+# looks again (and checks that its caller is still there); chosen, as `turns._TURN_POLL`.
+INFLIGHT_POLL = 0.05
+
+
 def classify_error(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status code and caller-facing message for an exception raised by a repair.
 
@@ -89,6 +103,8 @@ def classify_error(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
     if isinstance(exc, Cancelled):
         return grpc.StatusCode.CANCELLED, str(exc)
+    if isinstance(exc, Busy):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
     if isinstance(exc, InputError):
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     return grpc.StatusCode.INTERNAL, _INTERNAL_MESSAGE
@@ -113,6 +129,7 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
     def __init__(self, config: ServerConfig) -> None:
         self._config = config
         self._turns = Turns(config.time_slice)
+        self._inflight = InFlight(config.max_inflight_bytes)
 
     def _run(
         self,
@@ -121,14 +138,25 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
         context: grpc.ServicerContext,
         started: float,
         deadline: float | None,
+        waits: bool = False,
     ) -> Repaired:
-        """Run the engine on one document when its turn comes.
+        """Run the engine on one document when there is room for it in the worker's budget of
+        bytes in progress (`InFlight`: with waits, it waits for room; else `Busy` is raised)
+        and its turn comes.
 
         The engine asks between blocks of work whether the caller is still there, so a call
         whose deadline passed or that was cancelled stops using the CPU (`Cancelled`).
         """
-        turn = self._turns.new_turn(math.inf if deadline is None else deadline)
         watch = _gone(context, started, self._config.max_seconds)
+        size = len(content)
+        if not self._inflight.take(size):
+            if not waits:
+                raise Busy(self._inflight.busy_message(size))
+            while not self._inflight.take(size):
+                if watch():
+                    raise Cancelled()
+                time.sleep(INFLIGHT_POLL)
+        turn = self._turns.new_turn(math.inf if deadline is None else deadline)
 
         def cancelled() -> bool:
             return not self._turns.checkpoint(turn, watch) or watch()
@@ -139,6 +167,7 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
             return repair_request(request, self._config, cancelled, content=content)
         finally:
             self._turns.release(turn)
+            self._inflight.give(size)
 
     def _repair(
         self,
@@ -158,7 +187,9 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
         size = len(content)
         head = content[:LOG_CONTENT_BYTES] if self._config.log_content else None
         try:
-            repaired = self._run(request, content, context, started, deadline)
+            # A stream's document waits for room in the budget of bytes; a call is refused.
+            waits = method == "RepairStream"
+            repaired = self._run(request, content, context, started, deadline, waits)
             del content  # before the response, which holds the text again
             response = to_response(repaired, request.id, with_text=False)
             text = repaired.text.encode("utf-8")
@@ -186,6 +217,8 @@ class TextMendServicer(textmend_pb2_grpc.TextMendServicer):
         try:
             response = self._repair(received, context, "Repair", deadline)
         except RepairFailed as failed:
+            if failed.code is grpc.StatusCode.UNAVAILABLE:
+                abort_with(context, failed.code, failed.message, (BUSY_METADATA, INFLIGHT_FLAG))
             context.abort(failed.code, failed.message)
         if not context.is_active():
             _LOGGER.debug("repair id=%s finished after the caller gave up", shown_id(response.id))

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, event, example, given, settings, target
 from hypothesis import strategies as st
 
 from textmend_server import RepairPolicy, UnknownEncodingError, engine, repair_bytes, repair_text
+from textmend_server.cjk.budget import SearchBudget
 from textmend_server.cjk.slip import STARVED
 from textmend_server.fixes import STRAY_RE, find_stray_characters
 from textmend_server.policy import Action, Category
@@ -219,8 +220,12 @@ def test_more_suspect_runs_than_the_budget_covers_are_all_reported() -> None:
         "y/uCgz8mI3hEODAwO4STuavLvj8hsctRy/uCg+aWh+Wtlym5q8u+PyGxy1HL+4KDuavLvj8hsctRy/uCg7mr"
         "y74/IbHLUcv7goO5q8u+PyGxy1HL+4KDuavLvj8hsctRy/uCg7mry74/IbHLUcv7goMbWzMxbQ=="
     )
-    # Read as Big5 with its undecodable bytes replaced, as the input was decoded then.
-    result = repair_text(content.decode("big5", errors="replace"))
+    # Read as Big5 with its undecodable bytes replaced, as the input was decoded then; with
+    # the fill searches' budget of then (the slip searches' floor and share), under which two
+    # runs are found before it runs out (the default's smaller one runs out at the first).
+    budget = SearchBudget(fill_floor=150_000, fill_budget_per_char=60)
+    then = engine.EngineConfig(search_budget=budget)
+    result = repair_text(content.decode("big5", errors="replace"), config=then)
     fe.check_result(result, RepairPolicy())
     searches = {Category.CJK_PHASE_SLIP, Category.CJK_WRONG_CODEC}
     # Where the budget ran out, and the runs found before it: reported, for want of budget or,

@@ -174,11 +174,12 @@ LEGACY_CODECS = (
 
 
 # Python codecs that turn bytes into str but are not character sets a document can be in:
-# transfer and escape encodings, and a codec that always fails. A label naming one is as
+# transfer and escape encodings, a codec that always fails, and `charmap`, Python's machinery
+# for table codecs, which without a table reads bytes as Latin-1. A label naming one is as
 # unknown as a label naming nothing (`rot13`, `base64` and the like are not text encodings
 # at all and are refused by the check below).
 NOT_CHARSETS = frozenset(
-    {"undefined", "punycode", "idna", "unicode-escape", "raw-unicode-escape", "utf-7"}
+    {"undefined", "punycode", "idna", "unicode-escape", "raw-unicode-escape", "utf-7", "charmap"}
 )
 
 
@@ -189,6 +190,7 @@ def codec_of(label: str) -> str | None:
     ('iso8859-1', 'shift_jis', None, None)
     >>> codec_of("unicode_escape"), codec_of("punycode"), codec_of("utf-8\\x00")
     (None, None, None)
+    >>> codec_of("charmap")  # Python's machinery for table codecs, not a charset
     """
     cleaned = label.strip().strip("\"'").lower()
     try:

@@ -284,7 +284,7 @@ class RepairRequest(_message.Message):
     that is not a character set a document is stored in: bytes-to-bytes codecs (`base64`,
     `rot13`, `zlib`), transfer and escape encodings (`utf-7`, whose `+...-` runs can smuggle
     markup past filters and which HTML forbids; `punycode`, `idna`, `unicode_escape`,
-    `raw_unicode_escape`) and `undefined`.
+    `raw_unicode_escape`), `charmap` (Python's machinery for table codecs) and `undefined`.
     """
     content_type: _builtins.str
     """`text/plain` or `text/html` (also `application/xhtml+xml`), at most 100 characters. Empty

@@ -78,7 +78,16 @@ def error_from_rpc(error: grpc.RpcError, target: str = "") -> TextMendError:
     """Translate a `grpc.RpcError` (threaded or asyncio) into its `TextMendError` subclass.
 
     The message says what to do where gRPC's own does not: which server could not be
-    reached (given `target`), and which size limit a message too large ran into.
+    reached (given `target`), and which size limit a message too large ran into. An INTERNAL
+    that gRPC's own core raised for a call torn down under it is `Unavailable`.
+
+    >>> from grpc.aio import AioRpcError, Metadata
+    >>> def failed(code, details):
+    ...     return type(error_from_rpc(AioRpcError(code, Metadata(), Metadata(), details))).__name__
+    >>> failed(grpc.StatusCode.INTERNAL, "Internal error from Core")
+    'Unavailable'
+    >>> failed(grpc.StatusCode.INTERNAL, "internal error while repairing the document")
+    'TextMendError'
     """
     is_call = is_call_error(error)
     code = error.code() if is_call else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
@@ -95,5 +104,15 @@ def error_from_rpc(error: grpc.RpcError, target: str = "") -> TextMendError:
             f"{details}: the request is larger than {side} limit allows (the document plus 1 MiB "
             "for the other fields): split the document, or raise the server's --max-message-mb "
             "and the client's max_message_mb together"
+        )
+    from textmend_client.retry import dropped_by_transport  # (retry imports this module)
+
+    if dropped_by_transport(code, details):
+        # gRPC's core tore the call down under it (a connection reset, a proxy's RST_STREAM,
+        # a GOAWAY while the stream opened): no server answered, so it is as unavailable as a
+        # server that could not be reached, and as safe to retry.
+        return Unavailable(
+            grpc.StatusCode.UNAVAILABLE,
+            f"the connection dropped the call before a server answered it ({details})",
         )
     return _ERRORS.get(code, TextMendError)(code, details)

@@ -112,6 +112,9 @@ CLEAN = [
     '</font><font size=3D2 color=3Dred face=3D"sans-serif"><b>RICEVUTI e CARICATI\n'
     "da IBM tra il 20/01/2017 e il 31/03/2017.</b></font>\n<br>\n"
     "all&#8217;attivit=E0 svolta\n",
+    # xkb's French layout lists letters a dead key lacks: windows-1254's `İº` is the UTF-8 of
+    # an Arabic letter, and no Arabic is near.
+    "// Missing dead key for other european keys (ªəƏþÞıİºſðÐƞȠĳĲ)\n",
     # iconv-lite's table of cp857, its characters in code order: `ğ¿®¬` "re-decoded" from
     # UTF-8 is the unassigned U+3FBAC.
     '  "cp857": {\n    "type": "_sbcs",\n'

@@ -451,6 +451,9 @@ def find_mojibake(text: str) -> list[Proposal]:
             elif not_a_character(proposal.replacement):
                 reason = f"{proposal.reason}; {NOT_A_CHARACTER_REASON}"
                 proposal = replace(proposal, reason=reason, flag_only=True)
+            elif lone_foreign_letter(text, proposal):
+                reason = f"{proposal.reason}; {LONE_FOREIGN_LETTER_REASON}"
+                proposal = replace(proposal, reason=reason, flag_only=True)
             proposals.append(replace(proposal, confidence=confidence))
     return proposals
 
@@ -471,6 +474,43 @@ def not_a_character(text: str) -> bool:
     (True, True, False)
     """
     return any(unicodedata.category(ch) in _NOT_TEXT_CATEGORIES for ch in text)
+
+
+# Two Latin letters that re-decode into one letter of another script that no letter near them
+# writes: a list of letters (`(ªəƏþÞıİºſ)` in a keyboard layout's comment, where Turkish
+# windows-1254's `İº` is the UTF-8 of the Arabic `ݺ`), not a lost character. Real mojibake
+# of a lone foreign letter has a symbol for its second character (`Î±` for `α`, `Ð¾` for `о`);
+# two letters in a row are as often text. SCRIPT_REACH characters are looked at each side.
+LONE_FOREIGN_LETTER_REASON = (
+    "two letters that would become one letter of a script nothing near them writes: reported"
+)
+SCRIPT_REACH = 200
+
+
+def lone_foreign_letter(text: str, proposal: Proposal) -> bool:
+    """Whether proposal turns two letters into one non-Latin letter whose script no letter
+    within SCRIPT_REACH characters writes.
+
+    >>> t = "keys (ªəƏþÞıİºſ) here"
+    >>> [lone_foreign_letter(t, p) for p in find_mojibake(t)]
+    [True]
+    >>> u = "the Î± particle"
+    >>> [lone_foreign_letter(u, p) for p in find_mojibake(u)]
+    [False]
+    """
+    original = text[proposal.start : proposal.end]
+    new = proposal.replacement
+    if len(original) != 2 or not original.isalpha() or len(new) != 1 or not new.isalpha():
+        return False
+    if new <= "\u024f" or "\u1e00" <= new <= "\u1eff":
+        return False  # Latin
+    script = unicodedata.name(new, "").split(" ")[0]
+    near = text[max(0, proposal.start - SCRIPT_REACH) : proposal.start]
+    near += text[proposal.end : proposal.end + SCRIPT_REACH]
+    return not any(
+        ch.isalpha() and ch > "\u024f" and unicodedata.name(ch, "").startswith(script)
+        for ch in near
+    )
 
 
 # ftfy reads `Â ` as a no-break space whose UTF-8 lost its second byte to a space (its

@@ -112,6 +112,8 @@ CLEAN = [
     '</font><font size=3D2 color=3Dred face=3D"sans-serif"><b>RICEVUTI e CARICATI\n'
     "da IBM tra il 20/01/2017 e il 31/03/2017.</b></font>\n<br>\n"
     "all&#8217;attivit=E0 svolta\n",
+    # A Racket example names its line separators beside each one, and its code.
+    ";; NEL\x85133\n;; LS\u20288232\n;; PS\u20298233\n",
     # xkb's French layout lists letters a dead key lacks: windows-1254's `İº` is the UTF-8 of
     # an Arabic letter, and no Arabic is near.
     "// Missing dead key for other european keys (ªəƏþÞıİºſðÐƞȠĳĲ)\n",

@@ -775,14 +775,37 @@ def in_code_order(text: str, at: int) -> bool:
 # is short.
 CODE_NAME_REACH = 80
 LISTED_REASON = "a character its line names by its code, or beside an escape: data, reported"
+# The controls' abbreviations (ISO 6429 and ASCII), by code point: a control written beside
+# its own name is a list of them (`;; NEL\x85133` in a Racket example naming its line
+# separators), within NAME_REACH characters.
+_CONTROL_NAMES = (
+    dict(
+        enumerate(
+            "NUL SOH STX ETX EOT ENQ ACK BEL BS HT LF VT FF CR SO SI DLE DC1 DC2 DC3 DC4 NAK SYN "
+            "ETB CAN EM SUB ESC FS GS RS US".split()
+        )
+    )
+    | {0x7F: "DEL"}
+    | dict(
+        enumerate(
+            "PAD HOP BPH NBH IND NEL SSA ESA HTS HTJ VTS PLD PLU RI SS2 SS3 DCS PU1 PU2 STS CCH MW "
+            "SPA EPA SOS SGCI SCI CSI ST OSC PM APC".split(),
+            start=0x80,
+        )
+    )
+)
+NAME_REACH = 12
 
 
 def written_as_data(text: str, at: int) -> bool:
     r"""Whether the character at text[at] is named by its code on its line (`0x80`, `\x80`,
-    `U+0080`, `\u0080`, `&#128;`, `&#x80;`), or stands beside a backslash escape.
+    `U+0080`, `\u0080`, `&#128;`, `&#x80;`) or by its abbreviation beside it (`NEL`), or
+    stands beside a backslash escape.
 
     >>> written_as_data("0x80\t'\x80'\n", 6), written_as_data('"[\\f\x85\\u2028]"', 4)
     (True, True)
+    >>> written_as_data(";; NEL\x85133\n", 6), written_as_data("CHANNEL\x85 x", 7)
+    (True, False)
     >>> written_as_data("caf\x82 0x81\n", 3), written_as_data("it\x92s", 2)
     (False, False)
     """
@@ -795,7 +818,13 @@ def written_as_data(text: str, at: int) -> bool:
     line = text[lo : hi if hi >= 0 else at + CODE_NAME_REACH]
     code = ord(text[at])
     names = rf"(?:0x|\\x|U\+|\\u|&#x)0*{code:x}(?![0-9a-f])|&#0*{code};"
-    return re.search(names, line, re.IGNORECASE) is not None
+    if re.search(names, line, re.IGNORECASE) is not None:
+        return True
+    name = _CONTROL_NAMES.get(code)
+    if name is None:
+        return False
+    near = text[max(lo, at - NAME_REACH) : at + 1 + NAME_REACH]
+    return re.search(rf"(?<![A-Za-z]){name}(?![A-Za-z])", near) is not None
 
 
 def _control_tier(text: str, start: int, end: int, many: bool, roff: bool) -> str | None:

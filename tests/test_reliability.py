@@ -739,11 +739,7 @@ def test_a_repair_past_the_bytes_in_progress_is_refused_and_a_stream_waits(
     options = ("--workers", "1", "--max-message-mb", "1", "--max-inflight-mb", "1")
     with run_server(tmp_path_factory.mktemp("inflight"), *options) as server:
         channel = grpc.insecure_channel(server.target)
-        repair = channel.unary_unary(
-            "/textmend.v1.TextMend/Repair",
-            request_serializer=textmend_pb2.RepairRequest.SerializeToString,
-            response_deserializer=textmend_pb2.RepairResponse.FromString,
-        )
+        repair = textmend_pb2_grpc.TextMendStub(channel).Repair  # no retry policy
         slow = repair.future(
             textmend_pb2.RepairRequest(
                 id="heavy", content=heavy.encode()[:624_000].decode(errors="ignore").encode()

@@ -24,7 +24,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from textmend.v1 import textmend_pb2
+from textmend.v1 import textmend_pb2, textmend_pb2_grpc
 from textmend_client import (
     DeadlineExceeded,
     InvalidInput,
@@ -238,11 +238,7 @@ def test_min_confidence_reports_edits_rated_below_it(client: TextMendClient) -> 
 def test_min_confidence_outside_0_to_1_is_invalid_argument(target: str, value: float) -> None:
     request = textmend_pb2.RepairRequest(content=b"cafe", min_confidence=value)
     with grpc.insecure_channel(target) as channel:
-        repair = channel.unary_unary(
-            "/textmend.v1.TextMend/Repair",
-            request_serializer=textmend_pb2.RepairRequest.SerializeToString,
-            response_deserializer=textmend_pb2.RepairResponse.FromString,
-        )
+        repair = textmend_pb2_grpc.TextMendStub(channel).Repair  # no retry policy
         with pytest.raises(grpc.RpcError) as caught:
             repair(request, timeout=30)
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT

@@ -47,8 +47,9 @@ class TooLarge(TextMendError):
 
 
 class Unavailable(TextMendError):
-    """UNAVAILABLE: no server could be reached, it is shutting down, or it stayed busy (at its
-    `--max-calls` or `--max-streams`) until the deadline; safe to retry."""
+    """UNAVAILABLE: no server could be reached, it is shutting down, it stayed busy (at its
+    `--max-calls`, `--max-streams` or `--max-inflight-mb`) until the deadline, or the
+    connection dropped the call before a server answered; safe to retry."""
 
 
 class DeadlineExceeded(TextMendError):

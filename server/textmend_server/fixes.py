@@ -445,15 +445,9 @@ def find_mojibake(text: str) -> list[Proposal]:
                 # A broken character's remnant, or a table of the controls: the stray-character
                 # stage's to judge.
                 continue
-            if a_letter_a_circumflex(text, proposal):
-                reason = f"{proposal.reason}; {A_CIRCUMFLEX_REASON}"
-                proposal = replace(proposal, reason=reason, flag_only=True)
-            elif not_a_character(proposal.replacement):
-                reason = f"{proposal.reason}; {NOT_A_CHARACTER_REASON}"
-                proposal = replace(proposal, reason=reason, flag_only=True)
-            elif lone_foreign_letter(text, proposal):
-                reason = f"{proposal.reason}; {LONE_FOREIGN_LETTER_REASON}"
-                proposal = replace(proposal, reason=reason, flag_only=True)
+            doubt = next((why for weak, why in _MOJIBAKE_DOUBTS if weak(text, proposal)), None)
+            if doubt is not None:
+                proposal = replace(proposal, reason=f"{proposal.reason}; {doubt}", flag_only=True)
             proposals.append(replace(proposal, confidence=confidence))
     return proposals
 
@@ -534,6 +528,15 @@ def a_letter_a_circumflex(text: str, proposal: Proposal) -> bool:
         and proposal.replacement == "\xa0"
         and (start == 0 or text[start - 1].isspace())
     )
+
+
+# The re-decodings `find_mojibake` only reports, each with the reason it adds, the first that
+# applies.
+_MOJIBAKE_DOUBTS: tuple[tuple[Callable[[str, Proposal], bool], str], ...] = (
+    (a_letter_a_circumflex, A_CIRCUMFLEX_REASON),
+    (lambda text, proposal: not_a_character(proposal.replacement), NOT_A_CHARACTER_REASON),
+    (lone_foreign_letter, LONE_FOREIGN_LETTER_REASON),
+)
 
 
 # A C1 control read as the windows-1252 punctuation it stands for (ftfy's `fix_c1_controls`)

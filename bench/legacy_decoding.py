@@ -81,6 +81,8 @@ LANG_GROUP = {
     **{k: "western" for k in ("de", "fr", "es", "it", "pt", "pt_br", "nl", "sv", "da", "fi")},
     **{k: "western" for k in ("nb", "ca", "gl")},
     **{k: "central" for k in ("pl", "cs", "sk", "hu", "hr", "sl", "ro")},
+    **{k: "baltic" for k in ("lt", "lv", "et")},
+    **{k: "latin-3" for k in ("eo", "mt")},
 }
 
 # Benchmark group → the legacy code pages its texts are encoded in.
@@ -97,6 +99,11 @@ GROUP_CODECS = {
     "tr": ("cp1254", "iso8859-9"),
     "he": ("cp1255", "iso8859-8"),
     "ar": ("cp1256", "iso8859-6"),
+    # Lithuanian, Latvian, Estonian: windows-1257, ISO-8859-13 (its ISO twin), ISO-8859-4 and
+    # ISO-8859-10 (the older Baltic and Nordic pages; Estonian has no letter-pair model here).
+    "baltic": ("cp1257", "iso8859-13", "iso8859-4", "iso8859-10"),
+    # Esperanto and Maltese, which only ISO-8859-3 writes (no letter-pair model for either).
+    "latin-3": ("iso8859-3",),
 }
 
 # Confidence buckets of the calibration table, highest first: (label, lower bound).

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import codecs
+import json
+import random
 
 import pytest
+from documents import REAL
 
 from textmend_server import repair_bytes
 from textmend_server.decoding import EncodingSource, codec_name, decode, sniff_binary
@@ -34,6 +37,36 @@ def test_utf16_without_bom_is_recognised() -> None:
     decoded = decode("plain ASCII text in UTF-16".encode("utf-16-le"))
     assert decoded.text == "plain ASCII text in UTF-16"
     assert decoded.encoding == "utf-16-le"
+
+
+def _real_cjk_texts() -> list[pytest.param]:
+    """The vendored real documents in Chinese and Japanese, as text."""
+    manifest = json.loads((REAL / "manifest.json").read_text(encoding="utf-8"))
+    return [
+        pytest.param((REAL / "files" / e["path"]).read_text(encoding="utf-8"), id=e["path"])
+        for e in manifest
+        if e["language"].split("-")[0] in ("ja", "zh")
+    ]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("text", _real_cjk_texts())
+def test_utf16_of_cjk_text_without_bom_is_recognised(codec: str, text: str) -> None:
+    # Few of its characters are ASCII, so few high bytes are NUL: it was refused as binary.
+    decoded = decode(text.encode(codec))
+    assert decoded.text == text
+    assert decoded.encoding == codec
+
+
+def test_16_bit_numbers_with_nul_high_bytes_are_not_utf16() -> None:
+    # NUL bytes in one position of two, as BOM-less UTF-16 has them, but the other bytes are
+    # binary: they decode to controls, surrogates and private use.
+    rng = random.Random(7)
+    content = bytes(
+        b for _ in range(2000) for b in (rng.randrange(256), rng.choice((0, 0xD8, 0xE0)))
+    )
+    with pytest.raises(BinaryContentError):
+        decode(content)
 
 
 def test_declared_charset_is_kept_when_the_bytes_agree() -> None:

@@ -245,7 +245,8 @@ def test_real_legacy_text_is_decoded_right_through_the_server(
     # Portuguese cp1252 once read as cp1257, Polish cp1250 as cp1252, Ukrainian cp1251 as
     # ptcp154, EUC-JP and GB18030 man pages as iso8859-15 with confidence 0.97-1.00 ...
     snippet = LEGACY[name]
-    response = client.repair(snippet["text"].encode(snippet["codec"]), id=name)
+    content = snippet["text"].encode(snippet["codec"])
+    response = client.repair(content, id=name, content_type=snippet.get("content_type", ""))
     assert response.text == snippet["text"], (name, response.encoding.name)
     assert response.verdict == textmend_pb2.VERDICT_CLEAN
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import chardet
 
@@ -118,18 +119,27 @@ class Reading:
     posterior: float = 0.0
 
 
+class Answer(NamedTuple):
+    """One of chardet's answers: the Python codec, chardet's confidence, and the language
+    (ISO 639-1) it read the bytes as ('' when it named none)."""
+
+    codec: str
+    confidence: float
+    language: str = ""
+
+
 # Declarations in a document's head, blanked for chardet's blind look (`detector_answers`).
 _DECLARATION = re.compile(rb"(?:encoding|charset)\s*=\s*[\"']?\s*[A-Za-z0-9._:-]+", re.IGNORECASE)
 
 
-def detector_answers(sample: bytes, *, blind: bool = False) -> list[tuple[str, float]]:
-    """chardet's ranked answers as (Python codec name, confidence), unknown names dropped.
+def detector_answers(sample: bytes, *, blind: bool = False) -> list[Answer]:
+    """chardet's ranked answers, unknown codec names dropped.
 
     chardet believes in-document declarations (which is fast when they are right); with
     blind=True it is shown the bytes with those in the first `DECLARATION_BYTES` blanked, for
     independent evidence.
     """
-    out: dict[str, float] = {}
+    out: dict[str, Answer] = {}
     if blind:
         head = _DECLARATION.sub(lambda m: b" " * len(m.group()), sample[:DECLARATION_BYTES])
         sample = head + sample[DECLARATION_BYTES:]
@@ -137,10 +147,11 @@ def detector_answers(sample: bytes, *, blind: bool = False) -> list[tuple[str, f
         name = guess.get("encoding")
         codec = codec_of(name) if name else None
         if codec is not None and codec not in out:
-            out[codec] = float(guess.get("confidence") or 0.0)
+            language = guess.get("language") or ""
+            out[codec] = Answer(codec, float(guess.get("confidence") or 0.0), language)
         if len(out) >= DETECTOR_ANSWERS:
             break
-    return list(out.items())
+    return list(out.values())
 
 
 # --- ranking -------------------------------------------------------------------------------
@@ -192,7 +203,8 @@ class Choice:
     reason: str = ""
     # Other readings at least RIVAL_SHARE probable, as (codec, probability), likeliest first.
     alternatives: list[tuple[str, float]] = field(default_factory=list)
-    # The language the chosen reading reads as ('' when not scored by the language models).
+    # The language the chosen reading reads as ('' when not scored by the language models; the
+    # detector's language when it was kept for a language no model here reads).
     lang: str = ""
 
 
@@ -203,7 +215,7 @@ class Ranking:
     caller reports as the runners-up."""
 
     best: Choice | None
-    detector: list[tuple[str, float]]
+    detector: list[Answer]
 
 
 def rank_codecs(
@@ -225,7 +237,7 @@ def rank_codecs(
 
 
 def _best_reading(
-    sample: bytes, declared: str | None, markup: str | None, answers: list[tuple[str, float]]
+    sample: bytes, declared: str | None, markup: str | None, answers: list[Answer]
 ) -> Choice | None:
     """The reading of sample that reads best, with every candidate; None when no candidate
     decodes it.
@@ -254,15 +266,21 @@ def _best_reading(
             blind = detector_answers(sample, blind=True)
             return _best_reading(sample, declared, None, blind + answers)
     chunks = scored_bytes(sample) if len(scored) > 1 else []
+    unread = ""
     if chunks:
-        best_key = _by_language(readings, sample, chunks, answers, order)
+        from textmend_server import langmodel
+
+        hint = langmodel.rank_latin(sample)
+        best_key = _by_language(readings, chunks, answers, order, hint)
+        if not declared and not markup:
+            unread, best_key = _unread_language(answers, readings, key_of, best_key)
     else:
         best_key = standing
         if standing is None or len(scored) > 1:
             best_key = _best(readings, standing, order)
     best = readings[best_key]
     winner = best.names[0]
-    reason = _reason(readings, best_key, standing, chunks)
+    reason = _reason(readings, best_key, standing, chunks, unread)
     final = []
     for c in candidates:
         if c.decodes:
@@ -286,6 +304,8 @@ def _best_reading(
             key=lambda x: -x[1],
         )
         alternatives = [(name, p) for name, p in rivals if p >= RIVAL_SHARE]
+        if unread:
+            confidence = UNREAD_CONFIDENCE
         if character_list(chunks):
             confidence = min(confidence, LIST_CONFIDENCE)
             alternatives = alternatives or rivals[:LIST_RIVALS]
@@ -294,17 +314,90 @@ def _best_reading(
         confidence = _confidence(winner, best, readings)
         alternatives = []
     return Choice(
-        best.text, winner.name, winner.source, confidence, final, reason, alternatives, best.lang
+        best.text,
+        winner.name,
+        winner.source,
+        confidence,
+        final,
+        reason,
+        alternatives,
+        unread or best.lang,
     )
 
 
+# The confidence of a reading kept because chardet reads its language and no model here does
+# (`_unread_language`): in doubt (below `decoding.IN_DOUBT`), so it is reported with the
+# models' favourite as its rival and nothing in it is rewritten. chardet 7.7's reading was
+# right on every such document of bench/legacy_decoding.py's Baltic and Latin-3 groups
+# (Estonian, Esperanto, Maltese); the models' favourite on none.
+UNREAD_CONFIDENCE = 0.7
+# Characters in which the detector's reading must differ from the models' favourite, each a
+# letter in the favourite, for the detector's to be kept when the two are equally anomalous
+# (`_unread_language`): one accented letter is too little to overrule the models on (a
+# Polish `ć` read as Esperanto's `ĉ` in a 200-byte stretch); set by hand on the tune split.
+UNREAD_MIN_LETTERS = 3
+
+
+def _unread_language(
+    answers: list[Answer], readings: dict[str, Reading], key_of: dict[str, str], best_key: str
+) -> tuple[str, str]:
+    """(chardet's language, its reading's key) when chardet's favourite reads the bytes as a
+    language no model here reads (`langmodel.reads`: Estonian, Esperanto, Maltese, Irish...),
+    gives a text other than the models' favourite, and the models are guessing; else ('',
+    best_key).
+
+    The models price such a text by the languages they know, and a wrong code page that turns
+    its letters into theirs (Esperanto's `ĉ` into windows-1257's `ę`) reads better to them than
+    the right one: their verdict is no evidence against a detector that knows the language.
+    The detector's reading is kept when it is no more anomalous than the favourite (fewer
+    anomalies are evidence in any language), and either less anomalous or different in at
+    least `UNREAD_MIN_LETTERS` characters that the favourite also reads as letters. chardet
+    named Estonian or Esperanto for 200-byte stretches of Danish and Dutch whose only
+    non-ASCII bytes are quotation marks and a no-break space (its readings made them letters),
+    and of Polish with one accented letter.
+    """
+    from textmend_server import langmodel
+
+    if not answers:
+        return "", best_key
+    top = answers[0]
+    key = key_of.get(top.codec)
+    if key is None or key == best_key or not top.language or langmodel.reads(top.language):
+        return "", best_key
+    theirs, ours = readings[key].implausibility, readings[best_key].implausibility
+    if theirs > ours:
+        # The detector's reading has controls, symbols inside words or letters no text puts
+        # together where the models' favourite has fewer: an anomaly is evidence in any
+        # language (chardet read an Estonian windows-1252 file, whose `š` is 0x9A, as
+        # ISO-8859-4, where 0x9A is a C1 control).
+        return "", best_key
+    if theirs == ours:
+        text, favourite = readings[key].text, readings[best_key].text
+        if len(text) != len(favourite):
+            return "", best_key
+        letters = sum(1 for a, b in zip(text, favourite, strict=True) if a != b and b.isalpha())
+        if letters < UNREAD_MIN_LETTERS:
+            return "", best_key
+    return top.language, key
+
+
 def _reason(
-    readings: dict[str, Reading], best_key: str, standing: str | None, chunks: list[bytes]
+    readings: dict[str, Reading],
+    best_key: str,
+    standing: str | None,
+    chunks: list[bytes],
+    unread: str = "",
 ) -> str:
     """Why the best reading won over the detector's favourite ('' when it is the favourite, or
-    when the language models priced no other reading)."""
+    when the language models priced no other reading); unread names the language chardet read
+    the favourite in when none of the models reads it (`_unread_language`)."""
     best = readings[best_key]
     winner = best.names[0]
+    if unread:
+        return (
+            f"chardet reads the bytes as {winner.name} in a language no model here reads "
+            f"({unread}): kept, in doubt"
+        )
     if chunks:
         priced = any(r is not best and r.cost is not None for r in readings.values())
         if priced and standing is not None and best_key != standing:
@@ -331,7 +424,7 @@ def _reason(
 
 def _gather(
     sample: bytes,
-    answers: list[tuple[str, float]],
+    answers: list[Answer],
     *,
     declared: str | None = None,
     markup: str | None = None,
@@ -349,9 +442,9 @@ def _gather(
         wanted.append((declared, Source.DECLARED, 1.0))
     if markup:
         wanted.append((markup, Source.MARKUP, 1.0))
-    wanted += [(name, Source.DETECTOR, conf) for name, conf in answers]
+    wanted += [(name, Source.DETECTOR, conf) for name, conf, _ in answers]
     wanted.append(("utf-8", Source.UTF8, 0.0))
-    for name, _ in answers[:2]:
+    for name, _, _ in answers[:2]:
         wanted += [(sib, Source.SIBLING, 0.0) for sib in FAMILY_OF.get(name, ())]
     if not sample.isascii():
         wanted += [(name, Source.LEGACY, 0.0) for name in LEGACY_CODECS]
@@ -385,21 +478,21 @@ def _gather(
 
 def _by_language(
     readings: dict[str, Reading],
-    sample: bytes,
     chunks: list[bytes],
-    answers: list[tuple[str, float]],
+    answers: list[Answer],
     order: dict[str, int],
+    hint: tuple[str, ...],
 ) -> str:
     """Price every reading's decoding of the same stretches with the language models, set
-    each reading's posterior, and return the key of the likeliest."""
+    each reading's posterior, and return the key of the likeliest. hint names the languages
+    the sample's ASCII words read as (`langmodel.rank_latin`)."""
     from textmend_server import langmodel
 
-    detector = dict(answers)
+    detector = {a.codec: a.confidence for a in answers}
     totals: dict[str, float] = {}
     # First a look at the first stretches only: readings far behind there are not read on.
     head = langscoring.glance(chunks)
     keys = list(readings)
-    hint = langmodel.rank_latin(sample)
     if len(head) < len(chunks) and len(keys) > 2:
         glance = {key: langmodel.cost(stretch_text(head, key), hint).cost for key in keys}
         ahead = min(glance.values())

@@ -60,6 +60,24 @@ LANGUAGES: dict[str, tuple[str, ...]] = {
     "arabic": ("ar", "fa", "ur"),
 }  # fmt: skip
 
+# Other ISO 639-1 codes of languages the models above read (chardet names Croatian and Serbian
+# `hr` and `sr`, wordfreq's list is Serbo-Croatian `sh`; Norwegian `no` is Bokmål here, and
+# Malay `ms` is close enough to Indonesian that one model reads both), and the CJK languages,
+# which the CJK character model reads.
+READ_AS = {"hr": "sh", "sr": "sh", "bs": "sh", "no": "nb", "nn": "nb", "ms": "id", "tl": "fil"}
+CJK_LANGUAGES = frozenset({"zh", "ja", "ko"})
+
+
+def reads(lang: str) -> bool:
+    """Whether a model here reads the language lang (ISO 639-1, as chardet names it).
+
+    >>> reads("de"), reads("hr"), reads("ja"), reads("et"), reads("eo")
+    (True, True, True, False, False)
+    """
+    lang = READ_AS.get(lang, lang)
+    return lang in CJK_LANGUAGES or any(lang in langs for langs in LANGUAGES.values())
+
+
 # Words read from each list, most frequent first: the common words carry nearly all of the
 # frequency mass (the 20,000th word of a wordfreq list has a frequency near 1e-6).
 SOURCE_WORDS = 20_000

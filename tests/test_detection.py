@@ -242,6 +242,13 @@ def test_a_language_no_model_reads_does_not_overrule_the_models_on_punctuation()
     assert decoded.text == snippet["text"], decoded.encoding
 
 
+def test_a_reading_is_named_by_its_common_code_page_not_a_rare_one_giving_the_same_text() -> None:
+    # Slovene in ISO-8859-2 reads the same in ISO-8859-4: named by the rarer page, the reading
+    # took its prior, and a 200-byte stretch of a catalogue was read as windows-1257.
+    text = "Čakam v zanki na spremembo časa. Opozorilo: število inodov preveliko. Razširjena.\n"
+    assert decode(text.encode("iso8859-2")).encoding == "iso8859-2"
+
+
 def test_a_clear_reading_is_not_in_doubt() -> None:
     text = _SNIPPETS["pl-look"]["text"]
     decoded = decode(text.encode("cp1250"))

@@ -349,7 +349,8 @@ def _unread_language(
     The models price such a text by the languages they know, and a wrong code page that turns
     its letters into theirs (Esperanto's `ĉ` into windows-1257's `ę`) reads better to them than
     the right one: their verdict is no evidence against a detector that knows the language.
-    The detector's reading is kept when it is no more anomalous than the favourite (fewer
+    The detector's reading is kept when chardet ranks it above every answer of its that gives
+    the favourite's text, when it is no more anomalous than the favourite (fewer
     anomalies are evidence in any language), and either less anomalous or different in at
     least `UNREAD_MIN_LETTERS` characters that the favourite also reads as letters. chardet
     named Estonian or Esperanto for 200-byte stretches of Danish and Dutch whose only
@@ -363,6 +364,10 @@ def _unread_language(
     top = answers[0]
     key = key_of.get(top.codec)
     if key is None or key == best_key or not top.language or langmodel.reads(top.language):
+        return "", best_key
+    if any(key_of.get(a.codec) == best_key and a.confidence >= top.confidence for a in answers):
+        # chardet itself is as sure of the models' favourite (its answers for a Spanish man
+        # page's stretch, cp850 and cp1252, tie): it does not read the bytes otherwise.
         return "", best_key
     theirs, ours = readings[key].implausibility, readings[best_key].implausibility
     if theirs > ours:
@@ -527,7 +532,9 @@ def _name_rank(c: Candidate, position: int) -> tuple:
     then the family's first member (the windows codec), then the more common codec; ASCII
     before any codec it is a subset of."""
     family = FAMILY_OF.get(c.name)
-    in_family = family.index(c.name) if family else 0
+    # A codec of no family ranks as a family's second member: ISO-8859-4 giving a Slovene
+    # stretch's ISO-8859-2 text must not name the reading and bring its rarity's prior.
+    in_family = family.index(c.name) if family else 1
     trusted = {Source.DECLARED: 0, Source.MARKUP: 1}.get(c.source, 2)
     if c.name == "ascii":
         return (trusted, -1, 0, position)

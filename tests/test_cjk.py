@@ -477,6 +477,31 @@ def test_a_question_mark_quantifying_an_escaped_group_is_reported_not_rephased()
 
 
 @pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        # A JavaScript tutorial's nullish operator and IPython's help operator in Markdown
+        # code spans (ja and zh javascript.info, d2l-zh): `??`` re-phased into `中~`, `。縛`.
+        ("２つの疑問符 `??` で記述されます。\n", "code span"),
+        ("使用 `??` 查看函数帮助和函数源代码\n", "code span"),
+        # date-fns's Japanese and Chinese locales and a Chinese date parser's patterns:
+        # `?\\d` re-phased into `運d`, `(?!` into `。…`, `)?周|` into `又軀`.
+        ("/^第?\\d+(年|四半期|月|週|日|時|分|秒)?/i\n", "backslash escape"),
+        ("/^(一|1(?!\\d))/i,\n", "opens a pattern's group"),
+        ("(年|(个)?季度|(个)?月|(个)?周|天)\n", "quantifies a pattern's group"),
+        ("(?=([之以]?前|止)$)\n", "quantifies a pattern's group"),
+        # Ruby's character literal for a space, in its reference manual.
+        ("空白文字です。?\\s を返します。\n", "backslash escape"),
+    ],
+)
+def test_a_question_mark_in_a_pattern_or_a_code_span_is_reported_not_rephased(text, why):
+    from textmend_server import repair_text
+
+    assert repair_text(text).text == text
+    proposals = find_phase_slips(text)
+    assert proposals and all(p.flag_only and why in p.reason for p in proposals)
+
+
+@pytest.mark.parametrize(
     "text",
     [
         'msgid "Continue?\\n"\nmsgstr "是否继续?\\n"\n',

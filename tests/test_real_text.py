@@ -117,12 +117,36 @@ CLEAN = [
     # xkb's French layout lists letters a dead key lacks: windows-1254's `İº` is the UTF-8 of
     # an Arabic letter, and no Arabic is near.
     "// Missing dead key for other european keys (ªəƏþÞıİºſðÐƞȠĳĲ)\n",
+    # Ruby's reference manual: CGI's HTML helpers and what they return, as string literals
+    # whose attribute quotes are escaped; read as no tag, the opener left its closer stray.
+    '  blockquote("http://www.example.com/quotes/foo.html") { "Foo!" }\n'
+    '    #=> "<BLOCKQUOTE CITE=\\"http://www.example.com/quotes/foo.html\\">Foo!</BLOCKQUOTE>\n\n'
+    '    # => <CAPTION ALIGN=\\"left\\">Capital Cities</CAPTION>\n'
+    '    # => "<A HREF=\\"http://www.example.com\\">Example</A>"\n',
+    # A lexer's expected output of XML 1.0's Appendix D: a DTD behind fold markers.
+    ' 2 401   0 + <!ENTITY example "<p>An ampersand (&#38;#38;) may be escaped\n'
+    ' 0 402   0 | numerically (&#38;#38;#38) or with a general entity (&amp;amp;).</p>" >\n'
+    " 0 401   0 | ]>\n",
+    # A notebook's printed bz2 output: a C1 control among bytes no decoder could read.
+    '      "\\u0000 \\u00001\\"zi\\u000f\ufffd\\u0015\\u001b'
+    '\ufffdFLT`\ufffd軒)\x84\ufffdP\ufffd˰\\n",\n',
     # iconv-lite's table of cp857, its characters in code order: `ğ¿®¬` "re-decoded" from
     # UTF-8 is the unassigned U+3FBAC.
     '  "cp857": {\n    "type": "_sbcs",\n'
     '    "chars": "ÇüéâäàåçêëèïîıÄÅÉæÆôöòûùİÖÜø£ØŞşáíóúñÑĞğ¿®¬½¼'
     '¡«»░▒▓│┤ÁÂÀ©╣║╗╝¢¥┐└┴┬├─┼ãÃ╚╔╩╦╠═╬¤ºªÊËÈ�ÍÎÏ┘┌█▄¦Ì▀ÓßÔÒõÕµ�×ÚÛÙìÿ¯´­±�¾¶§÷¸°¨·¹³²■ "\n  },\n',
 ]
+
+
+def test_damage_that_would_become_a_foreign_mark_with_nothing_to_sit_on_is_reported(
+    client: TextMendClient,
+) -> None:
+    # Notepad++'s Norwegian translation: `Søk` damaged into `Ø˜k`, whose two characters are
+    # the UTF-8 of an Arabic small fatha in windows-1252. No Arabic is near: no repair.
+    text = '<Item id="2031" name="Ø˜k med:"/>\n'
+    response = client.repair(text.encode("utf-8"), id="mark")
+    assert response.text == text and list(response.edits) == []
+    assert [f.category for f in response.findings] == [textmend_pb2.CATEGORY_MOJIBAKE]
 
 
 @pytest.mark.parametrize("text", CLEAN, ids=range(len(CLEAN)))

@@ -483,7 +483,9 @@ SCRIPT_REACH = 200
 
 def lone_foreign_letter(text: str, proposal: Proposal) -> bool:
     """Whether proposal turns two letters into one non-Latin letter whose script no letter
-    within SCRIPT_REACH characters writes.
+    within SCRIPT_REACH characters writes, or a letter and any character into one combining
+    mark of such a script (Notepad++'s Norwegian `Ø˜k`, damaged `Søk`, became `ؘk` with an
+    Arabic small fatha: a mark of a script nothing near it writes has nothing to sit on).
 
     >>> t = "keys (ªəƏþÞıİºſ) here"
     >>> [lone_foreign_letter(t, p) for p in find_mojibake(t)]
@@ -491,13 +493,19 @@ def lone_foreign_letter(text: str, proposal: Proposal) -> bool:
     >>> u = "the Î± particle"
     >>> [lone_foreign_letter(u, p) for p in find_mojibake(u)]
     [False]
+    >>> v = 'name="Ø˜k med:"'
+    >>> [lone_foreign_letter(v, p) for p in find_mojibake(v)]
+    [True]
     """
     original = text[proposal.start : proposal.end]
     new = proposal.replacement
-    if len(original) != 2 or not original.isalpha() or len(new) != 1 or not new.isalpha():
+    if len(original) != 2 or not original[0].isalpha() or len(new) != 1:
         return False
-    if new <= "\u024f" or "\u1e00" <= new <= "\u1eff":
-        return False  # Latin
+    mark = unicodedata.category(new).startswith("M")
+    if not mark and not (original.isalpha() and new.isalpha()):
+        return False
+    if new <= "\u024f" or "\u1e00" <= new <= "\u1eff" or "\u0300" <= new <= "\u036f":
+        return False  # Latin, or a mark any Latin letter takes (`e\u0301`)
     script = unicodedata.name(new, "").split(" ")[0]
     near = text[max(0, proposal.start - SCRIPT_REACH) : proposal.start]
     near += text[proposal.end : proposal.end + SCRIPT_REACH]
@@ -751,6 +759,12 @@ def _inside_word(text: str, start: int, end: int) -> bool:
 # tables mark their undefined places with U+FFFF, 3,917 of them); they are reported too.
 TABLE_RUN = 4
 CODE_ORDER_REASON = "one of a table of characters in code order: data, reported, not removed"
+
+# A control within UNREADABLE_REACH characters of a U+FFFD stands among bytes no decoder
+# could read: binary data shown as text (a notebook's printed bz2 output, `軒)\x84\ufffdP`),
+# where removing one character repairs nothing. Two: the control's neighbours and theirs.
+UNREADABLE_REACH = 2
+UNREADABLE_REASON = "a control beside undecodable bytes (binary data shown as text): reported"
 NONCHARACTERS_MANY_REASON = "one of many noncharacters in this text: its own markers, reported"
 
 
@@ -832,7 +846,8 @@ def written_as_data(text: str, at: int) -> bool:
 
 def _control_tier(text: str, start: int, end: int, many: bool, roff: bool) -> str | None:
     """Why a control character is only reported, or None when it is removed: a whole terminal
-    escape sequence or an overstrike, a separator, a NUL beside another control, a writable
+    escape sequence or an overstrike, a separator, one beside undecodable bytes, a NUL beside
+    another control, a writable
     control in roff source or in a text that holds many, or one not wedged inside a word."""
     char = text[start:end]
     if end - start > 1:
@@ -841,6 +856,8 @@ def _control_tier(text: str, start: int, end: int, many: bool, roff: bool) -> st
         return "information separator: structure in data, reported, not removed"
     if char == "\b" and is_overstrike(text, start):
         return OVERSTRIKE_REASON
+    if "\ufffd" in text[max(0, start - UNREADABLE_REACH) : end + UNREADABLE_REACH]:
+        return UNREADABLE_REASON
     if char == "\x00":
         if any(c != "\x00" and _WRITABLE_C0.match(c) for c in text[max(0, start - 1) : end + 1]):
             return "NUL beside another control (a format's marker, as Info's index): reported"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from itertools import islice
 
@@ -237,23 +238,92 @@ def breaks_a_pair(text: str, start: int, end: int, replacement: str) -> bool:
     return _balanced(line) and not _balanced(text[first:start] + replacement + text[end:last])
 
 
-def quantifies_a_group(text: str, i: int) -> bool:
-    r"""Whether the `?` at i follows a regular expression's escaped closing parenthesis or
-    bracket (`\\(?:画像\\)?＞[` in Emacs Lisp, `\)?` in sed and grep patterns): an escaped
-    bracket is pattern syntax, and the `?` after it the pattern's quantifier, not a lost lead
-    byte (a Japanese Emacs Lisp file's `\\)?＞[` was re-phased into `メЪ`).
+# How far before a `?` on its line the pattern and code-span rules look for the opener of a
+# group, a class or a code span: a pattern's group and a Markdown code span are short, and a
+# block may be one long line (a first-version bound, with the rules).
+SYNTAX_REACH = 200
+_OPENER = {")": "(", "]": "["}
 
-    >>> quantifies_a_group(r"\\(?:画像\\)?＞[", 10), quantifies_a_group("(cái)?!保", 5)
+
+# Signs of a regular expression besides a group's quantifier: an alternation, a special
+# group, an escaped class, a negated class.
+_PATTERN_SIGN = re.compile(r"\||\(\?|\\[dDsSwW]|\[\^")
+
+
+def quantifies_a_group(text: str, i: int, end: int | None = None) -> bool:
+    r"""Whether the `?` at i follows a regular expression's group or class: an escaped closing
+    parenthesis or bracket (`\\(?:画像\\)?＞[` in Emacs Lisp, `\)?` in sed and grep patterns),
+    or one whose opener stands before it on its line, which also holds another sign of a
+    pattern (`_PATTERN_SIGN`) outside the run that ends at end (`(个)?周|(个)?日`,
+    `(?=([之以]?前|止)$)` in a Chinese date parser's patterns). The `?` is the pattern's
+    quantifier, not a lost lead byte (a Japanese Emacs Lisp file's `\\)?＞[` was re-phased into
+    `メЪ`, the date parser's `)?周|` into `又軀`). Without such a sign, `)?` is as often a
+    pinyin annotation or a byline before a slip (`望(wàng)?!皣T`; `(記者楊國鈞)?磛噫﹞絞萴|`,
+    whose `|` is a trail byte of the damage).
+
+    >>> quantifies_a_group(r"\\(?:画像\\)?＞[", 10), quantifies_a_group("(年|(个)?周|天)", 6)
+    (True, True)
+    >>> quantifies_a_group("相望(wàng)?!皣T", 8), quantifies_a_group("(記者)?磛﹞萴|行", 4, 9)
+    (False, False)
+    """
+    if i < 1 or text[i - 1] not in _OPENER:
+        return False
+    if i >= 2 and text[i - 2] == "\\":
+        return True
+    start = max(text.rfind("\n", 0, i) + 1, i - SYNTAX_REACH)
+    if text.rfind(_OPENER[text[i - 1]], start, i - 1) < 0:
+        return False
+    stop = text.find("\n", i)
+    stop = min(len(text) if stop < 0 else stop, i + SYNTAX_REACH)
+    run_end = i + 1 if end is None else max(end, i + 1)
+    return bool(_PATTERN_SIGN.search(text, start, i) or _PATTERN_SIGN.search(text, run_end, stop))
+
+
+# What follows `(?` in a regular expression's group: non-capturing `(?:`, look-arounds `(?=`,
+# `(?!`, `(?<=`, `(?<!`, named `(?P<`, comments `(?#`; or inline flags closed on the spot
+# (`(?i)`, Tcl's `(?n)`, `(?-s:`). The `?` is syntax there.
+_GROUP_KINDS = frozenset(":=!<P#")
+_INLINE_FLAGS = re.compile(r"[A-Za-z-]{1,6}[):]")
+
+
+def opens_a_group(text: str, i: int) -> bool:
+    """Whether the `?` at i opens a regular expression's special group (`(?!\\d)` in a
+    Traditional Chinese date parser's `/^(一|1(?!\\d))/i`, re-phased into `。…運`; Tcl's manual
+    page's `或者 (?n) 嵌入選項`, re-phased as Big5 into `(要)`).
+
+    >>> opens_a_group("/^(一|1(?!\\d))/i", 7), opens_a_group("或者 (?n) 嵌入選項", 4)
+    (True, True)
+    >>> opens_a_group("公司?!彼Q", 2)
+    False
+    """
+    if i < 1 or text[i - 1] != "(":
+        return False
+    return text[i + 1 : i + 2] in _GROUP_KINDS or _INLINE_FLAGS.match(text, i + 1) is not None
+
+
+def in_a_code_span(text: str, i: int) -> bool:
+    """Whether the `?` at i stands inside a Markdown code span: an odd number of backticks
+    before it on its line and one after it (`２つの疑問符 ``??`` で記述されます` in a
+    JavaScript tutorial, whose `??` was re-phased into `中~`; IPython's `??` help operator).
+    The backtick (0x60) is a trail byte, so a lost lead byte can leave one, but not a pair
+    around the `?`.
+
+    >>> in_a_code_span("使用 `??` 查看函数帮助", 4), in_a_code_span("公司?`他", 2)
     (True, False)
     """
-    return i >= 2 and text[i - 1] in ")]" and text[i - 2] == "\\"
+    start = max(text.rfind("\n", 0, i) + 1, i - SYNTAX_REACH)
+    end = text.find("\n", i)
+    end = min(len(text) if end < 0 else end, i + SYNTAX_REACH)
+    return text.count("`", start, i) % 2 == 1 and text.find("`", i + 1, end) >= 0
 
 
-# What follows a backslash in a string's escape (`\n`, `\t`, `\"`, `\\`, `\u…`, `\x…`): the
-# backslash is a trail byte too (0x5C), so `是否继续?\n"` in a translation catalogue, a JSON
-# string or C source re-phased into `是否继续運n` (three catalogues, a JSON file and `<pre>` code
-# among 10,307 Debian documents).
-_ESCAPED = frozenset("nrtabfv0\"'\\ux")
+# What follows a backslash in a string's escape (`\n`, `\t`, `\"`, `\\`, `\u…`, `\x…`) or a
+# pattern's class (`\d`, `\s`, `\w`, `\p{…}` and their negations): the backslash is a trail
+# byte too (0x5C), so `是否继续?\n"` in a translation catalogue, a JSON string or C source
+# re-phased into `是否继续運n` (three catalogues, a JSON file and `<pre>` code among 10,307
+# Debian documents), and a Japanese date parser's `/^第?\d+/i` into `第運d+` (date-fns's
+# locales), Ruby's `?\s` into `予`.
+_ESCAPED = frozenset("nrtabfv0\"'\\uxdDsSwWBpP")
 
 
 def before_an_escape(text: str, i: int) -> bool:
@@ -262,6 +332,8 @@ def before_an_escape(text: str, i: int) -> bool:
 
     >>> before_an_escape(r'msgstr "是否继续?\n"', 12), before_an_escape("继续?\\", 2)
     (True, True)
+    >>> before_an_escape(r"/^第?\d+/i", 3)
+    True
     >>> before_an_escape(r"公司?\Q他", 2)
     False
     """
@@ -281,6 +353,35 @@ def before_an_underscore(text: str, i: int) -> bool:
     (True, False)
     """
     return text[i + 1 : i + 2] == "_"
+
+
+# Where the text around a `?` is code or markup, not a lost lead byte: each rule, and what the
+# reason of the slip it reports says (the repair is then a suggestion, never an edit). Each
+# rule is asked about the `?` at i; the one that weighs the rest of its line is also told
+# where the run found from it ends.
+_SYNTAX: tuple[tuple[Callable[[str, int, int], bool], str], ...] = (
+    (lambda t, i, _: pairs_on_its_line(t, i), "the mark after `?` pairs with another on its line"),
+    (quantifies_a_group, "`?` quantifies a pattern's group or class"),
+    (lambda t, i, _: opens_a_group(t, i), "`?` opens a pattern's group"),
+    (
+        lambda t, i, _: before_an_escape(t, i),
+        "a backslash escape follows `?`: code or a catalogue's string",
+    ),
+    (lambda t, i, _: in_a_code_span(t, i), "`?` stands in a code span"),
+    (
+        lambda t, i, _: before_an_underscore(t, i),
+        "`_` after `?` joins words, as a page title's `question?_site`",
+    ),
+)
+
+
+def syntax_at(text: str, i: int, end: int) -> str | None:
+    """Why the `?` at i, which starts a run ending at end, is code or markup (`_SYNTAX`), or
+    None when nothing says so."""
+    for rule, why in _SYNTAX:
+        if rule(text, i, end):
+            return why
+    return None
 
 
 def _lone_in_clean_text(text: str, proposal: Proposal) -> bool:
@@ -393,12 +494,10 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
         conf = confidence(best.margin, best.gap, len(best.replacement), best.lost, best.codec)
         unsure = conf < MIN_EDIT_CONFIDENCE
         weak = best.margin < EDIT_MARGIN or best.guessed or best.exhausted or invented
-        paired = pairs_on_its_line(text, i)
-        quantifier = quantifies_a_group(text, i)
-        escape = before_an_escape(text, i)
-        underscore = before_an_underscore(text, i)
-        unpaired = breaks_a_pair(text, i, best.end - vi + i, best.replacement)
-        flag = weak or unsure or paired or quantifier or escape or underscore or unpaired
+        end = best.end - vi + i
+        syntax = syntax_at(text, i, end)
+        unpaired = breaks_a_pair(text, i, end, best.replacement)
+        flag = weak or unsure or syntax is not None or unpaired
         reason = (
             f"{_CODEC_NAMES[best.codec]} bytes read one byte out of phase; re-phased text "
             f"scores {best.margin:.1f} nats better under the {_LANG_NAMES[lang]} character "
@@ -413,14 +512,8 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
                 f" (rated {conf:.2f} likely to be exactly right, below {MIN_EDIT_CONFIDENCE}: "
                 "not edited)"
             )
-        elif paired:
-            reason += " (the mark after `?` pairs with another on its line: not edited)"
-        elif quantifier:
-            reason += " (`?` after an escaped bracket quantifies a pattern's group: not edited)"
-        elif escape:
-            reason += " (a backslash escape follows `?`: code or a catalogue's string, not edited)"
-        elif underscore:
-            reason += " (`_` after `?` joins words, as a page title's `question?_site`: not edited)"
+        elif syntax is not None:
+            reason += f" ({syntax}: not edited)"
         elif unpaired:
             reason += " (the run holds half of a bracket pair on its line: not edited)"
         elif flag:

@@ -101,8 +101,10 @@ def test_missing_path_exits_2(tmp_path: Path, client) -> None:
 
 
 def test_io_error_outranks_needs_repair(tmp_path: Path, broken_file, client) -> None:
-    (tmp_path / "dangling.txt").symlink_to(tmp_path / "gone.txt")
-    code, out, err = _check([tmp_path], client)
+    # Named on the command line, a link is read (a walk would skip it): it leads nowhere.
+    dangling = tmp_path / "dangling.txt"
+    dangling.symlink_to(tmp_path / "gone.txt")
+    code, out, err = _check([tmp_path, dangling], client)
     assert code == 2
     assert f"{broken_file}:2:4: mojibake" in out  # the other files are still checked
     assert "dangling.txt: cannot read" in err

@@ -6,6 +6,7 @@ import argparse
 import base64
 import io
 import json
+import os
 import random
 import re
 import socket
@@ -390,6 +391,95 @@ def test_batch_shows_invisible_characters_in_file_names(target: str, tmp_path, c
     err = capsys.readouterr().err
     assert "skipped" in err and "evil⟨U+202E⟩gnp.exe⟨U+001B⟩[31m" in err
     assert "\u202e" not in err and "\x1b" not in err
+
+
+def test_batch_refuses_two_inputs_written_to_one_output(target: str, tmp_path, capsys) -> None:
+    # Both directories hold a.txt: one output would have been lost without a word.
+    for name in ("x", "y"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "a.txt").write_text(f"from {name}\n", encoding="utf-8")
+    output = tmp_path / "out"
+    argv = ["repair", str(tmp_path / "x"), str(tmp_path / "y"), "--output-dir", str(output)]
+    assert main([*argv, "--server", target]) == 2
+    assert "would both be written to" in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_batch_with_its_output_inside_its_input_resumes(target: str, tmp_path, capsys) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "a.txt").write_bytes("cafÃ© one\n".encode())
+    argv = ["repair", str(source), "--output-dir", str(source / "out"), "--server", target]
+    assert main(argv) == 0
+    assert main(argv) == 0  # the first run's outputs are not read as inputs
+    assert re.search(r"already done\s+1\n", capsys.readouterr().out)
+    assert (source / "out" / "a.txt").read_text(encoding="utf-8") == "café one\n"
+    assert not (source / "out" / "out").exists()
+
+
+def test_batch_skips_links_and_pipes_it_meets_and_reads_odd_names(
+    target: str, tmp_path, capsys
+) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not part of the tree\n", encoding="utf-8")
+    (source / "link.txt").symlink_to(outside)
+    (source / "linked-dir").symlink_to(tmp_path, target_is_directory=True)
+    os.mkfifo(source / "pipe")  # reading it would wait for a writer forever
+    name = os.fsdecode(b"caf\xe9.txt")  # a file name that is not UTF-8
+    (source / name).write_bytes("cafÃ© two\n".encode())
+    output = tmp_path / "out"
+    argv = ["repair", str(source), "--output-dir", str(output), "--server", target]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert (output / name).read_text(encoding="utf-8") == "café two\n"
+    assert sorted(p.name for p in output.iterdir()) == [name]
+    assert re.search(r"skipped \(links, pipes\)\s+3\n", captured.out)
+    assert "a symbolic link" in captured.err and "not a regular file" in captured.err
+
+
+def test_check_refuses_a_file_larger_than_a_request_unread(target: str, tmp_path, capsys) -> None:
+    from textmend_client.client import TextMendClient
+    from textmend_client.files import repair_files
+
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as handle:
+        handle.truncate(3 << 20)  # sparse: 3 MiB that take no room
+    with TextMendClient(target, max_message_mb=1) as client:
+        [outcome] = list(repair_files([str(big)], client))
+    assert outcome.status == "refused" and "1 MB" in str(outcome.error)
+    assert outcome.content == b""
+
+
+def test_report_is_not_written_over_an_input(target: str, tmp_path, capsys) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("cafÃ©\n", encoding="utf-8")
+    assert main(["report", str(notes), "-o", str(notes), "--server", target]) == 2
+    assert "is one of the inputs" in capsys.readouterr().err
+    assert notes.read_text(encoding="utf-8") == "cafÃ©\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"text": "a", "policy": "mojibake"}', '"policy" must map categories'),
+        ('{"text": "a", "policy": [1]}', '"policy" must map categories'),
+        ('{"text": "a", "omit_diff": "false"}', '"omit_diff" must be true or false'),
+    ],
+)
+def test_jsonl_lines_with_fields_of_the_wrong_type_are_usage_errors(
+    monkeypatch, capsys, line: str, message: str
+) -> None:
+    _stdin(monkeypatch, (line + "\n").encode())
+    assert main(["repair", "--jsonl", "--server", "127.0.0.1:9"]) == 1
+    assert f"line 1: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "abc"])
+def test_a_timeout_must_be_a_positive_finite_number(value: str, capsys) -> None:
+    assert main(["repair", "--timeout", value, "x.txt"]) != 0
+    assert "argument --timeout" in capsys.readouterr().err
 
 
 def test_batch_needs_an_output_dir_for_several_paths(tmp_path, capsys) -> None:

@@ -23,7 +23,14 @@ from typing import IO
 from textmend.v1 import textmend_pb2
 from textmend_client.client import TextMendClient
 from textmend_client.errors import Unavailable
-from textmend_client.files import EXIT_IO, EXIT_OK, EXIT_SERVER, iter_files, repair_files
+from textmend_client.files import (
+    EXIT_IO,
+    EXIT_OK,
+    EXIT_SERVER,
+    Skipped,
+    iter_files,
+    repair_files,
+)
 from textmend_client.responses import VERDICTS, category_name, verdict_name
 from textmend_client.visible import visible_text
 
@@ -43,6 +50,7 @@ class Tally:
     edits: Counter[str] = field(default_factory=Counter)
     skipped_existing: int = 0
     refused: int = 0
+    not_files: int = 0
     io_errors: int = 0
     failed: int = 0
     documents: int = 0
@@ -111,18 +119,51 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def plan(paths: Iterable[str], output_dir: Path) -> list[tuple[str, Path]]:
-    """Every input file with the output path it maps to, in a stable order.
+def plan(
+    paths: Iterable[str], output_dir: Path
+) -> tuple[list[tuple[str, Path]], list[tuple[str, Skipped]]]:
+    """Every input file with the output path it maps to, in a stable order, and what the
+    walks met and do not read (`files.Skipped`: links, pipes, devices). The output directory
+    itself is not walked when it lies inside an input (a rerun would read the outputs of the
+    first run as inputs).
 
     >>> plan([], Path("out"))
-    []
+    ([], [])
     """
     pairs: list[tuple[str, Path]] = []
+    skipped: list[tuple[str, Skipped]] = []
     for root in paths:
         base = root if os.path.isdir(root) else os.path.dirname(root)
-        for path, _error in iter_files([root]):
-            pairs.append((path, output_dir / os.path.relpath(path, base or ".")))
-    return pairs
+        for path, error in iter_files([root], exclude=output_dir):
+            if isinstance(error, Skipped):
+                skipped.append((path, error))
+            else:
+                pairs.append((path, output_dir / os.path.relpath(path, base or ".")))
+    return pairs, skipped
+
+
+def clash(pairs: Sequence[tuple[str, Path]]) -> str | None:
+    """Why pairs cannot all be written (two inputs mapped to one output, or an output over an
+    input), or None. The same input named twice is one input.
+
+    >>> clash([("a/x.txt", Path("out/x.txt")), ("b/x.txt", Path("out/x.txt"))])
+    'a/x.txt and b/x.txt would both be written to out/x.txt: repair them in separate runs'
+    """
+    inputs = {os.path.realpath(path) for path, _ in pairs}
+    claimed: dict[str, str] = {}
+    for path, target in pairs:
+        where = os.path.realpath(target)
+        if where in inputs:
+            return (
+                f"{visible_text(str(target))} would overwrite an input; choose another --output-dir"
+            )
+        other = claimed.setdefault(where, path)
+        if os.path.realpath(other) != os.path.realpath(path):
+            return (
+                f"{visible_text(other)} and {visible_text(path)} would both be written to "
+                f"{visible_text(str(target))}: repair them in separate runs"
+            )
+    return None
 
 
 def run_batch(
@@ -145,15 +186,17 @@ def run_batch(
     out = out or sys.stdout
     err = err or sys.stderr
     output_dir = Path(output_dir)
-    pairs = plan(paths, output_dir)
-    inputs = {os.path.realpath(path) for path, _ in pairs}
+    pairs, skipped = plan(paths, output_dir)
+    problem = clash(pairs)
+    if problem is not None:
+        err.write(f"textmend: error: {problem}\n")
+        return EXIT_IO
     tally = Tally()
+    for path, why in skipped:
+        err.write(f"textmend: warning: skipped {visible_text(path)}: {why}\n")
+        tally.not_files += 1
     todo: dict[str, Path] = {}
     for path, target in pairs:
-        if os.path.realpath(target) in inputs:
-            err.write(f"textmend: error: {visible_text(str(target))} would overwrite an input; "
-                      "choose another --output-dir\n")  # fmt: skip
-            return EXIT_IO
         if target.exists():
             tally.skipped_existing += 1
         else:
@@ -227,6 +270,7 @@ def summary(tally: Tally) -> str:
     rows += [
         ("already done", tally.skipped_existing),
         ("skipped (binary)", tally.refused),
+        *([("skipped (links, pipes)", tally.not_files)] if tally.not_files else []),
         ("unreadable files", tally.io_errors),
         ("server failures", tally.failed),
         ("edits", sum(tally.edits.values())),

@@ -33,6 +33,7 @@ TLS; `token` is sent as `authorization: Bearer <token>` on every call.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -86,6 +87,8 @@ DEFAULT_STREAM_TIMEOUT = 3600.0
 #: Default of `max_message_mb`: the server's own default `--max-message-mb`, so that a client
 #: and a server both left at their defaults agree.
 DEFAULT_MAX_MESSAGE_MB = 64
+#: The largest `max_message_mb`: gRPC counts a message's bytes in a signed 32-bit integer.
+MAX_MESSAGE_MB_LIMIT = 2047
 # The shortest timeout a call is given, in seconds, once its deadline has (nearly) passed:
 # gRPC wants a positive one, and the call then fails at once with DEADLINE_EXCEEDED.
 _MIN_CALL_SECONDS = 0.001
@@ -129,14 +132,19 @@ class TextMendClient:
         tls_key: bytes | str | os.PathLike[str] | None = None,
         token: str | None = None,
     ) -> None:
-        if timeout <= 0 or stream_timeout <= 0 or stream_retry_seconds <= 0:
-            raise ValueError("timeouts must be positive numbers of seconds")
+        seconds = (timeout, stream_timeout, stream_retry_seconds)
+        if not all(math.isfinite(t) and t > 0 for t in seconds):
+            raise ValueError("timeouts must be positive, finite numbers of seconds")
+        if not 1 <= max_message_mb <= MAX_MESSAGE_MB_LIMIT:
+            raise ValueError(f"max_message_mb must be 1 to {MAX_MESSAGE_MB_LIMIT}")
         if channels < 1 or window < 1:
             raise ValueError("channels and window must be at least 1")
         if token is not None and not is_valid_token(token):
             raise ValueError("token must be printable ASCII without spaces (one line)")
         self.target = target
         self.timeout = timeout
+        #: The most bytes one document may have: what `max_message_mb` lets a request carry.
+        self.max_message_bytes = max_message_mb << 20
         self.stream_timeout = stream_timeout
         self.stream_retry_seconds = stream_retry_seconds
         self.window = window

@@ -8,6 +8,7 @@ once, and what each outcome means for the exit code.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,14 +43,39 @@ SKIP_DIRS = frozenset(
 )
 
 
-def iter_files(paths: Iterable[str]) -> Iterator[tuple[str, OSError | None]]:
+class Skipped(OSError):
+    """An entry a directory walk meets and does not read: a symbolic link (to a file or a
+    directory), a named pipe, a device or a socket. Reading a pipe waits for a writer that may
+    never come, a device such as `/dev/zero` never ends, and a link may lead out of the tree."""
+
+
+def _special(path: str) -> Skipped | None:
+    """Why the directory entry at path is not read (`Skipped`), or None for a regular file."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None  # gone, or unreadable: reading it will say why
+    if stat.S_ISLNK(mode):
+        return Skipped(f"a symbolic link, not followed inside a directory ({os.readlink(path)})")
+    if not stat.S_ISREG(mode):
+        return Skipped("not a regular file (a named pipe, a device or a socket)")
+    return None
+
+
+def iter_files(
+    paths: Iterable[str], exclude: str | os.PathLike[str] | None = None
+) -> Iterator[tuple[str, OSError | None]]:
     """Every file under paths, in a stable order, with the error that stopped a directory walk.
 
     A path that is not a directory is yielded as it is, even when it does not exist (reading
-    it will say why). Directories are walked recursively in sorted order, skipping version
-    control and cache directories (`SKIP_DIRS`) and not following symbolic links to
-    directories. A directory that cannot be listed is yielded with its `OSError`.
+    it will say why), and read as it is (a link or a pipe named on the command line is the
+    caller's choice). Directories are walked recursively in sorted order, skipping version
+    control and cache directories (`SKIP_DIRS`) and the directory exclude (a batch run's
+    output inside its input). What a walk meets that is not a regular file, symbolic links
+    included, is yielded with a `Skipped` error: nothing outside the tree is read, and no pipe
+    is waited on. A directory that cannot be listed is yielded with its `OSError`.
     """
+    excluded = os.path.realpath(exclude) if exclude is not None else None
     for path in paths:
         if not os.path.isdir(path):
             yield path, None
@@ -59,11 +85,38 @@ def iter_files(paths: Iterable[str]) -> Iterator[tuple[str, OSError | None]]:
             while errors:
                 error = errors.pop(0)
                 yield str(error.filename or directory), error
-            subdirs[:] = sorted(d for d in subdirs if d not in SKIP_DIRS)
+            walked = []
+            for name in sorted(d for d in subdirs if d not in SKIP_DIRS):
+                full = os.path.join(directory, name)
+                if os.path.islink(full):
+                    yield full, _special(full)
+                elif excluded is None or os.path.realpath(full) != excluded:
+                    walked.append(name)
+            subdirs[:] = walked
             for name in sorted(files):
-                yield os.path.join(directory, name), None
+                full = os.path.join(directory, name)
+                yield full, _special(full)
         for error in errors:
             yield str(error.filename or path), error
+
+
+# The longest request id a server takes (`id` over 2048 characters is refused), less room for
+# the `…` that marks a path cut from its start.
+MAX_ID = 2000
+
+
+def request_id(path: str) -> str:
+    r"""The request id a file is sent under: its path, with bytes that are not UTF-8 (a file
+    name in a legacy encoding) written as `\xNN` and a path too long for an id cut to its
+    end. Responses are matched by call, not by id: the id is for the server's logs.
+
+    >>> request_id("docs/a.txt"), request_id("caf\udce9.txt")
+    ('docs/a.txt', 'caf\\xe9.txt')
+    >>> len(request_id("d/" * 3000)) <= MAX_ID + 1
+    True
+    """
+    shown = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return shown if len(shown) <= MAX_ID else "…" + shown[-MAX_ID:]
 
 
 @dataclass(frozen=True)
@@ -71,9 +124,10 @@ class FileOutcome:
     """What became of one file: a response, or why there is none.
 
     `status` is `ok` (with `response`), `empty` (an empty file: nothing to repair, not sent),
-    `io` (`error` is the `OSError` that stopped reading it), `refused` (the server would not
-    take it, for being binary, say: `error` is the `InvalidInput`) or `failed` (any other
-    server error, in `error`).
+    `skipped` (a link or special file a walk met: `error` is the `Skipped`), `io` (`error` is
+    the `OSError` that stopped reading it), `refused` (the server would not take it, for
+    being binary or larger than a request may be, say: `error` says why) or `failed` (any
+    other server error, in `error`).
     """
 
     path: str
@@ -91,19 +145,28 @@ def _repair_one(
     content_type: str,
     min_confidence: float,
 ) -> FileOutcome:
+    if isinstance(walk_error, Skipped):
+        return FileOutcome(path, "skipped", error=walk_error)
     if walk_error is not None:
         return FileOutcome(path, "io", error=walk_error)
+    limit = client.max_message_bytes
     try:
         with open(path, "rb") as handle:
-            content = handle.read()
+            size = os.fstat(handle.fileno()).st_size
+            # Read no more than a request can carry: a huge file is refused unread.
+            content = handle.read(limit + 1) if size <= limit else b""
     except OSError as exc:
         return FileOutcome(path, "io", error=exc)
+    if size > limit or len(content) > limit:
+        mb = limit >> 20
+        too_large = ValueError(f"larger than the {mb} MB one request may carry (max_message_mb)")
+        return FileOutcome(path, "refused", error=too_large)
     if not content:
         return FileOutcome(path, "empty")
     try:
         response = client.repair(
             content,
-            id=path,
+            id=request_id(path),
             content_type=content_type_for(path, content_type),
             policy=dict(policy or {}),
             omit_diff=True,
@@ -170,15 +233,15 @@ def warn(stream: IO[str], message: str) -> None:
 def report_outcome(outcome: FileOutcome, err: IO[str]) -> int:
     """Warn on err about an outcome that has no response; the exit code it calls for.
 
-    0 for `ok`, `empty` and `refused` (a binary file is skipped with a warning), `EXIT_IO`
-    for `io`, `EXIT_SERVER` for `failed`.
+    0 for `ok`, `empty`, `skipped` and `refused` (a binary file is skipped with a warning),
+    `EXIT_IO` for `io`, `EXIT_SERVER` for `failed`.
     """
     if outcome.status == "io":
         error = outcome.error
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         warn(err, f"{visible_text(outcome.path)}: cannot read: {reason}")
         return EXIT_IO
-    if outcome.status == "refused":
+    if outcome.status in ("refused", "skipped"):
         details = getattr(outcome.error, "details", str(outcome.error))
         warn(err, f"{visible_text(outcome.path)}: skipped: {details}")
     elif outcome.status == "failed":

@@ -40,6 +40,7 @@ from textmend_client.files import (
     EXIT_IO,
     EXIT_OK,
     EXIT_SERVER,
+    iter_files,
     repair_files,
     report_outcome,
     warn,
@@ -352,10 +353,17 @@ def write_report(
     *,
     title: str = "textmend report",
 ) -> None:
-    """Render the report (see `render_report`) and write it to path as UTF-8."""
+    """Render the report (see `render_report`) and write it to path as UTF-8: to a temporary
+    name beside it first, then renamed, so that a failed write leaves no half a report."""
     page = render_report(documents, title=title)
-    with open(path, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(page)
+    partial = f"{os.fspath(path)}.textmend-partial"
+    try:
+        with open(partial, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(page)
+        os.replace(partial, path)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
 
 
 def run_report(
@@ -376,6 +384,12 @@ def run_report(
     the others) or the report could not be written, 3 when the server failed.
     """
     err = err or sys.stderr
+    target = os.path.realpath(output)
+    for path, _error in iter_files(paths):
+        if os.path.realpath(path) == target:
+            warn(err, f"{visible_text(os.fspath(output))}: is one of the inputs: write the report "
+                 "elsewhere")  # fmt: skip
+            return EXIT_IO
     documents: list[tuple[str, bytes, textmend_pb2.RepairResponse]] = []
     worst = EXIT_OK
     files = repair_files(

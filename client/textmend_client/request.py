@@ -41,6 +41,11 @@ def policy_map(policy: Mapping[str, str] | None) -> dict[str, textmend_pb2.Polic
     >>> policy_map({"Mojibake": "FLAG"}) == {"mojibake": textmend_pb2.POLICY_FLAG}
     True
     """
+    if policy is not None and not isinstance(policy, Mapping):
+        raise ValueError(
+            f'"policy" must map categories to actions, as {{"mojibake": "flag"}}, '
+            f"not {type(policy).__name__}"
+        )
     result: dict[str, textmend_pb2.Policy.ValueType] = {}
     for name, action in (policy or {}).items():
         try:
@@ -116,6 +121,13 @@ def make_request(
     )
 
 
+def _flag(value: Any, name: str) -> bool:
+    """A JSON true or false: `"false"` as a string is not false, so it is refused."""
+    if not isinstance(value, bool):
+        raise ValueError(f'"{name}" must be true or false, not {value!r}')
+    return value
+
+
 def as_request(item: textmend_pb2.RepairRequest | Mapping[str, Any]) -> textmend_pb2.RepairRequest:
     """Accept a `RepairRequest`, or a mapping as in JSON Lines input.
 
@@ -148,6 +160,6 @@ def as_request(item: textmend_pb2.RepairRequest | Mapping[str, Any]) -> textmend
         declared_encoding=str(item.get("declared_encoding") or ""),
         content_type=str(item.get("content_type") or ""),
         policy=item.get("policy"),
-        omit_diff=bool(item.get("omit_diff", False)),
+        omit_diff=_flag(item.get("omit_diff", False), "omit_diff"),
         min_confidence=item.get("min_confidence") or 0.0,
     )

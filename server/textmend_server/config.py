@@ -6,9 +6,13 @@ not create a gRPC object before it does, can build and check them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 MIB = 1024 * 1024
+# The largest `max_message_mb`: gRPC's receive limit, this plus 1 MiB, must fit in a signed
+# 32-bit count of bytes.
+MAX_MESSAGE_MB_LIMIT = 2046
 
 # gRPC's limit on a received message is the content limit plus this much, so that a document
 # slightly over the limit reaches the engine and gets its explanatory RESOURCE_EXHAUSTED (and,
@@ -171,8 +175,14 @@ class ServerConfig:
         if self.cache_mb < 0:
             raise ValueError("cache_mb must not be negative")
         for name in ("stream_idle_seconds", "time_slice"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be more than 0")
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a finite number more than 0")
+        if not 0 <= self.grace < math.inf:
+            raise ValueError("grace must be a finite number of seconds, 0 or more")
+        if not 1 <= self.max_message_mb <= MAX_MESSAGE_MB_LIMIT:
+            # gRPC counts a message's bytes (the content and 1 MiB for the rest) in a signed
+            # 32-bit integer.
+            raise ValueError(f"max_message_mb must be 1 to {MAX_MESSAGE_MB_LIMIT}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both a certificate and its private key")
         if self.tls_client_ca is not None and self.tls_cert is None:

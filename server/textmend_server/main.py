@@ -512,6 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.security = options.read_security(args)
+        # Every limit checked here, once, as a usage error: not later, in a worker.
+        options.settings(args, _address(args.host, args.port), reuse_port=False)
     except ValueError as exc:
         parser.error(str(exc))
     _configure_logging(args.log_level, args.log_format)

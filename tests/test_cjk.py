@@ -491,6 +491,15 @@ def test_a_question_mark_quantifying_an_escaped_group_is_reported_not_rephased()
         ("(?=([之以]?前|止)$)\n", "quantifies a pattern's group"),
         # Ruby's character literal for a space, in its reference manual.
         ("空白文字です。?\\s を返します。\n", "backslash escape"),
+        # A Chinese sentence splitter's escaped `?` (harvesttext); Vim's Japanese help, whose
+        # `{…}` wraps onto the next line; Markdown emphasis in a Korean notebook's JSON.
+        (
+            "para = re.sub('([。！？\\?!])([^”’)\\]）】])', r\"\\1\\n\\2\", para)"
+            "  # 单字符断句符\n",
+            "escaped",
+        ),
+        ("ram {訳注: RAM ディス\nク?} 内の Vim を起動すると\n", "pairs with another"),
+        ('"> **TLDR** : *어떠한 활성화 함수를 써야할까?*\\n",\n', "pairs with another"),
     ],
 )
 def test_a_question_mark_in_a_pattern_or_a_code_span_is_reported_not_rephased(text, why):

@@ -249,6 +249,18 @@ def test_a_reading_is_named_by_its_common_code_page_not_a_rare_one_giving_the_sa
     assert decode(text.encode("iso8859-2")).encoding == "iso8859-2"
 
 
+def test_utf8_names_a_reading_every_code_page_gives_alike() -> None:
+    # A log of ASCII and terminal escapes (a lexer's test of error lists) reads the same in
+    # every code page: UTF-8 names it, not windows-1252, as a family's first member would.
+    from textmend_server.detection import Candidate, Source, _name_rank
+
+    def rank(name: str, position: int) -> tuple:
+        return _name_rank(Candidate(name, name, Source.LEGACY, 0.0, True, 0.0), position)
+
+    assert rank("utf-8", 5) < rank("cp1252", 0) < rank("iso8859-4", 1)
+    assert rank("iso8859-2", 3) < rank("iso8859-4", 1)
+
+
 def test_a_clear_reading_is_not_in_doubt() -> None:
     text = _SNIPPETS["pl-look"]["text"]
     decoded = decode(text.encode("cp1250"))

@@ -489,7 +489,9 @@ def test_an_html_pages_script_and_style_are_code_not_text() -> None:
     repaired = repair_bytes(page.encode("utf-8"), content_type="text/html")
     assert [(e.original, e.replacement) for e in repaired.edits] == [("\u00c3\u00a9", "é")]
     left = [f for f in repaired.findings if "<script> or <style>" in f.reason]
-    assert {f.original for f in left} == {"\x85", "\u00c3\u00a9"}
+    assert "\u00c3\u00a9" in {f.original for f in left}
+    # The NEL stands in a string of invisible characters alone: reported for that, first.
+    assert "\x85" in {f.original for f in repaired.findings}
     assert repaired.text == page.replace("caf\u00c3\u00a9 au", "café au", 1)
 
 

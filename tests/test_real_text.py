@@ -130,6 +130,13 @@ CLEAN = [
     # A notebook's printed bz2 output: a C1 control among bytes no decoder could read.
     '      "\\u0000 \\u00001\\"zi\\u000f\ufffd\\u0015\\u001b'
     '\ufffdFLT`\ufffd軒)\x84\ufffdP\ufffd˰\\n",\n',
+    # String literals of invisible characters alone: core-js's trim check, a transliterator's
+    # table keyed by windows-1252's C1 controls, XMP's packet header in an SVG logo.
+    'return!!n[i]()||"\u200b\x85\u180e"!=="\u200b\x85\u180e"[i]()||t&&n[i].name!==i\n',
+    'replacements = {"\x92": "\'", "\x97": " - "}\n',
+    '<svg><metadata><?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?></metadata></svg>\n',
+    # A slug library's test of the Slovak alphabet: `ĺĽľ` is windows-1250's UTF-8 of `弾`.
+    "getSlug('IiÍíJjKkLlĹĺĽľMmNnŇňOoÓóÔô', {lang: 'sk'})\n",
     # iconv-lite's table of cp857, its characters in code order: `ğ¿®¬` "re-decoded" from
     # UTF-8 is the unassigned U+3FBAC.
     '  "cp857": {\n    "type": "_sbcs",\n'

@@ -532,9 +532,10 @@ def _name_rank(c: Candidate, position: int) -> tuple:
     then the family's first member (the windows codec), then the more common codec; ASCII
     before any codec it is a subset of."""
     family = FAMILY_OF.get(c.name)
-    # A codec of no family ranks as a family's second member: ISO-8859-4 giving a Slovene
-    # stretch's ISO-8859-2 text must not name the reading and bring its rarity's prior.
-    in_family = family.index(c.name) if family else 1
+    # A legacy codec of no family ranks as a family's second member: ISO-8859-4 giving a
+    # Slovene stretch's ISO-8859-2 text must not name the reading and bring its rarity's
+    # prior. UTF-8 ranks as a family's first (ASCII with an ESC in it reads alike in all).
+    in_family = family.index(c.name) if family else (0 if c.name in UNICODE else 1)
     trusted = {Source.DECLARED: 0, Source.MARKUP: 1}.get(c.source, 2)
     if c.name == "ascii":
         return (trusted, -1, 0, position)

@@ -499,7 +499,7 @@ def lone_foreign_letter(text: str, proposal: Proposal) -> bool:
     """
     original = text[proposal.start : proposal.end]
     new = proposal.replacement
-    if len(original) != 2 or not original[0].isalpha() or len(new) != 1:
+    if len(original) not in (2, 3) or not original[0].isalpha() or len(new) != 1:
         return False
     mark = unicodedata.category(new).startswith("M")
     if not mark and not (original.isalpha() and new.isalpha()):
@@ -538,12 +538,50 @@ def a_letter_a_circumflex(text: str, proposal: Proposal) -> bool:
     )
 
 
+# A string literal that holds nothing but invisible characters is written for them: a table's
+# keys (`{"\x92": "'", "\x97": " - "}`), a trim check's whitespace (`"\u200b\x85\u180e"`),
+# a constant's value (`NEXT_LINE: "\x85"`), XMP's `<?xpacket begin="\ufeff"`. QUOTED_REACH
+# characters are looked at each side for the quotes: such a string is short.
+QUOTED_REACH = 8
+QUOTED_REASON = "a string literal of invisible characters alone: data, reported"
+
+
+def quoted_alone(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end], invisible characters, stands in a quoted string holding no
+    letter, digit or space: the same quote (`"` or `'`) within QUOTED_REACH characters on
+    each side, with only other invisible characters between.
+
+    >>> quoted_alone('{"\x92": "x"}', 2, 3), quoted_alone('begin="\ufeff" id', 7, 8)
+    (True, True)
+    >>> quoted_alone('"caf\x82 au lait"', 4, 5), quoted_alone("it\x92s", 2, 3)
+    (False, False)
+    """
+    if not all(_invisible(ch) for ch in text[start:end]):
+        return False
+    left = start - 1
+    while left >= max(0, start - QUOTED_REACH) and _invisible(text[left]):
+        left -= 1
+    if left < 0 or text[left] not in "\"'":
+        return False
+    right = end
+    while right < min(len(text), end + QUOTED_REACH) and _invisible(text[right]):
+        right += 1
+    return right < len(text) and text[right] == text[left]
+
+
+def _invisible(ch: str) -> bool:
+    """A control, format, separator or noncharacter code point other than a space, tab or
+    line break."""
+    return ch not in " \t\n\r" and unicodedata.category(ch) in ("Cc", "Cf", "Cn", "Zl", "Zp", "Zs")
+
+
 # The re-decodings `find_mojibake` only reports, each with the reason it adds, the first that
 # applies.
 _MOJIBAKE_DOUBTS: tuple[tuple[Callable[[str, Proposal], bool], str], ...] = (
     (a_letter_a_circumflex, A_CIRCUMFLEX_REASON),
     (lambda text, proposal: not_a_character(proposal.replacement), NOT_A_CHARACTER_REASON),
     (lone_foreign_letter, LONE_FOREIGN_LETTER_REASON),
+    (lambda text, proposal: quoted_alone(text, proposal.start, proposal.end), QUOTED_REASON),
 )
 
 
@@ -959,6 +997,8 @@ def find_stray_characters(text: str, context: ControlContext | None = None) -> l
             weak = NONCHARACTERS_MANY_REASON
         elif category is Category.STRAY_BOM and used_as_joiner(text, m.start()):
             weak = JOINER_REASON
+        if weak is None and quoted_alone(text, m.start(), m.end()):
+            weak = QUOTED_REASON
         if weak is not None:
             flag = Proposal(m.start(), m.end(), "", category, weak, WEAK_STRAY_CONFIDENCE)
             proposals.append(replace(flag, flag_only=True))

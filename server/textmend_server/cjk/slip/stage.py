@@ -160,8 +160,9 @@ _CJK_LETTER = re.compile(CJK_ANY)
 _BRACKET_PARTNER = {"[": "]", "{": "}", "]": "[", "}": "{"}
 # The same holds for the marks plain-text formats put around emphasis, which are trail bytes
 # too (0x5F; Info writes `@emph` as `_…_`: `予約してくれませんか?_` in a Japanese Info manual
-# was re-phased into `かダ`): one with another on its line, before or after it, is markup.
-_EMPHASIS = "_"
+# was re-phased into `かダ`), and Markdown's `*…*` (`*…써야할까?*` in a Korean notebook, re-phased
+# with the escape after it): one with another on its line, before or after it, is markup.
+_EMPHASIS = "_*"
 # A regular expression's alternation (`(丁目?|番(町|丁)` in a Japanese address normaliser,
 # `三十一?|二?十` in a calendar library): `|` is a trail byte too (0x7C). One with another `|`
 # on its line, or inside parentheses closed on it, is syntax.
@@ -170,14 +171,17 @@ _ALTERNATION = "|"
 
 def pairs_on_its_line(text: str, i: int) -> bool:
     """Whether the character after the `?` at i is a bracket with its partner on the same
-    line (an opener closed after it, or a closer opened before it), an emphasis mark with
-    another on its line, or an alternation's `|` (another on its line, or parentheses around).
+    line (an opener closed after it, or a closer opened before it, on its line or the one
+    before), an emphasis mark with another on its line, or an alternation's `|` (another on
+    its line, or parentheses around).
 
     >>> pairs_on_its_line("{どれを参照?}", 6), pairs_on_its_line("月の?[ ]*日", 2)
     (True, True)
     >>> pairs_on_its_line("公司?]他們", 2), pairs_on_its_line("一?[", 1)
     (False, False)
     >>> pairs_on_its_line("_誰か予約してくれませんか?_", 13), pairs_on_its_line("公司?_他", 2)
+    (True, False)
+    >>> pairs_on_its_line("{訳注: ディス\\nク?}", 10), pairs_on_its_line("做什么?*", 3)
     (True, False)
     """
     bracket = text[i + 1 : i + 2]
@@ -195,7 +199,9 @@ def pairs_on_its_line(text: str, i: int) -> bool:
         return False
     if bracket in "[{":
         return text.find(partner, i + 2, end) >= 0
-    return text.find(partner, start, i) >= 0
+    # A closer's opener may stand on the line before (Vim's help wraps `{訳注: … ディス\nク?}`).
+    before = max(text.rfind("\n", 0, max(start - 1, 0)) + 1, start - SYNTAX_REACH, 0)
+    return text.find(partner, before, i) >= 0
 
 
 # The longest line `breaks_a_pair` weighs: a block may be one long line, and a run's
@@ -286,12 +292,22 @@ _GROUP_KINDS = frozenset(":=!<P#")
 _INLINE_FLAGS = re.compile(r"[A-Za-z-]{1,6}[):]")
 
 
+def escaped(text: str, i: int) -> bool:
+    r"""Whether the `?` at i is escaped by a backslash: a pattern's literal question mark
+    (`[。！？\?!]` in a Chinese sentence splitter, re-phased into `保。沒`).
+
+    >>> escaped(r"([。！？\?!])", 6), escaped("公司?!彼Q", 2)
+    (True, False)
+    """
+    return i >= 1 and text[i - 1] == "\\"
+
+
 def opens_a_group(text: str, i: int) -> bool:
-    """Whether the `?` at i opens a regular expression's special group (`(?!\\d)` in a
-    Traditional Chinese date parser's `/^(一|1(?!\\d))/i`, re-phased into `。…運`; Tcl's manual
+    r"""Whether the `?` at i opens a regular expression's special group (`(?!\d)` in a
+    Traditional Chinese date parser's `/^(一|1(?!\d))/i`, re-phased into `。…運`; Tcl's manual
     page's `或者 (?n) 嵌入選項`, re-phased as Big5 into `(要)`).
 
-    >>> opens_a_group("/^(一|1(?!\\d))/i", 7), opens_a_group("或者 (?n) 嵌入選項", 4)
+    >>> opens_a_group(r"/^(一|1(?!\d))/i", 7), opens_a_group("或者 (?n) 嵌入選項", 4)
     (True, True)
     >>> opens_a_group("公司?!彼Q", 2)
     False
@@ -363,6 +379,7 @@ _SYNTAX: tuple[tuple[Callable[[str, int, int], bool], str], ...] = (
     (lambda t, i, _: pairs_on_its_line(t, i), "the mark after `?` pairs with another on its line"),
     (quantifies_a_group, "`?` quantifies a pattern's group or class"),
     (lambda t, i, _: opens_a_group(t, i), "`?` opens a pattern's group"),
+    (lambda t, i, _: escaped(t, i), "`?` is escaped by a backslash"),
     (
         lambda t, i, _: before_an_escape(t, i),
         "a backslash escape follows `?`: code or a catalogue's string",

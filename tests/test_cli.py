@@ -482,6 +482,21 @@ def test_a_timeout_must_be_a_positive_finite_number(value: str, capsys) -> None:
     assert "argument --timeout" in capsys.readouterr().err
 
 
+def test_batch_says_how_many_files_were_not_tried_when_the_server_is_gone(tmp_path, capsys) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    for k in range(12):
+        (source / f"f{k}.txt").write_text(f"cafÃ© {k}\n", encoding="utf-8")
+    # A loopback port nothing listens on: connections are refused.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = ["repair", str(source), "--output-dir", str(tmp_path / "out")]
+    assert main([*argv, "--server", f"127.0.0.1:{port}"]) == 3
+    err = capsys.readouterr().err
+    assert re.search(r"\d+ of 12 files were not tried; run the same command again", err)
+
+
 def test_batch_needs_an_output_dir_for_several_paths(tmp_path, capsys) -> None:
     assert main(["repair", str(tmp_path), str(tmp_path)]) == 1
     assert "--output-dir" in capsys.readouterr().err

@@ -202,6 +202,7 @@ def run_batch(
         else:
             todo[path] = target
     progress = Progress(len(todo), err)
+    done = 0
     for outcome in repair_files(
         list(todo),
         client,
@@ -211,6 +212,7 @@ def run_batch(
         min_confidence=min_confidence,
     ):
         progress.advance(len(outcome.content))
+        done += 1
         if outcome.status == "ok" and outcome.response is not None:
             try:
                 _write_atomically(todo[outcome.path], outcome.response.text)
@@ -234,6 +236,11 @@ def run_batch(
             tally.failed += 1
             if isinstance(outcome.error, Unavailable):
                 break
+    if done < len(todo):
+        err.write(
+            f"textmend: error: {len(todo) - done} of {len(todo)} files were not tried; "
+            "run the same command again to resume\n"
+        )
     out.write(summary(tally))
     if tally.failed:
         return EXIT_SERVER

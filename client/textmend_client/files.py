@@ -199,7 +199,10 @@ def repair_files(
     if workers < 1:
         raise ValueError(f"workers must be at least 1, not {workers}")
     files = iter_files(paths)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="textmend-file") as pool:
+    # Not `with`: its exit waits for the calls in flight, up to their deadline, where a caller
+    # stopping early (Ctrl-C) wants to close the client at once, which cancels them.
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="textmend-file")
+    try:
         pending: list[Future[FileOutcome]] = []
         try:
             for path, walk_error in files:
@@ -222,6 +225,8 @@ def repair_files(
         finally:
             for future in pending:
                 future.cancel()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def warn(stream: IO[str], message: str) -> None:

@@ -521,3 +521,24 @@ print(json.dumps({"before": before, "after": rss_kib()}))
     )
     rss = json.loads(done.stdout)
     assert rss["before"] - rss["after"] > 60_000, rss
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--grace", "inf"], "grace must be a finite number"),
+        (["--max-message-mb", "100000"], "max_message_mb must be 1 to 2046"),
+        (["--port-file", "/nonexistent-textmend-dir/port"], "--port-file"),
+    ],
+)
+def test_server_flags_that_cannot_work_are_usage_errors(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They crashed at stop (`--grace inf`) or start, or left the workers serving with no
+    port file for the caller to read."""
+    from textmend_server.main import main as server_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        server_main(["--port", "0", *flags])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err

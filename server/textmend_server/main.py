@@ -254,6 +254,17 @@ def _write_port_file(path: Path, port: int) -> None:
     os.replace(tmp, path)
 
 
+def _check_port_file(path: Path) -> None:
+    """Raise ValueError when the port file cannot be written: found at start, as a usage
+    error, not once the workers serve (they served on, with no file for the caller to read)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text("")
+        tmp.unlink()
+    except OSError as exc:
+        raise ValueError(f"--port-file {path}: cannot write it: {exc.strerror or exc}") from None
+
+
 @dataclass
 class _Worker:
     """One supervised worker slot."""
@@ -418,7 +429,13 @@ def _supervise(args: argparse.Namespace) -> int:
                 return 1
         if not supervisor.stop_requested.is_set():
             if args.port_file is not None:
-                _write_port_file(args.port_file, port)
+                try:
+                    _write_port_file(args.port_file, port)
+                except OSError as exc:
+                    _LOGGER.error("cannot write the port file %s: %s", args.port_file, exc)
+                    supervisor.stop_requested.set()
+                    supervisor.stop(args.grace)
+                    return 1
             _LOGGER.info(
                 "textmend %s serving on %s with %d workers",
                 __version__,
@@ -464,7 +481,13 @@ def _serve_in_process(args: argparse.Namespace) -> int:
     if reader.poll():
         port = reader.recv()
         if args.port_file is not None:
-            _write_port_file(args.port_file, port)
+            try:
+                _write_port_file(args.port_file, port)
+            except OSError as exc:
+                _LOGGER.error("cannot write the port file %s: %s", args.port_file, exc)
+                stop.set()
+                thread.join()
+                return 1
         _LOGGER.info("textmend %s serving on %s", __version__, _address(args.host, port))
     while thread.is_alive():
         thread.join(_POLL)
@@ -514,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         args.security = options.read_security(args)
         # Every limit checked here, once, as a usage error: not later, in a worker.
         options.settings(args, _address(args.host, args.port), reuse_port=False)
+        if args.port_file is not None:
+            _check_port_file(args.port_file)
     except ValueError as exc:
         parser.error(str(exc))
     _configure_logging(args.log_level, args.log_format)

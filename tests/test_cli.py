@@ -556,3 +556,12 @@ def test_fields_needs_jsonl_and_known_names(tmp_path, capsys) -> None:
     assert main(["repair", str(path), "--fields", "text"]) == 1
     assert main(["repair", "--jsonl", "--fields", "txt"]) == 1
     assert "unknown field 'txt'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, float("nan"), float("inf")])
+def test_a_call_timeout_that_cannot_work_is_refused(target: str, timeout: float) -> None:
+    # `timeout=0` had silently meant the client's default.
+    from textmend_client.client import TextMendClient
+
+    with TextMendClient(target) as client, pytest.raises(ValueError, match="timeout"):
+        client.repair(b"text", timeout=timeout)

@@ -94,6 +94,20 @@ MAX_MESSAGE_MB_LIMIT = 2047
 _MIN_CALL_SECONDS = 0.001
 
 
+def _seconds(timeout: float | None, default: float) -> float:
+    """A call's timeout: default when None, else timeout, which must be positive and finite
+    (`timeout=0` had meant the default, silently).
+
+    >>> _seconds(None, 30.0), _seconds(2.5, 30.0)
+    (30.0, 2.5)
+    """
+    if timeout is None:
+        return default
+    if not 0 < timeout < math.inf:
+        raise ValueError(f"timeout must be a positive, finite number of seconds, not {timeout}")
+    return timeout
+
+
 def _remaining(deadline: float) -> float:
     """Seconds left until deadline (a `time.monotonic()` value), at least `_MIN_CALL_SECONDS`."""
     return max(_MIN_CALL_SECONDS, deadline - time.monotonic())
@@ -251,7 +265,7 @@ class TextMendClient:
         # whichever connection is least busy, after a growing, jittered pause, while the
         # deadline allows. Safe: repair is idempotent. Not when no connection could be made at
         # all (gRPC has already tried to connect): that answer is final, and comes quickly.
-        deadline = time.monotonic() + (timeout or self.timeout)
+        deadline = time.monotonic() + _seconds(timeout, self.timeout)
         first: TextMendError | None = None
         attempt = 0
         while True:
@@ -295,7 +309,7 @@ class TextMendClient:
         gives up when no worker takes a reopened stream for `stream_retry_seconds`, or when a
         document has been sent on `STREAM_MAX_ATTEMPTS` streams that each broke first.
         """
-        deadline = time.monotonic() + (timeout or self.stream_timeout)
+        deadline = time.monotonic() + _seconds(timeout, self.stream_timeout)
         background, stubs = self._streams()
         metadata = self._metadata
 
@@ -325,7 +339,7 @@ class TextMendClient:
         try:
             reply = self._health.Check(
                 health_pb2.HealthCheckRequest(service=service),
-                timeout=timeout or self.timeout,
+                timeout=_seconds(timeout, self.timeout),
                 metadata=self._metadata,
             )
         except grpc.RpcError as err:

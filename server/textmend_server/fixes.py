@@ -476,14 +476,15 @@ def not_a_character(text: str) -> bool:
 # of a lone foreign letter has a symbol for its second character (`Î±` for `α`, `Ð¾` for `о`);
 # two letters in a row are as often text. SCRIPT_REACH characters are looked at each side.
 LONE_FOREIGN_LETTER_REASON = (
-    "two letters that would become one letter of a script nothing near them writes: reported"
+    "letters that would become one letter or mark of a script nothing near them writes: reported"
 )
 SCRIPT_REACH = 200
 
 
 def lone_foreign_letter(text: str, proposal: Proposal) -> bool:
-    """Whether proposal turns two letters into one non-Latin letter whose script no letter
-    within SCRIPT_REACH characters writes, or a letter and any character into one combining
+    """Whether proposal turns two or three letters into one non-Latin letter whose script no
+    letter within SCRIPT_REACH characters writes (`ĺĽľ` in a list of Slovak letters is
+    windows-1250's UTF-8 of `弾`), or a letter and any character into one combining
     mark of such a script (Notepad++'s Norwegian `Ø˜k`, damaged `Søk`, became `ؘk` with an
     Arabic small fatha: a mark of a script nothing near it writes has nothing to sit on).
 

@@ -583,3 +583,16 @@ def test_document_text_is_logged_only_with_log_content(
         log = process.log_text()
     assert "doc-8" in log
     assert "visible words here" in log
+
+
+@pytest.mark.parametrize("content_type", ["application/rss+xml", "text/xml", "image/svg+xml"])
+def test_xml_content_types_keep_their_markup(client: TextMendClient, content_type: str) -> None:
+    # As plain text, the closing tags glued to line ends are leaked markup and are removed.
+    feed = (
+        "<rss><channel><item><description>First line.</p>\n"
+        "Second line here.</p>\n</description></item></channel></rss>\n"
+    )
+    plain = client.repair(feed.encode(), id="plain", content_type="text/plain")
+    assert plain.text != feed
+    response = client.repair(feed.encode(), id="xml", content_type=content_type)
+    assert response.text == feed and list(response.edits) == []

@@ -195,8 +195,13 @@ def dirty_windows(
 UNREADABLE_SHARE = 0.1
 
 
-# Media types whose markup is the document's own.
-HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+# Media types whose markup is the document's own: HTML, and XML of every kind (`text/xml`,
+# and the `+xml` types: SVG, RSS, Atom), whose tags are its structure, as the client sends
+# `.xml` and `.svg` files.
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/xml", "application/xml"})
+# The media types of plain text: any other (`image/png`, a typo's `text/htm`) is not trusted
+# either way, and the bytes decide, as they do when no type is given.
+PLAIN_TYPES = frozenset({"text/plain"})
 # How far into the content the start of an HTML document is looked for.
 SNIFF_BYTES = 1024
 # The start of an HTML document, after a BOM, blanks, an XML declaration and comments.
@@ -207,17 +212,22 @@ _HTML_START = re.compile(
 
 
 def is_html(content_type: str, content: bytes = b"") -> bool:
-    """Whether a document is HTML: its content type says so, or, when none is given, its bytes
-    start as an HTML document does (`<!DOCTYPE html`, `<html`).
+    """Whether a document is HTML (or XML): its content type says so, or, when none is given
+    or the type is neither (`PLAIN_TYPES`, `HTML_TYPES`), its bytes start as an HTML document
+    does (`<!DOCTYPE html`, `<html`).
 
     >>> is_html("text/html; charset=utf-8"), is_html("text/plain", b"<html>")
     (True, False)
     >>> is_html("", b"\\n<!DOCTYPE html>\\n<html>"), is_html("", b"a <b>bold</b> claim")
     (True, False)
+    >>> is_html("image/svg+xml"), is_html("text/htm", b"<html><p>x</p>"), is_html("text/htm")
+    (True, True, False)
     """
     media = content_type.split(";", 1)[0].strip().lower()
-    if media:
-        return media in HTML_TYPES
+    if media in HTML_TYPES or media.endswith("+xml"):
+        return True
+    if media in PLAIN_TYPES:
+        return False
     return _HTML_START.match(bytes(content[:SNIFF_BYTES])) is not None
 
 

@@ -287,10 +287,11 @@ class RepairRequest(_message.Message):
     `raw_unicode_escape`), `charmap` (Python's machinery for table codecs) and `undefined`.
     """
     content_type: _builtins.str
-    """`text/plain` or `text/html` (also `application/xhtml+xml`), at most 100 characters. Empty
+    """`text/plain` or `text/html` (also `application/xhtml+xml`, and XML: `text/xml`,
+    `application/xml`, any `+xml` type), at most 100 characters. Empty, or any other type,
     means: `text/html` when the content starts as an HTML document does (`<!DOCTYPE html`,
     `<html`, after a BOM, blanks, an XML declaration or comments), `text/plain` otherwise. For
-    HTML, markup is the document's own and is left alone.
+    HTML and XML, markup is the document's own and is left alone.
     """
     omit_diff: _builtins.bool
     """Whether to fill `RepairResponse.diff`. The diff is derived from `edits`; callers that only

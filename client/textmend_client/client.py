@@ -146,9 +146,8 @@ class TextMendClient:
         tls_key: bytes | str | os.PathLike[str] | None = None,
         token: str | None = None,
     ) -> None:
-        seconds = (timeout, stream_timeout, stream_retry_seconds)
-        if not all(math.isfinite(t) and t > 0 for t in seconds):
-            raise ValueError("timeouts must be positive, finite numbers of seconds")
+        for seconds in (timeout, stream_timeout, stream_retry_seconds):
+            _seconds(seconds, seconds)  # each must be positive and finite
         if not 1 <= max_message_mb <= MAX_MESSAGE_MB_LIMIT:
             raise ValueError(f"max_message_mb must be 1 to {MAX_MESSAGE_MB_LIMIT}")
         if channels < 1 or window < 1:

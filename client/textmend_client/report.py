@@ -40,7 +40,6 @@ from textmend_client.files import (
     EXIT_IO,
     EXIT_OK,
     EXIT_SERVER,
-    iter_files,
     repair_files,
     report_outcome,
     warn,
@@ -366,6 +365,19 @@ def write_report(
             os.unlink(partial)
 
 
+def _is_an_input(output: str | os.PathLike[str], paths: Sequence[str]) -> bool:
+    """Whether output is a file that exists and is one of paths or lies under one of them:
+    a file the run reads (told from the paths, without walking the directories again)."""
+    if not os.path.isfile(output):
+        return False
+    target = os.path.realpath(output)
+    for path in paths:
+        root = os.path.realpath(path)
+        if target == root or target.startswith(os.path.join(root, "")):
+            return True
+    return False
+
+
 def run_report(
     paths: Sequence[str],
     client: TextMendClient,
@@ -384,12 +396,10 @@ def run_report(
     the others) or the report could not be written, 3 when the server failed.
     """
     err = err or sys.stderr
-    target = os.path.realpath(output)
-    for path, _error in iter_files(paths):
-        if os.path.realpath(path) == target:
-            warn(err, f"{visible_text(os.fspath(output))}: is one of the inputs: write the report "
-                 "elsewhere")  # fmt: skip
-            return EXIT_IO
+    if _is_an_input(output, paths):
+        warn(err, f"{visible_text(os.fspath(output))}: is one of the inputs: write the report "
+             "elsewhere")  # fmt: skip
+        return EXIT_IO
     documents: list[tuple[str, bytes, textmend_pb2.RepairResponse]] = []
     worst = EXIT_OK
     files = repair_files(

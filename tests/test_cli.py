@@ -19,6 +19,7 @@ import pytest
 from textmend.v1 import textmend_pb2
 from textmend_client import __version__
 from textmend_client.cli import build_parser, in_input_order, main
+from textmend_client.commands import JsonlInput
 
 MOJIBAKE = "café — it’s".encode().decode("cp1252").encode()
 CLEAN = "café — it’s"
@@ -233,6 +234,9 @@ def test_health(target: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["health", "--server", target, "--service", "textmend.v1.TextMend"]) == 0
     capsys.readouterr()
     assert main(["health", "--server", target, "--service", "no.such.Service"]) == 3
+    # One line that names the service, not the gRPC exception's multi-line repr.
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no service named 'no.such.Service'" in err
 
 
 # --- JSON Lines ------------------------------------------------------------------------------
@@ -548,6 +552,53 @@ def test_jsonl_fields_write_what_they_name(target: str, processes: str) -> None:
     code, responses = _cli_process([*argv, "--fields", "diff"], _jsonl(items[:3]))
     assert code == 0
     assert set(responses[2]) == {"id", "diff"} and responses[2]["diff"].startswith("--- a/d2")
+
+
+def test_jsonl_input_is_checked_whole_then_read_again_as_it_is_sent(target: str, tmp_path) -> None:
+    # Standard input that is a regular file, positioned after a header: both processes read
+    # their part again from where the input began, without moving each other's offset.
+    items = [{"id": f"d{i}", "text": f"Zeile {i}: schön."} for i in range(12)]
+    items[4] = {"id": "d4", "text": "cafÃ© au lait"}
+    header = b"not part of the input\n"
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(header + _jsonl(items).replace(b"\n", b"\n\n", 3))
+    argv = ["-m", "textmend_client.cli", "repair", "--jsonl", "--server", target]
+    with open(path, "rb") as handle:
+        os.lseek(handle.fileno(), len(header), os.SEEK_SET)
+        done = subprocess.run(
+            [sys.executable, *argv, "--processes", "2", "--fields", "text"],
+            stdin=handle,
+            capture_output=True,
+            timeout=120,
+        )
+    assert done.returncode == 0, done.stderr
+    responses = [json.loads(line) for line in done.stdout.decode().splitlines()]
+    assert [r["id"] for r in responses] == [item["id"] for item in items]
+    assert responses[4]["text"] == "café au lait"
+    # A bad last line stops the run before any document is sent, from a file or a pipe.
+    path.write_bytes(_jsonl(items) + b'{"id": "d99", "text": 5}\n')
+    for how in ("path", "pipe"):
+        args = [sys.executable, *argv] + ([str(path)] if how == "path" else [])
+        done = subprocess.run(
+            args, input=None if how == "path" else path.read_bytes(), capture_output=True
+        )
+        assert done.returncode == 1 and done.stdout == b""
+        assert b"line 13:" in done.stderr
+
+
+def test_jsonl_input_sends_no_more_than_it_checked(tmp_path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(_jsonl([{"text": "eins"}, {"text": "zwei"}]))
+    with open(path, "rb") as handle:
+        source = JsonlInput(handle, {})
+        with open(path, "ab") as more:  # written to after the check
+            more.write(_jsonl([{"text": "drei"}]))
+        assert len(source) == 2 and list(source.sizes) == [4, 4]
+        assert [r.id for r in source.requests()] == ["1", "2"]
+        assert [r.id for r in source.requests(1, 2)] == ["2"]
+    piped = JsonlInput(io.BytesIO(b'{"text": "eins"}\n\n{"text": "zwei"}'), {})
+    assert [r.content for r in piped.requests()] == [b"eins", b"zwei"]
+    piped.close()
 
 
 def test_fields_needs_jsonl_and_known_names(tmp_path, capsys) -> None:

@@ -57,6 +57,7 @@ from textmend_client.errors import (
     TextMendError,
     Unavailable,
     error_from_rpc,
+    is_call_error,
 )
 from textmend_client.errors import InvalidInput as InvalidInput
 from textmend_client.errors import TooLarge as TooLarge
@@ -342,6 +343,12 @@ class TextMendClient:
                 metadata=self._metadata,
             )
         except grpc.RpcError as err:
+            if is_call_error(err) and err.code() is grpc.StatusCode.NOT_FOUND:
+                raise TextMendError(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"the server at {self.target} has no service named {service!r} to check "
+                    '("" is the whole server)',
+                ) from err
             raise error_from_rpc(err, self.target) from err
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 

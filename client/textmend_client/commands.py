@@ -7,8 +7,12 @@ failed, or could not be reached.
 from __future__ import annotations
 
 import argparse
+import array
+import collections
 import os
+import stat
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
@@ -177,55 +181,168 @@ def _read_requests(
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            item = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise UsageError(f"line {number}: not valid JSON: {exc}") from None
-        if not isinstance(item, dict):
-            raise UsageError(f"line {number}: expected a JSON object, got {type(item).__name__}")
-        if defaults:
-            item = {**defaults, **item}
-        item["id"] = str(item.get("id", number))
+        item, request = _line_request(number, line, defaults)
         if item["id"] in seen:
             raise UsageError(
                 f"line {number}: duplicate id {item['id']!r} (first on line {seen[item['id']]})"
             )
         seen[item["id"]] = number
-        try:
-            request = as_request(item)
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"line {number}: {exc}") from None
         yield item, request
 
 
+def _line_request(
+    number: int, line: str | bytes, defaults: dict[str, Any]
+) -> tuple[dict[str, Any], textmend_pb2.RepairRequest]:
+    """The item and request of one non-blank JSON Lines line; `UsageError` names the line."""
+    try:
+        item = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise UsageError(f"line {number}: not valid JSON: {exc}") from None
+    if not isinstance(item, dict):
+        raise UsageError(f"line {number}: expected a JSON object, got {type(item).__name__}")
+    if defaults:
+        item = {**defaults, **item}
+    item["id"] = str(item.get("id", number))
+    try:
+        request = as_request(item)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"line {number}: {exc}") from None
+    return item, request
+
+
+#: Bytes read from a JSON Lines input at a time when it is read the second time, to send.
+JSONL_READ_BYTES = 1 << 20
+
+
+class JsonlInput:
+    """A JSON Lines input, checked whole before anything is sent and then read again, line
+    by line, as its requests are sent.
+
+    Checking first means a bad line near the end stops the run before any document is
+    repaired, so a caller never has to work out which half of a file went through. Reading it
+    again, rather than keeping the requests, keeps the client's memory to each document's
+    size and the ids the duplicate check needs (about 100 bytes a line), whatever the input's
+    length: a file of half a million small documents had taken the client to 570 MB. Input
+    that cannot be read twice (a pipe) is copied to a temporary file as it is checked, so it
+    needs that much free disk. Parts are read with `os.pread`, so processes forked after the
+    check each read their share without moving a shared file offset.
+    """
+
+    def __init__(self, handle: IO[bytes], defaults: dict[str, Any]) -> None:
+        self.defaults = defaults
+        self._spool: IO[bytes] | None = None
+        fd = _regular_file_fd(handle)
+        if fd is not None:
+            self._fd, self._start = fd, handle.tell()
+            lines: Iterable[bytes] = handle
+        else:
+            self._spool = tempfile.TemporaryFile()
+            self._fd, self._start = self._spool.fileno(), 0
+            lines = _copied(handle, self._spool)
+        #: Content bytes of each document, in input order (the progress line's MB/s).
+        self.sizes = array.array("Q")
+        try:
+            for _, request in _read_requests(lines, defaults):
+                self.sizes.append(len(request.content))
+            if self._spool is not None:
+                self._spool.flush()
+        except BaseException:
+            self.close()
+            raise
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def requests(self, part: int = 0, parts: int = 1) -> Iterator[textmend_pb2.RepairRequest]:
+        """The requests of documents part, part + parts, part + 2 × parts... in input order,
+        built again from the input; documents beyond those the check counted (a file written
+        to meanwhile) are not sent."""
+        index = -1
+        for number, line in enumerate(_pread_lines(self._fd, self._start), start=1):
+            if not line.strip():
+                continue
+            index += 1
+            if index >= len(self.sizes):
+                return
+            if index % parts == part:
+                yield _line_request(number, line, self.defaults)[1]
+
+    def close(self) -> None:
+        """Remove the temporary copy of a piped input."""
+        if self._spool is not None:
+            self._spool.close()
+
+
+def _regular_file_fd(handle: IO[bytes]) -> int | None:
+    """handle's descriptor when it is a regular file, which can be read a second time."""
+    try:
+        fd = handle.fileno()
+        handle.tell()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
+
+
+def _copied(lines: Iterable[bytes | str], sink: IO[bytes]) -> Iterator[bytes | str]:
+    """lines, each written to sink as UTF-8 as it passes."""
+    for line in lines:
+        sink.write(line.encode("utf-8") if isinstance(line, str) else line)
+        yield line
+
+
+def _pread_lines(fd: int, offset: int) -> Iterator[bytes]:
+    """The lines of the file behind fd from offset on, read without moving its file offset."""
+    rest = b""
+    while True:
+        chunk = os.pread(fd, JSONL_READ_BYTES, offset)
+        if not chunk:
+            break
+        offset += len(chunk)
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
+
+
 def in_input_order(
-    ids: Sequence[str], responses: Iterable[textmend_pb2.RepairResponse]
+    ids: Iterable[str],
+    responses: Iterable[textmend_pb2.RepairResponse],
+    total: int | None = None,
 ) -> Iterator[textmend_pb2.RepairResponse]:
     """Yield responses in the order of ids, each as soon as every earlier one has arrived.
+
+    ids may be a `collections.deque` the sender appends to as it sends (another thread may):
+    only the ids sent and not yet written are then held. total is how many responses are
+    due (by default, how many ids there are).
 
     >>> got = [textmend_pb2.RepairResponse(id=i) for i in "bca"]
     >>> [r.id for r in in_input_order(["a", "b", "c"], got)]
     ['a', 'b', 'c']
     """
+    order = ids if isinstance(ids, collections.deque) else collections.deque(ids)
+    due = len(order) if total is None else total
     waiting: dict[str, textmend_pb2.RepairResponse] = {}
-    position = 0
+    written = 0
     for response in responses:
         waiting[response.id] = response
-        while position < len(ids) and ids[position] in waiting:
-            yield waiting.pop(ids[position])
-            position += 1
-    if position < len(ids):
+        while order and order[0] in waiting:
+            yield waiting.pop(order.popleft())
+            written += 1
+    if written < due:
+        first = f"id {order[0]!r}" if order else f"document {written + 1}"
         raise TextMendError(
             grpc.StatusCode.UNKNOWN,
-            f"the stream ended without a response for {len(ids) - position} of {len(ids)} "
-            f"documents (first missing: id {ids[position]!r})",
+            f"the stream ended without a response for {due - written} of {due} "
+            f"documents (first missing: {first})",
         )
 
 
 def _repair_jsonl(args: argparse.Namespace) -> int:
-    """`repair --jsonl`: every line's request built once, sent over the client's streams;
-    each response written (orjson, only the wanted fields) as soon as every earlier line's
-    has been, without a flush per line; over `--processes` processes when asked."""
+    """`repair --jsonl`: the input checked whole (`JsonlInput`), then each line's request
+    built once more as it is sent over the client's streams; each response written (orjson,
+    only the wanted fields) as soon as every earlier line's has been, without a flush per
+    line; over `--processes` processes when asked."""
     fields = args.fields if args.fields is not None else jsonl.DEFAULT_FIELDS
     # No diff unless it is asked for: it is derived from the edits, and costs the server.
     defaults: dict[str, Any] = {"omit_diff": "diff" not in fields}
@@ -238,25 +355,42 @@ def _repair_jsonl(args: argparse.Namespace) -> int:
     if args.min_confidence:
         defaults["min_confidence"] = args.min_confidence
     if args.path in (None, "-"):
-        stdin = getattr(sys.stdin, "buffer", sys.stdin)
-        requests = [request for _, request in _read_requests(stdin, defaults)]
+        source = JsonlInput(getattr(sys.stdin, "buffer", sys.stdin), defaults)
     else:
         with open(args.path, "rb") as handle:
-            requests = [request for _, request in _read_requests(handle, defaults)]
+            source = JsonlInput(handle, defaults)
+            return _send_jsonl(args, source, fields)
+    try:
+        return _send_jsonl(args, source, fields)
+    finally:
+        source.close()
+
+
+def _send_jsonl(args: argparse.Namespace, source: JsonlInput, fields: Sequence[str]) -> int:
+    """Send the checked input's requests and write their responses (`_repair_jsonl`)."""
     encoder = jsonl.ResponseEncoder(fields)
     out = getattr(sys.stdout, "buffer", None)
     if out is None:  # a text stream without a buffer (a test's StringIO)
         out = _TextAsBytes(sys.stdout)
     sys.stdout.flush()
-    progress = Progress(len(requests), sys.stderr)
+    count = len(source)
+    progress = Progress(count, sys.stderr)
     failed = 0
 
-    def run(share: Sequence[textmend_pb2.RepairRequest], sink: IO[bytes]) -> int:
-        """Send share over this process's streams, writing each response's line to sink."""
+    def run(part: int, parts: int, sink: IO[bytes]) -> int:
+        """Send this part of the input over this process's streams, writing each response's
+        line to sink."""
         failures = 0
-        ids = [request.id for request in share]
+        sent: collections.deque[str] = collections.deque()
+
+        def feed() -> Iterator[textmend_pb2.RepairRequest]:
+            for request in source.requests(part, parts):
+                sent.append(request.id)
+                yield request
+
+        due = len(range(part, count, parts))
         with _client(args) as client:
-            for response in in_input_order(ids, client.repair_stream(share)):
+            for response in in_input_order(sent, client.repair_stream(feed()), due):
                 failures += response.HasField("error")
                 sink.write(encoder.encode(response))
                 if sink is out:
@@ -264,8 +398,8 @@ def _repair_jsonl(args: argparse.Namespace) -> int:
         sink.flush()
         return failures
 
-    if args.processes == 1 or len(requests) < 2:
-        failed = run(requests, out)
+    if args.processes == 1 or count < 2:
+        failed = run(0, 1, out)
         code = EXIT_OK
     else:
 
@@ -273,18 +407,19 @@ def _repair_jsonl(args: argparse.Namespace) -> int:
             nonlocal failed
             if b'"error":' in line and "error" in orjson.loads(line):
                 failed += 1
-            progress.advance(len(requests[index].content))
+            progress.advance(source.sizes[index])
 
+        parts = min(args.processes, count)
         code = jsonl.run_parallel(
-            requests,
-            min(args.processes, len(requests)),
-            lambda share, sink: EXIT_SERVER if run(share, sink) else EXIT_OK,
+            count,
+            parts,
+            lambda part, sink: EXIT_SERVER if run(part, parts, sink) else EXIT_OK,
             out,
             copied,
         )
         out.flush()
     if failed:
-        error(f'{failed} of {len(requests)} documents failed; see their "error" field')
+        error(f'{failed} of {count} documents failed; see their "error" field')
         return EXIT_SERVER
     return code
 

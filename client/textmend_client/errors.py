@@ -92,7 +92,11 @@ def error_from_rpc(error: grpc.RpcError, target: str = "") -> TextMendError:
     """
     is_call = is_call_error(error)
     code = error.code() if is_call else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
-    details = (error.details() if is_call else None) or str(error)  # type: ignore[attr-defined]
+    details = error.details() if is_call else None  # type: ignore[attr-defined]
+    if not details:
+        # A status without details (the health service's NOT_FOUND): the code says it all,
+        # where the exception's own text is a multi-line repr.
+        details = "no details given" if is_call else str(error)
     trailers = (error.trailing_metadata() if is_call else None) or ()  # type: ignore[attr-defined]
     refused_busy = any(
         key in {BUSY_METADATA, STREAM_IDLE_METADATA, STARTING_METADATA} for key, _ in trailers

@@ -208,15 +208,16 @@ PIPE_READ_BYTES = 1 << 16
 
 
 def _worker(
-    share: Sequence[Any],
+    part: int,
+    parts: int,
     write_fd: int,
-    run: Callable[[Sequence[Any], IO[bytes]], int],
+    run: Callable[[int, IO[bytes]], int],
 ) -> None:
-    """A worker process: run its share of the requests, writing lines to its pipe."""
+    """A worker process: run its part of the input, writing lines to its pipe."""
     code = 1
     try:
         with os.fdopen(write_fd, "wb", buffering=PIPE_READ_BYTES) as out:
-            code = run(share, out)
+            code = run(part, out)
     except BrokenPipeError:
         code = 2
     except BaseException as exc:  # the parent reports the missing lines; say why here
@@ -234,17 +235,18 @@ def _lines(read_fd: int) -> Iterator[bytes]:
 
 
 def run_parallel(
-    requests: Sequence[Any],
+    count: int,
     processes: int,
-    run: Callable[[Sequence[Any], IO[bytes]], int],
+    run: Callable[[int, IO[bytes]], int],
     out: IO[bytes],
     on_line: Callable[[int, bytes], None] | None = None,
 ) -> int:
-    """Run `run(share, pipe)` in `processes` forked processes, request i going to process
-    i % processes, and copy their lines to out in input order. Returns the worst exit code.
+    """Run `run(part, pipe)` in `processes` forked processes, part k answering documents
+    k, k + processes, k + 2 × processes... of count, and copy their lines to out in input
+    order. Returns the worst exit code.
 
-    Each process gets its share by the fork itself (nothing is pickled) and must write one
-    line per request of its share, in order. The caller must not have created any gRPC
+    Each process finds its part by the fork itself (nothing is pickled) and must write one
+    line per document of its part, in order. The caller must not have created any gRPC
     channel before: a forked child cannot use its parent's. on_line(i, line) is called for
     each line copied (progress, failures).
     """
@@ -253,14 +255,14 @@ def run_parallel(
     children = []
     for k in range(processes):
         read_fd, write_fd = os.pipe()
-        child = context.Process(target=_worker, args=(requests[k::processes], write_fd, run))
+        child = context.Process(target=_worker, args=(k, processes, write_fd, run))
         child.start()
         os.close(write_fd)
         children.append(child)
         readers.append(_lines(read_fd))
     copied = 0
     try:
-        for index in range(len(requests)):
+        for index in range(count):
             line = next(readers[index % processes], None)
             if line is None:
                 break
@@ -275,6 +277,6 @@ def run_parallel(
             child.join()
     codes = [child.exitcode or 0 for child in children]
     worst = max(codes, default=0)
-    if copied < len(requests) and worst == 0:
+    if copied < count and worst == 0:
         worst = 3
     return worst

@@ -281,10 +281,12 @@ def test_jsonl_document_errors(target: str, monkeypatch, capsys) -> None:
 
 
 def test_jsonl_ids_default_to_line_numbers(target: str, monkeypatch, capsys) -> None:
-    _stdin(monkeypatch, b'{"text": "one"}\n\n{"text": "three"}\n')
+    _stdin(
+        monkeypatch, b'{"text": "one"}\n\n{"text": "three", "id": null}\n{"id": 7, "text": "x"}\n'
+    )
     assert main(["repair", "--jsonl", "--server", target]) == 0
     responses = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(r["id"], r["text"]) for r in responses] == [("1", "one"), ("3", "three")]
+    assert [(r["id"], r["text"]) for r in responses] == [("1", "one"), ("3", "three"), ("7", "x")]
 
 
 @pytest.mark.parametrize(
@@ -294,6 +296,8 @@ def test_jsonl_ids_default_to_line_numbers(target: str, monkeypatch, capsys) -> 
         (b'{"id": "a", "text": "ok"}\n["a list"]\n', "line 2: expected a JSON object"),
         (b'{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n', "line 2: duplicate id 'a'"),
         (b'{"id": "a"}\n', "line 1: give exactly one of"),
+        (b'{"id": ["a"], "text": "x"}\n', "line 1: id must be a string or an integer, not list"),
+        (b'{"id": true, "text": "x"}\n', "line 1: id must be a string or an integer, not bool"),
         (b'{"id": "a", "content_b64": "%%%"}\n', 'line 1: "content_b64" is not valid base64'),
     ],
 )

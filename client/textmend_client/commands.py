@@ -166,7 +166,8 @@ def cmd_repair(args: argparse.Namespace) -> int:
 def read_jsonl(lines: Sequence[str] | IO[str], defaults: dict[str, Any]) -> list[dict[str, Any]]:
     """Parse and check JSON Lines input before anything is sent; blank lines are skipped.
 
-    Each object gets an `id` (its line number when it has none); ids must be unique. Raises
+    Each object gets an `id` (its line number when it has none or null); ids must be strings
+    or integers, and unique. Raises
     `UsageError` naming the line of the first problem.
     """
     return [item for item, _ in _read_requests(lines, defaults)]
@@ -202,7 +203,14 @@ def _line_request(
         raise UsageError(f"line {number}: expected a JSON object, got {type(item).__name__}")
     if defaults:
         item = {**defaults, **item}
-    item["id"] = str(item.get("id", number))
+    ident = item.get("id")
+    if ident is None:  # absent or null: the line number
+        ident = number
+    elif isinstance(ident, bool) or not isinstance(ident, str | int):
+        raise UsageError(
+            f"line {number}: id must be a string or an integer, not {type(ident).__name__}"
+        )
+    item["id"] = str(ident)
     try:
         request = as_request(item)
     except (TypeError, ValueError) as exc:

@@ -293,6 +293,20 @@ def test_a_byte_lost_at_the_end_of_a_line_closes_the_bracket_the_line_opened(cle
     assert _repair(text) == "前面的文字。\n" + clean + "\n后面的文字。"
 
 
+def test_a_fill_the_model_is_unsure_of_lowers_the_runs_confidence():
+    """UTF-8 read as GBK loses the last byte of a run-final `：` (EF BC 9A), and `，`
+    (EF BC 8C) fills it as well: the reading is rated by the share of the search's readings it
+    holds, so it is not made at a caller's 0.9. A run whose fills leave no doubt keeps its
+    confidence."""
+    text = "中文文本说明\n" + wrong_codec("第二章 安装说明：", "utf-8", "gbk") + "\n其他内容"
+    (found,) = [p for p in find_wrong_codec_runs(text) if "说明" in p.replacement]
+    assert found.replacement in ("安装说明：", "安装说明，")
+    assert 0.4 <= found.confidence < 0.6
+    text = "中文文本说明\n" + wrong_codec("这是什么意思？", "utf-8", "gbk") + "\n其他内容"
+    (found,) = find_wrong_codec_runs(text)
+    assert found.replacement == "这是什么意思？" and found.confidence >= 0.9
+
+
 def test_a_quotation_does_not_open_on_a_clause_mark():
     model = get_model("zh")
     assert model.logp("“", "，") < model.logp("“", "你") - 4

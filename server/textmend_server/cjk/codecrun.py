@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from functools import cache as _forever
 from functools import lru_cache
 from itertools import islice, pairwise
+from typing import NamedTuple
 
 from textmend_server import cache
 from textmend_server.cjk.budget import (
@@ -312,6 +313,16 @@ FILL_BEAM = 48
 MAX_UNKNOWN = 120
 
 
+class Fill(NamedTuple):
+    """A run re-decoded with its lost bytes filled in, and the share of the search's finished
+    readings' probability it holds: near 1 when the character model leaves no doubt about any
+    filled byte, near a half when two fills read as well (a run-final `，` or `：`, whose last
+    UTF-8 byte the wrong decoder lost)."""
+
+    text: str
+    share: float
+
+
 def _feed(pending: bytes, chunk: bytes, written: str) -> tuple[str, bytes] | None:
     """Decode pending + chunk strictly as far as it goes; an incomplete character at the end
     is carried over. None when the bytes are not valid in the written codec."""
@@ -382,7 +393,7 @@ def _fill_unknown(
     work: Work | None = None,
     budget: int = 0,
     marks: tuple[tuple[str, ...], bool] = ((), False),
-) -> str | None:
+) -> Fill | None:
     """Re-decode a run in which the wrong decoder replaced bytes it could not read with
     U+FFFD, one byte each: a beam search over the bytes it could have been (only those the
     wrong decoder would have replaced there), decoding the written codec as it goes and
@@ -414,7 +425,7 @@ def _search_fill(
     trad: bool | None,
     allowed: int,
     marks: tuple[tuple[str, ...], bool] = ((), False),
-) -> tuple[str | None, int]:
+) -> tuple[Fill | None, int]:
     """`_fill_unknown`'s search: the re-decoded run or None, and the evaluations spent (more
     than allowed when it gave up for want of them)."""
     pieces = run.split("\ufffd")
@@ -463,7 +474,8 @@ def _search_fill(
     ]
     if not done:
         return None, spent
-    return max(done)[1], spent
+    top, out = max(done)
+    return Fill(out, 1.0 / sum(math.exp(v - top) for v, _ in done)), spent
 
 
 def _mostly_cjk(text: str, lang: str) -> bool:
@@ -599,7 +611,7 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
             # (Big5 `。` is A1 43, and GBK leaves its 43 as `C`). Pieces without it are
             # tried too.
             whole += text[stop]
-        best: tuple[float, str, str, str, int, int] | None = None
+        best: tuple[float, str, str, str, int, int, float] | None = None
         for a, b in _pieces(whole)[:12]:
             run = whole[a:b]
             rare = _rare_count(run)
@@ -616,8 +628,10 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
                 line_ends = after >= len(text) or text[after] == "\n"
                 marks = (tuple(open_quotes(text, at)), line_ends)
             for read_as, written, _lang in _HAN_PAIRS:
+                share = 1.0
                 if "\ufffd" in run:
-                    cand = _fill_unknown(run, read_as, written, model, trad(), work, budget, marks)
+                    fill = _fill_unknown(run, read_as, written, model, trad(), work, budget, marks)
+                    cand, share = fill if fill is not None else (None, 0.0)
                 else:
                     cand = _redecode(run, read_as, written)
                 if not cand or cand == run or not _mostly_cjk(cand, "zh"):
@@ -630,10 +644,10 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
                 if gain / max(len(cand), 1) < PER_CHAR_GAIN:
                     continue
                 if best is None or gain > best[0]:
-                    best = (gain, cand, read_as, written, m.start() + a, m.start() + b)
+                    best = (gain, cand, read_as, written, m.start() + a, m.start() + b, share)
         if best is None:
             continue
-        gain, cand, read_as, written, start, end = best
+        gain, cand, read_as, written, start, end, share = best
         if gain < TOTAL_GAIN:
             continue
         if settled and _han_runs(cand, work, budget, settled=False):
@@ -643,7 +657,7 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
             continue
         unknown = text.count("\ufffd", start, end)
         conf = min(GAIN_CONF_CEILING, 1 - GAIN_CONF_BASE ** (-gain / GAIN_SCALE))
-        conf = round(min(conf, fill_confidence(unknown, len(cand))), 3)
+        conf = round(min(conf, fill_confidence(unknown, len(cand)), share), 3)
         reason = (
             f"{_NAMES[written]} bytes read as {_NAMES[read_as]}; re-decoded text scores "
             f"{gain:.1f} nats better under the Chinese character model"
@@ -800,20 +814,24 @@ def mostly_unknown(run: str) -> bool:
     return run.count("\ufffd") > MAX_UNKNOWN_SHARE * high
 
 
-def _latin_candidates(run: str, work: Work, budget: int) -> Iterator[tuple[str, str, str, str]]:
-    """(candidate, read_as, written, lang) for each pair the run re-decodes strictly under,
-    one at a time: a run may be a whole line, and a list held a re-decoding of it per pair."""
+def _latin_candidates(
+    run: str, work: Work, budget: int
+) -> Iterator[tuple[str, str, str, str, float]]:
+    """(candidate, read_as, written, lang, the fill's share) for each pair the run
+    re-decodes strictly under, one at a time: a run may be a whole line, and a list held a
+    re-decoding of it per pair."""
     if utf8_shaped(run) or mostly_unknown(run):
         return
     for read_as, written, lang in _LATIN_PAIRS:
         if "\ufffd" in run:
             if read_as == "latin-1":
                 continue  # Latin-1 decodes every byte: it never replaces
-            cand = _fill_unknown(run, read_as, written, get_model(lang), None, work, budget)
+            fill = _fill_unknown(run, read_as, written, get_model(lang), None, work, budget)
+            cand, share = fill if fill is not None else (None, 0.0)
         else:
-            cand = _redecode(run, read_as, written)
+            cand, share = _redecode(run, read_as, written), 1.0
         if cand and cand != run:
-            yield cand, read_as, written, lang
+            yield cand, read_as, written, lang, share
 
 
 def _latin_runs(text: str, work: Work, budget: int) -> list[Proposal]:
@@ -836,7 +854,7 @@ def _latin_runs(text: str, work: Work, budget: int) -> list[Proposal]:
             # this one's reading would be one syllable repeated (`좋좋`). Or nothing but
             # typography (`“I’m here,”he said`: its cp1252 bytes pair up as Shift-JIS).
             continue
-        best: tuple[float, str, str, str, str, int, int] | None = None
+        best: tuple[float, str, str, str, str, int, int, float] | None = None
         # The whole region (ASCII between the runs passes through both codecs unchanged),
         # with the ASCII-range byte after it that may be the trail of its last pair; failing
         # that, its runs one by one.
@@ -845,10 +863,10 @@ def _latin_runs(text: str, work: Work, budget: int) -> list[Proposal]:
             spans.append((start, end + 1))
         found = False
         for a, b in spans:
-            for cand, read_as, written, lang in _latin_candidates(text[a:b], work, budget):
+            for cand, read_as, written, lang, share in _latin_candidates(text[a:b], work, budget):
                 mean = _cjk_mean(cand, lang)
                 if mean is not None and (best is None or mean > best[0]):
-                    best = (mean, cand, read_as, written, lang, a, b)
+                    best = (mean, cand, read_as, written, lang, a, b, share)
                     found = True
         if found and best is not None and best[0] >= MIN_MEAN_LOGP:
             out.append(_latin_proposal(best, text))
@@ -859,22 +877,23 @@ def _latin_runs(text: str, work: Work, budget: int) -> list[Proposal]:
             if sub.end() < len(text) and "\x21" <= text[sub.end()] <= "\x7e":
                 stops.append(sub.end() + 1)
             for stop in stops:
-                for cand, read_as, written, lang in _latin_candidates(
+                for cand, read_as, written, lang, share in _latin_candidates(
                     text[sub.start() : stop], work, budget
                 ):
                     mean = _cjk_mean(cand, lang)
                     if mean is not None and (best is None or mean > best[0]):
-                        best = (mean, cand, read_as, written, lang, sub.start(), stop)
+                        best = (mean, cand, read_as, written, lang, sub.start(), stop, share)
             if best is not None and best[0] >= MIN_MEAN_LOGP:
                 out.append(_latin_proposal(best, text))
     work.note_starved(last, budget)
     return out
 
 
-def _latin_proposal(best: tuple[float, str, str, str, str, int, int], text: str) -> Proposal:
-    mean, cand, read_as, written, lang, start, end = best
+def _latin_proposal(best: tuple[float, str, str, str, str, int, int, float], text: str) -> Proposal:
+    mean, cand, read_as, written, lang, start, end, share = best
     conf = max(0.5, min(0.98, 1 + (mean - MIN_MEAN_LOGP) / 10 - 0.3))
-    conf = round(min(conf, fill_confidence(text.count("\ufffd", start, end), len(cand))), 3)
+    filled = fill_confidence(text.count("\ufffd", start, end), len(cand))
+    conf = round(min(conf, filled, share), 3)
     language = {"ja": "Japanese", "ko": "Korean"}[lang]
     reason = (
         f"{_NAMES[written]} bytes read as {_NAMES[read_as]}; re-decoded text averages "

@@ -137,6 +137,23 @@ CLEAN = [
     '<svg><metadata><?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?></metadata></svg>\n',
     # A slug library's test of the Slovak alphabet: `ĺĽľ` is windows-1250's UTF-8 of `弾`.
     "getSlug('IiÍíJjKkLlĹĺĽľMmNnŇňOoÓóÔô', {lang: 'sk'})\n",
+    # Mojibake shown as examples in text about mojibake (the Debian Administrator's Handbook in
+    # English, German and Chinese; a blog post on encodings).
+    "sequences of characters like “Ã©” or Ã¨” or “Ã§”, it is probably a file encoded as "
+    "UTF-8 but interpreted as ISO-8859-1 or ISO-8859-15.\n",
+    "durch Zeichenfolgen wie „Ã©“, „Ã¨“ oder „Ã§“ angezeigt werden, handelt es sich\n",
+    "但是重音字母却被像 “Ã©” or Ã¨” or “Ã§” 这样的字符取代，"
+    "那么很有可能这个文件使用的编码是 UTF-8\n",
+    "I used to take character encodings for granted until I hit my first â€™ at "
+    "[Oracle](https://www.oracle.com).\n",
+    # A byte order mark a program strips or shows, or a log recorded as it came.
+    '    // BOM 제거\n    raw = raw.replace(/^\ufeff/, "");\n',
+    "    print(repr(first))   # '\ufeff이름'  — \ufeff가 BOM\n",
+    '\t\t\t"text_seg": "\ufeff说详细一点吧，",\n',
+    # `??` in a code span whose line opens with a long code span (a link to a source file).
+    "类型为`[Coalesce](https://github.com/nikic/PHP-Parser/blob/master/lib/PhpParser/Node/Expr/"
+    "BinaryOp/Coalesce.php)(https://github.com/nikic/PHP-Parser/blob/master/lib/PhpParser/Node/"
+    "Expr/BinaryOp/Coalesce.php))`，也就是`$foo ?? $bar`中的`??`。coalesce 运算符需要两个元素:\n",
     # iconv-lite's table of cp857, its characters in code order: `ğ¿®¬` "re-decoded" from
     # UTF-8 is the unassigned U+3FBAC.
     '  "cp857": {\n    "type": "_sbcs",\n'
@@ -154,6 +171,16 @@ def test_damage_that_would_become_a_foreign_mark_with_nothing_to_sit_on_is_repor
     response = client.repair(text.encode("utf-8"), id="mark")
     assert response.text == text and list(response.edits) == []
     assert [f.category for f in response.findings] == [textmend_pb2.CATEGORY_MOJIBAKE]
+
+
+def test_mojibake_inside_words_is_repaired_beside_a_specimen(client: TextMendClient) -> None:
+    # A specimen is reported; the same damage joined to a word, or a lone letter in running
+    # text (French `à`), is what a converter left, and is repaired.
+    text = "Accents show as “Ã©”. The cafÃ© is open, il est Ã\xa0 Paris.\n"
+    response = client.repair(text.encode("utf-8"), id="specimen")
+    assert response.text == "Accents show as “Ã©”. The café is open, il est à Paris.\n"
+    assert [f.original for f in response.findings] == ["Ã©"]
+    assert "standing as an example" in response.findings[0].reason
 
 
 @pytest.mark.parametrize("text", CLEAN, ids=range(len(CLEAN)))

@@ -570,6 +570,58 @@ def quoted_alone(text: str, start: int, end: int) -> bool:
     return right < len(text) and text[right] == text[left]
 
 
+# Mojibake shown as an example, in text that explains mojibake: `like “Ã©” or “Ã¨”, it is
+# probably a file encoded as UTF-8 but interpreted as ISO-8859-1` (the Debian Administrator's
+# Handbook, in every one of its languages), `until I hit my first â€™ at Oracle` (a post about
+# encodings). A specimen stands alone: it re-decodes to one letter with a quote mark against
+# it, or to one quote mark with nothing but space or quotes around it. Mojibake a converter
+# made joins words (`cafÃ©`, `donâ€™t`); a lone quoted letter is rare in prose, and a lone
+# standing quote mark rarer still. Format characters (the U+200E marks of right-to-left text)
+# are looked through. Dashes, bullets and other standalone punctuation are not specimens:
+# ` â€” ` is how a converter leaves an em dash.
+SPECIMEN_REASON = "a lone re-decoding standing as an example, not inside a word: reported"
+_SPECIMEN_QUOTES = frozenset("\"'`“”„‟‘’‚‛«»‹›「」『』")
+
+
+def shown_as_specimen(text: str, proposal: Proposal) -> bool:
+    """Whether proposal re-decodes a lone specimen of mojibake: one letter with a quote mark
+    beside it and no word character on either side, or one quote mark between spaces or
+    quotes.
+
+    >>> t = "like “Ã©” or Ã¨” here; my first â€™ at work"
+    >>> [shown_as_specimen(t, Proposal(a, b, r, Category.MOJIBAKE, "", 0.85))
+    ...  for a, b, r in [(6, 8, "é"), (13, 15, "è"), (32, 35, "’")]]
+    [True, True, True]
+    >>> shown_as_specimen("cafÃ© “Ã©tÃ©”", Proposal(3, 5, "é", Category.MOJIBAKE, "", 0.85))
+    False
+    >>> shown_as_specimen("il est Ã  Paris", Proposal(7, 9, "à", Category.MOJIBAKE, "", 0.85))
+    False
+    """
+    replacement = proposal.replacement
+    if len(replacement) != 1:
+        return False
+    left = _neighbour(text, proposal.start - 1, -1)
+    right = _neighbour(text, proposal.end, 1)
+    sides = (left, right)
+    if any(ch.isalnum() or ch == "_" for ch in sides):
+        return False
+    if replacement.isalpha():
+        return any(ch in _SPECIMEN_QUOTES for ch in sides)
+    if replacement in _SPECIMEN_QUOTES:
+        return all(ch in _SPECIMEN_QUOTES or not ch.strip() for ch in sides)
+    return False
+
+
+def _neighbour(text: str, at: int, step: int) -> str:
+    """The first character from at on, going by step, that is not a format character ("" at
+    the text's edge)."""
+    while 0 <= at < len(text):
+        if unicodedata.category(text[at]) != "Cf":
+            return text[at]
+        at += step
+    return ""
+
+
 def _invisible(ch: str) -> bool:
     """A control, format, separator or noncharacter code point other than a space, tab or
     line break."""
@@ -583,6 +635,7 @@ _MOJIBAKE_DOUBTS: tuple[tuple[Callable[[str, Proposal], bool], str], ...] = (
     (lambda text, proposal: not_a_character(proposal.replacement), NOT_A_CHARACTER_REASON),
     (lone_foreign_letter, LONE_FOREIGN_LETTER_REASON),
     (lambda text, proposal: quoted_alone(text, proposal.start, proposal.end), QUOTED_REASON),
+    (shown_as_specimen, SPECIMEN_REASON),
 )
 
 
@@ -998,6 +1051,8 @@ def find_stray_characters(text: str, context: ControlContext | None = None) -> l
             weak = NONCHARACTERS_MANY_REASON
         elif category is Category.STRAY_BOM and used_as_joiner(text, m.start()):
             weak = JOINER_REASON
+        elif category is Category.STRAY_BOM and opens_a_string(text, m.start()):
+            weak = OPENS_A_STRING_REASON
         if weak is None and quoted_alone(text, m.start(), m.end()):
             weak = QUOTED_REASON
         if weak is not None:
@@ -1033,6 +1088,25 @@ def used_as_joiner(text: str, at: int) -> bool:
         return False  # at a line's start, or after its indentation: where an include begins
     after = text[at + 1 : at + 2]
     return text[at - 1] in " \t\xa0" or after in (" ", "\t", "\xa0")
+
+
+# A byte order mark right after an opening quote or a pattern's anchor is what a program
+# strips or shows (`raw.replace(/^\ufeff/, "")`, `print(repr(first))  # '\ufeff이름'`), or a
+# value a log recorded as it came (`"text_seg": "\ufeff说详细一点吧"`): one that concatenating
+# files left stands at the start of a line or between tags.
+OPENS_A_STRING_REASON = "a byte order mark opening a quoted string or a pattern: data, reported"
+_STRING_OPENERS = frozenset("\"'`“‘「『^")
+
+
+def opens_a_string(text: str, at: int) -> bool:
+    r"""Whether the U+FEFF at text[at] follows an opening quote or a pattern's `^` directly.
+
+    >>> opens_a_string('raw.replace(/^\ufeff/, "")', 14), opens_a_string('"\ufeff说"', 1)
+    (True, True)
+    >>> opens_a_string("</div>\ufeff<p>", 6), opens_a_string("a\n\ufeffB", 2)
+    (False, False)
+    """
+    return at > 0 and text[at - 1] in _STRING_OPENERS
 
 
 # Persian and Urdu write the zero-width non-joiner (and joiner) inside words (`این‌قدر`);

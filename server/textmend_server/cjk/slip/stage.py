@@ -327,7 +327,10 @@ def in_a_code_span(text: str, i: int) -> bool:
     >>> in_a_code_span("使用 `??` 查看函数帮助", 4), in_a_code_span("公司?`他", 2)
     (True, False)
     """
-    start = max(text.rfind("\n", 0, i) + 1, i - SYNTAX_REACH)
+    # Backticks are counted from the line's start, however long its code spans before the `?`
+    # (a link to a source file in one): counted from a point inside the line, an even number
+    # of them looks odd. Only a line's last PAIR_LINE_MAX characters are looked at.
+    start = text.rfind("\n", max(0, i - PAIR_LINE_MAX), i) + 1 or max(0, i - PAIR_LINE_MAX)
     end = text.find("\n", i)
     end = min(len(text) if end < 0 else end, i + SYNTAX_REACH)
     return text.count("`", start, i) % 2 == 1 and text.find("`", i + 1, end) >= 0

@@ -183,6 +183,18 @@ def test_mojibake_inside_words_is_repaired_beside_a_specimen(client: TextMendCli
     assert "standing as an example" in response.findings[0].reason
 
 
+def test_c1_controls_a_broken_character_left_around_a_word_are_not_punctuation(
+    client: TextMendClient,
+) -> None:
+    # LibreOffice's Chinese help: `选择` and `字段` lost their first bytes, leaving C1 controls
+    # on either side of a stretch of Han. They are not windows-1252's `‹` and `—`.
+    text = "如果选\x8b©文本格式的数据库\xad\x97段，将无法\n"
+    response = client.repair(text.encode("utf-8"), id="c1", content_type="text/html")
+    assert "‹" not in response.text and "—" not in response.text
+    assert {e.category for e in response.edits} <= {textmend_pb2.CATEGORY_CONTROL_CHAR}
+    assert "文本格式的数据库" in response.text
+
+
 @pytest.mark.parametrize("text", CLEAN, ids=range(len(CLEAN)))
 def test_clean_text_comes_back_untouched(client: TextMendClient, text: str) -> None:
     response = client.repair(text.encode("utf-8"), id="clean")

@@ -236,6 +236,9 @@ def _changes(a: str, b: str) -> list[tuple[int, int, int, int]]:
     out: list[tuple[int, int, int, int]] = []
     for a1, a2, b1, b2, _ in _token_changes(a, 0, len(a), b, 0, len(b), _COARSE_RE):
         for c1, c2, d1, d2, paired in _token_changes(a, a1, a2, b, b1, b2, _FINE_RE):
+            if paired and _c1_in_place(a[c1:c2], b[d1:d2]):
+                out += [(c1 + i, c1 + j, d1 + i, d1 + j) for i, j in _differing(a[c1:c2], b[d1:d2])]
+                continue
             if paired or (c2 - c1) + (d2 - d1) > MAX_REFINE:
                 out.append((c1, c2, d1, d2))
                 continue
@@ -246,6 +249,29 @@ def _changes(a: str, b: str) -> list[tuple[int, int, int, int]]:
                 if op != "equal"
             ]
     return out
+
+
+def _c1_in_place(a: str, b: str) -> bool:
+    """Whether b is a with some C1 controls replaced one for one (ftfy's `fix_c1_controls`):
+    each is its own edit then, so that the controls a broken character left on either side of
+    a word (`选\\x8b©文本…库\\xad\\x97段`) are judged one by one, not as one span holding
+    the word.
+    """
+    if len(a) != len(b):
+        return False
+    return all(x == y or "\x80" <= x <= "\x9f" for x, y in zip(a, b, strict=True))
+
+
+def _differing(a: str, b: str) -> list[tuple[int, int]]:
+    """The runs of positions where a and b, of one length, differ."""
+    runs: list[tuple[int, int]] = []
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        if x != y:
+            if runs and runs[-1][1] == i:
+                runs[-1] = (runs[-1][0], i + 1)
+            else:
+                runs.append((i, i + 1))
+    return runs
 
 
 def _token_changes(
@@ -596,30 +622,43 @@ def shown_as_specimen(text: str, proposal: Proposal) -> bool:
     False
     >>> shown_as_specimen("il est Ã  Paris", Proposal(7, 9, "à", Category.MOJIBAKE, "", 0.85))
     False
+    >>> shown_as_specimen("jusqu'Ã nos jours", Proposal(6, 7, "à", Category.MOJIBAKE, "", 0.85))
+    False
     """
     replacement = proposal.replacement
     if len(replacement) != 1:
         return False
-    left = _neighbour(text, proposal.start - 1, -1)
-    right = _neighbour(text, proposal.end, 1)
+    left, beyond_left = _neighbours(text, proposal.start - 1, -1)
+    right, beyond_right = _neighbours(text, proposal.end, 1)
     sides = (left, right)
     if any(ch.isalnum() or ch == "_" for ch in sides):
         return False
+    # A quote mark with a word on its far side is an apostrophe (`jusqu'Ã nos`) or a quote
+    # the damage runs on into, not one around a specimen.
+    quoted = (left in _SPECIMEN_QUOTES and not _word_char(beyond_left)) or (
+        right in _SPECIMEN_QUOTES and not _word_char(beyond_right)
+    )
     if replacement.isalpha():
-        return any(ch in _SPECIMEN_QUOTES for ch in sides)
+        return quoted
     if replacement in _SPECIMEN_QUOTES:
         return all(ch in _SPECIMEN_QUOTES or not ch.strip() for ch in sides)
     return False
 
 
-def _neighbour(text: str, at: int, step: int) -> str:
-    """The first character from at on, going by step, that is not a format character ("" at
-    the text's edge)."""
-    while 0 <= at < len(text):
+def _word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _neighbours(text: str, at: int, step: int) -> tuple[str, str]:
+    """The first two characters from at on, going by step, that are not format characters
+    ("" past the text's edge)."""
+    found: list[str] = []
+    while 0 <= at < len(text) and len(found) < 2:
         if unicodedata.category(text[at]) != "Cf":
-            return text[at]
+            found.append(text[at])
         at += step
-    return ""
+    found += ["", ""]
+    return found[0], found[1]
 
 
 def _invisible(ch: str) -> bool:

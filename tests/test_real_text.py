@@ -303,6 +303,19 @@ def test_html_is_recognised_by_name_and_by_its_first_bytes(target: str, tmp_path
     assert capsys.readouterr().out == expected
 
 
+def test_xml_without_a_declaration_is_recognised_by_its_namespace(client: TextMendClient) -> None:
+    # GNOME's Mallard help: XML whose first element declares its namespace, no `<?xml`.
+    page = (
+        '<page xmlns="http://projectmallard.org/1.0/"\n      type="topic" style="problem"\n'
+        '      id="mouse-wakeup">\n\n  <info>\n    <link type="guide" xref="mouse#problems"/>\n'
+        "  </info>\n\n  <title>Mouse reacts with delay before it starts working</title>\n\n"
+        "  <p>Wireless and optical mice may need to “wake up” before they respond.</p>\n</page>\n"
+    )
+    response = client.repair(page.encode("utf-8"), id="mallard")
+    assert response.text == page
+    assert list(response.edits) == [] and list(response.findings) == []
+
+
 LEGACY = json.loads(
     (Path(__file__).parent / "fixtures" / "legacy" / "snippets.json").read_text("utf-8")
 )

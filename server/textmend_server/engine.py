@@ -204,17 +204,21 @@ HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/xml", "appli
 PLAIN_TYPES = frozenset({"text/plain"})
 # How far into the content the start of an HTML document is looked for.
 SNIFF_BYTES = 1024
-# The start of an HTML document, after a BOM, blanks, an XML declaration and comments.
+# The start of an HTML or XML document, after a BOM, blanks and comments: an XML declaration,
+# `<!DOCTYPE html`, `<html`, or a first element that declares a namespace (GNOME's Mallard
+# help, `<page xmlns="http://projectmallard.org/1.0/"`, is XML with no declaration; read as
+# plain text, each of its tags was reported as markup left in the text).
 _HTML_START = re.compile(
-    rb"\A(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html)\b",
+    rb"\A(?:\xef\xbb\xbf)?\s*(?:<!--.*?-->\s*)*"
+    rb"(?:<\?xml\s|<(?:!doctype\s+html|html)\b|<[A-Za-z][\w.:-]*\s[^<>]*?\bxmlns(?::[\w.-]+)?\s*=)",
     re.IGNORECASE | re.DOTALL,
 )
 
 
 def is_html(content_type: str, content: bytes = b"") -> bool:
     """Whether a document is HTML (or XML): its content type says so, or, when none is given
-    or the type is neither (`PLAIN_TYPES`, `HTML_TYPES`), its bytes start as an HTML document
-    does (`<!DOCTYPE html`, `<html`).
+    or the type is neither (`PLAIN_TYPES`, `HTML_TYPES`), its bytes start as an HTML or XML
+    document does (`<!DOCTYPE html`, `<html`, `<?xml`, a first element declaring a namespace).
 
     >>> is_html("text/html; charset=utf-8"), is_html("text/plain", b"<html>")
     (True, False)
@@ -222,6 +226,10 @@ def is_html(content_type: str, content: bytes = b"") -> bool:
     (True, False)
     >>> is_html("image/svg+xml"), is_html("text/htm", b"<html><p>x</p>"), is_html("text/htm")
     (True, True, False)
+    >>> is_html("", b'<?xml version="1.0"?><rss>'), is_html("", b'<page xmlns="http://a/b">')
+    (True, True)
+    >>> is_html("", b"<b>bold</b> and xmlns=1"), is_html("", b"<?xml-ish notes")
+    (False, False)
     """
     media = content_type.split(";", 1)[0].strip().lower()
     if media in HTML_TYPES or media.endswith("+xml"):

@@ -289,9 +289,10 @@ class RepairRequest(_message.Message):
     content_type: _builtins.str
     """`text/plain` or `text/html` (also `application/xhtml+xml`, and XML: `text/xml`,
     `application/xml`, any `+xml` type), at most 100 characters. Empty, or any other type,
-    means: `text/html` when the content starts as an HTML document does (`<!DOCTYPE html`,
-    `<html`, after a BOM, blanks, an XML declaration or comments), `text/plain` otherwise. For
-    HTML and XML, markup is the document's own and is left alone.
+    means: `text/html` when the content starts as an HTML or XML document does (after a BOM,
+    blanks or comments: `<!DOCTYPE html`, `<html`, an XML declaration, or a first element
+    that declares a namespace), `text/plain` otherwise. For HTML and XML, markup is the
+    document's own and is left alone.
     """
     omit_diff: _builtins.bool
     """Whether to fill `RepairResponse.diff`. The diff is derived from `edits`; callers that only

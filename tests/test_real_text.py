@@ -154,6 +154,14 @@ CLEAN = [
     "类型为`[Coalesce](https://github.com/nikic/PHP-Parser/blob/master/lib/PhpParser/Node/Expr/"
     "BinaryOp/Coalesce.php)(https://github.com/nikic/PHP-Parser/blob/master/lib/PhpParser/Node/"
     "Expr/BinaryOp/Coalesce.php))`，也就是`$foo ?? $bar`中的`??`。coalesce 运算符需要两个元素:\n",
+    # Mojibake written as code, as an example (MDN's glossary; a Chinese note; a table of what
+    # UTF-8 read as cp1252 looks like), and a byte order mark's named in prose (the W3C).
+    "Kauderwelsch wie `Ã‚Â£` ersetzt wurden\n",
+    "- 仓库源文件均为有效 UTF-8，Java 代码无双重编码转换；乱码 `æœ¬æ–‡...` 只可能来自外部通道\n",
+    "| Russian привет | `Ð¿Ñ€Ð¸Ð²ÐµÑ‚` [S] | `привет` | UTF-8 as cp1252 |\n",
+    "Bei Latin-1 (ISO 8859-1) sind dies die Zeichen ï»¿.\n",
+    # A byte order mark in a pattern's class of invisible characters.
+    "const re = /[\u200b\u200c\u200d\ufeff]/g;\n",
     # iconv-lite's table of cp857, its characters in code order: `ğ¿®¬` "re-decoded" from
     # UTF-8 is the unassigned U+3FBAC.
     '  "cp857": {\n    "type": "_sbcs",\n'
@@ -171,6 +179,26 @@ def test_damage_that_would_become_a_foreign_mark_with_nothing_to_sit_on_is_repor
     response = client.repair(text.encode("utf-8"), id="mark")
     assert response.text == text and list(response.edits) == []
     assert [f.category for f in response.findings] == [textmend_pb2.CATEGORY_MOJIBAKE]
+
+
+CLEAN_HTML = [
+    # The W3C's article on the byte order mark shows its mojibake as code.
+    "<p>the signature displays as characters <code>ï»¿</code>.</p>\n",
+    # Rich-text editors' placeholders: U+FEFF as an element's whole content (MDN's archive).
+    '<p>d<span style="display: none;" class="rangySelectionBoundary" id="selectionBoundary_1">'
+    "\ufeff</span>e la terminal</p>\n",
+    '获取源码和二进制文件</a><a id="fck_paste_padding">\ufeff</a><a id="fck_paste_padding">'
+    "\ufeff</a>.\n",
+    # The W3C's "What is ruby?": a word glossed with its pinyin in an image's description.
+    '<p><img src="qa-ruby-data/pinyin.png" alt="中国话(zhōng guó huà)" width="263" /> </p>\n',
+]
+
+
+@pytest.mark.parametrize("text", CLEAN_HTML, ids=range(len(CLEAN_HTML)))
+def test_clean_html_comes_back_untouched(client: TextMendClient, text: str) -> None:
+    response = client.repair(text.encode("utf-8"), id="clean", content_type="text/html")
+    assert response.text == text
+    assert list(response.edits) == []
 
 
 def test_mojibake_inside_words_is_repaired_beside_a_specimen(client: TextMendClient) -> None:

@@ -642,7 +642,49 @@ def shown_as_specimen(text: str, proposal: Proposal) -> bool:
         return quoted
     if replacement in _SPECIMEN_QUOTES:
         return all(ch in _SPECIMEN_QUOTES or not ch.strip() for ch in sides)
+    if unicodedata.category(replacement) == "Cf":
+        # A byte order mark's mojibake named in prose (`sind dies die Zeichen ï»¿.`): one a
+        # file began with stands against the text it began.
+        return left in (" ", "\xa0") or quoted
     return False
+
+
+# Mojibake written as code is an example the text shows: `Kauderwelsch wie \`Ã‚Â£\``
+# (MDN's glossary, in every language), `乱码 \`æœ¬æ–‡...\``, a table of what UTF-8 read as
+# cp1252 looks like, `<code>ï»¿</code>` in the W3C's article on the byte order mark. A
+# converter that damaged a document damaged its prose, not only what it quotes as code. The
+# span must lie inside a Markdown code span or a code element on its own line, looked for
+# within CODE_REACH characters each side.
+CODE_REASON = "mojibake written as code, as an example: reported"
+CODE_REACH = 400
+_CODE_OPEN = re.compile(r"<(code|kbd|samp|tt)\b[^<>]*>", re.IGNORECASE)
+
+
+def written_as_code(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] stands inside a Markdown code span (an odd number of backticks
+    before it on its line, one after it) or a `<code>`, `<kbd>`, `<samp>` or `<tt>` element
+    opened and closed on its line.
+
+    >>> written_as_code("wie `Ã‚Â£` ersetzt", 5, 9), written_as_code("<code>ï»¿</code>", 6, 9)
+    (True, True)
+    >>> written_as_code("a `b` cafÃ© `c`", 9, 11), written_as_code("<code>x</code> Ã©", 15, 17)
+    (False, False)
+    """
+    low = max(0, start - CODE_REACH)
+    line_start = text.rfind("\n", low, start) + 1 or low
+    line_end = text.find("\n", end, end + CODE_REACH)
+    if line_end < 0:
+        line_end = min(len(text), end + CODE_REACH)
+    if text.count("`", line_start, start) % 2 == 1 and text.find("`", end, line_end) >= 0:
+        return True
+    opened = None
+    for m in _CODE_OPEN.finditer(text, line_start, start):
+        opened = m
+    if opened is None:
+        return False
+    closer = f"</{opened.group(1).lower()}>"
+    between = text[opened.end() : start].lower()
+    return closer not in between and closer in text[end:line_end].lower()
 
 
 def _word_char(ch: str) -> bool:
@@ -675,6 +717,7 @@ _MOJIBAKE_DOUBTS: tuple[tuple[Callable[[str, Proposal], bool], str], ...] = (
     (lone_foreign_letter, LONE_FOREIGN_LETTER_REASON),
     (lambda text, proposal: quoted_alone(text, proposal.start, proposal.end), QUOTED_REASON),
     (shown_as_specimen, SPECIMEN_REASON),
+    (lambda text, proposal: written_as_code(text, proposal.start, proposal.end), CODE_REASON),
 )
 
 
@@ -1129,23 +1172,38 @@ def used_as_joiner(text: str, at: int) -> bool:
     return text[at - 1] in " \t\xa0" or after in (" ", "\t", "\xa0")
 
 
-# A byte order mark right after an opening quote or a pattern's anchor is what a program
-# strips or shows (`raw.replace(/^\ufeff/, "")`, `print(repr(first))  # '\ufeff이름'`), or a
-# value a log recorded as it came (`"text_seg": "\ufeff说详细一点吧"`): one that concatenating
-# files left stands at the start of a line or between tags.
-OPENS_A_STRING_REASON = "a byte order mark opening a quoted string or a pattern: data, reported"
-_STRING_OPENERS = frozenset("\"'`“‘「『^")
+# A byte order mark right after an opening quote, a pattern's anchor or a class's bracket
+# (other invisible characters between) is what a program strips or shows
+# (`raw.replace(/^\ufeff/, "")`, `/[\u200b\u200c\u200d\ufeff]/g`,
+# `print(repr(first))  # '\ufeff이름'`), or a value a log recorded as it came
+# (`"text_seg": "\ufeff说详细一点吧"`). One that is an element's whole content is the
+# placeholder a rich-text editor wrote (Rangy's selection boundaries, FCKeditor's paste
+# padding: `<a id="fck_paste_padding">\ufeff</a>`). One that concatenating files left stands
+# at the start of a line, or between one element's end and the next one's start.
+OPENS_A_STRING_REASON = (
+    "a byte order mark opening a quoted string or a pattern, or an element's whole content: "
+    "data, reported"
+)
+_STRING_OPENERS = frozenset("\"'`“‘「『^[")
 
 
 def opens_a_string(text: str, at: int) -> bool:
-    r"""Whether the U+FEFF at text[at] follows an opening quote or a pattern's `^` directly.
+    r"""Whether the U+FEFF at text[at] follows an opening quote, a pattern's `^` or a class's
+    `[` (other invisible characters aside), or is the whole content of an element.
 
     >>> opens_a_string('raw.replace(/^\ufeff/, "")', 14), opens_a_string('"\ufeff说"', 1)
+    (True, True)
+    >>> opens_a_string("/[\u200b\u200d\ufeff]/g", 4), opens_a_string('<a id="p">\ufeff</a>', 10)
     (True, True)
     >>> opens_a_string("</div>\ufeff<p>", 6), opens_a_string("a\n\ufeffB", 2)
     (False, False)
     """
-    return at > 0 and text[at - 1] in _STRING_OPENERS
+    if text[at - 1 : at] == ">" and text.startswith("</", at + 1):
+        return True
+    before = at - 1
+    while before >= max(0, at - QUOTED_REACH) and _invisible(text[before]):
+        before -= 1
+    return before >= 0 and text[before] in _STRING_OPENERS
 
 
 # Persian and Urdu write the zero-width non-joiner (and joiner) inside words (`این‌قدر`);

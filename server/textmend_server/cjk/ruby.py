@@ -199,6 +199,32 @@ def _numbered(syllables: str) -> bool:
     return any(c.isdigit() for c in syllables)
 
 
+# An annotation inside a tag, in an attribute's value (`<img alt="中国话(zhōng guó huà)">` in
+# the W3C's article on ruby), is a gloss its writer typed there: a page whose ruby markup was
+# flattened leaks readings into its text, and `<rt>` cannot stand in an attribute. Looked for
+# within TAG_REACH characters each side.
+IN_A_TAG_REASON = "inside a tag, in an attribute's value: a gloss written there, reported"
+TAG_REACH = 300
+
+
+def in_a_tag(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] stands between a tag's `<` and its `>`.
+
+    >>> in_a_tag('<img alt="中国话(zhōng)">', 10, 19), in_a_tag("<b>中国话(zhōng)</b>", 3, 12)
+    (True, False)
+    """
+    low = max(0, start - TAG_REACH)
+    opened = text.rfind("<", low, start)
+    if (
+        opened < 0
+        or text.find(">", opened, start) >= 0
+        or not text[opened + 1 : opened + 2].isalpha()
+    ):
+        return False
+    closed = text.find(">", end, end + TAG_REACH)
+    return closed >= 0 and text.find("<", end, closed) < 0
+
+
 def find_ruby_leaks(text: str) -> list[Proposal]:
     """Pinyin annotations `字(zì)` whose syllables are a valid reading of the host characters.
 
@@ -243,6 +269,8 @@ def find_ruby_leaks(text: str) -> list[Proposal]:
         reason = (
             f"Leaked pronunciation annotation: '({m.syllables})' after '{m.hosts}' is {why} of it"
         )
+        if in_a_tag(text, m.start, m.end):
+            reason, flag = f"{reason}; {IN_A_TAG_REASON}", True
         out.append(
             Proposal(m.start, m.end, m.hosts, Category.RUBY_LEAK, reason, conf, flag_only=flag)
         )

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from textmend.v1 import textmend_pb2
-from textmend_client import __version__
+from textmend_client import __version__, commands
 from textmend_client.cli import build_parser, in_input_order, main
 from textmend_client.commands import JsonlInput
 
@@ -590,7 +590,10 @@ def test_jsonl_input_is_checked_whole_then_read_again_as_it_is_sent(target: str,
         assert b"line 13:" in done.stderr
 
 
-def test_jsonl_input_sends_no_more_than_it_checked(tmp_path) -> None:
+@pytest.mark.parametrize("hold", [0, commands.JSONL_HOLD_BYTES])
+def test_jsonl_input_sends_no_more_than_it_checked(tmp_path, monkeypatch, hold: int) -> None:
+    # Held from the check, or (an input larger than the budget) read again to send.
+    monkeypatch.setattr(commands, "JSONL_HOLD_BYTES", hold)
     path = tmp_path / "in.jsonl"
     path.write_bytes(_jsonl([{"text": "eins"}, {"text": "zwei"}]))
     with open(path, "rb") as handle:

@@ -565,6 +565,36 @@ def a_letter_a_circumflex(text: str, proposal: Proposal) -> bool:
     )
 
 
+# ftfy reads a capital `Ã` before a space as `à` whose no-break space became a space (French
+# `jusqu'Ã nos jours`). With no other mojibake near it, a lone `Ã` is as likely the letter
+# itself, named or written (`We don't fix Ã in all contexts` in ftfy's own tests; Portuguese
+# `As letras Ã e Õ`): reported. SCRIPT_REACH characters are looked at each side.
+A_TILDE_REASON = (
+    "a capital Ã standing alone, with no other mojibake near it, may be the letter itself: reported"
+)
+
+
+def a_letter_a_tilde(text: str, proposal: Proposal) -> bool:
+    """Whether proposal turns a lone `Ã` before a space into `à` with no other sign of
+    mojibake within SCRIPT_REACH characters.
+
+    >>> [a_letter_a_tilde(t, p) for t in ("We don't fix Ã in all", "Ã perturber la rÃ©flexion")
+    ...  for p in find_mojibake(t)][:2]
+    [True, False]
+    """
+    start = proposal.start
+    if not (
+        proposal.end == start + 1
+        and text.startswith("Ã ", start)
+        and proposal.replacement == "à"
+        and (start == 0 or text[start - 1].isspace() or text[start - 1] in _SPECIMEN_QUOTES)
+    ):
+        return False
+    low = max(0, start - SCRIPT_REACH)
+    near = text[low : start + 1 + SCRIPT_REACH]
+    return all(low + hint == start for hint in mojibake_hints(near))
+
+
 # A string literal that holds nothing but invisible characters is written for them: a table's
 # keys (`{"\x92": "'", "\x97": " - "}`), a trim check's whitespace (`"\u200b\x85\u180e"`),
 # a constant's value (`NEXT_LINE: "\x85"`), XMP's `<?xpacket begin="\ufeff"`. QUOTED_REACH
@@ -713,6 +743,7 @@ def _invisible(ch: str) -> bool:
 # applies.
 _MOJIBAKE_DOUBTS: tuple[tuple[Callable[[str, Proposal], bool], str], ...] = (
     (a_letter_a_circumflex, A_CIRCUMFLEX_REASON),
+    (a_letter_a_tilde, A_TILDE_REASON),
     (lambda text, proposal: not_a_character(proposal.replacement), NOT_A_CHARACTER_REASON),
     (lone_foreign_letter, LONE_FOREIGN_LETTER_REASON),
     (lambda text, proposal: quoted_alone(text, proposal.start, proposal.end), QUOTED_REASON),

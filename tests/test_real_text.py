@@ -225,6 +225,18 @@ def test_c1_controls_a_broken_character_left_around_a_word_are_not_punctuation(
     assert "文本格式的数据库" in response.text
 
 
+def test_a_reported_mojibake_keeps_the_control_inside_it(client: TextMendClient) -> None:
+    # Reported as an example, `â€\x9d` stays whole: its C1 control is reported too, not taken
+    # out of it (which left `â€`, neither the example nor its repair).
+    text = "The closing quote shows as `â€\x9d` in such files.\n"
+    response = client.repair(text.encode("utf-8"), id="kept")
+    assert response.text == text and list(response.edits) == []
+    assert [f.category for f in response.findings] == [
+        textmend_pb2.CATEGORY_MOJIBAKE,
+        textmend_pb2.CATEGORY_CONTROL_CHAR,
+    ]
+
+
 @pytest.mark.parametrize("text", CLEAN, ids=range(len(CLEAN)))
 def test_clean_text_comes_back_untouched(client: TextMendClient, text: str) -> None:
     response = client.repair(text.encode("utf-8"), id="clean")

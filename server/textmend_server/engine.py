@@ -660,10 +660,10 @@ def _one_pass(
             if action is Action.FIX and not proposal.flag_only:
                 if policy.holds_back(proposal.confidence):
                     proposal = below_floor(proposal, policy.min_confidence)
-                elif garbled.holds(*span):
-                    proposal = left_garbled(proposal)
                 elif run.code and inside_spans(run.code, *span):
                     proposal = left_in_code(proposal)
+                elif garbled.holds(*span):
+                    proposal = left_garbled(proposal)
                 else:
                     to_apply.append(proposal)
                     continue

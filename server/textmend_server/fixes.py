@@ -630,19 +630,21 @@ def quoted_alone(text: str, start: int, end: int) -> bool:
 # probably a file encoded as UTF-8 but interpreted as ISO-8859-1` (the Debian Administrator's
 # Handbook, in every one of its languages), `until I hit my first â€™ at Oracle` (a post about
 # encodings). A specimen stands alone: it re-decodes to one letter with a quote mark against
-# it, or to one quote mark with nothing but space or quotes around it. Mojibake a converter
+# it, or to one apostrophe with nothing but space or quotes around it. Mojibake a converter
 # made joins words (`cafÃ©`, `donâ€™t`); a lone quoted letter is rare in prose, and a lone
-# standing quote mark rarer still. Format characters (the U+200E marks of right-to-left text)
-# are looked through. Dashes, bullets and other standalone punctuation are not specimens:
-# ` â€” ` is how a converter leaves an em dash.
+# standing apostrophe rarer still (double quotes and guillemets stand apart from the words
+# they quote in some typography: `â€œ bonjour â€\x9d` is damage). Format characters (the
+# U+200E marks of right-to-left text) are looked through. Dashes, bullets and other
+# standalone punctuation are not specimens: ` â€” ` is how a converter leaves an em dash.
 SPECIMEN_REASON = "a lone re-decoding standing as an example, not inside a word: reported"
 _SPECIMEN_QUOTES = frozenset("\"'`“”„‟‘’‚‛«»‹›「」『』")
+_APOSTROPHES = frozenset("’‘")
 
 
 def shown_as_specimen(text: str, proposal: Proposal) -> bool:
     """Whether proposal re-decodes a lone specimen of mojibake: one letter with a quote mark
-    beside it and no word character on either side, or one quote mark between spaces or
-    quotes.
+    beside it and no word character on either side, or one apostrophe (`’`, `‘`) between
+    spaces or quotes.
 
     >>> t = "like “Ã©” or Ã¨” here; my first â€™ at work"
     >>> [shown_as_specimen(t, Proposal(a, b, r, Category.MOJIBAKE, "", 0.85))
@@ -670,7 +672,7 @@ def shown_as_specimen(text: str, proposal: Proposal) -> bool:
     )
     if replacement.isalpha():
         return quoted
-    if replacement in _SPECIMEN_QUOTES:
+    if replacement in _APOSTROPHES:
         return all(ch in _SPECIMEN_QUOTES or not ch.strip() for ch in sides)
     if unicodedata.category(replacement) == "Cf":
         # A byte order mark's mojibake named in prose (`sind dies die Zeichen ï»¿.`): one a

@@ -250,9 +250,12 @@ def stage(name: str) -> Stage:
 # What a run is when a stage reports it as one of these and does not repair it: bytes read the
 # wrong way whose right reading is in doubt. A later stage's edit inside such a run would
 # rewrite part of a garble into another garble (a pinyin annotation the converter matched across
-# two misread characters, `的(de)谌耸`, taken out of an unrepaired slip), so it is reported
-# instead (`left_garbled`): the rule that weak evidence is flagged, not fixed.
-GARBLE_CATEGORIES = frozenset({Category.CJK_PHASE_SLIP, Category.CJK_WRONG_CODEC})
+# two misread characters, `的(de)谌耸`, taken out of an unrepaired slip; the C1 control of a
+# reported `â€\x9d` removed, leaving `â€`), so it is reported instead (`left_garbled`): the
+# rule that weak evidence is flagged, not fixed.
+GARBLE_CATEGORIES = frozenset(
+    {Category.CJK_PHASE_SLIP, Category.CJK_WRONG_CODEC, Category.MOJIBAKE}
+)
 GARBLE_REASON = " (inside a run reported as misread and not repaired: not edited)"
 
 

@@ -663,7 +663,7 @@ def shown_as_specimen(text: str, proposal: Proposal) -> bool:
     left, beyond_left = _neighbours(text, proposal.start - 1, -1)
     right, beyond_right = _neighbours(text, proposal.end, 1)
     sides = (left, right)
-    if any(ch.isalnum() or ch == "_" for ch in sides):
+    if any(_word_char(ch) for ch in sides):
         return False
     # A quote mark with a word on its far side is an apostrophe (`jusqu'Ã nos`) or a quote
     # the damage runs on into, not one around a specimen.
@@ -720,6 +720,7 @@ def written_as_code(text: str, start: int, end: int) -> bool:
 
 
 def _word_char(ch: str) -> bool:
+    """Whether ch is part of a word: a letter, a digit or `_`."""
     return ch.isalnum() or ch == "_"
 
 

@@ -162,6 +162,10 @@ CLEAN = [
     "Bei Latin-1 (ISO 8859-1) sind dies die Zeichen ï»¿.\n",
     # A capital Ã named as a letter, with no other mojibake near (ftfy's own test data).
     "We don't fix Ã in all contexts\n",
+    # Questions ending in `??` before an escape in Vim's Korean, Japanese and Chinese catalogues.
+    "닌가??\\n\n",
+    "ない??\\\n",
+    "控台(console)??\\\n",
     # A byte order mark in a pattern's class of invisible characters.
     "const re = /[\u200b\u200c\u200d\ufeff]/g;\n",
     # iconv-lite's table of cp857, its characters in code order: `ğ¿®¬` "re-decoded" from

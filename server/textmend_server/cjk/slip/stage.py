@@ -346,19 +346,23 @@ _ESCAPED = frozenset("nrtabfv0\"'\\uxdDsSwWBpP")
 
 
 def before_an_escape(text: str, i: int) -> bool:
-    r"""Whether the `?` at i stands before a backslash escape, or a backslash that ends its
-    line (a continuation): code and catalogues, not a lost lead byte.
+    r"""Whether the `?` at i, or the run of `?` it begins, stands before a backslash escape, or
+    a backslash that ends its line (a continuation): code and catalogues, not a lost lead byte
+    (Vim's Korean and Japanese catalogues end questions `닌가??\n`).
 
     >>> before_an_escape(r'msgstr "是否继续?\n"', 12), before_an_escape("继续?\\", 2)
     (True, True)
-    >>> before_an_escape(r"/^第?\d+/i", 3)
-    True
+    >>> before_an_escape(r"/^第?\d+/i", 3), before_an_escape(r"닌가??\n", 2)
+    (True, True)
     >>> before_an_escape(r"公司?\Q他", 2)
     False
     """
-    if text[i + 1 : i + 2] != "\\":
+    j = i + 1
+    while text[j : j + 1] == "?":
+        j += 1
+    if text[j : j + 1] != "\\":
         return False
-    after = text[i + 2 : i + 3]
+    after = text[j + 1 : j + 2]
     return after in ("", "\n", "\r") or after in _ESCAPED
 
 

@@ -274,3 +274,20 @@ def test_a_file_in_emacs_utf8_is_read_as_utf8_with_its_extra_characters_undecoda
     assert repaired.decoded.encoding == "utf-8"
     assert "ༀ ༁ ༂ ༃ ༄" in repaired.text and "ཀ ཁ " + "\ufffd" * 4 + " ཉ" in repaired.text
     assert {f.category.value for f in repaired.findings} == {"undecodable"}
+
+
+@pytest.mark.parametrize(
+    ("codec", "letters"),
+    [("cp1250", "Ćć Ęę Łł Ńń Óó Śś Źź Żż Ąą"), ("cp1252", "Àà Áá Ââ Ææ Çç Èè Ïï Ðð Ññ Õõ")],
+)
+def test_a_subtitle_of_letter_pairs_is_decoded_in_doubt(codec: str, letters: str) -> None:
+    """A player's test subtitle shows its code page's letters in pairs, cue after cue: no
+    words for a language model to read. Its decoding is in doubt (and nothing is rewritten),
+    whichever code page the models favour; such files were read as Mac Cyrillic or cp1006 at
+    1.0."""
+    cue = "{n}\n00:00:0{n},000 --> 00:00:0{n},500\n[{codec}] {n}.0: {letters}\n\n"
+    cues = "".join(cue.format(n=n, codec=codec, letters=letters) for n in range(1, 6))
+    repaired = repair_bytes(cues.encode(codec))
+    assert repaired.decoded is not None
+    assert repaired.decoded.confidence <= 0.5
+    assert repaired.edits == []

@@ -241,6 +241,21 @@ def test_a_reported_mojibake_keeps_the_control_inside_it(client: TextMendClient)
     ]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1\n00:00:01,000 --> 00:00:02,500\n<i>Where are you going?</i>\n\n"
+        "2\n00:00:03,000 --> 00:00:04,000\nHome. <b>Now.</b>\n",
+        "WEBVTT\n\n00:01.000 --> 00:04.000\n<i>Never drink liquid nitrogen.</i>\n",
+    ],
+)
+def test_subtitle_styling_is_the_formats_own(client: TextMendClient, text: str) -> None:
+    # SubRip and WebVTT style their cues with tags: clean, not leaked markup to report.
+    response = client.repair(text.encode("utf-8"), id="subtitles")
+    assert response.text == text
+    assert list(response.findings) == [] and response.verdict == textmend_pb2.VERDICT_CLEAN
+
+
 @pytest.mark.parametrize("text", CLEAN, ids=range(len(CLEAN)))
 def test_clean_text_comes_back_untouched(client: TextMendClient, text: str) -> None:
     response = client.repair(text.encode("utf-8"), id="clean")

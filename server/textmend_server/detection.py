@@ -306,7 +306,7 @@ def _best_reading(
         alternatives = [(name, p) for name, p in rivals if p >= RIVAL_SHARE]
         if unread:
             confidence = UNREAD_CONFIDENCE
-        if character_list(chunks):
+        if character_list(chunks, single_byte=winner.name not in MULTIBYTE):
             confidence = min(confidence, LIST_CONFIDENCE)
             alternatives = alternatives or rivals[:LIST_RIVALS]
             reason = reason or "the text lists characters one by one: no words to read"

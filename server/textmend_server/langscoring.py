@@ -124,28 +124,39 @@ RIVAL_SHARE = 0.01
 # SIGN`) gives the language models no words to read: each character stands alone, and every
 # code page's reading is a list of plausible characters. Recognised by its stretches: at least
 # LIST_MIN of them, half or more (LIST_SHARE) a lone character, those nearly all different
-# (LIST_DISTINCT of them; prose repeats its lone `è` or `и`). Its decoding is reported with
-# confidence at most LIST_CONFIDENCE (in doubt) and its rivals named, whatever the models say.
+# (LIST_DISTINCT of them; prose repeats its lone `è` or `и`) or, in a single-byte reading,
+# repeated but of at least LIST_DISTINCT_COUNT kinds (a subtitle player's test file shows its
+# code page's letters in pairs, `Ćć Ęę Łł Ńń Óó Śś Źź Żż`, cue after cue, and was read as Mac
+# Cyrillic at 1.0: no prose has that many one-letter words of non-ASCII letters, and half its
+# words among them; a CJK man page's roff source does set its characters one by one).
+# Its decoding is reported with confidence at most LIST_CONFIDENCE (in doubt) and its rivals
+# named, whatever the models say.
 LIST_MIN = 3
 LIST_SHARE = 0.5
 LIST_DISTINCT = 0.8
+LIST_DISTINCT_COUNT = 8
 LIST_CONFIDENCE = 0.5
 # Rivals named for a character list, likeliest first.
 LIST_RIVALS = 3
 
 
-def character_list(chunks: list[bytes]) -> bool:
-    """Whether the scored stretches are those of a list of characters (see `LIST_SHARE`).
+def character_list(chunks: list[bytes], single_byte: bool = True) -> bool:
+    """Whether the scored stretches are those of a list of characters (see `LIST_SHARE`), as
+    read in a single-byte code page or (single_byte False) a CJK one.
 
     >>> character_list([b"\\xb0", b"\\xb1 DEGREE", b"\\xb2", b"\\xe9t\\xe9"])
     True
     >>> character_list([b"\\xe8", b"\\xe8", b"\\xe8", b"citt\\xe0"])
     False
+    >>> pairs = [bytes((c, c + 0x20)) for c in range(0xc0, 0xc9)]
+    >>> character_list(pairs * 3), character_list(pairs * 3, single_byte=False)
+    (True, False)
     """
     lone = [m.group(1) for c in chunks if (m := _LONE.fullmatch(c))]
     if len(lone) < LIST_MIN or len(lone) < LIST_SHARE * len(chunks):
         return False
-    return len(set(lone)) >= LIST_DISTINCT * len(lone)
+    kinds = len(set(lone))
+    return kinds >= LIST_DISTINCT * len(lone) or (single_byte and kinds >= LIST_DISTINCT_COUNT)
 
 
 # A stretch that is one character (one or two bytes, in any code page) standing alone, with

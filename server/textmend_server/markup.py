@@ -95,6 +95,8 @@ _WHOLE_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za
 _DAMAGE_BEFORE = re.compile(r"[?\ufffd\u0080-\U0010ffff]")
 # roff source (man pages): a request line, a comment, or a font escape.
 ROFF_SOURCE = re.compile(r"^\.(?:TH|SH|SS|PP|TP|IP|B|I|BR|IR|\\\")\b|\\f[BIRP]", re.M)
+# A subtitle cue's start or end time: SubRip's `00:00:01,000`, WebVTT's `00:01.000`.
+_CUE_TIME = r"(?:\d{1,2}:)?\d{2}:\d{2}[,.]\d{3}"
 # Formats that write markup on purpose, or write about it. Each is a cheap whole-text test.
 _FORMAT_SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("code fences", re.compile(r"^ {0,3}(?:```|~~~)", re.MULTILINE)),
@@ -148,6 +150,12 @@ _FORMAT_SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(r"<!(?:ENTITY|ELEMENT|ATTLIST|NOTATION)\s"),
     ),
     ("markup quoted as a literal", re.compile(r"[\"'`]</?[A-Za-z][\w-]*[^<>\"'`\n]{0,40}>[\"'`]")),
+    # Subtitles (SubRip, WebVTT) style their cues with `<i>`, `<b>` and `<font color=…>`: a
+    # cue's timing line, or a WebVTT header.
+    (
+        "subtitle cues",
+        re.compile(rf"^(?:WEBVTT\b|{_CUE_TIME}[ \t]+-->[ \t]+{_CUE_TIME})", re.M),
+    ),
 )
 # The end of a line, after optional blanks.
 _LINE_END = re.compile(r"[ \t]*(?:\r?\n|\Z)")

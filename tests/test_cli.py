@@ -623,3 +623,14 @@ def test_a_call_timeout_that_cannot_work_is_refused(target: str, timeout: float)
 
     with TextMendClient(target) as client, pytest.raises(ValueError, match="timeout"):
         client.repair(b"text", timeout=timeout)
+
+
+def test_content_type_takes_any_media_type(target: str, tmp_path, capsys) -> None:
+    # An RSS feed named as such keeps its tags; its mojibake is still repaired.
+    feed = tmp_path / "feed.txt"
+    feed.write_bytes("<rss><item><title>cafÃ©</title></item></rss>".encode())
+    argv = ["repair", str(feed), "--server", target]
+    assert main([*argv, "--content-type", "application/rss+xml"]) == 0
+    assert capsys.readouterr().out == "<rss><item><title>café</title></item></rss>"
+    assert main([*argv, "--content-type", "not a type"]) == 1
+    assert "expected a media type" in capsys.readouterr().err

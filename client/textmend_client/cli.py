@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import signal
 import sys
 from typing import Any, NoReturn
@@ -97,6 +98,20 @@ def _positive_float(text: str) -> float:
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"must be a positive, finite number, not {text}")
     return value
+
+
+#: Longest media type the server takes (`textmend_server.limits`: 100 characters).
+MAX_CONTENT_TYPE_CHARS = 100
+_MEDIA_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+(?:\s*;.*)?")
+
+
+def _media_type(text: str) -> str:
+    """A `--content-type` value: any media type (`text/html`, `application/rss+xml`)."""
+    if len(text) > MAX_CONTENT_TYPE_CHARS or not _MEDIA_TYPE.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(
+            f"expected a media type such as text/plain, text/html or application/xml, not {text!r}"
+        )
+    return text.strip()
 
 
 def _positive_int(text: str) -> int:
@@ -243,10 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument(
         "--content-type",
         default="",
-        choices=["text/plain", "text/html"],
-        help="text/html leaves the document's markup alone (default: text/html for files "
-        "named .html, .htm, .xhtml, .xml or .svg and for content starting with <!DOCTYPE html "
-        "or <html; text/plain otherwise)",
+        type=_media_type,
+        metavar="TYPE",
+        help="text/plain, or text/html or an XML type (text/xml, application/xml, any +xml), "
+        "which leave the document's markup alone; any other type lets the bytes decide "
+        "(default: text/html for files named .html, .htm, .xhtml, .xml or .svg, and for "
+        "content starting as an HTML or XML document does; text/plain otherwise)",
     )
     _add_policy_option(repair)
     repair.add_argument(
@@ -406,8 +423,9 @@ def _add_backfill_command(commands: Any) -> None:
     backfill.add_argument(
         "--content-type",
         default="",
-        choices=["text/plain", "text/html"],
-        help="for rows without one (default: the server's rule, from the bytes)",
+        type=_media_type,
+        metavar="TYPE",
+        help="for rows without one, as repair's (default: the server's rule, from the bytes)",
     )
     _add_policy_option(backfill)
     backfill.add_argument(

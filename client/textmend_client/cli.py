@@ -106,7 +106,10 @@ _MEDIA_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+(?:\s*;.*)?")
 
 
 def _media_type(text: str) -> str:
-    """A `--content-type` value: any media type (`text/html`, `application/rss+xml`)."""
+    """A `--content-type` value: any media type (`text/html`, `application/rss+xml`), or ""
+    (the default, which argparse passes here too): the server decides."""
+    if not text:
+        return ""
     if len(text) > MAX_CONTENT_TYPE_CHARS or not _MEDIA_TYPE.fullmatch(text.strip()):
         raise argparse.ArgumentTypeError(
             f"expected a media type such as text/plain, text/html or application/xml, not {text!r}"

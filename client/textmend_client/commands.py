@@ -167,8 +167,7 @@ def read_jsonl(lines: Sequence[str] | IO[str], defaults: dict[str, Any]) -> list
     """Parse and check JSON Lines input before anything is sent; blank lines are skipped.
 
     Each object gets an `id` (its line number when it has none or null); ids must be strings
-    or integers, and unique. Raises
-    `UsageError` naming the line of the first problem.
+    or integers, and unique. Raises `UsageError` naming the line of the first problem.
     """
     return [item for item, _ in _read_requests(lines, defaults)]
 
@@ -366,10 +365,10 @@ def in_input_order(
 
 
 def _repair_jsonl(args: argparse.Namespace) -> int:
-    """`repair --jsonl`: the input checked whole (`JsonlInput`), then each line's request
-    built once more as it is sent over the client's streams; each response written (orjson,
-    only the wanted fields) as soon as every earlier line's has been, without a flush per
-    line; over `--processes` processes when asked."""
+    """`repair --jsonl`: the input checked whole (`JsonlInput`: the requests kept within a
+    budget, or built again from the input as they are sent), sent over the client's streams;
+    each response written (orjson, only the wanted fields) as soon as every earlier line's has
+    been, without a flush per line; over `--processes` processes when asked."""
     fields = args.fields if args.fields is not None else jsonl.DEFAULT_FIELDS
     # No diff unless it is asked for: it is derived from the edits, and costs the server.
     defaults: dict[str, Any] = {"omit_diff": "diff" not in fields}

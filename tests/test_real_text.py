@@ -166,6 +166,16 @@ CLEAN = [
     "닌가??\\n\n",
     "ない??\\\n",
     "控台(console)??\\\n",
+    # A letter and a mark beside it that would read as one character of a script nothing near
+    # writes: a Chinantec Bible's tone letters (Ethiopic), Kurmanji before a closing quote
+    # (Greek), a footnote dagger after `ß` (an N'Ko digit), `æ„³` (Chinese), Sango's word `Â`
+    # after a quote, Ewe's letter `ƒ` beside a curly quote (Shift-JIS).
+    "e niguiáˆ ˈnʉ́ˈˋ júuˆ quiéˉe\n",
+    "Ji KURMANCÎ” xwe\n",
+    "ß‡latiorque Wunder\n",
+    "monadem 1æ„³xpo 3&insipienti\n",
+    'Â gango ni kwè sô a iri ni "Â ita\n',
+    "Ewe ƒuƒoƒe “\n",
     # A byte order mark in a pattern's class of invisible characters.
     "const re = /[\u200b\u200c\u200d\ufeff]/g;\n",
     # iconv-lite's table of cp857, its characters in code order: `ğ¿®¬` "re-decoded" from
@@ -205,6 +215,15 @@ def test_clean_html_comes_back_untouched(client: TextMendClient, text: str) -> N
     response = client.repair(text.encode("utf-8"), id="clean", content_type="text/html")
     assert response.text == text
     assert list(response.edits) == []
+
+
+def test_a_quote_the_text_opened_is_not_taken_into_a_repair(client: TextMendClient) -> None:
+    # Kurmanji's `“KURDÎ”` (found in the real text) in Portuguese: `Ã”` is the UTF-8 of `Ô`,
+    # and the closing quote would go. The opening quote says the mark is the text's own.
+    text = "A campanha “IRMÃ” começou ontem.\n"
+    response = client.repair(text.encode("utf-8"), id="quote")
+    assert response.text == text and list(response.edits) == []
+    assert "opened before it" in response.findings[0].reason
 
 
 def test_mojibake_inside_words_is_repaired_beside_a_specimen(client: TextMendClient) -> None:

@@ -512,7 +512,11 @@ def lone_foreign_letter(text: str, proposal: Proposal) -> bool:
     letter within SCRIPT_REACH characters writes (`ĺĽľ` in a list of Slovak letters is
     windows-1250's UTF-8 of `弾`), or a letter and any character into one combining
     mark of such a script (Notepad++'s Norwegian `Ø˜k`, damaged `Søk`, became `ؘk` with an
-    Arabic small fatha: a mark of a script nothing near it writes has nothing to sit on).
+    Arabic small fatha: a mark of a script nothing near it writes has nothing to sit on), or
+    into one letter or digit of such a script glued to a Latin word: `KURDÎ”` (Kurmanji, its
+    closing quote) into Greek `KURDΔ`, a surname's `Heß†` into an N'Ko digit, a Chinantec
+    Bible's tone letters `iáˆ n` into Ethiopic. A lone foreign letter's mojibake stands apart
+    (`the Î± particle`); one that ends or starts a Latin word is the word's own letters.
 
     >>> t = "keys (ªəƏþÞıİºſ) here"
     >>> [lone_foreign_letter(t, p) for p in find_mojibake(t)]
@@ -523,14 +527,23 @@ def lone_foreign_letter(text: str, proposal: Proposal) -> bool:
     >>> v = 'name="Ø˜k med:"'
     >>> [lone_foreign_letter(v, p) for p in find_mojibake(v)]
     [True]
+    >>> w = "Pirtûka “KURDÎ” hat"
+    >>> [lone_foreign_letter(w, p) for p in find_mojibake(w)]
+    [True]
     """
     original = text[proposal.start : proposal.end]
     new = proposal.replacement
     if len(original) not in (2, 3) or not original[0].isalpha() or len(new) != 1:
         return False
     mark = unicodedata.category(new).startswith("M")
-    if not mark and not (original.isalpha() and new.isalpha()):
+    glued = original[1] in _BESIDE_WORDS and (
+        _latin_letter(text[proposal.start - 1 : proposal.start])
+        or _latin_letter(text[proposal.end : proposal.end + 1])
+    )
+    if not mark and not (original.isalpha() and new.isalpha()) and not (glued and new.isalnum()):
         return False
+    if unicodedata.name(new, "").startswith("LATIN"):
+        return False  # a ligature (`ﬁ`): Latin, whatever its block
     if new <= "\u024f" or "\u1e00" <= new <= "\u1eff" or "\u0300" <= new <= "\u036f":
         return False  # Latin, or a mark any Latin letter takes (`e\u0301`)
     script = unicodedata.name(new, "").split(" ")[0]
@@ -540,6 +553,19 @@ def lone_foreign_letter(text: str, proposal: Proposal) -> bool:
         ch.isalpha() and ch > "\u024f" and unicodedata.name(ch, "").startswith(script)
         for ch in near
     )
+
+
+# Marks that stand beside a word's letters in text: closing and low quotes, footnote daggers,
+# the modifier circumflex that writes tones (Chinantec). A letter and one of these read as one
+# character of another script glued to a Latin word is that word's own; symbols that write a
+# unit or a gene's Greek letter (`10Î¼s`, `IL2RÎ³c`: ftfy's own cases) are not among them.
+_BESIDE_WORDS = frozenset("”’„†‡ˆ")
+
+
+def _latin_letter(ch: str) -> bool:
+    """Whether ch is a letter of the Latin script (ASCII, Latin-1, Extended-A and -B, and
+    Extended Additional)."""
+    return ch.isalpha() and (ch <= "\u024f" or "\u1e00" <= ch <= "\u1eff")
 
 
 # ftfy reads `Â ` as a no-break space whose UTF-8 lost its second byte to a space (its
@@ -561,7 +587,7 @@ def a_letter_a_circumflex(text: str, proposal: Proposal) -> bool:
     return (
         text.startswith("Â ", start)
         and proposal.replacement == "\xa0"
-        and (start == 0 or text[start - 1].isspace())
+        and (start == 0 or text[start - 1].isspace() or text[start - 1] in _SPECIMEN_QUOTES)
     )
 
 
@@ -719,6 +745,35 @@ def written_as_code(text: str, start: int, end: int) -> bool:
     return closer not in between and closer in text[end:line_end].lower()
 
 
+# A re-decoding that takes a closing quote mark into a character, where the text opened that
+# quote before it on the line: the mark is the text's own (`A campanha “IRMÃ” começou`: `Ã”`
+# is the UTF-8 of `Ô`, and the quote would go). QUOTE_PAIR_REACH characters are looked back.
+CLOSES_A_QUOTE_REASON = (
+    "the re-decoding would take a quote mark the text opened before it: reported"
+)
+_CLOSING_OF = {"”": "“", "’": "‘", "»": "«"}
+
+
+def closes_a_quote(text: str, proposal: Proposal) -> bool:
+    """Whether proposal's original ends in a closing quote mark its replacement drops, whose
+    opening mark stands before it on its line with no other closing mark between.
+
+    >>> t = "A campanha “IRMÃ” começou"
+    >>> [closes_a_quote(t, p) for p in find_mojibake(t)]
+    [True]
+    >>> u = "Itâ€™s â€œfineâ€\x9d"
+    >>> [closes_a_quote(u, p) for p in find_mojibake(u)]
+    [False, False, False]
+    """
+    last = text[proposal.end - 1 : proposal.end]
+    opening = _CLOSING_OF.get(last)
+    if opening is None or proposal.replacement.endswith(last):
+        return False
+    line_start = text.rfind("\n", max(0, proposal.start - QUOTE_PAIR_REACH), proposal.start) + 1
+    opened = text.rfind(opening, max(line_start, proposal.start - QUOTE_PAIR_REACH), proposal.start)
+    return opened >= 0 and text.find(last, opened + 1, proposal.start) < 0
+
+
 def _word_char(ch: str) -> bool:
     """Whether ch is part of a word: a letter, a digit or `_`."""
     return ch.isalnum() or ch == "_"
@@ -751,6 +806,7 @@ _MOJIBAKE_DOUBTS: tuple[tuple[Callable[[str, Proposal], bool], str], ...] = (
     (lone_foreign_letter, LONE_FOREIGN_LETTER_REASON),
     (lambda text, proposal: quoted_alone(text, proposal.start, proposal.end), QUOTED_REASON),
     (shown_as_specimen, SPECIMEN_REASON),
+    (closes_a_quote, CLOSES_A_QUOTE_REASON),
     (lambda text, proposal: written_as_code(text, proposal.start, proposal.end), CODE_REASON),
 )
 

@@ -848,11 +848,12 @@ def _latin_runs(text: str, work: Work, budget: int) -> list[Proposal]:
             # UTF-8 read as cp1252 (what ftfy could not put back, its lost bytes marked):
             # mojibake of another kind, in its runs too.
             continue
-        if len(set(high)) == 1 or set(high) <= TYPOGRAPHY:
+        if len(set(high) - TYPOGRAPHY) <= 1:
             # One character over and over (`ÁÁÁÁ`, Icelandic's year format in a catalogue;
-            # `°°°°` and `¯¯¯¯` drawing a line): a text read with the wrong codec varies, and
-            # this one's reading would be one syllable repeated (`좋좋`). Or nothing but
-            # typography (`“I’m here,”he said`: its cp1252 bytes pair up as Shift-JIS).
+            # `°°°°` and `¯¯¯¯` drawing a line; Ewe's letter `ƒ` in `ƒuƒoƒe`, beside a curly
+            # quote), typography aside: a text read with the wrong codec varies, and this
+            # one's reading would be one syllable repeated (`좋좋`). Or nothing but typography
+            # (`“I’m here,”he said`: its cp1252 bytes pair up as Shift-JIS).
             continue
         best: tuple[float, str, str, str, str, int, int, float] | None = None
         # The whole region (ASCII between the runs passes through both codecs unchanged),

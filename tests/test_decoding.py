@@ -291,3 +291,15 @@ def test_a_subtitle_of_letter_pairs_is_decoded_in_doubt(codec: str, letters: str
     assert repaired.decoded is not None
     assert repaired.decoded.confidence <= 0.5
     assert repaired.edits == []
+
+
+@pytest.mark.parametrize(
+    "text", ["Новости дня.\n", "Ειδήσεις της ημέρας.\n", "أخبار اليوم.\n", "חדשות היום.\n"]
+)
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_of_other_scripts_without_bom_is_text_not_binary(text: str, codec: str) -> None:
+    """UTF-16 of Cyrillic, Greek, Arabic or Hebrew has no NUL in its letters' high bytes, which
+    are 0x03-0x06: not control bytes of a binary file."""
+    repaired = repair_bytes((text * 3).encode(codec))
+    assert repaired.decoded is not None and repaired.decoded.encoding == codec
+    assert repaired.text == text * 3

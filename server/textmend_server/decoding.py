@@ -289,8 +289,15 @@ def sniff_binary(content: bytes) -> str | None:
     if _ISO2022.search(head):
         # 7-bit ISO-2022 text switches character sets with ESC, SO and SI.
         head = head.replace(b"\x0e", b"").replace(b"\x0f", b"")
-    if b"\x00" in head and _utf16_or_32_without_bom(head) is None:
-        return NUL_DATA
+    if b"\x00" in head:
+        codec = _utf16_or_32_without_bom(head)
+        if codec is None:
+            return NUL_DATA
+        if _reads_as_text(head[: len(head) - len(head) % 4], codec):
+            # UTF-16 or UTF-32 that decodes to text: its high bytes (0x04 for Cyrillic, 0x06
+            # for Arabic) are not controls. Counted as such, Russian UTF-16 without a BOM was
+            # refused as binary.
+            return None
     controls = len(head.translate(None, _NOT_CONTROL_BYTES))
     if controls > max(CONTROL_MIN, len(head) // CONTROL_SHARE):
         return "data with many control bytes"

@@ -294,12 +294,22 @@ def test_a_subtitle_of_letter_pairs_is_decoded_in_doubt(codec: str, letters: str
 
 
 @pytest.mark.parametrize(
-    "text", ["Новости дня.\n", "Ειδήσεις της ημέρας.\n", "أخبار اليوم.\n", "חדשות היום.\n"]
+    "text",
+    [
+        "Новости дня.\n",
+        "Ειδήσεις της ημέρας.\n",
+        "أخبار اليوم.\n",
+        "חדשות היום.\n",
+        # `가` (U+AC00) and `一` (U+4E00) put NULs in the letters' byte position too.
+        "가족이 가게에 갔다. 2024년 1월 1일 가을.\n",
+        "今天是2024年1月1日，我们去了北京的一家书店。\n",
+    ],
 )
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
 def test_utf16_of_other_scripts_without_bom_is_text_not_binary(text: str, codec: str) -> None:
     """UTF-16 of Cyrillic, Greek, Arabic or Hebrew has no NUL in its letters' high bytes, which
-    are 0x03-0x06: not control bytes of a binary file."""
+    are 0x03-0x06: not control bytes of a binary file. Korean and Chinese have some in their
+    letters' low bytes, and far more in the ASCII characters' high bytes."""
     repaired = repair_bytes((text * 3).encode(codec))
     assert repaired.decoded is not None and repaired.decoded.encoding == codec
     assert repaired.text == text * 3

@@ -707,8 +707,8 @@ def shown_as_specimen(text: str, proposal: Proposal) -> bool:
     return False
 
 
-# Mojibake written as code is an example the text shows: `Kauderwelsch wie \`Ã‚Â£\``
-# (MDN's glossary, in every language), `乱码 \`æœ¬æ–‡...\``, a table of what UTF-8 read as
+# Mojibake written as code is an example the text shows: ``Kauderwelsch wie `Ã‚Â£` ``
+# (MDN's glossary, in every language), ``乱码 `æœ¬æ–‡...` ``, a table of what UTF-8 read as
 # cp1252 looks like, `<code>ï»¿</code>` in the W3C's article on the byte order mark. A
 # converter that damaged a document damaged its prose, not only what it quotes as code. The
 # span must lie inside a Markdown code span or a code element on its own line, looked for

@@ -317,16 +317,29 @@ def _copied(lines: Iterable[bytes | str], sink: IO[bytes]) -> Iterator[bytes | s
 
 
 def _pread_lines(fd: int, offset: int) -> Iterator[bytes]:
-    """The lines of the file behind fd from offset on, read without moving its file offset."""
-    rest = b""
+    """The lines of the file behind fd from offset on, read without moving its file offset.
+    A line longer than a read is gathered in pieces and joined once: a line of many reads
+    costs its length, not its length times the reads.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryFile() as f:
+    ...     _ = f.write(b"a\\n" + b"b" * (3 * JSONL_READ_BYTES) + b"\\nc")
+    ...     [len(line) for line in _pread_lines(f.fileno(), 0)]
+    [1, 3145728, 1]
+    """
+    pieces: list[bytes] = []
     while True:
         chunk = os.pread(fd, JSONL_READ_BYTES, offset)
         if not chunk:
             break
         offset += len(chunk)
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        yield from lines
+        lines = chunk.split(b"\n")
+        if len(lines) > 1:
+            yield b"".join([*pieces, lines[0]])
+            yield from lines[1:-1]
+            pieces = []
+        pieces.append(lines[-1])
+    rest = b"".join(pieces)
     if rest:
         yield rest
 

@@ -157,6 +157,25 @@ _FORMAT_SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.compile(rf"^(?:WEBVTT\b|{_CUE_TIME}[ \t]+-->[ \t]+{_CUE_TIME})", re.M),
     ),
 )
+
+
+def in_code_span(text: str, start: int, end: int, back: int, ahead: int) -> bool:
+    """Whether text[start:end] stands inside a Markdown code span: an odd number of backticks
+    before it on its line, counted from the line's start (from a point inside the line an
+    even number looks odd) but at most `back` characters back, and one after it on its line
+    within `ahead` characters.
+
+    >>> in_code_span("a `b` c `d` e", 9, 10, 400, 400), in_code_span("a `b` c d", 8, 9, 400, 400)
+    (True, False)
+    """
+    low = max(0, start - back)
+    line_start = text.rfind("\n", low, start) + 1 or low
+    line_end = text.find("\n", end, end + ahead)
+    if line_end < 0:
+        line_end = min(len(text), end + ahead)
+    return text.count("`", line_start, start) % 2 == 1 and text.find("`", end, line_end) >= 0
+
+
 # The end of a line, after optional blanks.
 _LINE_END = re.compile(r"[ \t]*(?:\r?\n|\Z)")
 # A document whose tags cover more than this share of its characters is markup, not prose

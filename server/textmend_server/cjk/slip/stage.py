@@ -39,6 +39,7 @@ from textmend_server.cjk.slip.context import (
 from textmend_server.cjk.slip.search import EDIT_MARGIN, FLAG_MARGIN, MAX_GAP, SlipRepair, repair_at
 from textmend_server.edits import Proposal
 from textmend_server.errors import check_cancelled
+from textmend_server.markup import in_code_span
 from textmend_server.policy import Category
 
 # The bigram-only first look must come within this many nats of the text as it stands (or
@@ -328,12 +329,8 @@ def in_a_code_span(text: str, i: int) -> bool:
     (True, False)
     """
     # Backticks are counted from the line's start, however long its code spans before the `?`
-    # (a link to a source file in one): counted from a point inside the line, an even number
-    # of them looks odd. Only a line's last PAIR_LINE_MAX characters are looked at.
-    start = text.rfind("\n", max(0, i - PAIR_LINE_MAX), i) + 1 or max(0, i - PAIR_LINE_MAX)
-    end = text.find("\n", i)
-    end = min(len(text) if end < 0 else end, i + SYNTAX_REACH)
-    return text.count("`", start, i) % 2 == 1 and text.find("`", i + 1, end) >= 0
+    # (a link to a source file in one), up to PAIR_LINE_MAX characters back.
+    return in_code_span(text, i, i + 1, PAIR_LINE_MAX, SYNTAX_REACH)
 
 
 # What follows a backslash in a string's escape (`\n`, `\t`, `\"`, `\\`, `\u…`, `\x…`) or a

@@ -27,6 +27,7 @@ from textmend_server.fixes import ControlContext, Finder, find_stray_characters
 from textmend_server.markup import MarkupEvidence, markup_evidence
 from textmend_server.policy import INFORMATIONAL, Action, Category, RepairPolicy
 from textmend_server.stages import (
+    PASS_LOCAL_GARBLE,
     STAGES,
     Garbled,
     Reach,
@@ -618,7 +619,8 @@ def _one_pass(
     garbled = Garbled()
     for kept in by_stage.values():
         for start, end, proposal in kept.items():
-            garbled.add(start, end, proposal)
+            if proposal.category not in PASS_LOCAL_GARBLE:
+                garbled.add(start, end, proposal)
     for stage in STAGES:
         name = stage.name
         check_cancelled()

@@ -544,7 +544,7 @@ def lone_foreign_letter(text: str, proposal: Proposal) -> bool:
         return False
     if unicodedata.name(new, "").startswith("LATIN"):
         return False  # a ligature (`ﬁ`): Latin, whatever its block
-    if new <= "\u024f" or "\u1e00" <= new <= "\u1eff" or "\u0300" <= new <= "\u036f":
+    if _latin(new) or "\u0300" <= new <= "\u036f":
         return False  # Latin, or a mark any Latin letter takes (`e\u0301`)
     script = unicodedata.name(new, "").split(" ")[0]
     near = text[max(0, proposal.start - SCRIPT_REACH) : proposal.start]
@@ -562,10 +562,15 @@ def lone_foreign_letter(text: str, proposal: Proposal) -> bool:
 _BESIDE_WORDS = frozenset("”’„†‡ˆ")
 
 
+def _latin(ch: str) -> bool:
+    """Whether ch lies in the Latin blocks (ASCII, Latin-1, Extended-A and -B, Extended
+    Additional)."""
+    return ch <= "\u024f" or "\u1e00" <= ch <= "\u1eff"
+
+
 def _latin_letter(ch: str) -> bool:
-    """Whether ch is a letter of the Latin script (ASCII, Latin-1, Extended-A and -B, and
-    Extended Additional)."""
-    return ch.isalpha() and (ch <= "\u024f" or "\u1e00" <= ch <= "\u1eff")
+    """Whether ch is a letter of the Latin script."""
+    return ch.isalpha() and _latin(ch)
 
 
 # ftfy reads `Â ` as a no-break space whose UTF-8 lost its second byte to a space (its
@@ -682,6 +687,8 @@ def shown_as_specimen(text: str, proposal: Proposal) -> bool:
     False
     >>> shown_as_specimen("jusqu'Ã nos jours", Proposal(6, 7, "à", Category.MOJIBAKE, "", 0.85))
     False
+    >>> shown_as_specimen('.SH "è·\x8b"', Proposal(5, 8, "跋", Category.MOJIBAKE, "", 0.85))
+    False
     """
     replacement = proposal.replacement
     if len(replacement) != 1:
@@ -697,9 +704,15 @@ def shown_as_specimen(text: str, proposal: Proposal) -> bool:
         right in _SPECIMEN_QUOTES and not _word_char(beyond_right)
     )
     if replacement.isalpha():
-        return quoted
+        # A specimen shows what a Latin letter's UTF-8 becomes; a quoted letter of another
+        # script is as often a whole word in a damaged paragraph (`"è·\x8b"` for a man page's
+        # one-character heading `"跋"`, Hebrew `×’'` for `ג'`), where the quote's far side is
+        # damage too.
+        return quoted and _latin_letter(replacement)
     if replacement in _APOSTROPHES:
-        return all(ch in _SPECIMEN_QUOTES or not ch.strip() for ch in sides)
+        # Within a line: a catalogue's entry of the mark alone on its line (`’` translated)
+        # is the mark itself.
+        return all(ch in _SPECIMEN_QUOTES or ch in " \t\xa0" for ch in sides)
     if unicodedata.category(replacement) == "Cf":
         # A byte order mark's mojibake named in prose (`sind dies die Zeichen ï»¿.`): one a
         # file began with stands against the text it began.
@@ -711,38 +724,33 @@ def shown_as_specimen(text: str, proposal: Proposal) -> bool:
 # (MDN's glossary, in every language), ``乱码 `æœ¬æ–‡...` ``, a table of what UTF-8 read as
 # cp1252 looks like, `<code>ï»¿</code>` in the W3C's article on the byte order mark. A
 # converter that damaged a document damaged its prose, not only what it quotes as code. The
-# span must lie inside a Markdown code span or a code element on its own line, looked for
-# within CODE_REACH characters each side.
+# span must be all the code holds, punctuation aside, looked for within CODE_REACH characters
+# each side.
 CODE_REASON = "mojibake written as code, as an example: reported"
 CODE_REACH = 400
-_CODE_OPEN = re.compile(r"<(code|kbd|samp|tt)\b[^<>]*>", re.IGNORECASE)
+# What opens code, then punctuation only up to the end of what is searched.
+_CODE_LEAD = re.compile(r"(?:`|<(code|kbd|samp|tt)\b[^<>]*>)[^\w\s`<>]*\Z", re.IGNORECASE)
+_PUNCTUATION_RUN = re.compile(r"[^\w\s`<>]*")
 
 
 def written_as_code(text: str, start: int, end: int) -> bool:
-    """Whether text[start:end] stands inside a Markdown code span (an odd number of backticks
-    before it on its line, one after it) or a `<code>`, `<kbd>`, `<samp>` or `<tt>` element
-    opened and closed on its line.
+    """Whether text[start:end] is what a Markdown code span or a `<code>`, `<kbd>`, `<samp>`
+    or `<tt>` element holds, with nothing but punctuation beside it inside (`` `Ã‚Â£` ``,
+    `` `æœ¬æ–‡...` ``, `<code>ï»¿</code>`). Held alone: a catalogue's `` `%s' `` quotes
+    with a backtick, and a word after one is not code.
 
     >>> written_as_code("wie `Ã‚Â£` ersetzt", 5, 9), written_as_code("<code>ï»¿</code>", 6, 9)
     (True, True)
-    >>> written_as_code("a `b` cafÃ© `c`", 9, 11), written_as_code("<code>x</code> Ã©", 15, 17)
+    >>> written_as_code("a `b` cafÃ© `c`", 9, 11), written_as_code("`%s' paylaÅŸÄ±mlÄ± `x`", 10, 12)
     (False, False)
     """
-    low = max(0, start - CODE_REACH)
-    line_start = text.rfind("\n", low, start) + 1 or low
-    line_end = text.find("\n", end, end + CODE_REACH)
-    if line_end < 0:
-        line_end = min(len(text), end + CODE_REACH)
-    if text.count("`", line_start, start) % 2 == 1 and text.find("`", end, line_end) >= 0:
-        return True
-    opened = None
-    for m in _CODE_OPEN.finditer(text, line_start, start):
-        opened = m
-    if opened is None:
+    lead = _CODE_LEAD.search(text, max(0, start - CODE_REACH), start)
+    if lead is None:
         return False
-    closer = f"</{opened.group(1).lower()}>"
-    between = text[opened.end() : start].lower()
-    return closer not in between and closer in text[end:line_end].lower()
+    closer = "`" if lead.group(1) is None else f"</{lead.group(1).lower()}>"
+    trail = _PUNCTUATION_RUN.match(text, end, end + CODE_REACH)
+    after = trail.end() if trail else end
+    return text[after : after + len(closer)].lower() == closer
 
 
 # A re-decoding that takes a closing quote mark into a character, where the text opened that
@@ -764,6 +772,9 @@ def closes_a_quote(text: str, proposal: Proposal) -> bool:
     >>> u = "Itâ€™s â€œfineâ€\x9d"
     >>> [closes_a_quote(u, p) for p in find_mojibake(u)]
     [False, False, False]
+    >>> v = "Hui PÅ« Ê»Ia"
+    >>> [closes_a_quote(v, p) for p in find_mojibake(v)]
+    [False, False]
     """
     last = text[proposal.end - 1 : proposal.end]
     opening = _CLOSING_OF.get(last)
@@ -771,7 +782,11 @@ def closes_a_quote(text: str, proposal: Proposal) -> bool:
         return False
     line_start = text.rfind("\n", max(0, proposal.start - QUOTE_PAIR_REACH), proposal.start) + 1
     opened = text.rfind(opening, max(line_start, proposal.start - QUOTE_PAIR_REACH), proposal.start)
-    return opened >= 0 and text.find(last, opened + 1, proposal.start) < 0
+    if opened < 0 or _word_char(text[opened - 1 : opened]):
+        # No opening mark, or one glued to the letter before it: mojibake's own (`Ä«` is the
+        # UTF-8 of `ī` read as windows-1252), not a quote the text opened.
+        return False
+    return text.find(last, opened + 1, proposal.start) < 0
 
 
 def _word_char(ch: str) -> bool:
@@ -861,7 +876,7 @@ def _among_other_scripts(text: str, start: int, end: int) -> bool:
     left = [c for c in text[max(0, start - 4 * C1_CONTEXT) : start] if c.isalpha()]
     right = [c for c in text[end : end + 4 * C1_CONTEXT] if c.isalpha()]
     near = left[-C1_CONTEXT:] + right[:C1_CONTEXT]
-    return any(c > "\u024f" and not ("\u1e00" <= c <= "\u1eff") for c in near)
+    return any(not _latin(c) for c in near)
 
 
 def fix_mojibake(text: str) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from textmend_server import langmodel
 from textmend_server.charsets import widen
 from textmend_server.decoding import EncodingSource, decode, markup_charset, sample_of
 from textmend_server.detection import rank_codecs
@@ -220,18 +221,40 @@ def test_an_ambiguous_reading_is_in_doubt_with_its_alternatives() -> None:
     assert all(0.0 < p < 1.0 for _, p in decoded.alternatives)
 
 
-@pytest.mark.parametrize("name", ["et-sed", "eo-sed"])
-def test_a_language_no_model_reads_is_decoded_as_the_detector_reads_it_in_doubt(
-    name: str,
-) -> None:
-    # Estonian and Esperanto: the letter-pair models read Estonian `õ` best as windows-1250's
-    # Hungarian `ő`, and Esperanto `ĉ` as windows-1257's `ę`, both at confidence 1.0. chardet,
-    # which knows both languages, reads them right: its reading is kept, in doubt.
-    snippet = _SNIPPETS[name]
+def test_a_language_no_model_reads_is_decoded_as_the_detector_reads_it_in_doubt() -> None:
+    # Esperanto: the letter-pair models read its `ĉ` best as windows-1257's `ę`, at confidence
+    # 1.0. chardet, which knows the language, reads it right: its reading is kept, in doubt.
+    snippet = _SNIPPETS["eo-sed"]
     decoded = decode(snippet["text"].encode(snippet["codec"]))
     assert decoded.text == snippet["text"], (decoded.encoding, decoded.alternatives)
     assert decoded.in_doubt and decoded.alternatives
-    assert decoded.language == name.split("-")[0]
+    assert decoded.language == "eo"
+
+
+@pytest.mark.parametrize(
+    ("name", "lang"),
+    [("et-sed", "et"), ("sq-shadow", "sq"), ("af-coreutils", "af")],
+)
+def test_a_language_modelled_from_a_word_list_is_read_as_itself(name: str, lang: str) -> None:
+    # Estonian, Albanian and Afrikaans have no wordfreq list; their letter pairs come from
+    # spelling dictionaries (langmodel.WORD_LIST_TABLE). Without them Albanian windows-1252
+    # read as windows-1257 (`një` → `njė`) at 1.0, Afrikaans `lêer` as windows-1250's `lęer`
+    # and Estonian was left to chardet, in doubt.
+    snippet = _SNIPPETS[name]
+    decoded = decode(snippet["text"].encode(snippet["codec"]))
+    assert decoded.text == snippet["text"], (decoded.encoding, decoded.alternatives)
+    assert decoded.language == lang
+
+
+def test_a_mark_opening_a_word_is_priced_unless_it_is_an_elision() -> None:
+    # Afrikaans' article `’n` opens a word in every sentence; Mac Roman reads its byte as `í`.
+    # A superscript digit opening a word is what windows-1252 makes of ISO-8859-4's `š`.
+    sentence = "’n Man is met ’n windbuks geskiet toe hy na ’n aand uit huis toe gestap het."
+    mac_roman = sentence.encode("cp1252").decode("mac-roman")  # `ín Man is met ín windbuks`
+    assert langmodel.cost(sentence).cost + 10 < langmodel.cost(mac_roman).cost
+    assert langmodel.cost("sümmeetrilise šifri").cost < langmodel.cost("sümmeetrilise ¹ifri").cost
+    # Still priced: a closing quote opening a longer word (ISO-8859-7's reading of `Ά`).
+    assert langmodel.cost("’κυρο").cost > langmodel.cost("Άκυρο").cost
 
 
 def test_a_language_no_model_reads_does_not_overrule_the_models_on_punctuation() -> None:

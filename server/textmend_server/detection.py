@@ -342,7 +342,7 @@ def _unread_language(
     answers: list[Answer], readings: dict[str, Reading], key_of: dict[str, str], best_key: str
 ) -> tuple[str, str]:
     """(chardet's language, its reading's key) when chardet's favourite reads the bytes as a
-    language no model here reads (`langmodel.reads`: Estonian, Esperanto, Maltese, Irish...),
+    language no model here reads (`langmodel.reads`: Esperanto, Maltese, Irish...),
     gives a text other than the models' favourite, and the models are guessing; else ('',
     best_key).
 

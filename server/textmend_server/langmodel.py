@@ -11,7 +11,8 @@ How the models are built (once per process, at warm-up before workers fork, or o
 for each language in `LANGUAGES`, the `SOURCE_WORDS` most frequent words of wordfreq's 'small'
 list (a project dependency; its lists come from Wikipedia, subtitles, news, books, the web and
 more, see wordfreq's README) add their frequency to the count of every letter pair inside
-them, word boundaries included. Then
+them, word boundaries included. A language wordfreq has no list for takes its counts from
+`WORD_LIST_TABLE`: every word form of a spelling dictionary counted once. Then
 
     P(b | a) = LAMBDA · pair(a, b) / count(a) + (1 − LAMBDA) · P(b)
 
@@ -27,32 +28,39 @@ punctuation costs about what a letter in context does and control characters and
 cost far more). The language is the one of its script with the lowest cost, among the three
 that its non-ASCII letters alone favour.
 
-Cost: a few MB for the 35 models (about 3 MB for 30, measured with tracemalloc) and half a
+Cost: a few MB for the 38 models (about 3 MB for 30, measured with tracemalloc) and half a
 second to build them; scoring reads a text once at C speed (translate, count) and looks up
 each distinct letter pair once per language tried.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
+import json
 import math
 import operator
 import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from textmend_server.cjk.scripts import ranges_class
 from textmend_server.cjkreadings import cjk_language
 from textmend_server.plausibility import case_break
 
-# Languages with a wordfreq list, by the script they are written in: every language whose
-# legacy code pages textmend decodes (windows-1250…1258, ISO-8859-n, KOI8, Mac and DOS pages),
-# and the others of those scripts, so that a text in Catalan is not forced to read as Spanish.
+# Languages modelled, by the script they are written in: every language with a wordfreq list
+# whose legacy code pages textmend decodes (windows-1250…1258, ISO-8859-n, KOI8, Mac and DOS
+# pages), and the others of those scripts, so that a text in Catalan is not forced to read as
+# Spanish; and, from spelling dictionaries (`WORD_LIST_TABLE`), languages of those code pages
+# wordfreq has no list for and a modelled language misreads: Albanian's windows-1252 `ë` read
+# as Lithuanian's windows-1257 `ė`, Afrikaans' `ê` as Polish's `ę`.
 LANGUAGES: dict[str, tuple[str, ...]] = {
     "latin": (
         "en", "de", "fr", "es", "pt", "it", "nl", "sv", "da", "nb", "fi", "is", "ca", "pl",
         "cs", "sk", "hu", "ro", "sl", "sh", "tr", "lt", "lv", "vi", "id", "fil",
+        "sq", "et", "af",
     ),
     "cyrillic": ("ru", "uk", "bg", "mk"),
     "greek": ("el",),
@@ -71,8 +79,8 @@ CJK_LANGUAGES = frozenset({"zh", "ja", "ko"})
 def reads(lang: str) -> bool:
     """Whether a model here reads the language lang (ISO 639-1, as chardet names it).
 
-    >>> reads("de"), reads("hr"), reads("ja"), reads("et"), reads("eo")
-    (True, True, True, False, False)
+    >>> reads("de"), reads("hr"), reads("ja"), reads("sq"), reads("eo"), reads("mt")
+    (True, True, True, True, False, False)
     """
     lang = READ_AS.get(lang, lang)
     return lang in CJK_LANGUAGES or any(lang in langs for langs in LANGUAGES.values())
@@ -200,8 +208,15 @@ _CJK_IN_WORD = re.compile(
 # ASCII), but their wrong readings pay far more per letter than this; set on the tune split.
 WORD_SWITCH_NATS = 4.0
 # A closing quote or apostrophe opening a word (`’κυρο`): what ISO-8859-7 makes of the
-# windows-1253 `Ά`, and what no text writes (elision puts it after letters: `σ’ αγαπώ`).
-_LEADING_QUOTE = re.compile(r"(?<![^\W\d_])[\u2019\u00bb](?=[^\W\d_])")
+# windows-1253 `Ά`, and what text rarely writes (elision puts it after letters: `σ’ αγαπώ`).
+# Except before a one-letter word: Afrikaans' article `’n`, Dutch `’s` and `’t`, English
+# `rock ’n’ roll` are elisions that open a word (Afrikaans windows-1252 text, an `’n` in
+# every sentence, read as Mac Roman's `ín`: real articles re-encoded, docs/real-text.md).
+# So does a superscript digit opening a word (`¹ifri`): footnote marks and powers follow
+# what they mark; windows-1252 makes it of ISO-8859-4's `š` (Estonian `šifri`).
+_LEADING_QUOTE = re.compile(
+    r"(?:(?<![^\W\d_])[\u2019\u00bb](?![^\W\d_]\b)|(?<!\w)[\u00b9\u00b2\u00b3])(?=[^\W\d_])"
+)
 LEADING_QUOTE_NATS = 5.0
 # A combining mark on nothing it can belong to, after NFC composition: a Latin combining mark
 # that did not compose (windows-1258 reading Catalan `això` as `aix` + U+0323), or a Hebrew,
@@ -301,40 +316,68 @@ class LetterModel:
 
 
 def build(lang: str, words: int = SOURCE_WORDS) -> LetterModel:
-    """The letter-pair model of lang from wordfreq's list (see the module docstring)."""
+    """The letter-pair model of lang: from wordfreq's list, or from the word-list table for
+    the languages wordfreq has none for (see the module docstring)."""
+    script = next(s for s, langs in LANGUAGES.items() if lang in langs)
+    listed = word_list_pairs().get(lang)
+    if listed is not None:
+        return _from_pairs(lang, Counter(listed))
     import wordfreq
 
-    script = next(s for s, langs in LANGUAGES.items() if lang in langs)
     code = _SCRIPT_CODE[script]
-    pair: Counter[str] = Counter()
-    uni: Counter[str] = Counter()
-    listed = list(itertools.islice(wordfreq.get_frequency_dict(lang, "small").items(), words))
+    pair: Counter[float] = Counter()
+    listed_words = list(itertools.islice(wordfreq.get_frequency_dict(lang, "small").items(), words))
     # All words in one pass of the regular expressions, one word a line; then counted by
     # frequency band (wordfreq's frequencies come in bands of equal value), each band's words
     # space-joined so that every word brings both of its boundary pairs.
-    joined = "\n".join(word for word, _ in listed).replace(" ", "\t")
+    joined = "\n".join(word for word, _ in listed_words).replace(" ", "\t")
     cleaned = _letters(joined, code).split("\n")
-    for f, band in itertools.groupby(zip(cleaned, listed, strict=True), key=lambda x: x[1][1]):
+    for f, band in itertools.groupby(
+        zip(cleaned, listed_words, strict=True), key=lambda x: x[1][1]
+    ):
         kept = [w for w, _ in band if w and " " not in w]  # letters only, nothing else inside
         if not kept:
             continue
         padded = " " + " ".join(kept) + " "
         for ab, n in Counter(map(operator.add, padded, padded[1:])).items():
             pair[ab] += n * f
-        for ch, n in Counter(padded[1:]).items():  # a word's letters and the space after it
-            uni[ch] += n * f
-    total = sum(uni.values())
-    out_of = Counter[str]()
+    return _from_pairs(lang, pair)
+
+
+def _from_pairs(lang: str, pair: Counter[str] | Counter[float]) -> LetterModel:
+    """The model of letter-pair weights pair (a letter's weight is that of the pairs it ends:
+    every letter ends one, the space after a word included)."""
+    uni: Counter[str] = Counter()
+    out_of: Counter[str] = Counter()
     for ab, f in pair.items():
+        uni[ab[1]] += f
         out_of[ab[0]] += f
+    total = sum(uni.values())
     letters_lp = {ch: math.log((1 - LAMBDA) * f / total) for ch, f in uni.items()}
-    all_pairs = sum(pair.values())
     pairs_lp = {
         ab: math.log(LAMBDA * f / out_of[ab[0]] + (1 - LAMBDA) * uni[ab[1]] / total)
         for ab, f in pair.items()
-        if f >= MIN_PAIR_SHARE * all_pairs
+        if f >= MIN_PAIR_SHARE * total
     }
     return LetterModel(lang, pairs_lp, letters_lp)
+
+
+def letter_form(text: str, script: str) -> str:
+    """text as the models of script (a key of `LANGUAGES`) read it: lower-cased, marks
+    dropped, everything but that script's letters and line breaks made single spaces."""
+    return _letters(text, _SCRIPT_CODE[script])
+
+
+# Letter-pair counts of the languages wordfreq has no list for, from spelling dictionaries
+# (built by scripts/build_letter_tables.py, which says how; sources and licences are in it).
+WORD_LIST_TABLE = Path(__file__).with_name("letter_pairs.json")
+
+
+@functools.cache
+def word_list_pairs() -> dict[str, dict[str, int]]:
+    """Letter-pair counts per language of `WORD_LIST_TABLE`."""
+    table = json.loads(WORD_LIST_TABLE.read_text(encoding="utf-8"))
+    return {lang: body["pairs"] for lang, body in table.items()}
 
 
 _MODELS: dict[str, LetterModel] = {}
@@ -477,22 +520,37 @@ def _script_cost(text: str, code: str, hint: tuple[str, ...] = ()) -> tuple[floa
             else sorted(langs, key=lambda lang: model(lang).unigram_cost(chars))[:3]
         )
         langs = tuple(dict.fromkeys([*by_wide, *by_all, *(h for h in hint if h in langs)]))
-    found, lang = min((model(lang).cost(pairs), lang) for lang in langs)
     foreign = [(pair, n) for pair, n in pairs.items() if not pair.isascii()]
-    if foreign and len(langs) > 1:
-        main = model(lang)
-        own = {pair: main.pair_cost(pair) for pair, _ in foreign}
-        saved = 0.0
-        for other in langs:
-            if other == lang:
-                continue
-            alt = model(other)
-            # The document's own language (hint's first) is no borrowing.
-            extra = 0.0 if hint and other == hint[0] else MIX_NATS
-            gain = sum(n * max(0.0, own[pair] - alt.pair_cost(pair) - extra) for pair, n in foreign)
-            saved = max(saved, gain)
-        found -= saved
-    return found, lang
+    if not foreign or len(langs) == 1:
+        return min((model(lang).cost(pairs), lang) for lang in langs)
+    # The language is the one that, with what it borrows, explains the text best: a Dutch
+    # reading of Afrikaans borrowing `ê` from Afrikaans, not an Afrikaans one, competes with
+    # a Dutch reading of windows-1250's `ę` borrowed from Polish.
+    return min((_borrowing_cost(main, langs, pairs, foreign, hint), main) for main in langs)
+
+
+def _borrowing_cost(
+    lang: str,
+    langs: tuple[str, ...],
+    pairs: Counter[str],
+    foreign: list[tuple[str, int]],
+    hint: tuple[str, ...],
+) -> float:
+    """−log P of pairs under lang, its pairs holding a non-ASCII letter (foreign) priced by the
+    one other language of langs that explains them best, where that is cheaper by more than
+    `MIX_NATS` (by anything, for hint's first)."""
+    main = model(lang)
+    own = {pair: main.pair_cost(pair) for pair, _ in foreign}
+    saved = 0.0
+    for other in langs:
+        if other == lang:
+            continue
+        alt = model(other)
+        # The document's own language (hint's first) is no borrowing.
+        extra = 0.0 if hint and other == hint[0] else MIX_NATS
+        gain = sum(n * max(0.0, own[pair] - alt.pair_cost(pair) - extra) for pair, n in foreign)
+        saved = max(saved, gain)
+    return main.cost(pairs) - saved
 
 
 # Words of ASCII letters only, bounded by neither letters nor high bytes (so `kopi` of

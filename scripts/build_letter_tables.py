@@ -72,10 +72,19 @@ SOURCES = (
         "af", "latin", "hunspell-af", "1:7.5.0-1", "usr/share/hunspell/af_ZA.dic",
         "LGPL-2.1+ (Dwayne Bailey, Fridel Wolff)",
     ),
+    Source(
+        "eo", "latin", "myspell-eo", "2.1.2000.02.25-61", "usr/share/hunspell/eo.dic",
+        "GPL-2+ (Sergio Pokrovskij)",
+    ),
 )  # fmt: skip
 
 # Charset names of `.aff` SET lines, as Python spells them.
-_AFF_CHARSETS = {"ISO8859-1": "latin-1", "ISO8859-15": "iso8859-15", "UTF-8": "utf-8"}
+_AFF_CHARSETS = {
+    "ISO8859-1": "latin-1",
+    "ISO8859-3": "iso8859-3",
+    "ISO8859-15": "iso8859-15",
+    "UTF-8": "utf-8",
+}
 
 
 def word_forms(dic: Path) -> list[str]:

@@ -342,12 +342,13 @@ def _unread_language(
     answers: list[Answer], readings: dict[str, Reading], key_of: dict[str, str], best_key: str
 ) -> tuple[str, str]:
     """(chardet's language, its reading's key) when chardet's favourite reads the bytes as a
-    language no model here reads (`langmodel.reads`: Esperanto, Maltese, Irish...),
+    language no model here reads (`langmodel.reads`: Maltese, Irish...),
     gives a text other than the models' favourite, and the models are guessing; else ('',
     best_key).
 
     The models price such a text by the languages they know, and a wrong code page that turns
-    its letters into theirs (Esperanto's `ĉ` into windows-1257's `ę`) reads better to them than
+    its letters into theirs (Esperanto's `ĉ` into windows-1257's `ę`, before Esperanto had a
+    model) reads better to them than
     the right one: their verdict is no evidence against a detector that knows the language.
     The detector's reading is kept when chardet ranks it above every answer of its that gives
     the favourite's text, when it is no more anomalous than the favourite (fewer

@@ -28,7 +28,7 @@ punctuation costs about what a letter in context does and control characters and
 cost far more). The language is the one of its script with the lowest cost, among the three
 that its non-ASCII letters alone favour.
 
-Cost: a few MB for the 38 models (about 3 MB for 30, measured with tracemalloc) and half a
+Cost: a few MB for the 39 models (about 3 MB for 30, measured with tracemalloc) and half a
 second to build them; scoring reads a text once at C speed (translate, count) and looks up
 each distinct letter pair once per language tried.
 """
@@ -55,12 +55,13 @@ from textmend_server.plausibility import case_break
 # pages), and the others of those scripts, so that a text in Catalan is not forced to read as
 # Spanish; and, from spelling dictionaries (`WORD_LIST_TABLE`), languages of those code pages
 # wordfreq has no list for and a modelled language misreads: Albanian's windows-1252 `ë` read
-# as Lithuanian's windows-1257 `ė`, Afrikaans' `ê` as Polish's `ę`.
+# as Lithuanian's windows-1257 `ė`, Afrikaans' `ê` as Polish's `ę`, Esperanto's ISO-8859-3
+# `ĉ` as windows-1250's `Ć`.
 LANGUAGES: dict[str, tuple[str, ...]] = {
     "latin": (
         "en", "de", "fr", "es", "pt", "it", "nl", "sv", "da", "nb", "fi", "is", "ca", "pl",
         "cs", "sk", "hu", "ro", "sl", "sh", "tr", "lt", "lv", "vi", "id", "fil",
-        "sq", "et", "af",
+        "sq", "et", "af", "eo",
     ),
     "cyrillic": ("ru", "uk", "bg", "mk"),
     "greek": ("el",),
@@ -79,7 +80,7 @@ CJK_LANGUAGES = frozenset({"zh", "ja", "ko"})
 def reads(lang: str) -> bool:
     """Whether a model here reads the language lang (ISO 639-1, as chardet names it).
 
-    >>> reads("de"), reads("hr"), reads("ja"), reads("sq"), reads("eo"), reads("mt")
+    >>> reads("de"), reads("hr"), reads("ja"), reads("sq"), reads("mt"), reads("ga")
     (True, True, True, True, False, False)
     """
     lang = READ_AS.get(lang, lang)

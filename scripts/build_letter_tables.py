@@ -1,5 +1,5 @@
 """Build the letter-pair tables of languages wordfreq has no list for, from Debian's spelling
-dictionaries: `server/textmend_server/letter_pairs.json`.
+dictionaries and translation catalogues: `server/textmend_server/letter_pairs.json`.
 
 Why: the decoding of a legacy file is chosen by how each reading reads under letter-pair
 models of the languages of its script (`langmodel`), built from wordfreq's word lists. A
@@ -7,18 +7,20 @@ language with no list is read as the modelled language its letters favour: Alban
 (0xEB in windows-1252) reads better as Lithuanian's `ė` (0xEB in windows-1257), so every
 Albanian windows-1252 text came back in windows-1257 at full confidence. The spelling
 dictionaries Debian packages for LibreOffice and Hunspell list the word forms of those
-languages; their letter pairs are what a model needs.
+languages; their letter pairs are what a model needs. Turkmen has no dictionary in Debian:
+its words are those of the translation catalogues Debian ships for it.
 
 What it does: `apt-get download` each package of `SOURCES` at its pinned version into
-`CACHE/debs/`, `dpkg -x` it into `CACHE/root/`, reads the `.dic` word list in the charset its
-`.aff` file names (a line is a word form, then `/` and affix flags), puts each word in the
-models' letter form (`langmodel.letter_form`: lower-cased, marks and non-letters dropped) and
-counts the letter pairs of all words, a space marking each word's boundaries, every word
-once (the lists carry no frequencies). The table holds, per language, the counts and where
-they came from (package, version, file, licence from the package's copyright file).
+`CACHE/debs/`, `dpkg -x` it into `CACHE/root/`, and reads its words: a `.dic` word list in the
+charset its `.aff` file names (a line is a word form, then `/` and affix flags), or the
+translated strings of a `.mo` catalogue, split at spaces. It puts each word in the models'
+letter form (`langmodel.letter_form`: lower-cased, marks and non-letters dropped) and counts
+the letter pairs of all words of a language, a space marking each word's boundaries, every
+word once (the lists carry no frequencies). The table holds, per language, the counts and
+where they came from (package, version, file, licence from the package's copyright file).
 
 The table is committed; `--check` rebuilds it and fails if it differs (a test runs that).
-Needs apt-get and a reachable Debian mirror; about 2 MB of packages, a few seconds.
+Needs apt-get and a reachable Debian mirror; about 6 MB of packages, a few seconds.
 
     .venv/bin/python scripts/build_letter_tables.py            # writes the table
     .venv/bin/python scripts/build_letter_tables.py --check    # exit 1 if it is stale
@@ -29,11 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import struct
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from debian_packages import FetchError, download, extract
 
@@ -48,14 +52,14 @@ TABLE = REPO / "server" / "textmend_server" / "letter_pairs.json"
 
 @dataclass(frozen=True)
 class Source:
-    """A language's word list: a Debian bookworm package at an exact version, the `.dic`
-    file in it, and the list's licence (from the package's copyright file)."""
+    """Words of a language: a Debian bookworm package at an exact version, the `.dic` word
+    list or `.mo` catalogue in it, and its licence (from the package's copyright file)."""
 
     lang: str
     script: str
     package: str
     version: str
-    dic: str
+    path: str
     licence: str
 
 
@@ -75,6 +79,14 @@ SOURCES = (
     Source(
         "eo", "latin", "myspell-eo", "2.1.2000.02.25-61", "usr/share/hunspell/eo.dic",
         "GPL-2+ (Sergio Pokrovskij)",
+    ),
+    Source(
+        "tk", "latin", "iso-codes", "4.15.0-1", "usr/share/locale/tk/LC_MESSAGES/iso_3166.mo",
+        "LGPL-2.1+ (country names)",
+    ),
+    Source(
+        "tk", "latin", "at-spi2-common", "2.46.0-5",
+        "usr/share/locale/tk/LC_MESSAGES/at-spi2-core.mo", "LGPL-2+ (accessibility messages)",
     ),
 )  # fmt: skip
 
@@ -96,6 +108,22 @@ def word_forms(dic: Path) -> list[str]:
     return [word for line in lines if (word := re.split(r"[/\t ]", line, maxsplit=1)[0])]
 
 
+def catalogue_words(mo: Path) -> list[str]:
+    """The words of the translated strings of a GNU `.mo` catalogue (UTF-8), split at spaces."""
+    data = mo.read_bytes()
+    order = "<" if struct.unpack("<I", data[:4])[0] == 0x950412DE else ">"
+    count, _originals, translations = struct.unpack(order + "3I", data[8:20])
+    words: list[str] = []
+    for i in range(count):
+        length, offset = struct.unpack(
+            order + "2I", data[translations + 8 * i : translations + 8 * i + 8]
+        )
+        text = data[offset : offset + length].decode("utf-8")
+        if "Content-Type:" not in text:  # the header entry
+            words.extend(text.replace("\x00", " ").split())
+    return words
+
+
 def pair_counts(words: list[str], script: str) -> dict[str, int]:
     """Letter-pair counts of words in the models' letter form, every word once."""
     kept = [w for w in langmodel.letter_form("\n".join(words), script).split("\n") if w]
@@ -104,34 +132,40 @@ def pair_counts(words: list[str], script: str) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def build(cache: Path, allow_newer: bool) -> dict[str, object]:
+def build(cache: Path, allow_newer: bool) -> dict[str, dict[str, Any]]:
     """The table, from the packages (downloaded and unpacked into cache as needed)."""
-    table: dict[str, object] = {}
+    words: dict[str, list[str]] = {}
+    table: dict[str, dict[str, Any]] = {}
     (cache / "debs").mkdir(parents=True, exist_ok=True)
     for source in SOURCES:
         started = time.monotonic()
         deb, version = download(source.package, source.version, cache / "debs", allow_newer)
         root = cache / "root" / source.package
         extract(deb, root)
-        words = word_forms(root / source.dic)
-        table[source.lang] = {
-            "script": source.script,
-            "package": source.package,
-            "version": version,
-            "file": "/" + source.dic,
-            "licence": source.licence,
-            "words": len(words),
-            "pairs": pair_counts(words, source.script),
-        }
+        path = root / source.path
+        found = word_forms(path) if path.suffix == ".dic" else catalogue_words(path)
+        words.setdefault(source.lang, []).extend(found)
+        entry = table.setdefault(source.lang, {"script": source.script, "sources": []})
+        entry["sources"].append(
+            {
+                "package": source.package,
+                "version": version,
+                "file": "/" + source.path,
+                "licence": source.licence,
+                "words": len(found),
+            }
+        )
         print(
-            f"{source.lang}: {len(words):,} word forms from {source.package} {version} "
+            f"{source.lang}: {len(found):,} words from {source.package} {version} "
             f"({time.monotonic() - started:.1f} s)",
             file=sys.stderr,
         )
+    for lang, entry in table.items():
+        entry["pairs"] = pair_counts(words[lang], entry["script"])
     return table
 
 
-def render(table: dict[str, object]) -> str:
+def render(table: dict[str, dict[str, Any]]) -> str:
     """The table as committed: one language a line, so a diff shows which one changed."""
     lines = [
         f"  {json.dumps(lang)}: {json.dumps(body, ensure_ascii=False)}"

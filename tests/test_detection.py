@@ -234,13 +234,20 @@ def test_a_language_no_model_reads_is_decoded_as_the_detector_reads_it_in_doubt(
 
 @pytest.mark.parametrize(
     ("name", "lang"),
-    [("et-sed", "et"), ("sq-shadow", "sq"), ("af-coreutils", "af"), ("eo-sed", "eo")],
+    [
+        ("et-sed", "et"),
+        ("sq-shadow", "sq"),
+        ("af-coreutils", "af"),
+        ("eo-sed", "eo"),
+        ("tk-gtk20", "tk"),
+    ],
 )
 def test_a_language_modelled_from_a_word_list_is_read_as_itself(name: str, lang: str) -> None:
-    # Estonian, Albanian, Afrikaans and Esperanto have no wordfreq list; their letter pairs
-    # come from spelling dictionaries (langmodel.WORD_LIST_TABLE). Without them Albanian
-    # windows-1252 read as windows-1257 (`një` → `njė`) at 1.0, Afrikaans `lêer` as
-    # windows-1250's `lęer`, and Estonian and Esperanto were left to chardet, in doubt.
+    # Estonian, Albanian, Afrikaans, Esperanto and Turkmen have no wordfreq list; their letter
+    # pairs come from spelling dictionaries or catalogues (langmodel.WORD_LIST_TABLE). Without
+    # them Albanian windows-1252 read as windows-1257 (`një` → `njė`) at 1.0, Afrikaans `lêer`
+    # as windows-1250's `lęer`, Turkmen windows-1250 `ý` as windows-1254's `ı`, and Estonian and
+    # Esperanto were left to chardet, in doubt.
     snippet = _SNIPPETS[name]
     decoded = decode(snippet["text"].encode(snippet["codec"]))
     assert decoded.text == snippet["text"], (decoded.encoding, decoded.alternatives)

@@ -18,10 +18,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_every_language_of_the_table_is_modelled_in_its_script() -> None:
     table = json.loads(langmodel.WORD_LIST_TABLE.read_text(encoding="utf-8"))
-    assert set(table) == {"sq", "et", "af", "eo"}
+    assert set(table) == {"sq", "et", "af", "eo", "tk"}
     for lang, body in table.items():
         assert lang in langmodel.LANGUAGES[body["script"]]
-        assert body["package"] and body["version"] and body["licence"]
+        for source in body["sources"]:
+            assert source["package"] and source["version"] and source["licence"]
+            assert source["words"] > 0
         # Counts of pairs in the models' letter form: lower-case letters and word boundaries.
         letters = {ch for pair in body["pairs"] for ch in pair}
         assert letters == set(langmodel.letter_form("".join(letters), body["script"]))

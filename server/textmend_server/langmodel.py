@@ -12,7 +12,8 @@ for each language in `LANGUAGES`, the `SOURCE_WORDS` most frequent words of word
 list (a project dependency; its lists come from Wikipedia, subtitles, news, books, the web and
 more, see wordfreq's README) add their frequency to the count of every letter pair inside
 them, word boundaries included. A language wordfreq has no list for takes its counts from
-`WORD_LIST_TABLE`: every word form of a spelling dictionary counted once. Then
+`WORD_LIST_TABLE`: every word form of a spelling dictionary (or, for Turkmen, which has none,
+every word of a few translation catalogues) counted once. Then
 
     P(b | a) = LAMBDA · pair(a, b) / count(a) + (1 − LAMBDA) · P(b)
 
@@ -28,7 +29,7 @@ punctuation costs about what a letter in context does and control characters and
 cost far more). The language is the one of its script with the lowest cost, among the three
 that its non-ASCII letters alone favour.
 
-Cost: a few MB for the 39 models (about 3 MB for 30, measured with tracemalloc) and half a
+Cost: a few MB for the 40 models (about 3 MB for 30, measured with tracemalloc) and half a
 second to build them; scoring reads a text once at C speed (translate, count) and looks up
 each distinct letter pair once per language tried.
 """
@@ -53,15 +54,16 @@ from textmend_server.plausibility import case_break
 # Languages modelled, by the script they are written in: every language with a wordfreq list
 # whose legacy code pages textmend decodes (windows-1250…1258, ISO-8859-n, KOI8, Mac and DOS
 # pages), and the others of those scripts, so that a text in Catalan is not forced to read as
-# Spanish; and, from spelling dictionaries (`WORD_LIST_TABLE`), languages of those code pages
-# wordfreq has no list for and a modelled language misreads: Albanian's windows-1252 `ë` read
-# as Lithuanian's windows-1257 `ė`, Afrikaans' `ê` as Polish's `ę`, Esperanto's ISO-8859-3
-# `ĉ` as windows-1250's `Ć`.
+# Spanish; and, from spelling dictionaries or translation catalogues (`WORD_LIST_TABLE`),
+# languages of those code pages wordfreq has no list for and a modelled language misreads:
+# Albanian's windows-1252 `ë` read as Lithuanian's windows-1257 `ė`, Afrikaans' `ê` as
+# Polish's `ę`, Esperanto's ISO-8859-3 `ĉ` as windows-1250's `Ć`, Turkmen's windows-1250 `ý`
+# as Turkish's windows-1254 `ı`.
 LANGUAGES: dict[str, tuple[str, ...]] = {
     "latin": (
         "en", "de", "fr", "es", "pt", "it", "nl", "sv", "da", "nb", "fi", "is", "ca", "pl",
         "cs", "sk", "hu", "ro", "sl", "sh", "tr", "lt", "lv", "vi", "id", "fil",
-        "sq", "et", "af", "eo",
+        "sq", "et", "af", "eo", "tk",
     ),
     "cyrillic": ("ru", "uk", "bg", "mk"),
     "greek": ("el",),
@@ -370,7 +372,8 @@ def letter_form(text: str, script: str) -> str:
 
 
 # Letter-pair counts of the languages wordfreq has no list for, from spelling dictionaries
-# (built by scripts/build_letter_tables.py, which says how; sources and licences are in it).
+# and catalogues (built by scripts/build_letter_tables.py, which says how; sources and
+# licences are in it).
 WORD_LIST_TABLE = Path(__file__).with_name("letter_pairs.json")
 
 

@@ -36,6 +36,16 @@ CLEAN = [
     # What catalogues carry: argp's vertical tab, gnupg's unit separators, a help text's BEL.
     "Generate message catalog.\x0bIf INPUT-FILE is -, input is read from standard input.\n"
     "Number\x1f: %s%%0AHolder\x1f: %s\n  \x07   alert (BEL)\n",
+    # gettext catalogues write the markup their program shows (nautilus-data 43.2-1's Low
+    # German catalogue, an em dash written as a reference in one string and GTK's Pango `<b>`
+    # in another; vlc-l10n 3.0.24's Kannada one, an over-escaped string beside an `<i>`).
+    'msgid_plural "%S of %S — %T left (%S/sec)"\nmsgstr[0] "%S vun %S &#8212; %T över '
+    '(%S/Sek)"\nmsgid "<b>_Name</b>"\nmsgstr "<b>_Naam</b>"\n',
+    'msgstr "&lt;p&gt;Password for Web interface has not been set.&lt;/p&gt;&lt;p&gt;Please use '
+    "--http-password, or set a password in &lt;/p&gt;&lt;p&gt;Preferences &amp;gt; All &amp;gt; "
+    'Main interfaces &amp;gt; Lua &amp;gt; Lua HTTP &amp;gt; Password.&lt;/p&gt;"\nmsgid "By '
+    "creating a stream, the <i>Main Controls</i> will operate the stream instead of the main "
+    'interface."\n',
     # DocBook's entities.ent: character references are what a DTD's entity values are made of.
     "<!-- Common entity declarations used for sorting. -->\n\n<!ENTITY lowercase \"'"
     "Aa&#192;&#224;&#193;&#225;&#194;&#226;&#195;&#227;Bb&#384;&#385;&#595;Cc&#199;&#231;"
@@ -176,6 +186,17 @@ CLEAN = [
     "monadem 1æ„³xpo 3&insipienti\n",
     'Â gango ni kwè sô a iri ni "Â ita\n',
     "Ewe ƒuƒoƒe “\n",
+    # Letters and symbols that would read as one letter of such a script wedged against a
+    # Latin letter or a symbol: a dictionary's typo (FreeDict Slovak-English, Ethiopic), Orm's
+    # accent marks (CMEPV's Ormulum, Han), a scansion (Tesserae's Bacchylides, Hebrew), a
+    # training text's symbols (tesseract's Latin, N'Ko).
+    "lampáŠ\xa0/lˈampaː ˈeʃ/\nlantern\n",
+    "Swa summ þe Goddspell kiþeþþ; Læ¯¯t nu Drihhtin, læ¯¯t nu þin þeoww\n",
+    "<bacchyl. dith. 15.3> ×¯˘¯¯] Παλλάδος ὀρσιμάχου\n",
+    "bilo Voglada ⁸);reliquierit Lero }⁹GH §*ß‡⁷‹sumpturis æmerkel\n",
+    # A word's last letter before a footnote number (tesseract's IAST Sanskrit training text):
+    # windows-1257 reads `²`'s UTF-8 as `Ā²`, and the `Ā` was dropped.
+    "DHVAṀSA OṀ MRĪṀ ŚRĪṀ SVĀHĀ²⁸\n",
     # A byte order mark in a pattern's class of invisible characters.
     "const re = /[\u200b\u200c\u200d\ufeff]/g;\n",
     # iconv-lite's table of cp857, its characters in code order: `ğ¿®¬` "re-decoded" from

@@ -515,8 +515,10 @@ def lone_foreign_letter(text: str, proposal: Proposal) -> bool:
     Arabic small fatha: a mark of a script nothing near it writes has nothing to sit on), or
     into one letter or digit of such a script glued to a Latin word: `KURDÎ”` (Kurmanji, its
     closing quote) into Greek `KURDΔ`, a surname's `Heß†` into an N'Ko digit, a Chinantec
-    Bible's tone letters `iáˆ n` into Ethiopic. A lone foreign letter's mojibake stands apart
-    (`the Î± particle`); one that ends or starts a Latin word is the word's own letters.
+    Bible's tone letters `iáˆ n` into Ethiopic; or letters and symbols into one non-Greek
+    letter or digit of such a script wedged against a Latin letter or a symbol (Orm's `Læ¯¯t`
+    into Han `L毯t`). A lone foreign letter's mojibake stands apart (`the Î± particle`); one
+    that ends or starts a Latin word is the word's own letters.
 
     >>> t = "keys (ªəƏþÞıİºſ) here"
     >>> [lone_foreign_letter(t, p) for p in find_mojibake(t)]
@@ -530,22 +532,42 @@ def lone_foreign_letter(text: str, proposal: Proposal) -> bool:
     >>> w = "Pirtûka “KURDÎ” hat"
     >>> [lone_foreign_letter(w, p) for p in find_mojibake(w)]
     [True]
+    >>> x = "Læ¯¯t nu Drihhtin"
+    >>> [lone_foreign_letter(x, p) for p in find_mojibake(x)]
+    [True]
     """
     original = text[proposal.start : proposal.end]
     new = proposal.replacement
-    if len(original) not in (2, 3) or not original[0].isalpha() or len(new) != 1:
+    if len(original) not in (2, 3) or len(new) != 1:
         return False
-    mark = unicodedata.category(new).startswith("M")
-    glued = original[1] in _BESIDE_WORDS and (
-        _latin_letter(text[proposal.start - 1 : proposal.start])
-        or _latin_letter(text[proposal.end : proposal.end + 1])
+    mark = unicodedata.category(new).startswith("M") and original[0].isalpha()
+    beside = text[proposal.start - 1 : proposal.start] + text[proposal.end : proposal.end + 1]
+    glued = (
+        original[0].isalpha()
+        and original[1] in _BESIDE_WORDS
+        and any(_latin_letter(ch) for ch in beside)
     )
-    if not mark and not (original.isalpha() and new.isalpha()) and not (glued and new.isalnum()):
+    # Letters and symbols read as one letter of another script wedged against a Latin letter
+    # or a symbol (`lampáŠ` → Ethiopic, Orm's `Læ¯¯t` → Han, a scansion's `×¯˘` → Hebrew,
+    # `*ß‡⁷` → N'Ko): the token's own characters. Greek and Cyrillic are left out: Greek
+    # letters write units and names in Latin text (`10Î¼s`, `IL2RÎ³c`: ftfy's own cases), and
+    # Cyrillic words are written beside Latin look-alikes (Chechen's palochka as `l`: `Хlоьттина`).
+    wedged = (
+        not original.isalpha()
+        and not unicodedata.name(new, "").startswith(("GREEK", "CYRILLIC"))
+        and any(
+            _latin_letter(ch) or (ch > "\x7f" and unicodedata.category(ch) in _WEDGING)
+            for ch in beside
+        )
+    )
+    if not (mark or (original.isalpha() and new.isalpha())) and not (
+        (glued or wedged) and new.isalnum()
+    ):
         return False
     if unicodedata.name(new, "").startswith("LATIN"):
         return False  # a ligature (`ﬁ`): Latin, whatever its block
-    if _latin(new) or "\u0300" <= new <= "\u036f":
-        return False  # Latin, or a mark any Latin letter takes (`e\u0301`)
+    if _latin(new) or "\u0250" <= new <= "\u036f":
+        return False  # Latin, IPA, modifier letters (`ʻ`, Hawaiian `Mōʻī`), or a Latin mark
     script = unicodedata.name(new, "").split(" ")[0]
     near = text[max(0, proposal.start - SCRIPT_REACH) : proposal.start]
     near += text[proposal.end : proposal.end + SCRIPT_REACH]
@@ -555,6 +577,11 @@ def lone_foreign_letter(text: str, proposal: Proposal) -> bool:
     )
 
 
+# Character classes a wrong reading's letter is wedged against (`fixes.lone_foreign_letter`),
+# beyond ASCII: symbols and superscript or other digits, not punctuation, digits or ASCII
+# symbols, which real text puts beside a word of any script (a Korean heading's first
+# syllable after a tag's `>`).
+_WEDGING = frozenset({"Sm", "Sc", "Sk", "So", "No"})
 # Marks that stand beside a word's letters in text: closing and low quotes, footnote daggers,
 # the modifier circumflex that writes tones (Chinantec). A letter and one of these read as one
 # character of another script glued to a Latin word is that word's own; symbols that write a
@@ -593,6 +620,40 @@ def a_letter_a_circumflex(text: str, proposal: Proposal) -> bool:
         text.startswith("Â ", start)
         and proposal.replacement == "\xa0"
         and (start == 0 or text[start - 1].isspace() or text[start - 1] in _SPECIMEN_QUOTES)
+    )
+
+
+# A re-decoding that drops a letter ending a word and keeps the symbol after it: what ftfy makes
+# of `Ā²` (windows-1257's reading of `²`'s UTF-8), and of IAST Sanskrit's `SVĀHĀ²⁸` (a word's
+# `Ā` before a footnote number). The mojibake of a symbol's UTF-8 leads with `Â` in the code
+# pages text is most often misread in (`TMÂ®`, `100Â°`); any other letter there is as likely
+# the word's own: reported.
+WORD_LETTER_REASON = (
+    "the letter dropped ends a word and only windows-1257 or another rarer code page would make "
+    "it mojibake: reported"
+)
+
+
+def drops_a_word_letter(text: str, proposal: Proposal) -> bool:
+    """Whether proposal deletes one letter other than `Â` that follows a letter and comes
+    before a symbol or a superscript digit beyond ASCII (a re-decoding that drops the `ƒ` of
+    `NÃƒO`, windows-1252's reading of `NÃO`, keeps a letter whole).
+
+    >>> [drops_a_word_letter(t, p) for t in ("SVĀHĀ²⁸", "Brand TMÂ®") for p in find_mojibake(t)]
+    [True, False]
+    """
+    start, end = proposal.start, proposal.end
+    return (
+        proposal.replacement == ""
+        and end == start + 1
+        and text[start].isalpha()
+        and text[start] != "Â"
+        and start > 0
+        and text[start - 1].isalpha()
+        and end < len(text)
+        and text[end] > "\x7f"
+        and text[end] != "\ufffd"  # `SlovenÄ\ufffdina`: `č` that lost its second byte
+        and unicodedata.category(text[end]) in _WEDGING
     )
 
 
@@ -819,6 +880,7 @@ _MOJIBAKE_DOUBTS: tuple[tuple[Callable[[str, Proposal], bool], str], ...] = (
     (a_letter_a_tilde, A_TILDE_REASON),
     (lambda text, proposal: not_a_character(proposal.replacement), NOT_A_CHARACTER_REASON),
     (lone_foreign_letter, LONE_FOREIGN_LETTER_REASON),
+    (drops_a_word_letter, WORD_LETTER_REASON),
     (lambda text, proposal: quoted_alone(text, proposal.start, proposal.end), QUOTED_REASON),
     (shown_as_specimen, SPECIMEN_REASON),
     (closes_a_quote, CLOSES_A_QUOTE_REASON),

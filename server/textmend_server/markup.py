@@ -131,6 +131,10 @@ _FORMAT_SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "key = value data",
         re.compile(r"(?:^[\w.\-]+[ \t]*=[ \t]*[^\n]*\n){3}", re.M),
     ),
+    # gettext catalogues: their strings are what a program shows, markup included (GTK's
+    # Pango `<b>_Name</b>`, VLC's `<i>Main Controls</i>`); one over-escaped string in a
+    # catalogue had every other string's tags removed.
+    ("gettext catalogue", re.compile(r'^msg(?:id|str|ctxt)(?:_plural|\[\d+\])? "', re.M)),
     ("Vim script", re.compile(r"^[ \t]*(?:syn(?:tax)? (?:keyword|match|region|cluster) )", re.M)),
     ("Markdown headings", re.compile(r"^#{1,6} \S|^(?:=+|-+)[ \t]*$", re.M)),
     ("C or C++ source", re.compile(r"^[ \t]*#[ \t]*(?:include|define|ifn?def|pragma)\b", re.M)),

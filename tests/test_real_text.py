@@ -194,6 +194,10 @@ CLEAN = [
     "Swa summ þe Goddspell kiþeþþ; Læ¯¯t nu Drihhtin, læ¯¯t nu þin þeoww\n",
     "<bacchyl. dith. 15.3> ×¯˘¯¯] Παλλάδος ὀρσιμάχου\n",
     "bilo Voglada ⁸);reliquierit Lero }⁹GH §*ß‡⁷‹sumpturis æmerkel\n",
+    # Mojibake passed to a function in an interactive example (ftfy's README, pythainlp's
+    # docstring of `tis620_to_utf8`).
+    ">>> from ftfy import fix_text\n>>> fix_text('âœ” No problems')\n",
+    '        >>> tis620_to_utf8("¡ÃÐ·ÃÇ§ÍØµÊÒË¡ÃÃÁ")\n',
     # A word's last letter before a footnote number (tesseract's IAST Sanskrit training text):
     # windows-1257 reads `²`'s UTF-8 as `Ā²`, and the `Ā` was dropped.
     "DHVAṀSA OṀ MRĪṀ ŚRĪṀ SVĀHĀ²⁸\n",

@@ -814,6 +814,31 @@ def written_as_code(text: str, start: int, end: int) -> bool:
     return text[after : after + len(closer)].lower() == closer
 
 
+# Mojibake in a string literal of an interactive session's input line (`>>> ` or `... `):
+# a function's documentation passing damaged text to show what the function makes of it
+# (ftfy's README `>>> fix_text('âœ” No problems')`, pythainlp's
+# `>>> tis620_to_utf8("¡ÃÐ·ÃÇ§...")`). The output lines below it are left to the other rules.
+PROMPT_LITERAL_REASON = "mojibake in a string literal of an interactive example's input: reported"
+_PROMPT = re.compile(r"[ \t]*(?:>>>|\.\.\.) ")
+
+
+def in_a_prompt_literal(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] lies inside a quoted string on a line that opens with a Python
+    prompt (`>>> ` or `... `).
+
+    >>> t = ">>> fix_text('âœ” No problems')"
+    >>> in_a_prompt_literal(t, 14, 17), in_a_prompt_literal("fix_text('âœ”')", 10, 13)
+    (True, False)
+    """
+    line_start = text.rfind("\n", 0, start) + 1
+    if not _PROMPT.match(text, line_start):
+        return False
+    line_end = text.find("\n", end)
+    before = text[line_start:start]
+    after = text[end : len(text) if line_end < 0 else line_end]
+    return any(before.count(q) % 2 == 1 and q in after for q in "'\"")
+
+
 # A re-decoding that takes a closing quote mark into a character, where the text opened that
 # quote before it on the line: the mark is the text's own (`A campanha “IRMÃ” começou`: `Ã”`
 # is the UTF-8 of `Ô`, and the quote would go). QUOTE_PAIR_REACH characters are looked back.
@@ -885,6 +910,10 @@ _MOJIBAKE_DOUBTS: tuple[tuple[Callable[[str, Proposal], bool], str], ...] = (
     (shown_as_specimen, SPECIMEN_REASON),
     (closes_a_quote, CLOSES_A_QUOTE_REASON),
     (lambda text, proposal: written_as_code(text, proposal.start, proposal.end), CODE_REASON),
+    (
+        lambda text, proposal: in_a_prompt_literal(text, proposal.start, proposal.end),
+        PROMPT_LITERAL_REASON,
+    ),
 )
 
 

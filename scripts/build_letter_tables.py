@@ -8,15 +8,16 @@ language with no list is read as the modelled language its letters favour: Alban
 Albanian windows-1252 text came back in windows-1257 at full confidence. The spelling
 dictionaries Debian packages for LibreOffice and Hunspell list the word forms of those
 languages; their letter pairs are what a model needs. Turkmen has no dictionary in Debian:
-its words are those of the translation catalogues Debian ships for it.
+its words are those of two of the translation catalogues Debian ships for it.
 
 What it does: `apt-get download` each package of `SOURCES` at its pinned version into
 `CACHE/debs/`, `dpkg -x` it into `CACHE/root/`, and reads its words: a `.dic` word list in the
 charset its `.aff` file names (a line is a word form, then `/` and affix flags), or the
 translated strings of a `.mo` catalogue, split at spaces. It puts each word in the models'
 letter form (`langmodel.letter_form`: lower-cased, marks and non-letters dropped) and counts
-the letter pairs of all words of a language, a space marking each word's boundaries, every
-word once (the lists carry no frequencies). The table holds, per language, the counts and
+the letter pairs of all words of a language, a space marking each word's boundaries, each
+word as often as its source lists it (a dictionary lists a form once: it carries no
+frequencies). The table holds, per language, the counts and
 where they came from (package, version, file, licence from the package's copyright file).
 
 The table is committed; `--check` rebuilds it and fails if it differs (a test runs that).
@@ -125,7 +126,7 @@ def catalogue_words(mo: Path) -> list[str]:
 
 
 def pair_counts(words: list[str], script: str) -> dict[str, int]:
-    """Letter-pair counts of words in the models' letter form, every word once."""
+    """Letter-pair counts of words in the models' letter form, each word as often as listed."""
     kept = [w for w in langmodel.letter_form("\n".join(words), script).split("\n") if w]
     padded = " " + " ".join(w for w in kept if " " not in w) + " "
     counts = Counter(map(str.__add__, padded, padded[1:]))

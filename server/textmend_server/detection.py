@@ -348,8 +348,8 @@ def _unread_language(
 
     The models price such a text by the languages they know, and a wrong code page that turns
     its letters into theirs (Esperanto's `ĉ` into windows-1257's `ę`, before Esperanto had a
-    model) reads better to them than
-    the right one: their verdict is no evidence against a detector that knows the language.
+    model) reads better to them than the right one: their verdict is no evidence against a
+    detector that knows the language.
     The detector's reading is kept when chardet ranks it above every answer of its that gives
     the favourite's text, when it is no more anomalous than the favourite (fewer
     anomalies are evidence in any language), and either less anomalous or different in at

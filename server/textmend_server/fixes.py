@@ -1286,6 +1286,29 @@ class ControlContext:
         """Whether the document is roff source."""
         return ROFF_SOURCE.search(self._text) is not None
 
+    @cached_property
+    def zero_width_breaks(self) -> bool:
+        """Whether the document writes zero-width spaces as word breaks: beside a letter of
+        a script that writes no spaces between words (Thai, Lao, Khmer, Myanmar, Tibetan).
+
+        >>> khmer = ControlContext("សូម\u200bទោស New CLICK125i\u200bSTRIKING")
+        >>> khmer.zero_width_breaks, ControlContext("zero\u200bwidth").zero_width_breaks
+        (True, False)
+        >>> [p.flag_only for p in find_stray_characters(khmer._text, khmer)]
+        [True]
+        """
+        return "\u200b" in self._text and _ZERO_WIDTH_BREAK.search(self._text) is not None
+
+
+# A zero-width space beside a letter of a script written without spaces between words: the
+# writer's word break. Between two Latin words in the same document it is the same break
+# (a Khmer corpus's `CLICK125i\u200bSTRIKING_ARRIVAL`), not a space pasted inside a word.
+_UNSPACED_SCRIPTS = "\u0e00-\u0eff\u0f00-\u0fff\u1000-\u109f\u1780-\u17ff\u19e0-\u19ff"
+_ZERO_WIDTH_BREAK = re.compile(f"[{_UNSPACED_SCRIPTS}]\u200b|\u200b[{_UNSPACED_SCRIPTS}]")
+ZERO_WIDTH_BREAK_REASON = (
+    "a zero-width space in a document that writes them as word breaks: reported"
+)
+
 
 def find_stray_characters(text: str, context: ControlContext | None = None) -> list[Proposal]:
     """Control characters, U+FFFD, private-use, noncharacters, stray BOMs, zero-width spaces
@@ -1331,6 +1354,8 @@ def find_stray_characters(text: str, context: ControlContext | None = None) -> l
             weak = JOINER_REASON
         elif category is Category.STRAY_BOM and opens_a_string(text, m.start()):
             weak = OPENS_A_STRING_REASON
+        elif category is Category.ZERO_WIDTH and context.zero_width_breaks:
+            weak = ZERO_WIDTH_BREAK_REASON
         if weak is None and quoted_alone(text, m.start(), m.end()):
             weak = QUOTED_REASON
         if weak is not None:

@@ -50,4 +50,6 @@ def test_the_table_is_what_the_build_script_makes_of_the_pinned_packages(
         check=False,
         timeout=600,
     )
+    if result.returncode == 2:  # the mirror unreachable, or a pinned version no longer on it
+        pytest.skip(f"could not fetch the pinned packages: {result.stderr.strip()[-300:]}")
     assert result.returncode == 0, result.stderr

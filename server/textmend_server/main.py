@@ -101,6 +101,9 @@ _STOP_SLACK = 10.0
 # stop or a dead worker is acted on within this long (chosen: well inside issue 16's 3 s for a
 # replacement to report SERVING).
 _POLL = 0.5
+# Seconds a worker's signal watcher sleeps between looks at whether SIGTERM came (`_worker_main`):
+# a stop starts within this long, a small share of `_POLL`.
+_SIGNAL_POLL = 0.1
 
 
 # --- one server ------------------------------------------------------------------------------
@@ -199,8 +202,20 @@ def prepare_parent(cache_mb: int) -> None:
 def _worker_main(settings: Settings, ready: Connection) -> None:
     """Entry point of a forked worker: SIGTERM stops it; SIGINT is the parent's to handle."""
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    # The handler runs in the main thread, which `_serve` keeps in `stop.wait`: an `Event.set`
+    # there can find the event's lock held by the very code it interrupted, and wait for it
+    # forever (a worker that never stopped and was killed after the grace period, once in many
+    # test runs). The handler only records the signal, taking no lock; a thread sets the event.
+    signalled: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: signalled.append(signum))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while not signalled:
+            time.sleep(_SIGNAL_POLL)
+        stop.set()
+
+    threading.Thread(target=watch, name="signal-watch", daemon=True).start()
     sys.exit(_serve(settings, stop, ready))
 
 

@@ -824,18 +824,21 @@ _PROMPT = re.compile(r"[ \t]*(?:>>>|\.\.\.) ")
 
 def in_a_prompt_literal(text: str, start: int, end: int) -> bool:
     """Whether text[start:end] lies inside a quoted string on a line that opens with a Python
-    prompt (`>>> ` or `... `).
+    prompt (`>>> ` or `... `), looked for within CODE_REACH characters each side (an
+    interactive example's line is short; the search stays bounded on a long one).
 
     >>> t = ">>> fix_text('âœ” No problems')"
     >>> in_a_prompt_literal(t, 14, 17), in_a_prompt_literal("fix_text('âœ”')", 10, 13)
     (True, False)
     """
-    line_start = text.rfind("\n", 0, start) + 1
-    if not _PROMPT.match(text, line_start):
+    low = max(0, start - CODE_REACH)
+    line_start = text.rfind("\n", low, start) + 1
+    if (line_start == 0 and low > 0) or not _PROMPT.match(text, line_start):
         return False
-    line_end = text.find("\n", end)
+    high = min(len(text), end + CODE_REACH)
+    line_end = text.find("\n", end, high)
     before = text[line_start:start]
-    after = text[end : len(text) if line_end < 0 else line_end]
+    after = text[end : high if line_end < 0 else line_end]
     return any(before.count(q) % 2 == 1 and q in after for q in "'\"")
 
 

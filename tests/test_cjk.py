@@ -420,6 +420,26 @@ def test_a_reading_that_does_not_read_as_text_is_reported_not_applied():
     assert all(f.replacement and f.replacement != f.original for f in runs)
 
 
+def test_a_text_whose_rare_runs_mostly_read_as_nothing_keeps_the_one_that_does():
+    """m17n-db's Han-Viet input method lists each syllable's homophones, most of them rare:
+    three of the excerpt's lists re-decode into no text, and `遝踏蹋沓耷` "re-decodes" from
+    Big5 as GBK into `痪今料填蠻` well enough by chance (`ON_PURPOSE_RUNS`)."""
+    from textmend_server import repair_bytes
+    from textmend_server.cjk.codecrun import MIN_HAN_READING_LOGP, ON_PURPOSE_RUNS
+
+    path = Path(__file__).parent / "fixtures" / "cjk" / "m17n-vi-han-excerpt.mim"
+    content = path.read_bytes()
+    text = content.decode("utf-8")
+    proposals = find_wrong_codec_runs(text)
+    unread = [p for p in proposals if f"below {MIN_HAN_READING_LOGP}" in p.reason]
+    assert len(unread) >= ON_PURPOSE_RUNS
+    chance = [p for p in proposals if text[p.start : p.end] == "遝踏蹋沓耷"]
+    assert len(chance) == 1 and chance[0].flag_only
+    assert "writes rare characters on purpose" in chance[0].reason
+    repaired = repair_bytes(content)
+    assert repaired.text == text and repaired.edits == []
+
+
 @pytest.mark.parametrize(
     "text",
     [

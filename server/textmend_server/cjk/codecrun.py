@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import cache as _forever
 from functools import lru_cache
 from itertools import islice, pairwise
@@ -175,6 +176,25 @@ def unreadable_reason(mean: float) -> str:
     return (
         f"; the reading averages {mean:.1f} nats a character, below {MIN_HAN_READING_LOGP}: it "
         "does not read as text either, not edited"
+    )
+
+
+# Runs whose best reading does not read as text (`MIN_HAN_READING_LOGP`) a text must hold, and
+# outnumbering those whose reading does, for the latter to be reported rather than edited. A
+# wrong decoder garbles all it reads, so its runs re-decode into text; a text most of whose
+# rare runs re-decode into no text writes rare characters on purpose (an input method's
+# homophone lists, m17n's `vi-han.mim`: 24 runs unreadable, one, `遝踏蹋沓耷`, "re-decoded"
+# into `痪今料填蠻` at 0.78), and its one run that re-decodes well did so by chance. Three:
+# the fewest for a majority to mean more than a coincidence of two lists.
+ON_PURPOSE_RUNS = 3
+
+
+def on_purpose_reason(unread: int) -> str:
+    """What a reading refused by `ON_PURPOSE_RUNS` adds to its reason."""
+    return (
+        f"; {unread} other rare Han runs of the text re-decode into no text (below "
+        f"{MIN_HAN_READING_LOGP} nats a character): it writes rare characters on purpose, "
+        "not edited"
     )
 
 
@@ -598,6 +618,9 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
             script.append(is_traditional("".join(rest)))
         return script[0]
 
+    # Runs of MIN_EDIT_RUN or more distinct characters whose best reading does not read as
+    # text, and the indices in out of those whose reading does and would be edited.
+    unread, readable = 0, []
     for m in runs:
         check_cancelled()  # a page of runs to fill takes seconds: stop once the caller has gone
         work.note_starved(m.start(), budget)
@@ -676,10 +699,19 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
         elif unsure:
             reason += unsure_reason(conf)
         flag_only = short or unreadable or glued or unsure
+        if not short:
+            if unreadable:
+                unread += 1
+            elif not flag_only:
+                readable.append(len(out))
         out.append(
             Proposal(start, end, cand, Category.CJK_WRONG_CODEC, reason, conf, flag_only=flag_only)
         )
     work.note_starved(runs[-1].start(), budget)
+    if unread >= ON_PURPOSE_RUNS and unread > len(readable):
+        for i in readable:
+            p = out[i]
+            out[i] = replace(p, reason=p.reason + on_purpose_reason(unread), flag_only=True)
     return out
 
 

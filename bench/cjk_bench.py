@@ -400,13 +400,19 @@ def wrong_codec_samples(
 
 
 def bench_wrong_codec(args, simp: list[str], trad: list[str], ja: list[str], ko: list[str]) -> None:
-    print("== wrong-codec runs ==")
+    """Wrong-codec runs through the whole engine (`repair_text`), as a caller gets them: the
+    stages before and after it (ftfy, strays) see the same text, and did undo runs that the
+    stage alone restored."""
+    from textmend_server import RepairPolicy, repair_text
+
+    print("== wrong-codec runs (whole engine) ==")
+    policy = RepairPolicy(min_confidence=MIN_CONFIDENCE)
     rng = random.Random(args.seed + 1)
     for label, paras, written, read_as in wrong_codec_cases(simp, trad, ja, ko):
         ok = n = wrong = 0
         for _, text, expected in wrong_codec_samples(rng, paras, written, read_as, args.runs):
             n += 1
-            out = repair(text)
+            out = repair_text(text, policy=policy, include_diff=False).text
             ok += out == expected
             # Rewritten, but not into the clean text: an edit with a wrong character in it.
             wrong += out not in (expected, text)

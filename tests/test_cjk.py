@@ -264,6 +264,27 @@ def test_wrong_codec_runs_with_replaced_bytes_and_ascii_between(clean, written, 
 
 
 @pytest.mark.parametrize(
+    ("clean", "written", "read_as"),
+    [
+        ("イギリスで映画デビューののち、ハリウッドに移り", "shift_jis", "latin-1"),
+        ("日本語のテキストを正しく読む", "shift_jis", "cp1252"),
+        ("남녀고용평등과 일 ·가정 양립 지원에 관한 법률", "euc_kr", "latin-1"),
+        ("경우 대체 고용할 확률", "euc_kr", "cp1252"),
+    ],
+)
+def test_a_latin_looking_run_is_redecoded_by_the_whole_engine(clean, written, read_as):
+    """Through the engine, not the stage alone: ftfy reads pieces of Shift-JIS and EUC-KR seen
+    as Latin-1 or cp1252 as UTF-8 mojibake (`\x82Å` → `ŉ`), and the stray stage takes their
+    C1 bytes for controls; either, run first, leaves the run nothing to re-decode."""
+    from textmend_server import repair_text
+
+    text = "前の行\n" + wrong_codec(clean, written, read_as) + "\n後の行"
+    repaired = repair_text(text)
+    assert repaired.text == "前の行\n" + clean + "\n後の行"
+    assert {e.category for e in repaired.edits} == {Category.CJK_WRONG_CODEC}
+
+
+@pytest.mark.parametrize(
     "clean", ["他對記者說：“這是一個重要的時刻。”", "法官對伊格爾森說：“城市建設要加快。”"]
 )
 def test_big5_read_as_gbk_is_redecoded_across_the_ideographic_space_it_makes(clean):

@@ -221,6 +221,7 @@ def test_the_triggers_say_no_to_clean_prose_and_yes_to_damage() -> None:
         "entities": "Fish &amp;amp; chips",
         "mojibake": "cafÃ© itâ€™s",
         "cjk_wrong_codec": "標題:鏂囧瓧缂栫爜",
+        "cjk_wrong_codec_latin": "Title: ‚±‚ñ‚É‚¿‚Í",
         "tags": "End of paragraph.</p>",
         "stray": "zero\u200bwidth",
         "repeated": "A paragraph long enough to count as prose, said twice.\n" * 2,

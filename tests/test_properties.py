@@ -268,7 +268,9 @@ def test_a_slip_that_follows_a_repaired_slip_is_repaired_in_the_same_pass(
 def test_a_cascade_through_four_stages_is_finished_in_one_repair() -> None:
     """Found by fuzzing: Shift-JIS read as latin-1, then a C1 control made cp1252, then a
     wrong-codec run, then a chain of slips: each pass exposed the next, and three passes
-    left a `?B` (a misread `。`) for a second repair."""
+    left a `?B` (a misread `。`) for a second repair. Since Latin-looking runs are re-decoded
+    before ftfy and the stray stage read them, the runs read as the bytes say (`?\x81}` is
+    Shift-JIS `?±`, once re-phased into `マ?`)."""
     content = (
         b"\x82\xb1\x82\xea\x82\xcd\x82\xb1\x82\xea\x82\xcd?\x81}?\x07\x1b[31m\x81B"
         b"\x1b[31m???\x82\xb1\x82\xea\x82\xcd?\x81B\x81B?\x81}the "
@@ -278,7 +280,8 @@ def test_a_cascade_through_four_stages_is_finished_in_one_repair() -> None:
     fe.check_result(result, RepairPolicy())
     # The terminal sequences are reported, not removed, so the `\x81B` after one stays apart;
     # so is the BEL before them (not inside a word).
-    assert result.text.startswith("これはこれはマ?\x07\x1b[31mB")
+    assert result.text.startswith("これはこれは?±?\x07\x1b[31mB")
+    assert result.text.endswith("これは?。。?±the ")
     assert repair_text(result.text).edits == []
 
 

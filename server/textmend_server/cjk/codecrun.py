@@ -526,19 +526,40 @@ def may_hold_wrong_codec(text: str, rest: str) -> bool:
     looked for in the text itself. No pattern has anchors or look-arounds: a match in a part
     of the text is a match in the whole.
 
-    >>> t = "標題:鏂囧瓧缂栫爜"
+    >>> t = "標題:鏂囧瓧"
     >>> may_hold_wrong_codec(t, t.replace(":", "")), may_hold_wrong_codec("文字编码", "文字编码")
     (True, False)
     >>> may_hold_wrong_codec("It’s fine", "’"), may_hold_wrong_codec("“It’s fine”", "“’”")
     (False, True)
     """
-    if _HAN_CHECK_RE.search(rest) and _rare_cluster_text_re().search(rest):
-        return True
+    return may_hold_han_runs(rest) or may_hold_latin_runs(text, rest)
+
+
+def may_hold_han_runs(rest: str) -> bool:
+    """`may_hold_wrong_codec` for the Han runs alone (`find_wrong_codec_runs(latin=False)`).
+
+    >>> may_hold_han_runs("標題鏂囧瓧"), may_hold_han_runs("“’”")
+    (True, False)
+    """
+    return bool(_HAN_CHECK_RE.search(rest) and _rare_cluster_text_re().search(rest))
+
+
+def may_hold_latin_runs(text: str, rest: str) -> bool:
+    """`may_hold_wrong_codec` for the Latin-looking runs alone
+    (`find_wrong_codec_runs(han=False)`).
+
+    >>> may_hold_latin_runs("標題:鏂囧瓧", "標題鏂囧瓧"), may_hold_latin_runs("“It’s fine”", "“’”")
+    (False, True)
+    """
     return _THREE_HIGH_RE.search(rest) is not None and _LATIN_REGION_RE.search(text) is not None
 
 
-def find_wrong_codec_runs(text: str, limits: SearchBudget | None = None) -> list[Proposal]:
-    """Runs decoded with the wrong CJK codec, with the run re-decoded as its repair.
+def find_wrong_codec_runs(
+    text: str, limits: SearchBudget | None = None, *, han: bool = True, latin: bool = True
+) -> list[Proposal]:
+    """Runs decoded with the wrong CJK codec, with the run re-decoded as its repair: Han runs
+    (CJK text read with another CJK codec) unless han is False, Latin-looking runs (CJK text
+    read as Latin-1 or cp1252) unless latin is False.
 
     limits is what the fill searches may spend (`cjk.budget`; the defaults when None): where
     it runs out, nothing is edited and a finding says where.
@@ -547,13 +568,15 @@ def find_wrong_codec_runs(text: str, limits: SearchBudget | None = None) -> list
     [(3, 9, '文字编码')]
     >>> find_wrong_codec_runs("文字编码是一个老问题。")
     []
+    >>> [p.replacement for p in find_wrong_codec_runs("Title: ‚±‚ñ‚É‚¿‚Í", han=False)]
+    ['こんにちは']
     """
     out: list[Proposal] = []
     limits = limits or DEFAULT_BUDGET
     work, budget = Work(), limits.for_fills(len(text))
-    if _HAN_CHECK_RE.search(text) and _rare_cluster_text_re().search(text):
+    if han and _HAN_CHECK_RE.search(text) and _rare_cluster_text_re().search(text):
         out += _han_runs(text, work, budget)
-    if _LATIN_REGION_RE.search(text):
+    if latin and _LATIN_REGION_RE.search(text):
         out += _latin_runs(text, work, budget)
     out.sort(key=lambda p: p.start)
     kept: list[Proposal] = []

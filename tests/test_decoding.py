@@ -233,6 +233,44 @@ def test_a_long_document_is_decoded_in_little_more_than_its_text(unit: str, boun
     assert peak < bound * len(content), peak / len(content)
 
 
+@pytest.mark.parametrize(
+    ("content", "damaged"),
+    [
+        # A curly quote that lost its last byte, three times, beside one good `é`.
+        (
+            b"The quick brown fox \xe2\x80 jumps over \xe2\x80 the dog \xe2\x80 again. caf\xc3\xa9",
+            3,
+        ),
+        # Overlong forms of `/`.
+        (b"The quick brown fox \xc0\xaf jumps over \xc0\xaf the dog \xc0\xaf again.", 3),
+        # Lone surrogates as Java's and JavaScript's encoders write them (CESU-8, WTF-8).
+        (b"hello \xed\xa0\x80 world, a plain English sentence.", 1),
+    ],
+)
+def test_text_whose_only_bad_bytes_are_utf8_gone_wrong_stays_utf8_in_doubt(
+    content: bytes, damaged: int
+) -> None:
+    """Too few good characters to call it UTF-8 at heart, but no legacy code page writes only
+    what UTF-8 looks like when it goes wrong: read as GB18030, Shift-JIS or cp1252 these were
+    `caf茅`, `ﾀｯ` and `í\xa0€`, verdict clean. Read as UTF-8 in doubt, every bad byte is
+    reported and nothing is rewritten."""
+    result = repair_bytes(content)
+    assert result.decoded is not None and result.decoded.encoding == "utf-8"
+    assert result.decoded.confidence < 0.9 and result.verdict.value != "clean"
+    assert result.edits == []
+    bad = [f for f in result.findings if f.category.value == "undecodable"]
+    assert len({f.original for f in bad}) == 1 and len(bad) >= damaged
+    kept = content.decode("utf-8", "replace")
+    assert result.text == kept
+
+
+def test_a_legacy_text_is_not_taken_for_utf8_gone_wrong() -> None:
+    """Latin-1's letters stand alone among ASCII and GBK's pair a lead with a byte that is no
+    continuation: neither is UTF-8 gone wrong, and each is still read in its code page."""
+    for text, codec in (("Un café très léger, déjà prêt.", "latin-1"), ("中文编码的问题", "gbk")):
+        assert repair_bytes(text.encode(codec)).text == text
+
+
 def test_one_latin1_letter_in_a_utf8_changelog_is_damage_not_the_encoding() -> None:
     """bash's changelog credits eleven people in UTF-8 and one in Latin-1 (`O\\xc4uz`, on a
     long line): the line's one bad byte is the damage, listed as undecodable. Counted as the

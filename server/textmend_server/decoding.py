@@ -195,6 +195,49 @@ LEGACY_MAX_IMPLAUSIBILITY = 3.0
 MISREAD_SLACK = 1.0
 
 
+# Runs of bytes that are valid UTF-8 (ASCII included), and what UTF-8 itself gone wrong looks
+# like: a sequence cut short after its lead byte and one or more continuation bytes, an
+# overlong form, or a surrogate's three bytes (CESU-8, as Java and JavaScript write characters
+# beyond the BMP), one or more run together. A legacy code page's text is almost never only
+# that: its letters stand alone among ASCII (Latin-1's `é` is one byte) or pair a lead with
+# a byte no continuation (GBK's `中` is D6 D0).
+_VALID_UTF8 = re.compile(
+    rb"(?:[\x00-\x7f]|[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]"
+    rb"|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
+    rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2})+"
+)
+_UTF8_GONE_WRONG = re.compile(
+    rb"(?:[\xe0-\xef][\x80-\xbf]|[\xf0-\xf4][\x80-\xbf]{1,2}|\xed[\xa0-\xbf][\x80-\xbf]"
+    rb"|[\xc0\xc1][\x80-\xbf]|\xe0[\x80-\x9f][\x80-\xbf]|\xf0[\x80-\x8f][\x80-\xbf]{2})+"
+)
+# The confidence of such a reading: UTF-8 is then likelier than any code page, but by how
+# much the bytes cannot say, so it is in doubt (below 0.9: suspect, nothing rewritten).
+UTF8_GONE_WRONG_CONFIDENCE = 0.5
+
+
+def utf8_gone_wrong(content: bytes) -> bool:
+    """Whether content is invalid UTF-8 only where UTF-8 itself went wrong (`_UTF8_GONE_WRONG`):
+    truncated sequences, overlong forms, surrogates.
+
+    >>> utf8_gone_wrong(b"fox \\xe2\\x80 jumps \\xed\\xa0\\x80 caf\\xc3\\xa9")
+    True
+    >>> utf8_gone_wrong(b"caf\\xe9"), utf8_gone_wrong("中文".encode("gbk")), utf8_gone_wrong(b"ok")
+    (False, False, False)
+    """
+    at, gaps = 0, 0
+    for match in _VALID_UTF8.finditer(content):
+        if match.start() > at:
+            gaps += 1
+            if not _UTF8_GONE_WRONG.fullmatch(content, at, match.start()):
+                return False
+        at = match.end()
+    if at < len(content):
+        gaps += 1
+        if not _UTF8_GONE_WRONG.fullmatch(content, at):
+            return False
+    return gaps > 0
+
+
 # Byte order marks, longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -434,6 +477,16 @@ def _from_ranking(
         mixed = _utf8_regions(content, declared, "utf-8" in (declared_codec, markup))
         if mixed is not None:
             return replace(mixed, runners_up=runners_up, **extra)
+        if declared_codec in (None, "utf-8") and utf8_gone_wrong(content):
+            # Too few good characters to call it UTF-8 at heart, but every bad byte is UTF-8
+            # itself gone wrong: read as a legacy code page, each would become letters or Han
+            # (`caf\xc3\xa9` with three cut-off `\xe2\x80` was GB18030's `caf茅`, clean).
+            damaged = _decode_lossless(
+                content, "utf-8", EncodingSource.DETECTED, 0.0, declared, total
+            )
+            return replace(
+                damaged, confidence=UTF8_GONE_WRONG_CONFIDENCE, runners_up=runners_up, **extra
+            )
     if choice is not None:
         applied = _apply_best(content, len(content) == len(sample), choice)
         if applied is not None:

@@ -260,6 +260,30 @@ def test_health_checks_that_never_send_their_request_are_bounded(target: str) ->
         assert client.repair("cafÃ©").text == "café"
 
 
+def test_health_checks_that_never_send_their_request_are_ended_soon(target: str) -> None:
+    """A `Check` that sends no request holds one of its worker's `--threads` places; ended
+    only after `--stream-idle-seconds` (60 s), eight of them a minute kept a worker's health
+    checks refused. They end after `SHORT_REQUEST_SECONDS`, saying why."""
+    from textmend_server.interceptors import SHORT_REQUEST_SECONDS
+
+    async def scenario() -> list[Any]:
+        calls, channels = await _open_headers_only(target, "/grpc.health.v1.Health/Check", 16)
+        ended = [await _details(call) for call in calls]
+        for channel in channels:
+            await channel.close()
+        return ended
+
+    ended = asyncio.run(scenario())
+    idle = [e for e in ended if "--threads" not in e[1]]  # (some may have been refused)
+    assert idle
+    for code, message, trailers in idle:
+        assert code is grpc.StatusCode.UNAVAILABLE, (code, message)
+        assert f"sent no request for {SHORT_REQUEST_SECONDS:g} s" in message
+        assert ("textmend-stream-idle", f"{SHORT_REQUEST_SECONDS:g}") in trailers
+    with TextMendClient(target) as client:
+        assert client.health()
+
+
 def test_limits_refuse_and_idle_streams_close(tmp_path_factory: pytest.TempPathFactory) -> None:
     directory = tmp_path_factory.mktemp("limits")
     options = ("--workers", "1", "--max-streams", "2", "--max-calls", "1")

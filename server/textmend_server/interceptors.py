@@ -41,6 +41,15 @@ VERSION_METADATA = (("textmend-version", __version__),)
 #: Trailing metadata key of a call refused because its worker runs as many calls of its kind as
 #: it may (UNAVAILABLE); its value is the flag that sets the limit (`--max-calls`, ...).
 BUSY_METADATA = "textmend-busy"
+#: How long a short call (a health `Check`, reflection's unary calls) may take to send its
+#: one request, in seconds: a few bytes, sent with the call's headers by every client seen. One
+#: that sends none holds one of its worker's `--threads` places meanwhile; under
+#: `--stream-idle-seconds` (60 s) a caller with no token needed to open only eight such calls a
+#: minute per worker to keep its health checks refused, and Kubernetes's probes failing. It
+#: must now open them four times a second. A first-version choice: about seven times the
+#: slowest health answer seen while the server was under hostile traffic on a loaded 2-core
+#: machine (0.29 s).
+SHORT_REQUEST_SECONDS = 2.0
 #: Trailing metadata key of a stream ended because it sent nothing for `--stream-idle-seconds`
 #: (UNAVAILABLE); its value is that limit. Every request it had sent was answered.
 STREAM_IDLE_METADATA = "textmend-stream-idle"
@@ -313,8 +322,14 @@ class AdmissionInterceptor(_HandlerInterceptor):
             (BUSY_METADATA, flag),
         )
 
-    def _idle_ended(self, context: grpc.ServicerContext, unary: bool) -> None:
-        if unary:
+    def _idle_ended(self, context: grpc.ServicerContext, unary: bool, seconds: float) -> None:
+        if unary and seconds < self._idle:
+            message = (
+                f"this call sent no request for {seconds:g} s, the server's limit for a "
+                "health check or another short call: nothing was done; send the request with "
+                "the call's headers"
+            )
+        elif unary:
             message = (
                 f"this call sent no request for {self._idle:g} s, the server's limit "
                 "(--stream-idle-seconds): nothing was done; send the request with the call's "
@@ -331,7 +346,7 @@ class AdmissionInterceptor(_HandlerInterceptor):
             context,
             grpc.StatusCode.UNAVAILABLE,
             message,
-            (STREAM_IDLE_METADATA, f"{self._idle:g}"),
+            (STREAM_IDLE_METADATA, f"{seconds:g}"),
         )
 
     def _well_formed(self, requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
@@ -367,16 +382,17 @@ class AdmissionInterceptor(_HandlerInterceptor):
         requests = (
             IdleLimitedRequests(request_or_iterator, self._idle) if request_streaming else None
         )
+        wait = min(self._idle, SHORT_REQUEST_SECONDS) if kind == "short" else self._idle
         try:
             if requests is None:
-                request = read_request(request_or_iterator, self._idle, self._readers)
+                request = read_request(request_or_iterator, wait, self._readers)
                 if isinstance(request, Malformed):
                     self._malformed(context, request, 0)
                 yield request
             else:
                 yield self._well_formed(requests, context)
         except StreamIdle:
-            self._idle_ended(context, unary=requests is None)
+            self._idle_ended(context, unary=requests is None, seconds=wait)
         except NoRequest:
             context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,

@@ -327,6 +327,46 @@ def test_markup_that_leaked_is_repaired(client: TextMendClient, text: str, expec
     assert all("the document shows leaked markup" in e.reason for e in response.edits)
 
 
+# Text pdftotext and pypdf took from PDFs of Debian bookworm's TeX documentation, whose fonts
+# map no Unicode: the font's glyph codes stand in the text (2022.20230122 packages).
+PDF_GLYPH_CODES = [
+    # texlive-latex-base-doc, l3kernel/l3news12.pdf: the itemize bullet is 0x88.
+    "been incremented a little:\n\x88 pdfTEX v1.40\n\x88 XETEX v0.99992\n\x88 LuaTEX v0.95\n",
+    # texlive-science-doc, nchairx/nchairx.pdf: the same bullet before a ligature's code.
+    "most important changes are the following:\n\x88 We rede\x1cne \\mathbb to use the fonts\n",
+    # texlive-latex-extra-doc, keyvaltable/keyvaltable.pdf: a pointing marker.
+    "\n\x9f The hoptionsi in \\kvtNewTableStyle can be left empty. In this case, the table\n",
+    # texlive-lang-french, formation-latex-ul-diapos.pdf: a slide's arrow, a code cp1252 lacks.
+    "\nUn traitement de texte\n\n\x90\n\npriorité accordée à la qualité de la mise en page\n",
+    # texlive-lang-french, formation-latex-ul.pdf: an icon font's mark before a tip box.
+    "type d’information utile.\n\n\x99\n\nImportant ! Ces blocs contiennent les remarques\n",
+]
+# pypdf writes TeX's minus sign (slot 0 of its math symbol font) as NUL: texlive-lang-korean's
+# lshort-ko.pdf and texlive-lang-chinese's texproposal CQU-Example.pdf.
+PDF_NUL_MINUS = [
+    "super-conduct.\nIt’s \x0030 ◦C. I will soon start to super-conduct.\n",
+    "c = a2 \x00 b2 (3.1)\n= „a + b”„a \x00 b” (3.2)\n",
+]
+
+
+@pytest.mark.parametrize("text", PDF_GLYPH_CODES + PDF_NUL_MINUS)
+def test_a_pdf_fonts_glyph_codes_are_reported_not_changed(text: str) -> None:
+    """Read as windows-1252 the bullets became `ˆ` and `Ÿ`, codes windows-1252 lacks were
+    removed, and removing pypdf's NUL minus signs turned `−30 °C` into `30 °C`."""
+    from textmend_server import repair_text
+
+    result = repair_text(text)
+    assert result.text == text and result.edits == []
+    assert {f.category.value for f in result.findings} == {"control_char"}
+
+
+def test_windows_1252_punctuation_read_as_latin_1_is_still_restored() -> None:
+    from textmend_server import repair_text
+
+    text = "He said \x93hello\x94 and it\x92s fine \x96 really\x85 Caf\xe9 Pr\x9aa."
+    assert repair_text(text).text == "He said “hello” and it’s fine – really… Café Prša."
+
+
 def test_terminal_formatting_and_a_bare_escape_are_reported(client: TextMendClient) -> None:
     text = "\x1b[1mWarning:\x1b[0m disk full\n"
     response = client.repair(text.encode("utf-8"), id="sgr")

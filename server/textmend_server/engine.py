@@ -23,7 +23,7 @@ from textmend_server.decoding import DecodedText, EncodingSource, decode
 from textmend_server.diffing import unified_diff
 from textmend_server.edits import Edit, EditLog, Proposal
 from textmend_server.errors import CANCEL_CHECK, TooLargeError, check_cancelled
-from textmend_server.fixes import ControlContext, Finder, find_stray_characters
+from textmend_server.fixes import ControlContext, Finder, find_mojibake, find_stray_characters
 from textmend_server.markup import MarkupEvidence, markup_evidence
 from textmend_server.policy import INFORMATIONAL, Action, Category, RepairPolicy
 from textmend_server.stages import (
@@ -566,7 +566,9 @@ def _document_finders(
         for stage in STAGES
     }
     # A control character is judged by what the whole document holds, not the part handed over.
-    finders["stray"] = partial(find_stray_characters, context=ControlContext(text))
+    controls = ControlContext(text)
+    finders["stray"] = partial(find_stray_characters, context=controls)
+    finders["mojibake"] = partial(find_mojibake, context=controls)
     if not policy.wants(Category.MARKUP_LEAK):
         return finders, None, False
     if config.fast_path and before is None:

@@ -214,6 +214,22 @@ def test_generated_slips_and_leaks_repaired():
     assert restored / total >= 0.9
 
 
+def test_a_question_mark_before_a_word_the_text_writes_elsewhere_is_not_re_phased():
+    """Lu Xun's 《瑣記》 (public domain), its full-width `？` folded to ASCII: `?S城` reads as a
+    GBK pair out of phase (`豐城`, rated 0.92), but the same paragraph writes `S城` (the
+    author's home town) as it stands."""
+    from textmend_server import repair_text
+
+    text = (
+        "但是,那裡去呢?S城人的臉早經看熟,如此而已,連心肝也似乎有些瞭然。"
+        "總得尋別一類人們去,去尋為S城人所詬病的人們,無論其為畜生或魔鬼。"
+    )
+    result = repair_text(text)
+    assert result.text == text and result.edits == []
+    (slip,) = [f for f in result.findings if f.category is Category.CJK_PHASE_SLIP]
+    assert "writes what follows the `?` elsewhere" in slip.reason
+
+
 def test_repaired_slip_reports_evidence():
     (p,) = find_phase_slips("3人??偛酶窭赘瘛げ剂_克曼")
     assert p.replacement == "。總裁格雷格·布羅"

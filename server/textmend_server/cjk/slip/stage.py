@@ -245,6 +245,29 @@ def breaks_a_pair(text: str, start: int, end: int, replacement: str) -> bool:
     return _balanced(line) and not _balanced(text[first:start] + replacement + text[end:last])
 
 
+def written_elsewhere(text: str, start: int, end: int) -> bool:
+    """Whether the run text[start:end] (a `?` and what follows it) begins, after its `?`, with
+    an ASCII letter or digit that the text also writes, with the character after the run,
+    somewhere no `?` stands before: a word of the text, not a misread pair. Lu Xun's
+    `那裡去呢?S城` (S city, the author's home town, after a question mark folded to ASCII) was
+    re-phased into `呢豐城` at 0.92, where the same paragraph writes `為S城人`. A misread pair's
+    trail byte is an ASCII letter as often (`彼Q`), but the text it hid is not written again.
+
+    >>> t = "那裡去呢?S城人的臉早經看熟,去尋為S城人所詬病的人們"
+    >>> written_elsewhere(t, 4, 6), written_elsewhere("公司?!彼Q他們", 2, 6)
+    (True, False)
+    """
+    probe = text[start + 1 : end + 1]
+    if len(probe) < 2 or not probe[0].isascii() or not probe[0].isalnum():
+        return False
+    at = text.find(probe)
+    while at >= 0:
+        if at != start + 1 and (at == 0 or text[at - 1] != "?"):
+            return True
+        at = text.find(probe, at + 1)
+    return False
+
+
 # How far before a `?` on its line the pattern and code-span rules look for the opener of a
 # group, a class or a code span: a pattern's group and a Markdown code span are short, and a
 # block may be one long line (a first-version bound, with the rules).
@@ -518,7 +541,8 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
         end = best.end - vi + i
         syntax = syntax_at(text, i, end)
         unpaired = breaks_a_pair(text, i, end, best.replacement)
-        flag = weak or unsure or syntax is not None or unpaired
+        elsewhere = written_elsewhere(text, i, end)
+        flag = weak or unsure or syntax is not None or unpaired or elsewhere
         reason = (
             f"{_CODEC_NAMES[best.codec]} bytes read one byte out of phase; re-phased text "
             f"scores {best.margin:.1f} nats better under the {_LANG_NAMES[lang]} character "
@@ -537,6 +561,8 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
             reason += f" ({syntax}: not edited)"
         elif unpaired:
             reason += " (the run holds half of a bracket pair on its line: not edited)"
+        elif elsewhere:
+            reason += " (the text writes what follows the `?` elsewhere, as it stands: not edited)"
         elif flag:
             reason += " (too little evidence to edit)"
         # The run starts at the trigger, right of every splice: it maps back by one shift.

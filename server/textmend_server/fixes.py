@@ -1142,6 +1142,11 @@ CODE_ORDER_REASON = "one of a table of characters in code order: data, reported,
 UNREADABLE_REACH = 2
 UNREADABLE_REASON = "a control beside undecodable bytes (binary data shown as text): reported"
 NONCHARACTERS_MANY_REASON = "one of many noncharacters in this text: its own markers, reported"
+# U+FFFF is the mark PDF extractors (pypdf, pdfminer) leave where a glyph had no Unicode: a
+# placeholder, whose removal joins what stood around it (`D{.}{\uffff}{<num>}` became
+# `D{.}{}{<num>}`, a Chinese manual's list lost its bullets). Reported; other noncharacters
+# (U+FFFE, a byte-swapped BOM) are still removed.
+PLACEHOLDER_REASON = "U+FFFF, a converter's mark for a character it could not map: reported"
 
 
 def in_code_order(text: str, at: int) -> bool:
@@ -1442,6 +1447,8 @@ def find_stray_characters(text: str, context: ControlContext | None = None) -> l
                 weak = GLYPH_CODES_REASON
         elif category is Category.NONCHARACTER and context.many_noncharacters:
             weak = NONCHARACTERS_MANY_REASON
+        elif category is Category.NONCHARACTER and m.group() == "\uffff":
+            weak = PLACEHOLDER_REASON
         elif category is Category.STRAY_BOM and used_as_joiner(text, m.start()):
             weak = JOINER_REASON
         elif category is Category.STRAY_BOM and opens_a_string(text, m.start()):

@@ -230,6 +230,24 @@ def test_a_question_mark_before_a_word_the_text_writes_elsewhere_is_not_re_phase
     assert "writes what follows the `?` elsewhere" in slip.reason
 
 
+def test_a_tag_whose_lt_a_lost_byte_swallowed_stays_beside_a_slip_left_unrepaired():
+    """Lu Xun's 《沉滓的泛起》 paragraph (public domain) read one byte out of phase to its end,
+    where its `</p>` lost the `<` to the last misread byte: the slip is too long and lossy to
+    re-phase, and removing `/p>` alone would take away the one visible mark of the damage."""
+    from textmend_server import repair_text
+
+    text = (
+        "必须痛哭怒?牛θ琳疲钊吮徽馊湃拎性铀舐遥疟瓒岽梗掣瓒咝梗谑悄恰岸鳌奔础拔髡鳌钡牡谝徊剑"
+        "簿颓那牡囊目绻チ恕B湓岬男辛欣镉斜У目奚凶炒蟮木郑侨挝袷窃谒退廊寺袢胪林校萌饶掷囱诠"
+        "苏狻八馈保蠹医幼啪偷玫健巴础薄O衷凇懊褡逯饕逦难А钡姆⒀秕掷鳎蚩犊璧奈恼拢闶钦诰∽磐"
+        "坏娜挝竦摹?/p>"
+    )
+    result = repair_text(text)
+    assert result.text == text
+    (tag,) = [f for f in result.findings if f.category is Category.MARKUP_LEAK]
+    assert tag.original == "/p>" and "swallowed" in tag.reason
+
+
 def test_repaired_slip_reports_evidence():
     (p,) = find_phase_slips("3人??偛酶窭赘瘛げ剂_克曼")
     assert p.replacement == "。總裁格雷格·布羅"

@@ -19,6 +19,7 @@ from functools import partial
 
 from textmend_server.capping import MAX_FINDING_TEXT, StageFindings, capped, merged_beyond
 from textmend_server.cjk.budget import DEFAULT_BUDGET, SearchBudget
+from textmend_server.cjk.scripts import is_cjk
 from textmend_server.decoding import DecodedText, EncodingSource, decode
 from textmend_server.diffing import unified_diff
 from textmend_server.edits import Edit, EditLog, Proposal
@@ -668,6 +669,10 @@ def _one_pass(
                     proposal = left_in_code(proposal)
                 elif garbled.holds(*span):
                     proposal = left_garbled(proposal)
+                elif _tag_of_a_garble(log.text, proposal, span, garbled):
+                    proposal = replace(
+                        proposal, flag_only=True, reason=proposal.reason + SWALLOWED_TAG_REASON
+                    )
                 else:
                     to_apply.append(proposal)
                     continue
@@ -685,6 +690,27 @@ def _one_pass(
             # repair included); later stages look at the same places in the text as it reads.
             windows = _merged([log.original_to_cleaned(a, b) for a, b in looked or []])
     return changed
+
+
+SWALLOWED_TAG_REASON = (
+    "; what is left of a tag whose `<` the misread bytes before it swallowed: removed, it "
+    "would hide the damage it marks, not edited"
+)
+
+
+def _tag_of_a_garble(
+    text: str, proposal: Proposal, span: tuple[int, int], garbled: Garbled
+) -> bool:
+    """Whether proposal removes what is left of a tag whose `<` the misread bytes right before
+    it swallowed: after a run reported as misread, or after a `?` (a lost lead byte) that
+    follows a CJK character and that no repair took (`…的摹?/p>` at the end of a paragraph read
+    out of phase, its slip not repaired). Removed, it took away the garble's one visible mark
+    and left the garble."""
+    if proposal.category is not Category.MARKUP_LEAK or text.startswith("<", proposal.start):
+        return False
+    at = proposal.start
+    lost = at >= 2 and text[at - 1] == "?" and is_cjk(text[at - 2])
+    return lost or garbled.ends_at(span[0])
 
 
 def _inside(start: int, end: int, spans: list[tuple[int, int]]) -> bool:

@@ -319,6 +319,17 @@ class Garbled:
         k = bisect_right(self._spans, (max(end, start + 1), 0)) - 1
         return k >= 0 and self._spans[k][1] > start
 
+    def ends_at(self, at: int) -> bool:
+        """Whether a remembered run ends right before at.
+
+        >>> g = Garbled()
+        >>> g.add(4, 9, Proposal(4, 9, "x", Category.CJK_PHASE_SLIP, "slip", 0.3, flag_only=True))
+        >>> g.ends_at(9), g.ends_at(10)
+        (True, False)
+        """
+        k = bisect_right(self._spans, (at, 0)) - 1
+        return k >= 0 and self._spans[k][1] == at
+
 
 # In an HTML page, what its script and style elements hold is code and data that a program
 # reads, not text: a minified library's `"\u200b\x85"` whitespace check (its NEL read as `…`),

@@ -284,6 +284,35 @@ def test_health_checks_that_never_send_their_request_are_ended_soon(target: str)
         assert client.health()
 
 
+def _server_settings(target: str) -> dict[int, int]:
+    """The HTTP/2 SETTINGS the server sends first on a new connection, read off the wire."""
+    host, port = target.rsplit(":", 1)
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=PATIENCE) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes(9)[:3] + b"\x04" + bytes(5))
+        data = b""
+        while len(data) < 9 or len(data) < 9 + int.from_bytes(data[:3], "big"):
+            chunk = sock.recv(4096)
+            assert chunk, "the server closed the connection before its SETTINGS"
+            data += chunk
+    length, kind = int.from_bytes(data[:3], "big"), data[3]
+    assert kind == 4  # SETTINGS, the server's first frame
+    payload = data[9 : 9 + length]
+    return {
+        int.from_bytes(payload[i : i + 2], "big"): int.from_bytes(payload[i + 2 : i + 6], "big")
+        for i in range(0, length, 6)
+    }
+
+
+def test_a_connection_may_hold_no_more_streams_than_a_worker_runs(target: str) -> None:
+    """Unset, gRPC lets a connection hold any number of streams, and its protection against a
+    client that opens streams and resets them at once (HTTP/2 "rapid reset") never engages:
+    120,000 such streams in 9 s had other callers' `Repair` calls cancelled. The server
+    advertises the most it would run (`pool_threads`)."""
+    settings = _server_settings(target)
+    max_concurrent_streams = 3  # the setting's identifier in RFC 9113
+    assert settings.get(max_concurrent_streams) == ServerConfig().pool_threads
+
+
 def test_limits_refuse_and_idle_streams_close(tmp_path_factory: pytest.TempPathFactory) -> None:
     directory = tmp_path_factory.mktemp("limits")
     options = ("--workers", "1", "--max-streams", "2", "--max-calls", "1")

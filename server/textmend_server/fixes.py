@@ -451,6 +451,7 @@ def find_mojibake(text: str, context: ControlContext | None = None) -> list[Prop
     """
     if text.isascii():
         return []
+    controls = context or ControlContext(text)  # (what it is asked is read once, if at all)
     proposals: list[Proposal] = []
     for start, end in _hint_windows(text):
         window = text[start:end]
@@ -469,7 +470,7 @@ def find_mojibake(text: str, context: ControlContext | None = None) -> list[Prop
                 )
                 or in_code_order(text, proposal.start)
                 or written_as_data(text, proposal.start)
-                or (context or ControlContext(text)).glyph_codes
+                or controls.glyph_codes
             ):
                 # A broken character's remnant, a table of the controls, or a font's glyph
                 # codes: the stray-character stage's to judge.

@@ -596,3 +596,38 @@ def test_xml_content_types_keep_their_markup(client: TextMendClient, content_typ
     assert plain.text != feed
     response = client.repair(feed.encode(), id="xml", content_type=content_type)
     assert response.text == feed and list(response.edits) == []
+
+
+_METRICS_RACE = """
+import sys, tempfile, threading
+from textmend_server import metrics
+metrics.configure(tempfile.mkdtemp())
+barrier, errors = threading.Barrier(16), []
+def hit():
+    barrier.wait()
+    try:
+        metrics.observe("Repair", "OK", 0.01, 10)
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=hit) for _ in range(16)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(errors[:1])
+sys.exit(1 if errors else 0)
+"""
+
+
+def test_metrics_are_built_once_when_a_workers_first_documents_arrive_together() -> None:
+    """With metrics on, a worker's first documents, counted by several threads at once, each
+    registered the metrics: the second registration failed (`Duplicated timeseries in
+    CollectorRegistry`) and so did those documents, with UNKNOWN. Run in a fresh interpreter,
+    where nothing has built them yet."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _METRICS_RACE], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

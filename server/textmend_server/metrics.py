@@ -10,9 +10,9 @@ built lazily by `_metrics()` and not at import.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 # Latency buckets in seconds: from a clean paragraph (about a millisecond) to a large document.
@@ -46,8 +46,23 @@ def configure(directory: str) -> None:
     os.environ[_ENV] = directory
 
 
-@cache
+_BUILT: list[_Metrics] = []
+# `functools.cache` lets two threads build the metrics at once, and the second registration of
+# a name fails (`Duplicated timeseries in CollectorRegistry`): the first documents a worker
+# served with metrics on failed with UNKNOWN. Built once, under this lock.
+_BUILDING = threading.Lock()
+
+
 def _metrics() -> _Metrics:
+    if _BUILT:
+        return _BUILT[0]
+    with _BUILDING:
+        if not _BUILT:
+            _BUILT.append(_build())
+    return _BUILT[0]
+
+
+def _build() -> _Metrics:
     from prometheus_client import Counter, Histogram
 
     return _Metrics(

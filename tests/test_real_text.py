@@ -349,6 +349,9 @@ PDF_NUL_MINUS = [
 ]
 
 
+# memoir's manual (texlive-latex-recommended-doc) lists Latin-1's letters with their codes:
+# ftfy read `Ã ` as the mojibake of `à`.
+PDF_CHARACTER_TABLE = ["Á 193\n\nÂ 194\n\nÃ 195\n\nÄ 196\n\nÅ 197\n"]
 # pypdf's mark for a glyph it could not map, in texlive-lang-portuguese's
 # latex-via-exemplos.pdf.
 PDF_PLACEHOLDER = [
@@ -356,7 +359,9 @@ PDF_PLACEHOLDER = [
 ]
 
 
-@pytest.mark.parametrize("text", PDF_GLYPH_CODES + PDF_NUL_MINUS + PDF_PLACEHOLDER)
+@pytest.mark.parametrize(
+    "text", PDF_GLYPH_CODES + PDF_NUL_MINUS + PDF_PLACEHOLDER + PDF_CHARACTER_TABLE
+)
 def test_a_pdf_fonts_glyph_codes_are_reported_not_changed(text: str) -> None:
     """Read as windows-1252 the bullets became `ˆ` and `Ÿ`, codes windows-1252 lacks were
     removed, removing pypdf's NUL minus signs turned `−30 °C` into `30 °C`, and removing its
@@ -365,7 +370,11 @@ def test_a_pdf_fonts_glyph_codes_are_reported_not_changed(text: str) -> None:
 
     result = repair_text(text)
     assert result.text == text and result.edits == []
-    assert {f.category.value for f in result.findings} <= {"control_char", "noncharacter"}
+    assert {f.category.value for f in result.findings} <= {
+        "control_char",
+        "noncharacter",
+        "mojibake",
+    }
     assert result.findings
 
 

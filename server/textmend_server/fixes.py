@@ -905,12 +905,45 @@ def _invisible(ch: str) -> bool:
     return ch not in " \t\n\r" and unicodedata.category(ch) in ("Cc", "Cf", "Cn", "Zl", "Zp", "Zs")
 
 
+# A character followed by its own code point, in decimal or hexadecimal, is a row of a character
+# table: memoir's manual lists `Â 194`, `Ã 195`, `Ä 196`, and ftfy read `Ã ` as the mojibake of
+# `à` (in 26 documents of text taken from Debian's TeX documentation, such tables and letters
+# shown with their marks were "repaired").
+CODE_TABLE_ROW_REASON = (
+    "a character followed by its own code point: a character table's row, reported"
+)
+# Characters looked at after the character for its code (spaces, a prefix, the digits).
+OWN_CODE_REACH = 12
+_OWN_CODE = re.compile(r"[ \t]+(?:U\+|0x|&#x|&#)?([0-9A-Fa-f]+)(?![0-9A-Za-z])")
+
+
+def names_its_code(text: str, proposal: Proposal) -> bool:
+    """Whether a character of the proposal's span beyond ASCII is followed, after spaces or a
+    tab, by its own code point in decimal or hexadecimal as a word (`Ã 195`, `Ã C3`,
+    `Ã U+00C3`).
+
+    >>> names_its_code("Â 194\\n\\nÃ 195\\n", Proposal(7, 9, "à", Category.MOJIBAKE, "", 0.5))
+    True
+    >>> names_its_code("jusqu'Ã nos jours", Proposal(6, 8, "à", Category.MOJIBAKE, "", 0.5))
+    False
+    """
+    for at in range(proposal.start, proposal.end):
+        code = ord(text[at])
+        if code < 0x80:
+            continue
+        digits = _OWN_CODE.match(text[at + 1 : at + 1 + OWN_CODE_REACH])
+        if digits and digits.group(1).lower() in (str(code), f"{code:x}", f"{code:04x}"):
+            return True
+    return False
+
+
 # The re-decodings `find_mojibake` only reports, each with the reason it adds, the first that
 # applies.
 _MOJIBAKE_DOUBTS: tuple[tuple[Callable[[str, Proposal], bool], str], ...] = (
     (a_letter_a_circumflex, A_CIRCUMFLEX_REASON),
     (a_letter_a_tilde, A_TILDE_REASON),
     (lambda text, proposal: not_a_character(proposal.replacement), NOT_A_CHARACTER_REASON),
+    (names_its_code, CODE_TABLE_ROW_REASON),
     (lone_foreign_letter, LONE_FOREIGN_LETTER_REASON),
     (drops_a_word_letter, WORD_LETTER_REASON),
     (lambda text, proposal: quoted_alone(text, proposal.start, proposal.end), QUOTED_REASON),

@@ -225,6 +225,18 @@ def test_unreachable_server(mojibake_file, capsys) -> None:
     assert "UNAVAILABLE" in capsys.readouterr().err
 
 
+def test_unreachable_server_with_fewer_lines_than_channels(tmp_path, capsys) -> None:
+    """One JSON line and eight channels: the streams with nothing to send half-closed on a
+    channel that had failed, and gRPC's own `ExecuteBatchError` came out as a traceback."""
+    server = f"127.0.0.1:{_unused_port()}"
+    lines = tmp_path / "one.jsonl"
+    lines.write_text('{"id": "1", "text": "cafÃ©"}\n', encoding="utf-8")
+    argv = ["repair", "--jsonl", str(lines), "--server", server, "--timeout", "5"]
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("textmend: error: UNAVAILABLE: ") and err.count("\n") == 1
+
+
 # --- health ----------------------------------------------------------------------------------
 
 

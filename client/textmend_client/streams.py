@@ -8,11 +8,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import contextlib
 import operator
 import queue
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -66,6 +65,19 @@ class BackgroundLoop:
         self._thread.join(5)
         if not self._thread.is_alive():
             self.loop.close()
+
+
+async def _written(operation: Awaitable[None]) -> bool:
+    """Await a write (or the half-close) of a call; False when the transport refused it, which
+    reading the call reports. Requests are built before they are written, so what a write
+    raises is the call's end: `RpcError`, or gRPC's own `ExecuteBatchError` for a call whose
+    channel failed before any status came (a stopped server and fewer requests than channels
+    gave a traceback in place of the one-line error)."""
+    try:
+        await operation
+    except Exception:  # any refusal of the transport: reading the call reports it
+        return False
+    return True
 
 
 class _Progress:
@@ -140,12 +152,9 @@ def fan_out(
                 if request is None:
                     break
                 outstanding.setdefault(key(request), collections.deque()).append(request)
-                try:
-                    await call.write(request)
-                except (grpc.RpcError, asyncio.InvalidStateError):
+                if not await _written(call.write(request)):
                     return  # the call ended; reading it reports why
-            with contextlib.suppress(grpc.RpcError, asyncio.InvalidStateError):
-                await call.done_writing()
+            await _written(call.done_writing())
 
         def stop_if_failed(task: asyncio.Future[None]) -> None:
             # A request that cannot be built ends the call, which would otherwise wait for

@@ -194,8 +194,8 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
         "--server",
         default=os.environ.get("TEXTMEND_SERVER", "localhost:50051"),
         metavar="HOST:PORT",
-        help="server address; dns:///name:port spreads calls over every address of name "
-        "(TEXTMEND_SERVER; default: localhost:50051)",
+        help="server address (a host alone means port 50051); dns:///name:port spreads calls "
+        "over every address of name (TEXTMEND_SERVER; default: localhost:50051)",
     )
     parser.add_argument(
         "--timeout",

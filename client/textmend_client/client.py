@@ -82,6 +82,26 @@ from textmend_client.streams import STREAM_RETRY_SECONDS as STREAM_RETRY_SECONDS
 # before they moved to modules of their own, and offers them still.
 
 #: Default deadline of one `repair` or `health` call, in seconds.
+#: The port a target without one means: the server's default (`--port`). gRPC's own default
+#: is 443, so `--server 127.0.0.1` reached no textmend server.
+DEFAULT_PORT = 50051
+# Targets in gRPC's URI forms, whose port rules are gRPC's own.
+_URI_TARGET = ("dns:", "unix:", "unix-abstract:", "ipv4:", "ipv6:", "vsock:")
+
+
+def with_default_port(target: str) -> str:
+    """target with `DEFAULT_PORT` when it names a host and no port.
+
+    >>> with_default_port("127.0.0.1"), with_default_port("[::1]"), with_default_port("h:9")
+    ('127.0.0.1:50051', '[::1]:50051', 'h:9')
+    >>> with_default_port("dns:///textmend"), with_default_port("unix:/run/t.sock")
+    ('dns:///textmend', 'unix:/run/t.sock')
+    """
+    if target.startswith(_URI_TARGET) or ":" in target.rsplit("]", 1)[-1]:
+        return target
+    return f"{target}:{DEFAULT_PORT}"
+
+
 DEFAULT_TIMEOUT = 30.0
 #: Default deadline of a whole `repair_stream` call, in seconds.
 DEFAULT_STREAM_TIMEOUT = 3600.0
@@ -155,7 +175,7 @@ class TextMendClient:
             raise ValueError("channels and window must be at least 1")
         if token is not None and not is_valid_token(token):
             raise ValueError("token must be printable ASCII without spaces (one line)")
-        self.target = target
+        self.target = with_default_port(target)
         self.timeout = timeout
         #: The most bytes one document may have: what `max_message_mb` lets a request carry.
         self.max_message_bytes = max_message_mb << 20

@@ -81,7 +81,6 @@ from textmend_client.streams import STREAM_RETRY_SECONDS as STREAM_RETRY_SECONDS
 # The names imported as themselves (`MIB as MIB`) are not used here: this module offered them
 # before they moved to modules of their own, and offers them still.
 
-#: Default deadline of one `repair` or `health` call, in seconds.
 #: The port a target without one means: the server's default (`--port`). gRPC's own default
 #: is 443, so `--server 127.0.0.1` reached no textmend server.
 DEFAULT_PORT = 50051
@@ -102,6 +101,7 @@ def with_default_port(target: str) -> str:
     return f"{target}:{DEFAULT_PORT}"
 
 
+#: Default deadline of one `repair` or `health` call, in seconds.
 DEFAULT_TIMEOUT = 30.0
 #: Default deadline of a whole `repair_stream` call, in seconds.
 DEFAULT_STREAM_TIMEOUT = 3600.0

@@ -253,11 +253,14 @@ def test_health_checks_that_never_send_their_request_are_bounded(target: str) ->
         return done
 
     # The server under `target` has two workers, each holding its own --threads (8) places.
-    refused = asyncio.run(scenario())
+    # (A held one may already have ended, after `SHORT_REQUEST_SECONDS`, on a slow machine.)
+    done = asyncio.run(scenario())
+    refused = [d for d in done if "--threads" in d[1]]
     assert 40 - 2 * 8 <= len(refused) < 40
-    for code, message, trailers in refused:
-        assert code is grpc.StatusCode.UNAVAILABLE and "--threads" in message
+    for code, _, trailers in refused:
+        assert code is grpc.StatusCode.UNAVAILABLE
         assert ("textmend-busy", "--threads") in trailers
+    assert all("sent no request" in message for _, message, _ in done if "--threads" not in message)
     with TextMendClient(target) as client:
         assert client.repair("cafÃ©").text == "café"
 

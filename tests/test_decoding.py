@@ -271,6 +271,19 @@ def test_a_legacy_text_is_not_taken_for_utf8_gone_wrong() -> None:
         assert repair_bytes(text.encode(codec)).text == text
 
 
+def test_random_high_bytes_are_read_in_doubt_and_left_alone() -> None:
+    """No code page reads random bytes above 0x7F as text; the least unlike text of them
+    (EBCDIC here) was chosen at confidence 1.0 and its "mojibake" repaired."""
+    from textmend_server.detection import GARBAGE_CONFIDENCE
+
+    rng = random.Random(1)
+    content = bytes(rng.randrange(0x80, 0x100) for _ in range(200))
+    result = repair_bytes(content)
+    assert result.decoded is not None
+    assert result.decoded.confidence <= GARBAGE_CONFIDENCE
+    assert result.edits == [] and result.verdict.value == "suspect"
+
+
 def test_one_latin1_letter_in_a_utf8_changelog_is_damage_not_the_encoding() -> None:
     """bash's changelog credits eleven people in UTF-8 and one in Latin-1 (`O\\xc4uz`, on a
     long line): the line's one bad byte is the damage, listed as undecodable. Counted as the

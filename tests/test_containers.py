@@ -298,13 +298,15 @@ def test_calls_over_one_connection_go_round_robin(deployment: Deployment) -> Non
     deployment.figures["round_robin"] = counts
     assert len(counts) == REPLICAS and sum(counts) == ROUND_ROBIN_CALLS, deployment.hosts()
     # Round robin over the replicas in Envoy's balancing set: every replica, or all but one
-    # that Envoy's DNS refresh or a health check took out for the moment. Not exactly even
-    # (CI runs have seen [10, 10, 10], [9, 10, 11] and, on a loaded machine, [0, 15, 15];
-    # Envoy's round may restart when its host set is refreshed). One connection's calls pinned
-    # to one replica, or piled on one, would fail.
+    # that Envoy's DNS refresh or a health check took out for part of the run. Not exactly
+    # even (CI runs have seen [10, 10, 10], [9, 10, 11] and, on a loaded machine, [0, 15, 15]
+    # and [5, 12, 13]: a replica out for a third of the calls, the other two sharing them).
+    # So no replica may take more than an even share of two, plus slack; one connection's
+    # calls pinned to one replica ([0, 0, 30]), or piled on one ([5, 5, 20]), fail.
     served = [count for count in counts if count]
     assert len(served) >= REPLICAS - 1, (counts, deployment.hosts())
-    assert max(served) - min(served) <= ROUND_ROBIN_CALLS // (3 * REPLICAS), (
+    even_share_of_two = -(-ROUND_ROBIN_CALLS // (REPLICAS - 1))
+    assert max(served) <= even_share_of_two + ROUND_ROBIN_CALLS // (3 * REPLICAS), (
         counts,
         deployment.hosts(),
     )

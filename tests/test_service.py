@@ -485,15 +485,20 @@ def test_version_is_sent_as_metadata(target: str) -> None:
 
 
 def test_metrics_count_requests_edits_and_encodings(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The workers' summed counters are served; their files go when the server stops."""
     import urllib.request
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         metrics_port = probe.getsockname()[1]
     directory = tmp_path_factory.mktemp("metrics")
+    temporary = directory / "tmp"
+    temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))  # the server's temporary directory
     with run_server(directory, "--workers", "2", "--metrics-port", str(metrics_port)) as process:
+        assert [p.name[:17] for p in temporary.iterdir()] == ["textmend-metrics-"]
         with TextMendClient(process.target, channels=1) as client:
             client.repair("cafÃ© doesnâ€™t".encode())
             with pytest.raises(TextMendError):
@@ -511,6 +516,7 @@ def test_metrics_count_requests_edits_and_encodings(
     verdicts = re.findall(r'^textmend_verdicts_total\{verdict="(\w+)"\} (\S+)$', body, re.M)
     assert verdicts == [("repaired", "1.0")], verdicts
     assert "textmend_request_seconds_bucket" in body
+    assert not list(temporary.iterdir()), "the metrics directory outlived the server"
 
 
 def slow_chinese(size: int) -> bytes:

@@ -32,6 +32,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -535,13 +536,20 @@ def _configure_logging(level: str, style: str) -> None:
     logging.basicConfig(level=level, handlers=[handler])
 
 
-def _start_metrics(args: argparse.Namespace) -> None:
-    """Collect metrics from every worker into a private directory and serve their sum."""
+def _start_metrics(args: argparse.Namespace) -> str | None:
+    """Collect metrics from every worker into a private directory and serve their sum; the
+    directory, which the caller removes on exit, or None when metrics are off."""
     if not args.metrics_port:
-        return
-    metrics.configure(tempfile.mkdtemp(prefix="textmend-metrics-"))
-    metrics.serve(args.metrics_port, _bare_host(args.host))
+        return None
+    directory = tempfile.mkdtemp(prefix="textmend-metrics-")
+    try:
+        metrics.configure(directory)
+        metrics.serve(args.metrics_port, _bare_host(args.host))
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
     _LOGGER.info("metrics on port %d at /metrics", args.metrics_port)
+    return directory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -557,14 +565,20 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     _configure_logging(args.log_level, args.log_format)
+    metrics_dir = None
     try:
-        _start_metrics(args)
+        metrics_dir = _start_metrics(args)
         if args.workers == 1:
             return _serve_in_process(args)
         return _supervise(args)
     except OSError as exc:
         _LOGGER.error("cannot serve on %s: %s", _address(args.host, args.port), exc)
         return 1
+    finally:
+        # Each worker's counters live in files there: a server restarted a thousand times
+        # would otherwise leave a thousand directories in the temporary directory.
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -61,11 +61,11 @@ def _slip_corpora(codec: str) -> list[list[str]]:
 
 def slip_rows(seeds: Sequence[int], docs: int, codec: str = "gbk") -> list[Row]:
     """One row per phase-slip reading with the margin to edit on documents generated in
-    codec: gap, margin, length, pairs lost whole, confidence, right. Readings the confidence
-    floor (`stage.MIN_EDIT_CONFIDENCE`) reports instead of applying are rows too: the fit is of
-    the confidence, not of the floor."""
+    codec: gap, margin, length, pairs lost whole, confidence, right. Readings the floors
+    (`stage.MIN_EDIT_CONFIDENCE`, `stage.MIN_EDIT_GAP`) report instead of applying are rows
+    too: the fit is of the confidence, not of the floors."""
     seen: list[tuple[float, float, int]] = []
-    shipped, floor = stage.confidence, stage.MIN_EDIT_CONFIDENCE
+    shipped, floor, gap_floor = stage.confidence, stage.MIN_EDIT_CONFIDENCE, stage.MIN_EDIT_GAP
 
     def recording(
         margin: float, gap: float, length: int, lost: int = 0, codec: str = "gbk"
@@ -78,6 +78,7 @@ def slip_rows(seeds: Sequence[int], docs: int, codec: str = "gbk") -> list[Row]:
     rows: list[Row] = []
     stage.confidence = recording
     stage.MIN_EDIT_CONFIDENCE = 0.0
+    stage.MIN_EDIT_GAP = 0.0
     try:
         for seed in seeds:
             for paras in _slip_corpora(codec):
@@ -91,7 +92,7 @@ def slip_rows(seeds: Sequence[int], docs: int, codec: str = "gbk") -> list[Row]:
                     applied = [(p, f) for p, f in zip(found, seen, strict=True) if not p.flag_only]
                     rows += _judge_slips(c.text, c.expected, applied)
     finally:
-        stage.confidence, stage.MIN_EDIT_CONFIDENCE = shipped, floor
+        stage.confidence, stage.MIN_EDIT_CONFIDENCE, stage.MIN_EDIT_GAP = shipped, floor, gap_floor
     return rows
 
 

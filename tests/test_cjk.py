@@ -985,10 +985,17 @@ def test_a_slip_right_after_a_leaked_annotation_is_read_after_the_annotated_char
     assert [p.replacement for p in rephased] == [fold_width(clean[clean.index("海") :])]
 
 
-def test_a_slip_after_a_folded_fullwidth_semicolon_is_repaired():
-    """`；` folded to `;` before the trigger is CJK punctuation, not the end of an entity."""
+def test_a_slip_after_a_folded_fullwidth_semicolon_is_read():
+    """`；` folded to `;` before the trigger is CJK punctuation, not the end of an entity: the
+    run is read. The character whose lead byte the cut took is the model's choice, and it
+    rates `中价值` within `MIN_EDIT_GAP` of `有价值`: the reading is the suggestion of a finding."""
+    from textmend_server.cjk.slip.stage import MIN_EDIT_GAP
+
     text = "对艾滋病的研究已取得实质性进展;?huī)屑壑?zhí)的治疗(liáo)药物的研制也有了新的突破。"
-    assert _repair(text) == "对艾滋病的研究已取得实质性进展;有价值的治疗药物的研制也有了新的突破。"
+    (slip,) = find_phase_slips(text)
+    assert text[slip.start : slip.end] == "?huī)屑壑?zhí)" and slip.replacement == "有价值"
+    assert slip.flag_only and f"under {MIN_EDIT_GAP:g}" in slip.reason
+    assert _repair(text) == text.replace("(liáo)", "")  # the leak outside the run goes
 
 
 def test_searches_that_repair_are_not_charged_to_the_budget_of_the_length():

@@ -100,6 +100,18 @@ _CONF_CEILING = 0.99
 # each restored span given up keeps one and a half to two wrong rewrites out; past it, one.
 MIN_EDIT_CONFIDENCE = 0.4
 
+# A re-phased reading the next-best reading of the same bytes trails by less than this many
+# nats is reported with the reading as its suggestion, not applied, however it is rated: the
+# bytes allow both about equally and the character model alone chose (most often the character
+# whose lead byte the cut took, `打麥?錾系` read `打麥遇上的` for `打麥場上的`). Chosen the way
+# `MIN_EDIT_CONFIDENCE` was, on the readings the floor lets through on tuning seeds 7, 11 and 13
+# of `bench/calibrate.py` (30 documents; GBK, Big5 and Shift-JIS pooled, right / wrong given
+# up at each step): 0 to 0.5 nats 14 / 24, 0.5 to 1 21 / 21, 1 to 1.5 20 / 18, 1.5 to 2
+# 32 / 19. Below half a nat each right reading given up keeps 1.7 wrong ones out; from there
+# to one nat, one for one, where the reading stays: the sample article's `?!彼Q` standing
+# alone (`。”他稱` over `。”他綫`) is 0.7 nats clear.
+MIN_EDIT_GAP = 0.5
+
 
 def confidence(margin: float, gap: float, length: int, lost: int = 0, codec: str = "gbk") -> float:
     """How likely a re-phased reading of length characters is to be exactly right, from its
@@ -536,7 +548,8 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
         length = best.end - best.start
         invented = len(best.replacement) - length > max_growth(length)
         conf = confidence(best.margin, best.gap, len(best.replacement), best.lost, best.codec)
-        unsure = conf < MIN_EDIT_CONFIDENCE
+        close = best.gap < MIN_EDIT_GAP
+        unsure = conf < MIN_EDIT_CONFIDENCE or close
         weak = best.margin < EDIT_MARGIN or best.guessed or best.exhausted or invented
         end = best.end - vi + i
         syntax = syntax_at(text, i, end)
@@ -552,7 +565,7 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
             reason += " (search cut short: not edited)"
         elif invented:
             reason += " (restores more characters than dropped pairs can lose: not edited)"
-        elif unsure:
+        elif conf < MIN_EDIT_CONFIDENCE:
             reason += (
                 f" (rated {conf:.2f} likely to be exactly right, below {MIN_EDIT_CONFIDENCE}: "
                 "not edited)"
@@ -563,6 +576,11 @@ def find_phase_slips(text: str, limits: SearchBudget | None = None) -> list[Prop
             reason += " (the run holds half of a bracket pair on its line: not edited)"
         elif elsewhere:
             reason += " (the text writes what follows the `?` elsewhere, as it stands: not edited)"
+        elif close:
+            reason += (
+                f" (the next-best reading of the same bytes scores only {best.gap:.1f} nats "
+                f"worse, under {MIN_EDIT_GAP:g}: not edited)"
+            )
         elif flag:
             reason += " (too little evidence to edit)"
         # The run starts at the trigger, right of every splice: it maps back by one shift.

@@ -637,6 +637,27 @@ def test_a_call_timeout_that_cannot_work_is_refused(target: str, timeout: float)
         client.repair(b"text", timeout=timeout)
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"policy": {"mojibake": "bogus"}}, "unknown action"),
+        ({"min_confidence": 1.5}, "from 0 to 1"),
+        ({"id": "i" * 3000}, "over the server's limit"),
+        ({"policy": {"nosuchcategory": "fix"}}, "unknown category"),  # refused by the server
+    ],
+)
+def test_a_bad_request_is_invalid_input_whichever_side_refuses_it(
+    target: str, options: dict, message: str
+) -> None:
+    """One `except TextMendError` (or `InvalidInput`) catches every refused request, whether
+    the client refused it before sending it or the server did."""
+    from textmend_client import InvalidInput, TextMendClient
+
+    with TextMendClient(target) as client, pytest.raises(InvalidInput, match=message) as caught:
+        client.repair(b"text", **options)
+    assert caught.value.code.name == "INVALID_ARGUMENT"
+
+
 def test_content_type_takes_any_media_type(target: str, tmp_path, capsys) -> None:
     # An RSS feed named as such keeps its tags; its mojibake is still repaired.
     feed = tmp_path / "feed.txt"

@@ -15,6 +15,7 @@ from textmend_client.client import TextMendClient
 from textmend_client.errors import (
     DeadlineExceeded,
     InvalidInput,
+    InvalidRequest,
     TextMendError,
     TooLarge,
     Unauthenticated,
@@ -30,6 +31,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "DeadlineExceeded",
     "InvalidInput",
+    "InvalidRequest",
     "TextMendClient",
     "TextMendError",
     "TooLarge",

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from google.protobuf.internal.type_checkers import ToShortestFloat
+
 from textmend.v1 import textmend_pb2
 from textmend_client.backfill_plan import BackfillError, Job, Partition, filesystem_of
 from textmend_client.responses import category_name, enum_label, source_name
@@ -87,6 +89,7 @@ def _edit_row(edit: textmend_pb2.Edit) -> dict[str, Any]:
     suggestion as null."""
     row = {name: getattr(edit, name) for name, _ in _EDIT_COLUMNS}
     row["category"] = category_name(edit.category)
+    row["confidence"] = ToShortestFloat(edit.confidence)
     row["suggestion"] = edit.suggestion or None
     return row
 
@@ -97,6 +100,9 @@ def response_row(response: textmend_pb2.RepairResponse, id: str | None) -> dict[
 
     >>> response_row(textmend_pb2.RepairResponse(text="ok", verdict=1), "a")["verdict"]
     'clean'
+    >>> encoding = textmend_pb2.EncodingInfo(name="utf-8", confidence=0.99)
+    >>> response_row(textmend_pb2.RepairResponse(encoding=encoding), "a")["encoding"]["confidence"]
+    0.99
     """
     if response.HasField("error"):
         return error_row(id, response.error.code, response.error.message)
@@ -105,7 +111,9 @@ def response_row(response: textmend_pb2.RepairResponse, id: str | None) -> dict[
         "text": response.text,
         "encoding": {
             "name": response.encoding.name,
-            "confidence": response.encoding.confidence,
+            # The shortest decimal of the float32 (0.99, not 0.9900000095367432), as the
+            # CLI's JSON Lines write it; a float32 column stores the same value.
+            "confidence": ToShortestFloat(response.encoding.confidence),
             "source": source_name(response.encoding),
             "declared": response.encoding.declared or None,
             "overruled": response.encoding.overruled or None,

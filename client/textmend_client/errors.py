@@ -42,6 +42,20 @@ class InvalidInput(TextMendError):
     """INVALID_ARGUMENT: empty or binary content, an unknown charset or policy name."""
 
 
+class InvalidRequest(InvalidInput, ValueError):
+    """A request this client refused before sending it, for what the server would refuse with
+    INVALID_ARGUMENT (an unknown policy action, a `min_confidence` outside 0..1, an id over
+    the server's limit, a JSON Lines field of the wrong type). An `InvalidInput`, so one
+    `except TextMendError` catches both sides' refusals; and a `ValueError`, as it was.
+
+    `str(error)` is the reason alone: nothing was sent, so there is no status to show.
+    """
+
+    def __init__(self, details: str) -> None:
+        super().__init__(grpc.StatusCode.INVALID_ARGUMENT, details)
+        self.args = (details,)
+
+
 class TooLarge(TextMendError):
     """RESOURCE_EXHAUSTED: the document is larger than the server (or this client) accepts."""
 

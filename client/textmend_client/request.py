@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from textmend.v1 import textmend_pb2
+from textmend_client.errors import InvalidRequest
 
 #: Longest `RepairRequest.id` the server accepts, in characters (the proto's limit).
 MAX_ID_CHARS = 2048
@@ -42,7 +43,7 @@ def policy_map(policy: Mapping[str, str] | None) -> dict[str, textmend_pb2.Polic
     True
     """
     if policy is not None and not isinstance(policy, Mapping):
-        raise ValueError(
+        raise InvalidRequest(
             f'"policy" must map categories to actions, as {{"mojibake": "flag"}}, '
             f"not {type(policy).__name__}"
         )
@@ -51,7 +52,7 @@ def policy_map(policy: Mapping[str, str] | None) -> dict[str, textmend_pb2.Polic
         try:
             result[str(name).lower()] = _ACTIONS[str(action).lower()]
         except KeyError:
-            raise ValueError(
+            raise InvalidRequest(
                 f"unknown action {action!r} for {name!r} in policy; use fix, flag or off"
             ) from None
     return result
@@ -69,28 +70,29 @@ def _content_bytes(content: bytes | bytearray | memoryview | str) -> bytes:
 
 
 def check_id(id: str) -> None:
-    """Raise ValueError for an id longer than the server accepts (`MAX_ID_CHARS`), rather than
+    """Raise `InvalidRequest` for an id longer than the server accepts (`MAX_ID_CHARS`), rather than
     let it travel to be refused."""
     if len(id) > MAX_ID_CHARS:
-        raise ValueError(
+        raise InvalidRequest(
             f"id is {len(id)} characters, over the server's limit of {MAX_ID_CHARS}: use a "
             "shorter id (a hash of a long name, for example)"
         )
 
 
 def check_min_confidence(value: float) -> None:
-    """Raise ValueError for a `min_confidence` the server would refuse: not a number from 0
+    """Raise `InvalidRequest` for a `min_confidence` the server would refuse: not a number from 0
     to 1 (0 keeps each repair's own floor).
 
     >>> check_min_confidence(0.9)
-    >>> check_min_confidence(90)
-    Traceback (most recent call last):
-    ...
-    ValueError: min_confidence must be a number from 0 to 1, not 90 (0.9, not 90, for 90%)
+    >>> try:
+    ...     check_min_confidence(90)
+    ... except InvalidRequest as exc:
+    ...     print(exc)
+    min_confidence must be a number from 0 to 1, not 90 (0.9, not 90, for 90%)
     """
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
         hint = f" ({value / 100:g}, not {value}, for {value}%)" if value in range(2, 101) else ""
-        raise ValueError(f"min_confidence must be a number from 0 to 1, not {value!r}{hint}")
+        raise InvalidRequest(f"min_confidence must be a number from 0 to 1, not {value!r}{hint}")
 
 
 def make_request(
@@ -105,8 +107,8 @@ def make_request(
 ) -> textmend_pb2.RepairRequest:
     """Build a `RepairRequest`; str content is sent as UTF-8.
 
-    An id longer than the server accepts raises ValueError here (`check_id`), and so does a
-    `min_confidence` that is not a number from 0 to 1 (`check_min_confidence`).
+    An id longer than the server accepts raises `InvalidRequest` here (`check_id`), and so
+    does a `min_confidence` that is not a number from 0 to 1 (`check_min_confidence`).
     """
     check_id(id)
     check_min_confidence(min_confidence)
@@ -124,7 +126,7 @@ def make_request(
 def _flag(value: Any, name: str) -> bool:
     """A JSON true or false: `"false"` as a string is not false, so it is refused."""
     if not isinstance(value, bool):
-        raise ValueError(f'"{name}" must be true or false, not {value!r}')
+        raise InvalidRequest(f'"{name}" must be true or false, not {value!r}')
     return value
 
 
@@ -144,16 +146,16 @@ def as_request(item: textmend_pb2.RepairRequest | Mapping[str, Any]) -> textmend
         raise TypeError(f"expected a RepairRequest or a mapping, not {type(item).__name__}")
     sources = [key for key in ("text", "content", "content_b64") if key in item]
     if len(sources) != 1:
-        raise ValueError('give exactly one of "text", "content" or "content_b64"')
+        raise InvalidRequest('give exactly one of "text", "content" or "content_b64"')
     if sources == ["content_b64"]:
         try:
             content: bytes | str = base64.b64decode(item["content_b64"], validate=True)
         except (ValueError, TypeError) as exc:
-            raise ValueError(f'"content_b64" is not valid base64: {exc}') from None
+            raise InvalidRequest(f'"content_b64" is not valid base64: {exc}') from None
     else:
         content = item[sources[0]]
         if sources == ["text"] and not isinstance(content, str):
-            raise ValueError('"text" must be a string')
+            raise InvalidRequest('"text" must be a string')
     return make_request(
         content,
         id=str(item.get("id", "")),

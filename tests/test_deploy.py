@@ -1014,3 +1014,23 @@ def test_image_entrypoint_serves_passes_its_healthcheck_and_stops_on_sigterm(
 
     after = _run_health(health)
     assert after.returncode != 0, "the health check passes with no server running"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--workers", "abc"], "argument --workers: expected a whole number, not 'abc'"),
+        (["--port", "http"], "argument --port: expected a whole number, not 'http'"),
+        (["--stream-idle-seconds", "1m"], "expected a number, not '1m'"),
+        (["--workers", "0"], "argument --workers: must be at least 1, not 0"),
+    ],
+)
+def test_a_bad_server_flag_says_what_it_expects(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not argparse's `invalid _positive_int value`, which names a function of ours."""
+    from textmend_server.main import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(argv)
+    assert message in capsys.readouterr().err

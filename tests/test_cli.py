@@ -311,6 +311,14 @@ def test_jsonl_ids_default_to_line_numbers(target: str, monkeypatch, capsys) -> 
         (b'{"id": ["a"], "text": "x"}\n', "line 1: id must be a string or an integer, not list"),
         (b'{"id": true, "text": "x"}\n', "line 1: id must be a string or an integer, not bool"),
         (b'{"id": "a", "content_b64": "%%%"}\n', 'line 1: "content_b64" is not valid base64'),
+        (
+            b'{"id": "a", "text": "x", "declared_encodng": "latin-1"}\n',
+            "line 1: unknown key 'declared_encodng': did you mean 'declared_encoding'?",
+        ),
+        (
+            b'{"id": "a", "text": "x"}\n{"id": "b", "text": "y", "minConfidence": 0.9}\n',
+            "line 2: unknown key 'minConfidence': did you mean 'min_confidence'?",
+        ),
     ],
 )
 def test_jsonl_bad_lines(target: str, monkeypatch, capsys, data: bytes, complaint: str) -> None:
@@ -319,6 +327,15 @@ def test_jsonl_bad_lines(target: str, monkeypatch, capsys, data: bytes, complain
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith(f"textmend: error: {complaint}")
+
+
+def test_jsonl_lines_may_carry_their_own_metadata(target: str, monkeypatch, capsys) -> None:
+    """Keys far from every request field (a line's url, its fetch time) are left alone."""
+    line = {"id": "a", "text": "caf\u00c3\u00a9", "url": "https://example.org/", "uid": 7}
+    _stdin(monkeypatch, _jsonl([line]))
+    assert main(["repair", "--jsonl", "--server", target]) == 0
+    [response] = [json.loads(out) for out in capsys.readouterr().out.splitlines()]
+    assert response["text"] == "café"
 
 
 def test_in_input_order_reorders() -> None:

@@ -5,6 +5,7 @@ in JSON Lines input (`as_request`), checked here rather than refused by the serv
 from __future__ import annotations
 
 import base64
+import difflib
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
@@ -130,12 +131,69 @@ def _flag(value: Any, name: str) -> bool:
     return value
 
 
+#: The keys `as_request` reads from a mapping (a JSON Lines line).
+REQUEST_KEYS = (
+    "id",
+    "text",
+    "content",
+    "content_b64",
+    "declared_encoding",
+    "content_type",
+    "policy",
+    "omit_diff",
+    "min_confidence",
+)
+# How alike an unknown key must be to one of REQUEST_KEYS, both in lower case without `_` or
+# `-`, to be refused as its misspelling (difflib's ratio): `declared_encodng` 0.97,
+# `minConfidence` and `ID` 1.0, `texts` 0.89; `uid` and `idx` 0.8, `content_b32` 0.82,
+# `text_len` 0.67 and `url` 0, which may be a line's own metadata, pass. Chosen on those.
+MISSPELT_RATIO = 0.85
+# Unknown keys looked at per line; a line with more is judged on these.
+MISSPELT_KEYS_CHECKED = 16
+
+
+def _bare(key: str) -> str:
+    return key.lower().replace("_", "").replace("-", "")
+
+
+_BARE_KEYS = {_bare(key): key for key in REQUEST_KEYS}
+
+
+def shown_key(key: object) -> str:
+    """A key as an error message quotes it: its repr, cut to 60 characters."""
+    text = repr(str(key))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def misspelt_key(item: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The first key of item that is not one of `REQUEST_KEYS` but close to one, with it.
+
+    Other keys (a line's own metadata, `url`, `fetched_at`) are left alone; a field whose name
+    is a letter off, or in another case (`minConfidence`), would otherwise be dropped silently,
+    and its document repaired without it.
+
+    >>> misspelt_key({"id": 1, "text": "a", "declared_encodng": "latin-1"})
+    ('declared_encodng', 'declared_encoding')
+    >>> misspelt_key({"ID": 1, "text": "a"})
+    ('ID', 'id')
+    >>> misspelt_key({"id": 1, "text": "a", "url": "https://example.org/", "uid": 7}) is None
+    True
+    """
+    unknown = [key for key in item if key not in REQUEST_KEYS][:MISSPELT_KEYS_CHECKED]
+    for key in unknown:
+        close = difflib.get_close_matches(_bare(str(key)), _BARE_KEYS, n=1, cutoff=MISSPELT_RATIO)
+        if close:
+            return str(key), _BARE_KEYS[close[0]]
+    return None
+
+
 def as_request(item: textmend_pb2.RepairRequest | Mapping[str, Any]) -> textmend_pb2.RepairRequest:
     """Accept a `RepairRequest`, or a mapping as in JSON Lines input.
 
     The mapping holds `id` and one of `text` (str), `content` (bytes or str) or `content_b64`,
     plus optional `declared_encoding`, `content_type`, `policy`, `omit_diff` and
-    `min_confidence`.
+    `min_confidence`. Other keys are ignored, but one close to those names is refused as
+    their misspelling (`misspelt_key`).
 
     >>> as_request({"id": 7, "content_b64": "aGk="}).content
     b'hi'
@@ -144,6 +202,9 @@ def as_request(item: textmend_pb2.RepairRequest | Mapping[str, Any]) -> textmend
         return item
     if not isinstance(item, Mapping):
         raise TypeError(f"expected a RepairRequest or a mapping, not {type(item).__name__}")
+    misspelt = misspelt_key(item)
+    if misspelt is not None:
+        raise InvalidRequest(f"unknown key {shown_key(misspelt[0])}: did you mean {misspelt[1]!r}?")
     sources = [key for key in ("text", "content", "content_b64") if key in item]
     if len(sources) != 1:
         raise InvalidRequest('give exactly one of "text", "content" or "content_b64"')

@@ -684,3 +684,18 @@ def test_content_type_takes_any_media_type(target: str, tmp_path, capsys) -> Non
     assert capsys.readouterr().out == "<rss><item><title>café</title></item></rss>"
     assert main([*argv, "--content-type", "not a type"]) == 1
     assert "expected a media type" in capsys.readouterr().err
+
+
+def test_max_message_mb_sets_the_clients_limit(target: str, tmp_path, monkeypatch, capsys) -> None:
+    """The command can match a server started with another --max-message-mb: here a limit
+    below the document, which the client itself then refuses to send."""
+    path = tmp_path / "two-mib.txt"
+    path.write_bytes(b"plain text line\n" * (2 << 16))
+    assert main(["repair", str(path), "--server", target, "--format", "json"]) == 0
+    capsys.readouterr()
+    assert main(["repair", str(path), "--server", target, "--max-message-mb", "1"]) == 3
+    assert "this client's max_message_mb limit" in capsys.readouterr().err
+    monkeypatch.setenv("TEXTMEND_MAX_MESSAGE_MB", "1")
+    assert build_parser().parse_args(["repair", str(path)]).max_message_mb == 1
+    assert main(["repair", str(path), "--max-message-mb", "4096"]) == 1
+    assert "must be at most 2047, not 4096" in capsys.readouterr().err

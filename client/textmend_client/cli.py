@@ -28,7 +28,13 @@ from typing import Any, NoReturn
 
 from textmend_client import __version__, jsonl
 from textmend_client.backfill import DEFAULT_PARTITION_ROWS
-from textmend_client.client import DEFAULT_CHANNELS, DEFAULT_STREAM_TIMEOUT, DEFAULT_TIMEOUT
+from textmend_client.client import (
+    DEFAULT_CHANNELS,
+    DEFAULT_MAX_MESSAGE_MB,
+    DEFAULT_STREAM_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    MAX_MESSAGE_MB_LIMIT,
+)
 from textmend_client.commands import (
     EXIT_USAGE,
     PROG,
@@ -127,6 +133,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _message_mb(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_MESSAGE_MB_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_MESSAGE_MB_LIMIT}, not {text}")
+    return value
+
+
 def _fields(text: str) -> tuple[str, ...]:
     try:
         return jsonl.parse_fields(text)
@@ -203,6 +216,14 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"deadline of the call (default: {DEFAULT_TIMEOUT:.0f}; "
         f"{DEFAULT_STREAM_TIMEOUT:.0f} for a whole --jsonl stream)",
+    )
+    parser.add_argument(
+        "--max-message-mb",
+        type=_message_mb,
+        default=os.environ.get("TEXTMEND_MAX_MESSAGE_MB", str(DEFAULT_MAX_MESSAGE_MB)),
+        metavar="MB",
+        help="largest request and response, in MiB: set it to the server's --max-message-mb "
+        f"(TEXTMEND_MAX_MESSAGE_MB, as the server's; default: {DEFAULT_MAX_MESSAGE_MB})",
     )
     env = os.environ.get
     parser.add_argument(

@@ -104,6 +104,7 @@ def _read_token(path: str) -> str:
 def _client(args: argparse.Namespace) -> TextMendClient:
     """The client the connection options (`--server`, `--timeout`, TLS, token) ask for."""
     options: dict[str, Any] = {"channels": getattr(args, "channels", 1)}
+    options["max_message_mb"] = args.max_message_mb
     if args.timeout is not None:
         options.update(timeout=args.timeout, stream_timeout=args.timeout)
     if (args.tls_cert is None) != (args.tls_key is None):

@@ -122,7 +122,8 @@ def error_from_rpc(error: grpc.RpcError, target: str = "") -> TextMendError:
         details = (
             f"{details}: the request is larger than {side} limit allows (the document plus 1 MiB "
             "for the other fields): split the document, or raise the server's --max-message-mb "
-            "and the client's max_message_mb together"
+            "and the client's together (the `textmend` command's --max-message-mb, "
+            "TEXTMEND_MAX_MESSAGE_MB; the library's max_message_mb)"
         )
     from textmend_client.retry import dropped_by_transport  # (retry imports this module)
 

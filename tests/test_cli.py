@@ -416,6 +416,31 @@ def test_batch_repairs_a_tree_and_resumes(target: str, tmp_path, capsys) -> None
     assert (output / "a.txt").read_text(encoding="utf-8") == "kept as it is"
 
 
+def test_batch_counts_files_past_a_limit_as_too_large(target: str, tmp_path, capsys) -> None:
+    """A file with a line over the server's --max-line-kb, or over the request size, is
+    skipped with a warning and counted as such: not as binary, not as a server failure."""
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "ok.txt").write_text("fine\n", encoding="utf-8")
+    (source / "one-line.txt").write_bytes(b"x" * (1100 << 10))  # a 1,100 KiB line
+    (source / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    argv = ["repair", str(source), "--output-dir", str(tmp_path / "out"), "--server", target]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert re.search(r"^skipped \(binary\)\s+1$", captured.out, re.M), captured.out
+    assert re.search(r"^skipped \(too large\)\s+1$", captured.out, re.M), captured.out
+    assert re.search(r"^server failures\s+0$", captured.out, re.M), captured.out
+    assert "one-line.txt: RESOURCE_EXHAUSTED" in captured.err
+    # Over the client's own limit: refused unsent, counted the same way.
+    (source / "one-line.txt").unlink()
+    (source / "big.txt").write_bytes(b"a long document line\n" * 60_000)  # 1.2 MiB
+    argv[3] = str(tmp_path / "out2")
+    assert main([*argv, "--max-message-mb", "1"]) == 0
+    captured = capsys.readouterr()
+    assert re.search(r"^skipped \(too large\)\s+1$", captured.out, re.M), captured.out
+    assert "big.txt: larger than the 1 MB" in captured.err
+
+
 def test_batch_shows_invisible_characters_in_file_names(target: str, tmp_path, capsys) -> None:
     """A file name is the caller's data: an override or an escape in it is shown as a code
     point, never sent to the terminal (as `check` and `report` already did)."""
@@ -485,7 +510,7 @@ def test_check_refuses_a_file_larger_than_a_request_unread(target: str, tmp_path
         handle.truncate(3 << 20)  # sparse: 3 MiB that take no room
     with TextMendClient(target, max_message_mb=1) as client:
         [outcome] = list(repair_files([str(big)], client))
-    assert outcome.status == "refused" and "1 MB" in str(outcome.error)
+    assert outcome.status == "too_large" and "1 MB" in str(outcome.error)
     assert outcome.content == b""
 
 

@@ -35,9 +35,9 @@ from textmend_client.responses import VERDICTS, category_name, verdict_name
 from textmend_client.visible import visible_text
 
 #: Width of a summary's label column, in characters: every label of a batch run's summary
-#: fits (the longest, `skipped (binary)`, has 16); a longer one, such as an error code in a
-#: backfill's summary, widens its own row.
-SUMMARY_LABEL_WIDTH = 18
+#: fits (the longest, `skipped (links, pipes)`, has 22); a longer one, such as an error code
+#: in a backfill's summary, widens its own row.
+SUMMARY_LABEL_WIDTH = 22
 #: Width of a summary's count column: counts up to 9,999 line up; larger ones widen their row.
 SUMMARY_COUNT_WIDTH = 4
 
@@ -50,6 +50,7 @@ class Tally:
     edits: Counter[str] = field(default_factory=Counter)
     skipped_existing: int = 0
     refused: int = 0
+    too_large: int = 0
     not_files: int = 0
     io_errors: int = 0
     failed: int = 0
@@ -225,9 +226,12 @@ def run_batch(
         elif outcome.status == "empty":
             _write_atomically(todo[outcome.path], "")
             tally.verdicts["clean"] += 1
-        elif outcome.status == "refused":
+        elif outcome.status in ("refused", "too_large"):
             err.write(f"textmend: warning: skipped {visible_text(outcome.path)}: {outcome.error}\n")
-            tally.refused += 1
+            if outcome.status == "refused":
+                tally.refused += 1
+            else:
+                tally.too_large += 1
         elif outcome.status == "io":
             err.write(f"textmend: error: {visible_text(outcome.path)}: {outcome.error}\n")
             tally.io_errors += 1
@@ -260,23 +264,24 @@ def summary(tally: Tally) -> str:
     >>> t = Tally()
     >>> t.verdicts.update({"clean": 2, "repaired": 1}); t.edits.update({"mojibake": 3})
     >>> print(summary(t), end="")
-    documents            3
-      clean              2
-      repaired           1
-      suspect            0
-      unreadable         0
-    already done         0
-    skipped (binary)     0
-    unreadable files     0
-    server failures      0
-    edits                3
-      mojibake           3
+    documents                 3
+      clean                   2
+      repaired                1
+      suspect                 0
+      unreadable              0
+    already done              0
+    skipped (binary)          0
+    unreadable files          0
+    server failures           0
+    edits                     3
+      mojibake                3
     """
     rows = [("documents", sum(tally.verdicts.values()))]
     rows += [(f"  {v}", tally.verdicts[v]) for v in VERDICTS]
     rows += [
         ("already done", tally.skipped_existing),
         ("skipped (binary)", tally.refused),
+        *([("skipped (too large)", tally.too_large)] if tally.too_large else []),
         *([("skipped (links, pipes)", tally.not_files)] if tally.not_files else []),
         ("unreadable files", tally.io_errors),
         ("server failures", tally.failed),
@@ -291,8 +296,8 @@ def count_table(rows: Sequence[tuple[str, int]]) -> str:
     `SUMMARY_LABEL_WIDTH` columns, counts right-aligned in `SUMMARY_COUNT_WIDTH`.
 
     >>> print(count_table([("documents", 3), ("  clean", 2)]), end="")
-    documents            3
-      clean              2
+    documents                 3
+      clean                   2
     """
     return "".join(
         f"{label:<{SUMMARY_LABEL_WIDTH}} {count:>{SUMMARY_COUNT_WIDTH}}\n" for label, count in rows

@@ -204,7 +204,7 @@ def run_check(
     ):
         code = report_outcome(outcome, err)
         worst = max(worst, code)
-        if outcome.status == "refused":
+        if outcome.status in ("refused", "too_large"):
             skipped.append({"path": outcome.path, "reason": str(outcome.error)})
         elif code != EXIT_OK:
             errors.append({"path": outcome.path, "error": str(outcome.error)})

@@ -17,7 +17,8 @@ from typing import IO
 from textmend.v1 import textmend_pb2
 from textmend_client.client import TextMendClient
 from textmend_client.content import content_type_for
-from textmend_client.errors import TextMendError, Unavailable
+from textmend_client.errors import TextMendError, TooLarge, Unavailable
+from textmend_client.retry import CONCURRENCY_REFUSAL
 from textmend_client.visible import visible_text
 
 #: Exit codes every command shares: success, a file that could not be read or written, and a
@@ -126,8 +127,9 @@ class FileOutcome:
     `status` is `ok` (with `response`), `empty` (an empty file: nothing to repair, not sent),
     `skipped` (a link or special file a walk met: `error` is the `Skipped`), `io` (`error` is
     the `OSError` that stopped reading it), `refused` (the server would not take it, for
-    being binary or larger than a request may be, say: `error` says why) or `failed` (any
-    other server error, in `error`).
+    being binary, say: `error` says why), `too_large` (larger than a request may carry, or
+    over another of the server's limits on one document, such as a line's length) or `failed`
+    (any other server error, in `error`).
     """
 
     path: str
@@ -159,8 +161,10 @@ def _repair_one(
         return FileOutcome(path, "io", error=exc)
     if size > limit or len(content) > limit:
         mb = limit >> 20
-        too_large = ValueError(f"larger than the {mb} MB one request may carry (max_message_mb)")
-        return FileOutcome(path, "refused", error=too_large)
+        too_large = ValueError(
+            f"larger than the {mb} MB one request may carry (--max-message-mb, max_message_mb)"
+        )
+        return FileOutcome(path, "too_large", error=too_large)
     if not content:
         return FileOutcome(path, "empty")
     try:
@@ -172,6 +176,11 @@ def _repair_one(
             omit_diff=True,
             min_confidence=min_confidence,
         )
+    except TooLarge as exc:
+        # Over a limit of the server's on what one document may be (its size, a line's
+        # length): the file's own doing, as binary content is; trying again will not help.
+        status = "failed" if CONCURRENCY_REFUSAL in exc.details else "too_large"
+        return FileOutcome(path, status, content, error=exc)
     except TextMendError as exc:
         status = "refused" if exc.code.name == "INVALID_ARGUMENT" else "failed"
         return FileOutcome(path, status, content, error=exc)
@@ -238,15 +247,16 @@ def warn(stream: IO[str], message: str) -> None:
 def report_outcome(outcome: FileOutcome, err: IO[str]) -> int:
     """Warn on err about an outcome that has no response; the exit code it calls for.
 
-    0 for `ok`, `empty`, `skipped` and `refused` (a binary file is skipped with a warning),
-    `EXIT_IO` for `io`, `EXIT_SERVER` for `failed`.
+    0 for `ok`, `empty`, `skipped`, `refused` and `too_large` (a binary file, or one past a
+    limit on one document, is skipped with a warning), `EXIT_IO` for `io`, `EXIT_SERVER` for
+    `failed`.
     """
     if outcome.status == "io":
         error = outcome.error
         reason = error.strerror if isinstance(error, OSError) and error.strerror else error
         warn(err, f"{visible_text(outcome.path)}: cannot read: {reason}")
         return EXIT_IO
-    if outcome.status in ("refused", "skipped"):
+    if outcome.status in ("refused", "too_large", "skipped"):
         details = getattr(outcome.error, "details", str(outcome.error))
         warn(err, f"{visible_text(outcome.path)}: skipped: {details}")
     elif outcome.status == "failed":

@@ -662,6 +662,12 @@ def test_jsonl_input_sends_no_more_than_it_checked(tmp_path, monkeypatch, hold: 
     piped.close()
 
 
+def test_repair_of_a_directory_says_how_to_repair_one(tmp_path, capsys) -> None:
+    """Not the OS's bare `Is a directory`: the usage that does it."""
+    assert main(["repair", str(tmp_path)]) == 1
+    assert "is a directory: give an --output-dir" in capsys.readouterr().err
+
+
 def test_fields_needs_jsonl_and_known_names(tmp_path, capsys) -> None:
     path = tmp_path / "a.txt"
     path.write_text("x")

@@ -32,6 +32,7 @@ from textmend_client.errors import TextMendError
 from textmend_client.files import EXIT_OK, EXIT_SERVER
 from textmend_client.report import run_report
 from textmend_client.request import as_request
+from textmend_client.visible import visible_text
 
 EXIT_USAGE = 1
 
@@ -143,6 +144,11 @@ def cmd_repair(args: argparse.Namespace) -> int:
         raise UsageError("--fields and --processes go with --jsonl")
     if args.path is None:
         raise UsageError("give a PATH to repair, or - for standard input")
+    if args.path != "-" and os.path.isdir(args.path):
+        raise UsageError(
+            f"{visible_text(args.path)} is a directory: give an --output-dir to write its "
+            "repaired files to, or run `textmend check` on it"
+        )
     content = _read_input(args.path)
     with _client(args) as client:
         response = client.repair(

@@ -174,7 +174,9 @@ class _Dropping:
         self.streams += 1
         if self.serve_after is not None and self.streams > self.serve_after:
             for request in requests:
-                yield textmend_pb2.RepairResponse(id=request.id, text="served")
+                yield textmend_pb2.RepairResponse(
+                    id=request.id, text="served", verdict=textmend_pb2.VERDICT_CLEAN
+                )
             return
         if self.take:
             context.send_initial_metadata((("textmend-version", "test"),))

@@ -54,6 +54,7 @@ from textmend_client.channels import (
 from textmend_client.channels import MIB as MIB
 from textmend_client.errors import (
     DeadlineExceeded,
+    ServerBrokeContract,
     TextMendError,
     Unavailable,
     error_from_rpc,
@@ -74,7 +75,13 @@ from textmend_client.retry import (
     jittered,
 )
 from textmend_client.retry import is_idle_close as is_idle_close
-from textmend_client.streams import DEFAULT_WINDOW, BackgroundLoop, fan_out
+from textmend_client.streams import (
+    DEFAULT_WINDOW,
+    BackgroundLoop,
+    StreamBroken,
+    UnexpectedResponse,
+    fan_out,
+)
 from textmend_client.streams import STREAM_MAX_ATTEMPTS as STREAM_MAX_ATTEMPTS
 from textmend_client.streams import STREAM_RETRY_SECONDS as STREAM_RETRY_SECONDS
 
@@ -132,6 +139,25 @@ def _seconds(timeout: float | None, default: float) -> float:
 def _remaining(deadline: float) -> float:
     """Seconds left until deadline (a `time.monotonic()` value), at least `_MIN_CALL_SECONDS`."""
     return max(_MIN_CALL_SECONDS, deadline - time.monotonic())
+
+
+def _answering(
+    response: textmend_pb2.RepairResponse, id: str, target: str
+) -> textmend_pb2.RepairResponse:
+    """response, if it can be the answer to the request with that id: it carries the id, and
+    a verdict or an error. An empty response (a proxy's, a server's fault) would otherwise be
+    taken for a document repaired into nothing, and written over its output."""
+    if response.id != id:
+        raise ServerBrokeContract(
+            f"the server at {target} answered a request with id {id[:100]!r} with the response "
+            f"for id {response.id[:100]!r}"
+        )
+    if response.verdict == textmend_pb2.VERDICT_UNSPECIFIED and not response.HasField("error"):
+        raise ServerBrokeContract(
+            f"the server at {target} answered id {id[:100]!r} with a response that has neither "
+            "a verdict nor an error"
+        )
+    return response
 
 
 class TextMendClient:
@@ -291,9 +317,10 @@ class TextMendClient:
         while True:
             index = self._acquire_channel()
             try:
-                return self._stubs[index].Repair(
+                response = self._stubs[index].Repair(
                     request, timeout=_remaining(deadline), metadata=self._metadata
                 )
+                return _answering(response, request.id, self.target)
             except grpc.RpcError as err:
                 error = error_from_rpc(err, self.target)
                 if first is not None and isinstance(error, DeadlineExceeded):
@@ -338,7 +365,7 @@ class TextMendClient:
 
         openers = [opener(stub) for stub in stubs]
         try:
-            yield from fan_out(
+            for response in fan_out(
                 background,
                 openers,
                 requests,
@@ -346,9 +373,13 @@ class TextMendClient:
                 window=self.window,
                 resumable=is_resumable,
                 retry_seconds=self.stream_retry_seconds,
-            )
+                deadline=deadline,
+            ):
+                yield _answering(response, response.id, self.target)
         except grpc.RpcError as err:
             raise error_from_rpc(err, self.target) from err
+        except (StreamBroken, UnexpectedResponse) as err:
+            raise ServerBrokeContract(f"{err} ({self.target})") from err
 
     def health_status(self, service: str = "", *, timeout: float | None = None) -> str:
         """The `grpc.health.v1` status name of service ("" = the whole server).

@@ -56,6 +56,16 @@ class InvalidRequest(InvalidInput, ValueError):
         self.args = (details,)
 
 
+class ServerBrokeContract(TextMendError):
+    """The server's answer cannot be used as the answer to what was sent: a response for
+    another document, an empty one, a stream that answered a document twice, or went on
+    ending with documents unanswered. Raised with the status INTERNAL; nothing of the call
+    was written anywhere by this client."""
+
+    def __init__(self, details: str) -> None:
+        super().__init__(grpc.StatusCode.INTERNAL, details)
+
+
 class TooLarge(TextMendError):
     """RESOURCE_EXHAUSTED: the document is larger than the server (or this client) accepts."""
 

@@ -11,6 +11,7 @@ import concurrent.futures
 import operator
 import queue
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -80,6 +81,22 @@ async def _written(operation: Awaitable[None]) -> bool:
     return True
 
 
+class StreamBroken(Exception):
+    """A stream call ended, with OK, while requests it had been sent were still unanswered:
+    the server broke the stream's contract (one response per request). Its requests are
+    resent, as a stream that broke with UNAVAILABLE's are."""
+
+    def __init__(self, unanswered: int) -> None:
+        super().__init__(f"the server ended a stream with {unanswered} of its documents unanswered")
+        self.unanswered = unanswered
+
+
+class UnexpectedResponse(Exception):
+    """A stream answered a request it was not sent, or one it had already answered: the
+    server (or a proxy) broke the stream's contract, and no response of it can be trusted to
+    be the one for its id. Ends the whole call."""
+
+
 class _Progress:
     """What one stream call got before it ended: headers from a worker that took it, and how
     many responses."""
@@ -102,6 +119,7 @@ def fan_out(
     retry_seconds: float = STREAM_RETRY_SECONDS,
     max_attempts: int = STREAM_MAX_ATTEMPTS,
     key: Callable[[Any], Any] = operator.attrgetter("id"),
+    deadline: float | None = None,
 ) -> Iterator[_Response]:
     """Send items over several bidirectional streams at once; yield every response.
 
@@ -118,9 +136,13 @@ def fan_out(
     still gets exactly one response. It gives up, raising the stream's last error, when for
     `retry_seconds` no call it opened was taken by a worker (response headers) or answered
     anything, or when a document has been sent on `max_attempts` streams that each broke
-    before answering it. How long a taken stream waits for its answers only the caller's
-    deadline bounds. Stopping iteration early, or any other failure, cancels every stream;
-    a stream's `grpc.RpcError` is raised here.
+    before answering it, or when `deadline` (a `time.monotonic()` value) has passed. A stream
+    the server ends with OK while requests are unanswered broke too (`StreamBroken`). A
+    reopened stream that answers nothing waits longer each time, whatever its trailers say.
+    How long a taken stream waits for its answers only the caller's deadline bounds. A
+    response to a request the stream was not sent, or already answered, ends the whole call
+    (`UnexpectedResponse`): it cannot be matched. Stopping iteration early, or any other
+    failure, cancels every stream; a stream's `grpc.RpcError` is raised here.
     """
     if window < 1:
         raise ValueError(f"window must be at least 1, not {window}")
@@ -171,17 +193,25 @@ def fan_out(
             headers = await call.initial_metadata()
             progress.taken = bool(headers) or not call.done()
             async for response in call:
+                waiting = outstanding.get(key(response))
+                if not waiting:
+                    raise UnexpectedResponse(
+                        f"the server answered a document this stream did not send or had "
+                        f"already answered (id {str(key(response))[:100]!r})"
+                    )
+                waiting.popleft()
+                if not waiting:
+                    del outstanding[key(response)]
                 free.release()
                 attempts.pop(key(response), None)  # answered: only its failures counted
-                waiting = outstanding.get(key(response))
-                if waiting:
-                    waiting.popleft()
-                    if not waiting:
-                        del outstanding[key(response)]
                 progress.answered += 1
                 arrivals.put(response)
+            if outstanding:
+                # Ended with OK, owing answers: the sender may be waiting for room in the
+                # window that no response will make.
+                raise StreamBroken(sum(len(waiting) for waiting in outstanding.values()))
             await sender
-        except (asyncio.CancelledError, grpc.RpcError):
+        except (asyncio.CancelledError, grpc.RpcError, StreamBroken):
             if sender.done() and not sender.cancelled() and sender.exception() is not None:
                 raise sender.exception() from None  # type: ignore[misc]
             raise
@@ -199,18 +229,28 @@ def fan_out(
             try:
                 await one_call(opener(), outstanding, progress)
                 return
-            except grpc.RpcError as exc:
+            except (grpc.RpcError, StreamBroken) as exc:
                 now = loop.time()
-                if progress.answered or progress.taken or is_idle_close(exc):
-                    # The stream worked until now: the time it spent waiting for answers
-                    # is the caller's deadline's business, not a failure to reopen.
+                owed = any(outstanding.values())
+                if progress.answered or (progress.taken and is_idle_close(exc) and not owed):
+                    # The stream worked until now (or closed idle, owing nothing): the time
+                    # it spent waiting for answers is the caller's deadline's business, not a
+                    # failure to reopen.
                     failures, failing_since = 0, now
+                elif progress.taken:
+                    # A worker took it and it answered nothing: the window to reopen starts
+                    # again, the pause before the next one still grows (a server that takes
+                    # and drops every stream would otherwise be reopened ten times a second).
+                    failing_since = now
                 elif failing_since is None:
                     failing_since = now
-                if resumable is None or not resumable(exc):
+                broken = isinstance(exc, StreamBroken)
+                if not broken and (resumable is None or not resumable(exc)):
                     raise
                 if now - failing_since > retry_seconds:
                     raise
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise  # each reopened call would get gRPC's least deadline, and fail
                 # Only a stream a worker took counts as an attempt at its documents: one refused
                 # before its headers (a worker starting, a connection to a killed worker's
                 # port) did nothing with them, and the retry window bounds those.

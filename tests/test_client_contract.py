@@ -21,6 +21,8 @@ from textmend_client.errors import STREAM_IDLE_METADATA, ServerBrokeContract, Te
 
 # Documents sent in each test: more than a stream's window, so that one stream holds several.
 DOCUMENTS = 20
+# Status text that would retitle and clear a terminal, then forge a line of output.
+ESCAPES = "bad\x1b]0;TITLE\x07\x1b[2J\r\nforged line: all good"
 
 
 def _answer(request: textmend_pb2.RepairRequest) -> textmend_pb2.RepairResponse:
@@ -38,6 +40,12 @@ class Faulty(textmend_pb2_grpc.TextMendServicer):
         self.lock = threading.Lock()
 
     def Repair(self, request, context):
+        if self.mode == "escapes":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, ESCAPES)
+        if self.mode == "refuses":
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "unknown category 'newer' in policy")
+        if self.mode == "new_verdict":
+            return textmend_pb2.RepairResponse(id=request.id, text="fine", verdict=99)
         if self.mode == "empty":
             return textmend_pb2.RepairResponse()
         if self.mode == "wrong_id":
@@ -164,3 +172,37 @@ def test_a_forged_idle_close_does_not_reopen_streams_without_bound() -> None:
     # Two streams, each pausing 0.05, 0.1, 0.2, ... s between opens for about two seconds:
     # six or seven opens each (the storm, at 0.1 s a pause, a dozen or more).
     assert servicer.streams <= 2 * 8, servicer.streams
+
+
+def test_a_servers_status_text_reaches_the_terminal_on_one_line_escapes_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "a.txt"
+    path.write_text("text\n", encoding="ascii")
+    with faulty_server("escapes") as (target, _):
+        assert main(["repair", str(path), "--server", target]) == 3
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\r" not in err and err.count("\n") == 1
+    assert "⟨U+001B⟩[2J⟨U+000D⟩⟨U+000A⟩forged line" in err
+
+
+def test_check_fails_when_the_server_refuses_files_for_the_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only a binary file is skipped; a refusal of the request itself (a policy an older
+    server does not know) refuses every file, and a gate built on `check` must not pass."""
+    for i in range(3):
+        (tmp_path / f"{i}.txt").write_text(f"file {i}\n", encoding="ascii")
+    with faulty_server("refuses") as (target, _):
+        assert main(["check", str(tmp_path), "--server", target]) == 3
+    assert "unknown category 'newer'" in capsys.readouterr().err
+
+
+def test_a_verdict_newer_than_the_client_is_named_by_its_number(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "a.txt"
+    path.write_text("fine", encoding="ascii")
+    with faulty_server("new_verdict") as (target, _):
+        assert main(["repair", str(path), "--server", target, "--format", "diff"]) == 0
+    assert "verdict_99" in capsys.readouterr().out

@@ -401,7 +401,10 @@ class TextMendClient:
                     '("" is the whole server)',
                 ) from err
             raise error_from_rpc(err, self.target) from err
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        statuses = health_pb2.HealthCheckResponse.ServingStatus
+        if reply.status not in statuses.values():
+            return f"UNKNOWN_STATUS_{reply.status}"  # a status newer than these stubs
+        return statuses.Name(reply.status)
 
     def health(self, service: str = "", *, timeout: float | None = None) -> bool:
         """Whether the server reports SERVING; False when it does not or cannot be reached."""

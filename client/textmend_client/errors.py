@@ -22,6 +22,11 @@ STREAM_LIMIT_METADATA = "textmend-stream-limit"
 STREAM_IDLE_METADATA = "textmend-stream-idle"
 # Trailing metadata of a call refused because its worker had not finished starting (NOT_SERVING).
 STARTING_METADATA = "textmend-starting"
+# What the server says, with INVALID_ARGUMENT, of content that is a binary file
+# (`textmend_server.errors.BinaryContentError`): a file a walk met that is not text, skipped.
+# Any other INVALID_ARGUMENT (a policy name the server does not know) is the request's fault,
+# and would refuse every file alike.
+BINARY_REFUSAL = "looks like a binary file"
 # What gRPC says when a message exceeds a side's size limit, before textmend can say which flag.
 SIZE_REFUSALS = ("Sent message larger than max", "Received message larger than max")
 
@@ -99,6 +104,29 @@ def is_call_error(error: BaseException) -> TypeGuard[grpc.Call | grpc.aio.AioRpc
     return isinstance(error, grpc.aio.AioRpcError | grpc.Call)
 
 
+#: Most characters of a server's status text an error keeps; a longer text is cut, marked.
+#: The server's own messages are under 600; 2,000 leaves room for a proxy's.
+MAX_DETAILS_CHARS = 2000
+
+
+def shown_details(details: str) -> str:
+    r"""A server's status text as an error carries it: on one line, every character that does
+    not print (a line break, an escape, a bidi override) written as `⟨U+XXXX⟩`, cut to
+    `MAX_DETAILS_CHARS`. The text is the server's (or whatever answers in its place), and it
+    reaches terminals and logs: an escape there could retitle a terminal or clear it, and a
+    line break forge a line of output.
+
+    >>> shown_details("bad\x1b[2J\r\nforged line")
+    'bad⟨U+001B⟩[2J⟨U+000D⟩⟨U+000A⟩forged line'
+    """
+    cut = details[:MAX_DETAILS_CHARS]
+    if cut.isprintable():
+        shown = cut
+    else:
+        shown = "".join(ch if ch.isprintable() else f"⟨U+{ord(ch):04X}⟩" for ch in cut)
+    return shown + ("…" if len(details) > MAX_DETAILS_CHARS else "")
+
+
 def error_from_rpc(error: grpc.RpcError, target: str = "") -> TextMendError:
     """Translate a `grpc.RpcError` (threaded or asyncio) into its `TextMendError` subclass.
 
@@ -121,6 +149,7 @@ def error_from_rpc(error: grpc.RpcError, target: str = "") -> TextMendError:
         # A status without details (the health service's NOT_FOUND): the code says it all,
         # where the exception's own text is a multi-line repr.
         details = "no details given" if is_call else str(error)
+    details = shown_details(details)
     trailers = (error.trailing_metadata() if is_call else None) or ()  # type: ignore[attr-defined]
     refused_busy = any(
         key in {BUSY_METADATA, STREAM_IDLE_METADATA, STARTING_METADATA} for key, _ in trailers

@@ -17,7 +17,7 @@ from typing import IO
 from textmend.v1 import textmend_pb2
 from textmend_client.client import TextMendClient
 from textmend_client.content import content_type_for
-from textmend_client.errors import TextMendError, TooLarge, Unavailable
+from textmend_client.errors import BINARY_REFUSAL, TextMendError, TooLarge, Unavailable
 from textmend_client.retry import CONCURRENCY_REFUSAL
 from textmend_client.visible import visible_text
 
@@ -126,8 +126,8 @@ class FileOutcome:
 
     `status` is `ok` (with `response`), `empty` (an empty file: nothing to repair, not sent),
     `skipped` (a link or special file a walk met: `error` is the `Skipped`), `io` (`error` is
-    the `OSError` that stopped reading it), `refused` (the server would not take it, for
-    being binary, say: `error` says why), `too_large` (larger than a request may carry, or
+    the `OSError` that stopped reading it), `refused` (the server would not take it for being
+    a binary file: `error` says why), `too_large` (larger than a request may carry, or
     over another of the server's limits on one document, such as a line's length) or `failed`
     (any other server error, in `error`).
     """
@@ -182,8 +182,8 @@ def _repair_one(
         status = "failed" if CONCURRENCY_REFUSAL in exc.details else "too_large"
         return FileOutcome(path, status, content, error=exc)
     except TextMendError as exc:
-        status = "refused" if exc.code.name == "INVALID_ARGUMENT" else "failed"
-        return FileOutcome(path, status, content, error=exc)
+        binary = exc.code.name == "INVALID_ARGUMENT" and BINARY_REFUSAL in exc.details
+        return FileOutcome(path, "refused" if binary else "failed", content, error=exc)
     return FileOutcome(path, "ok", content, response)
 
 

@@ -20,11 +20,16 @@ VERDICTS = ("clean", "repaired", "suspect", "unreadable")
 
 def enum_label(enum: Any, value: int, prefix: str) -> str:
     """A proto enum value's name without its prefix, in lower case: `mojibake` for
-    `CATEGORY_MOJIBAKE`. Raises ValueError for a value the stubs do not know.
+    `CATEGORY_MOJIBAKE`; a value these stubs do not know (a newer server's) is named by its
+    number, `verdict_99`.
 
     >>> enum_label(textmend_pb2.Verdict, textmend_pb2.VERDICT_REPAIRED, "VERDICT_")
     'repaired'
+    >>> enum_label(textmend_pb2.Verdict, 99, "VERDICT_")
+    'verdict_99'
     """
+    if value not in enum.values():
+        return f"{prefix.lower()}{value}"
     return str(enum.Name(value)).removeprefix(prefix).lower()
 
 

@@ -5,6 +5,7 @@ as the right one, and give up within its bounds."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -206,3 +207,26 @@ def test_a_verdict_newer_than_the_client_is_named_by_its_number(
     with faulty_server("new_verdict") as (target, _):
         assert main(["repair", str(path), "--server", target, "--format", "diff"]) == 0
     assert "verdict_99" in capsys.readouterr().out
+
+
+def test_jsonl_writes_a_line_for_every_document_sent_when_the_call_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A call that fails part-way (here: a document answered twice) used to drop the
+    responses held for an earlier line's; every document sent now gets its line, with its
+    response or with the failure, and the failure is reported."""
+    path = tmp_path / "docs.jsonl"
+    lines = [f'{{"id": "d{i}", "text": "document {i}"}}' for i in range(6)]
+    path.write_text("\n".join(lines) + "\n", encoding="ascii")
+    with faulty_server("twice") as (target, _):
+        argv = ["repair", "--jsonl", str(path), "--server", target, "--channels", "1"]
+        assert main(argv) == 3
+    captured = capsys.readouterr()
+    written = [json.loads(line) for line in captured.out.splitlines()]
+    ids = [line["id"] for line in written]
+    assert ids == [f"d{i}" for i in range(len(ids))] and ids  # input order, none twice
+    failed = [line for line in written if "error" in line]
+    assert failed and all(
+        "no response before the call failed" in f["error"]["message"] for f in failed
+    )
+    assert "already answered" in captured.err

@@ -365,16 +365,35 @@ def in_input_order(
     >>> got = [textmend_pb2.RepairResponse(id=i) for i in "bca"]
     >>> [r.id for r in in_input_order(["a", "b", "c"], got)]
     ['a', 'b', 'c']
+
+    When the responses end in a `TextMendError`, every id not yet yielded is yielded, with
+    its response if it came, or with the error, before the error is raised.
     """
     order = ids if isinstance(ids, collections.deque) else collections.deque(ids)
     due = len(order) if total is None else total
     waiting: dict[str, textmend_pb2.RepairResponse] = {}
     written = 0
-    for response in responses:
-        waiting[response.id] = response
-        while order and order[0] in waiting:
-            yield waiting.pop(order.popleft())
+    try:
+        for response in responses:
+            waiting[response.id] = response
+            while order and order[0] in waiting:
+                yield waiting.pop(order.popleft())
+                written += 1
+    except TextMendError as exc:
+        # The call failed: every document sent still gets its line, the answered ones with
+        # their response (held for an earlier one's), the others with the failure, so that
+        # none is lost without a word and a rerun can pick out the failed lines. Then the
+        # failure itself is raised, for the documents never sent.
+        while order:
+            id = order.popleft()
+            yield waiting.pop(id, None) or textmend_pb2.RepairResponse(
+                id=id,
+                error=textmend_pb2.Error(
+                    code=exc.code.name, message=f"no response before the call failed: {exc.details}"
+                ),
+            )
             written += 1
+        raise
     if written < due:
         first = f"id {order[0]!r}" if order else f"document {written + 1}"
         raise TextMendError(
@@ -435,13 +454,15 @@ def _send_jsonl(args: argparse.Namespace, source: JsonlInput, fields: Sequence[s
                 yield request
 
         due = len(range(part, count, parts))
-        with _client(args) as client:
-            for response in in_input_order(sent, client.repair_stream(feed()), due):
-                failures += response.HasField("error")
-                sink.write(encoder.encode(response))
-                if sink is out:
-                    progress.advance(response.content_bytes)
-        sink.flush()
+        try:
+            with _client(args) as client:
+                for response in in_input_order(sent, client.repair_stream(feed()), due):
+                    failures += response.HasField("error")
+                    sink.write(encoder.encode(response))
+                    if sink is out:
+                        progress.advance(response.content_bytes)
+        finally:
+            sink.flush()  # the lines written before a failure, too
         return failures
 
     if args.processes == 1 or count < 2:

@@ -45,6 +45,11 @@ class Faulty(textmend_pb2_grpc.TextMendServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, ESCAPES)
         if self.mode == "refuses":
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "unknown category 'newer' in policy")
+        if self.mode == "edit_outside":
+            response = _answer(request)
+            response.original_length = len(response.text)
+            response.edits.add(original_start=10**12, original_end=10**12, confidence=0.9)
+            return response
         if self.mode == "new_verdict":
             return textmend_pb2.RepairResponse(id=request.id, text="fine", verdict=99)
         if self.mode == "empty":
@@ -136,6 +141,7 @@ def test_a_document_answered_twice_ends_the_call(mode: str) -> None:
         ("empty", "mine", "with id 'mine' with the response for id ''"),
         ("empty", "", "neither a verdict nor an error"),
         ("wrong_id", "mine", "with the response for id 'someone-else'"),
+        ("edit_outside", "mine", "an edit outside the document"),
     ],
 )
 def test_a_unary_answer_that_is_not_the_documents_is_refused(

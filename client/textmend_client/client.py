@@ -144,9 +144,10 @@ def _remaining(deadline: float) -> float:
 def _answering(
     response: textmend_pb2.RepairResponse, id: str, target: str
 ) -> textmend_pb2.RepairResponse:
-    """response, if it can be the answer to the request with that id: it carries the id, and
-    a verdict or an error. An empty response (a proxy's, a server's fault) would otherwise be
-    taken for a document repaired into nothing, and written over its output."""
+    """response, if it can be the answer to the request with that id: it carries the id, a
+    verdict or an error, and edits within the document. An empty response (a proxy's, a
+    server's fault) would otherwise be taken for a document repaired into nothing, and written
+    over its output."""
     if response.id != id:
         raise ServerBrokeContract(
             f"the server at {target} answered a request with id {id[:100]!r} with the response "
@@ -157,6 +158,19 @@ def _answering(
             f"the server at {target} answered id {id[:100]!r} with a response that has neither "
             "a verdict nor an error"
         )
+    length = response.original_length
+    for item in (*response.edits, *response.findings):
+        # Spans are checked against the original's length, not the text's: reading `text`
+        # would copy a large document once more.
+        if not (
+            item.original_start <= item.original_end <= length
+            and item.cleaned_start <= item.cleaned_end
+            and 0.0 <= item.confidence <= 1.0
+        ):
+            raise ServerBrokeContract(
+                f"the server at {target} answered id {id[:100]!r} with an edit outside the "
+                f"document or rated outside 0..1 (at {item.original_start}, of {length})"
+            )
     return response
 
 

@@ -141,6 +141,10 @@ def error_from_rpc(error: grpc.RpcError, target: str = "") -> TextMendError:
     'Unavailable'
     >>> failed(grpc.StatusCode.INTERNAL, "internal error while repairing the document")
     'TextMendError'
+    >>> big = "CLIENT: Received message larger than max (9437184 vs. 8388608)"
+    >>> call = AioRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, Metadata(), Metadata(), big)
+    >>> "the response is larger than this client's" in str(error_from_rpc(call))
+    True
     """
     is_call = is_call_error(error)
     code = error.code() if is_call else grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
@@ -157,12 +161,18 @@ def error_from_rpc(error: grpc.RpcError, target: str = "") -> TextMendError:
     if code is grpc.StatusCode.UNAVAILABLE and target and not refused_busy:
         details = f"cannot reach the textmend server at {target}: {details}"
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED and any(r in details for r in SIZE_REFUSALS):
-        side = "this client's max_message_mb" if SIZE_REFUSALS[0] in details else "the server's"
+        if f"CLIENT: {SIZE_REFUSALS[1]}" in details:
+            what = "the response is larger than this client's max_message_mb limit allows:"
+        else:
+            side = "this client's max_message_mb" if SIZE_REFUSALS[0] in details else "the server's"
+            what = (
+                f"the request is larger than {side} limit allows (the document plus 1 MiB for "
+                "the other fields): split the document, or"
+            )
         details = (
-            f"{details}: the request is larger than {side} limit allows (the document plus 1 MiB "
-            "for the other fields): split the document, or raise the server's --max-message-mb "
-            "and the client's together (the `textmend` command's --max-message-mb, "
-            "TEXTMEND_MAX_MESSAGE_MB; the library's max_message_mb)"
+            f"{details}: {what} raise the server's --max-message-mb and the client's together "
+            "(the `textmend` command's --max-message-mb, TEXTMEND_MAX_MESSAGE_MB; the library's "
+            "max_message_mb)"
         )
     from textmend_client.retry import dropped_by_transport  # (retry imports this module)
 

@@ -63,9 +63,9 @@ class InvalidRequest(InvalidInput, ValueError):
 
 class ServerBrokeContract(TextMendError):
     """The server's answer cannot be used as the answer to what was sent: a response for
-    another document, an empty one, a stream that answered a document twice, or went on
-    ending with documents unanswered. Raised with the status INTERNAL; nothing of the call
-    was written anywhere by this client."""
+    another document, an empty one, edits outside the document, a stream that answered a
+    document twice, or went on ending with documents unanswered. Raised with the status
+    INTERNAL; the answer that broke the contract is never used."""
 
     def __init__(self, details: str) -> None:
         super().__init__(grpc.StatusCode.INTERNAL, details)

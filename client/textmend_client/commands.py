@@ -384,15 +384,14 @@ def in_input_order(
         # their response (held for an earlier one's), the others with the failure, so that
         # none is lost without a word and a rerun can pick out the failed lines. Then the
         # failure itself is raised, for the documents never sent.
+        message = f"no response before the call failed: {exc.details}"
         while order:
             id = order.popleft()
-            yield waiting.pop(id, None) or textmend_pb2.RepairResponse(
-                id=id,
-                error=textmend_pb2.Error(
-                    code=exc.code.name, message=f"no response before the call failed: {exc.details}"
-                ),
-            )
-            written += 1
+            response = waiting.pop(id, None)
+            if response is None:
+                error = textmend_pb2.Error(code=exc.code.name, message=message)
+                response = textmend_pb2.RepairResponse(id=id, error=error)
+            yield response
         raise
     if written < due:
         first = f"id {order[0]!r}" if order else f"document {written + 1}"

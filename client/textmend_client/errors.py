@@ -13,6 +13,8 @@ from typing import TypeGuard
 
 import grpc
 
+from textmend_client.visible import code_point, mark_invisible
+
 # Trailing metadata the server sets on a call it refused at its `--max-calls` or
 # `--max-streams` (textmend_server's interceptors): busy, not unreachable.
 BUSY_METADATA = "textmend-busy"
@@ -110,21 +112,25 @@ MAX_DETAILS_CHARS = 2000
 
 
 def shown_details(details: str) -> str:
-    r"""A server's status text as an error carries it: on one line, every character that does
-    not print (a line break, an escape, a bidi override) written as `⟨U+XXXX⟩`, cut to
-    `MAX_DETAILS_CHARS`. The text is the server's (or whatever answers in its place), and it
-    reaches terminals and logs: an escape there could retitle a terminal or clear it, and a
-    line break forge a line of output.
+    r"""A server's status text as an error carries it: on one line, every line break, tab and
+    invisible character (`visible.is_invisible`: an escape, a bidi override) written as
+    `⟨U+XXXX⟩`, as the report shows them, cut to `MAX_DETAILS_CHARS`. The text is the
+    server's (or whatever answers in its place), and it reaches terminals and logs: an escape
+    there could retitle a terminal or clear it, and a line break forge a line of output.
 
     >>> shown_details("bad\x1b[2J\r\nforged line")
     'bad⟨U+001B⟩[2J⟨U+000D⟩⟨U+000A⟩forged line'
     """
-    cut = details[:MAX_DETAILS_CHARS]
-    if cut.isprintable():
-        shown = cut
-    else:
-        shown = "".join(ch if ch.isprintable() else f"⟨U+{ord(ch):04X}⟩" for ch in cut)
+    shown = mark_invisible(details[:MAX_DETAILS_CHARS], _marked, _breaks_marked)
     return shown + ("…" if len(details) > MAX_DETAILS_CHARS else "")
+
+
+def _marked(ch: str) -> str:
+    return f"⟨{code_point(ch)}⟩"
+
+
+def _breaks_marked(text: str) -> str:
+    return text.replace("\n", _marked("\n")).replace("\t", _marked("\t"))
 
 
 def error_from_rpc(error: grpc.RpcError, target: str = "") -> TextMendError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import difflib
+import itertools
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
@@ -179,8 +180,8 @@ def misspelt_key(item: Mapping[str, Any]) -> tuple[str, str] | None:
     >>> misspelt_key({"id": 1, "text": "a", "url": "https://example.org/", "uid": 7}) is None
     True
     """
-    unknown = [key for key in item if key not in REQUEST_KEYS][:MISSPELT_KEYS_CHECKED]
-    for key in unknown:
+    unknown = (key for key in item if key not in REQUEST_KEYS)
+    for key in itertools.islice(unknown, MISSPELT_KEYS_CHECKED):
         close = difflib.get_close_matches(_bare(str(key)), _BARE_KEYS, n=1, cutoff=MISSPELT_RATIO)
         if close:
             return str(key), _BARE_KEYS[close[0]]

@@ -581,7 +581,7 @@ def find_wrong_codec_runs(
     out: list[Proposal] = []
     limits = limits or DEFAULT_BUDGET
     work, budget = Work(), limits.for_fills(len(text))
-    if han and _HAN_CHECK_RE.search(text) and _rare_cluster_text_re().search(text):
+    if han and may_hold_han_runs(text):
         out += _han_runs(text, work, budget)
     if latin and _LATIN_REGION_RE.search(text):
         out += _latin_runs(text, work, budget)

@@ -726,6 +726,40 @@ def test_word_lattice_prefers_whole_words():
     assert s.score("狐狸尾巴", "。") > s.score("宏尾巴", "。")
 
 
+def _prefix_by_every_cut(wm, s: str) -> float:
+    """Prefix(s) as the word lattice defines it, summed over every cut of s one by one."""
+    words, masses, floor = wm._word, wm._mass, wm._floor
+
+    def cuts(rest: str) -> float:
+        total = 0.0
+        for k in range(1, min(len(rest), wm.MAXLEN) + 1):
+            piece = rest[:k]
+            if k == len(rest):
+                # The last piece: the mass of the listed words it begins.
+                p = masses.get(piece, floor if k == 1 else 0.0)
+                total += p
+            else:
+                p = words.get(piece, floor if k == 1 else 0.0)
+                if p:
+                    total += p * cuts(rest[k:])
+        return total
+
+    return cuts(s)
+
+
+@pytest.mark.parametrize("text", ["狐狸尾巴", "他稱他們", "公司的工", "中華人民", "宏", "的的的的"])
+def test_word_lattice_prefix_from_its_history_is_the_sum_over_every_cut(text):
+    """What the scorer weighs a character with, from the sums of the history before it
+    (`forward`, `after`), is the lattice's definition: the sum over every cut."""
+    wm = get_model("zh").words()
+    for cut in range(len(text)):
+        hist, c = text[:cut], text[cut]
+        want = _prefix_by_every_cut(wm, hist + c)
+        assert wm.after(hist, wm.forward(hist), c) == pytest.approx(want, rel=1e-12)
+        assert wm.prefix(hist + c) == pytest.approx(want, rel=1e-12)
+    assert wm.cond("狐", "狸") > 100 * wm.cond("狐", "宏")
+
+
 @pytest.mark.parametrize("plain", [False, True])
 def test_scorer_top_is_the_best_of_lp_whether_memoised_or_not(plain):
     from textmend_server.cjk.lm import Scorer, get_model

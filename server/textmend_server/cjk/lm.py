@@ -31,7 +31,7 @@ import gzip
 import math
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache as _once
 from functools import lru_cache
 from itertools import pairwise
@@ -178,10 +178,13 @@ AFTER_DIGIT = frozenset(
 # estimated as `slip.candidates.ENTRY_BYTES_ALL` are; `cache` counts them against the
 # process's one budget.
 ENTRY_BYTES_LOGP = 250
-ENTRY_BYTES_SHARED = 330
-ENTRY_BYTES_PREFIX = 200
-ENTRY_BYTES_COND = 250
 ENTRY_BYTES_SCORER = 120
+# A scorer's `_History` of one history: key, object, forward sums and the history's simplified
+# form (`sys.getsizeof` of each, for a four-character Chinese history).
+ENTRY_BYTES_HISTORY = 560
+# Of what a scorer's memo may hold, the share its histories may (a heavily damaged 5 KB
+# document reaches about 2,300 histories against 14,000 memo entries).
+HISTORY_SHARE = 8
 # A scorer's own memo of lp values: at most a quarter of the process's cache budget, and never
 # more than the million entries it was capped at before the budget existed.
 SCORER_MEMO_SHARE = 4
@@ -269,7 +272,6 @@ class CharModel:
         self._cache = cache.Memo(f"lm.logp.{lang}", entry_bytes=ENTRY_BYTES_LOGP)
         self._words: WordModel | None = None
         self._succ: dict[str, tuple[str, ...]] | None = None
-        self._shared = cache.Memo(f"lm.shared.{lang}", entry_bytes=ENTRY_BYTES_SHARED)
         # Simplified forms that traditional text writes otherwise: not 出, 只, 家 (the simplified
         # form of 齣, 隻, 傢, and in both scripts the everyday character), which OpenCC's
         # simplified-to-traditional conversion leaves as they are.
@@ -494,7 +496,12 @@ class WordModel:
     where Prefix(s) sums, over the cuts of s, the complete words and the mass of the listed
     words the last piece begins. It knows that 狐狸 is a word and 宏 alone is not as likely
     after 。, which character bigrams cannot see. Histories are the last `HIST` characters of
-    the language's own scripts, so conditionals are cached by (history, character).
+    the language's own scripts; a scorer works out what a history needs once (`forward`) and
+    weighs each character after it with a few lookups (`after`).
+
+    >>> wm = get_model("zh").words()
+    >>> wm.cond("狐", "狸") > 100 * wm.cond("狐", "宏")
+    True
     """
 
     MAXLEN = 5
@@ -520,15 +527,14 @@ class WordModel:
         self._word = shared_values((w, f / total) for w, f in words.items())
         self._mass = shared_values(mass.items())
         self._floor = cm.floor
-        self._pre = cache.Memo(f"lm.prefix.{cm.lang}", entry_bytes=ENTRY_BYTES_PREFIX)
-        self._cond = cache.Memo(f"lm.cond.{cm.lang}", entry_bytes=ENTRY_BYTES_COND)
 
-    def _prefix(self, s: str) -> tuple[float, float]:
-        """(Prefix(s), the probability of s cut into complete words)."""
-        hit = self._pre.get(s)
-        if hit is not None:
-            return hit
-        word, mass, floor, maxlen = self._word, self._mass, self._floor, self.MAXLEN
+    def forward(self, s: str) -> list[float]:
+        """fwd[e]: the probability of s[:e] cut into complete words, for e in 0..len(s).
+
+        Why: Prefix(s + c) needs only s's sums and the masses of s's tails followed by c, so
+        a search that weighs many characters after one history computes these once (`after`).
+        """
+        word, floor, maxlen = self._word, self._floor, self.MAXLEN
         n = len(s)
         fwd = [1.0] + [0.0] * n
         for e in range(1, n + 1):
@@ -541,24 +547,32 @@ class WordModel:
                     if pw:
                         tot += fwd[j] * pw
             fwd[e] = tot
+        return fwd
+
+    def after(self, s: str, fwd: Sequence[float], c: str) -> float:
+        """Prefix(s + c), given `forward(s)`: the cuts of s, each with the listed words its
+        last piece and c begin."""
+        mass, floor = self._mass, self._floor
+        t = s + c
+        n = len(t)
         pre = 0.0
-        for j in range(max(0, n - maxlen), n):
+        for j in range(max(0, n - self.MAXLEN), n):
             if fwd[j]:
-                m = mass.get(s[j:])
+                m = mass.get(t[j:])
                 if m is None and n - j == 1:
                     m = floor
                 if m:
                     pre += fwd[j] * m
-        return self._pre.put(s, (pre, fwd[n]))
+        return pre
+
+    def prefix(self, s: str) -> float:
+        """Prefix(s); 1 for the empty string (every cut begins there)."""
+        return self.after(s[:-1], self.forward(s[:-1]), s[-1]) if s else 1.0
 
     def cond(self, hist: str, c: str) -> float:
         """P(c | hist) under the word lattice; hist and c already simplified."""
-        key = (hist, c)
-        hit = self._cond.get(key)
-        if hit is not None:
-            return hit
-        below = self._prefix(hist)[0] if hist else 1.0
-        return self._cond.put(key, self._prefix(hist + c)[0] / below if below > 0 else self._floor)
+        below = self.prefix(hist)
+        return self.after(hist, self.forward(hist), c) / below if below > 0 else self._floor
 
 
 # Weight of the word lattice against the character bigrams, and of the document's own
@@ -569,6 +583,28 @@ CACHE_WEIGHT = 0.3
 
 # The row of a history nothing was scored after yet (never written to).
 _NO_ROW: dict[str, float] = {}
+
+
+class _History:
+    """What scoring any character after one history needs, worked out once for all of them:
+    the searches weigh tens of characters after each history they reach."""
+
+    __slots__ = ("below", "fwd", "h", "pc", "prev", "seen")
+
+    def __init__(self, model: CharModel, hist: str, firsts: Mapping[str, int]) -> None:
+        self.prev = prev = hist[-1:]
+        self.pc = char_class(prev) if prev else "punct"
+        main = model.main_classes
+        k = len(hist)
+        while k > 0 and char_class(hist[k - 1]) in main:
+            k -= 1
+        # The history's run in the language's own scripts, as the word list spells it.
+        self.h = h = model.simplified(hist[k:])
+        words = model.words()
+        self.fwd = words.forward(h)
+        # Prefix(h): forward(h) begins with forward(h[:-1]).
+        self.below = words.after(h[:-1], self.fwd, h[-1]) if h else 1.0
+        self.seen = firsts.get(prev, 0)
 
 
 class Scorer:
@@ -622,6 +658,11 @@ class Scorer:
                         firsts[a] += 1
         self._pairs = dict(pairs)
         self._firsts = dict(firsts)
+        # Each history's `_History`, within a share of what the memo may hold.
+        self._hists: dict[str, _History] = {}
+        self._hists_cap = (
+            self._memo_cap * ENTRY_BYTES_SCORER // ENTRY_BYTES_HISTORY // HISTORY_SHARE
+        )
 
     def top(
         self, hist: str, options: Iterable[tuple[str, int]], k: int
@@ -657,42 +698,25 @@ class Scorer:
 
     def _contextual(self, hist: str, ch: str) -> float:
         """lp with the word lattice and the document's own character pairs."""
-        rest, p = self._shared(hist, ch)
-        if p is not None:
-            prev = hist[-1:]
-            seen = self._firsts.get(prev)
-            if seen:
-                mu = CACHE_WEIGHT * seen / (seen + 1)
-                p = (1 - mu) * p + mu * self._pairs.get((prev, ch), 0) / seen
-            rest += math.log(max(p, 1e-12))
-        return rest
-
-    def _shared(self, hist: str, ch: str) -> tuple[float, float | None]:
-        """The part of lp that does not depend on the document, cached across documents: the
-        log-probability without the in-script term, and that term's probability (None when ch
-        is outside the language's scripts)."""
+        at = self._hists.get(hist)
+        if at is None:
+            at = _History(self.model, hist, self._firsts)
+            if len(self._hists) < self._hists_cap:
+                self._hists[hist] = at
         m = self.model
-        key = (hist, ch, self.trad)
-        memo = m._shared
-        hit = memo.get(key)
-        if hit is not None:
-            return hit
-        prev = hist[-1:]
-        base = m.logp(prev, ch, self.trad)
-        main = m.main_classes
-        out: tuple[float, float | None]
-        if char_class(ch) in main:
-            pc = char_class(prev) if prev else "punct"
-            k = len(hist)
-            while k > 0 and char_class(hist[k - 1]) in main:
-                k -= 1
-            h, c = m.simplified(hist[k:]), m.simplified(ch)
-            p_bi = m._main_p(prev, pc, ch)
-            p = WORD_WEIGHT * self.words.cond(h, c) + (1 - WORD_WEIGHT) * p_bi
-            out = (base - math.log(max(p_bi, 1e-12)), p)
-        else:
-            out = (base, None)
-        return memo.put(key, out)
+        base = m.logp(at.prev, ch, self.trad)
+        if char_class(ch) not in m.main_classes:
+            return base
+        p_bi = m._main_p(at.prev, at.pc, ch)
+        words = self.words
+        c = m.simplified(ch)
+        cond = words.after(at.h, at.fwd, c) / at.below if at.below > 0 else m.floor
+        p = WORD_WEIGHT * cond + (1 - WORD_WEIGHT) * p_bi
+        rest = base - math.log(max(p_bi, 1e-12))
+        if at.seen:
+            mu = CACHE_WEIGHT * at.seen / (at.seen + 1)
+            p = (1 - mu) * p + mu * self._pairs.get((at.prev, ch), 0) / at.seen
+        return rest + math.log(max(p, 1e-12))
 
     def score(self, text: str, left: str = "") -> float:
         """Sum of log P over text, left being the text before it."""

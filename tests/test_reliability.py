@@ -862,3 +862,160 @@ def test_a_repair_past_the_bytes_in_progress_is_refused_and_a_stream_waits(
         assert answer.text == light.decode() and not answer.HasField("error")
         slow.cancel()
         channel.close()
+
+
+# --- a connection's life ---------------------------------------------------------------------
+
+# HTTP/2 frame types (RFC 9113, section 6).
+_HEADERS, _PING, _GOAWAY = 1, 6, 7
+# The server's times in the connection test below, seconds: short enough for a test, and apart
+# enough that which one closed a connection is plain (gRPC moves an age by up to 10% either
+# way).
+_IDLE, _KEEPALIVE, _AGE, _AGE_GRACE = 0.5, 0.5, 2.5, 1.0
+
+
+def _h2_literal(name: str, value: str) -> bytes:
+    """One HPACK header field, literal without indexing and a new name (RFC 7541, 6.2.2)."""
+    name_b, value_b = name.encode(), value.encode()
+    assert len(name_b) < 127 and len(value_b) < 127
+    return b"\x00" + bytes([len(name_b)]) + name_b + bytes([len(value_b)]) + value_b
+
+
+def _h2_frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
+    return (
+        len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+    )
+
+
+class _H2Connection:
+    """A bare HTTP/2 connection to target, as a client nobody here wrote opens one: the
+    preface and empty SETTINGS, then whatever frames the test sends; `frames` reads what the
+    server sends, with when it came."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.rsplit(":", 1)
+        self.sock = socket.create_connection((host.strip("[]"), int(port)), timeout=PATIENCE)
+        self.sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _h2_frame(4, 0, 0))
+        self.opened = time.monotonic()
+        self.buffer = b""
+
+    def open_stream(self, method: str) -> None:
+        """Open stream 1 calling method, and send nothing on it."""
+        fields = [
+            (":method", "POST"),
+            (":scheme", "http"),
+            (":path", method),
+            (":authority", "localhost"),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+        ]
+        block = b"".join(_h2_literal(name, value) for name, value in fields)
+        self.sock.sendall(_h2_frame(_HEADERS, 0x4, 1, block))  # END_HEADERS
+
+    def frames(self, limit: float) -> Iterator[tuple[float, int]]:
+        """(seconds since the connection opened, frame type) of each frame the server sends,
+        until it closes the connection or limit seconds have passed since it opened."""
+        while True:
+            while len(self.buffer) >= 9 and len(self.buffer) >= 9 + int.from_bytes(
+                self.buffer[:3], "big"
+            ):
+                size = int.from_bytes(self.buffer[:3], "big")
+                kind = self.buffer[3]
+                self.buffer = self.buffer[9 + size :]
+                yield time.monotonic() - self.opened, kind
+            left = limit - (time.monotonic() - self.opened)
+            if left <= 0:
+                return
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                return
+            if not chunk:
+                yield time.monotonic() - self.opened, -1  # the server closed the connection
+                return
+            self.buffer += chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def aging_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One worker whose connections are aged, closed when idle and pinged within seconds."""
+    options = ("--workers", "1", "--connection-idle-seconds", f"{_IDLE:g}")
+    options += ("--keepalive-seconds", f"{_KEEPALIVE:g}", "--connection-age-seconds", f"{_AGE:g}")
+    options += ("--connection-age-grace-seconds", f"{_AGE_GRACE:g}")
+    with run_server(tmp_path_factory.mktemp("aging"), *options) as server:
+        yield server
+
+
+def test_idle_connections_are_closed_busy_ones_pinged_and_old_ones_asked_to_go(
+    aging_server: ServerProcess,
+) -> None:
+    """A connection with no call is closed after `--connection-idle-seconds`; one holding a
+    silent call is pinged every `--keepalive-seconds` (a peer that vanished would not answer)
+    and, being busy, is not closed as idle, but asked to go (GOAWAY) at
+    `--connection-age-seconds` and closed under its call `--connection-age-grace-seconds`
+    later. Without these a connection lived as long as its client kept it: responses it never
+    read held a worker's memory until then."""
+    idle = _H2Connection(aging_server.target)
+    busy = _H2Connection(aging_server.target)
+    try:
+        busy.open_stream("/textmend.v1.TextMend/RepairStream")
+        idle_frames = list(idle.frames(PATIENCE))
+        busy_frames = list(busy.frames(PATIENCE))
+    finally:
+        idle.close()
+        busy.close()
+    idle_goaway = [at for at, kind in idle_frames if kind == _GOAWAY]
+    assert idle_goaway and idle_goaway[0] < 0.9 * _AGE, idle_frames  # closed as idle
+    assert idle_frames[-1][1] == -1, idle_frames
+    busy_goaway = [at for at, kind in busy_frames if kind == _GOAWAY]
+    pings = [at for at, kind in busy_frames if kind == _PING]
+    assert busy_goaway and busy_goaway[0] >= 0.9 * _AGE, busy_frames  # aged, never idle
+    assert pings and pings[0] < busy_goaway[0], busy_frames
+    closed = busy_frames[-1]
+    assert closed[1] == -1, busy_frames
+    assert closed[0] >= busy_goaway[0] + 0.5 * _AGE_GRACE, busy_frames  # its call had its grace
+
+
+def test_the_client_rides_over_connections_asked_to_go(aging_server: ServerProcess) -> None:
+    """Streams and calls that outlive their connection's age: a stream closed under its
+    documents at the end of the grace is reopened and what it had not answered is resent, so
+    every document gets exactly one answer; a unary call after a GOAWAY goes on a new
+    connection."""
+    documents = 400
+    pause = 3 * (_AGE + _AGE_GRACE) / documents  # the stream outlives three ages
+
+    def requests() -> Iterator[dict[str, Any]]:
+        for k in range(documents):
+            time.sleep(pause)
+            yield {"id": f"d{k}", "content": "caf\u00c3\u00a9 au lait".encode()}
+
+    # One channel: on several, whose ages fall within milliseconds of each other, a resent
+    # document can be taken by another stream about to be closed too.
+    with TextMendClient(aging_server.target, channels=1) as client:
+        answers = {r.id: r.text for r in client.repair_stream(requests(), timeout=PATIENCE * 4)}
+        assert answers == {f"d{k}": "café au lait" for k in range(documents)}
+        started = time.monotonic()
+        calls = 0
+        while time.monotonic() - started < _AGE + _AGE_GRACE + 1:
+            assert client.repair(b"caf\xc3\x83\xc2\xa9").text == "café"
+            calls += 1
+            time.sleep(0.05)
+    assert calls > 0
+
+
+def test_connection_times_are_checked() -> None:
+    assert ("grpc.max_connection_age_ms", 1800_000) in service.server_options(ServerConfig())
+    never = ServerConfig(connection_age_seconds=0, connection_idle_seconds=0, keepalive_seconds=0)
+    options = dict(service.server_options(never))
+    assert (
+        options["grpc.max_connection_age_ms"] == options["grpc.max_connection_idle_ms"] == 2**31 - 1
+    )
+    assert "grpc.keepalive_time_ms" not in options
+    with pytest.raises(ValueError, match="connection_age_seconds must be 0 to"):
+        ServerConfig(connection_age_seconds=float("inf"))
+    with pytest.raises(ValueError, match="keepalive_seconds must be 0 to"):
+        ServerConfig(keepalive_seconds=-1)

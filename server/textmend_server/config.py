@@ -14,6 +14,10 @@ MIB = 1024 * 1024
 # 32-bit count of bytes.
 MAX_MESSAGE_MB_LIMIT = 2046
 
+# The longest of the server's times that gRPC counts in milliseconds in a signed 32-bit
+# integer (about 24.8 days), in seconds.
+MAX_CONNECTION_SECONDS = (2**31 - 1) // 1000
+
 # gRPC's limit on a received message is the content limit plus this much, so that a document
 # slightly over the limit reaches the engine and gets its explanatory RESOURCE_EXHAUSTED (and,
 # in RepairStream, a per-document error instead of a failed stream).
@@ -58,6 +62,30 @@ DEFAULT_MAX_ADMIN_STREAMS = 8
 # reopens a stream closed for idleness by itself); a minute outlasts a producer's ordinary
 # pauses and frees a hostile caller's idle streams' slots within a minute.
 DEFAULT_STREAM_IDLE_SECONDS = 60.0
+# Seconds a connection lives before the server asks its client to go (HTTP/2 GOAWAY) and
+# open another (`--connection-age-seconds`). The kernel hands each new connection to a worker
+# by a hash, so a long-lived caller's connections stay wherever they first landed (with 4
+# connections, all on one of 2 workers one time in 8): an age spreads them again. It also ends
+# what a connection holds that no limit frees sooner, such as responses its client never reads
+# (400 unread 1 MiB responses held 800 MiB of a worker until the connection closed). Half an
+# hour: a batch stream is reopened a few times in a long job, and the bundled client resends
+# only what was not answered.
+DEFAULT_CONNECTION_AGE_SECONDS = 1800.0
+# Seconds the calls open on a connection told to go may still take before it is closed: the
+# longest one document may take (`max_seconds`' default, 120 s) and a little more, so that a
+# document being repaired at the GOAWAY finishes.
+DEFAULT_CONNECTION_AGE_GRACE_SECONDS = 130.0
+# Seconds a connection with no call open is kept (`--connection-idle-seconds`): a caller's
+# next call reopens it, a few milliseconds on a network; ten minutes keeps the connections of
+# callers that send now and then, and closes those of callers that opened many and left them.
+DEFAULT_CONNECTION_IDLE_SECONDS = 600.0
+# Seconds a connection with calls open may be silent before the server pings it, and seconds
+# the ping's answer may take before the connection is closed as dead (gRPC's own default
+# timeout): a peer that vanished without closing its TCP connection (a host that died, a
+# network that dropped) frees its calls' places within about 80 s, not the tens of minutes
+# TCP takes to give up.
+DEFAULT_KEEPALIVE_SECONDS = 60.0
+KEEPALIVE_TIMEOUT_SECONDS = 20.0
 # Health checks and other short unary calls at once, and as many threads again for refusals (a
 # few microseconds each), beyond one thread per admitted call. Probes send one Check every
 # few seconds; eight at once is room for several probers and a burst, chosen rather than
@@ -144,6 +172,15 @@ class ServerConfig:
         document that has had less (see `DEFAULT_TIME_SLICE`); more than 0.
     cache_mb: MiB of memoised engine results per worker (see `DEFAULT_CACHE_MB`); 0 keeps
         none. The server passes it to the engine's cache before forking its workers.
+    connection_age_seconds: a connection this old is asked to go (GOAWAY): its client opens
+        another for new calls (see `DEFAULT_CONNECTION_AGE_SECONDS`); 0 never.
+    connection_age_grace_seconds: how long the calls open on a connection asked to go may
+        still take before it is closed under them (see `DEFAULT_CONNECTION_AGE_GRACE_SECONDS`).
+    connection_idle_seconds: a connection with no call open for this long is closed (see
+        `DEFAULT_CONNECTION_IDLE_SECONDS`); 0 never.
+    keepalive_seconds: a connection with calls open and silent this long is pinged, and closed
+        if the ping is not answered within `KEEPALIVE_TIMEOUT_SECONDS` (see
+        `DEFAULT_KEEPALIVE_SECONDS`); 0 never pings.
     """
 
     max_message_mb: int = 64
@@ -167,6 +204,10 @@ class ServerConfig:
     log_content: bool = False
     time_slice: float = DEFAULT_TIME_SLICE
     cache_mb: int = DEFAULT_CACHE_MB
+    connection_age_seconds: float = DEFAULT_CONNECTION_AGE_SECONDS
+    connection_age_grace_seconds: float = DEFAULT_CONNECTION_AGE_GRACE_SECONDS
+    connection_idle_seconds: float = DEFAULT_CONNECTION_IDLE_SECONDS
+    keepalive_seconds: float = DEFAULT_KEEPALIVE_SECONDS
 
     def __post_init__(self) -> None:
         for name in ("threads", "max_calls", "max_streams", "max_admin_streams", "max_inflight_mb"):
@@ -179,6 +220,17 @@ class ServerConfig:
                 raise ValueError(f"{name} must be a finite number more than 0")
         if not 0 <= self.grace < math.inf:
             raise ValueError("grace must be a finite number of seconds, 0 or more")
+        for name in (
+            "connection_age_seconds",
+            "connection_age_grace_seconds",
+            "connection_idle_seconds",
+            "keepalive_seconds",
+        ):
+            if not 0 <= getattr(self, name) <= MAX_CONNECTION_SECONDS:
+                raise ValueError(
+                    f"{name} must be 0 to {MAX_CONNECTION_SECONDS:g} seconds, not "
+                    f"{getattr(self, name)}"
+                )
         if not 1 <= self.max_message_mb <= MAX_MESSAGE_MB_LIMIT:
             # gRPC counts a message's bytes (the content and 1 MiB for the rest) in a signed
             # 32-bit integer.

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from textmend_server import __version__
-from textmend_server.config import ServerConfig, is_token
+from textmend_server.config import KEEPALIVE_TIMEOUT_SECONDS, ServerConfig, is_token
 
 #: The port gRPC's own examples and documentation use; the image, Compose and Kubernetes files
 #: expose it too.
@@ -255,6 +255,39 @@ FLAGS: tuple[Flag, ...] = (
         "stream",
         _positive_int,
         _limit("max_stream_documents"),
+    ),
+    Flag(
+        "--connection-age-seconds",
+        "a connection this old is asked to go (HTTP/2 GOAWAY), so that long-lived callers "
+        "spread over the workers again; its client opens another; 0 never",
+        _seconds,
+        _limit("connection_age_seconds"),
+        metavar="SECONDS",
+    ),
+    Flag(
+        "--connection-age-grace-seconds",
+        "how long calls open on a connection asked to go may still take before it is closed "
+        "under them (UNAVAILABLE; the textmend client resends what was not answered)",
+        _seconds,
+        _limit("connection_age_grace_seconds"),
+        metavar="SECONDS",
+    ),
+    Flag(
+        "--connection-idle-seconds",
+        "a connection with no call open for this long is closed; the caller's next call "
+        "opens another; 0 never",
+        _seconds,
+        _limit("connection_idle_seconds"),
+        metavar="SECONDS",
+    ),
+    Flag(
+        "--keepalive-seconds",
+        "a connection with calls open and silent this long is pinged, and closed if the ping "
+        f"is not answered within {KEEPALIVE_TIMEOUT_SECONDS:g} s (a peer that vanished); 0 "
+        "never",
+        _seconds,
+        _limit("keepalive_seconds"),
+        metavar="SECONDS",
     ),
     Flag(
         "--cache-mb",

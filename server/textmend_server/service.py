@@ -37,7 +37,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from textmend_server import engine
 from textmend_server.admission import Admission, IdleLimitedRequests, call_kind
-from textmend_server.config import ServerConfig
+from textmend_server.config import KEEPALIVE_TIMEOUT_SECONDS, ServerConfig
 from textmend_server.convert import (
     MAX_ID_CHARS,
     SERVICE_NAME,
@@ -146,7 +146,34 @@ def server_options(config: ServerConfig) -> list[tuple[str, int]]:
         # engages: 120,000 such streams in 9 s on 6 connections had 56 of 260 other callers'
         # `Repair` calls cancelled by gRPC; with the limit, none of 1,503.
         ("grpc.max_concurrent_streams", config.pool_threads),
+        *connection_options(config),
     ]
+
+
+# gRPC's value for a connection time that never comes (INT_MAX milliseconds).
+_NEVER_MS = 2**31 - 1
+
+
+def connection_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """The channel arguments that bound a connection's life: its age, the grace of the calls
+    open when it is asked to go, how long it may sit with no call, and the keepalive pings
+    that find a peer gone (an age, idle time or keepalive of 0 in config: never; a grace of
+    0: the connection is closed as soon as it is asked to go)."""
+
+    def ms(seconds: float) -> int:
+        return round(seconds * 1000) if seconds > 0 else _NEVER_MS
+
+    options = [
+        ("grpc.max_connection_age_ms", ms(config.connection_age_seconds)),
+        ("grpc.max_connection_age_grace_ms", round(config.connection_age_grace_seconds * 1000)),
+        ("grpc.max_connection_idle_ms", ms(config.connection_idle_seconds)),
+    ]
+    if config.keepalive_seconds > 0:
+        options += [
+            ("grpc.keepalive_time_ms", ms(config.keepalive_seconds)),
+            ("grpc.keepalive_timeout_ms", ms(KEEPALIVE_TIMEOUT_SECONDS)),
+        ]
+    return options
 
 
 def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:

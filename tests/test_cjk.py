@@ -454,6 +454,32 @@ def test_a_short_rare_run_is_reported_with_its_reading_not_rewritten(text):
     assert repair_text(text).text == text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Lines of the UTF-8 editions of SKK's dictionaries (skkdic-extra): rare readings kept
+        # apart by `/`, kana among them in the second.
+        "kuzi /裤子/\nla /拉/啦/辣/腊/喇/垃/蜡/剌/邋/旯/瘌/砬/\nlaaokong /拉奥孔/\n",
+        "leprosy /ハンセン氏病/ハンセン病/天刑病/癩/癩病/らい病/\n",
+    ],
+)
+def test_characters_kept_apart_are_reported_with_their_reading_not_rewritten(text):
+    """Each re-decodes into commoner characters, so the run gains, but nothing reads them
+    together: without `MIN_EDIT_STRETCH` CJK characters in a row the reading is a suggestion."""
+    from textmend_server import repair_bytes
+    from textmend_server.cjk.codecrun import MIN_EDIT_STRETCH, SCATTERED_REASON
+
+    proposals = find_wrong_codec_runs(text)
+    assert proposals and all(p.flag_only for p in proposals)
+    assert any(SCATTERED_REASON in p.reason for p in proposals)
+    assert all(
+        max(len(m) for m in re.findall(f"{CJK_ANY}+", p.replacement)) < MIN_EDIT_STRETCH
+        for p in proposals
+    )
+    result = repair_bytes(text.encode())
+    assert result.text == text and not result.edits
+
+
 def test_a_reading_that_does_not_read_as_text_is_reported_not_applied():
     """cnchar 3.2.6's README (MIT) lists the homophones of shàng in a code sample; the rare
     traditional ones "re-decode" from Big5 as GBK into `架顰乱洁`, rare characters again, which

@@ -122,6 +122,31 @@ SHORT_RUN_REASON = f"; fewer than {MIN_EDIT_RUN} distinct CJK characters: report
 # (`娃娃`, `慧慧`): the repeat is no evidence, and 190,017 runs of 3 to 6 Han characters from
 # informal Chinese, Japanese and Korean text were "re-decoded" only at 4 with a repeat.
 _CJK_LETTER = re.compile(CJK_ANY)
+# CJK characters a re-decoded Han run must hold in a row, nothing between them, to be edited.
+# A wrong decoder garbles words, and a re-decoding is judged by how its characters read
+# together; characters that ASCII keeps apart (`邋/旯/瘌/砬`, a dictionary's list of rare
+# readings, "re-decoded" as GBK read as Big5 into `缅/身/廛/亿` at 0.78; `癩/癩病/らい病` into
+# `財/財瓷/日中瓷`, kana and all) gain only for being commoner one by one. Those two were the
+# only edits of 214,529 lines of the SKK dictionaries' UTF-8 editions, each line its own
+# document, and 2 of the 10 wrong edits of 13,903 clean Debian documents outside the real
+# corpus. As many as `MIN_EDIT_RUN`: a run of prose read with the wrong codec holds such a
+# stretch between its punctuation.
+MIN_EDIT_STRETCH = MIN_EDIT_RUN
+SCATTERED_REASON = (
+    f"; no {MIN_EDIT_STRETCH} CJK characters in a row, only characters apart: reported, not edited"
+)
+_CJK_STRETCH_RE = re.compile(f"{CJK_ANY}+")
+
+
+def longest_cjk_stretch(text: str) -> int:
+    """The most CJK characters (Han, kana, bopomofo, hangul) text holds in a row.
+
+    >>> longest_cjk_stretch("缅/身/廛/亿"), longest_cjk_stretch("他说：“今天下雨。”")
+    (1, 4)
+    """
+    return max((len(m.group()) for m in _CJK_STRETCH_RE.finditer(text)), default=0)
+
+
 # A re-decoded run rated less likely than this to be exactly right (`fill_confidence`: the
 # bytes the wrong decoder replaced are the model's guesses) is reported with the reading as its
 # suggestion, not applied. First 0.4, chosen on tuning seeds 7 and 11 (`bench/calibrate.py
@@ -716,20 +741,23 @@ def _han_runs(text: str, work: Work, budget: int, settled: bool = True) -> list[
             f"{gain:.1f} nats better under the Chinese character model"
         )
         short = len(set(_CJK_LETTER.findall(cand))) < MIN_EDIT_RUN
+        scattered = longest_cjk_stretch(cand) < MIN_EDIT_STRETCH
         mean = letters_mean(cand, model, trad())
         unreadable = mean < MIN_HAN_READING_LOGP
         glued = glued_to_han(text, start, end)
         unsure = conf < MIN_EDIT_CONFIDENCE
         if short:
             reason += SHORT_RUN_REASON
+        elif scattered:
+            reason += SCATTERED_REASON
         elif unreadable:
             reason += unreadable_reason(mean)
         elif glued:
             reason += GLUED_REASON
         elif unsure:
             reason += unsure_reason(conf)
-        flag_only = short or unreadable or glued or unsure
-        if not short:
+        flag_only = short or scattered or unreadable or glued or unsure
+        if not (short or scattered):
             if unreadable:
                 unread += 1
             elif not flag_only:

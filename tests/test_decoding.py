@@ -364,3 +364,26 @@ def test_utf16_of_other_scripts_without_bom_is_text_not_binary(text: str, codec:
     repaired = repair_bytes((text * 3).encode(codec))
     assert repaired.decoded is not None and repaired.decoded.encoding == codec
     assert repaired.text == text * 3
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Japanese postal addresses, kanji alone (as SKK's zip-code dictionary lists them).
+        "5010813 /岐阜県揖斐郡揖斐川町山手/\n",
+        "9591733 /新潟県燕市安田/\n9591734 /新潟県燕市大関/\n9591871 /新潟県燕市白山/\n",
+    ],
+)
+def test_japanese_in_kanji_alone_is_read_as_japanese(text: str) -> None:
+    """Without kana, the text looks Chinese to the choice of character model, and under the
+    Chinese model its Japanese forms (県) cost more than gibberish the same EUC-JP bytes make
+    as GB18030 (`呆伸俯同儒反同儒李漠怀缄`): such text is read under both models."""
+    decoded = decode(text.encode("euc_jp"))
+    assert decoded.encoding == "euc_jp" and decoded.text == text
+
+
+def test_chinese_in_hanzi_alone_is_still_read_as_chinese() -> None:
+    text = "新华社北京一月十九日电国家主席江泽民今天下午在中南海会见了美国客人\n"
+    for codec in ("gb18030", "gbk"):
+        decoded = decode(text.encode(codec))
+        assert decoded.text == text, codec

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textmend_server.cjk.scripts import ranges_class
-from textmend_server.cjkreadings import cjk_language
+from textmend_server.cjkreadings import cjk_languages
 from textmend_server.plausibility import case_break
 
 # Languages modelled, by the script they are written in: every language with a wordfreq list
@@ -414,8 +414,8 @@ class Reading:
 def _cjk_cost(text: str) -> Reading:
     from textmend_server.cjk.lm import get_model
 
-    lang = cjk_language(text)
-    return Reading(-get_model(lang).score(text), lang)
+    scored = (Reading(-get_model(lang).score(text), lang) for lang in cjk_languages(text))
+    return min(scored, key=lambda r: r.cost)
 
 
 def cost(text: str, hint: tuple[str, ...] = ()) -> Reading:

@@ -387,3 +387,17 @@ def test_chinese_in_hanzi_alone_is_still_read_as_chinese() -> None:
     for codec in ("gb18030", "gbk"):
         decoded = decode(text.encode(codec))
         assert decoded.text == text, codec
+
+
+def test_nroff_output_with_its_overstrikes_is_text_not_binary() -> None:
+    """postfix's READMEs are nroff's terminal output: every bold letter struck over itself
+    (`G\\bG`) and every underlined one over `_`, a backspace in one byte of ten, which the
+    binary check counted as data. The text comes back as it was, its overstrikes reported."""
+    line = "".join(f"{c}\b{c}" for c in "Guidelines") + " for " + "".join(f"_\b{c}" for c in "use")
+    content = (line + "\n\nThis document has hints and tips.\n").encode() * 20
+    assert sniff_binary(content) is None
+    result = repair_bytes(content)
+    assert result.text == content.decode() and not result.edits
+    assert result.findings
+    # Backspaces that strike nothing over anything are still data.
+    assert sniff_binary(b"ab\x08\x08\x01cd\x08\x02" * 50) == "data with many control bytes"

@@ -228,7 +228,7 @@ class ServerConfig:
         ):
             if not 0 <= getattr(self, name) <= MAX_CONNECTION_SECONDS:
                 raise ValueError(
-                    f"{name} must be 0 to {MAX_CONNECTION_SECONDS:g} seconds, not "
+                    f"{name} must be 0 to {MAX_CONNECTION_SECONDS:,} seconds, not "
                     f"{getattr(self, name)}"
                 )
         if not 1 <= self.max_message_mb <= MAX_MESSAGE_MB_LIMIT:

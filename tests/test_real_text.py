@@ -391,13 +391,15 @@ def test_terminal_formatting_and_a_bare_escape_are_reported(client: TextMendClie
     assert response.text == text
     assert [f.original for f in response.findings] == ["\x1b[1m", "\x1b[0m"]
     assert all(f.category == textmend_pb2.CATEGORY_CONTROL_CHAR for f in response.findings)
-    # A bare ESC between words is what an editor macro holds; inside a word it is damage.
-    response = client.repair(b"Warning:\x1b disk full", id="esc")
-    assert response.text == "Warning:\x1b disk full" and not response.edits
-    assert [f.original for f in response.findings] == ["\x1b"]
-    response = client.repair(b"Warn\x1bing: disk full", id="wedged")
+    # A bare ESC, between words or inside one, is the Escape key written down (Vim's
+    # documentation quotes `"Ox<ESC>jAx<ESC>kdd"`); a BEL inside a word is damage.
+    for content in (b"Warning:\x1b disk full", b'executing "Ox\x1bjAx\x1bkdd" from a register'):
+        response = client.repair(content, id="esc")
+        assert response.text == content.decode() and not response.edits
+        assert [f.original for f in response.findings] == ["\x1b"] * content.count(b"\x1b")
+    response = client.repair(b"Warn\x07ing: disk full", id="wedged")
     assert response.text == "Warning: disk full"
-    assert [e.original for e in response.edits] == ["\x1b"]
+    assert [e.original for e in response.edits] == ["\x07"]
 
 
 def test_search_patterns_in_japanese_text_are_not_read_as_slips(client: TextMendClient) -> None:

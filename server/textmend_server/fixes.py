@@ -1118,6 +1118,14 @@ CONTROL_MANY = 3
 TERMINAL_SEQUENCE_REASON = (
     "terminal escape sequence: formatting written for a terminal, reported, not removed"
 )
+# A lone ESC before a key, even inside a word, is the Escape key written down: Vim's
+# documentation quotes the keys of a command as `"Ox\x1bjAx\x1bkdd"` (version6.txt, two ESCs
+# in 577 KB, so the many-controls rule did not hold them), and no document of the real-text
+# sets held such an ESC that a pipeline had put there. Reported, not removed; an ESC before a
+# letter no key types (`caf\x1bé`) is judged like the other writable controls.
+ESCAPE_KEY_REASON = (
+    "an ESC before a key: the Escape key as texts about editors write it, reported, not removed"
+)
 # nroff's other terminal formatting: a character struck over by another through a backspace,
 # `b\bb` bold, `_\bx` underlined, `+\bo` a bullet, `,\bc` a ç (man-db's formatted manual
 # holds hundreds).
@@ -1309,6 +1317,8 @@ def _control_tier(text: str, start: int, end: int, many: bool, roff: bool) -> st
         return ROFF_CONTROL_REASON
     if many:
         return "one of many control characters in this text: a format's, reported, not removed"
+    if char == "\x1b" and "\x21" <= text[end : end + 1] <= "\x7e":
+        return ESCAPE_KEY_REASON
     if _inside_word(text, start, end):
         return None  # `Ã\x07©`, `be\x08ll`: inside a word, where no writer puts one
     return "a lone control character, not inside a word: reported, not removed"

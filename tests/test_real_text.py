@@ -261,6 +261,31 @@ def test_mojibake_inside_words_is_repaired_beside_a_specimen(client: TextMendCli
     assert "standing as an example" in response.findings[0].reason
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        # licensecheck's fix-up of a copyright sign (Perl): the pattern and its repair.
+        "$COPYRIGHT =~ s/\u00c2\u00a9/\u00a9/g;\n",
+        # Config::IniFiles strips a byte order mark read as Latin-1 after the string's anchor.
+        "    # ( http://www.unicode.org/unicode/faq/utf_bom.html#22 )\n"
+        "    $s =~ s/\\A\u00ef\u00bb\u00bf//;\n",
+        "if (/^\u00ef\u00bb\u00bf/) { $bom = 1 }\n",
+    ],
+)
+def test_mojibake_a_program_looks_for_is_reported_not_repaired(
+    client: TextMendClient, text: str
+) -> None:
+    """Code that mends mojibake writes it beside its repair, or after a pattern's anchor;
+    repaired, the fix-up became a no-op (found in Debian's Perl modules)."""
+    response = client.repair(text.encode("utf-8"), id="fixup")
+    assert response.text == text and list(response.edits) == []
+    assert response.findings
+    # The same damage in a sentence, or at the start of a line, is still repaired.
+    damaged = "Copyright \u00c2\u00a9 2020 and \u00c2\u00a9 2021.\n\u00ef\u00bb\u00bfline two\n"
+    repaired = client.repair(damaged.encode("utf-8"), id="damaged")
+    assert repaired.text == "Copyright \u00a9 2020 and \u00a9 2021.\nline two\n"
+
+
 def test_c1_controls_a_broken_character_left_around_a_word_are_not_punctuation(
     client: TextMendClient,
 ) -> None:

@@ -758,6 +758,11 @@ def shown_as_specimen(text: str, proposal: Proposal) -> bool:
     replacement = proposal.replacement
     if len(replacement) != 1:
         return False
+    start = proposal.start
+    if replacement == "\ufeff" and (text[start - 1 : start] == "^" or text[:start].endswith("\\A")):
+        # A byte order mark's mojibake sought by a pattern, after its anchor (`s/\\Aï»¿//` in
+        # Config::IniFiles, `/^ï»¿/`): the mark a file began with is what it looks for.
+        return True
     left, beyond_left = _neighbours(text, proposal.start - 1, -1)
     right, beyond_right = _neighbours(text, proposal.end, 1)
     sides = (left, right)
@@ -783,6 +788,58 @@ def shown_as_specimen(text: str, proposal: Proposal) -> bool:
         # file began with stands against the text it began.
         return left in (" ", "\xa0") or quoted
     return False
+
+
+# Mojibake beside its own repair is a fix-up's pattern and its replacement, not damage:
+# licensecheck's `$COPYRIGHT =~ s/Â©/©/g` lost its `Â` and became a no-op; a table
+# `{"Ã©": "é"}` or `.replace('Ã©', 'é')`. The repair must stand on the same line within
+# REPAIR_REACH characters, with only punctuation and space between and a delimiter among it
+# (`/`, `', '`, `": "`, ` => `): a converter's damage is not followed by the text it damaged.
+REPAIR_REACH = 8
+_REPAIR_DELIMITERS = frozenset("/'\"`,:=>|")
+BESIDE_ITS_REPAIR_REASON = "mojibake beside its own repair: a fix-up's pattern, reported"
+
+
+def beside_its_repair(text: str, proposal: Proposal) -> bool:
+    """Whether proposal's replacement stands just after or before it on its line, nothing but
+    punctuation and space between.
+
+    >>> t = "$s =~ s/Â©/©/g;"
+    >>> beside_its_repair(t, Proposal(8, 10, "©", Category.MOJIBAKE, "", 0.85))
+    True
+    >>> beside_its_repair(t, Proposal(8, 9, "", Category.MOJIBAKE, "", 0.85))
+    True
+    >>> beside_its_repair("cafÃ© or café", Proposal(3, 5, "é", Category.MOJIBAKE, "", 0.85))
+    False
+    >>> beside_its_repair("Ð½Ðµ Ðµ", Proposal(5, 6, "", Category.MOJIBAKE, "", 0.85))
+    False
+    >>> beside_its_repair("не Ðµ", Proposal(3, 5, "е", Category.MOJIBAKE, "", 0.85))
+    False
+    """
+    start, end, repair = proposal.start, proposal.end, proposal.replacement
+    if not repair:
+        # A deletion (`Â` of `Â©`): the repair is the character it leaves standing.
+        if end >= len(text) or not text[end].strip():
+            return False
+        end, repair = end + 1, text[end]
+    damaged = text[proposal.start : proposal.end]
+
+    def standing(at: int, between: str) -> bool:
+        # The repair itself, not the same damage again (`Ðµ Ðµ`, Macedonian `не е`: a
+        # deletion's `µ` stands in the next pair too), with a delimiter between and nothing
+        # but punctuation and space: a space alone is prose, where a later pass sees the
+        # word before already mended (`не Ðµ`).
+        return (
+            text[max(0, at - len(damaged)) : at] != damaged
+            and any(ch in _REPAIR_DELIMITERS for ch in between)
+            and not any(ch.isalnum() or ch == "\n" for ch in between)
+        )
+
+    at = text.find(repair, end, end + REPAIR_REACH + len(repair))
+    if at >= 0 and standing(at, text[end:at]):
+        return True
+    at = text.rfind(repair, max(0, start - REPAIR_REACH - len(repair)), start)
+    return at >= 0 and standing(at, text[at + len(repair) : start])
 
 
 # Mojibake written as code is an example the text shows: ``Kauderwelsch wie `Ã‚Â£` ``
@@ -948,6 +1005,7 @@ _MOJIBAKE_DOUBTS: tuple[tuple[Callable[[str, Proposal], bool], str], ...] = (
     (drops_a_word_letter, WORD_LETTER_REASON),
     (lambda text, proposal: quoted_alone(text, proposal.start, proposal.end), QUOTED_REASON),
     (shown_as_specimen, SPECIMEN_REASON),
+    (beside_its_repair, BESIDE_ITS_REPAIR_REASON),
     (closes_a_quote, CLOSES_A_QUOTE_REASON),
     (lambda text, proposal: written_as_code(text, proposal.start, proposal.end), CODE_REASON),
     (

@@ -584,27 +584,51 @@ CACHE_WEIGHT = 0.3
 # The row of a history nothing was scored after yet (never written to).
 _NO_ROW: dict[str, float] = {}
 
+# What `Scorer._contextual` needs of a character ch after the character prev, whatever came
+# before prev: (the bigram log-probability without its within-script part, that part, ch as
+# the word list spells it, how often the document has prev ch), or (the bigram
+# log-probability, None, None, 0) for a character outside the language's scripts, which the
+# word lattice and the document's pairs do not score.
+_PairPart = tuple[float, float | None, str | None, int]
+# Bytes one `_PairPart` holds in its row (the tuple, a float, and the row's slot: the
+# character and the document's count are shared objects).
+ENTRY_BYTES_PAIR_PART = 160
+# Of what a scorer's memo may hold, the share its pair parts may.
+PAIR_PART_SHARE = 8
+
 
 class _History:
     """What scoring any character after one history needs, worked out once for all of them:
-    the searches weigh tens of characters after each history they reach."""
+    the searches weigh tens of characters after each history they reach.
 
-    __slots__ = ("below", "fwd", "h", "pc", "prev", "seen")
+    A character's lp after a history depends on the history only through its last character
+    (prev) and its run in the language's own scripts as the word list spells it (h): one
+    `_History`, and its `row` of lp values, serves every history with the same two
+    (`Scorer._history`), as `。他們說` and `，他们说` share theirs."""
 
-    def __init__(self, model: CharModel, hist: str, firsts: Mapping[str, int]) -> None:
-        self.prev = prev = hist[-1:]
+    __slots__ = ("below", "fwd", "h", "pairs", "pc", "prev", "row", "seen")
+
+    def __init__(
+        self,
+        model: CharModel,
+        prev: str,
+        h: str,
+        firsts: Mapping[str, int],
+        pairs: dict[str, _PairPart],
+    ) -> None:
+        self.prev = prev
         self.pc = char_class(prev) if prev else "punct"
-        main = model.main_classes
-        k = len(hist)
-        while k > 0 and char_class(hist[k - 1]) in main:
-            k -= 1
-        # The history's run in the language's own scripts, as the word list spells it.
-        self.h = h = model.simplified(hist[k:])
+        self.h = h
         words = model.words()
         self.fwd = words.forward(h)
         # Prefix(h): forward(h) begins with forward(h[:-1]).
         self.below = words.after(h[:-1], self.fwd, h[-1]) if h else 1.0
         self.seen = firsts.get(prev, 0)
+        # The scorer's `_PairPart`s after prev (shared by every history ending in it).
+        self.pairs = pairs
+        # lp of each character after the history (the scorer's memo row of each history
+        # this one serves).
+        self.row: dict[str, float] = {}
 
 
 class Scorer:
@@ -658,10 +682,20 @@ class Scorer:
                         firsts[a] += 1
         self._pairs = dict(pairs)
         self._firsts = dict(firsts)
-        # Each history's `_History`, within a share of what the memo may hold.
+        # Each history's `_History`, within a share of what the memo may hold: by the
+        # history, and by its last character and run (`_History`, `_history`).
         self._hists: dict[str, _History] = {}
+        self._runs: dict[str, _History] = {}
         self._hists_cap = (
             self._memo_cap * ENTRY_BYTES_SCORER // ENTRY_BYTES_HISTORY // HISTORY_SHARE
+        )
+        # Each (prev, ch)'s `_PairPart`, by prev then ch, within a share of what the memo may
+        # hold: every history that ends in prev weighs ch with the same bigram part, and a
+        # search reaches tens of histories ending in each character.
+        self._pair_parts: dict[str, dict[str, _PairPart]] = {}
+        self._pair_parts_size = 0
+        self._pair_parts_cap = (
+            self._memo_cap * ENTRY_BYTES_SCORER // ENTRY_BYTES_PAIR_PART // PAIR_PART_SHARE
         )
 
     def top(
@@ -687,36 +721,85 @@ class Scorer:
                 return hit
         if self.plain:
             rest = self.model.logp(hist, ch, self.trad)
-        else:
-            rest = self._contextual(hist, ch)
-        if self._memo_size < self._memo_cap:
-            if row is None:
-                row = self._memo[hist] = {}
-            row[ch] = rest
-            self._memo_size += 1
+            if self._memo_size < self._memo_cap:
+                if row is None:
+                    row = self._memo[hist] = {}
+                row[ch] = rest
+                self._memo_size += 1
+            return rest
+        at = self._history(hist)
+        shared = at.row
+        rest = shared.get(ch)
+        if rest is None:
+            rest = self._contextual(at, ch)
+            if self._memo_size < self._memo_cap:
+                shared[ch] = rest
+                self._memo_size += 1
+        if row is None and self._memo_size < self._memo_cap:
+            # This history reads its values in the row of the histories like it.
+            self._memo[hist] = shared
         return rest
 
-    def _contextual(self, hist: str, ch: str) -> float:
-        """lp with the word lattice and the document's own character pairs."""
+    def _history(self, hist: str) -> _History:
+        """The `_History` of hist: the one of the histories with its last character and its
+        run, made on first use; the histories are kept within their cap (both the keys and
+        the shared objects count against it)."""
         at = self._hists.get(hist)
+        if at is not None:
+            return at
+        m = self.model
+        main = m.main_classes
+        k = len(hist)
+        while k > 0 and char_class(hist[k - 1]) in main:
+            k -= 1
+        # The history's run in the language's own scripts, as the word list spells it.
+        prev, h = hist[-1:], m.simplified(hist[k:])
+        # prev is one character or none (and then h is empty): prev + h names the pair.
+        key = prev + h
+        at = self._runs.get(key)
+        room = len(self._hists) + len(self._runs) < self._hists_cap
         if at is None:
-            at = _History(self.model, hist, self._firsts)
-            if len(self._hists) < self._hists_cap:
-                self._hists[hist] = at
+            pairs = self._pair_parts.get(prev)
+            if pairs is None:
+                pairs = self._pair_parts[prev] = {}
+            at = _History(m, prev, h, self._firsts, pairs)
+            if room:
+                self._runs[key] = at
+        if room:
+            self._hists[hist] = at
+        return at
+
+    def _contextual(self, at: _History, ch: str) -> float:
+        """lp after at with the word lattice and the document's own character pairs."""
+        part = at.pairs.get(ch)
+        if part is None:
+            part = self._pair_part(at, ch)
+        rest, p_bi, c, n = part
+        if c is None:
+            return rest
+        m = self.model
+        cond = self.words.after(at.h, at.fwd, c) / at.below if at.below > 0 else m.floor
+        p = WORD_WEIGHT * cond + (1 - WORD_WEIGHT) * p_bi
+        if at.seen:
+            mu = CACHE_WEIGHT * at.seen / (at.seen + 1)
+            p = (1 - mu) * p + mu * n / at.seen
+        return rest + math.log(max(p, 1e-12))
+
+    def _pair_part(self, at: _History, ch: str) -> _PairPart:
+        """The `_PairPart` of ch after at's last character, remembered in at's row while the
+        scorer's pair parts are within their cap."""
         m = self.model
         base = m.logp(at.prev, ch, self.trad)
         if char_class(ch) not in m.main_classes:
-            return base
-        p_bi = m._main_p(at.prev, at.pc, ch)
-        words = self.words
-        c = m.simplified(ch)
-        cond = words.after(at.h, at.fwd, c) / at.below if at.below > 0 else m.floor
-        p = WORD_WEIGHT * cond + (1 - WORD_WEIGHT) * p_bi
-        rest = base - math.log(max(p_bi, 1e-12))
-        if at.seen:
-            mu = CACHE_WEIGHT * at.seen / (at.seen + 1)
-            p = (1 - mu) * p + mu * self._pairs.get((at.prev, ch), 0) / at.seen
-        return rest + math.log(max(p, 1e-12))
+            part: _PairPart = (base, None, None, 0)
+        else:
+            p_bi = m._main_p(at.prev, at.pc, ch)
+            rest = base - math.log(max(p_bi, 1e-12))
+            part = (rest, p_bi, m.simplified(ch), self._pairs.get((at.prev, ch), 0))
+        if self._pair_parts_size < self._pair_parts_cap:
+            at.pairs[ch] = part
+            self._pair_parts_size += 1
+        return part
 
     def score(self, text: str, left: str = "") -> float:
         """Sum of log P over text, left being the text before it."""

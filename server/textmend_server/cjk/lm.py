@@ -323,7 +323,9 @@ class CharModel:
 
     def logp(self, prev: str, ch: str, traditional: bool | None = None) -> float:
         """log P(ch | prev), in nats; traditional says which Chinese script the text is in."""
-        key = (prev, ch) if traditional is None else (prev + ("T" if traditional else "S"), ch)
+        # The script as the key's third part, not appended to prev: a new string would be
+        # built and hashed on every call, hit or miss.
+        key = (prev, ch, traditional)
         hit = self._cache.get(key)
         if hit is not None:
             return hit
@@ -333,8 +335,14 @@ class CharModel:
         self, prev: str, options: Iterable[tuple[str, int]], traditional: bool | None = None
     ) -> list[tuple[str, int]]:
         """options (character, tag) by the bigram log P(character | prev), best first."""
-        logp = self.logp
-        return sorted(options, key=lambda o: logp(prev, o[0], traditional), reverse=True)
+        memo, logp = self._cache, self.logp
+
+        def bigram(o: tuple[str, int]) -> float:
+            # `logp`, its memo read here: a shortlist ranks hundreds of options at once.
+            hit = memo.get((prev, o[0], traditional))
+            return logp(prev, o[0], traditional) if hit is None else hit
+
+        return sorted(options, key=bigram, reverse=True)
 
     def _logp(self, prev: str, ch: str, traditional: bool | None) -> float:
         pc = char_class(prev) if prev else "punct"

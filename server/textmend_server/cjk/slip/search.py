@@ -145,6 +145,15 @@ DROP_FROM = 12
 # The bigram shortlist of a long list of options after a character (`_Search.best`).
 _SHORTLIST = cache.Memo("slip.shortlist", entry_bytes=ENTRY_BYTES_SHORTLIST)
 
+# What `_Search.top` weighs: the evaluations a shortlist costs, and the shortlist.
+Choices = tuple[int, Options]
+# The `Choices` of `_Search.chars` and `_Search.lost` by all their candidate lists depend on:
+# the codec, the model and script, the possible lead bytes, the trail byte or the table of
+# lost pairs, and the character before. The search asks for the same ones at every state
+# with the same pending bytes and last character; this skips building the lists and hashing
+# them whole as the shortlist's key. An entry holds what a shortlist's does.
+_CHOICES = cache.Memo("slip.choices", entry_bytes=ENTRY_BYTES_SHORTLIST)
+
 
 # A finished reading of a run: (end, out, score, channel, lost), as in `_State`.
 Finished = tuple[int, str, float, float, int]
@@ -182,13 +191,23 @@ class _Search:
             ch = self.c.pairs.get(pending[0] << 8 | trail)
             self.spent += 1
             return [(self.lp(prev, ch), ch)] if ch is not None else []
-        options = likely_chars(self.c, self.model, pending, trail)
-        if len(pending) > 4:
-            wide = with_successors(
-                self.c, self.model, pending, (trail,), None, prev, tuple((ch, 0) for ch in options)
-            )
-            options = tuple(ch for ch, _ in wide)
-        return [(lp, ch) for lp, ch, _ in self.best(((ch, 0) for ch in options), prev)]
+        key = (self.c.name, self.model.lang, self.trad, pending, trail, prev[-1:])
+        hit = _CHOICES.get(key)
+        if hit is None:
+            options = likely_chars(self.c, self.model, pending, trail)
+            if len(pending) > 4:
+                wide = with_successors(
+                    self.c,
+                    self.model,
+                    pending,
+                    (trail,),
+                    None,
+                    prev,
+                    tuple((ch, 0) for ch in options),
+                )
+                options = tuple(ch for ch, _ in wide)
+            hit = _CHOICES.put(key, self.shortlist(tuple((ch, 0) for ch in options), prev))
+        return [(lp, ch) for lp, ch, _ in self.top(hit, prev)]
 
     def closing(
         self, pending: tuple[int, ...], trail: int, prev: str, nxt: str
@@ -216,27 +235,38 @@ class _Search:
         """The best characters after last for a pair that was lost: (lead in pending, t)
         where t opens a pair of table (a dropped user-defined pair, or one that is no
         character), with t."""
-        options = drop_chars(self.c, self.model, pending, table)
-        options = with_successors(self.c, self.model, pending, None, table, last, options)
-        return self.best(options, last)
+        key = (self.c.name, self.model.lang, self.trad, pending, id(table), last[-1:])
+        hit = _CHOICES.get(key)
+        if hit is None:
+            options = drop_chars(self.c, self.model, pending, table)
+            options = with_successors(self.c, self.model, pending, None, table, last, options)
+            hit = _CHOICES.put(key, self.shortlist(options, last))
+        return self.top(hit, last)
 
     def best(self, options: Iterable[tuple[str, int]], hist: str) -> list[tuple[float, str, int]]:
         """The CHILDREN best of options (character, byte) after hist, scored in context; a
         long list is first cut down with the cheap character bigrams."""
-        options = tuple(options)
-        if len(options) > 2 * CHILDREN:
-            prev, trad = hist[-1:], self.trad
-            key = (options, prev, trad)
-            hit = _SHORTLIST.get(key)
-            # Charged whether or not the shortlist is cached: the budget must run out at the
-            # same place in every process, or a second repair could decide differently.
-            self.spent += len(options)
-            if hit is None:
-                hit = _SHORTLIST.put(
-                    key, tuple(self.model.rank(prev, options, trad)[: 2 * CHILDREN])
-                )
-            options = hit
-        self.spent += len(options)
+        return self.top(self.shortlist(tuple(options), hist), hist)
+
+    def shortlist(self, options: Options, hist: str) -> Choices:
+        """What `top` weighs of options after hist: the options themselves or, of a long
+        list, its best by the cheap character bigrams after hist's last character; with the
+        evaluations that cost."""
+        if len(options) <= 2 * CHILDREN:
+            return len(options), options
+        prev, trad = hist[-1:], self.trad
+        key = (options, prev, trad)
+        hit = _SHORTLIST.get(key)
+        if hit is None:
+            hit = _SHORTLIST.put(key, tuple(self.model.rank(prev, options, trad)[: 2 * CHILDREN]))
+        return len(options) + len(hit), hit
+
+    def top(self, choices: Choices, hist: str) -> list[tuple[float, str, int]]:
+        """The CHILDREN best of a `shortlist` after hist, scored in context, charged as the
+        shortlist says: whether or not it was cached, so that the budget runs out at the same
+        place in every process (or a second repair could decide differently)."""
+        spent, options = choices
+        self.spent += spent
         return self.scorer.top(hist, options, CHILDREN)
 
     def token(self, ch: str) -> tuple[int, ...] | None:

@@ -179,6 +179,9 @@ AFTER_DIGIT = frozenset(
 # process's one budget.
 ENTRY_BYTES_LOGP = 250
 ENTRY_BYTES_SCORER = 120
+# A `CharModel.context_part`: a key like logp's, a tuple of two floats and the simplified
+# character (`sys.getsizeof` of each).
+ENTRY_BYTES_CONTEXT_PART = 350
 # A scorer's `_History` of one history: key, object, forward sums and the history's simplified
 # form (`sys.getsizeof` of each, for a four-character Chinese history).
 ENTRY_BYTES_HISTORY = 560
@@ -270,6 +273,7 @@ class CharModel:
 
             self._s2t = opencc.OpenCC("s2t")
         self._cache = cache.Memo(f"lm.logp.{lang}", entry_bytes=ENTRY_BYTES_LOGP)
+        self._parts = cache.Memo(f"lm.context_part.{lang}", entry_bytes=ENTRY_BYTES_CONTEXT_PART)
         self._words: WordModel | None = None
         self._succ: dict[str, tuple[str, ...]] | None = None
         # Simplified forms that traditional text writes otherwise: not 出, 只, 家 (the simplified
@@ -330,6 +334,24 @@ class CharModel:
         if hit is not None:
             return hit
         return self._cache.put(key, self._logp(prev, ch, traditional))
+
+    def context_part(
+        self, prev: str, ch: str, traditional: bool | None
+    ) -> tuple[float, float | None, str | None]:
+        """What the contextual scorer (`Scorer`) needs of the bigram of ch after prev: (logp
+        without its within-script part, that part P(ch | prev), ch as the word list spells
+        it), or (logp, None, None) for a character outside the language's scripts; memoised
+        (every document's scorer asks for the same pairs)."""
+        key = (prev, ch, traditional)
+        hit = self._parts.get(key)
+        if hit is not None:
+            return hit
+        base = self.logp(prev, ch, traditional)
+        if char_class(ch) not in self._main:
+            return self._parts.put(key, (base, None, None))
+        p_bi = self._main_p(prev, char_class(prev) if prev else "punct", ch)
+        rest = base - math.log(max(p_bi, 1e-12))
+        return self._parts.put(key, (rest, p_bi, self.simplified(ch)))
 
     def rank(
         self, prev: str, options: Iterable[tuple[str, int]], traditional: bool | None = None
@@ -796,14 +818,8 @@ class Scorer:
     def _pair_part(self, at: _History, ch: str) -> _PairPart:
         """The `_PairPart` of ch after at's last character, remembered in at's row while the
         scorer's pair parts are within their cap."""
-        m = self.model
-        base = m.logp(at.prev, ch, self.trad)
-        if char_class(ch) not in m.main_classes:
-            part: _PairPart = (base, None, None, 0)
-        else:
-            p_bi = m._main_p(at.prev, at.pc, ch)
-            rest = base - math.log(max(p_bi, 1e-12))
-            part = (rest, p_bi, m.simplified(ch), self._pairs.get((at.prev, ch), 0))
+        rest, p_bi, c = self.model.context_part(at.prev, ch, self.trad)
+        part: _PairPart = (rest, p_bi, c, self._pairs.get((at.prev, ch), 0) if c is not None else 0)
         if self._pair_parts_size < self._pair_parts_cap:
             at.pairs[ch] = part
             self._pair_parts_size += 1

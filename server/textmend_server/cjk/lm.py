@@ -238,6 +238,9 @@ class CharModel:
 
         self.lang = lang
         self._simplify: dict[int, str] = _simplify_table() if lang == "zh" else {}
+        # The same mapping by character, for `simplified` of one character: exactly what
+        # translating it gives (3,275 entries for Chinese, 0.6 MB by tracemalloc; empty otherwise).
+        self._simplify_char = {chr(k): chr(k).translate(self._simplify) for k in self._simplify}
         freqs = wordfreq.get_frequency_dict(lang, wordlist=_LANG_LIST[lang])
         uni: dict[str, float] = defaultdict(float)
         # Pairs keyed by the two-character string: a third of the memory of a tuple of two
@@ -288,6 +291,10 @@ class CharModel:
     def simplified(self, text: str) -> str:
         """text as the model counts it: traditional characters in wordfreq's simplified forms
         for Chinese (its word lists are simplified), text itself for Japanese and Korean."""
+        if len(text) == 1:
+            # One character (what the searches ask, millions of times): a lookup, not a
+            # translation building a new string.
+            return self._simplify_char.get(text, text)
         return text.translate(self._simplify) if self._simplify else text
 
     @property

@@ -602,6 +602,31 @@ class WordModel:
                     pre += fwd[j] * m
         return pre
 
+    def cuts(self, s: str, fwd: Sequence[float]) -> tuple[int, ...]:
+        """The cuts j of s that `after(s, fwd, c)` can add anything at, whatever c is: fwd[j]
+        is not zero, and s[j:] is empty (c alone) or begins a listed word. Every word that
+        s[j:] + c begins, s[j:] begins as well, so the other cuts add nothing for any c."""
+        mass = self._mass
+        n = len(s) + 1
+        return tuple(
+            j for j in range(max(0, n - self.MAXLEN), n) if fwd[j] and (j == n - 1 or s[j:] in mass)
+        )
+
+    def after_cuts(self, s: str, fwd: Sequence[float], cuts: Iterable[int], c: str) -> float:
+        """`after(s, fwd, c)` at the given `cuts(s, fwd)` alone: the same terms, added in the
+        same order, so the same float; the scorer weighs many characters after one history."""
+        mass, floor = self._mass, self._floor
+        t = s + c
+        n = len(t)
+        pre = 0.0
+        for j in cuts:
+            m = mass.get(t[j:])
+            if m is None and n - j == 1:
+                m = floor
+            if m:
+                pre += fwd[j] * m
+        return pre
+
     def prefix(self, s: str) -> float:
         """Prefix(s); 1 for the empty string (every cut begins there)."""
         return self.after(s[:-1], self.forward(s[:-1]), s[-1]) if s else 1.0
@@ -643,7 +668,7 @@ class _History:
     `_History`, and its `row` of lp values, serves every history with the same two
     (`Scorer._history`), as `。他們說` and `，他们说` share theirs."""
 
-    __slots__ = ("below", "fwd", "h", "pairs", "pc", "prev", "row", "seen")
+    __slots__ = ("below", "cuts", "fwd", "h", "pairs", "pc", "prev", "row", "seen")
 
     def __init__(
         self,
@@ -660,6 +685,8 @@ class _History:
         self.fwd = words.forward(h)
         # Prefix(h): forward(h) begins with forward(h[:-1]).
         self.below = words.after(h[:-1], self.fwd, h[-1]) if h else 1.0
+        # Where a character after h can end a word or begin one (`WordModel.cuts`).
+        self.cuts = words.cuts(h, self.fwd)
         self.seen = firsts.get(prev, 0)
         # The scorer's `_PairPart`s after prev (shared by every history ending in it).
         self.pairs = pairs
@@ -815,7 +842,8 @@ class Scorer:
         if c is None:
             return rest
         m = self.model
-        cond = self.words.after(at.h, at.fwd, c) / at.below if at.below > 0 else m.floor
+        words = self.words
+        cond = words.after_cuts(at.h, at.fwd, at.cuts, c) / at.below if at.below > 0 else m.floor
         p = WORD_WEIGHT * cond + (1 - WORD_WEIGHT) * p_bi
         if at.seen:
             mu = CACHE_WEIGHT * at.seen / (at.seen + 1)

@@ -783,6 +783,9 @@ def test_word_lattice_prefix_from_its_history_is_the_sum_over_every_cut(text):
         want = _prefix_by_every_cut(wm, hist + c)
         assert wm.after(hist, wm.forward(hist), c) == pytest.approx(want, rel=1e-12)
         assert wm.prefix(hist + c) == pytest.approx(want, rel=1e-12)
+        # The scorer's sum over the cuts that can add: the very same float.
+        fwd = wm.forward(hist)
+        assert wm.after_cuts(hist, fwd, wm.cuts(hist, fwd), c) == wm.after(hist, fwd, c)
     assert wm.cond("狐", "狸") > 100 * wm.cond("狐", "宏")
 
 
@@ -800,6 +803,20 @@ def test_scorer_top_is_the_best_of_lp_whether_memoised_or_not(plain):
     assert s.top("狐", options, 3) == fresh
     # The plain scorer reads only the last character of the history; the full one more.
     assert (s.top("九尾狐", options, 3) == fresh) is plain
+
+
+def test_scorer_histories_with_the_same_last_character_and_run_share_exact_values():
+    """Histories that differ before their run in the language's scripts (`。他稱`, `，他稱`)
+    share one row of lp values: each value is what a scorer that saw only the other gives."""
+    from textmend_server.cjk.lm import Scorer, get_model
+
+    doc = "他稱他們的公司。他稱"
+    shared = Scorer(get_model("zh"), True, doc)
+    alone = Scorer(get_model("zh"), True, doc)
+    for ch in "他們的公司宏，a":
+        first = shared.lp("。他稱", ch)
+        assert shared.lp("，他稱", ch) == first == alone.lp("，他稱", ch)
+        assert shared.lp("X他稱", ch) == alone.lp("X他稱", ch)
 
 
 def test_bigram_rank_orders_by_the_character_after_prev():

@@ -607,10 +607,14 @@ class WordModel:
         is not zero, and s[j:] is empty (c alone) or begins a listed word. Every word that
         s[j:] + c begins, s[j:] begins as well, so the other cuts add nothing for any c."""
         mass = self._mass
-        n = len(s) + 1
-        return tuple(
-            j for j in range(max(0, n - self.MAXLEN), n) if fwd[j] and (j == n - 1 or s[j:] in mass)
-        )
+        last = len(s)
+        out = []
+        for j in range(max(0, last + 1 - self.MAXLEN), last):
+            if fwd[j] and s[j:] in mass:
+                out.append(j)
+        if fwd[last]:
+            out.append(last)
+        return tuple(out)
 
     def after_cuts(self, s: str, fwd: Sequence[float], cuts: Iterable[int], c: str) -> float:
         """`after(s, fwd, c)` at the given `cuts(s, fwd)` alone: the same terms, added in the

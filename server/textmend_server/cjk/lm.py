@@ -589,18 +589,8 @@ class WordModel:
     def after(self, s: str, fwd: Sequence[float], c: str) -> float:
         """Prefix(s + c), given `forward(s)`: the cuts of s, each with the listed words its
         last piece and c begin."""
-        mass, floor = self._mass, self._floor
-        t = s + c
-        n = len(t)
-        pre = 0.0
-        for j in range(max(0, n - self.MAXLEN), n):
-            if fwd[j]:
-                m = mass.get(t[j:])
-                if m is None and n - j == 1:
-                    m = floor
-                if m:
-                    pre += fwd[j] * m
-        return pre
+        n = len(s) + 1
+        return self.after_cuts(s, fwd, [j for j in range(max(0, n - self.MAXLEN), n) if fwd[j]], c)
 
     def cuts(self, s: str, fwd: Sequence[float]) -> tuple[int, ...]:
         """The cuts j of s that `after(s, fwd, c)` can add anything at, whatever c is: fwd[j]

@@ -352,6 +352,24 @@ def test_markup_that_leaked_is_repaired(client: TextMendClient, text: str, expec
     assert all("the document shows leaked markup" in e.reason for e in response.edits)
 
 
+def test_a_program_s_escaped_output_quoted_as_a_literal_is_not_evidence(
+    client: TextMendClient,
+) -> None:
+    """REXML's documentation of its `:raw` option (RDoc, Debian's libruby3.1) shows what the
+    program prints, escaped twice, inside a string; taken for leaked markup, every `<tt>` of
+    the document was removed and the examples' entities unescaped, making them false."""
+    text = (
+        "Use <tt>:raw</tt> to keep the text as written:\n\n"
+        '  a.to_s # => "<a>0 &lt; 1</a>"\n'
+        '  b.to_s # => "<b>1 &amp;gt; 0 so 0 &amp;lt; 1</b>"\n'
+    )
+    response = client.repair(text.encode("utf-8"), id="raw")
+    assert response.text == text and list(response.edits) == []
+    # The same reference escaped twice in running text still shows the leak.
+    leaked = client.repair(b"Tom &amp;amp; Jerry said <i>hello</i>.", id="leak")
+    assert leaked.text == "Tom & Jerry said hello."
+
+
 # Text pdftotext and pypdf took from PDFs of Debian bookworm's TeX documentation, whose fonts
 # map no Unicode: the font's glyph codes stand in the text (2022.20230122 packages).
 PDF_GLYPH_CODES = [

@@ -320,7 +320,8 @@ def markup_evidence(text: str) -> MarkupEvidence:
                 continue
             value, layers = unescaped
             if layers > 1:
-                multi += 1
+                if not _in_a_string(text, m.start(), m.end()):
+                    multi += 1
             elif not value.isascii() and not _quoted(text, m.start(), m.end()):
                 if value not in written:
                     written[value] = (text.find(value), text.rfind(value))
@@ -396,6 +397,22 @@ def _glued_to_a_word(text: str, start: int, end: int) -> bool:
     (`It&#8217;s`, `na&iuml;ve`), not named in a sentence about references (`write &eacute;
     for é`) nor listed in a test of them (`&#x2011;&#X2011;json`)."""
     return 0 < start and end < len(text) and text[start - 1].isalpha() and text[end].isalpha()
+
+
+def _in_a_string(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] stands inside a double-quoted string on its line: an odd number
+    of `"` before it on the line, and one after it. A reference escaped twice there is a
+    program's output quoted as a literal (REXML's documentation of its `:raw` option:
+    `b.to_s # => "<b>1 &amp;gt; 0</b>"`), not evidence that the document's markup leaked.
+
+    >>> t = 'b.to_s # => "<b>1 &amp;gt; 0</b>"'
+    >>> _in_a_string(t, 17, 25), _in_a_string("1 &amp;gt; 0", 2, 10)
+    (True, False)
+    """
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    return text.count('"', line_start, start) % 2 == 1 and '"' in text[end:line_end]
 
 
 def _quoted(text: str, start: int, end: int) -> bool:

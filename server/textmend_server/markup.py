@@ -399,6 +399,11 @@ def _glued_to_a_word(text: str, start: int, end: int) -> bool:
     return 0 < start and end < len(text) and text[start - 1].isalpha() and text[end].isalpha()
 
 
+# Characters `_in_a_string` reads each side of a reference on its line: a quoted example is a
+# line of code (so a document of a few long lines costs no more than one of short ones).
+STRING_REACH = 200
+
+
 def _in_a_string(text: str, start: int, end: int) -> bool:
     """Whether text[start:end] stands inside a double-quoted string on its line: an odd number
     of `"` before it on the line, and one after it. A reference escaped twice there is a
@@ -409,9 +414,12 @@ def _in_a_string(text: str, start: int, end: int) -> bool:
     >>> _in_a_string(t, 17, 25), _in_a_string("1 &amp;gt; 0", 2, 10)
     (True, False)
     """
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", end)
-    line_end = len(text) if line_end < 0 else line_end
+    reach = max(0, start - STRING_REACH)
+    line_start = text.rfind("\n", reach, start) + 1
+    if line_start == 0 and reach > 0:
+        return False  # a line longer than a quoted example's: the old evidence stands
+    line_end = text.find("\n", end, end + STRING_REACH)
+    line_end = min(len(text), end + STRING_REACH) if line_end < 0 else line_end
     return text.count('"', line_start, start) % 2 == 1 and '"' in text[end:line_end]
 
 

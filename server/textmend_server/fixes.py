@@ -758,11 +758,6 @@ def shown_as_specimen(text: str, proposal: Proposal) -> bool:
     replacement = proposal.replacement
     if len(replacement) != 1:
         return False
-    start = proposal.start
-    if replacement == "\ufeff" and (text[start - 1 : start] == "^" or text[:start].endswith("\\A")):
-        # A byte order mark's mojibake sought by a pattern, after its anchor (`s/\\Aï»¿//` in
-        # Config::IniFiles, `/^ï»¿/`): the mark a file began with is what it looks for.
-        return True
     left, beyond_left = _neighbours(text, proposal.start - 1, -1)
     right, beyond_right = _neighbours(text, proposal.end, 1)
     sides = (left, right)
@@ -840,6 +835,27 @@ def beside_its_repair(text: str, proposal: Proposal) -> bool:
         return True
     at = text.rfind(repair, max(0, start - REPAIR_REACH - len(repair)), start)
     return at >= 0 and standing(at, text[at + len(repair) : start])
+
+
+# A byte order mark's mojibake right after a pattern's anchor is what the pattern looks for:
+# Config::IniFiles strips `s/\Aï»¿//` (the mark a file began with, read as Latin-1), as does
+# `/^ï»¿/`; repaired, the pattern lost what it matches.
+ANCHORED_BOM_REASON = (
+    "a byte order mark's mojibake after a pattern's anchor: what it seeks, reported"
+)
+
+
+def sought_after_an_anchor(text: str, proposal: Proposal) -> bool:
+    """Whether proposal re-decodes a byte order mark that follows `^` or `\\A`.
+
+    >>> p = Proposal(5, 8, "\ufeff", Category.MOJIBAKE, "", 0.85)
+    >>> sought_after_an_anchor("if /^ï»¿/", p), sought_after_an_anchor("abcd ï»¿x", p)
+    (True, False)
+    """
+    start = proposal.start
+    return proposal.replacement == "\ufeff" and (
+        (start >= 1 and text[start - 1] == "^") or (start >= 2 and text[start - 2 : start] == "\\A")
+    )
 
 
 # Mojibake written as code is an example the text shows: ``Kauderwelsch wie `Ã‚Â£` ``
@@ -1006,6 +1022,7 @@ _MOJIBAKE_DOUBTS: tuple[tuple[Callable[[str, Proposal], bool], str], ...] = (
     (lambda text, proposal: quoted_alone(text, proposal.start, proposal.end), QUOTED_REASON),
     (shown_as_specimen, SPECIMEN_REASON),
     (beside_its_repair, BESIDE_ITS_REPAIR_REASON),
+    (sought_after_an_anchor, ANCHORED_BOM_REASON),
     (closes_a_quote, CLOSES_A_QUOTE_REASON),
     (lambda text, proposal: written_as_code(text, proposal.start, proposal.end), CODE_REASON),
     (

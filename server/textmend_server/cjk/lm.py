@@ -662,7 +662,7 @@ class _History:
     `_History`, and its `row` of lp values, serves every history with the same two
     (`Scorer._history`), as `。他們說` and `，他们说` share theirs."""
 
-    __slots__ = ("below", "cuts", "fwd", "h", "pairs", "pc", "prev", "row", "seen")
+    __slots__ = ("below", "cuts", "fwd", "h", "pairs", "prev", "row", "seen")
 
     def __init__(
         self,
@@ -673,7 +673,6 @@ class _History:
         pairs: dict[str, _PairPart],
     ) -> None:
         self.prev = prev
-        self.pc = char_class(prev) if prev else "punct"
         self.h = h
         words = model.words()
         self.fwd = words.forward(h)
